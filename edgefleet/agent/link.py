@@ -1,0 +1,172 @@
+"""One box's MQTT connection (paho-mqtt 2.x, MQTT 5): Last Will, retained online/offline status, heartbeats.
+
+The network loop is not chosen here: the agent process calls ``client.loop_start()`` (one connection, paho's
+own thread), the simulator drives thousands of links from one asyncio loop through paho's socket callbacks,
+because paho's own loops use ``select()`` and fail past fd 1024 (shared/FIELD-NOTES.md).
+
+The retained status and the will carry the box's boot id and session counter: the will is renewed before
+every connection attempt (``on_pre_connect``), and the controller ignores a will older than the box's latest
+"online". The birth message is published in ``on_connect`` so a reconnect renews it, and buffered heartbeats
+are flushed after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edgefleet import messages, topics
+from edgefleet.agent.reporting import BoxReporter
+from edgefleet.messages import Heartbeat
+
+log = logging.getLogger(__name__)
+
+# The broker sends the will after ~1.5 x keepalive of silence (a frozen box or a pulled cable), so a 10 s
+# keepalive bounds "cable pulled" detection at ~15 s, below the 30 s heartbeat timeout.
+DEFAULT_KEEPALIVE_S: Final = 10
+QOS: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerAddress:
+        """``mqtt://host:port`` (or ``host:port``); raises ValueError saying what is wrong."""
+        parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+        if parts.scheme not in {"mqtt", "tcp"}:
+            raise ValueError(f"broker URL {url!r}: scheme must be mqtt:// (TLS is not supported yet)")
+        if not parts.hostname:
+            raise ValueError(f"broker URL {url!r} names no host; expected mqtt://HOST:PORT")
+        try:
+            port = parts.port or 1883
+        except ValueError as exc:
+            raise ValueError(f"broker URL {url!r} has an invalid port") from exc
+        return cls(parts.hostname, port)
+
+    def __str__(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+
+class BoxLink:
+    """The MQTT side of one box. Thread-safe: heartbeats may be sent from another thread than paho's loop."""
+
+    def __init__(
+        self,
+        reporter: BoxReporter,
+        broker: BrokerAddress,
+        *,
+        keepalive_s: int = DEFAULT_KEEPALIVE_S,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.reporter = reporter
+        self.broker = broker
+        self.keepalive_s = keepalive_s
+        self._lock = threading.Lock()
+        self._connected = False
+        self.refused: str | None = None
+        # A stable client id (the box id): the broker then drops a stale connection of the same box.
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=reporter.box,
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=60)
+        self.client.on_pre_connect = self._on_pre_connect
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def connect_async(self) -> None:
+        """Prepare the first connection; the network loop (paho's or the caller's) performs it."""
+        self._on_pre_connect(self.client, None)
+        self.client.connect_async(self.broker.host, self.broker.port, keepalive=self.keepalive_s)
+
+    def send(self, heartbeat: Heartbeat) -> None:
+        """Publish now, or keep it for the next connection when the broker is unreachable."""
+        with self._lock:
+            if not self._connected:
+                self.reporter.keep(heartbeat)
+                return
+            info = self.client.publish(topics.heartbeat_topic(self.reporter.box), messages.encode(heartbeat), qos=QOS)
+            if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
+                # paho keeps it in its own queue and resends it on reconnect; nothing more to do.
+                log.debug("Queued heartbeat while connection was dropping", extra={"box": self.reporter.box})
+
+    def publish_raw(self, topic: str, payload: bytes) -> None:
+        """Publish bytes as they are (the simulator's malformed-payload fault uses it)."""
+        self.client.publish(topic, payload, qos=QOS)
+
+    def stop(self) -> mqtt.MQTTMessageInfo | None:
+        """Say "offline" (reason shutdown) and disconnect cleanly; a clean DISCONNECT suppresses the will,
+        so without this the controller would only notice the stop by the heartbeat timeout."""
+        with self._lock:
+            info = None
+            if self._connected:
+                status = self.reporter.status("offline", "shutdown")
+                info = self.client.publish(
+                    topics.status_topic(self.reporter.box), messages.encode(status), qos=QOS, retain=True
+                )
+            self._connected = False
+        return info
+
+    def disconnect(self) -> None:
+        self.client.disconnect()
+
+    # --- paho callbacks: never raise out of them -------------------------------------------------------------
+
+    def _on_pre_connect(self, client: mqtt.Client, userdata: Any) -> None:
+        self.reporter.next_session()
+        will = self.reporter.status("offline", "connection-lost")
+        client.will_set(topics.status_topic(self.reporter.box), messages.encode(will), qos=QOS, retain=True)
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Any,
+    ) -> None:
+        if reason_code.is_failure:
+            self.refused = str(reason_code)
+            log.warning("Broker refused box connection", extra={"box": self.reporter.box, "reason": str(reason_code)})
+            if reason_code.value in (0x86, 0x87, 0x8C):  # bad credentials, not authorised, bad auth method
+                # Retrying bad credentials only fills the broker's log; a human must fix them.
+                client.disconnect()
+            return
+        self.refused = None
+        with self._lock:
+            online = self.reporter.status("online", "connected")
+            client.publish(topics.status_topic(self.reporter.box), messages.encode(online), qos=QOS, retain=True)
+            for heartbeat in self.reporter.drain():
+                client.publish(topics.heartbeat_topic(self.reporter.box), messages.encode(heartbeat), qos=QOS)
+            self._connected = True
+        log.info("Connected box to broker", extra={"box": self.reporter.box, "broker": str(self.broker)})
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Any,
+    ) -> None:
+        with self._lock:
+            self._connected = False
+        log.info("Lost connection to broker", extra={"box": self.reporter.box, "reason": str(reason_code)})

@@ -1,0 +1,172 @@
+"""Wire messages between boxes and the controller (schema version 1), validated once, at the edge.
+
+Messages are JSON encoded and decoded with msgspec: it validates types and bounds while decoding, costs a few
+microseconds per heartbeat on the controller's hot path, and adds about 1 MB to the agent, where pydantic would
+add ten times that (see docs/decisions.md). Unknown fields are ignored so that a newer agent can add fields
+without breaking an older controller; a message with another ``schema`` number is refused by the ingest.
+
+Ordering: every message carries the agent's ``boot`` id (new at each agent start) and a per-boot sequence
+(``seq`` for heartbeats, ``session`` - the connection counter - for status messages), so the controller can
+drop duplicates and stale messages, including a Last Will that the broker delivers after the box's new
+"online" (MQTT orders messages per publisher connection only).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final, Literal, TypeVar
+
+import msgspec
+from msgspec import Meta, Struct
+
+from edgefleet.errors import MessageRejected
+from edgefleet.ids import ID_PATTERN
+
+SCHEMA_VERSION: Final = 1
+# A heartbeat of a box with 8 GPUs and 30 apps is about 6 KB; anything far above is not a heartbeat.
+MAX_MESSAGE_BYTES: Final = 64 * 1024
+
+Id = Annotated[str, Meta(pattern=ID_PATTERN, max_length=63)]
+BootId = Annotated[str, Meta(min_length=8, max_length=64)]
+NonNegInt = Annotated[int, Meta(ge=0)]
+NonNegFloat = Annotated[float, Meta(ge=0)]
+Percent = Annotated[float, Meta(ge=0, le=100)]
+ShortText = Annotated[str, Meta(max_length=256)]
+
+
+class HostSample(Struct, frozen=True, kw_only=True):
+    """The box's own health, read from /proc and statvfs."""
+
+    cpu_percent: Percent | None = None
+    load1: NonNegFloat | None = None
+    load5: NonNegFloat | None = None
+    load15: NonNegFloat | None = None
+    memory_total_bytes: NonNegInt | None = None
+    memory_available_bytes: NonNegInt | None = None
+    disk_path: ShortText = "/"
+    disk_total_bytes: NonNegInt | None = None
+    disk_free_bytes: NonNegInt | None = None
+
+
+class GpuSample(Struct, frozen=True, kw_only=True):
+    """One GPU as NVML reports it; a reading NVML cannot give is None."""
+
+    index: NonNegInt
+    name: ShortText
+    uuid: ShortText
+    utilization_percent: Percent | None = None
+    memory_used_bytes: NonNegInt | None = None
+    memory_total_bytes: NonNegInt | None = None
+    temperature_c: float | None = None
+    power_w: NonNegFloat | None = None
+    throttle_reasons: list[ShortText] = []
+    ecc_corrected_errors: NonNegInt | None = None
+    ecc_uncorrected_errors: NonNegInt | None = None
+
+
+class GpuReport(Struct, frozen=True, kw_only=True):
+    """The GPU section: either samples, or why there are none (no driver, no NVML, no GPU)."""
+
+    available: bool
+    reason: ShortText | None = None
+    driver_version: ShortText | None = None
+    gpus: list[GpuSample] = []
+
+
+AppRunState = Literal["running", "pending", "stopped", "failed", "unknown"]
+
+
+class AppState(Struct, frozen=True, kw_only=True):
+    """One app on the box (scan-upload, sorting-recognition, ...)."""
+
+    name: ShortText
+    version: ShortText
+    state: AppRunState
+    detail: ShortText | None = None
+
+
+class AppReport(Struct, frozen=True, kw_only=True):
+    """The apps section and where it was read from (``file:<path>``, ``metaserver:<url>`` or ``none``)."""
+
+    source: ShortText
+    error: ShortText | None = None
+    apps: list[AppState] = []
+
+
+class Heartbeat(Struct, frozen=True, kw_only=True):
+    """Sent by every box every ``interval_s`` seconds on ``edgefleet/v1/boxes/<box>/heartbeat`` (QoS 1)."""
+
+    schema: int
+    box: Id
+    site: Id
+    boot: BootId
+    seq: NonNegInt
+    sent_at: float
+    agent_version: ShortText
+    interval_s: Annotated[float, Meta(gt=0, le=3600)]
+    uptime_s: NonNegFloat
+    host: HostSample
+    gpu: GpuReport
+    apps: AppReport
+
+
+StatusState = Literal["online", "offline"]
+
+
+class BoxStatus(Struct, frozen=True, kw_only=True):
+    """Retained on ``edgefleet/v1/boxes/<box>/status``: "online" at each connect, "offline" as the Last Will
+    (``reason`` "connection-lost") or before a clean stop (``reason`` "shutdown")."""
+
+    schema: int
+    box: Id
+    site: Id
+    boot: BootId
+    session: NonNegInt
+    state: StatusState
+    at: float
+    reason: ShortText
+
+
+class _Envelope(Struct):
+    schema: int
+
+
+_encoder = msgspec.json.Encoder()
+_heartbeat_decoder = msgspec.json.Decoder(Heartbeat)
+_status_decoder = msgspec.json.Decoder(BoxStatus)
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+
+
+def encode(message: Heartbeat | BoxStatus) -> bytes:
+    return _encoder.encode(message)
+
+
+_T = TypeVar("_T", Heartbeat, BoxStatus)
+
+
+def _decode(decoder: msgspec.json.Decoder[_T], payload: bytes) -> _T:
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise MessageRejected("oversized", f"{len(payload)} bytes, at most {MAX_MESSAGE_BYTES} are accepted")
+    try:
+        message = decoder.decode(payload)
+    except msgspec.DecodeError as exc:
+        # Tell "a newer or older agent" apart from "garbage": the former needs an upgrade, not a bug hunt.
+        try:
+            schema = _envelope_decoder.decode(payload).schema
+        except msgspec.DecodeError:
+            schema = SCHEMA_VERSION
+        if schema != SCHEMA_VERSION:
+            raise MessageRejected("schema", f"schema version {schema}, this controller reads {SCHEMA_VERSION}") from exc
+        raise MessageRejected("malformed", str(exc)) from exc
+    if message.schema != SCHEMA_VERSION:
+        raise MessageRejected("schema", f"schema version {message.schema}, this controller reads {SCHEMA_VERSION}")
+    return message
+
+
+def decode_heartbeat(payload: bytes) -> Heartbeat:
+    """Validate a heartbeat; raises MessageRejected (cause oversized, malformed or schema)."""
+    return _decode(_heartbeat_decoder, payload)
+
+
+def decode_status(payload: bytes) -> BoxStatus:
+    """Validate a status message; raises MessageRejected (cause oversized, malformed or schema)."""
+    return _decode(_status_decoder, payload)
