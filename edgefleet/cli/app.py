@@ -1,0 +1,75 @@
+"""The typer application behind ``edgefleet`` (all subcommands but ``agent``)."""
+
+from __future__ import annotations
+
+import typer
+
+from edgefleet import __version__
+from edgefleet.errors import EdgefleetError, UnreachableError
+
+app = typer.Typer(
+    name="edgefleet",
+    help="Fleet manager for KubeEdge edge sites and their GPU boxes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def _register() -> None:
+    # Each module adds its commands to ``app``; they import their heavy dependencies lazily.
+    from edgefleet.cli import cloud, fleet, sim
+
+    app.add_typer(cloud.app, name="cloud", help="Run the cloud controller.")
+    app.add_typer(sim.app, name="sim", help="Run the fleet simulator and inject faults.")
+    fleet.register(app)
+    app.command(
+        "agent",
+        help="Run the box agent (see 'edgefleet agent --help').",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(_agent_placeholder)
+
+
+def _agent_placeholder() -> None:  # pragma: no cover - main() dispatches 'agent' before typer runs
+    raise typer.Exit(2)
+
+
+def run(args: list[str]) -> int:
+    from edgefleet.cli.output import fail
+
+    _register()
+    try:
+        app(args, standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except UnreachableError as exc:
+        try:
+            fail(f"cannot reach the {exc.what} at {exc.where}", hint=exc.hint)
+        except typer.Exit as inner:
+            return int(inner.exit_code or 1)
+    except EdgefleetError as exc:
+        try:
+            fail(str(exc))
+        except typer.Exit as inner:
+            return int(inner.exit_code or 1)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # click's usage errors and aborts arrive here with standalone_mode off
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            return 1
+        raise
+    return 0
