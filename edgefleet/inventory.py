@@ -13,7 +13,7 @@ import re
 import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 
 import msgspec
 import yaml
@@ -134,6 +134,7 @@ def _to_python(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> Any:
     return _LOADER.construct_object(node, deep=True)
 
 
+_CHOICES: Final[dict[str, tuple[str, ...]]] = {"role": get_args(BoxRole), "kind": get_args(SiteKind)}
 _LOADER = yaml.SafeLoader("")
 # libyaml composes ~10x faster than the pure-Python parser; both build the same node tree.
 _FAST_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -206,7 +207,14 @@ def _load_file(file: Path, problems: list[Problem]) -> list[tuple[SiteManifest, 
             manifest = msgspec.convert(raw, SiteManifest)
         except msgspec.ValidationError as exc:
             path, reason = _parse_error_path(str(exc))
+            unknown = re.match(r"Object contains unknown field `([^`]+)`", reason)
+            if unknown:
+                path = (*path, unknown.group(1))
             camel = tuple(_camel(p) if isinstance(p, str) else p for p in path)
+            if reason.startswith("Invalid enum value") and path and path[-1] in _CHOICES:
+                reason += f"; expected one of {', '.join(_CHOICES[str(path[-1])])}"
+            if unknown:
+                reason += " (check its spelling and indentation; docs/inventory.md lists the fields)"
             if "matching regex" in reason:
                 reason = (
                     "must be an id: lower-case letters, digits and '-', at most 63, starting and ending alphanumeric"
