@@ -45,6 +45,8 @@ class HostSample(Struct, frozen=True, kw_only=True):
     disk_path: ShortText = "/"
     disk_total_bytes: NonNegInt | None = None
     disk_free_bytes: NonNegInt | None = None
+    # Since the box (not the agent) booted, from /proc/uptime; ``Heartbeat.uptime_s`` is the agent's own.
+    uptime_s: NonNegFloat | None = None
 
 
 class GpuSample(Struct, frozen=True, kw_only=True):

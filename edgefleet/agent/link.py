@@ -75,6 +75,8 @@ class BoxLink:
         self._lock = threading.Lock()
         self._connected = False
         self.refused: str | None = None
+        # Set when the broker refused the login itself (bad credentials, not authorised): paho stops retrying.
+        self.credentials_refused = False
         # A stable client id (the box id): the broker then drops a stale connection of the same box.
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -93,8 +95,8 @@ class BoxLink:
         return self._connected
 
     def connect_async(self) -> None:
-        """Prepare the first connection; the network loop (paho's or the caller's) performs it."""
-        self._on_pre_connect(self.client, None)
+        """Prepare the first connection; the network loop (paho's or the caller's) performs it. The will is set
+        by ``_on_pre_connect``, which paho calls at the start of every attempt, the first one included."""
         self.client.connect_async(self.broker.host, self.broker.port, keepalive=self.keepalive_s)
 
     def send(self, heartbeat: Heartbeat) -> None:
@@ -148,6 +150,7 @@ class BoxLink:
             log.warning("Broker refused box connection", extra={"box": self.reporter.box, "reason": str(reason_code)})
             if reason_code.value in (0x86, 0x87, 0x8C):  # bad credentials, not authorised, bad auth method
                 # Retrying bad credentials only fills the broker's log; a human must fix them.
+                self.credentials_refused = True
                 client.disconnect()
             return
         self.refused = None

@@ -59,6 +59,8 @@ class Mosquitto:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.process.stderr is not None:
+            self.process.stderr.close()  # else an unclosed-file ResourceWarning fails the run (filterwarnings=error)
 
     def restart(self) -> None:
         """Stop and start again on the same port (a broker restart as ops would see it)."""

@@ -1,0 +1,367 @@
+"""``edgefleet agent run|sample``: the box agent's command line (argparse, plain-text logs).
+
+``edgefleet/cli/__init__.py`` dispatches ``edgefleet agent ...`` here before typer is imported: the agent runs on
+every box and must stay small, so this front end uses only the standard library. ``run`` is the daemon (systemd or a
+DaemonSet starts it); ``sample`` prints one heartbeat as JSON without connecting, for site staff checking a box.
+
+Every option can come from the environment (for containers and unit files); the command line wins. A bad value
+ends the command with one line ``error: ...`` on stderr that names the option and what it expects, and status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final, NoReturn
+from urllib.parse import urlsplit
+
+import msgspec
+
+from edgefleet import __version__, messages
+from edgefleet.agent.apps import (
+    DEFAULT_METASERVER_URL,
+    FileAppSource,
+    MetaServerAppSource,
+    NoAppSource,
+    metaserver_answers,
+)
+from edgefleet.agent.gpu import NoGpuProbe, NvmlProbe
+from edgefleet.agent.link import DEFAULT_KEEPALIVE_S, BoxLink, BrokerAddress
+from edgefleet.agent.probes import ProcHostProbe
+from edgefleet.agent.reporting import BoxReporter
+from edgefleet.agent.running import Agent, make_heartbeat
+from edgefleet.agent.sources import AppSource, GpuProbe
+from edgefleet.clock import SystemClock
+from edgefleet.ids import id_problem
+
+log = logging.getLogger(__name__)
+
+EXIT_USAGE: Final = 2
+DEFAULT_BROKER_URL: Final = "mqtt://127.0.0.1:1883"
+DEFAULT_INTERVAL_S: Final = 10.0
+# The controller refuses heartbeats that claim a longer interval (messages.Heartbeat.interval_s).
+MAX_INTERVAL_S: Final = 3600.0
+# MQTT's keepalive field is 16 bits.
+MAX_KEEPALIVE_S: Final = 65535
+# ``sample`` waits this long between two /proc/stat readings so that it can print a CPU figure at all.
+SAMPLE_CPU_WINDOW_S: Final = 0.25
+# The box id ``sample`` prints when none is configured (site staff checking a box not yet enrolled).
+UNCONFIGURED_ID: Final = "unconfigured"
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+
+# Option -> environment variable it falls back to.
+ENV: Final = {
+    "box": "EDGEFLEET_BOX",
+    "site": "EDGEFLEET_SITE",
+    "broker": "EDGEFLEET_BROKER_URL",
+    "interval": "EDGEFLEET_INTERVAL",
+    "apps_file": "EDGEFLEET_APPS_FILE",
+    "metaserver": "EDGEFLEET_METASERVER_URL",
+    "username": "EDGEFLEET_MQTT_USERNAME",
+    "password": "EDGEFLEET_MQTT_PASSWORD",
+}
+
+
+class UsageError(Exception):
+    """A bad option or environment value; the message names it and says what is expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    """The agent's options once checked."""
+
+    box: str
+    site: str
+    broker: BrokerAddress
+    interval_s: float
+    apps_file: Path | None
+    metaserver_url: str | None
+    gpu: bool
+    keepalive_s: int
+    username: str | None
+    password: str | None = field(repr=False)  # never in a log line or a traceback
+    log_level: str
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--box", help="this box's id, as in the site inventory [env EDGEFLEET_BOX]")
+    common.add_argument("--site", help="the site the box belongs to [env EDGEFLEET_SITE]")
+    common.add_argument(
+        "--interval",
+        metavar="SECONDS",
+        help=f"seconds between heartbeats [env EDGEFLEET_INTERVAL, default {DEFAULT_INTERVAL_S:g}]",
+    )
+    common.add_argument(
+        "--apps-file", metavar="PATH", help="JSON or line file listing the box's apps [env EDGEFLEET_APPS_FILE]"
+    )
+    common.add_argument(
+        "--metaserver",
+        metavar="URL",
+        help="KubeEdge MetaServer to read the box's pods from [env EDGEFLEET_METASERVER_URL; default: "
+        f"{DEFAULT_METASERVER_URL} when it answers at start, else no apps]",
+    )
+    common.add_argument("--no-gpu", action="store_true", help="do not load NVML (a box without GPUs)")
+    common.add_argument("--log-level", choices=LOG_LEVELS, default=None, help="default: info (run), warning (sample)")
+
+    parser = _Parser(prog="edgefleet agent", description="The edgefleet box agent: reports this box's health.")
+    parser.add_argument("--version", action="version", version=f"edgefleet agent {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="{run,sample}", parser_class=_Parser)
+    commands.required = True
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="send heartbeats to the broker until stopped (SIGTERM)",
+        prog="edgefleet agent run",
+    )
+    run.add_argument(
+        "--broker", metavar="URL", help=f"mqtt://HOST:PORT [env EDGEFLEET_BROKER_URL, default {DEFAULT_BROKER_URL}]"
+    )
+    run.add_argument(
+        "--keepalive",
+        metavar="SECONDS",
+        help=f"MQTT keepalive; the will fires after ~1.5x it [default {DEFAULT_KEEPALIVE_S}]",
+    )
+    run.add_argument("--username", help="MQTT login [env EDGEFLEET_MQTT_USERNAME]")
+    run.add_argument(
+        "--password", help="MQTT password [env EDGEFLEET_MQTT_PASSWORD; prefer the environment: argv is public]"
+    )
+    commands.add_parser(
+        "sample",
+        parents=[common],
+        help="print one heartbeat as JSON and exit (no broker)",
+        prog="edgefleet agent sample",
+    )
+    return parser
+
+
+def _value(args: argparse.Namespace, env: Mapping[str, str], name: str) -> tuple[str | None, str]:
+    """The option's value from the command line, else the environment, and how to name it in an error."""
+    flag = "--" + name.replace("_", "-")
+    given = getattr(args, name, None)
+    if given is not None:
+        return given, flag
+    variable = ENV.get(name)
+    if variable and env.get(variable):
+        return env[variable], f"{variable} (environment)"
+    return None, flag
+
+
+def _check_id(args: argparse.Namespace, env: Mapping[str, str], name: str, *, required: bool) -> str:
+    value, where = _value(args, env, name)
+    if value is None:
+        if required:
+            raise UsageError(f"--{name} is required: give this {name}'s id (or set {ENV[name]})")
+        return UNCONFIGURED_ID
+    problem = id_problem(value)
+    if problem:
+        raise UsageError(f"{where}: {problem}")
+    return value
+
+
+def _check_http_url(value: str, where: str) -> str:
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise UsageError(f"{where}: {value!r} has an invalid port; expected http://HOST:PORT") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"{where}: {value!r} is not a URL; expected http://HOST:PORT")
+    return value
+
+
+def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> AgentSettings:
+    """Check every option (command line first, environment second); raises UsageError naming the bad one."""
+    running = args.command == "run"
+    box = _check_id(args, env, "box", required=running)
+    site = _check_id(args, env, "site", required=running)
+
+    # ``sample`` never connects: the broker and login settings of the box's environment are not its concern.
+    broker_url, where = _value(args, env, "broker") if running else (None, "")
+    try:
+        broker = BrokerAddress.parse(broker_url or DEFAULT_BROKER_URL)
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+
+    raw_interval, where = _value(args, env, "interval")
+    interval_s = DEFAULT_INTERVAL_S
+    if raw_interval is not None:
+        try:
+            interval_s = float(raw_interval)
+        except ValueError:
+            interval_s = math.nan
+        if not (math.isfinite(interval_s) and 0 < interval_s <= MAX_INTERVAL_S):
+            raise UsageError(f"{where}: {raw_interval!r} is not a number of seconds > 0 and <= {MAX_INTERVAL_S:g}")
+
+    keepalive_s = DEFAULT_KEEPALIVE_S
+    raw_keepalive = getattr(args, "keepalive", None)
+    if raw_keepalive is not None:
+        try:
+            keepalive_s = int(raw_keepalive)
+        except ValueError:
+            keepalive_s = 0
+        if not 1 <= keepalive_s <= MAX_KEEPALIVE_S:
+            raise UsageError(
+                f"--keepalive: {raw_keepalive!r} is not a whole number of seconds from 1 to {MAX_KEEPALIVE_S}"
+            )
+
+    apps_file, apps_where = _value(args, env, "apps_file")
+    metaserver, where = _value(args, env, "metaserver")
+    if apps_file is not None and metaserver is not None:
+        raise UsageError(f"{apps_where} and {where} both name the apps source; give one")
+    if metaserver is not None:
+        _check_http_url(metaserver, where)
+
+    username, _ = _value(args, env, "username") if running else (None, "")
+    password, where = _value(args, env, "password") if running else (None, "")
+    if password is not None and username is None:
+        raise UsageError(f"{where} is given without --username (or EDGEFLEET_MQTT_USERNAME)")
+
+    return AgentSettings(
+        box=box,
+        site=site,
+        broker=broker,
+        interval_s=interval_s,
+        apps_file=Path(apps_file) if apps_file is not None else None,
+        metaserver_url=metaserver,
+        gpu=not args.no_gpu,
+        keepalive_s=keepalive_s,
+        username=username,
+        password=password,
+        log_level=args.log_level or ("info" if running else "warning"),
+    )
+
+
+def choose_app_source(settings: AgentSettings) -> AppSource:
+    if settings.apps_file is not None:
+        return FileAppSource(settings.apps_file)
+    if settings.metaserver_url is not None:
+        return MetaServerAppSource(settings.metaserver_url)
+    # Neither given: a KubeEdge node has edgecore's MetaServer on its default address; a plain box has nothing.
+    if metaserver_answers(DEFAULT_METASERVER_URL):
+        return MetaServerAppSource(DEFAULT_METASERVER_URL)
+    return NoAppSource()
+
+
+def choose_gpu_probe(settings: AgentSettings) -> GpuProbe:
+    return NvmlProbe() if settings.gpu else NoGpuProbe()
+
+
+# --- logging: plain lines, extra fields appended -------------------------------------------------------------
+
+_RECORD_FIELDS: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def _field(value: Any) -> str:
+    text = str(value)
+    if not text or any(c in text for c in ' ="\n'):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+class PlainFormatter(logging.Formatter):
+    """``2026-11-28 07:15:02,123 INFO edgefleet.agent.link: Connected box to broker box=x broker=mqtt://...``"""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record)
+        line = self.formatMessage(record)
+        extras = [f"{k}={_field(v)}" for k, v in vars(record).items() if k not in _RECORD_FIELDS]
+        if extras:
+            line += " " + " ".join(extras)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
+        return line
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PlainFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+# --- commands ------------------------------------------------------------------------------------------------
+
+
+def _run(settings: AgentSettings) -> int:
+    reporter = BoxReporter(settings.box, settings.site, interval_s=settings.interval_s, clock=SystemClock())
+    link = BoxLink(
+        reporter,
+        settings.broker,
+        keepalive_s=settings.keepalive_s,
+        username=settings.username,
+        password=settings.password,
+    )
+    apps = choose_app_source(settings)
+    agent = Agent(link, ProcHostProbe(), choose_gpu_probe(settings), apps)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        agent.request_stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info(
+        "Started box agent",
+        extra={
+            "box": settings.box,
+            "site": settings.site,
+            "boot": reporter.boot,
+            "broker": str(settings.broker),
+            "interval_s": settings.interval_s,
+            "apps": getattr(apps, "source", type(apps).__name__),
+            "gpu": "nvml" if settings.gpu else "off",
+            "version": __version__,
+        },
+    )
+    return agent.run()
+
+
+def _sample(settings: AgentSettings) -> int:
+    host = ProcHostProbe()
+    time.sleep(SAMPLE_CPU_WINDOW_S)
+    reporter = BoxReporter(settings.box, settings.site, interval_s=settings.interval_s, clock=SystemClock())
+    heartbeat = make_heartbeat(reporter, host, choose_gpu_probe(settings), choose_app_source(settings))
+    sys.stdout.write(msgspec.json.format(messages.encode(heartbeat), indent=2).decode() + "\n")
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run ``edgefleet agent`` with ``argv`` (the words after ``agent``); returns the exit status."""
+    try:
+        args = build_parser().parse_args(list(argv))
+        settings = resolve_settings(args, os.environ)
+    except UsageError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help and --version print and end here
+        return exc.code if isinstance(exc.code, int) else 0
+    configure_logging(settings.log_level)
+    if args.command == "run":
+        return _run(settings)
+    return _sample(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
