@@ -12,6 +12,23 @@ Rules (docs/protocol.md):
   "online": a Last Will that the broker delivers after the box's new "online" is stale and ignored;
 - reachability is a level, computed from ``last_seen`` against ``now`` on every read: online while a
   heartbeat came within ``missed_beats x interval_s`` and no current "offline" status says otherwise.
+
+How the rules are made exact, so that any interleaving, duplication or reordering of a box's messages ends in
+the state its newest messages give:
+- Boots of one box never overlap in time (one agent process ends before the next starts), so every time a
+  message carries lies inside its boot's life: a heartbeat's ``sent_at - uptime_s``, a status's ``at`` (the
+  agent stamps the will when it sets it, before connecting). Two boots are ordered by comparing any such times.
+- Heartbeats form one track (``boot``, ``seq``, ``heartbeat``, ``last_seen``...), statuses another
+  (``status_*``). Within a boot, statuses are ordered by ``(session, state)`` with "offline" after "online"
+  of the same session; across boots by ``at``.
+- The status track never holds a status older than the heartbeats' boot: a status of an older boot is
+  refused, and a heartbeat of a newer boot clears a status of an older one. A status of a *newer* boot than
+  the heartbeats' is taken (the box restarted and said so before its first heartbeat), "offline" included:
+  it is the newest word about the box, so a box that restarted and died again before its first heartbeat
+  reads offline at once instead of after the heartbeat timeout.
+- A box is back after an "offline" of its current boot when a heartbeat of that boot with a higher ``seq``
+  than the box had when the "offline" was taken arrives (``status_seq``): the agent reconnected and its
+  "online" is late or lost. This one rule depends on arrival order, as it must: only the order says "after".
 """
 
 from __future__ import annotations
@@ -25,12 +42,21 @@ from edgefleet.ids import BoxId, SiteId
 from edgefleet.inventory import Inventory
 from edgefleet.messages import BoxStatus, Heartbeat
 
-# One hour of 10 s heartbeats per box in memory for charts: ~2,000 boxes x 360 points x ~100 B = ~70 MB at most.
+# One hour of 10 s heartbeats per box in memory for charts. Measured: ~2,000 boxes x 360 points = ~150 MB
+# (a point and its floats are ~210 B); older points are read from the database.
 HISTORY_POINTS: Final = 360
+# Boxes outside the inventory that are listed for ops; past this a flood of made-up ids is only counted.
+MAX_UNKNOWN_BOXES: Final = 1000
 
 ApplyOutcome = Literal["accepted", "duplicate", "stale"]
 ReachabilityState = Literal["online", "offline", "never-seen"]
 SiteHealth = Literal["ok", "degraded", "unreachable", "unknown"]
+
+# Reachability reasons (stable words, shown by the API and used by alerting). A status's own reason
+# ("connection-lost" for the Last Will, "shutdown" for a clean stop) is passed through as the agent wrote it.
+REASON_CONNECTED: Final = "connected"
+REASON_HEARTBEAT_TIMEOUT: Final = "heartbeat-timeout"
+REASON_NEVER_SEEN: Final = "never-seen"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +93,13 @@ class BoxLive:
     history: deque[HealthPoint] = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
     # Set when anything above changed since the persister last saved this box.
     dirty: bool = False
+    # The boot the status above belongs to (it may be newer than ``boot`` until that boot's first heartbeat).
+    status_boot: str | None = None
+    # ``seq`` of the status's boot when the status was taken: a later heartbeat of that boot with a higher seq
+    # means the box is back after an "offline" (see the module rules).
+    status_seq: int = 0
+    # History points appended since the persister last took them (the newest ``unsaved_points`` of ``history``).
+    unsaved_points: int = 0
 
 
 @dataclass(slots=True)
@@ -78,18 +111,32 @@ class UnknownBox:
     first_seen: float
     last_seen: float
     messages: int = 1
+    dirty: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class Reachability:
+    """Whether a box is reachable now, why (a stable word: see the ``REASON_*`` constants and the status
+    reasons), and the controller's receive time of its latest heartbeat (None when it never sent one)."""
+
     state: ReachabilityState
     reason: str
     since: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class SiteSummary:
+    boxes_total: int
+    boxes_online: int
+    boxes_offline: int
+    boxes_never_seen: int
+    health: SiteHealth
+
+
 @dataclass(slots=True)
 class FleetState:
-    """Live state of every box of the inventory. Mutated only by the ingest, under ``lock``."""
+    """Live state of every box of the inventory. Mutated under ``lock``: messages by the ingest; the ``dirty``
+    flags and ``unsaved_points`` by the persister; the controller restores it before the ingest starts."""
 
     inventory: Inventory
     boxes: dict[BoxId, BoxLive]
@@ -101,16 +148,218 @@ class FleetState:
         return cls(inventory, {b.id: BoxLive(b.id, b.site) for b in inventory.boxes.values()})
 
 
+# --- applying messages ------------------------------------------------------------------------------------
+
+
+def health_point(heartbeat: Heartbeat, *, at: float) -> HealthPoint:
+    """The chart figures of one heartbeat: memory and disk used %, hottest GPU, mean GPU utilisation."""
+    host = heartbeat.host
+    memory = None
+    if host.memory_total_bytes and host.memory_available_bytes is not None:
+        memory = _used_percent(host.memory_total_bytes, host.memory_available_bytes)
+    disk = None
+    if host.disk_total_bytes and host.disk_free_bytes is not None:
+        disk = _used_percent(host.disk_total_bytes, host.disk_free_bytes)
+    hottest: float | None = None
+    utilization_sum = 0.0
+    utilization_count = 0
+    # A plain loop: this runs for every heartbeat and builds no intermediate lists.
+    for gpu in heartbeat.gpu.gpus:
+        if gpu.temperature_c is not None and (hottest is None or gpu.temperature_c > hottest):
+            hottest = gpu.temperature_c
+        if gpu.utilization_percent is not None:
+            utilization_sum += gpu.utilization_percent
+            utilization_count += 1
+    return HealthPoint(
+        at=at,
+        cpu_percent=host.cpu_percent,
+        memory_used_percent=memory,
+        disk_used_percent=disk,
+        gpu_temperature_max_c=hottest,
+        gpu_utilization_avg_percent=utilization_sum / utilization_count if utilization_count else None,
+    )
+
+
+def _used_percent(total: int, free: int) -> float:
+    used = (total - free) * 100.0 / total
+    # A box may report more free than total for a moment (counters read at different instants): clamp.
+    if used < 0.0:
+        return 0.0
+    return 100.0 if used > 100.0 else used
+
+
 def apply_heartbeat(box: BoxLive, heartbeat: Heartbeat, *, received_at: float) -> ApplyOutcome:
     """Move ``box`` forward by ``heartbeat`` if it is newer; see the module rules. Pure but for ``box``."""
-    raise NotImplementedError
+    started = heartbeat.sent_at - heartbeat.uptime_s
+    if box.boot is not None:
+        if heartbeat.boot == box.boot:
+            if heartbeat.seq == box.seq:
+                return "duplicate"
+            if heartbeat.seq < box.seq:
+                return "stale"
+        elif box.boot_started_at is not None and started <= box.boot_started_at:
+            return "stale"
+    if (
+        heartbeat.boot != box.boot
+        and box.status_boot is not None
+        and box.status_boot != heartbeat.boot
+        and box.status_at is not None
+        and box.status_at < started
+    ):
+        # A new boot of the heartbeats: a status of an older boot no longer says anything about the box.
+        _clear_status(box)
+    box.boot = heartbeat.boot
+    # Taken from every heartbeat, not only a boot's first, so the state depends on the newest message only.
+    box.boot_started_at = started
+    box.seq = heartbeat.seq
+    box.heartbeat = heartbeat
+    if box.first_seen is None:
+        box.first_seen = received_at
+    box.last_seen = received_at
+    box.clock_skew_s = heartbeat.sent_at - received_at
+    box.history.append(health_point(heartbeat, at=received_at))
+    box.unsaved_points += 1
+    box.dirty = True
+    return "accepted"
+
+
+def _clear_status(box: BoxLive) -> None:
+    box.status_boot = None
+    box.status_state = None
+    box.status_reason = None
+    box.status_session = 0
+    box.status_at = None
+    box.status_seq = 0
+
+
+_STATE_RANK: Final = {"online": 0, "offline": 1}
 
 
 def apply_status(box: BoxLive, status: BoxStatus, *, received_at: float) -> ApplyOutcome:
-    """Take an online/offline status if it belongs to the box's current boot and newest session."""
-    raise NotImplementedError
+    """Take an online/offline status if it belongs to the box's current boot and newest session.
+
+    ``received_at`` is not kept: a retained status may be hours old when it is delivered, so it says nothing
+    of when the box was last seen.
+    """
+    if (
+        status.boot != box.boot
+        and box.boot_started_at is not None
+        and box.boot is not None
+        and status.at < box.boot_started_at
+    ):
+        return "stale"  # of a boot older than the heartbeats' (a late will of the previous boot, say)
+    if box.status_boot is not None and box.status_state is not None:
+        if status.boot == box.status_boot:
+            new = (status.session, _STATE_RANK[status.state])
+            current = (box.status_session, _STATE_RANK[box.status_state])
+            if new == current:
+                return "duplicate"
+            if new < current:
+                return "stale"
+        elif box.status_at is not None and status.at < box.status_at:
+            return "stale"
+    box.status_boot = status.boot
+    box.status_state = status.state
+    box.status_reason = status.reason
+    box.status_session = status.session
+    box.status_at = status.at
+    box.status_seq = box.seq if status.boot == box.boot else 0
+    box.dirty = True
+    return "accepted"
+
+
+def note_unknown_box(state: FleetState, box: str, claimed_site: str | None, *, received_at: float) -> bool:
+    """Record that ``box`` (not in the inventory) published; call under ``state.lock``. False when the list
+    is full and the box was not listed."""
+    known = state.unknown.get(box)
+    if known is None:
+        if len(state.unknown) >= MAX_UNKNOWN_BOXES:
+            return False
+        state.unknown[box] = UnknownBox(box, claimed_site, received_at, received_at)
+        return True
+    known.last_seen = max(known.last_seen, received_at)
+    known.messages += 1
+    if claimed_site is not None:
+        known.claimed_site = claimed_site
+    known.dirty = True
+    return True
+
+
+# --- reading the state ------------------------------------------------------------------------------------
+
+
+def is_back(box: BoxLive) -> bool:
+    """A heartbeat newer than the box's current "offline" status arrived: the box reconnected."""
+    return box.status_boot is not None and box.status_boot == box.boot and box.seq > box.status_seq
 
 
 def evaluate_reachability(box: BoxLive, *, now: float, interval_s: float, missed_beats: int) -> Reachability:
-    """Online, offline (with the reason: "connection-lost", "shutdown", "heartbeat-timeout"), or never seen."""
-    raise NotImplementedError
+    """Online, offline (with the reason: "connection-lost", "shutdown", "heartbeat-timeout"), or never seen.
+
+    Online while ``now - last_seen <= missed_beats x interval_s`` (the boundary itself still counts as
+    online) and no current "offline" status says otherwise.
+    """
+    if box.status_state == "offline" and not is_back(box):
+        return Reachability("offline", box.status_reason or "offline", box.last_seen)
+    if box.last_seen is None:
+        return Reachability("never-seen", REASON_NEVER_SEEN, None)
+    if now - box.last_seen <= missed_beats * interval_s:
+        return Reachability("online", REASON_CONNECTED, box.last_seen)
+    return Reachability("offline", REASON_HEARTBEAT_TIMEOUT, box.last_seen)
+
+
+def box_reachability(state: FleetState, box: BoxLive, *, now: float) -> Reachability:
+    """``evaluate_reachability`` with the heartbeat interval and missed beats of the box's site."""
+    site = state.inventory.sites[box.site]
+    return evaluate_reachability(box, now=now, interval_s=site.interval_s, missed_beats=site.missed_beats)
+
+
+def site_health(states: list[ReachabilityState]) -> SiteHealth:
+    """ok: every box online; unknown: none ever seen; unreachable: none online of those seen; else degraded."""
+    online = states.count("online")
+    seen = len(states) - states.count("never-seen")
+    if states and online == len(states):
+        return "ok"
+    if seen == 0:
+        return "unknown"
+    if online == 0:
+        return "unreachable"
+    return "degraded"
+
+
+def summarize_site(state: FleetState, site_id: SiteId, *, now: float) -> SiteSummary:
+    """Counts and health of one site now; raises KeyError for a site not in the inventory. Takes the lock."""
+    site = state.inventory.sites[site_id]
+    with state.lock:
+        states = [box_reachability(state, state.boxes[b], now=now).state for b in site.boxes]
+    return SiteSummary(
+        boxes_total=len(states),
+        boxes_online=states.count("online"),
+        boxes_offline=states.count("offline"),
+        boxes_never_seen=states.count("never-seen"),
+        health=site_health(states),
+    )
+
+
+def copy_box(box: BoxLive) -> BoxLive:
+    """A copy of ``box`` to read outside the lock; its ``history`` is empty (ask the controller for history)."""
+    return BoxLive(
+        box=box.box,
+        site=box.site,
+        boot=box.boot,
+        boot_started_at=box.boot_started_at,
+        seq=box.seq,
+        first_seen=box.first_seen,
+        last_seen=box.last_seen,
+        heartbeat=box.heartbeat,
+        clock_skew_s=box.clock_skew_s,
+        status_state=box.status_state,
+        status_reason=box.status_reason,
+        status_session=box.status_session,
+        status_at=box.status_at,
+        history=deque(maxlen=HISTORY_POINTS),
+        dirty=box.dirty,
+        status_boot=box.status_boot,
+        status_seq=box.status_seq,
+        unsaved_points=box.unsaved_points,
+    )

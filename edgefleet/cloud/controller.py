@@ -1,0 +1,160 @@
+"""The controller's core, put together: inventory, live fleet state, database, persister and MQTT ingest.
+
+``Controller(settings)`` loads the whole inventory (an ``InventoryError`` propagates: nothing is half-loaded),
+opens the database and restores the saved state, so a restarted controller resumes every box's boot, sequence,
+last seen and status; ``start()`` starts the persister and the ingest, ``stop()`` stops the ingest and makes a
+last flush. Built by the API's lifespan (``edgefleet.cloud.api.create_app``), by ``edgefleet cloud serve`` and
+by tests; the API reads ``state``, ``ingest``, ``store``, ``clock`` and ``box_history``.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Final
+
+from edgefleet.clock import Clock, SystemClock
+from edgefleet.cloud.fleet import HISTORY_POINTS, BoxLive, FleetState, HealthPoint
+from edgefleet.cloud.ingesting import Ingest
+from edgefleet.cloud.persisting import Persister
+from edgefleet.cloud.settings import Settings
+from edgefleet.cloud.store import Store
+from edgefleet.errors import EdgefleetError
+from edgefleet.ids import BoxId
+from edgefleet.inventory import load_inventory
+
+log = logging.getLogger(__name__)
+
+_SYSTEM_CLOCK: Final = SystemClock()
+
+
+class Controller:
+    def __init__(self, settings: Settings, *, clock: Clock = _SYSTEM_CLOCK) -> None:
+        self.settings = settings
+        self.clock = clock
+        inventory = load_inventory(settings.sites_dir)
+        self.state = FleetState.for_inventory(inventory)
+        self.store = Store(settings.database_url)
+        try:
+            self.store.create_schema()
+            self._restore()
+        except BaseException:
+            self.store.close()
+            raise
+        self.ingest = Ingest(self.state, settings.broker_url, clock=clock)
+        self.persister = Persister(
+            self.state,
+            self.store,
+            clock=clock,
+            interval_s=settings.flush_interval_s,
+            history_retention_s=settings.history_retention_s,
+            history_max_points=settings.history_max_points,
+        )
+        self._running = False
+        self._history_failing = False
+
+    def _restore(self) -> None:
+        boxes, unknown = self.store.load()
+        restored = dropped = 0
+        for saved in boxes:
+            live = self.state.boxes.get(saved.box)
+            if live is None:
+                dropped += 1  # removed from the inventory since; its row stays until the box is added again
+                continue
+            _resume(live, saved)
+            restored += 1
+        for entry in unknown:
+            if entry.box not in self.state.boxes:
+                self.state.unknown[entry.box] = entry
+        log.info(
+            "Restored fleet state from database",
+            extra={
+                "boxes": restored,
+                "boxes_not_in_inventory": dropped,
+                "unknown_boxes": len(self.state.unknown),
+                "database": self.store.url_shown,
+            },
+        )
+
+    def start(self) -> None:
+        if self._running:
+            return
+        self._running = True
+        self.persister.start()
+        self.ingest.start()
+        log.info(
+            "Started controller",
+            extra={
+                "sites": len(self.state.inventory.sites),
+                "boxes": len(self.state.boxes),
+                "broker": self.settings.broker_url,
+                "database": self.store.url_shown,
+            },
+        )
+
+    def stop(self) -> None:
+        """Stop taking messages, then save what is left. Safe to call twice, and without ``start``."""
+        if self._running:
+            self._running = False
+            self.ingest.stop()
+            self.persister.stop()
+            log.info("Stopped controller", extra={"persister": str(self.persister.stats)})
+        self.store.close()
+
+    def __enter__(self) -> Controller:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def box_history(self, box: BoxId, since: float | None = None) -> list[HealthPoint]:
+        """The box's health points received at ``since`` or later, oldest first (``since`` None: the newest
+        ``HISTORY_POINTS``). Memory holds the last hour; older points come from the database, and while the
+        database is away the answer is what memory holds. KeyError for a box not in the inventory."""
+        live = self.state.boxes[box]
+        with self.state.lock:
+            recent = list(live.history)
+        if since is not None:
+            covered = bool(recent) and recent[0].at <= since
+            recent = [p for p in recent if p.at >= since]
+            if covered:
+                return recent
+            return self._older(box, since=since, before=recent[0].at if recent else None, limit=None) + recent
+        if len(recent) >= HISTORY_POINTS:
+            return recent
+        before = recent[0].at if recent else None
+        return self._older(box, since=None, before=before, limit=HISTORY_POINTS - len(recent)) + recent
+
+    def _older(self, box: BoxId, *, since: float | None, before: float | None, limit: int | None) -> list[HealthPoint]:
+        try:
+            points = self.store.history(box, since=since, before=before, limit=limit)
+        except EdgefleetError as exc:
+            if not self._history_failing:
+                log.warning(
+                    "Failed to read health history from database; answering from memory", extra={"error": str(exc)}
+                )
+            self._history_failing = True
+            return []
+        self._history_failing = False
+        return points
+
+
+def _resume(live: BoxLive, saved: BoxLive) -> None:
+    """Take the saved state of a box of the inventory; the inventory's site wins over the saved one."""
+    live.boot = saved.boot
+    live.boot_started_at = saved.boot_started_at
+    live.seq = saved.seq
+    live.first_seen = saved.first_seen
+    live.last_seen = saved.last_seen
+    live.heartbeat = saved.heartbeat
+    live.clock_skew_s = saved.clock_skew_s
+    live.status_state = saved.status_state
+    live.status_reason = saved.status_reason
+    live.status_session = saved.status_session
+    live.status_at = saved.status_at
+    live.status_boot = saved.status_boot
+    live.status_seq = saved.status_seq
+    live.dirty = live.site != saved.site

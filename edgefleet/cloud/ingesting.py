@@ -1,0 +1,370 @@
+"""Takes every box's heartbeats and status messages from the broker into the live fleet state.
+
+One paho-mqtt 2.x client (MQTT 5, paho's own network thread via ``loop_start``) subscribes, at each connect, to
+the heartbeat and status filters through the MQTT 5 shared subscription ``$share/edgefleet-cloud/...``, so
+that several controller replicas can later split the fleet's messages between them. Started and stopped by
+the controller; ``handle`` is the whole per-message path and tests call it directly.
+
+Every message is checked before it touches the state: topic, size, JSON and schema (``messages.decode_*``),
+that the box is in the inventory, that the payload names the box of its topic and the site the inventory
+gives it. A refused message is counted by cause, logged the first time its cause occurs (box and detail
+truncated) and then only counted; nothing raises out of paho's callback. Boxes that are in no site manifest
+are listed (id, claimed site, first and last seen) so that ops can add them; nothing else of theirs is kept.
+
+The hot path (paho's ``on_message`` -> msgspec decode -> dict lookup -> compare -> assign, under the fleet lock)
+does no database work, no logging and no allocation beyond the decoded message and one ``HealthPoint``.
+
+Retained status at start-up (measured with Mosquitto 2.0.11 and paho 2.2, see tests/cloud): Mosquitto does
+deliver retained messages to a new *shared* subscriber (MQTT 5 says a server need not, and others do not),
+but at QoS 1 they go through the client's queue, and past ``max_queued_messages`` (1,000) plus the in-flight
+window it drops the rest silently: 1,100 of 2,000 retained statuses arrived. So the shared subscriptions ask
+for no retained messages (retain handling 2), and at each connect the ingest takes the retained statuses from
+a plain QoS 0 subscription to the status filter (QoS 0 is not queued that way: 10,000 of 10,000 arrived),
+which it unsubscribes as soon as the broker acknowledges it; what the broker had already queued still
+arrives. A live status that comes in that window twice is counted as a duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import uuid
+from typing import Any, Final, Literal
+
+import msgspec
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from edgefleet import topics
+from edgefleet.clock import Clock
+from edgefleet.cloud.fleet import FleetState, apply_heartbeat, apply_status, note_unknown_box
+from edgefleet.cloud.settings import parse_broker_url
+from edgefleet.errors import MessageRejected
+from edgefleet.ids import is_valid_id
+from edgefleet.messages import MAX_MESSAGE_BYTES, decode_heartbeat, decode_status
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal[
+    "accepted",
+    "duplicate",
+    "stale",
+    "malformed",
+    "oversized",
+    "schema",
+    "unknown-box",
+    "topic-mismatch",
+    "site-mismatch",
+    "bad-topic",
+    "internal-error",
+]
+OUTCOMES: Final[tuple[Outcome, ...]] = (
+    "accepted",
+    "duplicate",
+    "stale",
+    "malformed",
+    "oversized",
+    "schema",
+    "unknown-box",
+    "topic-mismatch",
+    "site-mismatch",
+    "bad-topic",
+    "internal-error",
+)
+
+QOS: Final = 1
+# The broker notices a dead controller within 1.5 x this; the controller's own traffic keeps it alive anyway.
+KEEPALIVE_S: Final = 30
+# paho's reconnect backoff: quick after a broker restart, and a down broker is tried twice a minute.
+RECONNECT_MIN_S: Final = 1
+RECONNECT_MAX_S: Final = 30
+# Enough of a bad payload or topic to recognise it in the log, not enough to flood it.
+DETAIL_CHARS: Final = 200
+# seq and session are stored as PostgreSQL BIGINT; JSON allows larger integers, which would fail every flush.
+MAX_COUNTER: Final = 2**63 - 1
+CLIENT_ID_PREFIX: Final = "edgefleet-cloud"
+
+_SUBACK_FAILURE: Final = 0x80
+
+
+class _Claim(msgspec.Struct):
+    """Just what an unknown box says it is, read leniently (any types, anything else ignored)."""
+
+    box: Any = None
+    site: Any = None
+
+
+_claim_decoder = msgspec.json.Decoder(_Claim)
+
+
+class Ingest:
+    """The controller's MQTT subscriber. ``counters`` and ``connected`` may be read from any thread."""
+
+    def __init__(
+        self,
+        state: FleetState,
+        broker_url: str,
+        *,
+        clock: Clock,
+        client_id: str | None = None,
+        share_group: str = topics.CONTROLLER_SHARE_GROUP,
+        keepalive_s: int = KEEPALIVE_S,
+        reconnect_min_s: float = RECONNECT_MIN_S,
+        reconnect_max_s: float = RECONNECT_MAX_S,
+    ) -> None:
+        self.state = state
+        self.broker_url = broker_url
+        self.host, self.port = parse_broker_url(broker_url)
+        self.clock = clock
+        self.keepalive_s = keepalive_s
+        # Stable prefix for the broker's log, random suffix: two controllers (or a restart racing the old
+        # process) must never take each other's session.
+        self.client_id = client_id or f"{CLIENT_ID_PREFIX}-{socket.gethostname()[:24]}-{uuid.uuid4().hex[:8]}"
+        self._filters = (
+            topics.shared(topics.HEARTBEAT_FILTER, share_group),
+            topics.shared(topics.STATUS_FILTER, share_group),
+        )
+        self._boxes = state.boxes
+        self._lock = state.lock
+        self._counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+        self._logged_causes: set[str] = set()
+        self._unknown_overflow_logged = False
+        self._connected = False
+        self._subscribed = threading.Event()
+        self._subscribe_mid: int | None = None
+        self._snapshot_mid: int | None = None
+        self.snapshots_taken = 0
+        self._failed_attempts = 0
+        self.refused: str | None = None
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=MQTTProtocolVersion.MQTTv5
+        )
+        self.reconnect_max_s = reconnect_max_s
+        self._client.reconnect_delay_set(min_delay=reconnect_min_s, max_delay=reconnect_max_s)  # type: ignore[arg-type]
+        self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+        self._started = False
+
+    # --- public surface -----------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Whether the controller holds a connection to the broker now."""
+        return self._connected
+
+    @property
+    def subscribed(self) -> bool:
+        """Whether the broker has acknowledged the subscriptions of the current connection."""
+        return self._subscribed.is_set()
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Messages taken so far, by outcome (a copy; every outcome is present, zero or not)."""
+        return dict(self._counts)
+
+    @property
+    def failed_attempts(self) -> int:
+        """Connection attempts that failed since the last successful one."""
+        return self._failed_attempts
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        return self._subscribed.wait(timeout)
+
+    def start(self) -> None:
+        """Connect in paho's network thread; an unreachable broker is retried with backoff, never raised."""
+        if self._started:
+            return
+        self._started = True
+        self._client.connect_async(self.host, self.port, keepalive=self.keepalive_s)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected = False
+        self._subscribed.clear()
+
+    def handle(self, topic: str, payload: bytes) -> Outcome:
+        """Check one message and apply it to the fleet state; returns its outcome (also counted).
+
+        Called from one thread at a time (paho's network thread, or a test). Raises only on a bug.
+        """
+        parsed = topics.parse_box_topic(topic)
+        if parsed is None:
+            return self._reject(
+                "bad-topic", None, f"topic {topic[:DETAIL_CHARS]!r} is not {topics.PREFIX}/<box>/<channel>"
+            )
+        box, channel = parsed
+        live = self._boxes.get(box)
+        if live is None:
+            return self._unknown_box(box, payload)
+        outcome: Outcome
+        try:
+            if channel == "heartbeat":
+                heartbeat = decode_heartbeat(payload)
+                problem = _mismatch(box, live.site, heartbeat.box, heartbeat.site, heartbeat.seq)
+                if problem is not None:
+                    return self._reject(problem[0], box, problem[1])
+                received_at = self.clock.now()
+                with self._lock:
+                    outcome = apply_heartbeat(live, heartbeat, received_at=received_at)
+            else:
+                status = decode_status(payload)
+                problem = _mismatch(box, live.site, status.box, status.site, status.session)
+                if problem is not None:
+                    return self._reject(problem[0], box, problem[1])
+                received_at = self.clock.now()
+                with self._lock:
+                    outcome = apply_status(live, status, received_at=received_at)
+        except MessageRejected as exc:
+            return self._reject(exc.cause, box, exc.detail)  # type: ignore[arg-type]
+        self._counts[outcome] += 1
+        return outcome
+
+    # --- checks -------------------------------------------------------------------------------------------
+
+    def _reject(self, cause: Outcome, box: str | None, detail: str) -> Outcome:
+        self._counts[cause] = self._counts.get(cause, 0) + 1
+        if cause not in self._logged_causes:
+            self._logged_causes.add(cause)
+            log.warning(
+                "Dropped %s message from box; later ones of this cause are only counted",
+                cause,
+                extra={"cause": cause, "box": box, "detail": detail[:DETAIL_CHARS]},
+            )
+        return cause
+
+    def _unknown_box(self, box: str, payload: bytes) -> Outcome:
+        claimed = _claimed_site(payload)
+        received_at = self.clock.now()
+        with self._lock:
+            listed = note_unknown_box(self.state, box, claimed, received_at=received_at)
+        if not listed and not self._unknown_overflow_logged:
+            self._unknown_overflow_logged = True
+            log.warning("Stopped listing unknown boxes: the list is full", extra={"box": box})
+        return self._reject(
+            "unknown-box", box, f"box {box!r} (claims site {claimed!r}) is in no site manifest; add it to sites/"
+        )
+
+    # --- paho callbacks: never raise out of them ------------------------------------------------------------
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            try:
+                topic = message.topic
+            except UnicodeDecodeError:
+                self._reject("bad-topic", None, f"topic is not UTF-8: {message._topic[:DETAIL_CHARS]!r}")
+                return
+            payload = message.payload
+            self.handle(topic, payload if isinstance(payload, bytes) else bytes(payload))
+        except Exception as exc:  # a bug must cost one message, never the ingest
+            self._counts["internal-error"] += 1
+            if "internal-error" not in self._logged_causes:
+                self._logged_causes.add("internal-error")
+                log.exception("Failed to handle message", extra={"error": str(exc)[:DETAIL_CHARS]})
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags, reason_code: ReasonCode, properties: Any
+    ) -> None:
+        if reason_code.is_failure:
+            self.refused = str(reason_code)
+            log.error(
+                "Broker refused controller connection",
+                extra={"broker": self.broker_url, "reason": str(reason_code), "client_id": self.client_id},
+            )
+            if reason_code.value in (0x86, 0x87, 0x8C):  # bad credentials, not authorised, bad auth method
+                # Retrying refused credentials only fills the broker's log; a human must fix them.
+                client.disconnect()
+            return
+        self.refused = None
+        self._connected = True
+        if self._failed_attempts:
+            log.info(
+                "Connected to broker after failed attempts",
+                extra={"broker": self.broker_url, "failed_attempts": self._failed_attempts},
+            )
+        else:
+            log.info("Connected to broker", extra={"broker": self.broker_url, "client_id": self.client_id})
+        self._failed_attempts = 0
+        # Subscribing here, not once at start, renews the subscriptions after every reconnect.
+        no_retained = SubscribeOptions(qos=QOS, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+        _, self._subscribe_mid = client.subscribe([(f, no_retained) for f in self._filters])
+        _, self._snapshot_mid = client.subscribe(topics.STATUS_FILTER, options=SubscribeOptions(qos=0))
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: list[ReasonCode], properties: Any
+    ) -> None:
+        if mid == self._snapshot_mid:
+            client.unsubscribe(topics.STATUS_FILTER)
+            self.snapshots_taken += 1
+            return
+        if mid != self._subscribe_mid:
+            return
+        refused = [str(code) for code in reason_codes if code.value >= _SUBACK_FAILURE]
+        if refused:
+            # A broker without shared subscriptions: one controller can still take every message itself.
+            log.error(
+                "Broker refused shared subscriptions; subscribed without sharing",
+                extra={"broker": self.broker_url, "reasons": refused},
+            )
+            options = SubscribeOptions(qos=QOS, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+            _, self._subscribe_mid = client.subscribe(
+                [(topics.HEARTBEAT_FILTER, options), (topics.STATUS_FILTER, options)]
+            )
+            return
+        self._subscribed.set()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._failed_attempts += 1
+        if self._failed_attempts == 1:
+            log.warning(
+                "Could not reach broker; retrying every %s s at most until it answers",
+                self.reconnect_max_s,
+                extra={"broker": self.broker_url, "hint": "check that the broker runs (EDGEFLEET_BROKER_URL)"},
+            )
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Any,
+    ) -> None:
+        was_connected = self._connected
+        self._connected = False
+        self._subscribed.clear()
+        if was_connected and self._started:
+            log.warning(
+                "Lost connection to broker; reconnecting", extra={"broker": self.broker_url, "reason": str(reason_code)}
+            )
+
+
+def _mismatch(box: str, site: str, message_box: str, message_site: str, counter: int) -> tuple[Outcome, str] | None:
+    if message_box != box:
+        return "topic-mismatch", f"message of box {message_box!r} on the topic of box {box!r}"
+    if message_site != site:
+        return "site-mismatch", f"box {box!r} says it is at site {message_site!r}; the inventory says {site!r}"
+    if counter > MAX_COUNTER:
+        return "malformed", f"sequence {counter} is above {MAX_COUNTER}"
+    return None
+
+
+def _claimed_site(payload: bytes) -> str | None:
+    """The site an unknown box says it is at, if its payload says so plainly; None otherwise."""
+    if len(payload) > MAX_MESSAGE_BYTES:
+        return None
+    try:
+        claim = _claim_decoder.decode(payload)
+    except msgspec.DecodeError:
+        return None
+    return claim.site if isinstance(claim.site, str) and is_valid_id(claim.site) else None

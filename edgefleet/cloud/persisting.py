@@ -1,0 +1,231 @@
+"""Writes the live fleet state to the database in batches, off the ingest's hot path.
+
+Every ``flush_interval_s`` an APScheduler job copies the boxes that changed and their new health points under
+the fleet lock (a few hundred small copies: well under a millisecond), then saves them in one transaction
+outside it. A failed save keeps everything it held for the next try, so nothing the ingest accepted is lost
+while the database is away (health points beyond ``MAX_PENDING_SAMPLES`` excepted: they are counted), and
+logs once per streak of failures. The history in the database is trimmed here too: samples older than the
+retention window, and per box all but the newest ``history_max_points``. Started and stopped by the
+controller; ``stop`` makes a last flush.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter, deque
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from edgefleet.clock import Clock
+from edgefleet.cloud.fleet import BoxLive, FleetState, UnknownBox, copy_box
+from edgefleet.cloud.store import Sample
+from edgefleet.errors import EdgefleetError
+from edgefleet.ids import BoxId
+
+log = logging.getLogger(__name__)
+
+JOB_ID: Final = "edgefleet-flush"
+# Trimming deletes by index, but there is no need to do it at every flush: once a minute keeps the table
+# within a minute's worth of samples of its bound.
+TRIM_INTERVAL_S: Final = 60.0
+# Health points held while the database is away: ~10 minutes of a 2,000-box fleet at 10 s (~20 MB); older
+# ones are dropped first (the box state itself is always kept, it is one entry a box).
+MAX_PENDING_SAMPLES: Final = 120_000
+
+
+class FleetSink(Protocol):
+    """What the persister needs of the database (``store.Store`` is one)."""
+
+    def save(self, boxes: Sequence[BoxLive], samples: Sequence[Sample], unknown: Sequence[UnknownBox]) -> None: ...
+
+    def trim_history(self, *, older_than: float, boxes: Collection[BoxId] = (), keep: int | None = None) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PersisterStats:
+    flushes: int
+    failed_flushes: int
+    failure_streak: int
+    last_error: str | None
+    last_saved_at: float | None
+    pending_boxes: int
+    pending_samples: int
+    dropped_samples: int
+
+
+class Persister:
+    def __init__(
+        self,
+        state: FleetState,
+        store: FleetSink,
+        *,
+        clock: Clock,
+        interval_s: float,
+        history_retention_s: float,
+        history_max_points: int,
+        trim_interval_s: float = TRIM_INTERVAL_S,
+    ) -> None:
+        self.state = state
+        self.store = store
+        self.clock = clock
+        self.interval_s = interval_s
+        self.history_retention_s = history_retention_s
+        self.history_max_points = history_max_points
+        self.trim_interval_s = trim_interval_s
+        self._flush_lock = threading.Lock()
+        self._boxes: dict[BoxId, BoxLive] = {}
+        self._samples: deque[Sample] = deque(maxlen=MAX_PENDING_SAMPLES)
+        self._unknown: dict[str, UnknownBox] = {}
+        self._dropped_samples = 0
+        # Samples saved per box since its count was last trimmed; a box is trimmed once it has a tenth of its
+        # bound more, so the per-box delete runs rarely.
+        self._saved_since_trim: Counter[BoxId] = Counter()
+        self._trim_slack = max(1, history_max_points // 10)
+        self._last_trim: float | None = None
+        self._flushes = 0
+        self._failed = 0
+        self._streak = 0
+        self._trim_failing = False
+        self._last_error: str | None = None
+        self._last_saved_at: float | None = None
+        self._scheduler: BackgroundScheduler | None = None
+
+    def start(self) -> None:
+        if self._scheduler is not None:
+            return
+        scheduler = BackgroundScheduler(timezone="UTC")
+        scheduler.add_job(
+            self.flush,
+            "interval",
+            seconds=self.interval_s,
+            id=JOB_ID,
+            max_instances=1,
+            coalesce=True,
+            replace_existing=True,
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def stop(self) -> None:
+        """Stop the job (waiting for a running flush) and save what is left."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+        self.flush()
+
+    @property
+    def stats(self) -> PersisterStats:
+        return PersisterStats(
+            flushes=self._flushes,
+            failed_flushes=self._failed,
+            failure_streak=self._streak,
+            last_error=self._last_error,
+            last_saved_at=self._last_saved_at,
+            pending_boxes=len(self._boxes),
+            pending_samples=len(self._samples),
+            dropped_samples=self._dropped_samples,
+        )
+
+    def flush(self) -> bool:
+        """Save what changed since the last flush; False when the database refused (it is kept for the next).
+        Never raises: it runs in the scheduler's thread."""
+        with self._flush_lock:
+            self._collect()
+            if not (self._boxes or self._samples or self._unknown):
+                self._trim_if_due()
+                return True
+            try:
+                self.store.save(list(self._boxes.values()), list(self._samples), list(self._unknown.values()))
+            except Exception as exc:  # whatever the database does, the next flush tries again
+                self._failed_to_save(exc)
+                return False
+            self._saved()
+            self._trim_if_due()
+            return True
+
+    def _collect(self) -> None:
+        boxes: list[BoxLive] = []
+        samples: list[Sample] = []
+        unknown: list[UnknownBox] = []
+        with self.state.lock:
+            for live in self.state.boxes.values():
+                if not live.dirty:
+                    continue
+                live.dirty = False
+                boxes.append(copy_box(live))
+                if live.unsaved_points:
+                    history = live.history
+                    for i in range(max(0, len(history) - live.unsaved_points), len(history)):
+                        samples.append((live.box, history[i]))
+                    live.unsaved_points = 0
+            for entry in self.state.unknown.values():
+                if entry.dirty:
+                    entry.dirty = False
+                    unknown.append(
+                        UnknownBox(entry.box, entry.claimed_site, entry.first_seen, entry.last_seen, entry.messages)
+                    )
+        for box in boxes:
+            self._boxes[box.box] = box
+        for entry in unknown:
+            self._unknown[entry.box] = entry
+        # The deque drops the oldest points itself past its bound; count them.
+        self._dropped_samples += max(0, len(self._samples) + len(samples) - MAX_PENDING_SAMPLES)
+        self._samples.extend(samples)
+
+    def _saved(self) -> None:
+        for box, _point in self._samples:
+            self._saved_since_trim[box] += 1
+        if self._streak:
+            log.info(
+                "Saved fleet state again after failed flushes",
+                extra={"failed_flushes": self._streak, "boxes": len(self._boxes), "samples": len(self._samples)},
+            )
+        self._boxes.clear()
+        self._samples.clear()
+        self._unknown.clear()
+        self._flushes += 1
+        self._streak = 0
+        self._last_error = None
+        self._last_saved_at = self.clock.now()
+
+    def _failed_to_save(self, exc: Exception) -> None:
+        self._failed += 1
+        self._streak += 1
+        self._last_error = str(exc)[:500]
+        if self._streak == 1:
+            # Once per streak: a database that is away for an hour must not fill the log with one line a flush.
+            log.warning(
+                "Failed to save fleet state; keeping it for the next flush",
+                extra={
+                    "error": self._last_error,
+                    "boxes": len(self._boxes),
+                    "samples": len(self._samples),
+                    "retry_in_s": self.interval_s,
+                },
+                exc_info=not isinstance(exc, EdgefleetError),
+            )
+
+    def _trim_if_due(self) -> None:
+        now = self.clock.monotonic()
+        if self._last_trim is not None and now - self._last_trim < self.trim_interval_s:
+            return
+        self._last_trim = now
+        crowded = [box for box, count in self._saved_since_trim.items() if count >= self._trim_slack]
+        try:
+            deleted = self.store.trim_history(
+                older_than=self.clock.now() - self.history_retention_s, boxes=crowded, keep=self.history_max_points
+            )
+        except Exception as exc:  # a failed trim only delays it; the next one catches up
+            if not self._trim_failing:
+                log.warning("Failed to trim health history", extra={"error": str(exc)[:500]})
+            self._trim_failing = True
+            return
+        self._trim_failing = False
+        for box in crowded:
+            del self._saved_since_trim[box]
+        if deleted:
+            log.debug("Trimmed health history", extra={"deleted": deleted, "boxes_over_bound": len(crowded)})
