@@ -1,0 +1,182 @@
+"""What an alert is: its kind, severity and identity (the dedup key), the alert that should fire now
+(``DesiredAlert``, made by ``evaluating``), the alert as stored with its lifecycle (``StoredAlert``: firing ->
+acknowledged -> resolved, with who and when), and ``Transition``, the one record every change of a stored alert
+goes through (made by ``reconciling.reconcile_alerts`` and by ``acknowledge`` here).
+
+Pure data and pure functions; the alert store, the API and the notification planner read these types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final, Literal
+
+from edgefleet.errors import EdgefleetError
+from edgefleet.ids import BoxId, SiteId
+
+# Who resolves an alert whose condition has cleared: the controller itself, not a person.
+RESOLVED_BY_CONTROLLER: Final = "edgefleet"
+
+
+class AlertKind(StrEnum):
+    BOX_LOST = "box-lost"
+    BOX_FLAPPING = "box-flapping"
+    SITE_UNREACHABLE = "site-unreachable"
+    GPU_OVERHEAT = "gpu-overheat"
+    GPU_ECC = "gpu-ecc"
+    DISK_FULL = "disk-full"
+    APP_DOWN = "app-down"
+    CLOCK_SKEW = "clock-skew"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        """Higher is worse: critical 2, warning 1, info 0 (for sorting and for "did it get worse")."""
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK: Final = {Severity.CRITICAL: 2, Severity.WARNING: 1, Severity.INFO: 0}
+
+AlertState = Literal["firing", "acknowledged", "resolved"]
+Muting = Literal["silenced", "inhibited"]
+TransitionAction = Literal["fire", "update", "resolve", "acknowledge"]
+# Alert details stay JSON-ready: the store, the webhook and the API serialise them as they are.
+DetailValue = str | int | float | bool | None | tuple[str, ...]
+
+
+class AlertingError(EdgefleetError):
+    """Base of the alerting errors.
+
+    AlertingError
+    └── AlertStateError   a lifecycle step that the alert's state does not allow (acknowledging a resolved alert)
+    """
+
+
+class AlertStateError(AlertingError):
+    """The alert is not in a state that allows this step; the message says which state and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertKey:
+    """One real problem: at most one alert per key is active at a time.
+
+    ``box`` is None for site-wide alerts; ``detail`` names the part of the box (``gpu-0``, an app's name) for
+    kinds that can fire several times per box, and is None otherwise.
+    """
+
+    kind: AlertKind
+    site: SiteId
+    box: BoxId | None = None
+    detail: str | None = None
+
+    @property
+    def sort_key(self) -> tuple[str, str, str, str]:
+        """For stable ordering (``sorted(keys, key=lambda k: k.sort_key)``): site alerts before box alerts."""
+        return (self.site, self.box or "", str(self.kind), self.detail or "")
+
+    @property
+    def fingerprint(self) -> str:
+        """A short stable hash of the key, for ids and for the webhook's dedup field."""
+        text = f"{self.kind}|{self.site}|{self.box or ''}|{self.detail or ''}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def __str__(self) -> str:
+        where = f"{self.site}/{self.box}" if self.box else self.site
+        return f"{self.kind} {where}" + (f" {self.detail}" if self.detail else "")
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredAlert:
+    """An alert that should be firing now, as evaluation sees it.
+
+    Its text and details are functions of facts (readings, receive times), never of ``now``, so that evaluating
+    twice with nothing new gives the same alert and reconciling gives no update.
+    """
+
+    key: AlertKey
+    severity: Severity
+    summary: str
+    description: str
+    labels: Mapping[str, str]
+    started_at: float
+    details: Mapping[str, DetailValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    """One alert as the store keeps it: one row per firing, from fire to resolve.
+
+    ``muted`` says why it is not notified now: "silenced" (``muted_by`` holds the silence ids) or "inhibited"
+    (``muted_by`` says by what: a site-unreachable alert, a flapping alert, a site-correlation hold).
+    """
+
+    id: str
+    key: AlertKey
+    severity: Severity
+    summary: str
+    description: str
+    labels: Mapping[str, str]
+    details: Mapping[str, DetailValue]
+    started_at: float
+    fired_at: float
+    updated_at: float
+    state: AlertState = "firing"
+    muted: Muting | None = None
+    muted_by: tuple[str, ...] = ()
+    acknowledged_by: str | None = None
+    acknowledged_at: float | None = None
+    resolved_by: str | None = None
+    resolved_at: float | None = None
+
+    @property
+    def active(self) -> bool:
+        """Firing or acknowledged: the problem is still there."""
+        return self.state != "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One change of a stored alert: store ``alert`` (it replaces ``previous``, a new row when ``action`` is
+    "fire"), and tell people about it when ``notify`` is true."""
+
+    action: TransitionAction
+    alert: StoredAlert
+    previous: StoredAlert | None
+    notify: bool
+    at: float
+
+
+def alert_id(key: AlertKey, fired_at: float) -> str:
+    """The id of one firing of ``key``: stable, so a controller that reconciles twice makes the same row."""
+    return f"{key.fingerprint}-{round(fired_at * 1000):x}"
+
+
+def acknowledge(alert: StoredAlert, who: str, now: float) -> Transition:
+    """Someone has taken the alert: it stays active (and resolves by itself) but is not repeated any more.
+
+    Raises AlertStateError for a resolved or already acknowledged alert, and ValueError for an empty ``who``.
+    """
+    who = who.strip()
+    if not who:
+        raise ValueError("acknowledging an alert needs the name of who takes it (who is empty)")
+    if alert.state == "resolved":
+        raise AlertStateError(
+            f"alert {alert.id} ({alert.key}) was resolved at {alert.resolved_at} by {alert.resolved_by}; "
+            "only a firing alert can be acknowledged"
+        )
+    if alert.state == "acknowledged":
+        raise AlertStateError(
+            f"alert {alert.id} ({alert.key}) was already acknowledged by {alert.acknowledged_by} "
+            f"at {alert.acknowledged_at}"
+        )
+    acked = dataclasses.replace(alert, state="acknowledged", acknowledged_by=who, acknowledged_at=now, updated_at=now)
+    return Transition("acknowledge", acked, alert, notify=False, at=now)
