@@ -48,7 +48,9 @@ def run(args: list[str]) -> int:
 
     _register()
     try:
-        app(args, standalone_mode=False)
+        # With standalone_mode off, click returns the code of a ``typer.Exit`` raised in a command instead of
+        # raising it; dropping it made every failed command exit 0.
+        code = app(args, standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except UnreachableError as exc:
@@ -72,4 +74,4 @@ def run(args: list[str]) -> int:
         if isinstance(exc, click.exceptions.Abort):
             return 1
         raise
-    return 0
+    return code if isinstance(code, int) else 0

@@ -1,0 +1,163 @@
+"""``edgefleet cloud serve``: the controller (inventory, ingest, persister) with its HTTP API under uvicorn.
+
+Everything that can fail for a reason a person must fix is done before the API listens, and reported in one
+line (or, for the inventory, one line per problem) with exit code 1: bad settings, a listen port already
+taken, a bad inventory, a database that cannot be reached. ``edgefleet.cli.app`` adds this app as ``cloud``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import signal
+import socket
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, Final
+
+import typer
+
+if TYPE_CHECKING:
+    from edgefleet.cloud.controller import Controller
+    from edgefleet.cloud.settings import Settings
+
+app = typer.Typer(help="Run the cloud controller.", no_args_is_help=True, add_completion=False)
+
+
+@app.callback()
+def _group() -> None:
+    """Run the cloud controller."""
+    # A callback keeps ``serve`` a subcommand even though it is the only one (typer would collapse it).
+
+
+# The attributes every LogRecord has; anything else on a record came from ``extra={...}`` and is shown.
+_RECORD_FIELDS: Final = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+
+
+@app.command()
+def serve(
+    listen: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT for the API [env EDGEFLEET_LISTEN, default 127.0.0.1:8000].", show_default=False),
+    ] = None,
+    broker: Annotated[
+        str | None,
+        typer.Option(help="mqtt://HOST:PORT of the broker [env EDGEFLEET_BROKER_URL].", show_default=False),
+    ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(help="sqlite:///PATH or postgresql://... [env EDGEFLEET_DATABASE_URL].", show_default=False),
+    ] = None,
+    sites: Annotated[
+        Path | None,
+        typer.Option(help="The inventory directory [env EDGEFLEET_SITES_DIR, default sites].", show_default=False),
+    ] = None,
+) -> None:
+    """Run the controller and serve its API until Ctrl-C or SIGTERM."""
+    import os
+
+    from rich.markup import escape
+
+    from edgefleet.cli.output import fail
+    from edgefleet.cloud.settings import Settings
+    from edgefleet.errors import InventoryError
+
+    try:
+        settings = Settings.from_env(
+            os.environ, listen=listen, broker_url=broker, database_url=database, sites_dir=sites
+        )
+    except ValueError as exc:
+        fail(escape(str(exc)), hint="see 'edgefleet cloud serve --help' for the settings and their variables")
+    _configure_logging()
+    sock = _bind(settings)
+    try:
+        from edgefleet.cloud.controller import Controller
+
+        try:
+            # Loads the whole inventory and opens the database: both refuse here, before anything listens.
+            controller = Controller(settings)
+        except InventoryError as exc:
+            fail(escape(str(exc)), hint=f"fix the files in {settings.sites_dir}; 'edgefleet sites validate' rechecks")
+        try:
+            controller.start()
+            _run_api(settings, controller, sock)
+        finally:
+            controller.stop()
+    finally:
+        sock.close()
+
+
+def _bind(settings: Settings) -> socket.socket:
+    """The API's socket, bound now so that a taken port is reported before the controller starts."""
+    from edgefleet.cli.output import fail
+
+    where = settings.listen
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            settings.listen_host, settings.listen_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        fail(f"cannot listen on {where}: {exc.strerror}", hint="give an address of this machine with --listen")
+    # ``proto`` comes from getaddrinfo (IPPROTO_TCP): asyncio sets TCP_NODELAY on accepted connections only
+    # then; without it every keep-alive answer waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, kind, proto)
+    # As uvicorn does: a restart may bind while connections of the previous run linger in TIME_WAIT.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            fail(
+                f"cannot listen on {where}: the port is already in use",
+                hint=f"stop what listens there (ss -ltnp 'sport = :{settings.listen_port}') "
+                "or choose another with --listen HOST:PORT",
+            )
+        fail(f"cannot listen on {where}: {exc.strerror}", hint="choose another address with --listen HOST:PORT")
+    return sock
+
+
+def _run_api(settings: Settings, controller: Controller, sock: socket.socket) -> None:
+    import uvicorn
+
+    from edgefleet.cloud.api import create_app
+
+    config = uvicorn.Config(
+        create_app(settings, controller=controller),
+        host=settings.listen_host,
+        port=settings.listen_port,
+        log_config=None,  # our handler (``_configure_logging``) formats uvicorn's records too
+        lifespan="on",
+    )
+    # uvicorn re-raises SIGTERM once it has shut down; with the default handler that would end the process
+    # before ``controller.stop()`` saves the last state. A handler of our own keeps the process alive for it.
+    previous = signal.signal(signal.SIGTERM, _note_terminated)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _note_terminated(signum: int, frame: FrameType | None) -> None:
+    logging.getLogger(__name__).info("Received SIGTERM, stopping controller")
+
+
+class _ContextFormatter(logging.Formatter):
+    """``time level logger: message key=value ...``: the ``extra={...}`` context of our log lines is shown."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        context: dict[str, Any] = {k: v for k, v in record.__dict__.items() if k not in _RECORD_FIELDS}
+        if context:
+            line += " " + " ".join(f"{k}={v}" for k, v in context.items())
+        return line
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(_ContextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    # APScheduler logs every run of the persister's flush (every 2 s) at INFO; its warnings still show.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -1,0 +1,384 @@
+"""``edgefleet sites``, ``edgefleet sites validate``, ``edgefleet boxes`` and ``edgefleet box``: the fleet as
+readable tables, read from the controller's HTTP API; and the inventory check, which needs no controller.
+
+``edgefleet.cli.app`` calls ``register``. httpx and rich are imported inside the commands so that the
+``edgefleet`` command starts fast. A controller that cannot be reached raises ``UnreachableError``, which
+``edgefleet.cli.app`` prints as one line; an error the API answers (an unknown site, ...) is printed as the API
+worded it, with exit code 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn
+from urllib.parse import quote
+
+import typer
+
+from edgefleet.errors import UnreachableError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+API_ENV: Final = "EDGEFLEET_API_URL"
+DEFAULT_API: Final = "http://127.0.0.1:8000"
+API_HINT: Final = f"start it with 'edgefleet cloud serve' or set {API_ENV}"
+# The API answers from memory within milliseconds; ten seconds of silence means it or the network is stuck.
+TIMEOUT_S: Final = 10.0
+
+HEALTH_STYLE: Final = {"ok": "green", "degraded": "yellow", "unreachable": "bold red", "unknown": "dim"}
+STATE_STYLE: Final = {"online": "green", "offline": "bold red", "never-seen": "dim"}
+APP_STYLE: Final = {"running": "green", "pending": "yellow", "stopped": "dim", "failed": "bold red", "unknown": "dim"}
+
+ApiOption = Annotated[
+    str, typer.Option("--api", envvar=API_ENV, help="The controller's API.", show_envvar=True, metavar="URL")
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the fleet commands to the ``edgefleet`` app."""
+    sites = typer.Typer(help="List the sites, or check the inventory files.", add_completion=False)
+    sites.callback(invoke_without_command=True)(sites_list)
+    sites.command("validate")(sites_validate)
+    app.add_typer(sites, name="sites", help="List the sites with boxes online and health; 'validate' checks sites/.")
+    app.command("boxes")(boxes_list)
+    app.command("box")(box_show)
+
+
+# --- commands -------------------------------------------------------------------------------------------
+
+
+def sites_list(
+    ctx: typer.Context,
+    api: ApiOption = DEFAULT_API,
+    health: Annotated[
+        str | None, typer.Option(help="Only sites in this health: ok, degraded, unreachable, unknown.")
+    ] = None,
+    region: Annotated[str | None, typer.Option(help="Only sites of this region.")] = None,
+) -> None:
+    """Every site with its boxes online out of total and its health."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
+    from edgefleet.cli.output import console
+
+    sites = get_json(api, "/api/v1/sites", {"health": health, "region": region})
+    rows = [
+        (
+            site["id"],
+            Text(site["display_name"], no_wrap=True, overflow="ellipsis"),
+            site["kind"],
+            escape(site["region"]),
+            f"{site['boxes_online']}/{site['boxes_total']}",
+            _styled(site["health"], HEALTH_STYLE),
+        )
+        for site in sites
+    ]
+    table = Table(header_style="bold")
+    # One line per site however narrow the terminal: the display name gives way, the other columns keep
+    # their full width.
+    for i, column in enumerate(("site", "name", "kind", "region", "online", "health")):
+        if column == "name":
+            table.add_column(column, min_width=12)  # may shrink; its cells cut themselves short with "…"
+            continue
+        widest = max([len(column), *(Text.from_markup(str(row[i])).cell_len for row in rows)])
+        table.add_column(column, no_wrap=True, min_width=widest, justify="right" if column == "online" else "left")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    online = sum(s["boxes_online"] for s in sites)
+    total = sum(s["boxes_total"] for s in sites)
+    console.print(f"{plural(len(sites), 'site')}, {online}/{total} boxes online", highlight=False)
+
+
+def sites_validate(
+    directory: Annotated[
+        Path,
+        typer.Argument(envvar="EDGEFLEET_SITES_DIR", help="The inventory directory.", show_default=True),
+    ] = Path("sites"),
+) -> None:
+    """Check every site manifest in DIR without starting anything: every problem as file:line: field: reason."""
+    from rich.markup import escape
+
+    from edgefleet.cli.output import console, fail
+    from edgefleet.errors import InventoryError
+    from edgefleet.inventory import load_inventory
+
+    try:
+        inventory = load_inventory(directory)
+    except InventoryError as exc:
+        fail(
+            escape(str(exc)),
+            hint="fix these and run 'edgefleet sites validate' again; docs/inventory.md has the fields",
+        )
+    console.print(f"{plural(len(inventory.sites), 'site')}, {plural(len(inventory.boxes), 'box')}: OK", highlight=False)
+
+
+def boxes_list(
+    site: Annotated[str | None, typer.Option("--site", "-s", help="The site whose boxes to list.")] = None,
+    state: Annotated[str | None, typer.Option(help="Only boxes in this state: online, offline, never-seen.")] = None,
+    unknown: Annotated[
+        bool, typer.Option("--unknown", help="List boxes that publish but are in no site manifest instead.")
+    ] = False,
+    api: ApiOption = DEFAULT_API,
+) -> None:
+    """A site's boxes: state, last seen, GPU temperature and utilisation, apps."""
+    from edgefleet.cli.output import console, fail
+
+    if unknown:
+        _print_unknown(get_json(api, "/api/v1/unknown-boxes"))
+        return
+    if site is None:
+        fail(
+            "say which boxes to list", hint="edgefleet boxes --site SITE (or --unknown); 'edgefleet sites' lists sites"
+        )
+    boxes = get_json(api, f"/api/v1/sites/{quote(site, safe='')}/boxes", {"state": state})
+    console.print(_boxes_table(boxes))
+    online = sum(b["reachability"]["state"] == "online" for b in boxes)
+    console.print(f"{plural(len(boxes), 'box')}, {online} online", highlight=False)
+
+
+def box_show(
+    box: Annotated[str, typer.Argument(help="The box id, e.g. sh-pudong-gpu-01.")],
+    api: ApiOption = DEFAULT_API,
+) -> None:
+    """One box in detail: reachability, host, GPUs, apps."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from edgefleet.cli.output import console
+
+    found = get_json(api, f"/api/v1/boxes/{quote(box, safe='')}")
+    reach = found["reachability"]
+    gpu = found["gpu"]
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    facts.add_row("box", found["id"])
+    facts.add_row("site", found["site"])
+    # Models, versions and reasons are free text from manifests and boxes: never read as rich markup.
+    facts.add_row("role", found["role"] + (f" ({escape(found['model'])})" if found["model"] else ""))
+    if gpu:
+        facts.add_row("gpu spec", escape(f"{gpu['count']} x {gpu['model']}, driver {gpu['driver_version']}"))
+    facts.add_row("state", f"{_styled(reach['state'], STATE_STYLE)} ({escape(reach['reason'])})")
+    facts.add_row(
+        "last seen", f"{ago(found['last_seen_age_s'])}" + (f" ({found['last_seen']})" if found["last_seen"] else "")
+    )
+    if found["boot"]:
+        facts.add_row("agent", escape(f"{found['agent_version']}, boot {found['boot']}, heartbeat #{found['seq']}"))
+    if found["clock_skew_s"] is not None:
+        facts.add_row("clock skew", f"{found['clock_skew_s']:+.1f}s")
+    latest = found["latest"]
+    if latest:
+        facts.add_row("host", escape(_host_line(latest["host"])))
+    console.print(facts)
+    if latest:
+        _print_gpus(latest["gpu"])
+        _print_apps(latest["apps"])
+    console.print(f"{plural(len(found['history']), 'health point')} since {found['history_since']}", highlight=False)
+
+
+# --- the API --------------------------------------------------------------------------------------------
+
+
+def get_json(api: str, path: str, params: dict[str, str | None] | None = None) -> Any:
+    """GET ``path`` of the API; an API error ends the command with its message, no connection raises
+    UnreachableError."""
+    import httpx
+
+    from edgefleet.cli.output import fail
+
+    query = {k: v for k, v in (params or {}).items() if v is not None}
+    try:
+        response = httpx.get(api.rstrip("/") + path, params=query, timeout=TIMEOUT_S)
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+        fail(f"the API URL {api!r} is not an http:// or https:// URL", hint=f"e.g. --api {DEFAULT_API} (or {API_ENV})")
+    except httpx.TimeoutException as exc:
+        raise UnreachableError(
+            "controller API", api, f"no answer within {TIMEOUT_S:g} s; check the controller's log"
+        ) from exc
+    except httpx.TransportError as exc:
+        raise UnreachableError("controller API", api, API_HINT) from exc
+    try:
+        body = response.json()
+    except ValueError:
+        fail(
+            f"{api} answered {response.status_code} with something that is not the edgefleet API",
+            hint=f"check --api / {API_ENV}",
+        )
+    if not response.is_success:
+        _fail_as_answered(response.status_code, body)
+    return body
+
+
+def _fail_as_answered(status: int, body: Any) -> NoReturn:
+    """End the command with the API's own error message (it says what to do)."""
+    from rich.markup import escape
+
+    from edgefleet.cli.output import fail
+
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    if status >= 500:
+        fail(escape(f"the controller API failed ({status}): {message or 'no reason given'}"))
+    fail(escape(message or f"the controller API refused the request ({status})"))
+
+
+# --- rendering ------------------------------------------------------------------------------------------
+
+
+def ago(seconds: float | None) -> str:
+    """How long ago, in the largest whole unit: "3s ago", "5m ago", "2h ago", "4d ago"; None is "never"."""
+    if seconds is None:
+        return "never"
+    whole = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if whole >= size:
+            return f"{whole // size}{unit} ago"
+    return f"{whole}s ago"
+
+
+def plural(count: int, noun: str) -> str:
+    """ "1 box", "3 boxes", "2 sites"."""
+    if count == 1:
+        return f"1 {noun}"
+    return f"{count} {noun}es" if noun.endswith(("x", "s")) else f"{count} {noun}s"
+
+
+def apps_summary(apps: dict[str, Any] | None) -> str:
+    """ "3 running" or "2 running, 1 failed"; the source's error when there is one; "-" when unknown."""
+    from rich.markup import escape
+
+    if apps is None:
+        return "-"
+    if apps["error"]:
+        return f"error: {escape(apps['error'])}"
+    if not apps["apps"]:
+        return "none"
+    counts: dict[str, int] = {}
+    for app in apps["apps"]:
+        counts[app["state"]] = counts.get(app["state"], 0) + 1
+    return ", ".join(f"{n} {_styled(state, APP_STYLE)}" for state, n in sorted(counts.items(), key=_running_first))
+
+
+def _running_first(item: tuple[str, int]) -> tuple[bool, str]:
+    return item[0] != "running", item[0]
+
+
+def _styled(word: str, styles: dict[str, str]) -> str:
+    style = styles.get(word)
+    return f"[{style}]{word}[/]" if style else word
+
+
+def _number(value: float | None, unit: str) -> str:
+    return "-" if value is None else f"{value:.0f}{unit}"
+
+
+def _boxes_table(boxes: list[dict[str, Any]]) -> Table:
+    from rich.table import Table
+
+    table = Table(header_style="bold")
+    table.add_column("box", no_wrap=True)
+    for column in ("role", "state", "last seen"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("gpu temp", justify="right")
+    table.add_column("gpu util", justify="right")
+    table.add_column("apps")
+    for box in boxes:
+        latest = box["latest"]
+        table.add_row(
+            box["id"],
+            box["role"],
+            _styled(box["reachability"]["state"], STATE_STYLE),
+            ago(box["last_seen_age_s"]),
+            _number(box["gpu_temperature_max_c"], "°C"),
+            _number(box["gpu_utilization_avg_percent"], "%"),
+            apps_summary(latest["apps"] if latest else None),
+        )
+    return table
+
+
+def _host_line(host: dict[str, Any]) -> str:
+    parts = []
+    if host["cpu_percent"] is not None:
+        parts.append(f"cpu {host['cpu_percent']:.0f}%")
+    if host["load1"] is not None:
+        parts.append(f"load {host['load1']:.2f}")
+    if host["memory_total_bytes"] and host["memory_available_bytes"] is not None:
+        used = 1 - host["memory_available_bytes"] / host["memory_total_bytes"]
+        parts.append(f"memory {used:.0%} used of {host['memory_total_bytes'] / 2**30:.1f} GiB")
+    if host["disk_total_bytes"] and host["disk_free_bytes"] is not None:
+        used = 1 - host["disk_free_bytes"] / host["disk_total_bytes"]
+        parts.append(f"disk {host['disk_path']} {used:.0%} used")
+    return ", ".join(parts) or "no readings"
+
+
+def _print_gpus(report: dict[str, Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from edgefleet.cli.output import console
+
+    if not report["available"]:
+        console.print(escape(f"GPUs: none readable ({report['reason'] or 'no reason given'})"), highlight=False)
+        return
+    console.print(escape(f"GPUs, driver {report['driver_version'] or 'unknown'}:"), highlight=False)
+    table = Table(header_style="bold")
+    for column in ("gpu", "name", "temp", "util", "memory", "power", "throttled"):
+        table.add_column(column, justify="right" if column in {"temp", "util", "memory", "power"} else "left")
+    for gpu in report["gpus"]:
+        memory = (
+            f"{gpu['memory_used_bytes'] / 2**30:.1f}/{gpu['memory_total_bytes'] / 2**30:.1f} GiB"
+            if gpu["memory_used_bytes"] is not None and gpu["memory_total_bytes"]
+            else "-"
+        )
+        table.add_row(
+            str(gpu["index"]),
+            escape(gpu["name"]),
+            _number(gpu["temperature_c"], "°C"),
+            _number(gpu["utilization_percent"], "%"),
+            memory,
+            _number(gpu["power_w"], " W"),
+            escape(", ".join(gpu["throttle_reasons"])) or "-",
+        )
+    console.print(table)
+
+
+def _print_apps(report: dict[str, Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from edgefleet.cli.output import console
+
+    if report["error"]:
+        console.print(f"apps: cannot be read from {escape(report['source'])}: {escape(report['error'])}")
+        return
+    console.print(f"apps, from {escape(report['source'])}:", highlight=False)
+    table = Table(header_style="bold")
+    for column in ("app", "version", "state", "detail"):
+        table.add_column(column)
+    for app in report["apps"]:
+        table.add_row(
+            escape(app["name"]), escape(app["version"]), _styled(app["state"], APP_STYLE), escape(app["detail"] or "")
+        )
+    console.print(table)
+
+
+def _print_unknown(unknown: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    from edgefleet.cli.output import console
+
+    table = Table(header_style="bold")
+    for column in ("box", "claims site", "first seen", "last seen", "messages"):
+        table.add_column(column, justify="right" if column == "messages" else "left", no_wrap=column == "box")
+    for box in unknown:
+        table.add_row(box["box"], box["claimed_site"] or "-", box["first_seen"], box["last_seen"], str(box["messages"]))
+    console.print(table)
+    console.print(
+        f"{plural(len(unknown), 'unknown box')}" + ("; add them to sites/ or switch them off" if unknown else ""),
+        highlight=False,
+    )

@@ -1,0 +1,73 @@
+"""The controller's HTTP API (FastAPI): sites, boxes, unknown boxes, /healthz and /metrics.
+
+``create_app(settings)`` builds the app; its lifespan builds, starts and stops a ``Controller`` from
+``settings``. A caller that already runs a controller (``edgefleet cloud serve``, which starts it first so that
+start-up failures are reported in one line; tests, with an in-memory one) passes it as ``controller`` and keeps
+owning it. Called by ``edgefleet.cli.cloud`` and by tests; nothing is kept in module globals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from edgefleet import __version__
+from edgefleet.cloud.api import errors
+from edgefleet.cloud.api.deps import FleetReader
+from edgefleet.cloud.api.metrics import build_registry
+from edgefleet.cloud.api.routes import boxes, sites, system
+from edgefleet.cloud.settings import Settings
+
+__all__ = ["create_app"]
+
+TAGS = [
+    {"name": "sites", "description": "Parcel transfer centers and central clusters, with box counts and health."},
+    {"name": "boxes", "description": "GPU boxes and edge nodes: reachability, latest heartbeat, history."},
+    {"name": "system", "description": "The controller's own health and its Prometheus metrics."},
+]
+
+
+def create_app(settings: Settings, *, controller: FleetReader | None = None) -> FastAPI:
+    """The API app. Without ``controller`` its lifespan runs one built from ``settings``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        if controller is not None:
+            yield _state(settings, controller)
+            return
+        from edgefleet.clock import SystemClock
+        from edgefleet.cloud.controller import Controller
+
+        # Building loads the inventory and opens the database; keep that blocking work off the event loop.
+        owned = await run_in_threadpool(lambda: Controller(settings, clock=SystemClock()))
+        await run_in_threadpool(owned.start)
+        try:
+            yield _state(settings, owned)
+        finally:
+            await run_in_threadpool(owned.stop)
+
+    app = FastAPI(
+        title="edgefleet controller",
+        version=__version__,
+        summary="Sites, boxes and their live health, as the controller sees them.",
+        description=(
+            "Read-only API of the edgefleet controller. Times are ISO 8601 in UTC, durations in seconds. "
+            'Every error answers `{"error": {"code": "...", "message": "..."}}`; the message says what to do.'
+        ),
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(sites.router)
+    app.include_router(boxes.router)
+    app.include_router(system.router)
+    return app
+
+
+def _state(settings: Settings, controller: FleetReader) -> dict[str, Any]:
+    """What every request sees as ``request.state``."""
+    return {"settings": settings, "controller": controller, "metrics_registry": build_registry(controller)}

@@ -1,0 +1,114 @@
+"""What the API's routes depend on: the controller they read (behind a small protocol, so tests pass an
+in-memory one) and the one access check every route goes through.
+
+``create_app`` puts the controller and the settings into the lifespan state; routes take them as
+``ControllerDep`` and ``SettingsDep``, and the caller as ``PrincipalDep``. Identity and roles come in a later issue: ``require_access`` then fills in who calls, and
+routes already pass the site they read to ``authorize`` so that site scoping needs no change to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Literal, Protocol
+
+from fastapi import Depends, Request
+
+from edgefleet.clock import Clock
+from edgefleet.cloud.api.errors import Forbidden
+from edgefleet.cloud.fleet import FleetState, HealthPoint
+from edgefleet.cloud.settings import Settings
+from edgefleet.ids import BoxId, SiteId
+
+
+class IngestView(Protocol):
+    @property
+    def counters(self) -> Mapping[str, int]:
+        """Messages taken from the broker so far, by outcome (accepted, duplicate, malformed, ...)."""
+        ...
+
+    @property
+    def connected(self) -> bool:
+        """Whether the controller holds a connection to the broker now."""
+        ...
+
+
+class StoreView(Protocol):
+    def check(self) -> None:
+        """Raise when the database cannot be used now; the error says why."""
+        ...
+
+
+class FleetReader(Protocol):
+    """What the API reads of the controller. ``edgefleet.cloud.controller.Controller`` is one; tests pass an
+    in-memory one."""
+
+    @property
+    def state(self) -> FleetState: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def ingest(self) -> IngestView: ...
+
+    @property
+    def store(self) -> StoreView: ...
+
+    def box_history(self, box: BoxId, since: float) -> list[HealthPoint]:
+        """The box's health points received at ``since`` or later, oldest first."""
+        ...
+
+
+def get_controller(request: Request) -> FleetReader:
+    controller: FleetReader = request.state.controller
+    return controller
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.state.settings
+    return settings
+
+
+ControllerDep = Annotated[FleetReader, Depends(get_controller)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+Role = Literal["viewer", "operator", "admin"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who calls: a name, a role, and the sites they may see (``None``: every site)."""
+
+    name: str
+    role: Role
+    sites: frozenset[SiteId] | None
+
+    def may_read(self, site: SiteId | None) -> bool:
+        """``site`` None stands for fleet-wide data (every site's metrics, boxes of no known site)."""
+        if self.sites is None:
+            return True
+        return site is not None and site in self.sites
+
+
+ANONYMOUS_VIEWER = Principal(name="anonymous", role="viewer", sites=None)
+
+
+def require_access(request: Request) -> Principal:
+    """The one access check every route goes through (a router-level dependency of every router).
+
+    Today it admits every caller as an anonymous viewer of every site; the issue that brings identity reads
+    the caller from ``request`` here and refuses the unknown with 401.
+    """
+    return ANONYMOUS_VIEWER
+
+
+PrincipalDep = Annotated[Principal, Depends(require_access)]
+
+
+def authorize(principal: Principal, site: SiteId | None) -> None:
+    """Refuse with 403 when ``principal`` may not read ``site`` (None: fleet-wide data)."""
+    if not principal.may_read(site):
+        what = f"site {site!r}" if site is not None else "fleet-wide data"
+        raise Forbidden(f"{principal.name!r} may not read {what}; ask an admin to grant access")

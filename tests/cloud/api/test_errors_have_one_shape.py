@@ -1,0 +1,95 @@
+"""Every error the API answers is ``{"error": {"code", "message"}}``; a failure inside is a logged 500 whose
+body holds no traceback."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+from edgefleet.errors import UnreachableError
+from tests.cloud.api.memory import MemoryController
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code", "message"),
+    [
+        ("GET", "/api/v2/sites", 404, "not-found", "no route '/api/v2/sites'; the API lives under /api/v1 (see /docs)"),
+        (
+            "DELETE",
+            "/api/v1/sites/sh-pudong",
+            405,
+            "method-not-allowed",
+            "DELETE is not allowed on '/api/v1/sites/sh-pudong'; this API only reads (see /docs)",
+        ),
+    ],
+)
+def test_unknown_routes_and_methods(
+    client: httpx.Client, method: str, path: str, status: int, code: str, message: str
+) -> None:
+    response = client.request(method, path)
+
+    assert response.status_code == status
+    assert response.json() == {"error": {"code": code, "message": message}}
+
+
+def test_a_failure_inside_is_a_logged_500_without_traceback(
+    client: httpx.Client, memory: MemoryController, caplog: pytest.LogCaptureFixture
+) -> None:
+    memory.history_error = RuntimeError("history table is corrupt")
+
+    with caplog.at_level(logging.ERROR, logger="edgefleet.cloud.api.errors"):
+        response = client.get("/api/v1/boxes/sh-pudong-gpu-01")
+
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": {
+            "code": "internal",
+            "message": "the controller failed to answer this request; the controller's log has the details",
+        }
+    }
+    assert "Traceback" not in response.text
+    assert "corrupt" not in response.text
+    (record,) = [r for r in caplog.records if r.name == "edgefleet.cloud.api.errors"]
+    assert record.getMessage() == "Failed to answer API request"
+    assert record.exc_info is not None
+    assert "history table is corrupt" in str(record.exc_info[1])
+    assert (record.method, record.path) == ("GET", "/api/v1/boxes/sh-pudong-gpu-01")  # type: ignore[attr-defined]
+
+
+def test_a_database_that_cannot_be_read_is_a_503_saying_so(client: httpx.Client, memory: MemoryController) -> None:
+    memory.history_error = UnreachableError("database", "postgresql://edgefleet@db/edgefleet", "connection refused")
+
+    response = client.get("/api/v1/boxes/sh-pudong-gpu-01")
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "error": {
+            "code": "unavailable",
+            "message": "cannot read the history of 'sh-pudong-gpu-01' now: cannot reach the database at "
+            "postgresql://edgefleet@db/edgefleet: connection refused",
+        }
+    }
+
+
+def test_openapi_documents_every_route_with_tags(client: httpx.Client) -> None:
+    spec = client.get("/openapi.json").json()
+
+    assert {t["name"] for t in spec["tags"]} == {"sites", "boxes", "system"}
+    routes = {(path, method): op for path, ops in spec["paths"].items() for method, op in ops.items()}
+    assert set(routes) == {
+        ("/api/v1/sites", "get"),
+        ("/api/v1/sites/{site}", "get"),
+        ("/api/v1/sites/{site}/boxes", "get"),
+        ("/api/v1/boxes/{box}", "get"),
+        ("/api/v1/unknown-boxes", "get"),
+        ("/healthz", "get"),
+        ("/metrics", "get"),
+    }
+    for op in routes.values():
+        assert op["tags"]
+        assert op["summary"]
+        assert op["description"]
+    assert "404" in routes["/api/v1/boxes/{box}", "get"]["responses"]
+    assert client.get("/docs").status_code == 200

@@ -1,0 +1,78 @@
+"""One access check (``deps.require_access``) guards every route, and routes pass the site they read, so the
+issue that brings identity only has to fill ``require_access`` in. Today every caller is an anonymous viewer
+of every site; these tests put a site-scoped caller in through that one seam."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from edgefleet.cloud.api import create_app
+from edgefleet.cloud.api.deps import ANONYMOUS_VIEWER, Principal, require_access
+from edgefleet.cloud.api.errors import Forbidden
+from edgefleet.cloud.settings import Settings
+from edgefleet.ids import SiteId
+from tests.cloud.api.memory import MemoryController
+from tests.cloud.api.serving import serving
+
+PUDONG_STAFF = Principal(name="pudong-staff", role="viewer", sites=frozenset({SiteId("sh-pudong")}))
+
+
+@pytest.mark.parametrize(
+    ("principal", "site", "allowed"),
+    [
+        (ANONYMOUS_VIEWER, SiteId("sh-pudong"), True),
+        (ANONYMOUS_VIEWER, None, True),
+        (PUDONG_STAFF, SiteId("sh-pudong"), True),
+        (PUDONG_STAFF, SiteId("bj-daxing"), False),
+        (PUDONG_STAFF, None, False),
+        (Principal(name="nobody", role="viewer", sites=frozenset()), SiteId("sh-pudong"), False),
+    ],
+)
+def test_who_may_read_what(principal: Principal, site: SiteId | None, allowed: bool) -> None:
+    assert principal.may_read(site) is allowed
+
+
+def test_every_route_is_refused_when_the_check_refuses(memory: MemoryController) -> None:
+    def refuse_everyone() -> Principal:
+        raise Forbidden("nobody may read today")
+
+    app = create_app(Settings(), controller=memory)
+    app.dependency_overrides[require_access] = refuse_everyone
+    with serving(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        paths = list(client.get("/openapi.json").json()["paths"])
+        answers = {
+            path: client.get(path.format(site="sh-pudong", box="sh-pudong-gpu-01")).status_code for path in paths
+        }
+
+    assert len(answers) == 7
+    assert answers == dict.fromkeys(paths, 403)
+
+
+@pytest.fixture
+def staff_client(memory: MemoryController) -> Iterator[httpx.Client]:
+    app = create_app(Settings(), controller=memory)
+    app.dependency_overrides[require_access] = lambda: PUDONG_STAFF
+    with serving(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        yield client
+
+
+def test_a_site_scoped_caller_sees_only_their_site(staff_client: httpx.Client) -> None:
+    assert [s["id"] for s in staff_client.get("/api/v1/sites").json()] == ["sh-pudong"]
+    assert staff_client.get("/api/v1/sites/sh-pudong/boxes").status_code == 200
+    assert staff_client.get("/api/v1/boxes/sh-pudong-gpu-01").status_code == 200
+    for path in ["/api/v1/sites/bj-daxing", "/api/v1/sites/bj-daxing/boxes", "/api/v1/boxes/bj-daxing-gpu-01"]:
+        response = staff_client.get(path)
+        assert response.status_code == 403, path
+        assert response.json() == {
+            "error": {
+                "code": "forbidden",
+                "message": "'pudong-staff' may not read site 'bj-daxing'; ask an admin to grant access",
+            }
+        }
+    for path in ["/metrics", "/api/v1/unknown-boxes"]:
+        response = staff_client.get(path)
+        assert response.status_code == 403, path
+        assert "may not read fleet-wide data" in response.json()["error"]["message"]
