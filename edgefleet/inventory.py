@@ -9,18 +9,17 @@ Called by ``edgefleet sites validate``, by the controller at start-up and by the
 
 from __future__ import annotations
 
-import re
 import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal, get_args
+from typing import Annotated, Final, Literal, get_args
 
 import msgspec
-import yaml
 from msgspec import Meta, Struct
 
 from edgefleet.errors import InventoryError, Problem
 from edgefleet.ids import ID_PATTERN, BoxId, SiteId
+from edgefleet.manifests import ManifestPath, check_kind, convert, read_documents
 
 API_VERSION: Final = "edgefleet.io/v1"
 KIND: Final = "Site"
@@ -110,124 +109,20 @@ class Inventory:
         return [self.boxes[b] for b in self.sites[site].boxes]
 
 
-# --- YAML with line numbers -------------------------------------------------------------------------------
-
-Path_ = tuple[str | int, ...]
-
-
-def _to_python(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> Any:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = yaml.SafeLoader.construct_scalar(_LOADER, key_node) if isinstance(key_node, yaml.ScalarNode) else None
-            if key is None:
-                raise yaml.MarkedYAMLError(
-                    problem="mapping keys must be plain strings", problem_mark=key_node.start_mark
-                )
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _to_python(value_node, (*path, key), lines)
-            lines[(*path, key)] = key_node.start_mark.line + 1
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(item, (*path, i), lines) for i, item in enumerate(node.value)]
-    return _LOADER.construct_object(node, deep=True)
-
-
 _CHOICES: Final[dict[str, tuple[str, ...]]] = {"role": get_args(BoxRole), "kind": get_args(SiteKind)}
-_LOADER = yaml.SafeLoader("")
-# libyaml composes ~10x faster than the pure-Python parser; both build the same node tree.
-_FAST_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_PATH_PART = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
+ManifestLines = dict[ManifestPath, int]
 
 
-def _parse_error_path(message: str) -> tuple[Path_, str]:
-    """Split msgspec's "reason - at `$.a.b[0]`" into a path and the reason."""
-    match = re.search(r" - at `\$([^`]*)`$", message)
-    if not match:
-        return (), message
-    path: list[str | int] = []
-    for name, index in _PATH_PART.findall(match.group(1)):
-        path.append(name if name else int(index))
-    return tuple(path), message[: match.start()]
-
-
-def _line_of(lines: dict[Path_, int], path: Path_) -> int | None:
-    while path not in lines and path:
-        path = path[:-1]
-    return lines.get(path)
-
-
-def _dotted(path: Path_) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
-
-
-def _load_file(file: Path, problems: list[Problem]) -> list[tuple[SiteManifest, dict[Path_, int]]]:
+def _load_file(file: Path, problems: list[Problem]) -> list[tuple[SiteManifest, ManifestLines]]:
     shown = str(file)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(Problem(shown, None, "", f"cannot be read: {exc}"))
-        return []
-    try:
-        documents = list(yaml.compose_all(text, Loader=_FAST_LOADER))
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        problems.append(Problem(shown, line, "", f"is not valid YAML: {exc.problem}"))
-        return []
-    manifests = []
-    for document in documents:
-        if document is None:
+    loaded = []
+    for document in read_documents(file, problems):
+        if not check_kind(document, shown, API_VERSION, KIND, problems):
             continue
-        lines: dict[Path_, int] = {}
-        try:
-            raw = _to_python(document, (), lines)
-        except yaml.MarkedYAMLError as exc:
-            line = exc.problem_mark.line + 1 if exc.problem_mark else None
-            problems.append(Problem(shown, line, "", f"is not valid YAML: {exc.problem}"))
-            continue
-        if not isinstance(raw, dict):
-            problems.append(Problem(shown, lines.get(()), "", "a manifest must be a mapping (apiVersion, kind, ...)"))
-            continue
-        if raw.get("apiVersion") != API_VERSION or raw.get("kind") != KIND:
-            problems.append(
-                Problem(
-                    shown,
-                    lines.get(("kind",), lines.get(())),
-                    "apiVersion/kind",
-                    f"expected apiVersion {API_VERSION!r} and kind {KIND!r}, "
-                    f"got {raw.get('apiVersion')!r} and {raw.get('kind')!r}",
-                )
-            )
-            continue
-        try:
-            manifest = msgspec.convert(raw, SiteManifest)
-        except msgspec.ValidationError as exc:
-            path, reason = _parse_error_path(str(exc))
-            unknown = re.match(r"Object contains unknown field `([^`]+)`", reason)
-            if unknown:
-                path = (*path, unknown.group(1))
-            camel = tuple(_camel(p) if isinstance(p, str) else p for p in path)
-            if reason.startswith("Invalid enum value") and path and path[-1] in _CHOICES:
-                reason += f"; expected one of {', '.join(_CHOICES[str(path[-1])])}"
-            if unknown:
-                reason += " (check its spelling and indentation; docs/inventory.md lists the fields)"
-            if "matching regex" in reason:
-                reason = (
-                    "must be an id: lower-case letters, digits and '-', at most 63, starting and ending alphanumeric"
-                )
-            problems.append(Problem(shown, _line_of(lines, camel), _dotted(camel), reason))
-            continue
-        manifests.append((manifest, lines))
-    return manifests
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(w.capitalize() for w in rest)
+        manifest = convert(document, SiteManifest, shown, problems, choices=_CHOICES, fields_doc="docs/inventory.md")
+        if manifest is not None:
+            loaded.append((manifest, document.lines))
+    return loaded
 
 
 def load_inventory(directory: Path) -> Inventory:
@@ -269,7 +164,7 @@ def load_inventory(directory: Path) -> Inventory:
                 )
             site_boxes: list[BoxId] = []
             for i, box in enumerate(spec.boxes):
-                path: Path_ = ("spec", "boxes", i)
+                path: ManifestPath = ("spec", "boxes", i)
                 if box.name in where:
                     problems.append(
                         Problem(
