@@ -34,16 +34,19 @@ the state its newest messages give:
 from __future__ import annotations
 
 import threading
-from collections import deque
+from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from math import isnan
+from typing import Final, Literal, overload
 
 from edgefleet.ids import BoxId, SiteId
 from edgefleet.inventory import Inventory
 from edgefleet.messages import BoxStatus, Heartbeat
 
-# One hour of 10 s heartbeats per box in memory for charts. Measured: ~2,000 boxes x 360 points = ~150 MB
-# (a point and its floats are ~210 B); older points are read from the database.
+# One hour of 10 s heartbeats per box in memory for charts; older points are read from the database. Held as
+# float64 rows (``HealthHistory``): 1,977 boxes x 360 points = 34 MB, where a HealthPoint object a point took
+# 160 MB (docs/performance.md, "Controller memory").
 HISTORY_POINTS: Final = 360
 # Boxes outside the inventory that are listed for ops; past this a flood of made-up ids is only counted.
 MAX_UNKNOWN_BOXES: Final = 1000
@@ -71,6 +74,122 @@ class HealthPoint:
     gpu_utilization_avg_percent: float | None
 
 
+# A history row: ``at`` and the five readings, in HealthPoint's field order.
+_ROW: Final = 6
+# A reading the heartbeat did not give is stored as NaN. No reading is NaN itself: JSON has no NaN, and every
+# derived figure is a ratio of finite numbers. A HealthPoint appended with a NaN reading reads back None.
+_MISSING: Final = float("nan")
+
+
+class HealthHistory(Sequence[HealthPoint]):
+    """The newest ``maxlen`` health points of one box, oldest first: a ring of float64 rows in one array.
+
+    Stands where a ``deque[HealthPoint]`` stood, with its reading side (``len``, indexing, iteration, ``==``)
+    and ``append``; the points are made on read. A HealthPoint per point costs ~225 B (the object and six float
+    objects), a row 48 B. The array is allocated whole at the first point, so a box that never sent one costs
+    nothing and a full ring never grows. Not locked itself: the fleet state's lock guards it, as it did the deque.
+    """
+
+    __slots__ = ("_count", "_maxlen", "_next", "_rows")
+
+    def __init__(self, maxlen: int = HISTORY_POINTS) -> None:
+        if maxlen < 1:
+            raise ValueError(f"a health history holds at least 1 point, got maxlen={maxlen}")
+        self._maxlen = maxlen
+        self._rows: array[float] | None = None
+        self._next = 0  # the row the next point goes to
+        self._count = 0
+
+    @property
+    def maxlen(self) -> int:
+        return self._maxlen
+
+    def record(
+        self,
+        at: float,
+        cpu_percent: float | None,
+        memory_used_percent: float | None,
+        disk_used_percent: float | None,
+        gpu_temperature_max_c: float | None,
+        gpu_utilization_avg_percent: float | None,
+    ) -> None:
+        """Add a point from its figures (the ingest's path: no HealthPoint is built); the oldest goes when full."""
+        rows = self._rows
+        if rows is None:
+            # Repetition sizes the array exactly; array("d", bytes(n)) over-allocates by ~7%.
+            rows = self._rows = array("d", (0.0,)) * (_ROW * self._maxlen)
+        i = self._next * _ROW
+        rows[i] = at
+        rows[i + 1] = _MISSING if cpu_percent is None else cpu_percent
+        rows[i + 2] = _MISSING if memory_used_percent is None else memory_used_percent
+        rows[i + 3] = _MISSING if disk_used_percent is None else disk_used_percent
+        rows[i + 4] = _MISSING if gpu_temperature_max_c is None else gpu_temperature_max_c
+        rows[i + 5] = _MISSING if gpu_utilization_avg_percent is None else gpu_utilization_avg_percent
+        self._next = 0 if self._next + 1 == self._maxlen else self._next + 1
+        if self._count < self._maxlen:
+            self._count += 1
+
+    def append(self, point: HealthPoint) -> None:
+        self.record(
+            point.at,
+            point.cpu_percent,
+            point.memory_used_percent,
+            point.disk_used_percent,
+            point.gpu_temperature_max_c,
+            point.gpu_utilization_avg_percent,
+        )
+
+    def clear(self) -> None:
+        self._rows = None
+        self._next = 0
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> HealthPoint: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[HealthPoint]: ...
+
+    def __getitem__(self, index: int | slice) -> HealthPoint | list[HealthPoint]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError(f"health history index {index} out of range (it holds {self._count} points)")
+        return self._point((self._next - self._count + index) % self._maxlen)
+
+    def __iter__(self) -> Iterator[HealthPoint]:
+        oldest = self._next - self._count
+        for k in range(self._count):
+            yield self._point((oldest + k) % self._maxlen)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HealthHistory):
+            return NotImplemented
+        return list(self) == list(other)  # like deques, whatever their maxlen
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the deque it replaces
+
+    def __repr__(self) -> str:
+        return f"HealthHistory({list(self)!r}, maxlen={self._maxlen})"
+
+    def _point(self, row: int) -> HealthPoint:
+        assert self._rows is not None  # a row is read only when the history holds points
+        i = row * _ROW
+        at, cpu, memory, disk, temperature, utilization = self._rows[i : i + _ROW]
+        return HealthPoint(
+            at, _reading(cpu), _reading(memory), _reading(disk), _reading(temperature), _reading(utilization)
+        )
+
+
+def _reading(value: float) -> float | None:
+    return None if isnan(value) else value
+
+
 @dataclass(slots=True)
 class BoxLive:
     """What the controller has observed of one box of the inventory."""
@@ -90,7 +209,7 @@ class BoxLive:
     status_reason: str | None = None
     status_session: int = 0
     status_at: float | None = None
-    history: deque[HealthPoint] = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
+    history: HealthHistory = field(default_factory=HealthHistory)
     # Set when anything above changed since the persister last saved this box.
     dirty: bool = False
     # The boot the status above belongs to (it may be newer than ``boot`` until that boot's first heartbeat).
@@ -153,6 +272,13 @@ class FleetState:
 
 def health_point(heartbeat: Heartbeat, *, at: float) -> HealthPoint:
     """The chart figures of one heartbeat: memory and disk used %, hottest GPU, mean GPU utilisation."""
+    return HealthPoint(at, *_health_figures(heartbeat))
+
+
+def _health_figures(
+    heartbeat: Heartbeat,
+) -> tuple[float | None, float | None, float | None, float | None, float | None]:
+    """HealthPoint's readings of one heartbeat, in its field order."""
     host = heartbeat.host
     memory = None
     if host.memory_total_bytes and host.memory_available_bytes is not None:
@@ -170,13 +296,12 @@ def health_point(heartbeat: Heartbeat, *, at: float) -> HealthPoint:
         if gpu.utilization_percent is not None:
             utilization_sum += gpu.utilization_percent
             utilization_count += 1
-    return HealthPoint(
-        at=at,
-        cpu_percent=host.cpu_percent,
-        memory_used_percent=memory,
-        disk_used_percent=disk,
-        gpu_temperature_max_c=hottest,
-        gpu_utilization_avg_percent=utilization_sum / utilization_count if utilization_count else None,
+    return (
+        host.cpu_percent,
+        memory,
+        disk,
+        hottest,
+        utilization_sum / utilization_count if utilization_count else None,
     )
 
 
@@ -217,7 +342,7 @@ def apply_heartbeat(box: BoxLive, heartbeat: Heartbeat, *, received_at: float) -
         box.first_seen = received_at
     box.last_seen = received_at
     box.clock_skew_s = heartbeat.sent_at - received_at
-    box.history.append(health_point(heartbeat, at=received_at))
+    box.history.record(received_at, *_health_figures(heartbeat))
     box.unsaved_points += 1
     box.dirty = True
     return "accepted"
@@ -357,7 +482,7 @@ def copy_box(box: BoxLive) -> BoxLive:
         status_reason=box.status_reason,
         status_session=box.status_session,
         status_at=box.status_at,
-        history=deque(maxlen=HISTORY_POINTS),
+        history=HealthHistory(),
         dirty=box.dirty,
         status_boot=box.status_boot,
         status_seq=box.status_seq,
