@@ -27,8 +27,10 @@ MAX_MESSAGE_BYTES: Final = 64 * 1024
 
 Id = Annotated[str, Meta(pattern=ID_PATTERN, max_length=63)]
 BootId = Annotated[str, Meta(min_length=8, max_length=64)]
-NonNegInt = Annotated[int, Meta(ge=0)]
-NonNegFloat = Annotated[float, Meta(ge=0)]
+# Counters and byte sizes fit a signed 64-bit integer: the database column type, and far beyond any real box.
+NonNegInt = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+# Finite only: JSON has no infinity, but msgspec reads 1e999 as one and it would poison sums and percentages.
+NonNegFloat = Annotated[float, Meta(ge=0, le=1e18)]
 Percent = Annotated[float, Meta(ge=0, le=100)]
 ShortText = Annotated[str, Meta(max_length=256)]
 

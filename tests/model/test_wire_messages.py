@@ -84,6 +84,8 @@ def _raw(**changes: object) -> bytes:
         (_raw(seq=-1), "malformed", "`$.seq`"),
         (_raw(box="Not A Box"), "malformed", "`$.box`"),
         (_raw(interval_s=0), "malformed", "`$.interval_s`"),
+        (_raw(seq=2**63), "malformed", "`$.seq`"),
+        (_raw(host={"memory_total_bytes": 10**400}), "malformed", "`$.host.memory_total_bytes`"),
         (_raw(schema=2), "schema", "schema version 2"),
         (json.dumps({"schema": 99, "whatever": True}).encode(), "schema", "schema version 99"),
         (b"{" + b" " * MAX_MESSAGE_BYTES + b"}", "oversized", "at most"),
