@@ -1,0 +1,380 @@
+"""``edgefleet sim ...``: run the fleet simulator, see what it plays, and inject faults through its control API.
+
+``edgefleet.cli.app`` mounts ``app`` as ``sim``. ``run`` starts ``simulator.running``; every other command is a
+small HTTP call to a running simulator (``EDGEFLEET_SIM_URL``). A simulator that cannot be reached raises
+``UnreachableError``, which ``edgefleet.cli.app`` prints as one line; a request the simulator refuses (an
+unknown box, a missing field) ends the command with the simulator's own message and exit code 1. httpx, rich
+and the simulator are imported inside the commands so that ``edgefleet`` starts fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn
+
+import typer
+
+from edgefleet.errors import UnreachableError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+SIM_URL_ENV: Final = "EDGEFLEET_SIM_URL"
+DEFAULT_SIM_URL: Final = "http://127.0.0.1:8100"
+SIM_HINT: Final = f"start it with 'edgefleet sim run' or set {SIM_URL_ENV}"
+# The control API answers from memory within milliseconds; ten seconds of silence means it is stuck.
+TIMEOUT_S: Final = 10.0
+
+app = typer.Typer(help="Run the fleet simulator and inject faults.", no_args_is_help=True, add_completion=False)
+fault_app = typer.Typer(help="Inject, list and clear faults of a running simulator.", no_args_is_help=True)
+app.add_typer(fault_app, name="fault")
+
+UrlOption = Annotated[
+    str, typer.Option("--url", envvar=SIM_URL_ENV, show_envvar=True, metavar="URL", help="The simulator's control API.")
+]
+BoxOption = Annotated[str, typer.Option("--box", metavar="BOX", help="The box (its id, e.g. sh-pudong-gpu-03).")]
+ForOption = Annotated[
+    float | None, typer.Option("--for", metavar="SECONDS", help="How long it lasts; until cleared when left out.")
+]
+
+
+# --- run -----------------------------------------------------------------------------------------------------
+
+
+@app.command("run")
+def run_command(
+    sites: Annotated[
+        Path, typer.Option("--sites", envvar="EDGEFLEET_SITES_DIR", show_envvar=True, help="The site inventory.")
+    ] = Path("sites"),
+    broker: Annotated[
+        str,
+        typer.Option("--broker", envvar="EDGEFLEET_BROKER_URL", show_envvar=True, metavar="URL", help="MQTT broker."),
+    ] = "mqtt://127.0.0.1:1883",
+    listen: Annotated[
+        str,
+        typer.Option(
+            "--listen",
+            envvar="EDGEFLEET_SIM_LISTEN",
+            show_envvar=True,
+            metavar="HOST:PORT",
+            help="Control API address.",
+        ),
+    ] = "127.0.0.1:8100",
+    site: Annotated[
+        list[str] | None, typer.Option("--site", metavar="SITE", help="Play only this site (repeatable).")
+    ] = None,
+    max_boxes_per_site: Annotated[
+        int | None, typer.Option("--max-boxes-per-site", metavar="N", help="Play only the first N boxes of each site.")
+    ] = None,
+    interval_override: Annotated[
+        float | None,
+        typer.Option("--interval-override", metavar="SECONDS", help="Heartbeat interval for every box (tests, demos)."),
+    ] = None,
+    keepalive: Annotated[int, typer.Option("--keepalive", metavar="SECONDS", help="MQTT keepalive of each box.")] = 10,
+    jitter: Annotated[
+        float, typer.Option("--jitter", metavar="FRACTION", help="Vary each interval by +- this (0.2 = +-20%).")
+    ] = 0.0,
+    loss: Annotated[
+        float, typer.Option("--loss", metavar="FRACTION", help="Drop this share of heartbeats (0.01 = 1%).")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated readings, jitter and loss.")] = 0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every box's connects too.")] = False,
+) -> None:
+    """Play every box of the inventory as an agent over its own MQTT connection, until Ctrl-C."""
+    from edgefleet.cli.output import fail
+    from simulator.running import SimulatorError, SimulatorOptions, run
+
+    _configure_logging(verbose)
+    options = SimulatorOptions(
+        sites_dir=sites,
+        broker_url=broker,
+        listen=listen,
+        sites=tuple(site or ()),
+        max_boxes_per_site=max_boxes_per_site,
+        interval_override_s=interval_override,
+        keepalive_s=keepalive,
+        jitter=jitter,
+        loss=loss,
+        seed=seed,
+    )
+    try:
+        run(options)
+    except SimulatorError as exc:
+        fail(exc.message, hint=exc.hint)
+
+
+class _ContextFormatter(logging.Formatter):
+    """``time level logger: message key=value ...``: the ``extra={...}`` context of our log lines is shown."""
+
+    _PLAIN = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "color_message"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        context = {k: v for k, v in vars(record).items() if k not in self._PLAIN}
+        return line + "".join(f" {k}={v}" for k, v in context.items())
+
+
+def _configure_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ContextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    if not verbose:
+        # 2,000 boxes log a line per connect and per loss; the simulator's own summaries say what matters.
+        logging.getLogger("edgefleet.agent").setLevel(logging.WARNING)
+
+
+# --- status --------------------------------------------------------------------------------------------------
+
+
+@app.command("status")
+def status_command(
+    url: UrlOption = DEFAULT_SIM_URL,
+    site: Annotated[str | None, typer.Option("--site", metavar="SITE", help="One site and its boxes.")] = None,
+) -> None:
+    """What the simulator plays: boxes connected, stopped and cut off, heartbeats, and each site."""
+
+    from edgefleet.cli.output import console
+
+    if site is not None:
+        found = _call(url, "GET", "/status", params={"site": site})
+        console.print(
+            f"site {found['site']}: {found['connected']}/{found['boxes']} boxes connected, "
+            f"{found['stopped']} stopped{', network cut' if found['cut'] else ''}",
+            highlight=False,
+        )
+        table = _table("box", "role", "connected", "stopped", "cut", "session", "seq", "buffered", "skew s")
+        for row in found["box_list"]:
+            table.add_row(
+                row["box"],
+                row["role"],
+                _yes(row["connected"]),
+                _yes(row["stopped"]),
+                _yes(row["frozen"]),
+                str(row["session"]),
+                str(row["seq"]),
+                str(row["buffered"]),
+                f"{row['skew_s']:g}",
+            )
+        console.print(table)
+        return
+    found = _call(url, "GET", "/status")
+    boxes, beats, process = found["boxes"], found["heartbeats"], found["process"]
+    console.print(
+        f"{boxes['connected']}/{boxes['total']} boxes connected to {found['broker']}, {boxes['stopped']} stopped, "
+        f"{boxes['cut']} cut off; {found['faults_active']} fault(s) active",
+        highlight=False,
+    )
+    console.print(
+        f"heartbeats: {beats['sent']} sent, {beats['lost']} lost on purpose, {beats['malformed']} malformed; "
+        f"process: {_maybe(process['cpu_percent'], '% CPU')}, {_mb(process['rss_bytes'])} resident, "
+        f"{_maybe(process['open_fds'], ' open files')}",
+        highlight=False,
+    )
+    table = _table("site", "boxes", "connected", "stopped", "cut", "heartbeats")
+    for row in found["sites"]:
+        table.add_row(
+            row["site"],
+            str(row["boxes"]),
+            str(row["connected"]),
+            str(row["stopped"]),
+            _yes(row["cut"]),
+            str(row["heartbeats_sent"]),
+        )
+    console.print(table)
+
+
+# --- faults --------------------------------------------------------------------------------------------------
+
+
+@fault_app.command("stop")
+def fault_stop(box: BoxOption, seconds: ForOption = None, url: UrlOption = DEFAULT_SIM_URL) -> None:
+    """The box stops heartbeating but stays connected (a hung agent): only the heartbeat timeout sees it."""
+    _inject(url, {"kind": "stop", "box": box, "seconds": seconds})
+
+
+@fault_app.command("drop")
+def fault_drop(box: BoxOption, url: UrlOption = DEFAULT_SIM_URL) -> None:
+    """Tear the box's TCP connection down (no DISCONNECT): the will goes out at once, the box reconnects."""
+    _inject(url, {"kind": "drop", "box": box})
+
+
+@fault_app.command("cut")
+def fault_cut(
+    site: Annotated[str, typer.Option("--site", metavar="SITE", help="The site whose WAN is cut.")],
+    seconds: Annotated[float, typer.Option("--for", metavar="SECONDS", help="How long the cut lasts.")],
+    url: UrlOption = DEFAULT_SIM_URL,
+) -> None:
+    """Cut a site's network: its boxes go silent (wills after ~1.5 x keepalive) and reconnect afterwards."""
+    _inject(url, {"kind": "cut", "site": site, "seconds": seconds})
+
+
+@fault_app.command("overheat")
+def fault_overheat(
+    box: BoxOption,
+    gpu: Annotated[int, typer.Option("--gpu", metavar="INDEX", help="Which GPU of the box.")] = 0,
+    temperature: Annotated[
+        float, typer.Option("--temperature", metavar="CELSIUS", help="The temperature it reports.")
+    ] = 95.0,
+    seconds: ForOption = None,
+    url: UrlOption = DEFAULT_SIM_URL,
+) -> None:
+    """Hold one GPU of the box at a temperature (with the thermal throttle reasons NVML would show)."""
+    _inject(url, {"kind": "overheat", "box": box, "gpu": gpu, "temperature_c": temperature, "seconds": seconds})
+
+
+@fault_app.command("skew")
+def fault_skew(
+    box: BoxOption,
+    by: Annotated[
+        float, typer.Option("--by", metavar="SECONDS", help="Seconds the box's clock is ahead (negative: behind).")
+    ],
+    seconds: ForOption = None,
+    url: UrlOption = DEFAULT_SIM_URL,
+) -> None:
+    """Shift the box's clock: its heartbeats' sent_at is off by that much."""
+    _inject(url, {"kind": "skew", "box": box, "offset_s": by, "seconds": seconds})
+
+
+@fault_app.command("malformed")
+def fault_malformed(
+    box: BoxOption,
+    count: Annotated[int, typer.Option("--count", metavar="N", help="How many of its next heartbeats.")] = 1,
+    variant: Annotated[
+        str,
+        typer.Option("--variant", help="random-bytes, wrong-shape, wrong-schema, other-box, or mixed (each in turn)."),
+    ] = "mixed",
+    url: UrlOption = DEFAULT_SIM_URL,
+) -> None:
+    """Send the box's next heartbeats as invalid payloads on its own topic."""
+    _inject(url, {"kind": "malformed", "box": box, "count": count, "variant": variant})
+
+
+@fault_app.command("list")
+def fault_list(url: UrlOption = DEFAULT_SIM_URL) -> None:
+    """The active faults."""
+    from edgefleet.cli.output import console
+
+    faults = _call(url, "GET", "/faults")["faults"]
+    if not faults:
+        console.print("no active faults", highlight=False)
+        return
+    table = _table("id", "kind", "site", "box", "left", "details")
+    for fault in faults:
+        left = "until cleared" if fault["remaining_s"] is None else f"{fault['remaining_s']:g} s"
+        table.add_row(fault["id"], fault["kind"], fault["site"], fault["box"] or "", left, _details(fault))
+    console.print(table)
+
+
+@fault_app.command("clear")
+def fault_clear(
+    fault_id: Annotated[str | None, typer.Option("--id", metavar="ID", help="One fault, by its id.")] = None,
+    box: Annotated[str | None, typer.Option("--box", metavar="BOX", help="Every fault of this box.")] = None,
+    site: Annotated[str | None, typer.Option("--site", metavar="SITE", help="Every fault at this site.")] = None,
+    url: UrlOption = DEFAULT_SIM_URL,
+) -> None:
+    """End faults now: one by id, a box's, a site's, or (no option) all of them."""
+    from edgefleet.cli.output import console, fail
+
+    if fault_id is not None and (box is not None or site is not None):
+        fail("--id names one fault; leave out --box and --site with it")
+    if fault_id is not None:
+        cleared = _call(url, "DELETE", f"/faults/{fault_id}")["cleared"]
+    else:
+        cleared = _call(url, "DELETE", "/faults", params={"box": box, "site": site})["cleared"]
+    ids = ", ".join(f["id"] for f in cleared)
+    console.print(f"cleared {len(cleared)} fault(s){': ' + ids if ids else ''}", highlight=False)
+
+
+def _inject(url: str, body: dict[str, Any]) -> None:
+    from edgefleet.cli.output import console
+
+    fault = _call(url, "POST", "/faults", json={k: v for k, v in body.items() if v is not None})
+    target = fault["box"] or f"site {fault['site']}"
+    until = "until cleared" if fault["remaining_s"] is None else f"for {fault['remaining_s']:g} s"
+    if fault["kind"] == "drop":
+        until = "(it reconnects by itself)"
+    elif fault["kind"] == "malformed":
+        until = f"for its next {fault['payloads_left']} heartbeat(s) ({fault['variant']})"
+    console.print(f"injected {fault['id']}: {fault['kind']} {target} {until}", highlight=False)
+
+
+# --- the control API ------------------------------------------------------------------------------------------
+
+
+def _call(url: str, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None) -> Any:
+    """One request to the simulator; its errors end the command with its message, no connection raises
+    UnreachableError."""
+    import httpx
+
+    from edgefleet.cli.output import fail
+
+    query = {k: v for k, v in (params or {}).items() if v is not None}
+    try:
+        response = httpx.request(method, url.rstrip("/") + path, params=query, json=json, timeout=TIMEOUT_S)
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+        fail(
+            f"the simulator URL {url!r} is not an http:// URL", hint=f"e.g. --url {DEFAULT_SIM_URL} (or {SIM_URL_ENV})"
+        )
+    except httpx.TimeoutException as exc:
+        raise UnreachableError(
+            "simulator", url, f"no answer within {TIMEOUT_S:g} s; check the simulator's log"
+        ) from exc
+    except httpx.TransportError as exc:
+        raise UnreachableError("simulator", url, SIM_HINT) from exc
+    try:
+        body = response.json()
+    except ValueError:
+        fail(
+            f"{url} answered {response.status_code} with something that is not the simulator's API",
+            hint=f"check {SIM_URL_ENV}",
+        )
+    if not response.is_success:
+        _fail_as_answered(response.status_code, body)
+    return body
+
+
+def _fail_as_answered(status: int, body: Any) -> NoReturn:
+    from rich.markup import escape
+
+    from edgefleet.cli.output import fail
+
+    message = body.get("error") if isinstance(body, dict) else None
+    fail(escape(str(message or f"the simulator refused the request ({status})")))
+
+
+# --- rendering -------------------------------------------------------------------------------------------------
+
+
+def _table(*columns: str) -> Table:
+    from rich.table import Table
+
+    table = Table(header_style="bold")
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    return table
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "-"
+
+
+def _maybe(value: Any, unit: str) -> str:
+    return "?" + unit if value is None else f"{value}{unit}"
+
+
+def _mb(value: int | None) -> str:
+    return "? MB" if value is None else f"{value / 1e6:.0f} MB"
+
+
+def _details(fault: dict[str, Any]) -> str:
+    if fault["kind"] == "overheat":
+        return f"GPU {fault['gpu']} at {fault['temperature_c']:g} C"
+    if fault["kind"] == "skew":
+        return f"clock {fault['offset_s']:+g} s"
+    if fault["kind"] == "malformed":
+        return f"{fault['payloads_left']} left, {fault['variant']}"
+    return ""

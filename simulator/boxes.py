@@ -1,0 +1,67 @@
+"""One simulated box: the real agent's ``BoxReporter`` and ``BoxLink`` fed by simulated sources, with a clock of
+its own that a ``skew`` fault can shift. Built by ``simulator.running`` for every box the simulator plays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from edgefleet.agent.link import BoxLink, BrokerAddress
+from edgefleet.agent.reporting import BoxReporter
+from edgefleet.clock import Clock
+from edgefleet.inventory import Box
+from edgefleet.messages import Heartbeat
+from simulator.sources import SimulatedAppSource, SimulatedGpuProbe, SimulatedHostProbe
+
+
+class OffsetClock:
+    """A box's own wall clock: ``base`` shifted by ``offset()`` seconds (read at every call, so a skew fault
+    starts and ends without telling anyone). Intervals and uptime keep the true monotonic clock."""
+
+    def __init__(self, base: Clock, offset: Callable[[], float]) -> None:
+        self._base = base
+        self._offset = offset
+
+    def now(self) -> float:
+        return self._base.now() + self._offset()
+
+    def monotonic(self) -> float:
+        return self._base.monotonic()
+
+
+@dataclass(slots=True, eq=False)
+class SimulatedBox:
+    box: Box
+    reporter: BoxReporter
+    link: BoxLink
+    host: SimulatedHostProbe
+    gpu: SimulatedGpuProbe
+    apps: SimulatedAppSource
+    heartbeats_sent: int = 0
+
+    def heartbeat(self) -> Heartbeat:
+        """The box's next heartbeat from fresh samples (its sequence number moves on)."""
+        return self.reporter.heartbeat(self.host.sample(), self.gpu.sample(), self.apps.read())
+
+
+def build_box(
+    box: Box,
+    *,
+    broker: BrokerAddress,
+    interval_s: float,
+    keepalive_s: int,
+    seed: int,
+    clock: Clock,
+    skew: Callable[[], float],
+    overheat: Callable[[], Mapping[int, float]],
+) -> SimulatedBox:
+    reporter = BoxReporter(box.id, box.site, interval_s=interval_s, clock=OffsetClock(clock, skew))
+    return SimulatedBox(
+        box=box,
+        reporter=reporter,
+        link=BoxLink(reporter, broker, keepalive_s=keepalive_s),
+        host=SimulatedHostProbe(box, seed=seed),
+        gpu=SimulatedGpuProbe(box, seed=seed, overheat=overheat),
+        apps=SimulatedAppSource(box, seed=seed),
+    )

@@ -1,0 +1,590 @@
+"""The simulator process: loads the inventory, builds a simulated box for every box it plays, connects them all
+through one ``LinkDriver``, sends their heartbeats on one ``HeartbeatSchedule``, applies faults, and serves the
+control API (uvicorn, in the same asyncio loop) until it is told to stop.
+
+Entry points: ``run_simulator`` (async), ``run`` (blocking; ``edgefleet sim run`` calls it) and
+``start_in_background`` (a thread of its own; for tests and demos that need a live fleet beside them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import signal
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Final
+
+import uvicorn
+
+from edgefleet import topics
+from edgefleet.agent.link import DEFAULT_KEEPALIVE_S, BrokerAddress
+from edgefleet.clock import Clock, SystemClock
+from edgefleet.errors import EdgefleetError
+from edgefleet.ids import BoxId, SiteId
+from edgefleet.inventory import Inventory, Site, load_inventory
+from simulator.boxes import SimulatedBox, build_box
+from simulator.faults import Fault, FaultRejected, FaultRequest, Faults
+from simulator.malformed import malformed_payload
+from simulator.networking import Connection, LinkDriver
+from simulator.scheduling import MAX_JITTER, HeartbeatSchedule
+from simulator.sources import stream
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SITES_DIR: Final = "sites"
+DEFAULT_BROKER_URL: Final = "mqtt://127.0.0.1:1883"
+DEFAULT_LISTEN: Final = "127.0.0.1:8100"
+# Faults end on time to within this; a cut's recovery is what depends on it.
+HOUSEKEEPING_INTERVAL_S: Final = 0.2
+# The CPU figure in /status is the mean over this many seconds (one sample a second).
+CPU_WINDOW_S: Final = 10
+# File descriptors beside the boxes' sockets: the control API, its clients, the log, Python's own.
+SPARE_FDS: Final = 64
+# MQTT's keepalive is a 16-bit number of seconds.
+MAX_KEEPALIVE_S: Final = 65_535
+
+
+class SimulatorError(EdgefleetError):
+    """The simulator cannot start as asked; says what is wrong and what to do."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(f"{message} ({hint})" if hint else message)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimulatorOptions:
+    """What ``edgefleet sim run`` was asked to play and how; ``check`` says what is out of range."""
+
+    sites_dir: Path = Path(DEFAULT_SITES_DIR)
+    broker_url: str = DEFAULT_BROKER_URL
+    listen: str = DEFAULT_LISTEN
+    sites: tuple[str, ...] = ()
+    max_boxes_per_site: int | None = None
+    interval_override_s: float | None = None
+    keepalive_s: int = DEFAULT_KEEPALIVE_S
+    jitter: float = 0.0
+    loss: float = 0.0
+    seed: int = 0
+
+    def broker(self) -> BrokerAddress:
+        try:
+            return BrokerAddress.parse(self.broker_url)
+        except ValueError as exc:
+            raise SimulatorError(str(exc), "pass --broker mqtt://HOST:PORT or set EDGEFLEET_BROKER_URL") from exc
+
+    def listen_address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit() or int(port) > 65_535:
+            raise SimulatorError(
+                f"listen address {self.listen!r} is not HOST:PORT",
+                "pass --listen 127.0.0.1:8100 or set EDGEFLEET_SIM_LISTEN",
+            )
+        return host, int(port)
+
+    def check(self) -> None:
+        """Raise SimulatorError naming the first option that is out of range."""
+        self.broker()
+        self.listen_address()
+        if not 1 <= self.keepalive_s <= MAX_KEEPALIVE_S:
+            raise SimulatorError(f"--keepalive must be from 1 to {MAX_KEEPALIVE_S} seconds, got {self.keepalive_s}")
+        if not 0.0 <= self.jitter <= MAX_JITTER:
+            raise SimulatorError(
+                f"--jitter must be from 0 to {MAX_JITTER} (0.2 = +-20% of the interval), got {self.jitter}"
+            )
+        if not 0.0 <= self.loss <= 1.0:
+            raise SimulatorError(f"--loss must be from 0 to 1 (0.01 = 1% of heartbeats), got {self.loss}")
+        if self.interval_override_s is not None and not 0.0 < self.interval_override_s <= 3600.0:
+            raise SimulatorError(
+                f"--interval-override must be more than 0 and at most 3600 seconds, got {self.interval_override_s}"
+            )
+        if self.max_boxes_per_site is not None and self.max_boxes_per_site < 1:
+            raise SimulatorError(f"--max-boxes-per-site must be at least 1, got {self.max_boxes_per_site}")
+
+
+def select_fleet(inventory: Inventory, options: SimulatorOptions) -> Inventory:
+    """The part of ``inventory`` the simulator plays: the sites asked for (all by default), each cut down to
+    its first ``max_boxes_per_site`` boxes."""
+    wanted = [SiteId(s) for s in options.sites] or list(inventory.sites)
+    unknown = [s for s in wanted if s not in inventory.sites]
+    if unknown:
+        raise SimulatorError(
+            f"site(s) {', '.join(repr(s) for s in unknown)} not in the inventory at {options.sites_dir}",
+            "see the file names in that directory, or 'edgefleet sites list'",
+        )
+    sites: dict[SiteId, Site] = {}
+    boxes = {}
+    for site_id in dict.fromkeys(wanted):
+        site = inventory.sites[site_id]
+        kept = site.boxes[: options.max_boxes_per_site] if options.max_boxes_per_site else site.boxes
+        sites[site_id] = replace(site, boxes=kept)
+        boxes.update({b: inventory.boxes[b] for b in kept})
+    return Inventory(sites=sites, boxes=boxes)
+
+
+def raise_open_file_limit(needed: int) -> int:
+    """Lift the soft RLIMIT_NOFILE to the hard limit (2,000 sockets do not fit the usual soft 1,024); raises
+    SimulatorError when even the hard limit is too low. Returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, needed)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft < needed:
+        raise SimulatorError(
+            f"{needed} open files are needed but the hard limit is {hard}",
+            "raise it (ulimit -Hn, LimitNOFILE=) or play fewer boxes with --site / --max-boxes-per-site",
+        )
+    return soft
+
+
+@dataclass(slots=True)
+class Counters:
+    heartbeats_sent: int = 0
+    heartbeats_lost: int = 0
+    malformed_sent: int = 0
+
+
+@dataclass(slots=True)
+class _CpuMeter:
+    """CPU use of this process from /proc/self/stat (utime + stime), sampled once a second."""
+
+    samples: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=CPU_WINDOW_S + 1))
+
+    def sample(self) -> None:
+        stat = process_stat()
+        if stat is not None:
+            self.samples.append((time.monotonic(), stat[0]))
+
+    def percent(self) -> float | None:
+        if len(self.samples) < 2:
+            return None
+        (t0, c0), (t1, c1) = self.samples[0], self.samples[-1]
+        return round(100.0 * (c1 - c0) / (t1 - t0), 1) if t1 > t0 else None
+
+
+_CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
+_PAGE_SIZE: Final = os.sysconf("SC_PAGE_SIZE")
+
+
+def process_stat() -> tuple[float, int] | None:
+    """(CPU seconds used, resident bytes) of this process, or None where /proc is missing."""
+    try:
+        raw = Path("/proc/self/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the command name (which may hold spaces) start at field 3: state.
+    after = raw[raw.rindex(")") + 2 :].split()
+    utime, stime, rss_pages = int(after[11]), int(after[12]), int(after[21])
+    return (utime + stime) / _CLOCK_TICKS, rss_pages * _PAGE_SIZE
+
+
+def _open_fds() -> int | None:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return None
+
+
+class Simulation:
+    """The simulated fleet while it runs. Lives on one asyncio loop; the control API calls it from there."""
+
+    def __init__(self, fleet: Inventory, options: SimulatorOptions, *, clock: Clock | None = None) -> None:
+        self.fleet = fleet
+        self.options = options
+        self.clock: Clock = clock or SystemClock()
+        self.faults = Faults(fleet)
+        self.counters = Counters()
+        self.started_at = self.clock.now()
+        self._cpu = _CpuMeter()
+        self._loss_rng = stream(options.seed, "loss")
+        self._malformed_rng = stream(options.seed, "malformed")
+        self.driver = LinkDriver(rng=stream(options.seed, "reconnect"))
+        broker = options.broker()
+        self.boxes: list[SimulatedBox] = []
+        self._by_id: dict[BoxId, tuple[SimulatedBox, Connection]] = {}
+        for box_id, box in fleet.boxes.items():
+            site = fleet.sites[box.site]
+            sim_box = build_box(
+                box,
+                broker=broker,
+                interval_s=options.interval_override_s or site.interval_s,
+                keepalive_s=options.keepalive_s,
+                seed=options.seed,
+                clock=self.clock,
+                skew=self._skew_reader(box_id),
+                overheat=self._overheat_reader(box_id),
+            )
+            self.boxes.append(sim_box)
+            self._by_id[box_id] = (sim_box, self.driver.add(sim_box.link))
+
+    def _skew_reader(self, box: BoxId) -> Callable[[], float]:
+        return lambda: self.faults.skew_of(box, self.clock.monotonic())
+
+    def _overheat_reader(self, box: BoxId) -> Callable[[], dict[int, float]]:
+        return lambda: self.faults.overheat_of(box, self.clock.monotonic())
+
+    # --- running -----------------------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, *, ready: Callable[[], None] | None = None) -> None:
+        tasks: list[asyncio.Task[Any]] = [
+            asyncio.create_task(self._send_heartbeats(), name="heartbeats"),
+            asyncio.create_task(self._keep_house(), name="housekeeping"),
+        ]
+        try:
+            started = time.monotonic()
+            connecting = asyncio.create_task(self.driver.start(), name="connecting")
+            stopping = asyncio.create_task(stop.wait(), name="stop")
+            tasks += [connecting, stopping]
+            # A stop while 2,000 boxes are still being connected must not wait for the last of them.
+            await asyncio.wait([connecting, stopping], return_when=asyncio.FIRST_COMPLETED)
+            if connecting.done():
+                connecting.result()
+                log.info(
+                    "Made first connection attempt of every simulated box",
+                    extra={"boxes": len(self.boxes), "seconds": round(time.monotonic() - started, 2)},
+                )
+                if ready:
+                    ready()
+                await stopping
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.driver.close()
+            log.info("Stopped simulated boxes", extra={"boxes": len(self.boxes)})
+
+    async def _send_heartbeats(self) -> None:
+        loop = asyncio.get_running_loop()
+        schedule = HeartbeatSchedule(
+            [b.reporter.interval_s for b in self.boxes],
+            start=loop.time(),
+            jitter=self.options.jitter,
+            rng=stream(self.options.seed, "jitter"),
+        )
+        while True:
+            for index in schedule.pop_due(loop.time()):
+                try:
+                    self._beat(self.boxes[index])
+                except Exception:
+                    log.exception("Failed to send heartbeat of box", extra={"box": self.boxes[index].box.id})
+            due = schedule.next_due()
+            await asyncio.sleep(max(0.0, (due if due is not None else loop.time() + 1.0) - loop.time()))
+
+    def _beat(self, sim_box: SimulatedBox) -> None:
+        box_id = sim_box.box.id
+        now = self.clock.monotonic()
+        if self.faults.is_stopped(box_id, now):
+            return  # a hung app: no heartbeat, the connection carries on
+        heartbeat = sim_box.heartbeat()
+        if self.options.loss and self._loss_rng.random() < self.options.loss:
+            self.counters.heartbeats_lost += 1
+            return
+        variant = self.faults.take_malformed(box_id, now)
+        if variant is not None:
+            payload = malformed_payload(variant, heartbeat, rng=self._malformed_rng, other_box=self._other_box(box_id))
+            sim_box.link.publish_raw(topics.heartbeat_topic(box_id), payload)
+            self.counters.malformed_sent += 1
+            return
+        if self._by_id[box_id][1].frozen:
+            # Cut off, the agent's link has not noticed yet; its buffer (bounded, unlike paho's queue) holds
+            # the heartbeat and BoxLink flushes it after the reconnect.
+            sim_box.reporter.keep(heartbeat)
+        else:
+            sim_box.link.send(heartbeat)
+        sim_box.heartbeats_sent += 1
+        self.counters.heartbeats_sent += 1
+
+    def _other_box(self, box: BoxId) -> str:
+        """The box a payload of the ``other-box`` variant claims: the next one of the same site, else any."""
+        site_boxes = self.fleet.sites[self.fleet.boxes[box].site].boxes
+        pool = site_boxes if len(site_boxes) > 1 else tuple(self.fleet.boxes)
+        others = [b for b in pool if b != box]
+        if not others:
+            return "impostor-box"
+        position = pool.index(box) if box in pool else 0
+        return others[position % len(others)]
+
+    async def _keep_house(self) -> None:
+        last_cpu_sample = 0.0
+        while True:
+            self._end(self.faults.expire(self.clock.monotonic()))
+            if time.monotonic() - last_cpu_sample >= 1.0:
+                self._cpu.sample()
+                last_cpu_sample = time.monotonic()
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
+
+    # --- faults ------------------------------------------------------------------------------------------------
+
+    def inject(self, request: FaultRequest) -> Fault:
+        """Check and apply a fault; raises FaultRejected (invalid, not-found, conflict)."""
+        checked = self.faults.check(request)
+        if checked.kind == "drop":
+            assert checked.box is not None
+            if self._by_id[checked.box][1].sock is None:
+                raise FaultRejected(
+                    "conflict", f"box {checked.box!r} has no connection to drop now (it is reconnecting)", field="box"
+                )
+        fault = self.faults.add(request, now=self.clock.monotonic())
+        if fault.kind == "drop" and fault.box is not None:
+            self.driver.drop(self._by_id[fault.box][1])
+        elif fault.kind == "cut":
+            for box_id in self.fleet.sites[fault.site].boxes:
+                self.driver.freeze(self._by_id[box_id][1])
+        log.info(
+            "Injected fault",
+            extra={
+                "fault": fault.id,
+                "kind": fault.kind,
+                "site": fault.site,
+                "box": fault.box,
+                "seconds": request.seconds,
+            },
+        )
+        return fault
+
+    def clear(self, *, fault_id: str | None = None, box: str | None = None, site: str | None = None) -> list[Fault]:
+        cleared = self.faults.clear(fault_id=fault_id, box=box, site=site)
+        self._end(cleared)
+        return cleared
+
+    def _end(self, faults: list[Fault]) -> None:
+        now = self.clock.monotonic()
+        for fault in faults:
+            log.info("Ended fault", extra={"fault": fault.id, "kind": fault.kind, "site": fault.site, "box": fault.box})
+            if fault.kind == "cut" and not self.faults.is_cut(fault.site, now):
+                for box_id in self.fleet.sites[fault.site].boxes:
+                    self.driver.thaw(self._by_id[box_id][1])
+
+    # --- status ------------------------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        now = self.clock.monotonic()
+        sites = [self._site_summary(site, now) for site in self.fleet.sites]
+        stat = process_stat()
+        counters = self.driver.counters
+        return {
+            "broker": str(self.options.broker()),
+            "uptime_s": round(self.clock.now() - self.started_at, 1),
+            "boxes": {
+                "total": len(self.boxes),
+                "connected": sum(s["connected"] for s in sites),
+                "stopped": sum(s["stopped"] for s in sites),
+                "cut": sum(s["boxes"] for s in sites if s["cut"]),
+            },
+            "heartbeats": {
+                "sent": self.counters.heartbeats_sent,
+                "lost": self.counters.heartbeats_lost,
+                "malformed": self.counters.malformed_sent,
+            },
+            "connections": {
+                "connects": counters.connects,
+                "losses": counters.losses,
+                "drops": counters.drops,
+                "connect_failures": counters.connect_failures,
+            },
+            "faults_active": len(self.faults.active(now)),
+            "process": {
+                "pid": os.getpid(),
+                "cpu_percent": self._cpu.percent(),
+                "cpu_seconds": round(stat[0], 2) if stat else None,
+                "rss_bytes": stat[1] if stat else None,
+                "open_fds": _open_fds(),
+            },
+            "sites": sites,
+        }
+
+    def site_status(self, site: str) -> dict[str, Any]:
+        """One site's summary and its boxes; raises FaultRejected (not-found) for a site not played."""
+        if SiteId(site) not in self.fleet.sites:
+            raise FaultRejected("not-found", f"no site {site!r} in the simulated fleet", field="site")
+        now = self.clock.monotonic()
+        summary = self._site_summary(SiteId(site), now)
+        summary["box_list"] = [self._box_row(b, now) for b in self.fleet.sites[SiteId(site)].boxes]
+        return summary
+
+    def _site_summary(self, site: SiteId, now: float) -> dict[str, Any]:
+        rows = [self._by_id[b] for b in self.fleet.sites[site].boxes]
+        return {
+            "site": site,
+            "boxes": len(rows),
+            # A cut-off box's link has not noticed yet; from the fleet's side it is gone.
+            "connected": sum(1 for sim_box, conn in rows if sim_box.link.connected and not conn.frozen),
+            "stopped": sum(1 for sim_box, _ in rows if self.faults.is_stopped(sim_box.box.id, now)),
+            "cut": self.faults.is_cut(site, now),
+            "heartbeats_sent": sum(sim_box.heartbeats_sent for sim_box, _ in rows),
+        }
+
+    def _box_row(self, box: BoxId, now: float) -> dict[str, Any]:
+        sim_box, conn = self._by_id[box]
+        return {
+            "box": box,
+            "role": sim_box.box.role,
+            "connected": sim_box.link.connected and not conn.frozen,
+            "stopped": self.faults.is_stopped(box, now),
+            "frozen": conn.frozen,
+            "session": sim_box.reporter.session,
+            "seq": sim_box.reporter.seq,
+            "buffered": len(sim_box.reporter.buffer),
+            "heartbeats_sent": sim_box.heartbeats_sent,
+            "skew_s": self.faults.skew_of(box, now),
+        }
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the simulator's stop path owns SIGINT/SIGTERM, so the boxes get
+    to say "offline" before the process ends (uvicorn would re-raise the signal once it has stopped)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _listen(options: SimulatorOptions) -> socket.socket:
+    host, port = options.listen_address()
+    try:
+        return socket.create_server((host, port))
+    except OSError as exc:
+        raise SimulatorError(
+            f"cannot listen on {options.listen}: {exc.strerror or exc}",
+            "pass --listen HOST:PORT or set EDGEFLEET_SIM_LISTEN",
+        ) from exc
+
+
+async def run_simulator(
+    options: SimulatorOptions,
+    *,
+    stop: asyncio.Event | None = None,
+    ready: Callable[[Simulation, str], None] | None = None,
+) -> None:
+    """Play the fleet until ``stop`` is set (or SIGINT/SIGTERM, when running in the main thread).
+    ``ready(simulation, control_url)`` is called once every box has made its first connection attempt."""
+    from simulator.control import create_control_app
+
+    options.check()
+    fleet = select_fleet(load_inventory(options.sites_dir), options)
+    raise_open_file_limit(len(fleet.boxes) + SPARE_FDS)
+    listener = _listen(options)
+    host, port = listener.getsockname()[:2]
+    url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+    simulation = Simulation(fleet, options)
+    config = uvicorn.Config(
+        create_control_app(simulation),
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        http="h11",
+        ws="none",
+    )
+    server = _QuietServer(config)
+    serving = asyncio.create_task(server.serve(sockets=[listener]), name="control-api")
+
+    async def stop_serving() -> None:
+        # The API winds down (~0.2 s) while the boxes say goodbye, not after them.
+        await stop.wait()
+        server.should_exit = True
+
+    stopping_api = asyncio.create_task(stop_serving(), name="control-api-stop")
+    log.info(
+        "Started simulator",
+        extra={"boxes": len(fleet.boxes), "sites": len(fleet.sites), "broker": options.broker_url, "control": url},
+    )
+    try:
+        await simulation.run(stop, ready=(lambda: ready(simulation, url)) if ready else None)
+    finally:
+        server.should_exit = True
+        stopping_api.cancel()
+        await asyncio.gather(serving, stopping_api, return_exceptions=True)
+        listener.close()
+        if in_main_thread:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+
+def run(options: SimulatorOptions) -> None:
+    """Play the fleet until SIGINT or SIGTERM (``edgefleet sim run``)."""
+    asyncio.run(run_simulator(options))
+
+
+class BackgroundSimulator:
+    """A simulator running in a thread of its own with its own event loop; ``stop()`` ends it cleanly."""
+
+    def __init__(self, options: SimulatorOptions) -> None:
+        self.options = options
+        self.url = ""
+        self.simulation: Simulation | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="edgefleet-simulator", daemon=True)
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            await run_simulator(self.options, stop=self._stop, ready=self._on_ready)
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # handed to the starting thread, which raises it
+            self._error = exc
+            self._ready.set()
+
+    def _on_ready(self, simulation: Simulation, url: str) -> None:
+        self.simulation = simulation
+        self.url = url
+        self._ready.set()
+
+    def start(self, *, timeout_s: float = 60.0) -> BackgroundSimulator:
+        self._thread.start()
+        if not self._ready.wait(timeout_s):
+            self.stop()
+            raise TimeoutError(f"the simulator was not ready within {timeout_s} s")
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return self
+
+    def call(self, function: Callable[[], Any]) -> Any:
+        """Run ``function`` on the simulator's loop and return its result (for tests that look inside)."""
+        assert self._loop is not None
+
+        async def wrapped() -> Any:
+            return function()
+
+        return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result(timeout=10)
+
+    def stop(self, *, timeout_s: float = 15.0) -> None:
+        """Stop the boxes cleanly and wait for the thread; raises what the simulator died of, if it did."""
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed between the check and the call
+                self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            raise TimeoutError(f"the simulator did not stop within {timeout_s} s")
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
+def start_in_background(options: SimulatorOptions, *, timeout_s: float = 60.0) -> BackgroundSimulator:
+    """Start a simulator in a thread and wait until its boxes are connecting and its control API serves."""
+    return BackgroundSimulator(options).start(timeout_s=timeout_s)
