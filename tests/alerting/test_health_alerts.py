@@ -108,10 +108,16 @@ def test_gpu_overheat_fires_only_on_heat_sustained_for_the_whole_period(values: 
             id="uncorrected errors: critical at once, gone after a reset",
         ),
         pytest.param(
-            [{"ecc_corrected": 5}, {"ecc_corrected": 5}, {"ecc_corrected": 8}, {"ecc_corrected": 8}],
+            [{"ecc_corrected": 5}, {"ecc_corrected": 5}, {"ecc_corrected": 30}, {"ecc_corrected": 30}],
             "..FF",
             [Severity.WARNING],
-            id="a rise of corrected errors: warning; an old count alone is nothing",
+            id="a burst of corrected errors: warning; an old count alone is nothing",
+        ),
+        pytest.param(
+            [{"ecc_corrected": 5}, {"ecc_corrected": 6}, {"ecc_corrected": 8}, {"ecc_corrected": 9}],
+            "....",
+            [],
+            id="a trickle of corrected errors is normal",
         ),
         pytest.param(
             [{"ecc_corrected": 5}, {"ecc_corrected": 0}, {"ecc_corrected": 0}],
@@ -120,7 +126,7 @@ def test_gpu_overheat_fires_only_on_heat_sustained_for_the_whole_period(values: 
             id="a counter reset is no rise",
         ),
         pytest.param(
-            [{"ecc_corrected": 1}, {"ecc_corrected": 2}, {"ecc_corrected": 2, "ecc_uncorrected": 1}],
+            [{"ecc_corrected": 1}, {"ecc_corrected": 21}, {"ecc_corrected": 21, "ecc_uncorrected": 1}],
             ".FF",
             [Severity.WARNING, Severity.CRITICAL],
             id="uncorrected on top of a rise escalates the same alert",
@@ -138,10 +144,10 @@ def test_a_rise_of_corrected_errors_stays_an_hour_then_resolves() -> None:
     box = fleet.boxes[BOX]
     beat(box, T0, ecc_corrected=1)
     track = evaluate(fleet, FleetTrack(), AlertRules(), now=T0).track
-    beat(box, T0 + 10, ecc_corrected=4)
+    beat(box, T0 + 10, ecc_corrected=40)
     key = AlertKey(AlertKind.GPU_ECC, SOLO, BOX, "gpu-0")
     evaluation = evaluate(fleet, track, AlertRules(), now=T0 + 10)
-    assert "corrected errors rising (1 -> 4)" in evaluation.desired[key].summary
+    assert "corrected errors rising (1 -> 40)" in evaluation.desired[key].summary
     assert key in evaluate(fleet, evaluation.track, AlertRules(), now=T0 + 10 + 3599).desired
     assert key not in evaluate(fleet, evaluation.track, AlertRules(), now=T0 + 10 + 3600).desired
 

@@ -67,9 +67,10 @@ class Thresholds:
     gpu_temperature_for_s: float = 120.0
     # Any uncorrected ECC error means data was lost on the GPU: the box needs a look (critical).
     ecc_uncorrected_max: int = 0
-    # Corrected errors are harmless alone; a rise means the memory is degrading (warning). The alert stays an
-    # hour after the last rise so that a slow trickle is one alert, not one per heartbeat.
-    ecc_corrected_rise: int = 1
+    # Corrected errors are harmless alone and a few a day are normal on a datacenter GPU; a burst between two
+    # heartbeats means the memory is degrading (warning). A rise of 1 would keep a warning open on most boxes of
+    # a large fleet. The alert stays an hour after the last burst so that a run of bursts is one alert.
+    ecc_corrected_rise: int = 20
     ecc_corrected_hold_s: float = 3600.0
     # Below 10% free, logs and images fill the rest within hours on a busy sorting line.
     disk_free_percent: float = 10.0
@@ -205,7 +206,7 @@ _FIELD_CHECKS: Final[dict[str, tuple[Callable[[float], bool], str]]] = {
     "gpu_temperature_c": (lambda v: 0 < v < 150, "must be a temperature in C between 0 and 150 (85 by default)"),
     "gpu_temperature_for_s": (_non_negative, "must be a number of seconds, 0 or more (120 by default)"),
     "ecc_uncorrected_max": (_non_negative, "must be a whole number of errors, 0 or more (0 by default)"),
-    "ecc_corrected_rise": (lambda v: v >= 1, "must be a whole number of errors, at least 1 (1 by default)"),
+    "ecc_corrected_rise": (lambda v: v >= 1, "must be a whole number of errors, at least 1 (20 by default)"),
     "ecc_corrected_hold_s": (_positive, "must be a number of seconds above 0 (3600 by default)"),
     "disk_free_percent": (lambda v: 0 < v < 100, "must be a percentage between 0 and 100 (10 by default)"),
     "app_down_for_s": (_non_negative, "must be a number of seconds, 0 or more (60 by default)"),
