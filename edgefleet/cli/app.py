@@ -27,11 +27,12 @@ def _root(
 
 def _register() -> None:
     # Each module adds its commands to ``app``; they import their heavy dependencies lazily.
-    from edgefleet.cli import cloud, fleet, sim
+    from edgefleet.cli import alerts, cloud, fleet, sim
 
     app.add_typer(cloud.app, name="cloud", help="Run the cloud controller.")
     app.add_typer(sim.app, name="sim", help="Run the fleet simulator and inject faults.")
     fleet.register(app)
+    alerts.register(app)
     app.command(
         "agent",
         help="Run the box agent (see 'edgefleet agent --help').",

@@ -1,8 +1,10 @@
-"""``edgefleet cloud serve``: the controller (inventory, ingest, persister) with its HTTP API under uvicorn.
+"""``edgefleet cloud serve``: the controller (inventory, ingest, persister, alert loop) with its HTTP API under
+uvicorn.
 
 Everything that can fail for a reason a person must fix is done before the API listens, and reported in one
-line (or, for the inventory, one line per problem) with exit code 1: bad settings, a listen port already
-taken, a bad inventory, a database that cannot be reached. ``edgefleet.cli.app`` adds this app as ``cloud``.
+line (or, for the inventory and the notification file, one line per problem) with exit code 1: bad settings, a
+listen port already taken, a bad inventory or notification file, a database that cannot be reached.
+``edgefleet.cli.app`` adds this app as ``cloud``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,13 @@ def serve(
         Path | None,
         typer.Option(help="The inventory directory [env EDGEFLEET_SITES_DIR, default sites].", show_default=False),
     ] = None,
+    notifications: Annotated[
+        Path | None,
+        typer.Option(
+            help="The notification file: where alerts go [env EDGEFLEET_NOTIFICATIONS; none: alerts are not sent].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the controller and serve its API until Ctrl-C or SIGTERM."""
     import os
@@ -59,12 +68,18 @@ def serve(
     from rich.markup import escape
 
     from edgefleet.cli.output import fail
+    from edgefleet.cloud.alerting.config import NotificationConfigError
     from edgefleet.cloud.settings import Settings
     from edgefleet.errors import InventoryError
 
     try:
         settings = Settings.from_env(
-            os.environ, listen=listen, broker_url=broker, database_url=database, sites_dir=sites
+            os.environ,
+            listen=listen,
+            broker_url=broker,
+            database_url=database,
+            sites_dir=sites,
+            notifications_file=notifications,
         )
     except ValueError as exc:
         fail(escape(str(exc)), hint="see 'edgefleet cloud serve --help' for the settings and their variables")
@@ -78,6 +93,8 @@ def serve(
             controller = Controller(settings)
         except InventoryError as exc:
             fail(escape(str(exc)), hint=f"fix the files in {settings.sites_dir}; 'edgefleet sites validate' rechecks")
+        except NotificationConfigError as exc:
+            fail(escape(str(exc)), hint="fix the notification file; docs/alerting.md describes its fields")
         try:
             controller.start()
             _run_api(settings, controller, sock)

@@ -1,10 +1,12 @@
-"""The controller's core, put together: inventory, live fleet state, database, persister and MQTT ingest.
+"""The controller's core, put together: inventory, live fleet state, database, persister, MQTT ingest and the
+alert loop.
 
-``Controller(settings)`` loads the whole inventory (an ``InventoryError`` propagates: nothing is half-loaded),
-opens the database and restores the saved state, so a restarted controller resumes every box's boot, sequence,
-last seen and status; ``start()`` starts the persister and the ingest, ``stop()`` stops the ingest and makes a
-last flush. Built by the API's lifespan (``edgefleet.cloud.api.create_app``), by ``edgefleet cloud serve`` and
-by tests; the API reads ``state``, ``ingest``, ``store``, ``clock`` and ``box_history``.
+``Controller(settings)`` loads the whole inventory (an ``InventoryError`` propagates: nothing is half-loaded) and
+the notification file when one is set (a ``NotificationConfigError`` propagates likewise), opens the database and
+restores the saved state, so a restarted controller resumes every box's boot, sequence, last seen and status,
+and every alert; ``start()`` starts the persister, the ingest and the alert loop, ``stop()`` stops them and makes
+a last flush. Built by the API's lifespan (``edgefleet.cloud.api.create_app``), by ``edgefleet cloud serve`` and
+by tests; the API reads ``state``, ``ingest``, ``store``, ``clock``, ``box_history`` and ``alerting``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from types import TracebackType
 from typing import Final
 
 from edgefleet.clock import Clock, SystemClock
+from edgefleet.cloud.alerting.config import NotificationConfig, load_notifications
+from edgefleet.cloud.alerting.running import AlertLoop
 from edgefleet.cloud.fleet import HISTORY_POINTS, BoxLive, FleetState, HealthPoint
 from edgefleet.cloud.ingesting import Ingest
 from edgefleet.cloud.persisting import Persister
@@ -33,15 +37,22 @@ class Controller:
         self.settings = settings
         self.clock = clock
         inventory = load_inventory(settings.sites_dir)
+        notifications: NotificationConfig | None = None
+        if settings.notifications_file is not None:
+            notifications = load_notifications(settings.notifications_file, inventory=inventory)
         self.state = FleetState.for_inventory(inventory)
+        self.ingest = Ingest(self.state, settings.broker_url, clock=clock)
         self.store = Store(settings.database_url)
         try:
             self.store.create_schema()
             self._restore()
+            # After the restore: the alert loop reads the restored fleet, and evaluates only once the ingest hears.
+            self.alerting = AlertLoop(
+                self.state, self.store, clock=clock, config=notifications, listening=lambda: self.ingest.subscribed
+            )
         except BaseException:
             self.store.close()
             raise
-        self.ingest = Ingest(self.state, settings.broker_url, clock=clock)
         self.persister = Persister(
             self.state,
             self.store,
@@ -82,6 +93,7 @@ class Controller:
         self._running = True
         self.persister.start()
         self.ingest.start()
+        self.alerting.start()
         log.info(
             "Started controller",
             extra={
@@ -89,6 +101,7 @@ class Controller:
                 "boxes": len(self.state.boxes),
                 "broker": self.settings.broker_url,
                 "database": self.store.url_shown,
+                "notifications": str(self.settings.notifications_file) if self.alerting.sending else None,
             },
         )
 
@@ -96,6 +109,7 @@ class Controller:
         """Stop taking messages, then save what is left. Safe to call twice, and without ``start``."""
         if self._running:
             self._running = False
+            self.alerting.stop()
             self.ingest.stop()
             self.persister.stop()
             log.info("Stopped controller", extra={"persister": str(self.persister.stats)})

@@ -37,6 +37,7 @@ ENV_SITES_DIR: Final = "EDGEFLEET_SITES_DIR"
 ENV_FLUSH_INTERVAL: Final = "EDGEFLEET_FLUSH_INTERVAL"
 ENV_HISTORY_RETENTION: Final = "EDGEFLEET_HISTORY_RETENTION"
 ENV_HISTORY_MAX_POINTS: Final = "EDGEFLEET_HISTORY_MAX_POINTS"
+ENV_NOTIFICATIONS: Final = "EDGEFLEET_NOTIFICATIONS"
 
 _DATABASE_SCHEMES: Final = frozenset({"sqlite", "postgresql", "postgres", "postgresql+psycopg"})
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
@@ -54,6 +55,8 @@ class Settings:
     flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S
     history_retention_s: float = DEFAULT_HISTORY_RETENTION_S
     history_max_points: int = DEFAULT_HISTORY_MAX_POINTS
+    # The notification file (docs/alerting.md); None: alerts are evaluated, stored and listed, but not sent.
+    notifications_file: Path | None = None
 
     def __post_init__(self) -> None:
         # Direct construction (tests, embedding) gets the same checks as the environment, named by field.
@@ -127,6 +130,9 @@ class Settings:
         points_value, name = raw("history_max_points", ENV_HISTORY_MAX_POINTS, str(DEFAULT_HISTORY_MAX_POINTS))
         history_max_points = _whole(points_value, name)
 
+        notifications_value, name = raw("notifications_file", ENV_NOTIFICATIONS, "")
+        notifications_file = _optional_path(notifications_value, name)
+
         return cls(
             broker_url=broker,
             database_url=database_url,
@@ -136,6 +142,7 @@ class Settings:
             flush_interval_s=flush_interval_s,
             history_retention_s=history_retention_s,
             history_max_points=history_max_points,
+            notifications_file=notifications_file,
         )
 
 
@@ -148,6 +155,7 @@ _OVERRIDABLE: Final = frozenset(
         "flush_interval_s",
         "history_retention_s",
         "history_max_points",
+        "notifications_file",
     }
 )
 
@@ -221,6 +229,15 @@ def _text(value: object, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{name}={value!r}: expected a non-empty text")
     return value.strip()
+
+
+def _optional_path(value: object, name: str) -> Path | None:
+    """A path, or None when the value is empty (the variable set to "" turns the setting off)."""
+    if isinstance(value, Path):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{name}={value!r}: expected a file path")
+    return Path(value.strip()) if value.strip() else None
 
 
 def _duration(value: object, name: str) -> float:

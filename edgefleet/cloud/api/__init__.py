@@ -19,7 +19,7 @@ from edgefleet import __version__
 from edgefleet.cloud.api import errors
 from edgefleet.cloud.api.deps import FleetReader
 from edgefleet.cloud.api.metrics import build_registry
-from edgefleet.cloud.api.routes import boxes, sites, system
+from edgefleet.cloud.api.routes import alerts, boxes, silences, sites, system
 from edgefleet.cloud.settings import Settings
 
 __all__ = ["create_app"]
@@ -65,6 +65,8 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
     app.include_router(sites.router)
     app.include_router(boxes.router)
     app.include_router(system.router)
+    app.include_router(alerts.router)
+    app.include_router(silences.router)
     return app
 
 

@@ -42,13 +42,16 @@ def test_every_route_is_refused_when_the_check_refuses(memory: MemoryController)
     app = create_app(Settings(), controller=memory)
     app.dependency_overrides[require_access] = refuse_everyone
     with serving(app) as url, httpx.Client(base_url=url, timeout=10) as client:
-        paths = list(client.get("/openapi.json").json()["paths"])
+        paths = client.get("/openapi.json").json()["paths"]
+        ids = {"site": "sh-pudong", "box": "sh-pudong-gpu-01", "alert": "an-alert", "silence": "a-silence"}
         answers = {
-            path: client.get(path.format(site="sh-pudong", box="sh-pudong-gpu-01")).status_code for path in paths
+            (method, path): client.request(method, path.format(**ids)).status_code
+            for path, methods in paths.items()
+            for method in methods
         }
 
-    assert len(answers) == 7
-    assert answers == dict.fromkeys(paths, 403)
+    assert len(answers) == 13
+    assert answers == dict.fromkeys(answers, 403)
 
 
 @pytest.fixture

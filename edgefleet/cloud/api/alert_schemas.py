@@ -1,0 +1,151 @@
+"""The bodies of the alert and silence routes (``routes/alerts.py``, ``routes/silences.py``), in the users' words,
+and how they are built from the alert store's ``StoredAlert`` and ``SilenceRecord``.
+
+Times are ISO 8601 in UTC, durations seconds or a text such as ``2h``. Request bodies refuse unknown fields, so a
+misspelt ``create_by`` is a 422 naming it rather than a silence without an author.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgefleet.cloud.alerting.alerts import AlertKind, AlertState, Muting, Severity, StoredAlert
+from edgefleet.cloud.alerting.store import MAX_WHO_CHARS, SilenceRecord, SilenceState
+from edgefleet.cloud.api.schemas import ErrorBody, utc, utc_or_none
+
+# A comment says why (a ticket, a known fault): a paragraph, not a document.
+MAX_COMMENT_CHARS: Final = 2000
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+_ERROR_MEANINGS: Final = {
+    403: "The caller may not read or change this site's alerts (or fleet-wide ones).",
+    404: "No such alert, silence or site.",
+    409: "The alert or silence is not in a state that allows this (already acknowledged, resolved or ended).",
+    422: "A parameter or a body field is invalid; the message names each problem.",
+    500: "The controller failed to answer; its log has the details.",
+    503: "Alerting does not run, or the database cannot be used now; the message says what to check.",
+}
+
+
+def alert_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI documentation of the error answers a route or router may give."""
+    return {status: {"model": ErrorBody, "description": _ERROR_MEANINGS[status]} for status in statuses}
+
+
+# --- alerts ---------------------------------------------------------------------------------------------
+
+
+class AlertPublic(BaseModel):
+    id: str = Field(description="One firing of one problem: a problem that comes back after its resolve gets a new id.")
+    kind: AlertKind
+    site: str
+    box: str | None = Field(description="Null for a site-wide alert (site-unreachable).")
+    detail: str | None = Field(description="The part of the box: gpu-0, an app's name; null when the kind has none.")
+    severity: Severity
+    state: AlertState
+    summary: str
+    description: str
+    labels: dict[str, str]
+    details: dict[str, Any] = Field(description="The readings and facts behind the alert (kind-specific).")
+    started_at: datetime = Field(description="When the problem began (the last heartbeat of a lost box, ...).")
+    fired_at: datetime
+    updated_at: datetime
+    muted: Muting | None = Field(description="Why it is not notified now: silenced or inhibited; null: it is.")
+    muted_by: list[str] = Field(description="The silence ids, or what inhibits it (its site's alert, a hold).")
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+
+
+class AcknowledgeBody(_Body):
+    by: Annotated[str, Field(min_length=1, max_length=MAX_WHO_CHARS, description="Who takes the alert.")]
+
+
+def alert_public(alert: StoredAlert) -> AlertPublic:
+    key = alert.key
+    return AlertPublic(
+        id=alert.id,
+        kind=key.kind,
+        site=key.site,
+        box=key.box,
+        detail=key.detail,
+        severity=alert.severity,
+        state=alert.state,
+        summary=alert.summary,
+        description=alert.description,
+        labels=dict(alert.labels),
+        details={k: list(v) if isinstance(v, tuple) else v for k, v in alert.details.items()},
+        started_at=utc(alert.started_at),
+        fired_at=utc(alert.fired_at),
+        updated_at=utc(alert.updated_at),
+        muted=alert.muted,
+        muted_by=list(alert.muted_by),
+        acknowledged_by=alert.acknowledged_by,
+        acknowledged_at=utc_or_none(alert.acknowledged_at),
+        resolved_by=alert.resolved_by,
+        resolved_at=utc_or_none(alert.resolved_at),
+    )
+
+
+# --- silences -------------------------------------------------------------------------------------------
+
+
+class SilenceCreate(_Body):
+    """A new silence: at least one matcher (site, box, kind), its end (``ends_at``, or ``duration`` from now),
+    who and why."""
+
+    site: str | None = Field(default=None, description="Mute this site's alerts.")
+    box: str | None = Field(default=None, description="Mute this box's alerts.")
+    kind: AlertKind | None = Field(default=None, description="Mute alerts of this kind.")
+    ends_at: datetime | None = Field(default=None, description="When it ends (ISO 8601; without a zone: UTC).")
+    duration: float | str | None = Field(
+        default=None, description="How long it lasts from now: seconds, or a text such as 90m, 2h, 1h30m."
+    )
+    created_by: Annotated[str, Field(min_length=1, max_length=MAX_WHO_CHARS, description="Who silences.")]
+    comment: Annotated[
+        str, Field(min_length=1, max_length=MAX_COMMENT_CHARS, description="Why: the ticket, the maintenance.")
+    ]
+
+
+class SilencePublic(BaseModel):
+    id: str
+    site: str | None
+    box: str | None
+    kind: AlertKind | None
+    state: SilenceState
+    starts_at: datetime
+    ends_at: datetime = Field(description="When it stops (or stopped) muting.")
+    planned_ends_at: datetime = Field(description="The end it was created with.")
+    created_by: str
+    comment: str
+    ended_by: str | None = Field(description="Who ended it early; null when it was not.")
+
+
+def silence_public(record: SilenceRecord, *, now: float) -> SilencePublic:
+    silence = record.silence
+    return SilencePublic(
+        id=silence.id,
+        site=silence.site,
+        box=silence.box,
+        kind=silence.kind,
+        state=record.state(now),
+        starts_at=utc(silence.starts_at),
+        ends_at=utc(silence.ends_at),
+        planned_ends_at=utc(record.planned_ends_at),
+        created_by=silence.created_by,
+        comment=silence.comment,
+        ended_by=record.ended_by,
+    )
+
+
+def timestamp(moment: datetime) -> float:
+    """Seconds since the epoch; a time without a zone is taken as UTC."""
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()

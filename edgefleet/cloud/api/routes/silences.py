@@ -1,0 +1,132 @@
+"""``/api/v1/silences``: list, add and end silences (planned maintenance, a known fault) through the alert loop.
+
+A new silence is checked whole (``silences.validate_silence`` against the inventory, plus its end): every problem
+is answered at once as a 422. Ending a silence keeps it, expired, with who ended it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from edgefleet.cloud.alerting.config import parse_duration
+from edgefleet.cloud.alerting.running import AlertNotFound, SilenceRejected, SilenceStateError
+from edgefleet.cloud.alerting.store import MAX_WHO_CHARS, SilenceRecord
+from edgefleet.cloud.api.alert_schemas import (
+    SilenceCreate,
+    SilencePublic,
+    alert_error_responses,
+    silence_public,
+    timestamp,
+)
+from edgefleet.cloud.api.deps import ControllerDep, Principal, PrincipalDep, authorize, require_access
+from edgefleet.cloud.api.errors import NotFound
+from edgefleet.cloud.api.routes.alerts import DEFAULT_LIMIT, MAX_LIMIT, AlertingDep, Conflict, Invalid, unavailable
+from edgefleet.errors import EdgefleetError
+from edgefleet.ids import BoxId, SiteId
+from edgefleet.inventory import Inventory
+
+router = APIRouter(
+    prefix="/api/v1/silences",
+    tags=["silences"],
+    dependencies=[Depends(require_access)],
+    responses=alert_error_responses(403, 422, 500, 503),
+)
+
+
+def _site_of(inventory: Inventory, site: str | None, box: str | None) -> SiteId | None:
+    """The site a silence is about (its own, or its box's); None for a fleet-wide one (a kind only)."""
+    if site is not None:
+        return SiteId(site)
+    found = inventory.boxes.get(BoxId(box)) if box is not None else None
+    return found.site if found is not None else None
+
+
+def _may_read(principal: Principal, inventory: Inventory, record: SilenceRecord) -> bool:
+    silence = record.silence
+    return principal.may_read(_site_of(inventory, silence.site, silence.box))
+
+
+@router.get("", summary="List silences", response_model=list[SilencePublic])
+def list_silences(
+    controller: ControllerDep,
+    alerting: AlertingDep,
+    principal: PrincipalDep,
+    include_ended: Annotated[bool, Query(alias="all", description="Also the silences that ended.")] = False,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many.")] = DEFAULT_LIMIT,
+) -> list[SilencePublic]:
+    """Active and pending silences, newest first (with ``all``, ended ones too)."""
+    try:
+        records = alerting.list_silences(include_expired=include_ended, limit=limit)
+    except EdgefleetError as exc:
+        raise unavailable(exc) from exc
+    now = controller.clock.now()
+    inventory = controller.state.inventory
+    return [silence_public(r, now=now) for r in records if _may_read(principal, inventory, r)]
+
+
+@router.post(
+    "",
+    summary="Add a silence",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SilencePublic,
+)
+def add_silence(
+    body: SilenceCreate, controller: ControllerDep, alerting: AlertingDep, principal: PrincipalDep
+) -> SilencePublic:
+    """Mute the alerts that match (site, box, kind; at least one) from now until ``ends_at`` or for
+    ``duration``. Muted alerts are still evaluated, stored and listed; when the silence ends and they still fire,
+    they are told then."""
+    inventory = controller.state.inventory
+    authorize(principal, _site_of(inventory, body.site, body.box))
+    duration_s: float | None = None
+    if body.duration is not None:
+        duration_s = parse_duration(body.duration)
+        if duration_s is None:
+            raise Invalid(
+                f"body field 'duration': {body.duration!r} is no duration; give seconds or a text such as 90m, 2h"
+            )
+    try:
+        record = alerting.add_silence(
+            created_by=body.created_by,
+            comment=body.comment,
+            site=SiteId(body.site) if body.site is not None else None,
+            box=BoxId(body.box) if body.box is not None else None,
+            kind=body.kind,
+            ends_at=timestamp(body.ends_at) if body.ends_at is not None else None,
+            duration_s=duration_s,
+        )
+    except SilenceRejected as exc:
+        raise Invalid("; ".join(exc.problems)) from exc
+    except EdgefleetError as exc:
+        raise unavailable(exc) from exc
+    return silence_public(record, now=controller.clock.now())
+
+
+@router.delete(
+    "/{silence}",
+    summary="End a silence",
+    response_model=SilencePublic,
+    responses=alert_error_responses(404, 409),
+)
+def end_silence(
+    silence: str,
+    controller: ControllerDep,
+    alerting: AlertingDep,
+    principal: PrincipalDep,
+    by: Annotated[str | None, Query(max_length=MAX_WHO_CHARS, description="Who ends it.")] = None,
+) -> SilencePublic:
+    """End the silence now: the alerts it muted are told if they still fire. It stays listed, expired."""
+    try:
+        record = alerting.silence(silence)
+        if not _may_read(principal, controller.state.inventory, record):
+            authorize(principal, _site_of(controller.state.inventory, record.silence.site, record.silence.box))
+        ended = alerting.end_silence(silence, by=by.strip() if by and by.strip() else None)
+    except AlertNotFound as exc:
+        raise NotFound(str(exc)) from exc
+    except SilenceStateError as exc:
+        raise Conflict(str(exc)) from exc
+    except EdgefleetError as exc:
+        raise unavailable(exc) from exc
+    return silence_public(ended, now=controller.clock.now())
