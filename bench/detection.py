@@ -15,13 +15,11 @@ temporary directory with the sites' default heartbeat settings (3 x 10 s). Phase
 4. site cuts: ``--cuts`` sites lose their network (fault ``cut``) for ``--cut-seconds``; each must give exactly
    one notification when it goes down (site-unreachable, no box of it told alone) and one resolve notice.
 
-Prints the figures and a JSON line; exit status 1 when a target is missed. ``--judge-interval 12`` is a what-if
-for the false-alarm phase: the controller's inventory says 12 s while the boxes beat every 10 s, so the timeout is
-36 s - the 3 x 10 s timeout with a 20% jitter allowance (docs/performance.md, "Detection").
+Prints the figures and a JSON line; exit status 1 when a target is missed. The timeout is the controller's own,
+``fleet.heartbeat_timeout``: 3 x 10 s plus its 20% jitter allowance, 36 s.
 
     .venv/bin/python bench/detection.py                      # about 6 minutes, 2 quiet minutes
     .venv/bin/python bench/detection.py --quiet-minutes 10   # the issue's 10-minute false-alarm run
-    .venv/bin/python bench/detection.py --quiet-minutes 10 --judge-interval 12 --samples 10 --cuts 1
 
 Results and how to read them: docs/performance.md, section "Detection".
 """
@@ -49,6 +47,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
+from edgefleet.cloud.fleet import heartbeat_timeout  # noqa: E402
 from tests.support.peers import free_port, mosquitto  # noqa: E402
 from tests.support.receivers import RecordingReceiver, recording_receiver  # noqa: E402
 
@@ -328,13 +327,6 @@ def main() -> int:
     parser.add_argument("--jitter", type=float, default=0.2)
     parser.add_argument("--loss", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--judge-interval",
-        type=float,
-        default=INTERVAL_S,
-        help="what-if: the controller's inventory says this interval while the boxes beat every 10 s, so the "
-        "timeout is 3 x this (12 emulates a 20%% jitter allowance on the 3 x 10 s timeout)",
-    )
     parser.add_argument("--keep-logs", type=Path, help="copy the controller's and simulator's logs here on a miss")
     args = parser.parse_args()
     if 2 * args.samples + args.cuts > args.sites:
@@ -342,8 +334,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="edgefleet-detection-") as tmp:
         directory = Path(tmp)
-        sites = write_inventory(directory / "sites", args.sites, args.boxes_per_site, args.judge_interval)
-        timeout_s = MISSED_BEATS * args.judge_interval
+        sites = write_inventory(directory / "sites", args.sites, args.boxes_per_site)
+        timeout_s = heartbeat_timeout(INTERVAL_S, MISSED_BEATS)
         boxes = args.sites * args.boxes_per_site
         cost = pass_cost(directory / "sites", rounds=20)
         with mosquitto(directory) as broker, recording_receiver() as receiver:
@@ -352,8 +344,6 @@ def main() -> int:
             common = ["--sites", str(directory / "sites"), "--broker", broker.url]
             sim_args = ["sim", "run", *common, "--listen", f"127.0.0.1:{sim_port}", "--keepalive", str(KEEPALIVE_S)]
             sim_args += ["--jitter", str(args.jitter), "--loss", str(args.loss), "--seed", str(args.seed)]
-            if args.judge_interval != INTERVAL_S:
-                sim_args += ["--interval-override", str(INTERVAL_S)]
             api_args = ["cloud", "serve", *common, "--listen", f"127.0.0.1:{api_port}"]
             api_args += ["--database", f"sqlite:///{directory / 'edgefleet.db'}", "--notifications", str(notifications)]
             controller_log = directory / "controller.log"

@@ -17,6 +17,7 @@ from edgefleet.cloud.fleet import (
     apply_heartbeat,
     apply_status,
     evaluate_reachability,
+    heartbeat_timeout,
     site_health,
     summarize_site,
 )
@@ -45,13 +46,16 @@ def test_never_seen_box() -> None:
     [
         (0.0, "online", "connected"),
         (29.0, "online", "connected"),
-        (30.0, "online", "connected"),  # exactly missed_beats x interval: still online
-        (math.nextafter(30.0, math.inf), "offline", "heartbeat-timeout"),
-        (31.0, "offline", "heartbeat-timeout"),
+        (30.0, "online", "connected"),  # missed_beats x interval: within the jitter allowance
+        (35.0, "online", "connected"),
+        (36.0, "online", "connected"),  # exactly the timeout (3 x 10 s + 20%): still online
+        (math.nextafter(36.0, math.inf), "offline", "heartbeat-timeout"),
+        (37.0, "offline", "heartbeat-timeout"),
         (86_400.0, "offline", "heartbeat-timeout"),
     ],
 )
 def test_heartbeat_timeout_boundary(age: float, state: ReachabilityState, reason: str) -> None:
+    assert heartbeat_timeout(10.0, 3) == 36.0
     # last_seen 0.0 keeps every age exact in floating point, so the boundary is the boundary.
     assert reach(seen_at(0.0), age) == Reachability(state, reason, 0.0)
 
@@ -155,9 +159,9 @@ def test_summarize_site_counts_boxes_with_the_sites_own_timeout() -> None:
     assert (summary.boxes_total, summary.boxes_online, summary.boxes_offline, summary.boxes_never_seen) == (2, 1, 0, 1)
     assert summary.health == "degraded"
     apply_heartbeat(state.boxes[BOX_2], heartbeat(1, box=BOX_2), received_at=T0 + 5)
-    assert summarize_site(state, SITE, now=T0 + 30).health == "ok"
-    assert summarize_site(state, SITE, now=T0 + 34).health == "degraded"
-    assert summarize_site(state, SITE, now=T0 + 36).health == "unreachable"
+    assert summarize_site(state, SITE, now=T0 + 36).health == "ok"
+    assert summarize_site(state, SITE, now=T0 + 40).health == "degraded"
+    assert summarize_site(state, SITE, now=T0 + 42).health == "unreachable"
     assert summarize_site(state, OTHER_SITE, now=T0).health == "unknown"
 
 

@@ -20,16 +20,17 @@ import httpx
 
 from edgefleet.cloud.api import create_app
 from edgefleet.cloud.controller import Controller
+from edgefleet.cloud.fleet import heartbeat_timeout
 from edgefleet.cloud.settings import Settings
 from simulator.running import BackgroundSimulator, SimulatorOptions, start_in_background
 from tests.cloud.api.serving import serving
 from tests.support.peers import Mosquitto, wait_for
 from tests.support.receivers import Alertmanager, Received, RecordingReceiver
 
-# Each site's own heartbeat interval: a timeout of 3 x 0.5 = 1.5 s keeps every scenario within seconds.
+# Each site's own heartbeat interval: a timeout of 3 x 0.5 s + 20% = 1.8 s keeps every scenario within seconds.
 INTERVAL_S = 0.5
 MISSED_BEATS = 3
-TIMEOUT_S = INTERVAL_S * MISSED_BEATS
+TIMEOUT_S = heartbeat_timeout(INTERVAL_S, MISSED_BEATS)
 # Short, so that a dropped or cut box's will comes within seconds (the broker waits ~1.5 x keepalive).
 KEEPALIVE_S = 2
 WEBHOOK_PATH = "/hooks/edgefleet"

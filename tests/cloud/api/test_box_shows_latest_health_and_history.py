@@ -72,8 +72,8 @@ def test_history_covers_the_window_asked_for(client: httpx.Client, memory: Memor
     ("messages", "advance_s", "expected"),
     [
         ([], 0, ("never-seen", "never-seen")),
-        (["beat"], 30, ("online", "connected")),  # the boundary (3 x 10 s) still counts as online
-        (["beat"], 30.5, ("offline", "heartbeat-timeout")),
+        (["beat"], 36, ("online", "connected")),  # the boundary (3 x 10 s + 20%) still counts as online
+        (["beat"], 36.5, ("offline", "heartbeat-timeout")),  # 3 x 10 s + 20% jitter allowance
         (["beat", "shutdown"], 0, ("offline", "shutdown")),
         (["beat", "lost"], 0, ("offline", "connection-lost")),
     ],
