@@ -40,8 +40,8 @@ CONNECT_BATCH_PAUSE_S: Final = 0.025
 # that takes longer is a full accept backlog or a dead broker: give up soon and retry on the backoff (paho's
 # default of 5 s would freeze all 2,000 boxes for 5 s per try).
 CONNECT_TIMEOUT_S: Final = 0.5
-# The same bounds as the agent's own reconnect (BoxLink: 1 s to 60 s), with +-50% jitter so that the boxes of
-# a site that lost its WAN do not all knock at once when it comes back.
+# The same bounds as the agent's own reconnect (BoxLink: paho waits 1 s to 60 s, never less than 1 s), with up to
+# 50% added so that the boxes of a site that lost its WAN do not all knock at once when it comes back.
 RECONNECT_MIN_S: Final = 1.0
 RECONNECT_MAX_S: Final = 60.0
 RECONNECT_JITTER: Final = 0.5
@@ -55,9 +55,10 @@ MAX_DRAIN_READS: Final = 64
 
 
 def reconnect_delay(attempt: int, rng: random.Random) -> float:
-    """Seconds before reconnect attempt ``attempt`` (0 for the first after a loss): doubling, capped, jittered."""
+    """Seconds before reconnect attempt ``attempt`` (0 for the first after a loss): doubling, capped, jittered
+    upwards only - a real agent never comes back sooner than paho's minimum delay."""
     base = min(RECONNECT_MAX_S, RECONNECT_MIN_S * 2.0 ** min(attempt, 16))
-    return base * rng.uniform(1.0 - RECONNECT_JITTER, 1.0 + RECONNECT_JITTER)
+    return base * rng.uniform(1.0, 1.0 + RECONNECT_JITTER)
 
 
 @dataclass(slots=True, eq=False)
