@@ -28,6 +28,11 @@ TAGS = [
     {"name": "sites", "description": "Parcel transfer centers and central clusters, with box counts and health."},
     {"name": "boxes", "description": "GPU boxes and edge nodes: reachability, latest heartbeat, history."},
     {"name": "system", "description": "The controller's own health and its Prometheus metrics."},
+    {"name": "alerts", "description": "Lost-contact and health alerts: firing, acknowledged, resolved."},
+    {
+        "name": "silences",
+        "description": "Planned maintenance: alerts of a site, box or kind not notified until a time.",
+    },
 ]
 
 
@@ -55,7 +60,8 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
         version=__version__,
         summary="Sites, boxes and their live health, as the controller sees them.",
         description=(
-            "Read-only API of the edgefleet controller. Times are ISO 8601 in UTC, durations in seconds. "
+            "API of the edgefleet controller: fleet state is read-only; alerts are acknowledged and silences "
+            "managed here. Times are ISO 8601 in UTC, durations in seconds. "
             'Every error answers `{"error": {"code": "...", "message": "..."}}`; the message says what to do.'
         ),
         openapi_tags=TAGS,

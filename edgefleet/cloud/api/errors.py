@@ -93,7 +93,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 404:
         message = f"no route {request.url.path!r}; the API lives under /api/v1 (see /docs)"
     elif exc.status_code == 405:
-        message = f"{request.method} is not allowed on {request.url.path!r}; this API only reads (see /docs)"
+        message = f"{request.method} is not allowed on {request.url.path!r}; see /docs for what each path takes"
     else:
         message = str(exc.detail)
     response = error_response(exc.status_code, CODE_BY_STATUS.get(exc.status_code, "error"), message)
