@@ -184,8 +184,10 @@ class Store:
         return f"Store({self.url_shown!r})"
 
     @contextlib.contextmanager
-    def _transaction(self, doing: str) -> Iterator[Connection]:
-        """One transaction; the one place where the driver's errors become ours."""
+    def transaction(self, doing: str) -> Iterator[Connection]:
+        """One transaction on this store's engine; the one place where the driver's errors become ours
+        (``UnreachableError`` when the database cannot be reached, else ``StoreError`` saying what failed while
+        ``doing``). The alert store and the outbox share it."""
         try:
             connection = self.engine.connect()
         except SQLAlchemyError as exc:
@@ -206,12 +208,12 @@ class Store:
 
     def create_schema(self) -> None:
         """Create the tables that are missing (existing ones are left as they are)."""
-        with self._transaction("create the tables") as connection:
+        with self.transaction("create the tables") as connection:
             SQLModel.metadata.create_all(connection, tables=_TABLES)
 
     def check(self) -> None:
         """Raise UnreachableError or StoreError when the database cannot be used now (for /healthz)."""
-        with self._transaction("run a check query") as connection:
+        with self.transaction("run a check query") as connection:
             connection.execute(sa.select(sa.func.count()).select_from(_UNKNOWN)).scalar_one()
 
     def close(self) -> None:
@@ -223,7 +225,7 @@ class Store:
         """Upsert ``boxes`` and ``unknown`` and append ``samples``, all in one transaction."""
         if not (boxes or samples or unknown):
             return
-        with self._transaction("save the fleet state") as connection:
+        with self.transaction("save the fleet state") as connection:
             if boxes:
                 connection.execute(self._upsert(_BOX, "box"), [_box_row(b) for b in boxes])
             if samples:
@@ -240,7 +242,7 @@ class Store:
         """Delete samples received before ``older_than``, and of each of ``boxes`` all but the newest ``keep``.
         Returns how many rows went."""
         deleted = 0
-        with self._transaction("trim the health history") as connection:
+        with self.transaction("trim the health history") as connection:
             deleted += connection.execute(sa.delete(_SAMPLE).where(_SAMPLE.c.at < older_than)).rowcount
             if keep is not None:
                 for box in boxes:
@@ -262,7 +264,7 @@ class Store:
 
     def load(self) -> tuple[list[BoxLive], list[UnknownBox]]:
         """Every saved box state and unknown box, so a restarted controller resumes where it stopped."""
-        with self._transaction("load the fleet state") as connection:
+        with self.transaction("load the fleet state") as connection:
             box_rows = connection.execute(sa.select(_BOX)).mappings().all()
             unknown_rows = connection.execute(sa.select(_UNKNOWN)).mappings().all()
         boxes = [_box_live(row) for row in box_rows]
@@ -291,7 +293,7 @@ class Store:
         query = query.order_by(_SAMPLE.c.at.desc())
         if limit is not None:
             query = query.limit(limit)
-        with self._transaction("read the health history") as connection:
+        with self.transaction("read the health history") as connection:
             rows = connection.execute(query).all()
         return [HealthPoint(*row) for row in reversed(rows)]
 
@@ -299,7 +301,7 @@ class Store:
         query = sa.select(sa.func.count()).select_from(_SAMPLE)
         if box is not None:
             query = query.where(_SAMPLE.c.box == box)
-        with self._transaction("count health samples") as connection:
+        with self.transaction("count health samples") as connection:
             return int(connection.execute(query).scalar_one())
 
 

@@ -32,12 +32,11 @@ both send a message.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import threading
 from collections import Counter, deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -46,8 +45,6 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
 from edgefleet.cloud.alerting.alerts import AlertKey, StoredAlert
@@ -56,8 +53,7 @@ from edgefleet.cloud.alerting.delivery import PermanentDeliveryError, Sender, Te
 from edgefleet.cloud.alerting.notifying import Notification, NotifierState, PendingGroup
 from edgefleet.cloud.alerting.rendering import Notice
 from edgefleet.cloud.alerting.routes import DEFAULT_DINGTALK_PER_MINUTE, Channel
-from edgefleet.cloud.store import Store, StoreError
-from edgefleet.errors import UnreachableError
+from edgefleet.cloud.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -292,27 +288,9 @@ class Outbox:
     def __repr__(self) -> str:
         return f"Outbox({self.store.url_shown!r})"
 
-    @contextlib.contextmanager
-    def _transaction(self, doing: str) -> Iterator[Connection]:
-        """One transaction on the store's engine; database errors become the store's errors (URL masked)."""
-        store = self.store
-        try:
-            connection = store.engine.connect()
-        except SQLAlchemyError as exc:
-            raise UnreachableError(
-                "database", store.url_shown, f"{_first_line(exc)}; check EDGEFLEET_DATABASE_URL"
-            ) from exc
-        try:
-            with connection.begin():
-                yield connection
-        except SQLAlchemyError as exc:
-            raise StoreError(f"database {store.url_shown}: failed to {doing}: {_first_line(exc)}") from exc
-        finally:
-            connection.close()
-
     def create_schema(self) -> None:
         """Create the outbox's tables when they are missing (existing ones are left as they are)."""
-        with self._transaction("create the outbox tables") as connection:
+        with self.store.transaction("create the outbox tables") as connection:
             SQLModel.metadata.create_all(connection, tables=_TABLES)
 
     # --- writing --------------------------------------------------------------------------------------------
@@ -340,7 +318,7 @@ class Outbox:
             for n in notifications
         ]
         state_row = {"id": _STATE_ROW_ID, "version": STATE_VERSION, "sequence": state.sequence, "state": encoded}
-        with self._transaction("put notifications in the outbox") as connection:
+        with self.store.transaction("put notifications in the outbox") as connection:
             if rows:
                 insert = self._insert(_MESSAGES).on_conflict_do_nothing(index_elements=[_MESSAGES.c.message_id])
                 connection.execute(insert, rows)
@@ -362,7 +340,7 @@ class Outbox:
         """The planner state saved by the last ``put``, or a fresh one. A state this controller cannot read (an
         older format) is logged and replaced by a fresh one that keeps the message numbering; the outbox's
         messages are unaffected."""
-        with self._transaction("load the notifier state") as connection:
+        with self.store.transaction("load the notifier state") as connection:
             row = connection.execute(sa.select(_STATE).where(_STATE.c.id == _STATE_ROW_ID)).mappings().first()
         if row is None:
             return NotifierState()
@@ -385,7 +363,7 @@ class Outbox:
     ) -> DeliveryReport:
         """Send every message due at ``now``, oldest first per channel, channels in parallel; mark each right
         after its send. ``senders`` by channel kind, ``targets`` by channel name (``NotificationConfig``'s)."""
-        with self._transaction("read the due notifications") as connection:
+        with self.store.transaction("read the due notifications") as connection:
             result = connection.execute(
                 sa.select(_MESSAGES)
                 .where(_MESSAGES.c.state == "pending")
@@ -462,7 +440,7 @@ class Outbox:
 
     def _mark_delivered(self, row: _Row, now: float) -> None:
         # Committed at once and alone: this commit is the whole window in which a crash repeats the message.
-        with self._transaction("mark a notification delivered") as connection:
+        with self.store.transaction("mark a notification delivered") as connection:
             connection.execute(
                 sa.update(_MESSAGES)
                 .where(_MESSAGES.c.position == row.position)
@@ -477,7 +455,7 @@ class Outbox:
     def _retry(self, row: _Row, reason: str, retry_after_s: float | None, now: float) -> None:
         attempts = row.attempts + 1
         delay = retry_delay(attempts, retry_after_s, self._rng)
-        with self._transaction("reschedule a notification") as connection:
+        with self.store.transaction("reschedule a notification") as connection:
             connection.execute(
                 sa.update(_MESSAGES)
                 .where(_MESSAGES.c.position == row.position)
@@ -496,7 +474,7 @@ class Outbox:
         )
 
     def _fail(self, row: _Row, reason: str, now: float) -> None:
-        with self._transaction("mark a notification failed") as connection:
+        with self.store.transaction("mark a notification failed") as connection:
             connection.execute(
                 sa.update(_MESSAGES)
                 .where(_MESSAGES.c.position == row.position)
@@ -521,7 +499,7 @@ class Outbox:
         """Learn, once per outbox, which robots were sent to in the last minute (by a controller before a restart)."""
         if self._robot_attempts is not None:
             return
-        with self._transaction("read the recent DingTalk sends") as connection:
+        with self.store.transaction("read the recent DingTalk sends") as connection:
             recent = connection.execute(
                 sa.select(_MESSAGES.c.channel_name, _MESSAGES.c.last_attempt_at)
                 .where(_MESSAGES.c.channel_kind == "dingtalk", _MESSAGES.c.last_attempt_at > now - RATE_WINDOW_S)
@@ -551,7 +529,7 @@ class Outbox:
 
     def next_due(self) -> float | None:
         """When the earliest waiting message is due (None when nothing waits), so the loop can sleep till then."""
-        with self._transaction("read the next due notification") as connection:
+        with self.store.transaction("read the next due notification") as connection:
             value = connection.execute(
                 sa.select(sa.func.min(_MESSAGES.c.next_attempt_at)).where(_MESSAGES.c.state == "pending")
             ).scalar_one()
@@ -562,7 +540,7 @@ class Outbox:
         query = sa.select(_MESSAGES).order_by(_MESSAGES.c.position.desc()).limit(limit)
         if state is not None:
             query = query.where(_MESSAGES.c.state == state)
-        with self._transaction("list the outbox") as connection:
+        with self.store.transaction("list the outbox") as connection:
             rows = connection.execute(query).mappings().all()
         return [_entry(r) for r in rows]
 
@@ -573,7 +551,7 @@ class Outbox:
             .where(_MESSAGES.c.state == "pending")
             .group_by(_MESSAGES.c.channel_kind)
         )
-        with self._transaction("count the outbox backlog") as connection:
+        with self.store.transaction("count the outbox backlog") as connection:
             return {kind: int(count) for kind, count in connection.execute(query).all()}
 
     @property
@@ -586,7 +564,7 @@ class Outbox:
     def prune(self, *, now: float) -> int:
         """Delete delivered messages older than DELIVERED_KEEP_S and failed ones older than FAILED_KEEP_S;
         returns how many went."""
-        with self._transaction("prune the outbox") as connection:
+        with self.store.transaction("prune the outbox") as connection:
             delivered = connection.execute(
                 sa.delete(_MESSAGES).where(
                     _MESSAGES.c.state == "delivered", _MESSAGES.c.delivered_at < now - DELIVERED_KEEP_S
@@ -642,9 +620,3 @@ def _entry(row: Any) -> OutboxEntry:
 def _clip(reason: str) -> str:
     # PostgreSQL text cannot hold NUL; a receiver's answer is quoted in the reason.
     return reason.replace("\x00", "\ufffd")[:MAX_REASON_CHARS]
-
-
-def _first_line(exc: BaseException) -> str:
-    cause = getattr(exc, "orig", None) or exc
-    text = str(cause).strip().splitlines()
-    return text[0][:300] if text else type(cause).__name__

@@ -10,8 +10,7 @@ translated here, once, like the Store does: ``UnreachableError`` when the databa
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -19,14 +18,11 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy import Index, Text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
 from edgefleet.cloud.alerting.alerts import AlertKey, AlertKind, AlertState, DetailValue, Severity, StoredAlert
 from edgefleet.cloud.alerting.silences import Silence
-from edgefleet.cloud.store import Store, StoreError
-from edgefleet.errors import UnreachableError
+from edgefleet.cloud.store import Store
 from edgefleet.ids import BoxId, SiteId
 
 # A page of alerts for the API and the CLI; a longer look back belongs in a report, not a list.
@@ -126,27 +122,9 @@ class AlertStore:
     def __repr__(self) -> str:
         return f"AlertStore({self.store.url_shown!r})"
 
-    @contextlib.contextmanager
-    def _transaction(self, doing: str) -> Iterator[Connection]:
-        """One transaction on the store's engine; database errors become the store's errors (URL masked)."""
-        store = self.store
-        try:
-            connection = store.engine.connect()
-        except SQLAlchemyError as exc:
-            raise UnreachableError(
-                "database", store.url_shown, f"{_first_line(exc)}; check EDGEFLEET_DATABASE_URL"
-            ) from exc
-        try:
-            with connection.begin():
-                yield connection
-        except SQLAlchemyError as exc:
-            raise StoreError(f"database {store.url_shown}: failed to {doing}: {_first_line(exc)}") from exc
-        finally:
-            connection.close()
-
     def create_schema(self) -> None:
         """Create the alert and silence tables when they are missing (existing ones are left as they are)."""
-        with self._transaction("create the alert tables") as connection:
+        with self.store.transaction("create the alert tables") as connection:
             SQLModel.metadata.create_all(connection, tables=_TABLES)
 
     # --- alerts -----------------------------------------------------------------------------------------------
@@ -161,7 +139,7 @@ class AlertStore:
             index_elements=[_ALERT.c.id],
             set_={c.name: insert.excluded[c.name] for c in _ALERT.columns if c.name != "id"},
         )
-        with self._transaction("save alerts") as connection:
+        with self.store.transaction("save alerts") as connection:
             connection.execute(upsert, rows)
 
     def _insert(self, table: sa.Table) -> Any:
@@ -170,7 +148,7 @@ class AlertStore:
     def active(self) -> dict[AlertKey, StoredAlert]:
         """Every firing or acknowledged alert, by key (the newest firing, should a key have two)."""
         query = sa.select(_ALERT).where(_ALERT.c.state.in_(_ACTIVE_STATES)).order_by(_ALERT.c.fired_at)
-        with self._transaction("load the active alerts") as connection:
+        with self.store.transaction("load the active alerts") as connection:
             rows = connection.execute(query).mappings().all()
         return {alert.key: alert for alert in map(_stored_alert, rows)}
 
@@ -181,7 +159,7 @@ class AlertStore:
             return out
         wanted = {key.fingerprint: key for key in keys}
         query = sa.select(_ALERT).where(_ALERT.c.fingerprint.in_(list(wanted))).order_by(_ALERT.c.fired_at)
-        with self._transaction("load the latest alerts") as connection:
+        with self.store.transaction("load the latest alerts") as connection:
             rows = connection.execute(query).mappings().all()
         for alert in map(_stored_alert, rows):
             if alert.key in keys:
@@ -199,12 +177,12 @@ class AlertStore:
             )
             .order_by(_ALERT.c.fired_at)
         )
-        with self._transaction("load the recent alerts") as connection:
+        with self.store.transaction("load the recent alerts") as connection:
             rows = connection.execute(query).mappings().all()
         return [_stored_alert(row) for row in rows]
 
     def get(self, alert_id: str) -> StoredAlert | None:
-        with self._transaction("read an alert") as connection:
+        with self.store.transaction("read an alert") as connection:
             row = connection.execute(sa.select(_ALERT).where(_ALERT.c.id == alert_id)).mappings().first()
         return None if row is None else _stored_alert(row)
 
@@ -228,19 +206,19 @@ class AlertStore:
             query = query.where(_ALERT.c.kind == str(kind))
         if sites is not None:
             query = query.where(_ALERT.c.site.in_(list(sites)))
-        with self._transaction("list alerts") as connection:
+        with self.store.transaction("list alerts") as connection:
             rows = connection.execute(query).mappings().all()
         return [_stored_alert(row) for row in rows]
 
     # --- silences ---------------------------------------------------------------------------------------------
 
     def add_silence(self, silence: Silence) -> None:
-        with self._transaction("save a silence") as connection:
+        with self.store.transaction("save a silence") as connection:
             connection.execute(sa.insert(_SILENCE), [_silence_row(silence)])
 
     def end_silence(self, silence_id: str, *, at: float, by: str | None) -> None:
         """Stop the silence at ``at`` (it is kept, expired, with who ended it)."""
-        with self._transaction("end a silence") as connection:
+        with self.store.transaction("end a silence") as connection:
             connection.execute(
                 sa.update(_SILENCE)
                 .where(_SILENCE.c.id == silence_id)
@@ -248,7 +226,7 @@ class AlertStore:
             )
 
     def get_silence(self, silence_id: str) -> SilenceRecord | None:
-        with self._transaction("read a silence") as connection:
+        with self.store.transaction("read a silence") as connection:
             row = connection.execute(sa.select(_SILENCE).where(_SILENCE.c.id == silence_id)).mappings().first()
         return None if row is None else _silence_record(row)
 
@@ -262,7 +240,7 @@ class AlertStore:
             query = query.limit(min(limit, MAX_LIST_LIMIT))
         if ending_after is not None:
             query = query.where(_SILENCE.c.ends_at > ending_after)
-        with self._transaction("list silences") as connection:
+        with self.store.transaction("list silences") as connection:
             rows = connection.execute(query).mappings().all()
         return [_silence_record(row) for row in rows]
 
@@ -378,9 +356,3 @@ def _silence_record(row: Any) -> SilenceRecord:
         kind=AlertKind(row["kind"]) if row["kind"] is not None else None,
     )
     return SilenceRecord(silence, planned_ends_at=float(row["planned_ends_at"]), ended_by=row["ended_by"])
-
-
-def _first_line(exc: BaseException) -> str:
-    cause = getattr(exc, "orig", None) or exc
-    text = str(cause).strip().splitlines()
-    return text[0][:300] if text else type(cause).__name__
