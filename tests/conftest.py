@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,20 @@ from tests.support.peers import Mosquitto, mosquitto, postgres_database
 
 REPO = Path(__file__).resolve().parent.parent
 SITES = REPO / "sites"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Commands run in-process (``cloud serve``, ``sim run``) configure the root logger; undo it after each test so
+    no later test sees their handlers or levels."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    named = {name: logging.getLogger(name).level for name in ("apscheduler", "edgefleet.agent", "httpx")}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, name_level in named.items():
+        logging.getLogger(name).setLevel(name_level)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ ends the command with one line ``error: ...`` on stderr that names the option an
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
@@ -22,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Final, NoReturn
+from typing import Final, NoReturn
 from urllib.parse import urlsplit
 
 import msgspec
@@ -43,6 +42,7 @@ from edgefleet.agent.running import Agent, make_heartbeat
 from edgefleet.agent.sources import AppSource, GpuProbe
 from edgefleet.clock import SystemClock
 from edgefleet.ids import id_problem
+from edgefleet.logs import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -263,44 +263,6 @@ def choose_gpu_probe(settings: AgentSettings) -> GpuProbe:
 
 
 # --- logging: plain lines, extra fields appended -------------------------------------------------------------
-
-_RECORD_FIELDS: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
-
-
-def _field(value: Any) -> str:
-    text = str(value)
-    if not text or any(c in text for c in ' ="\n'):
-        return json.dumps(text, ensure_ascii=False)
-    return text
-
-
-class PlainFormatter(logging.Formatter):
-    """``2026-11-28 07:15:02,123 INFO edgefleet.agent.link: Connected box to broker box=x broker=mqtt://...``"""
-
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    def format(self, record: logging.LogRecord) -> str:
-        record.message = record.getMessage()
-        record.asctime = self.formatTime(record)
-        line = self.formatMessage(record)
-        extras = [f"{k}={_field(v)}" for k, v in vars(record).items() if k not in _RECORD_FIELDS]
-        if extras:
-            line += " " + " ".join(extras)
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        if record.stack_info:
-            line += "\n" + self.formatStack(record.stack_info)
-        return line
-
-
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(PlainFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-
 
 # --- commands ------------------------------------------------------------------------------------------------
 

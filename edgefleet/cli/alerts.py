@@ -10,13 +10,12 @@ that names no site of the inventory - ends the command with the API's own messag
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Final, NoReturn
+from typing import Annotated, Any, Final
 from urllib.parse import quote
 
 import typer
 
-from edgefleet.cli.fleet import API_ENV, API_HINT, DEFAULT_API, TIMEOUT_S, ApiOption, ago, plural
-from edgefleet.errors import UnreachableError
+from edgefleet.cli.fleet import DEFAULT_API, ApiOption, ago, call, plural
 
 STATE_STYLE: Final = {"firing": "bold red", "acknowledged": "yellow", "resolved": "green"}
 SEVERITY_STYLE: Final = {"critical": "bold red", "warning": "yellow", "info": "dim"}
@@ -169,58 +168,6 @@ def silence_delete(
 
 
 # --- the API --------------------------------------------------------------------------------------------
-
-
-def call(
-    api: str,
-    method: str,
-    path: str,
-    *,
-    params: dict[str, str | int | None] | None = None,
-    body: dict[str, Any] | None = None,
-) -> Any:
-    """One request to the API; an API error ends the command with its message, no connection raises
-    UnreachableError."""
-    import httpx
-
-    from edgefleet.cli.output import fail
-
-    query = {k: v for k, v in (params or {}).items() if v is not None}
-    try:
-        response = httpx.request(method, api.rstrip("/") + path, params=query, json=body, timeout=TIMEOUT_S)
-    except (httpx.InvalidURL, httpx.UnsupportedProtocol):
-        fail(f"the API URL {api!r} is not an http:// or https:// URL", hint=f"e.g. --api {DEFAULT_API} (or {API_ENV})")
-    except httpx.TimeoutException as exc:
-        raise UnreachableError(
-            "controller API", api, f"no answer within {TIMEOUT_S:g} s; check the controller's log"
-        ) from exc
-    except httpx.TransportError as exc:
-        raise UnreachableError("controller API", api, API_HINT) from exc
-    try:
-        answer = response.json()
-    except ValueError:
-        fail(
-            f"{api} answered {response.status_code} with something that is not the edgefleet API",
-            hint=f"check --api / {API_ENV}",
-        )
-    if not response.is_success:
-        _fail_as_answered(response.status_code, answer)
-    return answer
-
-
-def _fail_as_answered(status: int, body: Any) -> NoReturn:
-    from rich.markup import escape
-
-    from edgefleet.cli.output import fail
-
-    error = body.get("error") if isinstance(body, dict) else None
-    message = error.get("message") if isinstance(error, dict) else None
-    if status >= 500 and status != 503:
-        fail(escape(f"the controller API failed ({status}): {message or 'no reason given'}"))
-    fail(escape(message or f"the controller API refused the request ({status})"))
-
-
-# --- rendering ------------------------------------------------------------------------------------------
 
 
 def styled(word: str, styles: dict[str, str]) -> str:

@@ -15,9 +15,11 @@ import signal
 import socket
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from edgefleet.logs import configure_logging
 
 if TYPE_CHECKING:
     from edgefleet.cloud.controller import Controller
@@ -33,7 +35,6 @@ def _group() -> None:
 
 
 # The attributes every LogRecord has; anything else on a record came from ``extra={...}`` and is shown.
-_RECORD_FIELDS: Final = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 @app.command()
@@ -159,22 +160,6 @@ def _note_terminated(signum: int, frame: FrameType | None) -> None:
     logging.getLogger(__name__).info("Received SIGTERM, stopping controller")
 
 
-class _ContextFormatter(logging.Formatter):
-    """``time level logger: message key=value ...``: the ``extra={...}`` context of our log lines is shown."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        context: dict[str, Any] = {k: v for k, v in record.__dict__.items() if k not in _RECORD_FIELDS}
-        if context:
-            line += " " + " ".join(f"{k}={v}" for k, v in context.items())
-        return line
-
-
 def _configure_logging() -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(_ContextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
     # APScheduler logs every run of the persister's flush (every 2 s) at INFO; its warnings still show.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    configure_logging(logging.INFO, quiet={"apscheduler": logging.WARNING})

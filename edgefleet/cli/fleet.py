@@ -185,15 +185,27 @@ def box_show(
 
 
 def get_json(api: str, path: str, params: dict[str, str | None] | None = None) -> Any:
-    """GET ``path`` of the API; an API error ends the command with its message, no connection raises
-    UnreachableError."""
+    """GET ``path`` of the API (see ``call``)."""
+    return call(api, "GET", path, params=dict(params or {}))
+
+
+def call(
+    api: str,
+    method: str,
+    path: str,
+    *,
+    params: dict[str, str | int | None] | None = None,
+    body: dict[str, Any] | None = None,
+) -> Any:
+    """One request to the API; an API error ends the command with its message, no connection raises
+    UnreachableError. Every API-backed command goes through here."""
     import httpx
 
     from edgefleet.cli.output import fail
 
     query = {k: v for k, v in (params or {}).items() if v is not None}
     try:
-        response = httpx.get(api.rstrip("/") + path, params=query, timeout=TIMEOUT_S)
+        response = httpx.request(method, api.rstrip("/") + path, params=query, json=body, timeout=TIMEOUT_S)
     except (httpx.InvalidURL, httpx.UnsupportedProtocol):
         fail(f"the API URL {api!r} is not an http:// or https:// URL", hint=f"e.g. --api {DEFAULT_API} (or {API_ENV})")
     except httpx.TimeoutException as exc:
@@ -203,26 +215,27 @@ def get_json(api: str, path: str, params: dict[str, str | None] | None = None) -
     except httpx.TransportError as exc:
         raise UnreachableError("controller API", api, API_HINT) from exc
     try:
-        body = response.json()
+        answer = response.json()
     except ValueError:
         fail(
             f"{api} answered {response.status_code} with something that is not the edgefleet API",
             hint=f"check --api / {API_ENV}",
         )
     if not response.is_success:
-        _fail_as_answered(response.status_code, body)
-    return body
+        _fail_as_answered(response.status_code, answer)
+    return answer
 
 
 def _fail_as_answered(status: int, body: Any) -> NoReturn:
-    """End the command with the API's own error message (it says what to do)."""
+    """End the command with the API's own error message (it says what to do). A 503 says which part of the
+    controller is not ready, so its message stands alone."""
     from rich.markup import escape
 
     from edgefleet.cli.output import fail
 
     error = body.get("error") if isinstance(body, dict) else None
     message = error.get("message") if isinstance(error, dict) else None
-    if status >= 500:
+    if status >= 500 and status != 503:
         fail(escape(f"the controller API failed ({status}): {message or 'no reason given'}"))
     fail(escape(message or f"the controller API refused the request ({status})"))
 

@@ -10,13 +10,13 @@ and the simulator are imported inside the commands so that ``edgefleet`` starts 
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn
 
 import typer
 
 from edgefleet.errors import UnreachableError
+from edgefleet.logs import configure_logging
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -105,26 +105,9 @@ def run_command(
         fail(exc.message, hint=exc.hint)
 
 
-class _ContextFormatter(logging.Formatter):
-    """``time level logger: message key=value ...``: the ``extra={...}`` context of our log lines is shown."""
-
-    _PLAIN = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "color_message"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        context = {k: v for k, v in vars(record).items() if k not in self._PLAIN}
-        return line + "".join(f" {k}={v}" for k, v in context.items())
-
-
 def _configure_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_ContextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    if not verbose:
-        # 2,000 boxes log a line per connect and per loss; the simulator's own summaries say what matters.
-        logging.getLogger("edgefleet.agent").setLevel(logging.WARNING)
+    # 2,000 boxes log a line per connect and per loss; the simulator's own summaries say what matters.
+    configure_logging(logging.INFO, quiet={} if verbose else {"edgefleet.agent": logging.WARNING})
 
 
 # --- status --------------------------------------------------------------------------------------------------

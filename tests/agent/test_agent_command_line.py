@@ -15,7 +15,6 @@ from edgefleet.agent.apps import FileAppSource, MetaServerAppSource, NoAppSource
 from edgefleet.agent.cli import (
     DEFAULT_INTERVAL_S,
     AgentSettings,
-    PlainFormatter,
     UsageError,
     build_parser,
     choose_app_source,
@@ -23,6 +22,7 @@ from edgefleet.agent.cli import (
     resolve_settings,
 )
 from edgefleet.agent.link import DEFAULT_KEEPALIVE_S, BrokerAddress
+from edgefleet.logs import PlainFormatter
 from edgefleet.messages import decode_heartbeat
 
 REPO = Path(__file__).resolve().parents[2]
