@@ -279,7 +279,7 @@ def pass_cost(sites_dir: Path, rounds: int) -> dict[str, float]:
     ingest took it), no alert firing - the common pass. Times the copy under the fleet lock and the whole pass."""
     from edgefleet.agent.reporting import BoxReporter
     from edgefleet.clock import SystemClock
-    from edgefleet.cloud.alerting.running import AlertLoop
+    from edgefleet.cloud.alerting.looping import AlertLoop
     from edgefleet.cloud.fleet import FleetState, apply_heartbeat, copy_box
     from edgefleet.cloud.store import Store
     from edgefleet.inventory import load_inventory

@@ -6,7 +6,9 @@ the notification file when one is set (a ``NotificationConfigError`` propagates 
 restores the saved state, so a restarted controller resumes every box's boot, sequence, last seen and status,
 and every alert; ``start()`` starts the persister, the ingest and the alert loop, ``stop()`` stops them and makes
 a last flush. Built by the API's lifespan (``edgefleet.cloud.api.create_app``), by ``edgefleet cloud serve`` and
-by tests; the API reads ``state``, ``ingest``, ``store``, ``clock``, ``box_history`` and ``alerting``.
+by tests; the API reads ``state``, ``ingest``, ``store``, ``clock``, ``box_history`` and ``alerting`` (the typed
+``alerting.service.AlertService``). Alerting runs as two parts: ``alert_loop`` (the passes) and ``delivery`` (the
+worker that sends what the loop put in the outbox).
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from types import TracebackType
 from typing import Final
 
 from edgefleet.clock import Clock, SystemClock
+from edgefleet.cloud.alerting.commands import AlertCommands
 from edgefleet.cloud.alerting.config import NotificationConfig, load_notifications
-from edgefleet.cloud.alerting.running import AlertLoop
+from edgefleet.cloud.alerting.delivering import DeliveryWorker
+from edgefleet.cloud.alerting.looping import AlertLoop
+from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.fleet import HISTORY_POINTS, BoxLive, FleetState, HealthPoint
 from edgefleet.cloud.ingesting import Ingest
 from edgefleet.cloud.persisting import Persister
@@ -47,9 +52,16 @@ class Controller:
             self.store.create_schema()
             self._restore()
             # After the restore: the alert loop reads the restored fleet, and evaluates only once the ingest hears.
-            self.alerting = AlertLoop(
-                self.state, self.store, clock=clock, config=notifications, listening=lambda: self.ingest.subscribed
+            self.alert_loop = AlertLoop(
+                self.state,
+                self.store,
+                clock=clock,
+                config=notifications,
+                listening=lambda: self.ingest.subscribed,
+                on_planned=lambda: self.delivery.wake(),  # noqa: PLW0108 (built just below, from the loop's outbox)
             )
+            self.delivery = DeliveryWorker(self.alert_loop.outbox, notifications, clock=clock)
+            self.alerting: AlertService = AlertCommands(self.alert_loop)
         except BaseException:
             self.store.close()
             raise
@@ -93,7 +105,8 @@ class Controller:
         self._running = True
         self.persister.start()
         self.ingest.start()
-        self.alerting.start()
+        self.delivery.start()
+        self.alert_loop.start()
         log.info(
             "Started controller",
             extra={
@@ -101,7 +114,7 @@ class Controller:
                 "boxes": len(self.state.boxes),
                 "broker": self.settings.broker_url,
                 "database": self.store.url_shown,
-                "notifications": str(self.settings.notifications_file) if self.alerting.sending else None,
+                "notifications": str(self.settings.notifications_file) if self.alert_loop.sending else None,
             },
         )
 
@@ -109,7 +122,8 @@ class Controller:
         """Stop taking messages, then save what is left. Safe to call twice, and without ``start``."""
         if self._running:
             self._running = False
-            self.alerting.stop()
+            self.alert_loop.stop()
+            self.delivery.stop()
             self.ingest.stop()
             self.persister.stop()
             log.info("Stopped controller", extra={"persister": str(self.persister.stats)})

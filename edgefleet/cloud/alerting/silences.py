@@ -2,7 +2,7 @@
 
 A silenced alert is still evaluated, stored and shown; only its notifications are held back, and when the silence
 ends while the alert still fires, it is notified then. Pure: ``reconciling.reconcile_alerts`` asks
-``matching_silences`` for every alert; the API validates new silences with ``validate_silence``.
+``matching_silences`` for every alert; the API validates new silences with ``validate_silence``; ``SilenceRecord`` is a silence as stored and listed.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 from edgefleet.cloud.alerting.alerts import AlertKey, AlertKind
 from edgefleet.ids import BoxId, SiteId
@@ -18,6 +18,10 @@ from edgefleet.inventory import Inventory
 
 # Maintenance is planned in days, not months: a longer silence is a forgotten one that hides real problems.
 MAX_SILENCE_S: Final = 30 * 24 * 3600.0
+# Names of people and reasons as stored; a longer "who" is a pasted text, not a name.
+MAX_WHO_CHARS: Final = 200
+
+SilenceState = Literal["active", "pending", "expired"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,22 @@ class Silence:
             and (self.box is None or self.box == key.box)
             and (self.kind is None or self.kind == key.kind)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceRecord:
+    """A silence as stored: ``silence`` is what mutes (its ``ends_at`` is when it stopped, if someone ended it
+    early), ``planned_ends_at`` the end it was created with, ``ended_by`` who ended it early (None otherwise)."""
+
+    silence: Silence
+    planned_ends_at: float
+    ended_by: str | None = None
+
+    def state(self, now: float) -> SilenceState:
+        """active, pending (starts later) or expired."""
+        if self.silence.is_active(now):
+            return "active"
+        return "pending" if now < self.silence.starts_at else "expired"
 
 
 def matching_silences(key: AlertKey, silences: Iterable[Silence], now: float) -> tuple[str, ...]:

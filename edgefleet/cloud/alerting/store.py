@@ -11,8 +11,7 @@ translated here, once, like the Store does: ``UnreachableError`` when the databa
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import msgspec
 import sqlalchemy as sa
@@ -21,20 +20,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 
 from edgefleet.cloud.alerting.alerts import AlertKey, AlertKind, AlertState, DetailValue, Severity, StoredAlert
-from edgefleet.cloud.alerting.silences import Silence
+from edgefleet.cloud.alerting.silences import MAX_WHO_CHARS, Silence, SilenceRecord
 from edgefleet.cloud.store import Store
 from edgefleet.ids import BoxId, SiteId
 
 # A page of alerts for the API and the CLI; a longer look back belongs in a report, not a list.
 DEFAULT_LIST_LIMIT: Final = 100
 MAX_LIST_LIMIT: Final = 1000
-# Names of people and reasons as stored; a longer "who" is a pasted text, not a name.
-MAX_WHO_CHARS: Final = 200
-
 _ACTIVE_STATES: Final = ("firing", "acknowledged")
-
-SilenceState = Literal["active", "pending", "expired"]
-
 
 # --- tables -----------------------------------------------------------------------------------------------
 
@@ -92,22 +85,6 @@ class SilenceRow(SQLModel, table=True):
 _ALERT: Final[sa.Table] = AlertRow.__table__  # type: ignore[attr-defined]
 _SILENCE: Final[sa.Table] = SilenceRow.__table__  # type: ignore[attr-defined]
 _TABLES: Final = [_ALERT, _SILENCE]
-
-
-@dataclass(frozen=True, slots=True)
-class SilenceRecord:
-    """A silence as stored: ``silence`` is what mutes (its ``ends_at`` is when it stopped, if someone ended it
-    early), ``planned_ends_at`` the end it was created with, ``ended_by`` who ended it early (None otherwise)."""
-
-    silence: Silence
-    planned_ends_at: float
-    ended_by: str | None = None
-
-    def state(self, now: float) -> SilenceState:
-        """active, pending (starts later) or expired."""
-        if self.silence.is_active(now):
-            return "active"
-        return "pending" if now < self.silence.starts_at else "expired"
 
 
 # --- the store --------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Final
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgefleet.cloud.alerting.alerts import AlertKind, AlertState, Muting, Severity, StoredAlert
-from edgefleet.cloud.alerting.store import MAX_WHO_CHARS, SilenceRecord, SilenceState
+from edgefleet.cloud.alerting.silences import MAX_WHO_CHARS, SilenceRecord, SilenceState
 from edgefleet.cloud.api.schemas import ErrorBody, utc, utc_or_none
 
 # A comment says why (a ticket, a known fault): a paragraph, not a document.

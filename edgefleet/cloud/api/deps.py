@@ -2,7 +2,8 @@
 in-memory one) and the one access check every route goes through.
 
 ``create_app`` puts the controller and the settings into the lifespan state; routes take them as
-``ControllerDep`` and ``SettingsDep``, and the caller as ``PrincipalDep``. Identity and roles come in a later issue: ``require_access`` then fills in who calls, and
+``ControllerDep`` and ``SettingsDep``, alerting as ``AlertingDep`` (the typed ``AlertService``, 503 where it does not
+run), and the caller as ``PrincipalDep``. Routes depend on this module and never on each other. Identity and roles come in a later issue: ``require_access`` then fills in who calls, and
 routes already pass the site they read to ``authorize`` so that site scoping needs no change to them.
 """
 
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Final, Literal, Protocol
 
 from fastapi import Depends, Request
 
 from edgefleet.clock import Clock
-from edgefleet.cloud.api.errors import Forbidden
+from edgefleet.cloud.alerting.service import AlertService
+from edgefleet.cloud.api.errors import Forbidden, Unavailable
 from edgefleet.cloud.fleet import FleetState, HealthPoint
 from edgefleet.cloud.settings import Settings
 from edgefleet.ids import BoxId, SiteId
@@ -55,6 +57,11 @@ class FleetReader(Protocol):
     @property
     def store(self) -> StoreView: ...
 
+    @property
+    def alerting(self) -> AlertService | None:
+        """Alerts and silences; None where alerting does not run (the routes answer 503)."""
+        ...
+
     def box_history(self, box: BoxId, since: float) -> list[HealthPoint]:
         """The box's health points received at ``since`` or later, oldest first."""
         ...
@@ -72,6 +79,25 @@ def get_settings(request: Request) -> Settings:
 
 ControllerDep = Annotated[FleetReader, Depends(get_controller)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+# A page of a list; the CLI shows the newest first, ops filter for more.
+DEFAULT_LIMIT: Final = 100
+MAX_LIMIT: Final = 1000
+
+
+def get_alerting(controller: ControllerDep) -> AlertService:
+    alerting = controller.alerting
+    if alerting is None:
+        raise Unavailable("alerting does not run in this controller; start it with 'edgefleet cloud serve'")
+    return alerting
+
+
+AlertingDep = Annotated[AlertService, Depends(get_alerting)]
+
+
+def store_unavailable(exc: Exception) -> Unavailable:
+    """The database behind the alert store failed; the store's message names it and what to check."""
+    return Unavailable(f"cannot use the alert store now: {exc}")
 
 
 Role = Literal["viewer", "operator", "admin"]

@@ -1,7 +1,7 @@
 """Every error the HTTP API answers has one JSON shape: ``{"error": {"code": "...", "message": "..."}}``, where
 the message says what went wrong and what to do about it.
 
-Routes raise ``ApiError`` subclasses (``NotFound``, ``Forbidden``, ``Unavailable``); ``install`` (called by ``create_app``) turns
+Routes raise ``ApiError`` subclasses (``NotFound``, ``Forbidden``, ``Conflict``, ``Invalid``, ``Unavailable``); ``install`` (called by ``create_app``) turns
 them, Starlette's own HTTP errors (unknown path, wrong method), FastAPI's validation errors (422, reworded to name
 the parameter) and any unexpected exception (500: logged with its traceback, never sent) into that shape.
 """
@@ -27,6 +27,7 @@ CODE_BY_STATUS: dict[int, str] = {
     403: "forbidden",
     404: "not-found",
     405: "method-not-allowed",
+    409: "conflict",
     422: "invalid-request",
     500: "internal",
     503: "unavailable",
@@ -52,6 +53,20 @@ class NotFound(ApiError):
 class Forbidden(ApiError):
     status = 403
     code = "forbidden"
+
+
+class Conflict(ApiError):
+    """The request is right, but not now: the alert or silence is in a state that does not allow it."""
+
+    status = 409
+    code = "conflict"
+
+
+class Invalid(ApiError):
+    """A body that parses but cannot be taken (a silence naming an unknown site, ...); lists every problem."""
+
+    status = 422
+    code = "invalid-request"
 
 
 class Unavailable(ApiError):

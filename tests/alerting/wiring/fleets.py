@@ -150,7 +150,7 @@ class Fleet:
 
     def settled(self) -> None:
         """Wait until the outbox holds nothing undelivered: whatever was planned has reached its receiver."""
-        wait_for(lambda: not self.controller.alerting.outbox.backlog(), timeout=10, what="an empty outbox")
+        wait_for(lambda: not self.controller.delivery.outbox.backlog(), timeout=10, what="an empty outbox")
 
     def stored(self, *, site: str, kind: str | None = None, box: str | None = None) -> list[dict[str, Any]]:
         """The alerts as the API lists them (newest first)."""
@@ -178,7 +178,7 @@ def running_controller(settings: Settings) -> Iterator[tuple[Controller, str]]:
     try:
         controller.start()
         with serving(create_app(settings, controller=controller)) as url:
-            wait_for(lambda: controller.alerting.evaluating, timeout=15, what="alert evaluation to start")
+            wait_for(lambda: controller.alert_loop.evaluating, timeout=15, what="alert evaluation to start")
             yield controller, url
     finally:
         controller.stop()

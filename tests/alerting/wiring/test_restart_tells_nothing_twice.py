@@ -52,7 +52,7 @@ def test_restarts_tell_every_alert_once(
         first_fault = fleet.inject(kind="stop", box=FIRST)
         (stored,) = wait_for(lambda: fleet.stored(site=SITE, box=FIRST), timeout=10, what="the alert stored")
         assert (stored["kind"], stored["state"], stored["muted"]) == ("box-lost", "firing", None)
-        assert not controller.alerting.sending
+        assert not controller.alert_loop.sending
     assert receiver.received == []
 
     # 2. With the file: the alert still firing is told at once. The receiver fails that first request, so the

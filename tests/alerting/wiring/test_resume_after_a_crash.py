@@ -21,7 +21,7 @@ from edgefleet.cloud.alerting import (
     reconcile_alerts,
 )
 from edgefleet.cloud.alerting.alerts import Severity, alert_id
-from edgefleet.cloud.alerting.running import Resume, resume_memory, resume_transitions
+from edgefleet.cloud.alerting.resuming import Resume, resume_memory, resume_transitions
 from edgefleet.ids import BoxId, SiteId
 from tests.alerting.builders import T0, Scenario, make_inventory
 

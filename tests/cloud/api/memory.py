@@ -9,6 +9,7 @@ from pathlib import Path
 
 from edgefleet.agent.reporting import BoxReporter
 from edgefleet.clock import FakeClock
+from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.fleet import (
     FleetState,
     HealthPoint,
@@ -127,6 +128,8 @@ class MemoryController:
         self.store = MemoryStore()
         self.reporters: dict[str, BoxReporter] = {}
         self.history_error: Exception | None = None
+        # No alerting here: the alert and silence routes answer 503 (their tests run the real controller).
+        self.alerting: AlertService | None = None
 
     @classmethod
     def small(cls, directory: Path) -> MemoryController:

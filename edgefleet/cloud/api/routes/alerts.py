@@ -1,58 +1,32 @@
 """``/api/v1/alerts``: the stored alerts (newest first, filtered by state, site and kind), one alert, and
 acknowledging one (``POST /api/v1/alerts/{alert}/ack``).
 
-The routes read and act through the controller's alert loop (``alerting.running.AlertLoop``, as ``AlertingDep``);
-a controller without one (the API tests' in-memory controller) answers 503. This module also holds the two errors
-the alert and silence routes add to ``errors.py``'s: ``Conflict`` (409) and ``Invalid`` (422).
+The routes read and act through the controller's ``AlertService`` (``alerting.service``, as ``AlertingDep``); a
+controller without alerting (the API tests' in-memory controller) answers 503.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Final
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from edgefleet.cloud.alerting.alerts import AlertKind, AlertState, AlertStateError
-from edgefleet.cloud.alerting.running import AlertLoop, AlertNotFound
+from edgefleet.cloud.alerting.service import AlertNotFound
 from edgefleet.cloud.api.alert_schemas import AcknowledgeBody, AlertPublic, alert_error_responses, alert_public
-from edgefleet.cloud.api.deps import ControllerDep, PrincipalDep, authorize, require_access
-from edgefleet.cloud.api.errors import ApiError, NotFound, Unavailable
+from edgefleet.cloud.api.deps import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    AlertingDep,
+    ControllerDep,
+    PrincipalDep,
+    authorize,
+    require_access,
+    store_unavailable,
+)
+from edgefleet.cloud.api.errors import Conflict, Invalid, NotFound
 from edgefleet.errors import EdgefleetError
 from edgefleet.ids import SiteId
-
-# A page of alerts; the CLI shows the newest first, ops filter for more.
-DEFAULT_LIMIT: Final = 100
-MAX_LIMIT: Final = 1000
-
-
-class Conflict(ApiError):
-    """The request is right, but not now: the alert or silence is in a state that does not allow it."""
-
-    status: ClassVar[int] = 409
-    code: ClassVar[str] = "conflict"
-
-
-class Invalid(ApiError):
-    """A body that parses but cannot be taken (a silence naming an unknown site, ...); lists every problem."""
-
-    status: ClassVar[int] = 422
-    code: ClassVar[str] = "invalid-request"
-
-
-def get_alerting(controller: ControllerDep) -> AlertLoop:
-    alerting = getattr(controller, "alerting", None)
-    if not isinstance(alerting, AlertLoop):
-        raise Unavailable("alerting does not run in this controller; start it with 'edgefleet cloud serve'")
-    return alerting
-
-
-AlertingDep = Annotated[AlertLoop, Depends(get_alerting)]
-
-
-def unavailable(exc: EdgefleetError) -> Unavailable:
-    """The database behind the alert store failed; the store's message names it and what to check."""
-    return Unavailable(f"cannot use the alert store now: {exc}")
-
 
 router = APIRouter(
     prefix="/api/v1/alerts",
@@ -86,7 +60,7 @@ def list_alerts(
             limit=limit,
         )
     except EdgefleetError as exc:
-        raise unavailable(exc) from exc
+        raise store_unavailable(exc) from exc
     return [alert_public(a) for a in alerts]
 
 
@@ -98,7 +72,7 @@ def get_alert(alert: str, alerting: AlertingDep, principal: PrincipalDep) -> Ale
     except AlertNotFound as exc:
         raise NotFound(str(exc)) from exc
     except EdgefleetError as exc:
-        raise unavailable(exc) from exc
+        raise store_unavailable(exc) from exc
     authorize(principal, found.key.site)
     return alert_public(found)
 
@@ -122,5 +96,5 @@ def acknowledge_alert(alert: str, body: AcknowledgeBody, alerting: AlertingDep, 
     except ValueError as exc:
         raise Invalid(f"body field 'by': {exc}") from exc
     except EdgefleetError as exc:
-        raise unavailable(exc) from exc
+        raise store_unavailable(exc) from exc
     return alert_public(acknowledged)

@@ -11,8 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from edgefleet.cloud.alerting.config import parse_duration
-from edgefleet.cloud.alerting.running import AlertNotFound, SilenceRejected, SilenceStateError
-from edgefleet.cloud.alerting.store import MAX_WHO_CHARS, SilenceRecord
+from edgefleet.cloud.alerting.service import AlertNotFound, SilenceRejected, SilenceStateError
+from edgefleet.cloud.alerting.silences import MAX_WHO_CHARS, SilenceRecord
 from edgefleet.cloud.api.alert_schemas import (
     SilenceCreate,
     SilencePublic,
@@ -20,9 +20,18 @@ from edgefleet.cloud.api.alert_schemas import (
     silence_public,
     timestamp,
 )
-from edgefleet.cloud.api.deps import ControllerDep, Principal, PrincipalDep, authorize, require_access
-from edgefleet.cloud.api.errors import NotFound
-from edgefleet.cloud.api.routes.alerts import DEFAULT_LIMIT, MAX_LIMIT, AlertingDep, Conflict, Invalid, unavailable
+from edgefleet.cloud.api.deps import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    AlertingDep,
+    ControllerDep,
+    Principal,
+    PrincipalDep,
+    authorize,
+    require_access,
+    store_unavailable,
+)
+from edgefleet.cloud.api.errors import Conflict, Invalid, NotFound
 from edgefleet.errors import EdgefleetError
 from edgefleet.ids import BoxId, SiteId
 from edgefleet.inventory import Inventory
@@ -60,7 +69,7 @@ def list_silences(
     try:
         records = alerting.list_silences(include_expired=include_ended, limit=limit)
     except EdgefleetError as exc:
-        raise unavailable(exc) from exc
+        raise store_unavailable(exc) from exc
     now = controller.clock.now()
     inventory = controller.state.inventory
     return [silence_public(r, now=now) for r in records if _may_read(principal, inventory, r)]
@@ -100,7 +109,7 @@ def add_silence(
     except SilenceRejected as exc:
         raise Invalid("; ".join(exc.problems)) from exc
     except EdgefleetError as exc:
-        raise unavailable(exc) from exc
+        raise store_unavailable(exc) from exc
     return silence_public(record, now=controller.clock.now())
 
 
@@ -128,5 +137,5 @@ def end_silence(
     except SilenceStateError as exc:
         raise Conflict(str(exc)) from exc
     except EdgefleetError as exc:
-        raise unavailable(exc) from exc
+        raise store_unavailable(exc) from exc
     return silence_public(ended, now=controller.clock.now())

@@ -1,0 +1,136 @@
+"""What people do with alerts, served to the API: ``AlertCommands`` is the controller's ``AlertService``.
+
+Reads go to the alert store (``store.AlertStore``), with the loop's own copy of an alert taking precedence over
+the stored one (it may not be saved yet). Changes (acknowledging, adding and ending silences) hold the loop's pass
+lock and go through the loop (``looping.AlertLoop.record`` and ``silences_changed``), so a pass never overwrites
+them with what it read before. Validation happens here, against the inventory in force.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from collections.abc import Collection
+
+from edgefleet.cloud.alerting.alerts import AlertKind, AlertState, StoredAlert, acknowledge
+from edgefleet.cloud.alerting.looping import AlertLoop
+from edgefleet.cloud.alerting.service import AlertNotFound, SilenceRejected, SilenceStateError
+from edgefleet.cloud.alerting.silences import Silence, SilenceRecord, validate_silence
+from edgefleet.ids import BoxId, SiteId
+
+log = logging.getLogger(__name__)
+
+
+class AlertCommands:
+    """The ``AlertService`` over a running ``AlertLoop``."""
+
+    def __init__(self, loop: AlertLoop) -> None:
+        self._loop = loop
+        self._alerts = loop.alerts
+        self._clock = loop.clock
+
+    def _find(self, alert_id: str) -> StoredAlert:
+        found = self._loop.find(alert_id) or self._alerts.get(alert_id)
+        if found is None:
+            raise AlertNotFound(f"no alert {alert_id!r}; GET /api/v1/alerts (or 'edgefleet alerts') lists the ids")
+        return found
+
+    def alert(self, alert_id: str) -> StoredAlert:
+        return self._find(alert_id)
+
+    def list_alerts(
+        self,
+        *,
+        state: AlertState | None = None,
+        site: SiteId | None = None,
+        kind: AlertKind | None = None,
+        sites: Collection[SiteId] | None = None,
+        limit: int = 100,
+    ) -> list[StoredAlert]:
+        return self._alerts.find(state=state, site=site, kind=kind, sites=sites, limit=limit)
+
+    def acknowledge(self, alert_id: str, who: str) -> StoredAlert:
+        with self._loop.lock:
+            alert = self._find(alert_id)
+            transition = acknowledge(alert, who, self._clock.now())
+            self._loop.record([transition], now=transition.at)
+        log.info(
+            "Acknowledged alert",
+            extra={"alert": alert_id, "kind": str(alert.key.kind), "site": alert.key.site, "by": who.strip()},
+        )
+        return transition.alert
+
+    def add_silence(
+        self,
+        *,
+        created_by: str,
+        comment: str,
+        site: SiteId | None = None,
+        box: BoxId | None = None,
+        kind: AlertKind | None = None,
+        ends_at: float | None = None,
+        duration_s: float | None = None,
+    ) -> SilenceRecord:
+        now = self._clock.now()
+        problems: list[str] = []
+        if (ends_at is None) == (duration_s is None):
+            problems.append("give either ends_at or duration (how long the silence lasts, e.g. 2h), not both")
+        elif duration_s is not None and duration_s <= 0:
+            problems.append(f"duration must be more than 0 seconds, got {duration_s:g}")
+        # Without a usable end, a stand-in one lets the other checks (matchers, who, why, the inventory) report.
+        stand_in = now + 1.0
+        end = stand_in if problems else (ends_at if ends_at is not None else now + (duration_s or 0.0))
+        silence = Silence(
+            id=f"silence-{uuid.uuid4().hex[:12]}",
+            starts_at=now,
+            ends_at=end,
+            created_by=created_by.strip(),
+            comment=comment.strip(),
+            site=site,
+            box=box,
+            kind=kind,
+        )
+        problems += validate_silence(silence, self._loop.state.inventory, now=None if problems else now)
+        if problems:
+            raise SilenceRejected(problems)
+        with self._loop.lock:
+            self._alerts.add_silence(silence)
+            self._loop.silences_changed(added=silence)
+        log.info(
+            "Added silence",
+            extra={
+                "silence": silence.id,
+                "site": site,
+                "box": box,
+                "kind": str(kind) if kind else None,
+                "until": end,
+                "by": silence.created_by,
+            },
+        )
+        return SilenceRecord(silence, planned_ends_at=end)
+
+    def end_silence(self, silence_id: str, *, by: str | None = None) -> SilenceRecord:
+        with self._loop.lock:
+            now = self._clock.now()
+            record = self._alerts.get_silence(silence_id)
+            if record is None:
+                raise AlertNotFound(
+                    f"no silence {silence_id!r}; GET /api/v1/silences (or 'edgefleet silence list') lists the ids"
+                )
+            if record.state(now) == "expired":
+                who = f" by {record.ended_by}" if record.ended_by else ""
+                raise SilenceStateError(f"silence {silence_id} already ended at {record.silence.ends_at}{who}")
+            self._alerts.end_silence(silence_id, at=now, by=by)
+            self._loop.silences_changed(ended=silence_id)
+        log.info("Ended silence", extra={"silence": silence_id, "by": by})
+        return SilenceRecord(dataclasses.replace(record.silence, ends_at=now), record.planned_ends_at, by)
+
+    def list_silences(self, *, include_expired: bool = False, limit: int = 100) -> list[SilenceRecord]:
+        return self._alerts.silences(ending_after=None if include_expired else self._clock.now(), limit=limit)
+
+    def silence(self, silence_id: str) -> SilenceRecord:
+        record = self._alerts.get_silence(silence_id)
+        if record is None:
+            raise AlertNotFound(f"no silence {silence_id!r}; GET /api/v1/silences lists the ids")
+        return record

@@ -1,0 +1,438 @@
+"""The alert loop: the thin I/O shell that runs the pure alerting modules' passes, built and started by the
+controller.
+
+An APScheduler job (``JOB_ID``, ``max_instances=1``, ``coalesce=True``) ticks every ``TICK_S`` and runs a pass
+when one is due: every ``PASS_INTERVAL_S``, and at once when a box's "offline" status (its Last Will) arrived
+since the last pass, or when someone acknowledged an alert or changed the silences. One pass:
+
+1. copies every box under the fleet lock (``fleet.copy_box``) and evaluates the copies outside it
+   (``evaluating.evaluate``: reachability, flapping, site correlation, health);
+2. reconciles them with the active stored alerts and the silences (``reconciling.reconcile_alerts``);
+3. hands the transitions to ``record``: with a notification file, it plans the messages
+   (``notifying.plan_notifications``) and puts them in the outbox together with the planner's state
+   (``outbox.Outbox.put``: one transaction), then saves every transition's alert in the alert store
+   (``store.AlertStore``) and calls ``on_planned`` (the delivery worker's wake, ``delivering.DeliveryWorker``).
+
+Why a pass also runs on an "offline" status: a dropped connection must be told within 2 s, and a box whose agent
+reconnects within a second (paho's first retry comes after 1 s) would otherwise fall between two passes and
+never be told at all. The check is a scan of the boxes' status fields under the lock (about 0.1 ms for 2,000
+boxes); heartbeats need no such trigger, their timeout is measured in whole seconds.
+
+Two transactions, outbox first. ``Outbox.put`` opens its own transaction, so the alerts cannot join it. At
+start-up ``resuming.resume_transitions`` makes the two agree (see there). A failed save of alerts is kept and
+retried by the next pass; a failed ``put`` leaves everything as it was, and the next pass plans the same again.
+
+Warm-up. The fleet state restored at start-up holds the receive times of before the stop; judged at once, every
+box would look lost. Evaluation waits until the ingest is subscribed and every site has had one full heartbeat
+timeout (``missed_beats x interval_s``, at most ``MAX_WARM_UP_S``) to be heard. A lost broker connection pauses
+evaluation the same way: a controller that hears nothing must not call every site unreachable.
+
+Every time the loop reads comes from its ``Clock``: wall-clock ``now()`` for what is judged, ``monotonic()`` for
+when passes are due and how long the warm-up lasts, so tests drive the whole loop with a ``FakeClock``.
+
+People's commands (``commands.AlertCommands``: acknowledge, silence) change alerts through ``record`` and
+``silences_changed`` while holding ``lock``, the pass lock, so a pass never overwrites an acknowledgement with the
+alert as it was read before it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from edgefleet.clock import Clock
+from edgefleet.cloud.alerting.alerts import AlertingError, AlertKey, AlertKind, StoredAlert, Transition
+from edgefleet.cloud.alerting.config import NotificationConfig
+from edgefleet.cloud.alerting.evaluating import evaluate
+from edgefleet.cloud.alerting.notifying import NotifierState, plan_notifications
+from edgefleet.cloud.alerting.outbox import Outbox
+from edgefleet.cloud.alerting.reconciling import reconcile_alerts
+from edgefleet.cloud.alerting.resuming import resume_memory, resume_transitions
+from edgefleet.cloud.alerting.routes import DEFAULT_DINGTALK_PER_MINUTE
+from edgefleet.cloud.alerting.rules import AlertRules
+from edgefleet.cloud.alerting.silences import Silence
+from edgefleet.cloud.alerting.store import AlertStore
+from edgefleet.cloud.alerting.tracking import FleetTrack
+from edgefleet.cloud.fleet import BoxLive, FleetState, copy_box
+from edgefleet.cloud.store import Store
+from edgefleet.ids import BoxId
+from edgefleet.inventory import Inventory
+
+log = logging.getLogger(__name__)
+
+JOB_ID: Final = "edgefleet-alerts"
+# The scheduler's tick: how soon a Last Will, an acknowledgement or a new silence reaches a pass.
+TICK_S: Final = 0.2
+# A full pass every second: a heartbeat timeout is told within a second of passing (the issue's target is the
+# timeout + 2 s), at about 25 ms of CPU a pass for 2,000 boxes (docs/performance.md, "Detection").
+PASS_INTERVAL_S: Final = 1.0
+# A pass longer than this delays what it tells; say so (once per streak) so that it can be looked into.
+SLOW_PASS_S: Final = 0.5
+# Alerts without a route are logged once each; past this many the log names no more of them.
+MAX_UNROUTED_LOGGED: Final = 1000
+# The warm-up is one heartbeat timeout of the slowest site, but never longer than this: alerting blind for an
+# hour after each restart (a site that beats hourly) would be worse than a box-lost alert of such a site's box that
+# has not beaten since a long controller outage.
+MAX_WARM_UP_S: Final = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class PassReport:
+    """What one pass did: its evaluation time, transitions, messages planned and how long it took."""
+
+    at: float
+    transitions: int
+    fired: int
+    resolved: int
+    messages: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """What evaluation reads (``evaluating.FleetView``): the inventory and copies of every box."""
+
+    inventory: Inventory
+    boxes: Mapping[BoxId, BoxLive]
+
+
+# A box's "offline" status as the loop remembers having evaluated it: a new one triggers a pass at once.
+_OfflineMark = tuple[BoxId, str | None, int]
+
+
+class FailureLog:
+    """Logs a failing step once per streak (a database away for an hour is one warning, not 3,600) and its
+    recovery once. Shared by the loop and the delivery worker."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._log = logger
+        self._failing: set[str] = set()
+
+    def failed(self, what: str, message: str, exc: Exception, **context: object) -> None:
+        if what in self._failing:
+            return
+        self._failing.add(what)
+        self._log.warning(
+            message, extra={"error": str(exc)[:500], **context}, exc_info=not isinstance(exc, AlertingError)
+        )
+
+    def recovered(self, what: str, message: str) -> None:
+        if what in self._failing:
+            self._failing.discard(what)
+            self._log.info(message)
+
+
+def warm_up_seconds(inventory: Inventory) -> float:
+    """One heartbeat timeout of the slowest site, at most ``MAX_WARM_UP_S``."""
+    timeouts = [s.interval_s * s.missed_beats for s in inventory.sites.values()]
+    return min(MAX_WARM_UP_S, max(timeouts, default=0.0))
+
+
+class AlertLoop:
+    """Evaluates, stores and plans the notification of alerts. Build it after the fleet state is restored (it
+    reads the database: the alert tables are created, the active alerts and the planner's state loaded), then
+    ``start``; ``stop`` ends the job. ``config`` None: alerts are evaluated, stored and listed, but nothing is
+    planned for sending. ``listening`` says whether the controller hears the broker now; ``on_planned`` is called
+    after messages went into the outbox; ``warm_up_s`` overrides the warm-up taken from the inventory."""
+
+    def __init__(
+        self,
+        state: FleetState,
+        store: Store,
+        *,
+        clock: Clock,
+        config: NotificationConfig | None,
+        listening: Callable[[], bool] = lambda: True,
+        on_planned: Callable[[], None] = lambda: None,
+        pass_interval_s: float = PASS_INTERVAL_S,
+        warm_up_s: float | None = None,
+    ) -> None:
+        self.state = state
+        self.clock = clock
+        self.config = config
+        self.pass_interval_s = pass_interval_s
+        self._listening = listening
+        self._on_planned = on_planned
+        self._rules = config.rules if config is not None else AlertRules()
+        self._warm_up_s = warm_up_s if warm_up_s is not None else warm_up_seconds(state.inventory)
+        self.alerts = AlertStore(store)
+        # The outbox's own limit counts every request to a robot, retries included, against the same budget the
+        # planner keeps: a robot never gets more than ``dingtalk_per_minute`` requests a minute.
+        self.outbox = Outbox(
+            store,
+            dingtalk_per_minute=config.routes.dingtalk_per_minute if config else DEFAULT_DINGTALK_PER_MINUTE,
+        )
+        # Held by a pass and by every command that changes alerts or silences (re-entrant: ``record`` takes it too).
+        self.lock = threading.RLock()
+        self._active: dict[AlertKey, StoredAlert] = {}
+        self._unsaved: dict[str, StoredAlert] = {}
+        self._queued: list[Transition] = []
+        self._notifier = NotifierState()
+        self._silences: list[Silence] = []
+        self._offline_seen: frozenset[_OfflineMark] = frozenset()
+        self._unrouted_logged: set[AlertKey] = set()
+        self._pass_requested = False
+        self._next_pass_at = clock.monotonic()
+        self._listening_since: float | None = None
+        self._evaluating = False
+        self._failures = FailureLog(log)
+        self._slow_passes = 0
+        self._scheduler: BackgroundScheduler | None = None
+        self.alerts.create_schema()
+        self.outbox.create_schema()
+        self._resume()
+        self._track = self._resume_memory()
+
+    # --- start-up ---------------------------------------------------------------------------------------------
+
+    def _resume(self) -> None:
+        now = self.clock.now()
+        active = self.alerts.active()
+        self._silences = [r.silence for r in self.alerts.silences(ending_after=now, limit=None)]
+        if self.config is None:
+            self._active = active
+            # Info, not a warning: running without a file is a choice (a lab, a first start), not a fault.
+            log.info(
+                "Started alerting without a notification file: alerts are evaluated, stored and listed, not sent",
+                extra={"active_alerts": len(active), "hint": "set EDGEFLEET_NOTIFICATIONS or --notifications"},
+            )
+            return
+        self._notifier = self.outbox.load_state()
+        latest = self.alerts.latest([key for key in self._notifier.alerts if key not in active])
+        resume = resume_transitions(active, latest, self._notifier.alerts, now=now)
+        if resume.repairs:
+            self.alerts.save(resume.repairs)
+            log.warning(
+                "Repaired alerts that the planner knew and the store lacked",
+                extra={"alerts": [a.id for a in resume.repairs][:20], "count": len(resume.repairs)},
+            )
+        for alert in resume.repairs:
+            active[alert.key] = alert
+        self._active = {key: alert for key, alert in active.items() if alert.active}
+        self._queued = list(resume.transitions)
+        log.info(
+            "Resumed alerting",
+            extra={
+                "active_alerts": len(self._active),
+                "silences": len(self._silences),
+                "to_plan": len(self._queued),
+                "notification_file": self.config.source,
+                "channels": len(self.config.targets),
+            },
+        )
+
+    def _resume_memory(self) -> FleetTrack:
+        inventory = self.state.inventory
+        window = max((self._rules.for_site(s).flapping_window_s for s in inventory.sites), default=0.0)
+        history = self.alerts.changed_since((AlertKind.BOX_LOST, AlertKind.SITE_UNREACHABLE), self.clock.now() - window)
+        with self.state.lock:
+            seen = {box for box, live in self.state.boxes.items() if live.last_seen is not None}
+        return resume_memory(self._active.values(), history, seen=seen)
+
+    def start(self) -> None:
+        if self._scheduler is not None:
+            return
+        scheduler = BackgroundScheduler(timezone="UTC")
+        scheduler.add_job(
+            self.tick, "interval", seconds=TICK_S, id=JOB_ID, max_instances=1, coalesce=True, replace_existing=True
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def stop(self) -> None:
+        """Stop the job, waiting for a pass in flight. Safe to call twice."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+
+    @property
+    def evaluating(self) -> bool:
+        """Whether passes run now (the broker is heard and the warm-up is over)."""
+        return self._evaluating
+
+    @property
+    def sending(self) -> bool:
+        """Whether notifications are planned and sent (a notification file was given)."""
+        return self.config is not None
+
+    # --- the job ----------------------------------------------------------------------------------------------
+
+    def tick(self) -> PassReport | None:
+        """Run a pass if one is due (see the module docstring). Never raises: it runs in the scheduler's thread."""
+        try:
+            if not self._ready():
+                return None
+            due = self.clock.monotonic() >= self._next_pass_at
+            if due or self._pass_requested or self._new_offline_status():
+                report = self.run_pass()
+                self._failures.recovered("pass", "Ran alert pass again after failures")
+                return report
+        except Exception as exc:
+            self._failures.failed("pass", "Failed to run alert pass; trying again", exc)
+        return None
+
+    def _ready(self) -> bool:
+        """Whether evaluation may judge the fleet now: the broker is heard, and has been for a whole timeout."""
+        if not self._listening():
+            if self._listening_since is not None:
+                log.warning("Paused alert evaluation: the controller does not hear the broker")
+            self._listening_since = None
+            self._evaluating = False
+            return False
+        now = self.clock.monotonic()
+        if self._listening_since is None:
+            self._listening_since = now
+            log.info(
+                "Holding alert evaluation until every box could be heard",
+                extra={"seconds": round(self._warm_up_s, 1)},
+            )
+        if now - self._listening_since < self._warm_up_s:
+            return False
+        if not self._evaluating:
+            self._evaluating = True
+            log.info("Started alert evaluation", extra={"pass_interval_s": self.pass_interval_s})
+        return True
+
+    def _new_offline_status(self) -> bool:
+        seen = self._offline_seen
+        with self.state.lock:
+            for box, live in self.state.boxes.items():
+                if live.status_state == "offline" and (box, live.status_boot, live.status_session) not in seen:
+                    return True
+        return False
+
+    def _snapshot(self) -> _Snapshot:
+        with self.state.lock:
+            boxes = {box: copy_box(live) for box, live in self.state.boxes.items()}
+            inventory = self.state.inventory
+        return _Snapshot(inventory, boxes)
+
+    def run_pass(self) -> PassReport:
+        """One pass now: evaluate, reconcile, record. Raises when the outbox cannot take the plan (nothing is
+        taken then: the next pass plans the same again)."""
+        with self.lock:
+            started = self.clock.monotonic()
+            self._pass_requested = False
+            self._next_pass_at = started + self.pass_interval_s
+            now = self.clock.now()
+            view = self._snapshot()
+            evaluation = evaluate(view, self._track, self._rules, now=now)
+            self._silences = [s for s in self._silences if s.ends_at > now]
+            transitions = [*self._queued, *reconcile_alerts(self._active, evaluation, self._silences, now=now)]
+            messages = self.record(transitions, now=now)
+            # The plan is in the outbox: from here on the pass counts as done, whatever the alert store says.
+            self._queued = []
+            self._track = evaluation.track
+            self._offline_seen = frozenset(
+                (box, live.status_boot, live.status_session)
+                for box, live in view.boxes.items()
+                if live.status_state == "offline"
+            )
+            seconds = self.clock.monotonic() - started
+        self._note_duration(seconds)
+        return PassReport(
+            at=now,
+            transitions=len(transitions),
+            fired=sum(1 for t in transitions if t.action == "fire"),
+            resolved=sum(1 for t in transitions if t.action == "resolve"),
+            messages=messages,
+            seconds=seconds,
+        )
+
+    # --- what passes and commands share -------------------------------------------------------------------
+
+    def record(self, transitions: Sequence[Transition], *, now: float) -> int:
+        """Plan the transitions' notifications into the outbox, keep each alert as the latest of its key and
+        save them; returns how many messages were planned. Raises when the outbox cannot take the plan (then
+        nothing was taken). Takes ``lock``."""
+        with self.lock:
+            messages = 0
+            if self.config is not None:  # also with no transitions: held groups fall due with time
+                plan = plan_notifications(transitions, self.config.routes, self._notifier, now=now)
+                self.outbox.put(plan.messages, plan.state)
+                self._notifier = plan.state
+                messages = len(plan.messages)
+                self._note_unrouted(plan.unrouted)
+            for transition in transitions:
+                self._take(transition)
+            self._save_unsaved()
+        if messages:
+            self._on_planned()
+        return messages
+
+    def find(self, alert_id: str) -> StoredAlert | None:
+        """The loop's own copy of an alert: active, or changed and not yet saved; None when it holds none."""
+        with self.lock:
+            for alert in self._active.values():
+                if alert.id == alert_id:
+                    return alert
+            return self._unsaved.get(alert_id)
+
+    def silences_changed(self, *, added: Silence | None = None, ended: str | None = None) -> None:
+        """A silence was stored or ended: mute (or unmute) by it from the next pass, which runs at once."""
+        with self.lock:
+            if added is not None:
+                self._silences.append(added)
+            if ended is not None:
+                self._silences = [s for s in self._silences if s.id != ended]
+            self._pass_requested = True
+
+    def _take(self, transition: Transition) -> None:
+        """Keep ``transition.alert`` as the latest of its key (dropped once resolved) and queue it for the store."""
+        alert = transition.alert
+        if alert.active:
+            self._active[alert.key] = alert
+        elif self._active.get(alert.key, alert).id == alert.id:
+            self._active.pop(alert.key, None)
+        self._unsaved[alert.id] = alert
+        if transition.action in ("fire", "resolve"):
+            level = logging.INFO if transition.notify else logging.DEBUG
+            log.log(
+                level,
+                "Fired alert" if transition.action == "fire" else "Resolved alert",
+                extra={
+                    "alert": alert.id,
+                    "kind": str(alert.key.kind),
+                    "site": alert.key.site,
+                    "box": alert.key.box,
+                    "detail": alert.key.detail,
+                    "muted": alert.muted,
+                    "notified": transition.notify,
+                },
+            )
+
+    def _save_unsaved(self) -> None:
+        if not self._unsaved:
+            return
+        try:
+            self.alerts.save(list(self._unsaved.values()))
+        except Exception as exc:  # kept; the next pass tries again
+            self._failures.failed(
+                "save", "Failed to save alerts; keeping them for the next pass", exc, alerts=len(self._unsaved)
+            )
+            return
+        self._failures.recovered("save", "Saved alerts again after failures")
+        self._unsaved.clear()
+
+    def _note_unrouted(self, keys: Collection[AlertKey]) -> None:
+        for key in keys:
+            if key in self._unrouted_logged or len(self._unrouted_logged) >= MAX_UNROUTED_LOGGED:
+                continue
+            self._unrouted_logged.add(key)
+            log.warning(
+                "Found no route for alert; it is stored but sent nowhere",
+                extra={"alert": str(key), "notification_file": self.config.source if self.config else None},
+            )
+
+    def _note_duration(self, seconds: float) -> None:
+        if seconds > SLOW_PASS_S:
+            self._slow_passes += 1
+            if self._slow_passes == 1:
+                log.warning("Ran slow alert pass", extra={"seconds": round(seconds, 3), "boxes": len(self.state.boxes)})
+        else:
+            self._slow_passes = 0

@@ -1,0 +1,92 @@
+"""What the API may ask of alerting: the ``AlertService`` protocol and the errors it raises. Pure.
+
+The API's routes depend on this module only (an import-linter contract keeps them off the loop, the stores and
+the outbox): the controller's ``alerting`` attribute is an ``AlertService`` (``commands.AlertCommands``), or None
+where alerting does not run (the API tests' in-memory controller), and the routes answer 503 then.
+
+Errors, as a tree::
+
+    AlertingError (alerts.py)
+    ├── AlertStateError     a lifecycle step that the alert's state does not allow (alerts.py)
+    ├── AlertNotFound       no alert or silence with that id
+    ├── SilenceRejected     a new silence is not valid; ``problems`` lists every reason
+    └── SilenceStateError   the silence already ended
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Protocol
+
+from edgefleet.cloud.alerting.alerts import AlertingError, AlertKind, AlertState, StoredAlert
+from edgefleet.cloud.alerting.silences import SilenceRecord
+from edgefleet.ids import BoxId, SiteId
+
+
+class AlertNotFound(AlertingError):
+    """No alert (or silence) with the id asked for; the message says where to find ids."""
+
+
+class SilenceRejected(AlertingError):
+    """A new silence is not valid; ``problems`` lists every reason, each saying what to change."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class SilenceStateError(AlertingError):
+    """The silence already ended; the message says when and by whom."""
+
+
+class AlertService(Protocol):
+    """Reading alerts and silences, acknowledging, silencing. Store failures raise ``EdgefleetError``s that name
+    the database (``store.UnreachableError`` when it cannot be reached)."""
+
+    def list_alerts(
+        self,
+        *,
+        state: AlertState | None = None,
+        site: SiteId | None = None,
+        kind: AlertKind | None = None,
+        sites: Collection[SiteId] | None = None,
+        limit: int = 100,
+    ) -> list[StoredAlert]:
+        """Stored alerts newest first (by when they fired), filtered."""
+        ...
+
+    def alert(self, alert_id: str) -> StoredAlert:
+        """One alert by id; raises AlertNotFound."""
+        ...
+
+    def acknowledge(self, alert_id: str, who: str) -> StoredAlert:
+        """Acknowledge a firing alert. Raises AlertNotFound, AlertStateError (resolved or already acknowledged:
+        the message says by whom and when) or ValueError (``who`` is empty)."""
+        ...
+
+    def add_silence(
+        self,
+        *,
+        created_by: str,
+        comment: str,
+        site: SiteId | None = None,
+        box: BoxId | None = None,
+        kind: AlertKind | None = None,
+        ends_at: float | None = None,
+        duration_s: float | None = None,
+    ) -> SilenceRecord:
+        """Mute the alerts that match from now until ``ends_at`` (or for ``duration_s``). Raises SilenceRejected
+        listing every problem."""
+        ...
+
+    def end_silence(self, silence_id: str, *, by: str | None = None) -> SilenceRecord:
+        """End a silence now. Raises AlertNotFound, or SilenceStateError when it already ended."""
+        ...
+
+    def list_silences(self, *, include_expired: bool = False, limit: int = 100) -> list[SilenceRecord]:
+        """Silences newest first: active and pending ones, or every one with ``include_expired``."""
+        ...
+
+    def silence(self, silence_id: str) -> SilenceRecord:
+        """One silence by id; raises AlertNotFound."""
+        ...
