@@ -54,8 +54,8 @@ from edgefleet.clock import Clock
 from edgefleet.cloud.store import POSTGRES_CONNECT_TIMEOUT_S, StoreError, engine_url
 from edgefleet.errors import EdgefleetError, UnreachableError
 
-# The server probes the lock session once it has been silent this long; the session is always silent, so probing
-# starts this long after the holder's host vanished.
+# The lock session is always silent, so the server probes it every 10 s while the holder's host answers: the first
+# unanswered probe comes at most this long after the host vanished.
 KEEPALIVE_IDLE_S: Final = 10
 # Then a probe every 5 s, and the session ends after 3 unanswered: a network blip shorter than 15 s keeps the lock.
 KEEPALIVE_INTERVAL_S: Final = 5
