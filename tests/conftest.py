@@ -35,7 +35,7 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
         yield b
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Each storage test runs on SQLite, and on PostgreSQL when EDGEFLEET_TEST_DATABASE_URL names a server."""
     if request.param == "sqlite":

@@ -3,7 +3,8 @@ uvicorn.
 
 Everything that can fail for a reason a person must fix is done before the API listens, and reported in one
 line (or, for the inventory and the notification file, one line per problem) with exit code 1: bad settings, a
-listen port already taken, a bad inventory or notification file, a database that cannot be reached.
+listen port already taken, a bad inventory or notification file, a database that cannot be reached or that another
+controller holds (``edgefleet.cloud.leading``).
 ``edgefleet.cli.app`` adds this app as ``cloud``.
 """
 
@@ -70,6 +71,7 @@ def serve(
 
     from edgefleet.cli.output import fail
     from edgefleet.cloud.alerting.config import NotificationConfigError
+    from edgefleet.cloud.leading import DatabaseHeldError
     from edgefleet.cloud.settings import Settings
     from edgefleet.errors import InventoryError
 
@@ -90,12 +92,18 @@ def serve(
         from edgefleet.cloud.controller import Controller
 
         try:
-            # Loads the whole inventory and opens the database: both refuse here, before anything listens.
+            # Takes the database's lock, loads the whole inventory and opens the database: all refuse here, before
+            # anything listens or connects to the broker.
             controller = Controller(settings)
         except InventoryError as exc:
             fail(escape(str(exc)), hint=f"fix the files in {settings.sites_dir}; 'edgefleet sites validate' rechecks")
         except NotificationConfigError as exc:
             fail(escape(str(exc)), hint="fix the notification file; docs/alerting.md describes its fields")
+        except DatabaseHeldError as exc:
+            fail(
+                escape(str(exc)),
+                hint="one controller per database: stop that controller first, or point this one at another database with --database",
+            )
         try:
             controller.start()
             _run_api(settings, controller, sock)

@@ -1,12 +1,14 @@
 """The controller's core, put together: inventory, live fleet state, database, persister, MQTT ingest and the
 alert loop.
 
-``Controller(settings)`` loads the whole inventory (an ``InventoryError`` propagates: nothing is half-loaded) and
-the notification file when one is set (a ``NotificationConfigError`` propagates likewise), opens the database and
-restores the saved state, so a restarted controller resumes every box's boot, sequence, last seen and status,
-and every alert; ``start()`` starts the persister, the ingest and the alert loop, ``stop()`` stops them and makes
-a last flush. Built by the API's lifespan (``edgefleet.cloud.api.create_app``), by ``edgefleet cloud serve`` and
-by tests; the API reads ``state``, ``ingest``, ``store``, ``clock``, ``box_history`` and ``alerting`` (the typed
+``Controller(settings)`` first takes the database's controller lock (a second controller on the same database is
+refused with a ``DatabaseHeldError`` naming the holder: ``edgefleet.cloud.leading``), then loads the whole inventory
+(an ``InventoryError`` propagates: nothing is half-loaded) and the notification file when one is set (a
+``NotificationConfigError`` propagates likewise), opens the database and restores the saved state, so a restarted
+controller resumes every box's boot, sequence, last seen and status, and every alert; ``start()`` starts the
+persister, the ingest and the alert loop, ``stop()`` stops them, makes a last flush and releases the lock. Built by
+the API's lifespan (``edgefleet.cloud.api.create_app``), by ``edgefleet cloud serve`` and by tests; the API reads
+``state``, ``ingest``, ``store``, ``clock``, ``box_history`` and ``alerting`` (the typed
 ``alerting.service.AlertService``). Alerting runs as two parts: ``alert_loop`` (the passes) and ``delivery`` (the
 worker that sends what the loop put in the outbox).
 """
@@ -25,6 +27,7 @@ from edgefleet.cloud.alerting.looping import AlertLoop
 from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.fleet import HISTORY_POINTS, BoxLive, FleetState, HealthPoint
 from edgefleet.cloud.ingesting import Ingest
+from edgefleet.cloud.leading import take_database_lock
 from edgefleet.cloud.persisting import Persister
 from edgefleet.cloud.settings import Settings
 from edgefleet.cloud.store import Store
@@ -39,6 +42,16 @@ _SYSTEM_CLOCK: Final = SystemClock()
 
 class Controller:
     def __init__(self, settings: Settings, *, clock: Clock = _SYSTEM_CLOCK) -> None:
+        # One controller per database (edgefleet.cloud.leading): a second is refused before it reads or opens
+        # anything, and a construction that fails lets the next one in.
+        self._database_lock = take_database_lock(settings.database_url, clock=clock)
+        try:
+            self._build(settings, clock)
+        except BaseException:
+            self._database_lock.release()
+            raise
+
+    def _build(self, settings: Settings, clock: Clock) -> None:
         self.settings = settings
         self.clock = clock
         inventory = load_inventory(settings.sites_dir)
@@ -127,7 +140,10 @@ class Controller:
             self.ingest.stop()
             self.persister.stop()
             log.info("Stopped controller", extra={"persister": str(self.persister.stats)})
-        self.store.close()
+        try:
+            self.store.close()
+        finally:
+            self._database_lock.release()  # last: a successor starts only after the last flush
 
     def __enter__(self) -> Controller:
         self.start()

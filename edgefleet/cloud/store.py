@@ -1,7 +1,8 @@
 """The controller's database: box state, a bounded history of health samples, unknown boxes (SQLModel tables on
 SQLite or PostgreSQL).
 
-The only module that talks to the database. ``Store`` is called by the persister (``save`` in batches, ``trim``),
+The only module that talks to the database, but for the controller lock's own session (``edgefleet.cloud.leading``).
+``Store`` is called by the persister (``save`` in batches, ``trim``),
 by the controller (``create_schema``, ``load`` at start-up, ``history`` for charts older than memory holds) and
 by the API's health check (``check``). Tables never leave this module: callers pass and get the fleet state's
 own dataclasses. Database errors are translated here, once: ``UnreachableError`` when the database cannot be

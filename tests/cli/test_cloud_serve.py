@@ -1,9 +1,10 @@
 """``edgefleet cloud serve``: serves the API until SIGTERM, and refuses to start - in one line, or one line per
-inventory problem, exit 1, nothing started - on bad settings, a taken port, a bad inventory or an unreachable
-database."""
+inventory problem, exit 1, nothing started - on bad settings, a taken port, a bad inventory, an unreachable
+database or a database another controller holds; a holder killed with -9 lets its successor in."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 from collections.abc import Iterator
@@ -14,6 +15,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from edgefleet.cloud.controller import Controller
+from edgefleet.cloud.leading import LOCK_LEASE_S, DatabaseHeldError
+from edgefleet.cloud.settings import Settings
 from tests.cli.entry import edgefleet, spawn
 from tests.cloud.api.memory import write_inventory
 from tests.support.peers import Mosquitto, free_port, wait_for
@@ -159,3 +163,75 @@ def test_an_unreachable_database_is_one_line_from_the_real_command(sites: Path) 
     assert lines[0] == f"error: cannot reach the database at postgresql+psycopg://edgefleet@127.0.0.1:{port}/edgefleet"
     assert lines[1].startswith("hint: connection failed: ")
     assert "Traceback" not in result.stderr
+
+
+def test_a_second_controller_on_the_same_database_is_one_line_and_nothing_starts(
+    cli: typer.Typer, runner: CliRunner, broker: Mosquitto, sites: Path, tmp_path: Path
+) -> None:
+    database = f"sqlite:///{tmp_path / 'edgefleet.db'}"
+    holder = Controller(Settings(broker_url=broker.url, database_url=database, sites_dir=sites))
+    port = free_port()
+    try:
+        result = runner.invoke(
+            cli,
+            ["cloud", "serve", "--listen", f"127.0.0.1:{port}", "--broker", broker.url, "--sites", str(sites),
+             "--database", database],
+        )  # fmt: skip
+    finally:
+        holder.stop()
+
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if not line[:4].isdigit()]  # log lines start with the date
+    assert len(lines) == 2, result.output
+    assert lines[0].startswith(f"error: another controller holds the database {database}: host ")
+    assert f", pid {os.getpid()}, since " in lines[0]
+    assert lines[1] == (
+        "hint: one controller per database: stop that controller first, or point this one at another database "
+        "with --database"
+    )
+    assert "Started controller" not in result.output
+    assert "New client connected" not in broker.config.with_suffix(".log").read_text()  # the broker never heard
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0  # the socket was released
+
+
+def test_a_controller_killed_with_sigkill_lets_its_successor_start(
+    broker: Mosquitto, sites: Path, database_url: str
+) -> None:
+    port = free_port()
+    settings = Settings(broker_url=broker.url, database_url=database_url, sites_dir=sites)
+    with spawn(
+        "cloud", "serve", "--listen", f"127.0.0.1:{port}", "--broker", broker.url, "--sites", str(sites),
+        "--database", database_url,
+    ) as process:  # fmt: skip
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+
+                def healthy() -> bool:
+                    assert process.poll() is None, "the controller exited"
+                    try:
+                        return client.get("/healthz").status_code == 200
+                    except httpx.TransportError:
+                        return False
+
+                wait_for(healthy, timeout=20, what="the controller to answer /healthz")
+            with pytest.raises(DatabaseHeldError) as refused:
+                Controller(settings)
+            assert refused.value.holder is not None
+            assert refused.value.holder.pid == process.pid  # the refusal names the process that holds
+
+            process.kill()
+            process.communicate(timeout=20)
+        except BaseException:
+            process.kill()
+            print(process.communicate()[0])  # the controller's own account, beside the failure
+            raise
+
+    def successor() -> Controller | None:
+        try:
+            return Controller(settings)
+        except DatabaseHeldError:
+            return None  # PostgreSQL may take a moment to end the killed controller's session
+
+    # SQLite's lock goes with the process; PostgreSQL's with its session, at once on a live host.
+    wait_for(successor, timeout=LOCK_LEASE_S, interval=0.2, what="the database to be free for a successor").stop()
