@@ -1,0 +1,137 @@
+"""The controller's alerting parts, wired as the controller wires them, on a fake clock: ``AlertLoop`` (passes),
+``AlertCommands`` (what the API calls) and ``DeliveryWorker`` (delivery, with a sender that records instead of
+sending), over a real SQLite store. Nothing runs by itself: ``run`` moves the clock, lets the boxes that are due
+beat (as the ingest would set them), ticks the loop and delivers, so a test reads exactly what was told when.
+
+The real-time wiring tests (``test_lost_contact_is_told_once`` and the like) keep the broker, the simulator and the
+receivers; this is for what does not depend on real time: lifecycle, muting, grouping, acknowledgement.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgefleet.clock import FakeClock
+from edgefleet.cloud.alerting.commands import AlertCommands
+from edgefleet.cloud.alerting.config import ChannelTarget, load_notifications
+from edgefleet.cloud.alerting.delivering import DeliveryWorker
+from edgefleet.cloud.alerting.looping import AlertLoop, PassReport
+from edgefleet.cloud.alerting.notifying import Notification
+from edgefleet.cloud.fleet import FleetState
+from edgefleet.cloud.store import Store
+from edgefleet.ids import BoxId
+from edgefleet.inventory import Inventory
+from tests.alerting.builders import beat, status
+
+
+@dataclass
+class RecordingSender:
+    """Takes every notification as a receiver that answers 2xx would."""
+
+    delivered: list[Notification] = field(default_factory=list)
+
+    def deliver(self, notification: Notification, target: ChannelTarget) -> None:
+        self.delivered.append(notification)
+
+
+def write_notifications(path: Path, *, group_interval: str = "0s", repeat_interval: str = "1h") -> Path:
+    """One webhook channel that takes every alert."""
+    path.write_text(
+        "apiVersion: edgefleet.io/v1\nkind: Notifications\nmetadata: {name: clocked}\nspec:\n"
+        f"  timing: {{groupWait: 0s, groupInterval: {group_interval}, repeatInterval: {repeat_interval}}}\n"
+        "  channels:\n    - {name: tickets, kind: webhook, url: 'http://127.0.0.1:9/hooks'}\n"
+        "  routes:\n    - channels: [tickets]\n"
+    )
+    return path
+
+
+class ClockedAlerting:
+    """Alerting for ``inventory`` on ``database_url``; ``notifications`` None runs it without sending."""
+
+    def __init__(self, inventory: Inventory, database_url: str, notifications: Path | None) -> None:
+        self.clock = FakeClock()
+        self.fleet = FleetState.for_inventory(inventory)
+        self.store = Store(database_url)
+        self.store.create_schema()
+        config = load_notifications(notifications, inventory=inventory) if notifications is not None else None
+        self.sender = RecordingSender()
+        self.loop = AlertLoop(self.fleet, self.store, clock=self.clock, config=config, warm_up_s=0.0)
+        self.delivery = DeliveryWorker(self.loop.outbox, config, clock=self.clock, senders={"webhook": self.sender})
+        self.service = AlertCommands(self.loop)
+        self.silent: set[BoxId] = set()
+        self.passes: list[PassReport] = []
+
+    def close(self) -> None:
+        self.loop.stop()
+        self.delivery.stop()
+        self.store.close()
+
+    def interval(self, box: BoxId) -> float:
+        inventory = self.fleet.inventory
+        return inventory.sites[inventory.boxes[box].site].interval_s
+
+    def beat_all(self) -> None:
+        """Every box that is not silent beats now."""
+        with self.fleet.lock:
+            for box, live in self.fleet.boxes.items():
+                if box not in self.silent:
+                    beat(live, self.clock.now())
+
+    def stop(self, boxes: Iterable[str]) -> None:
+        """The boxes stop beating, without a will (a frozen box): the timeout tells."""
+        self.silent |= {BoxId(b) for b in boxes}
+
+    def drop(self, boxes: Iterable[str]) -> None:
+        """The boxes' connections drop: their Last Will ("offline") arrives now."""
+        with self.fleet.lock:
+            for b in boxes:
+                self.silent.add(BoxId(b))
+                status(self.fleet.boxes[BoxId(b)], "offline", "connection-lost", self.clock.now())
+
+    def restore(self, boxes: Iterable[str]) -> None:
+        """The boxes beat again (from the next step), and say they are online."""
+        with self.fleet.lock:
+            for b in boxes:
+                self.silent.discard(BoxId(b))
+                live = self.fleet.boxes[BoxId(b)]
+                beat(live, self.clock.now())
+                status(live, "online", "connected", self.clock.now())
+
+    def tick(self) -> PassReport | None:
+        """The scheduler's tick now, then a delivery round (what the woken worker does)."""
+        report = self.loop.tick()
+        if report is not None:
+            self.passes.append(report)
+        self.delivery.deliver()
+        return report
+
+    def run(self, seconds: float, *, dt: float = 0.5) -> None:
+        """``seconds`` of time in steps of ``dt``: boxes beat every step (more often than any interval), the loop
+        ticks."""
+        steps = round(seconds / dt)
+        for _ in range(steps):
+            self.clock.advance(dt)
+            self.beat_all()
+            self.tick()
+
+    # --- what was told ------------------------------------------------------------------------------------
+
+    def notices(self, *, box: str | None = None, kind: str | None = None) -> list[tuple[str, str, str | None]]:
+        """(notice, kind, box) of every alert in every delivered message, in order."""
+        found = []
+        for message in self.sender.delivered:
+            for alert in json.loads(message.body)["alerts"]:
+                if (box is None or alert["box"] == box) and (kind is None or alert["kind"] == kind):
+                    found.append((str(alert["notice"]), str(alert["kind"]), alert["box"]))
+        return found
+
+    def alert_of(self, box: str, kind: str = "box-lost") -> dict[str, Any]:
+        """The newest stored alert of ``box`` and ``kind``, as a dict of its fields that tests read."""
+        for alert in self.service.list_alerts(kind=None):
+            if alert.key.box == box and str(alert.key.kind) == kind:
+                return {"id": alert.id, "state": alert.state, "muted": alert.muted, "muted_by": alert.muted_by}
+        raise AssertionError(f"no {kind} alert of {box} stored")
