@@ -10,15 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgefleet.agent import gpu as gpu_module
-from edgefleet.agent.gpu import (
-    INIT_RETRY_MAX_S,
-    INIT_RETRY_MIN_S,
-    THROTTLE_REASONS,
-    NoGpuProbe,
-    NvmlProbe,
-    decode_throttle_reasons,
-    init_retry_delay_s,
-)
+from edgefleet.agent.gpu import INIT_RETRY_MAX_S, INIT_RETRY_MIN_S, NoGpuProbe, NvmlProbe, init_retry_delay_s
+from edgefleet.agent.throttle_reasons import THROTTLE_REASONS, decode_throttle_reasons
 from edgefleet.clock import FakeClock
 from edgefleet.messages import GpuReport, decode_heartbeat
 from tests.agent.doubles import (
