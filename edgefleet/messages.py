@@ -89,7 +89,8 @@ class AppState(Struct, frozen=True, kw_only=True):
 
 
 class AppReport(Struct, frozen=True, kw_only=True):
-    """The apps section and where it was read from (``file:<path>``, ``metaserver:<url>`` or ``none``)."""
+    """The apps section and where it was read from (``file:<path>``, ``metaserver:<url>``, ``none``, or
+    ``simulator`` on the simulator's boxes)."""
 
     source: ShortText
     error: ShortText | None = None

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from edgefleet.agent.throttle_reasons import HW_THERMAL_SLOWDOWN, SW_THERMAL_SLOWDOWN, decode_throttle_reasons
 from edgefleet.inventory import Box
 from edgefleet.messages import AppReport, AppState, GpuReport, GpuSample, HostSample
 
@@ -41,7 +42,8 @@ GENERIC_GPU: Final = GpuModel(16 * GIB, 100.0, 15.0)
 # An idle GPU sits near the room's temperature plus a few degrees; each % of load adds about half a degree.
 GPU_IDLE_C: Final = 32.0
 GPU_C_PER_PERCENT: Final = 0.45
-# NVML's throttle reasons (nvmlClocksThrottleReason*) that a hot GPU shows, and from which temperature.
+# The temperatures from which a hot GPU shows NVML's thermal throttle reasons. The simulated GPU sets those bits in a
+# mask and decodes it with the agent's own decoder, so its reasons are spelt as a real box's are.
 SW_THERMAL_C: Final = 90.0
 HW_THERMAL_C: Final = 95.0
 # A corrected ECC error now and then is normal on a datacenter GPU; uncorrected ones are a fault of their own.
@@ -177,11 +179,11 @@ class SimulatedGpuProbe:
         temperature = gpu.temperature if held_c is None else held_c
         if rng.random() < ECC_CORRECTED_PER_SAMPLE:
             gpu.ecc_corrected += 1
-        throttle = []
+        throttle = 0
         if temperature >= SW_THERMAL_C:
-            throttle.append("SwThermalSlowdown")
+            throttle |= SW_THERMAL_SLOWDOWN
         if temperature >= HW_THERMAL_C:
-            throttle.append("HwThermalSlowdown")
+            throttle |= HW_THERMAL_SLOWDOWN
         power = model.idle_power_w + (model.power_limit_w - model.idle_power_w) * gpu.utilization / 100.0
         # Model weights stay loaded (about a quarter of the memory); batches take more under load.
         memory_used = int(model.memory_bytes * (0.25 + 0.5 * gpu.utilization / 100.0))
@@ -194,7 +196,7 @@ class SimulatedGpuProbe:
             memory_total_bytes=model.memory_bytes,
             temperature_c=round(temperature, 1),
             power_w=round(min(power, model.power_limit_w), 1),
-            throttle_reasons=throttle,
+            throttle_reasons=decode_throttle_reasons(throttle),
             ecc_corrected_errors=gpu.ecc_corrected,
             ecc_uncorrected_errors=0,
         )

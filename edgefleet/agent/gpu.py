@@ -9,7 +9,8 @@ GPU cannot give (ECC on a consumer card answers ``NotSupported``) is None and th
 library, no driver or no GPU gives ``GpuReport(available=False)`` with a reason a person can act on; nothing here
 ever raises into the agent.
 
-``nvml`` is injectable so tests run the conversion against a small fake of the functions used here.
+``nvml`` is injectable so tests run the conversion against a small fake of the functions used here. The throttle
+reason mask is decoded by ``throttle_reasons``, the decoder the simulator's GPU source uses too.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
+from edgefleet.agent.throttle_reasons import decode_throttle_reasons
 from edgefleet.clock import Clock, SystemClock
 from edgefleet.messages import GpuReport, GpuSample
 
@@ -49,20 +51,6 @@ NVML_MEMORY_ERROR_TYPE_UNCORRECTED: Final = 1
 # by some GPUs only when the driver unloads, so a new error would show there days late.
 NVML_VOLATILE_ECC: Final = 0
 
-# Clock event ("throttle") reason bits, nvmlClocksEventReason* (formerly nvmlClocksThrottleReason*), with the
-# names the heartbeat carries. UserDefinedClocks is the same bit as ApplicationsClocksSetting.
-THROTTLE_REASONS: Final[tuple[tuple[int, str], ...]] = (
-    (0x1, "gpu-idle"),
-    (0x2, "applications-clocks-setting"),
-    (0x4, "sw-power-cap"),
-    (0x8, "hw-slowdown"),
-    (0x10, "sync-boost"),
-    (0x20, "sw-thermal-slowdown"),
-    (0x40, "hw-thermal-slowdown"),
-    (0x80, "hw-power-brake-slowdown"),
-    (0x100, "display-clock-setting"),
-)
-
 # Errors after which the NVML session is useless until it is started again.
 _REINIT_ERRORS: Final = frozenset(
     {
@@ -86,21 +74,6 @@ _INIT_REASONS: Final[dict[int, str]] = {
         "the NVIDIA driver library and kernel module versions differ (reboot the box after a driver upgrade)"
     ),
 }
-
-
-def decode_throttle_reasons(mask: int) -> list[str]:
-    """The names of the reason bits set in ``mask``; a bit this agent does not know is named by its value."""
-    names = [name for bit, name in THROTTLE_REASONS if mask & bit]
-    known = 0
-    for bit, _ in THROTTLE_REASONS:
-        known |= bit
-    unknown = mask & ~known
-    bit = 1
-    while unknown >= bit:
-        if unknown & bit:
-            names.append(f"unknown-0x{bit:x}")
-        bit <<= 1
-    return names
 
 
 def init_retry_delay_s(failures: int) -> float:

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -26,6 +24,7 @@ from edgefleet.agent.apps import (
     pod_state,
 )
 from edgefleet.messages import AppState
+from tests.agent.doubles import FakeMetaServer, pod, serve_metaserver, waiting
 
 # --- the apps file ---------------------------------------------------------------------------------------------
 
@@ -142,117 +141,13 @@ def test_no_source() -> None:
 # --- KubeEdge MetaServer ---------------------------------------------------------------------------------------
 
 
-def pod(
-    name: str,
-    *,
-    namespace: str = "default",
-    labels: dict[str, str] | None = None,
-    image: str = "registry.local:5000/ops/scan-upload:2.4.1",
-    phase: str = "Running",
-    statuses: list[dict[str, Any]] | None = None,
-    **metadata: Any,
-) -> dict[str, Any]:
-    return {
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "uid": "5f0c2d3e-0000-4000-8000-000000000000",
-            "labels": labels,
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": name.rsplit("-", 1)[0]}],
-            **metadata,
-        },
-        "spec": {
-            "nodeName": "sh-qingpu-gpu-01",
-            "containers": [{"name": "main", "image": image, "resources": {"limits": {"nvidia.com/gpu": "1"}}}],
-        },
-        "status": {
-            "phase": phase,
-            "hostIP": "10.20.0.11",
-            "containerStatuses": statuses
-            if statuses is not None
-            else [
-                {
-                    "name": "main",
-                    "ready": True,
-                    "restartCount": 0,
-                    "state": {"running": {"startedAt": "2026-11-28T07:00:00Z"}},
-                }
-            ],
-        },
-    }
-
-
-def waiting(reason: str, restarts: int = 0) -> list[dict[str, Any]]:
-    return [{"name": "main", "ready": False, "restartCount": restarts, "state": {"waiting": {"reason": reason}}}]
-
-
-POD_LIST: dict[str, Any] = {
-    "kind": "PodList",
-    "apiVersion": "v1",
-    "metadata": {"resourceVersion": "123456"},
-    "items": [
-        pod(
-            "scan-upload-7d9f8b6c5d-x2x4z",
-            labels={"app.kubernetes.io/name": "scan-upload", "app.kubernetes.io/version": "2.4.1"},
-        ),
-        pod(
-            "sorting-recognition-5c6b7-abcde",
-            labels={"app.kubernetes.io/name": "sorting-recognition"},
-            image="registry.local:5000/ai/sorting-recognition:1.9.0-cuda12",
-            statuses=waiting("CrashLoopBackOff", restarts=7),
-        ),
-        pod(
-            "label-print-0",
-            labels={"app": "label-print"},
-            image="label-print",
-            phase="Pending",
-            statuses=waiting("ContainerCreating"),
-        ),
-        pod("kube-proxy-abcde", namespace="kube-system", labels={"k8s-app": "kube-proxy"}),
-        pod("edgemesh-agent-xyz", namespace="kubeedge"),
-        pod(
-            "nightly-cleanup-28861",
-            labels=None,
-            image="busybox@sha256:0123456789abcdef0123",
-            phase="Succeeded",
-            statuses=[],
-        ),
-    ],
-}
-
-
-class _MetaServer(BaseHTTPRequestHandler):
-    body: bytes = b""
-    status: int = 200
-    paths: ClassVar[list[str]] = []
-
-    def do_GET(self) -> None:
-        self.paths.append(self.path)
-        self.send_response(self.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def metaserver() -> Iterator[tuple[str, type[_MetaServer]]]:
-    handler = type("Handler", (_MetaServer,), {"body": json.dumps(POD_LIST).encode(), "status": 200, "paths": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+def metaserver() -> Iterator[tuple[str, type[FakeMetaServer]]]:
+    with serve_metaserver() as served:
+        yield served
 
 
-def test_metaserver_pods_become_apps(metaserver: tuple[str, type[_MetaServer]]) -> None:
+def test_metaserver_pods_become_apps(metaserver: tuple[str, type[FakeMetaServer]]) -> None:
     url, handler = metaserver
     report = MetaServerAppSource(url).read()
     assert handler.paths == ["/api/v1/pods"]
@@ -284,7 +179,7 @@ def test_metaserver_pods_become_apps(metaserver: tuple[str, type[_MetaServer]]) 
 
 
 def test_metaserver_is_reached_directly_even_with_a_proxy_set(
-    metaserver: tuple[str, type[_MetaServer]], monkeypatch: pytest.MonkeyPatch
+    metaserver: tuple[str, type[FakeMetaServer]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
@@ -301,7 +196,7 @@ def test_metaserver_is_reached_directly_even_with_a_proxy_set(
     ],
 )
 def test_metaserver_answers_that_are_no_podlist(
-    metaserver: tuple[str, type[_MetaServer]], status: int, body: bytes, words: str
+    metaserver: tuple[str, type[FakeMetaServer]], status: int, body: bytes, words: str
 ) -> None:
     url, handler = metaserver
     handler.status = status

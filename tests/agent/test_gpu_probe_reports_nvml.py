@@ -4,133 +4,24 @@ one test runs the real pynvml of this machine (no NVIDIA driver here)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from types import SimpleNamespace
-from typing import Any
-
 import pynvml
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from edgefleet.agent import gpu as gpu_module
-from edgefleet.agent.gpu import (
-    INIT_RETRY_MAX_S,
-    INIT_RETRY_MIN_S,
-    THROTTLE_REASONS,
-    NoGpuProbe,
-    NvmlProbe,
-    decode_throttle_reasons,
-    init_retry_delay_s,
-)
+from edgefleet.agent.gpu import INIT_RETRY_MAX_S, INIT_RETRY_MIN_S, NoGpuProbe, NvmlProbe, init_retry_delay_s
+from edgefleet.agent.throttle_reasons import THROTTLE_REASONS, decode_throttle_reasons
 from edgefleet.clock import FakeClock
 from edgefleet.messages import GpuReport, decode_heartbeat
-
-NOT_SUPPORTED = 3
-LIBRARY_NOT_FOUND = 12
-DRIVER_NOT_LOADED = 9
-GPU_IS_LOST = 15
-FUNCTION_NOT_FOUND = 13
-
-
-class FakeNvmlError(Exception):
-    def __init__(self, value: int) -> None:
-        super().__init__(f"NVML error {value}")
-        self.value = value
-
-
-@dataclass
-class FakeGpu:
-    name: Any = "NVIDIA A2"
-    uuid: str = "GPU-11111111-2222-3333-4444-555555555555"
-    util: int = 37
-    used: int = 3 * 2**30
-    total: int = 16 * 2**30
-    temperature: int = 61
-    power_mw: int = 42_500
-    reasons: int = 0x4 | 0x20
-    ecc: tuple[int, int] | None = (2, 0)
-    broken: set[str] = field(default_factory=set)  # readings that fail with NotSupported
-    lost: bool = False
-
-
-class FakeNvml:
-    """The pynvml functions NvmlProbe calls, over a list of FakeGpus."""
-
-    NVMLError = FakeNvmlError
-
-    def __init__(self, gpus: list[FakeGpu], *, init_error: int | None = None, new_reasons_api: bool = True) -> None:
-        self.gpus = gpus
-        self.init_error = init_error
-        self.count_error: int | None = None
-        self.inits = 0
-        self.shutdowns = 0
-        if new_reasons_api:
-            self.nvmlDeviceGetCurrentClocksEventReasons = self._reasons
-
-    def nvmlInit(self) -> None:
-        self.inits += 1
-        if self.init_error is not None:
-            raise FakeNvmlError(self.init_error)
-
-    def nvmlShutdown(self) -> None:
-        self.shutdowns += 1
-
-    def nvmlSystemGetDriverVersion(self) -> str:
-        return "550.54.15"
-
-    def nvmlDeviceGetCount(self) -> int:
-        if self.count_error is not None:
-            raise FakeNvmlError(self.count_error)
-        return len(self.gpus)
-
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> FakeGpu:
-        if self.gpus[index].lost:
-            raise FakeNvmlError(GPU_IS_LOST)
-        return self.gpus[index]
-
-    @staticmethod
-    def _check(handle: FakeGpu, what: str) -> None:
-        if what in handle.broken:
-            raise FakeNvmlError(NOT_SUPPORTED)
-
-    def nvmlDeviceGetName(self, handle: FakeGpu) -> Any:
-        self._check(handle, "name")
-        return handle.name
-
-    def nvmlDeviceGetUUID(self, handle: FakeGpu) -> str:
-        self._check(handle, "uuid")
-        return handle.uuid
-
-    def nvmlDeviceGetUtilizationRates(self, handle: FakeGpu) -> SimpleNamespace:
-        self._check(handle, "util")
-        return SimpleNamespace(gpu=handle.util, memory=5)
-
-    def nvmlDeviceGetMemoryInfo(self, handle: FakeGpu) -> SimpleNamespace:
-        self._check(handle, "memory")
-        return SimpleNamespace(used=handle.used, total=handle.total, free=handle.total - handle.used)
-
-    def nvmlDeviceGetTemperature(self, handle: FakeGpu, sensor: int) -> int:
-        assert sensor == 0  # NVML_TEMPERATURE_GPU
-        self._check(handle, "temperature")
-        return handle.temperature
-
-    def nvmlDeviceGetPowerUsage(self, handle: FakeGpu) -> int:
-        self._check(handle, "power")
-        return handle.power_mw
-
-    def _reasons(self, handle: FakeGpu) -> int:
-        self._check(handle, "reasons")
-        return handle.reasons
-
-    def nvmlDeviceGetCurrentClocksThrottleReasons(self, handle: FakeGpu) -> int:
-        return self._reasons(handle)
-
-    def nvmlDeviceGetTotalEccErrors(self, handle: FakeGpu, error_type: int, counter_type: int) -> int:
-        assert counter_type == 0  # volatile
-        if handle.ecc is None:
-            raise FakeNvmlError(NOT_SUPPORTED)
-        return handle.ecc[error_type]
+from tests.agent.doubles import (
+    DRIVER_NOT_LOADED,
+    FUNCTION_NOT_FOUND,
+    LIBRARY_NOT_FOUND,
+    FakeGpu,
+    FakeNvml,
+    FakeNvmlError,
+)
 
 
 def test_every_gpu_is_converted() -> None:

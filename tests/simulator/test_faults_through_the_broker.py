@@ -113,7 +113,7 @@ def test_overheat_holds_one_gpu_at_the_temperature_until_cleared(sim: Background
     mark = watcher.mark()
     hot = wait_for(lambda: watcher.heartbeats(GPU2_A, since=mark), what="a heartbeat of the hot box")[0]
     assert hot.gpu.gpus[1].temperature_c == 97.5
-    assert "HwThermalSlowdown" in hot.gpu.gpus[1].throttle_reasons
+    assert "hw-thermal-slowdown" in hot.gpu.gpus[1].throttle_reasons
     assert hot.gpu.gpus[0].temperature_c is not None
     assert hot.gpu.gpus[0].temperature_c < 90
 

@@ -82,7 +82,7 @@ def test_readings_vary_slowly() -> None:
 
 
 @pytest.mark.parametrize(
-    ("held", "reasons"), [(92.0, ["SwThermalSlowdown"]), (97.0, ["SwThermalSlowdown", "HwThermalSlowdown"])]
+    ("held", "reasons"), [(92.0, ["sw-thermal-slowdown"]), (97.0, ["sw-thermal-slowdown", "hw-thermal-slowdown"])]
 )
 def test_overheat_holds_the_named_gpu_and_shows_thermal_throttling(held: float, reasons: list[str]) -> None:
     overheat: dict[int, float] = {}

@@ -1,0 +1,312 @@
+"""Every host probe, GPU probe and apps source, the agent's and the simulator's alike, keeps the same contract
+(``edgefleet.agent.sources``): it never raises; what it reports goes into a heartbeat that the ingest's own decoder
+reads back unchanged; its figures are in their units and ranges; and every word it sends (throttle reasons, app
+states, the apps source) is one docs/protocol.md lists. A double that drifts from the real thing - the simulator
+spelling a throttle reason its own way - fails here, and so does a real source that leaves the documented words.
+
+Each source runs in the states it can be in (GPUs, no driver, no GPU; a good apps file, a broken one, a MetaServer
+that is down...), a few samples each, all through the same checks."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, TypeVar, get_args
+
+import pynvml
+import pytest
+
+from edgefleet.agent.apps import MAX_APPS, FileAppSource, MetaServerAppSource, NoAppSource
+from edgefleet.agent.gpu import NoGpuProbe, NvmlProbe
+from edgefleet.agent.probes import ProcHostProbe
+from edgefleet.agent.reporting import BoxReporter
+from edgefleet.agent.sources import AppSource, GpuProbe, HostProbe
+from edgefleet.agent.throttle_reasons import SW_POWER_CAP, SW_THERMAL_SLOWDOWN, THROTTLE_REASONS
+from edgefleet.clock import FakeClock
+from edgefleet.ids import BoxId, SiteId
+from edgefleet.inventory import Box, GpuSpec
+from edgefleet.messages import (
+    AppReport,
+    AppRunState,
+    AppState,
+    GpuReport,
+    GpuSample,
+    Heartbeat,
+    HostSample,
+    decode_heartbeat,
+    encode,
+)
+from simulator.sources import SimulatedAppSource, SimulatedGpuProbe, SimulatedHostProbe
+from tests.agent.doubles import LIBRARY_NOT_FOUND, FakeGpu, FakeNvml, serve_metaserver
+from tests.support.peers import free_port
+
+S = TypeVar("S", HostProbe, GpuProbe, AppSource)
+DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+SAMPLES = 3
+SEED = 11
+GPU_BOX = Box(
+    BoxId("s-gpu-01"), SiteId("s"), "gpu-box", "R750xa", GpuSpec(model="NVIDIA L4", count=2, driver_version="550.90.07")
+)
+EDGE_NODE = Box(BoxId("s-edge-01"), SiteId("s"), "edge-node", "XR11", None)
+CLUSTER_NODE = Box(BoxId("c-cp-01"), SiteId("c"), "cluster-node", "R660", None)
+# Plausible physical bounds: a reading outside them is a unit mistake (kelvin, milliwatts), not a hot GPU.
+GPU_TEMPERATURE_C = (-40.0, 130.0)
+GPU_POWER_MAX_W = 1500.0
+
+
+# --- what docs/protocol.md says ------------------------------------------------------------------------------
+
+
+def doc() -> str:
+    return DOC.read_text()
+
+
+def doc_row(field: str) -> str:
+    """The meaning column of the heartbeat table's row for ``field``."""
+    match = re.search(rf"^\| `{field}` \| (.*) \|$", doc(), re.MULTILINE)
+    assert match, f"docs/protocol.md has no heartbeat table row for `{field}`"
+    return match.group(1)
+
+
+def quoted(text: str) -> list[str]:
+    return re.findall(r"`([^`]+)`", text)
+
+
+def documented_throttle_reasons() -> list[str]:
+    match = re.search(r"`throttle_reasons` are NVML's clock event reasons: (.*?); a bit", doc(), re.DOTALL)
+    assert match, "docs/protocol.md no longer lists the throttle reasons"
+    return quoted(match.group(1))
+
+
+def documented_app_sources() -> list[re.Pattern[str]]:
+    """The forms of ``apps.source``, ``<...>`` standing for any text."""
+    match = re.search(r"`source` \((.*?)\)", doc_row("apps"))
+    assert match, "docs/protocol.md no longer lists the apps sources"
+    return [re.compile(re.sub("<[^>]+>", ".+", re.escape(form))) for form in quoted(match.group(1))]
+
+
+def documented_app_states() -> list[str]:
+    match = re.search(r"`state` \((.*?)\)", doc_row("apps"))
+    assert match, "docs/protocol.md no longer lists the app states"
+    return quoted(match.group(1))
+
+
+def test_the_docs_list_the_words_the_code_sends() -> None:
+    assert documented_throttle_reasons() == [name for _, name in THROTTLE_REASONS]
+    assert documented_app_states() == list(get_args(AppRunState))
+    assert len(documented_app_sources()) >= 3
+
+
+def test_the_docs_name_every_field_of_the_messages() -> None:
+    """Every field of each section is named in its heartbeat table row, in the message's order."""
+
+    def named(text: str, fields: tuple[str, ...]) -> list[str]:
+        words = [
+            w for word in quoted(text) for w in (("load1", "load5", "load15") if word == "load1/5/15" else (word,))
+        ]
+        return [w for w in words if w in fields]
+
+    gpu, _, per_gpu = doc_row("gpu").partition("per GPU")
+    apps, apps_field, per_app = doc_row("apps").partition("`apps`:")
+    for text, struct in (
+        (doc_row("host"), HostSample),
+        (gpu, GpuReport),
+        (per_gpu, GpuSample),
+        (apps + apps_field, AppReport),
+        (per_app, AppState),
+    ):
+        assert named(text, struct.__struct_fields__) == list(struct.__struct_fields__), struct.__name__
+
+
+# --- the sources, each in the states it can be in ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case(Generic[S]):
+    """A source built for one test by ``build(stack, tmp_path)`` (the stack closes what it opens), with what must
+    show in its reports. Typed by the seam, so mypy checks that every source has the seam's shape too."""
+
+    build: Callable[[ExitStack, Path], S]
+    throttles: bool = False  # a GPU must show a throttle reason: the spelling check is not vacuous for this source
+
+
+def _apps_file(text: str) -> Callable[[ExitStack, Path], FileAppSource]:
+    def build(stack: ExitStack, tmp_path: Path) -> FileAppSource:
+        path = tmp_path / "apps"
+        path.write_text(text)
+        return FileAppSource(path)
+
+    return build
+
+
+def _metaserver(stack: ExitStack, tmp_path: Path) -> MetaServerAppSource:
+    url, _ = stack.enter_context(serve_metaserver())
+    return MetaServerAppSource(url)
+
+
+def _installed_nvml(stack: ExitStack, tmp_path: Path) -> NvmlProbe:
+    """The installed pynvml: no driver on a machine without GPUs, the real GPUs on one with them."""
+    probe = NvmlProbe()
+    stack.callback(probe.close)
+    return probe
+
+
+HOST_PROBES: dict[str, Case[HostProbe]] = {
+    "proc": Case(lambda stack, tmp: ProcHostProbe()),
+    "proc-unreadable": Case(lambda stack, tmp: ProcHostProbe(tmp / "no-proc", disk_path=str(tmp / "no-disk"))),
+    "simulated-gpu-box": Case(lambda stack, tmp: SimulatedHostProbe(GPU_BOX, seed=SEED)),
+    "simulated-edge-node": Case(lambda stack, tmp: SimulatedHostProbe(EDGE_NODE, seed=SEED)),
+    "simulated-cluster-node": Case(lambda stack, tmp: SimulatedHostProbe(CLUSTER_NODE, seed=SEED)),
+}
+
+GPU_PROBES: dict[str, Case[GpuProbe]] = {
+    "nvml-gpus": Case(
+        lambda stack, tmp: NvmlProbe(
+            nvml=FakeNvml(
+                [
+                    FakeGpu(reasons=SW_POWER_CAP | SW_THERMAL_SLOWDOWN),
+                    FakeGpu(uuid="GPU-2", reasons=0x1000, ecc=None, broken={"power", "temperature"}),
+                ]
+            )
+        ),
+        throttles=True,
+    ),
+    "nvml-a-gpu-lost": Case(lambda stack, tmp: NvmlProbe(nvml=FakeNvml([FakeGpu(), FakeGpu(lost=True)]))),
+    "nvml-no-gpu": Case(lambda stack, tmp: NvmlProbe(nvml=FakeNvml([]))),
+    "nvml-no-driver": Case(lambda stack, tmp: NvmlProbe(nvml=FakeNvml([], init_error=LIBRARY_NOT_FOUND))),
+    "nvml-installed-pynvml": Case(_installed_nvml),
+    "no-gpu": Case(lambda stack, tmp: NoGpuProbe()),
+    "simulated-gpu-box": Case(lambda stack, tmp: SimulatedGpuProbe(GPU_BOX, seed=SEED)),
+    "simulated-overheated": Case(
+        lambda stack, tmp: SimulatedGpuProbe(GPU_BOX, seed=SEED, overheat=lambda: {1: 97.0}), throttles=True
+    ),
+    "simulated-edge-node": Case(lambda stack, tmp: SimulatedGpuProbe(EDGE_NODE, seed=SEED)),
+}
+
+APP_SOURCES: dict[str, Case[AppSource]] = {
+    "file-json": Case(
+        _apps_file('{"apps": [{"name": "scan-upload", "version": "2.4.1", "state": "running", "detail": "ok"}]}')
+    ),
+    "file-lines": Case(_apps_file("scan-upload 2.4.1 running\nlabel-print 0.3 stopped for maintenance\n")),
+    "file-too-many": Case(_apps_file("".join(f"app-{i} 1.0 running\n" for i in range(MAX_APPS + 1)))),
+    "file-malformed": Case(_apps_file("scan-upload 2.4.1 crashed\n")),
+    "file-missing": Case(lambda stack, tmp: FileAppSource(tmp / "missing.json")),
+    "metaserver": Case(_metaserver),
+    "metaserver-down": Case(lambda stack, tmp: MetaServerAppSource(f"http://127.0.0.1:{free_port()}")),
+    "none": Case(lambda stack, tmp: NoAppSource()),
+    "simulated-gpu-box": Case(lambda stack, tmp: SimulatedAppSource(GPU_BOX, seed=SEED)),
+    "simulated-edge-node": Case(lambda stack, tmp: SimulatedAppSource(EDGE_NODE, seed=SEED)),
+    "simulated-cluster-node": Case(lambda stack, tmp: SimulatedAppSource(CLUSTER_NODE, seed=SEED)),
+}
+
+
+@pytest.fixture
+def stack() -> Iterator[ExitStack]:
+    with ExitStack() as stack:
+        yield stack
+
+
+def on_the_wire(host: HostSample, gpu: GpuReport, apps: AppReport) -> Heartbeat:
+    """A heartbeat the agent's reporter makes of these sections, as the controller's ingest decodes it."""
+    heartbeat = BoxReporter("box-1", "site-1", interval_s=10, clock=FakeClock()).heartbeat(host, gpu, apps)
+    return decode_heartbeat(encode(heartbeat))
+
+
+# --- the checks --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", HOST_PROBES)
+def test_every_host_probe_keeps_the_contract(name: str, stack: ExitStack, tmp_path: Path) -> None:
+    probe = HOST_PROBES[name].build(stack, tmp_path)
+    for _ in range(SAMPLES):
+        host = probe.sample()
+        assert type(host) is HostSample
+        assert on_the_wire(host, GpuReport(available=False, reason="x"), AppReport(source="none")).host == host
+        assert host.cpu_percent is None or 0 <= host.cpu_percent <= 100
+        for load in (host.load1, host.load5, host.load15):
+            assert load is None or load >= 0
+        assert at_most(host.memory_available_bytes, host.memory_total_bytes)
+        assert at_most(host.disk_free_bytes, host.disk_total_bytes)
+        assert host.disk_path.startswith("/")
+
+
+@pytest.mark.parametrize("name", GPU_PROBES)
+def test_every_gpu_probe_keeps_the_contract(name: str, stack: ExitStack, tmp_path: Path) -> None:
+    case = GPU_PROBES[name]
+    probe = case.build(stack, tmp_path)
+    documented = set(documented_throttle_reasons())
+    throttled = False
+    for _ in range(SAMPLES):
+        report = probe.sample()
+        assert type(report) is GpuReport
+        assert on_the_wire(HostSample(), report, AppReport(source="none")).gpu == report
+        if not report.available:
+            assert report.gpus == []
+            assert report.reason, "a report without GPUs says why"
+            continue
+        assert report.gpus or report.reason, "GPUs that could not be read are named"
+        indices = [g.index for g in report.gpus]
+        assert indices == sorted(set(indices))
+        for gpu in report.gpus:
+            assert gpu.name
+            assert gpu.uuid
+            assert gpu.utilization_percent is None or 0 <= gpu.utilization_percent <= 100
+            assert at_most(gpu.memory_used_bytes, gpu.memory_total_bytes)
+            low, high = GPU_TEMPERATURE_C
+            assert gpu.temperature_c is None or low <= gpu.temperature_c <= high, "degrees Celsius"
+            assert gpu.power_w is None or 0 <= gpu.power_w <= GPU_POWER_MAX_W, "watts"
+            for reason in gpu.throttle_reasons:
+                assert reason in documented or an_unknown_bit(reason), f"{reason!r} is not in docs/protocol.md"
+            assert len(set(gpu.throttle_reasons)) == len(gpu.throttle_reasons)
+            throttled = throttled or bool(gpu.throttle_reasons)
+    assert throttled or not case.throttles, "this source shows throttle reasons, so their spelling is checked"
+
+
+@pytest.mark.parametrize("name", APP_SOURCES)
+def test_every_apps_source_keeps_the_contract(name: str, stack: ExitStack, tmp_path: Path) -> None:
+    source = APP_SOURCES[name].build(stack, tmp_path)
+    forms = documented_app_sources()
+    for _ in range(SAMPLES):
+        report = source.read()
+        assert type(report) is AppReport
+        assert on_the_wire(HostSample(), GpuReport(available=False, reason="x"), report).apps == report
+        assert any(form.fullmatch(report.source) for form in forms), f"source {report.source!r} is not documented"
+        assert report.error is None or report.error.strip(), "an error says what went wrong"
+        assert len(report.apps) <= MAX_APPS
+        for app in report.apps:
+            assert app.name
+            assert app.version
+            assert app.detail is None or app.detail
+
+
+def at_most(part: int | None, whole: int | None) -> bool:
+    return part is None or whole is None or 0 <= part <= whole
+
+
+def an_unknown_bit(reason: str) -> bool:
+    """``unknown-0x<bit>``: one bit, none of the known ones."""
+    match = re.fullmatch(r"unknown-0x([0-9a-f]+)", reason)
+    if not match:
+        return False
+    bit = int(match.group(1), 16)
+    return bit.bit_count() == 1 and all(bit != known for known, _ in THROTTLE_REASONS)
+
+
+# --- the NVML fake is the real pynvml's shape --------------------------------------------------------------------
+
+
+def test_the_nvml_fake_has_only_functions_pynvml_has_and_takes_their_arguments() -> None:
+    fake = FakeNvml([])
+    faked = [name for name in dir(fake) if name.startswith("nvml")]
+    assert "nvmlDeviceGetCurrentClocksEventReasons" in faked
+    for name in faked:
+        real = getattr(pynvml, name, None)
+        assert callable(real), f"the fake NVML has {name}, pynvml has not"
+        takes = len(inspect.signature(getattr(fake, name)).parameters)
+        parameters = inspect.signature(real).parameters.values()
+        needs = sum(1 for p in parameters if p.default is inspect.Parameter.empty)
+        assert needs <= takes <= len(parameters), f"{name} takes {takes} arguments; pynvml's needs {needs}"
