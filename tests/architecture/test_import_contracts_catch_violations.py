@@ -26,7 +26,10 @@ AGENT = "The agent stays small: none of the controller's stack, directly or indi
 ENTRY = "The edgefleet command reaches the agent without the controller's stack"
 NVML = "Only the agent's GPU probe imports pynvml"
 KUBERNETES = "Only the Kubernetes gateway (edgefleet.cloud.k8s) imports kubernetes"
-PURE_ALERTING = "The pure alerting decisions do no I/O"
+PURE_ALERTING = "The pure alerting decisions import no I/O library and none of the controller's I/O modules"
+PURE_ALERTING_SHELL_FREE = (
+    "The pure alerting decisions start no thread and read no clock, file, socket or random source themselves"
+)
 ROUTES_APART = "API routes do not import each other"
 API_SURFACE = "The API's routes and helpers use the controller's public surface, not its internals"
 
@@ -98,6 +101,16 @@ VIOLATIONS = [
         (Plant("edgefleet/cloud/alerting/notifying.py", "from edgefleet.cloud.alerting.outbox import Outbox"),),
         PURE_ALERTING,
         "edgefleet.cloud.alerting.notifying -> edgefleet.cloud.alerting.outbox",
+    ),
+    Violation(
+        (Plant("edgefleet/cloud/alerting/tracking.py", "import time"),),
+        PURE_ALERTING_SHELL_FREE,
+        "edgefleet.cloud.alerting.tracking -> time",
+    ),
+    Violation(
+        (Plant("edgefleet/cloud/alerting/reconciling.py", "import threading"),),
+        PURE_ALERTING_SHELL_FREE,
+        "edgefleet.cloud.alerting.reconciling -> threading",
     ),
     # The API.
     Violation(
