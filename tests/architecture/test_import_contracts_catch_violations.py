@@ -22,6 +22,8 @@ from tests.conftest import REPO
 
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
+LAYERS = "Layers of edgefleet: the CLI over controller and agent over the shared model, every module placed"
+SIMULATOR = "Only the simulator command imports the simulator"
 AGENT = "The agent stays small: none of the controller's stack, directly or indirectly"
 ENTRY = "The edgefleet command reaches the agent without the controller's stack"
 NVML = "Only the agent's GPU probe imports pynvml"
@@ -88,6 +90,18 @@ VIOLATIONS = [
     ),
     Violation(
         (Plant("edgefleet/agent/cli.py", "from simulator import faults"),), AGENT, "edgefleet.agent.cli -> simulator"
+    ),
+    # The layers: the shared model uses no side, and a new module under edgefleet/ must be given a layer.
+    Violation(
+        (Plant("edgefleet/messages.py", "from edgefleet.agent import sources"),),
+        LAYERS,
+        "edgefleet.messages -> edgefleet.agent.sources",
+    ),
+    Violation((Plant("edgefleet/conditions.py", "import json"),), LAYERS, "- edgefleet.conditions"),
+    Violation(
+        (Plant("edgefleet/cloud/fleet.py", "from simulator import faults"),),
+        SIMULATOR,
+        "edgefleet.cloud.fleet -> simulator.faults",
     ),
     # The dispatcher every box runs before the agent.
     Violation((Plant("edgefleet/cli/__init__.py", "import typer"),), ENTRY, "edgefleet.cli -> typer"),
