@@ -39,6 +39,10 @@ class InventoryError(EdgefleetError):
         super().__init__(f"the site inventory has {len(problems)} problem(s):\n{lines}")
 
 
+class InventoryVersionMismatch(EdgefleetError):
+    """The inventory a controller reads is not the one the caller meant to apply; nothing was changed."""
+
+
 class MessageRejected(EdgefleetError):
     """A message from a box was dropped; ``cause`` is a stable word used in counters and logs."""
 

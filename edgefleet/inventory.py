@@ -9,6 +9,7 @@ Called by ``edgefleet sites validate``, by the controller at start-up and by the
 
 from __future__ import annotations
 
+import hashlib
 import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,9 @@ class Site:
 class Inventory:
     sites: dict[SiteId, Site]
     boxes: dict[BoxId, Box]
+    # What the files said, as a short content hash (``inventory_version``): the controller's log and /healthz
+    # name the version in force, and ``edgefleet sites apply`` checks the controller reads what it applies.
+    version: str = ""
 
     def site_boxes(self, site: SiteId) -> list[Box]:
         return [self.boxes[b] for b in self.sites[site].boxes]
@@ -201,7 +205,24 @@ def load_inventory(directory: Path) -> Inventory:
             )
     if problems:
         raise InventoryError(problems)
-    return Inventory(sites=sites, boxes=boxes)
+    return Inventory(sites=sites, boxes=boxes, version=inventory_version(directory, files))
+
+
+# Enough hex digits that two inventories of one fleet never share a version, few enough to read in a log line.
+VERSION_CHARS: Final = 12
+
+
+def inventory_version(directory: Path, files: list[Path] | None = None) -> str:
+    """A content hash of the site manifests under ``directory`` (their paths below it and their bytes): the same
+    files give the same version on any machine."""
+    if files is None:
+        files = sorted(p for p in directory.rglob("*") if p.suffix in {".yaml", ".yml"} and p.is_file())
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.relative_to(directory).as_posix().encode() + b"\0")
+        digest.update(file.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()[:VERSION_CHARS]
 
 
 _ZONES: set[str] | None = None

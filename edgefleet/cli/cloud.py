@@ -14,6 +14,7 @@ import errno
 import logging
 import signal
 import socket
+import threading
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
@@ -158,10 +159,33 @@ def _run_api(settings: Settings, controller: Controller, sock: socket.socket) ->
     # uvicorn re-raises SIGTERM once it has shut down; with the default handler that would end the process
     # before ``controller.stop()`` saves the last state. A handler of our own keeps the process alive for it.
     previous = signal.signal(signal.SIGTERM, _note_terminated)
+    previous_hup = signal.signal(signal.SIGHUP, lambda signum, frame: _reload_in_background(controller))
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGHUP, previous_hup)
+
+
+def _reload_in_background(controller: Controller) -> None:
+    """SIGHUP: take the sites directory again, off the signal handler (it reads files and takes locks)."""
+    threading.Thread(target=_reload, args=(controller,), name="edgefleet-inventory-reload", daemon=True).start()
+
+
+def _reload(controller: Controller) -> None:
+    from edgefleet.errors import InventoryError
+
+    log = logging.getLogger(__name__)
+    log.info("Received SIGHUP, reloading the inventory", extra={"sites_dir": str(controller.settings.sites_dir)})
+    try:
+        controller.reload_inventory()  # logs what it applied
+    except InventoryError as exc:
+        log.error(
+            "Refused the inventory whole; the one in force stays",
+            extra={"version": controller.inventory_version, "problems": [str(p) for p in exc.problems]},
+        )
+    except Exception as exc:  # a thread of our own: say it, never die silently
+        log.error("Failed to reload the inventory", extra={"error": str(exc)}, exc_info=True)
 
 
 def _note_terminated(signum: int, frame: FrameType | None) -> None:

@@ -40,7 +40,12 @@ def register(app: typer.Typer) -> None:
     sites = typer.Typer(help="List the sites, or check the inventory files.", add_completion=False)
     sites.callback(invoke_without_command=True)(sites_list)
     sites.command("validate")(sites_validate)
-    app.add_typer(sites, name="sites", help="List the sites with boxes online and health; 'validate' checks sites/.")
+    sites.command("apply")(sites_apply)
+    app.add_typer(
+        sites,
+        name="sites",
+        help="List the sites with boxes online and health; 'validate' checks sites/, 'apply' puts it in force.",
+    )
     app.command("boxes")(boxes_list)
     app.command("box")(box_show)
 
@@ -115,6 +120,46 @@ def sites_validate(
             hint="fix these and run 'edgefleet sites validate' again; docs/inventory.md has the fields",
         )
     console.print(f"{plural(len(inventory.sites), 'site')}, {plural(len(inventory.boxes), 'box')}: OK", highlight=False)
+
+
+def sites_apply(
+    directory: Annotated[
+        Path,
+        typer.Argument(envvar="EDGEFLEET_SITES_DIR", help="The inventory directory.", show_default=True),
+    ] = Path("sites"),
+    api: ApiOption = DEFAULT_API,
+) -> None:
+    """Put the inventory in DIR in force in the running controller, without a restart: checked here, then the
+    controller reads its sites directory again and takes it whole or refuses it whole. DIR must be the directory
+    the controller reads (or a copy of it): the controller checks it holds the same version."""
+    from rich.markup import escape
+
+    from edgefleet.cli.output import console, fail
+    from edgefleet.errors import InventoryError
+    from edgefleet.inventory import load_inventory
+
+    try:
+        inventory = load_inventory(directory)
+    except InventoryError as exc:
+        fail(escape(str(exc)), hint="nothing was applied; fix these and apply again (docs/inventory.md has the fields)")
+    change = call(api, "POST", "/api/v1/inventory/reload", body={"expect_version": inventory.version})
+    if not change["changed"]:
+        console.print(f"Inventory {change['version']} is already in force: nothing changed", highlight=False)
+        return
+    parts = [
+        f"+{plural(len(change['sites_added']), 'site')}" if change["sites_added"] else "",
+        f"-{plural(len(change['sites_removed']), 'site')}" if change["sites_removed"] else "",
+        f"+{plural(len(change['boxes_added']), 'box')}" if change["boxes_added"] else "",
+        f"-{plural(len(change['boxes_removed']), 'box')}" if change["boxes_removed"] else "",
+        f"{plural(len(change['boxes_moved']), 'box')} moved" if change["boxes_moved"] else "",
+        f"{plural(len(change['adopted']), 'unknown box')} adopted" if change["adopted"] else "",
+    ]
+    done = ", ".join(p for p in parts if p) or "manifests changed, no site or box"
+    console.print(
+        f"Applied inventory {change['version']} (was {change['previous_version']}): "
+        f"{plural(change['sites'], 'site')}, {plural(change['boxes'], 'box')} ({done})",
+        highlight=False,
+    )
 
 
 def boxes_list(

@@ -16,6 +16,7 @@ worker that sends what the loop put in the outbox).
 from __future__ import annotations
 
 import logging
+import threading
 from types import TracebackType
 from typing import Final
 
@@ -25,13 +26,13 @@ from edgefleet.cloud.alerting.config import NotificationConfig, load_notificatio
 from edgefleet.cloud.alerting.delivering import DeliveryWorker
 from edgefleet.cloud.alerting.looping import AlertLoop
 from edgefleet.cloud.alerting.service import AlertService
-from edgefleet.cloud.fleet import HISTORY_POINTS, BoxLive, FleetState, HealthPoint
+from edgefleet.cloud.fleet import HISTORY_POINTS, BoxLive, FleetState, HealthPoint, InventoryChange, replace_inventory
 from edgefleet.cloud.ingesting import Ingest
 from edgefleet.cloud.leading import take_database_lock
 from edgefleet.cloud.persisting import Persister
 from edgefleet.cloud.settings import Settings
 from edgefleet.cloud.store import Store
-from edgefleet.errors import EdgefleetError
+from edgefleet.errors import EdgefleetError, InventoryVersionMismatch
 from edgefleet.ids import BoxId
 from edgefleet.inventory import load_inventory
 
@@ -88,6 +89,7 @@ class Controller:
         )
         self._running = False
         self._history_failing = False
+        self._reloading = threading.Lock()
 
     def _restore(self) -> None:
         boxes, unknown = self.store.load()
@@ -112,6 +114,48 @@ class Controller:
             },
         )
 
+    @property
+    def inventory_version(self) -> str:
+        """The content hash of the site manifests in force (``inventory.inventory_version``)."""
+        return self.state.inventory.version
+
+    def reload_inventory(self, *, expect_version: str | None = None) -> InventoryChange:
+        """Read the sites directory again and take it whole, or nothing of it.
+
+        Raises ``InventoryError`` listing every problem (file, line, field, reason), or
+        ``InventoryVersionMismatch`` when ``expect_version`` is given and the directory holds another version;
+        either way the inventory in force stays. Taken: new boxes are tracked at once, removed boxes stop being
+        judged and their open alerts resolve with "removed from inventory" at the next pass, adopted boxes leave
+        the unknown list. Called by ``POST /api/v1/inventory/reload`` (``edgefleet sites apply``) and on SIGHUP.
+        """
+        with self._reloading:
+            inventory = load_inventory(self.settings.sites_dir)
+            if expect_version is not None and inventory.version != expect_version:
+                raise InventoryVersionMismatch(
+                    f"the controller's sites directory {self.settings.sites_dir} holds inventory version "
+                    f"{inventory.version}, not {expect_version}; copy the site files there (or point the controller "
+                    "at yours with --sites), then apply again"
+                )
+            with self.state.lock:
+                change = replace_inventory(self.state, inventory)
+            self.ingest.inventory_changed()
+        log.info(
+            "Applied inventory" if change.changed else "Reloaded inventory: nothing changed",
+            extra={
+                "version": change.version,
+                "previous_version": change.previous_version,
+                "sites": len(inventory.sites),
+                "boxes": len(inventory.boxes),
+                "sites_added": list(change.sites_added),
+                "sites_removed": list(change.sites_removed),
+                "boxes_added": len(change.boxes_added),
+                "boxes_removed": list(change.boxes_removed)[:50],
+                "boxes_moved": list(change.boxes_moved)[:50],
+                "adopted": list(change.adopted)[:50],
+            },
+        )
+        return change
+
     def start(self) -> None:
         if self._running:
             return
@@ -125,6 +169,7 @@ class Controller:
             extra={
                 "sites": len(self.state.inventory.sites),
                 "boxes": len(self.state.boxes),
+                "inventory_version": self.inventory_version,
                 "broker": self.settings.broker_url,
                 "database": self.store.url_shown,
                 "notifications": str(self.settings.notifications_file) if self.alert_loop.sending else None,

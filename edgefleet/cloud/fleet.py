@@ -424,6 +424,61 @@ def note_unknown_box(state: FleetState, box: str, claimed_site: str | None, *, r
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class InventoryChange:
+    """What taking a new inventory changed: boxes and sites added and removed, boxes moved to another site, and
+    unknown boxes adopted (they were publishing before the inventory named them)."""
+
+    version: str
+    previous_version: str
+    sites_added: tuple[SiteId, ...] = ()
+    sites_removed: tuple[SiteId, ...] = ()
+    boxes_added: tuple[BoxId, ...] = ()
+    boxes_removed: tuple[BoxId, ...] = ()
+    boxes_moved: tuple[BoxId, ...] = ()
+    adopted: tuple[BoxId, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return (
+            bool(self.sites_added or self.sites_removed or self.boxes_added or self.boxes_removed or self.boxes_moved)
+            or self.version != self.previous_version
+        )
+
+
+def replace_inventory(state: FleetState, inventory: Inventory) -> InventoryChange:
+    """Make ``inventory`` the one in force; call under ``state.lock``. Boxes it adds start never seen (or take over
+    their unknown-box entry, which is cleared), boxes it removes are forgotten (their saved row stays until they are
+    added again), boxes that moved keep their state under their new site. Idempotent: the same inventory twice
+    changes nothing the second time. ``state.boxes`` is changed in place: the ingest holds it."""
+    before = state.inventory
+    added = tuple(sorted(b for b in inventory.boxes if b not in state.boxes))
+    removed = tuple(sorted(b for b in state.boxes if b not in inventory.boxes))
+    moved: list[BoxId] = []
+    for gone in removed:
+        del state.boxes[gone]
+    for box_id, entry in inventory.boxes.items():
+        live = state.boxes.get(box_id)
+        if live is None:
+            state.boxes[box_id] = BoxLive(box_id, entry.site)
+        elif live.site != entry.site:
+            live.site = entry.site
+            live.dirty = True
+            moved.append(box_id)
+    adopted = tuple(b for b in added if state.unknown.pop(b, None) is not None)
+    state.inventory = inventory
+    return InventoryChange(
+        version=inventory.version,
+        previous_version=before.version,
+        sites_added=tuple(sorted(s for s in inventory.sites if s not in before.sites)),
+        sites_removed=tuple(sorted(s for s in before.sites if s not in inventory.sites)),
+        boxes_added=added,
+        boxes_removed=removed,
+        boxes_moved=tuple(sorted(moved)),
+        adopted=adopted,
+    )
+
+
 # --- reading the state ------------------------------------------------------------------------------------
 
 

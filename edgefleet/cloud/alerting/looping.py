@@ -5,9 +5,10 @@ An APScheduler job (``JOB_ID``, ``max_instances=1``, ``coalesce=True``) ticks ev
 when one is due: every ``PASS_INTERVAL_S``, and at once when a box's "offline" status (its Last Will) arrived
 since the last pass, or when someone acknowledged an alert or changed the silences. One pass:
 
-1. copies every box under the fleet lock (``fleet.copy_box``) and evaluates the copies outside it
-   (``evaluating.evaluate``: reachability, flapping, site correlation, health);
-2. reconciles them with the active stored alerts and the silences (``reconciling.reconcile_alerts``);
+1. copies every box and the inventory in force under the fleet lock (``fleet.copy_box``) and evaluates the copies
+   outside it (``evaluating.evaluate``: reachability, flapping, site correlation, health);
+2. resolves the alerts of boxes and sites the inventory no longer has (``reconciling.resolve_removed``: "removed
+   from inventory"), and reconciles the rest with the evaluation and the silences (``reconciling.reconcile_alerts``);
 3. hands the transitions to ``record``: with a notification file, it plans the messages
    (``notifying.plan_notifications``) and puts them in the outbox together with the planner's state
    (``outbox.Outbox.put``: one transaction), then saves every transition's alert in the alert store
@@ -51,7 +52,7 @@ from edgefleet.cloud.alerting.config import NotificationConfig
 from edgefleet.cloud.alerting.evaluating import evaluate
 from edgefleet.cloud.alerting.notifying import NotifierState, plan_notifications
 from edgefleet.cloud.alerting.outbox import Outbox
-from edgefleet.cloud.alerting.reconciling import reconcile_alerts
+from edgefleet.cloud.alerting.reconciling import reconcile_alerts, resolve_removed
 from edgefleet.cloud.alerting.resuming import resume_memory, resume_transitions
 from edgefleet.cloud.alerting.routes import DEFAULT_DINGTALK_PER_MINUTE
 from edgefleet.cloud.alerting.rules import AlertRules
@@ -323,7 +324,11 @@ class AlertLoop:
             view = self._snapshot()
             evaluation = evaluate(view, self._track, self._rules, now=now)
             self._silences = [s for s in self._silences if s.ends_at > now]
-            transitions = [*self._queued, *reconcile_alerts(self._active, evaluation, self._silences, now=now)]
+            # Alerts of boxes and sites the inventory no longer has resolve with that reason, not as "cleared".
+            removed = resolve_removed(self._active, view.inventory, now=now)
+            gone = {t.alert.key for t in removed}
+            active = {key: alert for key, alert in self._active.items() if key not in gone}
+            transitions = [*self._queued, *removed, *reconcile_alerts(active, evaluation, self._silences, now=now)]
             messages = self.record(transitions, now=now)
             # The plan is in the outbox: from here on the pass counts as done, whatever the alert store says.
             self._queued = []

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
+from typing import Final
 
 from edgefleet.cloud.alerting.alerts import (
     RESOLVED_BY_CONTROLLER,
@@ -32,6 +33,7 @@ from edgefleet.cloud.alerting.alerts import (
 )
 from edgefleet.cloud.alerting.evaluating import Evaluation
 from edgefleet.cloud.alerting.silences import Silence, is_silenced, matching_silences
+from edgefleet.inventory import Inventory
 
 
 def _muting(
@@ -131,6 +133,32 @@ def reconcile_alerts(
         )
         quiet = existing.muted is not None or is_silenced(key, active_silences, now)
         out.append(Transition("resolve", resolved, existing, notify=not quiet, at=now))
+    return out
+
+
+# Why an alert of a box or site that left the inventory resolved: the notice and the API say it in these words.
+RESOLVED_REMOVED: Final = "removed from inventory"
+
+
+def resolve_removed(stored: Mapping[AlertKey, StoredAlert], inventory: Inventory, *, now: float) -> list[Transition]:
+    """Resolve every active alert whose site or box is no longer in ``inventory``, with the reason
+    ``RESOLVED_REMOVED`` in its details. Level-triggered: every pass asks, so a removal is never missed. Told like
+    any resolve (a muted alert's quietly)."""
+    out = []
+    for key in sorted(stored, key=lambda k: k.sort_key):
+        alert = stored[key]
+        gone = key.site not in inventory.sites or (key.box is not None and key.box not in inventory.boxes)
+        if not alert.active or not gone:
+            continue
+        resolved = dataclasses.replace(
+            alert,
+            state="resolved",
+            resolved_by=RESOLVED_BY_CONTROLLER,
+            resolved_at=now,
+            updated_at=now,
+            details={**alert.details, "resolved_because": RESOLVED_REMOVED},
+        )
+        out.append(Transition("resolve", resolved, alert, notify=alert.muted is None, at=now))
     return out
 
 

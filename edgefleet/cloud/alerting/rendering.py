@@ -86,6 +86,9 @@ def _line(notice: Notice, zone: ZoneInfo) -> str:
     summary = _one_line(alert.summary)
     if notice.kind == "resolved":
         line = f"- {_RESOLVED_ICON} {summary} · resolved {_local(alert.resolved_at, zone)}"
+        because = alert.details.get("resolved_because")
+        if isinstance(because, str):  # not cleared: its box or site left the inventory
+            return f"{line} · {_one_line(because)}"
         if alert.key.kind == AlertKind.SITE_UNREACHABLE:
             not_back = alert.details.get("not_back")
             boxes = list(not_back) if isinstance(not_back, tuple) else []

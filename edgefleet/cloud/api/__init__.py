@@ -19,7 +19,7 @@ from edgefleet import __version__
 from edgefleet.cloud.api import errors
 from edgefleet.cloud.api.deps import FleetReader
 from edgefleet.cloud.api.metrics import build_registry
-from edgefleet.cloud.api.routes import alerts, boxes, silences, sites, system
+from edgefleet.cloud.api.routes import alerts, boxes, inventory, silences, sites, system
 from edgefleet.cloud.settings import Settings
 
 __all__ = ["create_app"]
@@ -29,6 +29,7 @@ TAGS = [
     {"name": "boxes", "description": "GPU boxes and edge nodes: reachability, latest heartbeat, history."},
     {"name": "system", "description": "The controller's own health and its Prometheus metrics."},
     {"name": "alerts", "description": "Lost-contact and health alerts: firing, acknowledged, resolved."},
+    {"name": "inventory", "description": "The site manifests in force; taking the sites directory again."},
     {
         "name": "silences",
         "description": "Planned maintenance: alerts of a site, box or kind not notified until a time.",
@@ -73,6 +74,7 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
     app.include_router(system.router)
     app.include_router(alerts.router)
     app.include_router(silences.router)
+    app.include_router(inventory.router)
     return app
 
 

@@ -18,7 +18,7 @@ from fastapi import Depends, Request
 from edgefleet.clock import Clock
 from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.api.errors import Forbidden, Unavailable
-from edgefleet.cloud.fleet import FleetState, HealthPoint
+from edgefleet.cloud.fleet import FleetState, HealthPoint, InventoryChange
 from edgefleet.cloud.settings import Settings
 from edgefleet.ids import BoxId, SiteId
 
@@ -64,6 +64,11 @@ class FleetReader(Protocol):
 
     def box_history(self, box: BoxId, since: float) -> list[HealthPoint]:
         """The box's health points received at ``since`` or later, oldest first."""
+        ...
+
+    def reload_inventory(self, *, expect_version: str | None = None) -> InventoryChange:
+        """Take the sites directory again, whole or not at all; raises InventoryError listing every problem, or
+        InventoryVersionMismatch when the directory does not hold ``expect_version``."""
         ...
 
 

@@ -52,6 +52,7 @@ _ERROR_MEANINGS: Final = {
     403: "The caller may not read this site (or fleet-wide data).",
     404: "No such site or box in the inventory.",
     422: "A parameter is invalid; the message names it.",
+    409: "The request is right but conflicts with the state the controller is in; the message says what to do.",
     500: "The controller failed to answer; its log has the details.",
     503: "The database cannot be used now; the message says what to check.",
 }
@@ -209,6 +210,7 @@ class Healthz(_Public):
     status: Literal["ok", "unavailable"]
     broker_connected: bool
     database_ok: bool
+    inventory_version: str = Field(description="Content hash of the site manifests in force.")
     boxes_online: int
     boxes_total: int
     problems: list[str] = Field(description="What is down and what to check; empty when status is ok.")

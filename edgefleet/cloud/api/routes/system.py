@@ -55,6 +55,7 @@ def healthz(response: Response, controller: ControllerDep, settings: SettingsDep
         status="unavailable" if problems else "ok",
         broker_connected=broker_connected,
         database_ok=database_ok,
+        inventory_version=controller.state.inventory.version,
         boxes_online=sum(s.boxes_online for s in summaries),
         boxes_total=sum(s.boxes_total for s in summaries),
         problems=problems,
