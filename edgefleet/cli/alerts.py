@@ -88,7 +88,10 @@ def alerts_list(
 
 
 def alerts_ack(
-    alert: Annotated[str, typer.Argument(help="The alert id, as 'edgefleet alerts' lists it.")],
+    alert: Annotated[
+        str,
+        typer.Argument(metavar="ALERT", help="The alert id (or a unique start of it), as 'edgefleet alerts' lists it."),
+    ],
     by: Annotated[str, typer.Option("--by", help="Who takes the alert (your name).")],
     api: ApiOption = DEFAULT_API,
 ) -> None:
@@ -156,7 +159,12 @@ def silence_list(
 
 
 def silence_delete(
-    silence: Annotated[str, typer.Argument(help="The silence id, as 'edgefleet silence list' shows it.")],
+    silence: Annotated[
+        str,
+        typer.Argument(
+            metavar="SILENCE", help="The silence id (or a unique start of it), as 'edgefleet silence list' shows it."
+        ),
+    ],
     by: Annotated[str | None, typer.Option("--by", help="Who ends it (your name).")] = None,
     api: ApiOption = DEFAULT_API,
 ) -> None:

@@ -97,7 +97,7 @@ def sites_list(
 def sites_validate(
     directory: Annotated[
         Path,
-        typer.Argument(envvar="EDGEFLEET_SITES_DIR", help="The inventory directory.", show_default=True),
+        typer.Argument(metavar="DIR", envvar="EDGEFLEET_SITES_DIR", help="The inventory directory.", show_default=True),
     ] = Path("sites"),
 ) -> None:
     """Check every site manifest in DIR without starting anything: every problem as file:line: field: reason."""
@@ -142,7 +142,7 @@ def boxes_list(
 
 
 def box_show(
-    box: Annotated[str, typer.Argument(help="The box id, e.g. sh-pudong-gpu-01.")],
+    box: Annotated[str, typer.Argument(metavar="BOX", help="The box id, e.g. sh-pudong-gpu-01.")],
     api: ApiOption = DEFAULT_API,
 ) -> None:
     """One box in detail: reachability, host, GPUs, apps."""
