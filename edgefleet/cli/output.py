@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Collection
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 if TYPE_CHECKING:
-    from rich.console import RenderableType
+    from rich.console import Console, RenderableType
     from rich.table import Table
 
 # Not a terminal: lay lines out this wide, so that rich never folds or crops what a script reads.
 PIPE_WIDTH: Final = 100_000
 
-err_console = Console(stderr=True)
+
+def err_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class OutputFormat(StrEnum):
@@ -46,13 +49,16 @@ OutputOption = Annotated[
 
 def console() -> Console:
     """A console on stdout as it is now: rich's own on a terminal; piped, no colour and no width limit."""
+    from rich.console import Console
+
     if sys.stdout.isatty():
         return Console()
     return Console(width=PIPE_WIDTH, no_color=True, highlight=False)
 
 
-def new_table(*columns: str, no_wrap: bool = True) -> Table:
-    """A table for ``show``: boxed on a terminal, plain columns two spaces apart when piped."""
+def new_table(*columns: str, right: Collection[str] = (), wrap: Collection[str] = ()) -> Table:
+    """A table for ``show``: boxed on a terminal, plain columns two spaces apart when piped. Cells stay on one
+    line except in the ``wrap`` columns; ``right`` columns are right-aligned (numbers)."""
     from rich.table import Table
 
     if sys.stdout.isatty():
@@ -60,8 +66,12 @@ def new_table(*columns: str, no_wrap: bool = True) -> Table:
     else:
         table = Table(box=None, header_style="", show_edge=False, pad_edge=False, padding=(0, 2, 0, 0))
     for column in columns:
-        table.add_column(column, no_wrap=no_wrap)
+        table.add_column(column, no_wrap=column not in wrap, justify="right" if column in right else "left")
     return table
+
+
+def is_terminal() -> bool:
+    return sys.stdout.isatty()
 
 
 def show(*renderables: RenderableType) -> None:
@@ -87,27 +97,28 @@ def is_data(fmt: OutputFormat) -> bool:
 
 def fail(message: str, *, hint: str | None = None, code: int = 1) -> NoReturn:
     """Print ``error: message`` (and ``hint: ...``) on stderr and exit."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err = err_console()
+    err.print(f"[bold red]error:[/] {message}")
     if hint:
-        err_console.print(f"[bold]hint:[/] {hint}", highlight=False, soft_wrap=True)
+        err.print(f"[bold]hint:[/] {hint}")
     raise typer.Exit(code)
 
 
 def report_click_error(exc: typer.TyperException) -> int:
     """A usage error as one ``error:`` line plus the command's usage line, on stderr; returns the exit code
     (2 for a usage error). A group called without its command shows its help, as click does."""
+    from rich.markup import escape
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
     if isinstance(exc, NoArgsIsHelpError):
         exc.show()
         return exc.exit_code
     message = exc.format_message().strip().rstrip(".")
-    err_console.print(
-        f"[bold red]error:[/] {escape(message[:1].lower() + message[1:])}", highlight=False, soft_wrap=True
-    )
+    err = err_console()
+    err.print(f"[bold red]error:[/] {escape(message[:1].lower() + message[1:])}")
     ctx = exc.ctx if isinstance(exc, UsageError) else None
     if ctx is not None:
         usage = ctx.get_usage().strip()
         usage = "usage:" + usage.removeprefix("Usage:")
-        err_console.print(escape(f"{usage}  ('{ctx.command_path} --help' says more)"), highlight=False, soft_wrap=True)
+        err.print(escape(f"{usage}  ('{ctx.command_path} --help' says more)"))
     return exc.exit_code

@@ -156,8 +156,11 @@ class Transition:
 
 
 def alert_id(key: AlertKey, fired_at: float) -> str:
-    """The id of one firing of ``key``: stable, so a controller that reconciles twice makes the same row."""
-    return f"{key.fingerprint}-{round(fired_at * 1000):x}"
+    """The id of one firing of ``key``: stable, so a controller that reconciles twice makes the same row; a hash
+    of the key and the fire time, so that its first few characters tell it apart (people type a unique start of
+    it, as with git), even from the earlier firings of the same problem and from the alerts of the same pass.
+    80 bits: ids of different firings do not collide in any fleet's lifetime."""
+    return hashlib.sha256(f"{key.fingerprint}-{round(fired_at * 1000):x}".encode()).hexdigest()[:20]
 
 
 def acknowledge(alert: StoredAlert, who: str, now: float) -> Transition:
