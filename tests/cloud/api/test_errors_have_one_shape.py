@@ -88,6 +88,7 @@ def test_openapi_documents_every_route_with_tags(client: httpx.Client) -> None:
         ("/metrics", "get"),
         ("/api/v1/alerts", "get"),
         ("/api/v1/alerts/{alert}", "get"),
+        ("/api/v1/alerts/counts", "get"),
         ("/api/v1/alerts/{alert}/ack", "post"),
         ("/api/v1/silences", "get"),
         ("/api/v1/silences", "post"),
