@@ -1,6 +1,12 @@
 """``edgefleet alerts`` (list, ``ack``) and ``edgefleet silence`` (``add``, ``list``, ``delete``): the alerts and
 silences of a running controller, through its HTTP API.
 
+``edgefleet alerts`` shows by default what needs a person: the firing alerts that are not muted, then one line per
+reason for what it leaves out ("18 more muted (inhibited by site-unreachable sh-pudong): --all"), counted by the
+API so that the lines are right however many there are. Tables show an alert's short id (the shortest unique
+start of it, from the API); ``ack`` and ``silence delete`` take any unique start of an id. Lists take
+``-o table|wide|json|yaml``.
+
 ``edgefleet.cli.app`` calls ``register``. As in ``edgefleet.cli.fleet``: httpx and rich are imported inside the
 commands, a controller that cannot be reached raises ``UnreachableError`` (printed as one line by
 ``edgefleet.cli.app``), and an error the API answers - an unknown alert, an alert already acknowledged, a silence
@@ -16,11 +22,12 @@ from urllib.parse import quote
 import typer
 
 from edgefleet.cli.fleet import DEFAULT_API, ApiOption, ago, call, plural
+from edgefleet.cli.output import OutputFormat, OutputOption
 
 STATE_STYLE: Final = {"firing": "bold red", "acknowledged": "yellow", "resolved": "green"}
 SEVERITY_STYLE: Final = {"critical": "bold red", "warning": "yellow", "info": "dim"}
 SILENCE_STYLE: Final = {"active": "green", "pending": "yellow", "expired": "dim"}
-# Long summaries are cut in the table; GET /api/v1/alerts/ID shows them whole.
+# Long summaries are cut in a terminal's table; -o wide, a pipe and GET /api/v1/alerts/ID show them whole.
 SUMMARY_WIDTH: Final = 70
 
 
@@ -29,7 +36,7 @@ def register(app: typer.Typer) -> None:
     alerts = typer.Typer(help="List alerts, or acknowledge one.", add_completion=False)
     alerts.callback(invoke_without_command=True)(alerts_list)
     alerts.command("ack")(alerts_ack)
-    app.add_typer(alerts, name="alerts", help="List alerts (newest first); 'ack' acknowledges one.")
+    app.add_typer(alerts, name="alerts", help="List the alerts that need a person (--all: every one); 'ack' takes one.")
     silence = typer.Typer(help="Add, list and end silences.", no_args_is_help=True, add_completion=False)
     silence.command("add")(silence_add)
     silence.command("list")(silence_list)
@@ -49,22 +56,64 @@ def alerts_list(
     kind: Annotated[
         str | None, typer.Option(help="Only alerts of this kind: box-lost, site-unreachable, gpu-overheat, ...")
     ] = None,
+    every: Annotated[
+        bool, typer.Option("--all", "-a", help="Every alert: muted, acknowledged and resolved ones too.")
+    ] = False,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
     api: ApiOption = DEFAULT_API,
+    output: OutputOption = OutputFormat.TABLE,
 ) -> None:
-    """The alerts, newest first: kind, where, severity, state, since when, summary."""
+    """The alerts that need a person, newest first: firing and not muted (with --state or --all: those asked)."""
     if ctx.invoked_subcommand is not None:
         return
+    from edgefleet.cli.output import is_data, print_data, show
+
+    # What needs a person: firing and not muted. Acknowledged alerts have someone; muted ones are silenced
+    # or follow from another alert (a site's box-lost alerts from its site-unreachable one).
+    needs_person = not every and state is None
+    params: dict[str, str | int | None] = {"state": state, "site": site, "kind": kind, "limit": limit}
+    if needs_person:
+        params |= {"state": "firing", "muted": "false"}
+    alerts = call(api, "GET", "/api/v1/alerts", params=params)
+    if is_data(output):
+        print_data(alerts, output)
+        return
+    lines = [_alerts_table(alerts, wide=output is OutputFormat.WIDE)] if alerts else []
+    if needs_person:
+        counts = call(api, "GET", "/api/v1/alerts/counts", params={"site": site, "kind": kind})
+        lines += [f"{plural(len(alerts), 'alert')} firing" if alerts else "nothing firing needs a person"]
+        lines += hidden_lines(counts)
+    else:
+        firing = sum(a["state"] == "firing" for a in alerts)
+        lines.append(f"{plural(len(alerts), 'alert')}, {firing} firing")
+    show(*lines)
+
+
+def hidden_lines(counts: list[dict[str, Any]]) -> list[str]:
+    """What the default list leaves out, one line per reason, biggest first: "18 more muted (inhibited by
+    site-unreachable sh-pudong): --all", "2 more acknowledged: --state acknowledged"."""
     from rich.markup import escape
-    from rich.table import Table
 
-    from edgefleet.cli.output import console
+    lines = []
+    for count in counts:
+        if count["state"] == "firing" and count["muted"]:
+            why = f"{count['muted']} by {', '.join(count['muted_by'])}" if count["muted_by"] else count["muted"]
+            lines.append(escape(f"{count['count']} more muted ({why}): --all"))
+    acknowledged = sum(c["count"] for c in counts if c["state"] == "acknowledged")
+    if acknowledged:
+        lines.append(f"{acknowledged} more acknowledged: --state acknowledged")
+    return lines
 
-    alerts = call(api, "GET", "/api/v1/alerts", params={"state": state, "site": site, "kind": kind, "limit": limit})
-    table = Table(header_style="bold")
-    for column in ("id", "kind", "site", "box", "severity", "state", "since", "summary"):
-        table.add_column(column, no_wrap=column != "summary")
+
+def _alerts_table(alerts: list[dict[str, Any]], *, wide: bool) -> Any:
+    from rich.markup import escape
+
+    from edgefleet.cli.output import is_terminal, new_table
+
+    extra = ["muted by", "fired", "acknowledged by"] if wide else []
+    table = new_table("id", "kind", "site", "box", "severity", "state", "since", *extra, "summary", wrap={"summary"})
     now = datetime.now().astimezone()
+    cut = is_terminal() and not wide
     for alert in alerts:
         where = alert["box"] or "-"
         if alert["detail"]:
@@ -73,36 +122,45 @@ def alerts_list(
         if alert["muted"]:
             state_text += f" ({alert['muted']})"
         table.add_row(
-            alert["id"],
+            alert["id"] if wide else alert["short_id"],
             alert["kind"],
             alert["site"],
             escape(where),
             styled(alert["severity"], SEVERITY_STYLE),
             state_text,
             ago((now - datetime.fromisoformat(alert["started_at"])).total_seconds()),
-            escape(_cut(alert["summary"], SUMMARY_WIDTH)),
+            *(
+                [
+                    escape(", ".join(alert["muted_by"]) or "-"),
+                    alert["fired_at"],
+                    escape(alert["acknowledged_by"] or "-"),
+                ]
+                if wide
+                else []
+            ),
+            escape(_cut(alert["summary"], SUMMARY_WIDTH) if cut else alert["summary"]),
         )
-    console.print(table)
-    firing = sum(a["state"] == "firing" for a in alerts)
-    console.print(f"{plural(len(alerts), 'alert')}, {firing} firing", highlight=False)
+    return table
 
 
 def alerts_ack(
-    alert: Annotated[str, typer.Argument(help="The alert id, as 'edgefleet alerts' lists it.")],
+    alert: Annotated[
+        str,
+        typer.Argument(metavar="ALERT", help="The alert id (or a unique start of it), as 'edgefleet alerts' lists it."),
+    ],
     by: Annotated[str, typer.Option("--by", help="Who takes the alert (your name).")],
     api: ApiOption = DEFAULT_API,
 ) -> None:
     """Acknowledge a firing alert: it stays active and resolves by itself, but is no longer repeated."""
     from rich.markup import escape
 
-    from edgefleet.cli.output import console
+    from edgefleet.cli.output import show
 
     acked = call(api, "POST", f"/api/v1/alerts/{quote(alert, safe='')}/ack", body={"by": by})
-    console.print(
+    show(
         escape(
             f"Acknowledged {acked['id']} ({acked['kind']} {acked['box'] or acked['site']}) as {acked['acknowledged_by']}"
-        ),
-        highlight=False,
+        )
     )
 
 
@@ -118,27 +176,30 @@ def silence_add(
     """Mute the alerts of a site, a box or a kind for a while (at least one of --site, --box, --kind)."""
     from rich.markup import escape
 
-    from edgefleet.cli.output import console
+    from edgefleet.cli.output import show
 
     body = {"site": site, "box": box, "kind": kind, "duration": duration, "created_by": by, "comment": comment}
     added = call(api, "POST", "/api/v1/silences", body={k: v for k, v in body.items() if v is not None})
-    console.print(escape(f"Added silence {added['id']} ({_matchers(added)}) until {added['ends_at']}"), highlight=False)
+    show(escape(f"Added silence {added['id']} ({_matchers(added)}) until {added['ends_at']}"))
 
 
 def silence_list(
-    include_ended: Annotated[bool, typer.Option("--all", help="Also the silences that ended.")] = False,
+    include_ended: Annotated[bool, typer.Option("--all", "-a", help="Also the silences that ended.")] = False,
     api: ApiOption = DEFAULT_API,
+    output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """The active and pending silences, newest first."""
     from rich.markup import escape
-    from rich.table import Table
 
-    from edgefleet.cli.output import console
+    from edgefleet.cli.output import is_data, new_table, print_data, show
 
     silences = call(api, "GET", "/api/v1/silences", params={"all": "true" if include_ended else None})
-    table = Table(header_style="bold")
-    for column in ("id", "matches", "state", "ends", "by", "comment"):
-        table.add_column(column, no_wrap=column != "comment")
+    if is_data(output):
+        print_data(silences, output)
+        return
+    wide = output is OutputFormat.WIDE
+    extra = ["starts", "planned end"] if wide else []
+    table = new_table("id", "matches", "state", *extra, "ends", "by", "comment", wrap={"comment"})
     for silence in silences:
         by = silence["created_by"]
         if silence["ended_by"]:
@@ -147,24 +208,29 @@ def silence_list(
             silence["id"],
             escape(_matchers(silence)),
             styled(silence["state"], SILENCE_STYLE),
+            *([silence["starts_at"], silence["planned_ends_at"]] if wide else []),
             silence["ends_at"],
             escape(by),
             escape(silence["comment"]),
         )
-    console.print(table)
-    console.print(plural(len(silences), "silence"), highlight=False)
+    show(table, plural(len(silences), "silence"))
 
 
 def silence_delete(
-    silence: Annotated[str, typer.Argument(help="The silence id, as 'edgefleet silence list' shows it.")],
+    silence: Annotated[
+        str,
+        typer.Argument(
+            metavar="SILENCE", help="The silence id (or a unique start of it), as 'edgefleet silence list' shows it."
+        ),
+    ],
     by: Annotated[str | None, typer.Option("--by", help="Who ends it (your name).")] = None,
     api: ApiOption = DEFAULT_API,
 ) -> None:
     """End a silence now: the alerts it muted are told if they still fire."""
-    from edgefleet.cli.output import console
+    from edgefleet.cli.output import show
 
     ended = call(api, "DELETE", f"/api/v1/silences/{quote(silence, safe='')}", params={"by": by})
-    console.print(f"Ended silence {ended['id']} at {ended['ends_at']}", highlight=False)
+    show(f"Ended silence {ended['id']} at {ended['ends_at']}")
 
 
 # --- the API --------------------------------------------------------------------------------------------

@@ -29,6 +29,9 @@ def _register() -> None:
     # Each module adds its commands to ``app``; they import their heavy dependencies lazily.
     from edgefleet.cli import alerts, cloud, fleet, sim
 
+    if app.registered_groups:  # once per process: tests call ``run`` many times
+        return
+
     app.add_typer(cloud.app, name="cloud", help="Run the cloud controller.")
     app.add_typer(sim.app, name="sim", help="Run the fleet simulator and inject faults.")
     fleet.register(app)
@@ -51,7 +54,7 @@ def run(args: list[str]) -> int:
     try:
         # With standalone_mode off, click returns the code of a ``typer.Exit`` raised in a command instead of
         # raising it; dropping it made every failed command exit 0.
-        code = app(args, standalone_mode=False)
+        code = app(args, standalone_mode=False, prog_name="edgefleet")
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except UnreachableError as exc:
@@ -66,13 +69,12 @@ def run(args: list[str]) -> int:
             return int(inner.exit_code or 1)
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # click's usage errors and aborts arrive here with standalone_mode off
-        import click
+    except typer.Abort:
+        return 1
+    except typer.TyperException as exc:
+        # typer vendors its own click: its usage errors (exit 2) and file errors derive from TyperException,
+        # not from the click package's ClickException, which let them escape as tracebacks.
+        from edgefleet.cli.output import report_click_error
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            return 1
-        raise
+        return report_click_error(exc)
     return code if isinstance(code, int) else 0

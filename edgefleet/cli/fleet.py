@@ -1,7 +1,8 @@
 """``edgefleet sites``, ``edgefleet sites validate``, ``edgefleet boxes`` and ``edgefleet box``: the fleet as
 readable tables, read from the controller's HTTP API; and the inventory check, which needs no controller.
 
-``edgefleet.cli.app`` calls ``register``. httpx and rich are imported inside the commands so that the
+Every list takes ``-o table|wide|json|yaml`` (``edgefleet.cli.output``). ``edgefleet.cli.app`` calls ``register``.
+httpx and rich are imported inside the commands so that the
 ``edgefleet`` command starts fast. A controller that cannot be reached raises ``UnreachableError``, which
 ``edgefleet.cli.app`` prints as one line; an error the API answers (an unknown site, ...) is printed as the API
 worded it, with exit code 1.
@@ -15,6 +16,7 @@ from urllib.parse import quote
 
 import typer
 
+from edgefleet.cli.output import OutputFormat, OutputOption
 from edgefleet.errors import UnreachableError
 
 if TYPE_CHECKING:
@@ -28,6 +30,8 @@ TIMEOUT_S: Final = 10.0
 
 HEALTH_STYLE: Final = {"ok": "green", "degraded": "yellow", "unreachable": "bold red", "unknown": "dim"}
 STATE_STYLE: Final = {"online": "green", "offline": "bold red", "never-seen": "dim"}
+# A whole site row in colour on a terminal when the site is not fully ok, so that it stands out of 100.
+SITE_ROW_STYLE: Final = {"degraded": "yellow", "unreachable": "bold red", "unknown": "magenta"}
 APP_STYLE: Final = {"running": "green", "pending": "yellow", "stopped": "dim", "failed": "bold red", "unknown": "dim"}
 
 ApiOption = Annotated[
@@ -60,55 +64,63 @@ def sites_list(
         str | None, typer.Option(help="Only sites in this health: ok, degraded, unreachable, unknown.")
     ] = None,
     region: Annotated[str | None, typer.Option(help="Only sites of this region.")] = None,
+    output: OutputOption = OutputFormat.TABLE,
 ) -> None:
-    """Every site with its boxes online out of total and its health."""
+    """Every site with its boxes online out of total and its health; a site not fully ok in colour."""
     if ctx.invoked_subcommand is not None:
         return
     from rich.markup import escape
-    from rich.table import Table
     from rich.text import Text
 
-    from edgefleet.cli.output import console
+    from edgefleet.cli.output import is_data, is_terminal, new_table, print_data, show
 
     sites = get_json(api, "/api/v1/sites", {"health": health, "region": region})
+    if is_data(output):
+        print_data(sites, output)
+        return
+    wide = output is OutputFormat.WIDE
+    columns = ["site", "name", "kind", "region", *(["timezone"] if wide else []), "online", "health"]
+    table = new_table(*columns, right={"online"})
     rows = [
-        (
+        [
             site["id"],
-            Text(site["display_name"], no_wrap=True, overflow="ellipsis"),
+            escape(site["display_name"]),
             site["kind"],
             escape(site["region"]),
+            *([escape(site["timezone"])] if wide else []),
             f"{site['boxes_online']}/{site['boxes_total']}",
-            _styled(site["health"], HEALTH_STYLE),
-        )
+            site["health"],
+        ]
         for site in sites
     ]
-    table = Table(header_style="bold")
-    # One line per site however narrow the terminal: the display name gives way, the other columns keep
-    # their full width.
-    for i, column in enumerate(("site", "name", "kind", "region", "online", "health")):
-        if column == "name":
-            table.add_column(column, min_width=12)  # may shrink; its cells cut themselves short with "…"
-            continue
-        widest = max([len(column), *(Text.from_markup(str(row[i])).cell_len for row in rows)])
-        table.add_column(column, no_wrap=True, min_width=widest, justify="right" if column == "online" else "left")
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+    if is_terminal() and not wide:
+        # One line per site however narrow the terminal: the display name gives way ("…"), the other columns
+        # keep their full width. Piped or wide, nothing is cut.
+        for i, column in enumerate(table.columns):
+            if column.header == "name":
+                column.overflow, column.min_width = "ellipsis", 12
+            else:
+                column.min_width = max([len(str(column.header)), *(Text.from_markup(row[i]).cell_len for row in rows)])
+    for site, row in zip(sites, rows, strict=True):
+        table.add_row(*row, style=SITE_ROW_STYLE.get(site["health"]))
     online = sum(s["boxes_online"] for s in sites)
     total = sum(s["boxes_total"] for s in sites)
-    console.print(f"{plural(len(sites), 'site')}, {online}/{total} boxes online", highlight=False)
+    not_ok = sum(s["health"] != "ok" for s in sites)
+    show(
+        table, f"{plural(len(sites), 'site')}, {online}/{total} boxes online" + (f", {not_ok} not ok" if not_ok else "")
+    )
 
 
 def sites_validate(
     directory: Annotated[
         Path,
-        typer.Argument(envvar="EDGEFLEET_SITES_DIR", help="The inventory directory.", show_default=True),
+        typer.Argument(metavar="DIR", envvar="EDGEFLEET_SITES_DIR", help="The inventory directory.", show_default=True),
     ] = Path("sites"),
 ) -> None:
     """Check every site manifest in DIR without starting anything: every problem as file:line: field: reason."""
     from rich.markup import escape
 
-    from edgefleet.cli.output import console, fail
+    from edgefleet.cli.output import fail, show
     from edgefleet.errors import InventoryError
     from edgefleet.inventory import load_inventory
 
@@ -119,7 +131,7 @@ def sites_validate(
             escape(str(exc)),
             hint="fix these and run 'edgefleet sites validate' again; docs/inventory.md has the fields",
         )
-    console.print(f"{plural(len(inventory.sites), 'site')}, {plural(len(inventory.boxes), 'box')}: OK", highlight=False)
+    show(f"{plural(len(inventory.sites), 'site')}, {plural(len(inventory.boxes), 'box')}: OK")
 
 
 def sites_apply(
@@ -144,7 +156,7 @@ def sites_apply(
         fail(escape(str(exc)), hint="nothing was applied; fix these and apply again (docs/inventory.md has the fields)")
     change = call(api, "POST", "/api/v1/inventory/reload", body={"expect_version": inventory.version})
     if not change["changed"]:
-        console.print(f"Inventory {change['version']} is already in force: nothing changed", highlight=False)
+        console().print(f"Inventory {change['version']} is already in force: nothing changed", highlight=False)
         return
     parts = [
         f"+{plural(len(change['sites_added']), 'site')}" if change["sites_added"] else "",
@@ -155,7 +167,7 @@ def sites_apply(
         f"{plural(len(change['adopted']), 'unknown box')} adopted" if change["adopted"] else "",
     ]
     done = ", ".join(p for p in parts if p) or "manifests changed, no site or box"
-    console.print(
+    console().print(
         f"Applied inventory {change['version']} (was {change['previous_version']}): "
         f"{plural(change['sites'], 'site')}, {plural(change['boxes'], 'box')} ({done})",
         highlight=False,
@@ -169,34 +181,45 @@ def boxes_list(
         bool, typer.Option("--unknown", help="List boxes that publish but are in no site manifest instead.")
     ] = False,
     api: ApiOption = DEFAULT_API,
+    output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """A site's boxes: state, last seen, GPU temperature and utilisation, apps."""
-    from edgefleet.cli.output import console, fail
+    from edgefleet.cli.output import fail, is_data, print_data, show
 
     if unknown:
-        _print_unknown(get_json(api, "/api/v1/unknown-boxes"))
+        found = get_json(api, "/api/v1/unknown-boxes")
+        if is_data(output):
+            print_data(found, output)
+            return
+        _print_unknown(found)
         return
     if site is None:
         fail(
             "say which boxes to list", hint="edgefleet boxes --site SITE (or --unknown); 'edgefleet sites' lists sites"
         )
     boxes = get_json(api, f"/api/v1/sites/{quote(site, safe='')}/boxes", {"state": state})
-    console.print(_boxes_table(boxes))
+    if is_data(output):
+        print_data(boxes, output)
+        return
     online = sum(b["reachability"]["state"] == "online" for b in boxes)
-    console.print(f"{plural(len(boxes), 'box')}, {online} online", highlight=False)
+    show(_boxes_table(boxes, wide=output is OutputFormat.WIDE), f"{plural(len(boxes), 'box')}, {online} online")
 
 
 def box_show(
-    box: Annotated[str, typer.Argument(help="The box id, e.g. sh-pudong-gpu-01.")],
+    box: Annotated[str, typer.Argument(metavar="BOX", help="The box id, e.g. sh-pudong-gpu-01.")],
     api: ApiOption = DEFAULT_API,
+    output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """One box in detail: reachability, host, GPUs, apps."""
     from rich.markup import escape
     from rich.table import Table
 
-    from edgefleet.cli.output import console
+    from edgefleet.cli.output import is_data, print_data, show
 
     found = get_json(api, f"/api/v1/boxes/{quote(box, safe='')}")
+    if is_data(output):
+        print_data(found, output)
+        return
     reach = found["reachability"]
     gpu = found["gpu"]
     facts = Table.grid(padding=(0, 2))
@@ -219,11 +242,11 @@ def box_show(
     latest = found["latest"]
     if latest:
         facts.add_row("host", escape(_host_line(latest["host"])))
-    console.print(facts)
+    show(facts)
     if latest:
         _print_gpus(latest["gpu"])
         _print_apps(latest["apps"])
-    console.print(f"{plural(len(found['history']), 'health point')} since {found['history_since']}", highlight=False)
+    show(f"{plural(len(found['history']), 'health point')} since {found['history_since']}")
 
 
 # --- the API --------------------------------------------------------------------------------------------
@@ -335,22 +358,23 @@ def _number(value: float | None, unit: str) -> str:
     return "-" if value is None else f"{value:.0f}{unit}"
 
 
-def _boxes_table(boxes: list[dict[str, Any]]) -> Table:
-    from rich.table import Table
+def _boxes_table(boxes: list[dict[str, Any]], *, wide: bool = False) -> Table:
+    from rich.markup import escape
 
-    table = Table(header_style="bold")
-    table.add_column("box", no_wrap=True)
-    for column in ("role", "state", "last seen"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("gpu temp", justify="right")
-    table.add_column("gpu util", justify="right")
-    table.add_column("apps")
+    from edgefleet.cli.output import new_table
+
+    extra = ["reason", "last heartbeat", "agent"] if wide else []
+    table = new_table(
+        "box", "role", "state", *extra, "last seen", "gpu temp", "gpu util", "apps", right={"gpu temp", "gpu util"}
+    )
     for box in boxes:
         latest = box["latest"]
+        reach = box["reachability"]
         table.add_row(
             box["id"],
             box["role"],
-            _styled(box["reachability"]["state"], STATE_STYLE),
+            _styled(reach["state"], STATE_STYLE),
+            *([escape(reach["reason"]), box["last_seen"] or "-", escape(box["agent_version"] or "-")] if wide else []),
             ago(box["last_seen_age_s"]),
             _number(box["gpu_temperature_max_c"], "°C"),
             _number(box["gpu_utilization_avg_percent"], "%"),
@@ -376,17 +400,16 @@ def _host_line(host: dict[str, Any]) -> str:
 
 def _print_gpus(report: dict[str, Any]) -> None:
     from rich.markup import escape
-    from rich.table import Table
 
-    from edgefleet.cli.output import console
+    from edgefleet.cli.output import new_table, show
 
     if not report["available"]:
-        console.print(escape(f"GPUs: none readable ({report['reason'] or 'no reason given'})"), highlight=False)
+        show(escape(f"GPUs: none readable ({report['reason'] or 'no reason given'})"))
         return
-    console.print(escape(f"GPUs, driver {report['driver_version'] or 'unknown'}:"), highlight=False)
-    table = Table(header_style="bold")
-    for column in ("gpu", "name", "temp", "util", "memory", "power", "throttled"):
-        table.add_column(column, justify="right" if column in {"temp", "util", "memory", "power"} else "left")
+    show(escape(f"GPUs, driver {report['driver_version'] or 'unknown'}:"))
+    table = new_table(
+        "gpu", "name", "temp", "util", "memory", "power", "throttled", right={"temp", "util", "memory", "power"}
+    )
     for gpu in report["gpus"]:
         memory = (
             f"{gpu['memory_used_bytes'] / 2**30:.1f}/{gpu['memory_total_bytes'] / 2**30:.1f} GiB"
@@ -402,41 +425,38 @@ def _print_gpus(report: dict[str, Any]) -> None:
             _number(gpu["power_w"], " W"),
             escape(", ".join(gpu["throttle_reasons"])) or "-",
         )
-    console.print(table)
+    show(table)
 
 
 def _print_apps(report: dict[str, Any]) -> None:
     from rich.markup import escape
-    from rich.table import Table
 
-    from edgefleet.cli.output import console
+    from edgefleet.cli.output import new_table, show
 
     if report["error"]:
-        console.print(f"apps: cannot be read from {escape(report['source'])}: {escape(report['error'])}")
+        show(f"apps: cannot be read from {escape(report['source'])}: {escape(report['error'])}")
         return
-    console.print(f"apps, from {escape(report['source'])}:", highlight=False)
-    table = Table(header_style="bold")
-    for column in ("app", "version", "state", "detail"):
-        table.add_column(column)
+    show(f"apps, from {escape(report['source'])}:")
+    table = new_table("app", "version", "state", "detail", wrap={"detail"})
     for app in report["apps"]:
         table.add_row(
-            escape(app["name"]), escape(app["version"]), _styled(app["state"], APP_STYLE), escape(app["detail"] or "")
+            escape(app["name"]), escape(app["version"]), _styled(app["state"], APP_STYLE), escape(app["detail"] or "-")
         )
-    console.print(table)
+    show(table)
 
 
 def _print_unknown(unknown: list[dict[str, Any]]) -> None:
-    from rich.table import Table
+    from rich.markup import escape
 
-    from edgefleet.cli.output import console
+    from edgefleet.cli.output import new_table, show
 
-    table = Table(header_style="bold")
-    for column in ("box", "claims site", "first seen", "last seen", "messages"):
-        table.add_column(column, justify="right" if column == "messages" else "left", no_wrap=column == "box")
+    table = new_table("box", "claims site", "first seen", "last seen", "messages", right={"messages"})
     for box in unknown:
-        table.add_row(box["box"], box["claimed_site"] or "-", box["first_seen"], box["last_seen"], str(box["messages"]))
-    console.print(table)
-    console.print(
-        f"{plural(len(unknown), 'unknown box')}" + ("; add them to sites/ or switch them off" if unknown else ""),
-        highlight=False,
-    )
+        table.add_row(
+            escape(box["box"]),
+            escape(box["claimed_site"] or "-"),
+            box["first_seen"],
+            box["last_seen"],
+            str(box["messages"]),
+        )
+    show(table, plural(len(unknown), "unknown box") + ("; add them to sites/ or switch them off" if unknown else ""))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn
 
 import typer
 
+from edgefleet.cli.output import OutputFormat, OutputOption
 from edgefleet.errors import UnreachableError
 from edgefleet.logs import configure_logging
 
@@ -117,17 +118,20 @@ def _configure_logging(verbose: bool) -> None:
 def status_command(
     url: UrlOption = DEFAULT_SIM_URL,
     site: Annotated[str | None, typer.Option("--site", metavar="SITE", help="One site and its boxes.")] = None,
+    output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """What the simulator plays: boxes connected, stopped and cut off, heartbeats, and each site."""
 
-    from edgefleet.cli.output import console
+    from edgefleet.cli.output import is_data, print_data, show
 
     if site is not None:
         found = _call(url, "GET", "/status", params={"site": site})
-        console.print(
+        if is_data(output):
+            print_data(found, output)
+            return
+        show(
             f"site {found['site']}: {found['connected']}/{found['boxes']} boxes connected, "
-            f"{found['stopped']} stopped{', network cut' if found['cut'] else ''}",
-            highlight=False,
+            f"{found['stopped']} stopped{', network cut' if found['cut'] else ''}"
         )
         table = _table("box", "role", "connected", "stopped", "cut", "session", "seq", "buffered", "skew s")
         for row in found["box_list"]:
@@ -142,20 +146,21 @@ def status_command(
                 str(row["buffered"]),
                 f"{row['skew_s']:g}",
             )
-        console.print(table)
+        show(table)
         return
     found = _call(url, "GET", "/status")
+    if is_data(output):
+        print_data(found, output)
+        return
     boxes, beats, process = found["boxes"], found["heartbeats"], found["process"]
-    console.print(
+    show(
         f"{boxes['connected']}/{boxes['total']} boxes connected to {found['broker']}, {boxes['stopped']} stopped, "
         f"{boxes['cut']} cut off; {found['faults_active']} fault(s) active",
-        highlight=False,
     )
-    console.print(
+    show(
         f"heartbeats: {beats['sent']} sent, {beats['lost']} lost on purpose, {beats['malformed']} malformed; "
         f"process: {_maybe(process['cpu_percent'], '% CPU')}, {_mb(process['rss_bytes'])} resident, "
         f"{_maybe(process['open_fds'], ' open files')}",
-        highlight=False,
     )
     table = _table("site", "boxes", "connected", "stopped", "cut", "heartbeats")
     for row in found["sites"]:
@@ -167,7 +172,7 @@ def status_command(
             _yes(row["cut"]),
             str(row["heartbeats_sent"]),
         )
-    console.print(table)
+    show(table)
 
 
 # --- faults --------------------------------------------------------------------------------------------------
@@ -237,19 +242,22 @@ def fault_malformed(
 
 
 @fault_app.command("list")
-def fault_list(url: UrlOption = DEFAULT_SIM_URL) -> None:
+def fault_list(url: UrlOption = DEFAULT_SIM_URL, output: OutputOption = OutputFormat.TABLE) -> None:
     """The active faults."""
-    from edgefleet.cli.output import console
+    from edgefleet.cli.output import is_data, print_data, show
 
     faults = _call(url, "GET", "/faults")["faults"]
+    if is_data(output):
+        print_data(faults, output)
+        return
     if not faults:
-        console.print("no active faults", highlight=False)
+        show("no active faults")
         return
     table = _table("id", "kind", "site", "box", "left", "details")
     for fault in faults:
         left = "until cleared" if fault["remaining_s"] is None else f"{fault['remaining_s']:g} s"
-        table.add_row(fault["id"], fault["kind"], fault["site"], fault["box"] or "", left, _details(fault))
-    console.print(table)
+        table.add_row(fault["id"], fault["kind"], fault["site"], fault["box"] or "-", left, _details(fault) or "-")
+    show(table)
 
 
 @fault_app.command("clear")
@@ -260,7 +268,7 @@ def fault_clear(
     url: UrlOption = DEFAULT_SIM_URL,
 ) -> None:
     """End faults now: one by id, a box's, a site's, or (no option) all of them."""
-    from edgefleet.cli.output import console, fail
+    from edgefleet.cli.output import fail, show
 
     if fault_id is not None and (box is not None or site is not None):
         fail("--id names one fault; leave out --box and --site with it")
@@ -269,11 +277,11 @@ def fault_clear(
     else:
         cleared = _call(url, "DELETE", "/faults", params={"box": box, "site": site})["cleared"]
     ids = ", ".join(f["id"] for f in cleared)
-    console.print(f"cleared {len(cleared)} fault(s){': ' + ids if ids else ''}", highlight=False)
+    show(f"cleared {len(cleared)} fault(s){': ' + ids if ids else ''}")
 
 
 def _inject(url: str, body: dict[str, Any]) -> None:
-    from edgefleet.cli.output import console
+    from edgefleet.cli.output import show
 
     fault = _call(url, "POST", "/faults", json={k: v for k, v in body.items() if v is not None})
     target = fault["box"] or f"site {fault['site']}"
@@ -282,7 +290,7 @@ def _inject(url: str, body: dict[str, Any]) -> None:
         until = "(it reconnects by itself)"
     elif fault["kind"] == "malformed":
         until = f"for its next {fault['payloads_left']} heartbeat(s) ({fault['variant']})"
-    console.print(f"injected {fault['id']}: {fault['kind']} {target} {until}", highlight=False)
+    show(f"injected {fault['id']}: {fault['kind']} {target} {until}")
 
 
 # --- the control API ------------------------------------------------------------------------------------------
@@ -333,12 +341,9 @@ def _fail_as_answered(status: int, body: Any) -> NoReturn:
 
 
 def _table(*columns: str) -> Table:
-    from rich.table import Table
+    from edgefleet.cli.output import new_table
 
-    table = Table(header_style="bold")
-    for column in columns:
-        table.add_column(column, no_wrap=True)
-    return table
+    return new_table(*columns)
 
 
 def _yes(flag: bool) -> str:

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pty
+import re
+import subprocess
+import sys
+
+import httpx
+import pytest
 import typer
+import yaml
 from typer.testing import CliRunner
 
 from tests.cloud.api.memory import MemoryController, apps
 from tests.cloud.builders import gpus
+from tests.conftest import REPO
 
 
 def rows(output: str) -> dict[str, list[str]]:
-    """The table's rows by their first cell, cells split on rich's column separator."""
+    """The table's rows by their first cell: piped, a table is plain columns two spaces or more apart."""
     out = {}
     for line in output.splitlines():
-        cells = [c.strip() for c in line.replace("┃", "│").strip().strip("│").split("│")]
+        cells = re.split(r"\s{2,}", line.strip())
         if len(cells) > 1 and cells[0]:
             out[cells[0]] = cells[1:]
     return out
@@ -33,7 +44,7 @@ def test_sites_lists_every_site_with_online_total_and_health(
     assert table["sh-pudong"] == ["Shanghai Pudong Transfer Center", "transfer-center", "east", "1/3", "degraded"]
     assert table["bj-daxing"] == ["Beijing Daxing Transfer Center", "transfer-center", "north", "2/2", "ok"]
     assert table["central-bj"] == ["Beijing Central Cluster", "central", "north", "0/1", "unknown"]
-    assert "3 sites, 3/6 boxes online" in result.output
+    assert "3 sites, 3/6 boxes online, 2 not ok" in result.output
 
 
 def test_sites_takes_the_api_from_the_environment_and_filters(
@@ -121,3 +132,90 @@ def test_boxes_needs_a_site_or_unknown(cli: typer.Typer, runner: CliRunner, api_
     assert result.exit_code == 1
     assert "error: say which boxes to list" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "path"),
+    [
+        (["sites"], "/api/v1/sites"),
+        (["boxes", "--site", "sh-pudong"], "/api/v1/sites/sh-pudong/boxes"),
+        (["boxes", "--unknown"], "/api/v1/unknown-boxes"),
+        (["box", "sh-pudong-gpu-01"], "/api/v1/boxes/sh-pudong-gpu-01"),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+def test_o_json_and_yaml_print_the_apis_objects(
+    cli: typer.Typer, runner: CliRunner, api_url: str, memory: MemoryController, args: list[str], path: str, fmt: str
+) -> None:
+    memory.beat("sh-pudong-gpu-01", gpu=gpus((71.4, 80.0)), app_report=apps("running"))
+    memory.stranger("rogue-01", "sh-pudong")
+
+    result = runner.invoke(cli, [*args, "-o", fmt, "--api", api_url])
+
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output) if fmt == "json" else yaml.safe_load(result.output)
+    assert printed == httpx.get(api_url + path).json()
+
+
+def test_wide_adds_columns(cli: typer.Typer, runner: CliRunner, api_url: str, memory: MemoryController) -> None:
+    memory.beat("sh-pudong-gpu-01")
+
+    sites = rows(runner.invoke(cli, ["sites", "-o", "wide", "--api", api_url]).output)
+    boxes = rows(runner.invoke(cli, ["boxes", "--site", "sh-pudong", "-o", "wide", "--api", api_url]).output)
+
+    assert sites["site"] == ["name", "kind", "region", "timezone", "online", "health"]
+    assert sites["sh-pudong"][3] == "Asia/Shanghai"
+    assert boxes["box"][:5] == ["role", "state", "reason", "last heartbeat", "agent"]
+    assert boxes["sh-pudong-gpu-01"][2] == "connected"
+
+
+def sites_on_a_terminal(api_url: str, **env: str) -> str:
+    """``edgefleet sites`` run on a pseudo-terminal, as a person sees it: the raw bytes, colour codes and all."""
+    leader, follower = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "edgefleet.cli", "sites", "--api", api_url],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        cwd=REPO,
+        env={k: v for k, v in os.environ.items() if k not in {"NO_COLOR", "FORCE_COLOR", "TERM"}}
+        | {"COLUMNS": "120", "TERM": "xterm-256color", **env},
+    ) as child:
+        os.close(follower)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        child.wait(timeout=60)
+    os.close(leader)
+    return out.decode()
+
+
+def test_sites_not_fully_ok_are_flagged_in_colour_on_a_terminal_only(
+    cli: typer.Typer, runner: CliRunner, api_url: str, memory: MemoryController
+) -> None:
+    memory.beat("sh-pudong-gpu-01")  # degraded: 1/3
+    memory.beat("bj-daxing-gpu-01")
+    memory.beat("bj-daxing-edge-01")  # ok
+
+    coloured = [line for line in sites_on_a_terminal(api_url).splitlines() if "│" in line]
+    plain = sites_on_a_terminal(api_url, NO_COLOR="1")
+    piped = runner.invoke(cli, ["sites", "--api", api_url]).output
+
+    def colours(line: str) -> set[str]:
+        return set(re.findall(r"\x1b\[([0-9;]*)m", line)) - {"0", "1"}  # bold is not a colour
+
+    by_site = {re.sub(r"\x1b\[[0-9;]*m", "", line).split("│")[1].strip(): line for line in coloured}
+    assert colours(by_site["sh-pudong"]) == {"33"}  # degraded: the whole row yellow
+    assert colours(by_site["central-bj"]) == {"35"}  # never heard from: magenta
+    assert colours(by_site["bj-daxing"]) == set()
+    assert all(colours(line) == set() for line in plain.splitlines())
+    assert "│" in plain
+    assert "\x1b[" not in piped
+    assert "│" not in piped
+    assert "3 sites, 3/6 boxes online, 2 not ok" in piped

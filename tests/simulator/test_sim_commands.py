@@ -3,11 +3,13 @@ the status as tables, the simulator's refusals as one line, and no simulator as 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from edgefleet.cli.sim import app
@@ -70,6 +72,24 @@ def test_status_shows_the_fleet_and_one_site(sim: BackgroundSimulator, runner: C
     site = runner.invoke(app, ["status", "--url", sim.url, "--site", "site-01"])
     assert "site site-01: 3/3 boxes connected" in site.output
     assert GPU_A in site.output
+
+
+@pytest.mark.parametrize("args", [["status"], ["status", "--site", "site-01"], ["fault", "list"]])
+def test_o_json_and_yaml_print_the_simulators_objects(
+    sim: BackgroundSimulator, runner: CliRunner, args: list[str]
+) -> None:
+    as_json = runner.invoke(app, [*args, "-o", "json", "--url", sim.url])
+    as_yaml = runner.invoke(app, [*args, "-o", "yaml", "--url", sim.url])
+
+    assert as_json.exit_code == 0, as_json.output
+    assert as_yaml.exit_code == 0, as_yaml.output
+    from_json, from_yaml = json.loads(as_json.output), yaml.safe_load(as_yaml.output)
+    if args[0] == "fault":
+        assert from_json == from_yaml == []  # the other tests clear what they inject
+    else:
+        # Counters move between the two calls; the objects' shape does not.
+        assert isinstance(from_json, dict)
+        assert list(from_json) == list(from_yaml)
 
 
 def test_a_refused_fault_prints_the_simulators_reason(sim: BackgroundSimulator, runner: CliRunner) -> None:

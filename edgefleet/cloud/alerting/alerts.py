@@ -20,6 +20,9 @@ from edgefleet.ids import BoxId, SiteId
 
 # Who resolves an alert whose condition has cleared: the controller itself, not a person.
 RESOLVED_BY_CONTROLLER: Final = "edgefleet"
+# The shortest start of an id that the API shows and takes: 8 hex digits tell ~10^5 alerts apart (git's 7 do
+# for its objects); an id shares them with another only by chance, and then shows more.
+SHORT_ID_CHARS: Final = 8
 
 
 class AlertKind(StrEnum):
@@ -144,6 +147,16 @@ class StoredAlert:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertTally:
+    """How many active alerts share a state and a muting (``muted_by``: the silence ids, or what inhibits them)."""
+
+    state: AlertState
+    muted: Muting | None
+    muted_by: tuple[str, ...]
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
     """One change of a stored alert: store ``alert`` (it replaces ``previous``, a new row when ``action`` is
     "fire"), and tell people about it when ``notify`` is true."""
@@ -156,8 +169,11 @@ class Transition:
 
 
 def alert_id(key: AlertKey, fired_at: float) -> str:
-    """The id of one firing of ``key``: stable, so a controller that reconciles twice makes the same row."""
-    return f"{key.fingerprint}-{round(fired_at * 1000):x}"
+    """The id of one firing of ``key``: stable, so a controller that reconciles twice makes the same row; a hash
+    of the key and the fire time, so that its first few characters tell it apart (people type a unique start of
+    it, as with git), even from the earlier firings of the same problem and from the alerts of the same pass.
+    80 bits: ids of different firings do not collide in any fleet's lifetime."""
+    return hashlib.sha256(f"{key.fingerprint}-{round(fired_at * 1000):x}".encode()).hexdigest()[:20]
 
 
 def acknowledge(alert: StoredAlert, who: str, now: float) -> Transition:

@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Collection
 
-from edgefleet.cloud.alerting.alerts import AlertKind, AlertState, StoredAlert, acknowledge
+from edgefleet.cloud.alerting.alerts import AlertKind, AlertState, AlertTally, StoredAlert, acknowledge
 from edgefleet.cloud.alerting.looping import AlertLoop
 from edgefleet.cloud.alerting.service import AlertNotFound, SilenceRejected, SilenceStateError
 from edgefleet.cloud.alerting.silences import Silence, SilenceRecord, validate_silence
@@ -46,9 +46,21 @@ class AlertCommands:
         site: SiteId | None = None,
         kind: AlertKind | None = None,
         sites: Collection[SiteId] | None = None,
+        muted: bool | None = None,
+        id_prefix: str | None = None,
         limit: int = 100,
     ) -> list[StoredAlert]:
-        return self._alerts.find(state=state, site=site, kind=kind, sites=sites, limit=limit)
+        return self._alerts.find(
+            state=state, site=site, kind=kind, sites=sites, muted=muted, id_prefix=id_prefix, limit=limit
+        )
+
+    def tally(
+        self, *, site: SiteId | None = None, kind: AlertKind | None = None, sites: Collection[SiteId] | None = None
+    ) -> list[AlertTally]:
+        return self._alerts.tally(site=site, kind=kind, sites=sites)
+
+    def short_ids(self, alert_ids: Collection[str]) -> dict[str, str]:
+        return self._alerts.short_ids(alert_ids)
 
     def acknowledge(self, alert_id: str, who: str) -> StoredAlert:
         with self._loop.lock:
@@ -126,8 +138,11 @@ class AlertCommands:
         log.info("Ended silence", extra={"silence": silence_id, "by": by})
         return SilenceRecord(dataclasses.replace(record.silence, ends_at=now), record.planned_ends_at, by)
 
-    def list_silences(self, *, include_expired: bool = False, limit: int = 100) -> list[SilenceRecord]:
-        return self._alerts.silences(ending_after=None if include_expired else self._clock.now(), limit=limit)
+    def list_silences(
+        self, *, include_expired: bool = False, id_prefix: str | None = None, limit: int | None = 100
+    ) -> list[SilenceRecord]:
+        ending_after = None if include_expired else self._clock.now()
+        return self._alerts.silences(ending_after=ending_after, id_prefix=id_prefix, limit=limit)
 
     def silence(self, silence_id: str) -> SilenceRecord:
         record = self._alerts.get_silence(silence_id)

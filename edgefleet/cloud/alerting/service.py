@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Protocol
 
-from edgefleet.cloud.alerting.alerts import AlertingError, AlertKind, AlertState, StoredAlert
+from edgefleet.cloud.alerting.alerts import AlertingError, AlertKind, AlertState, AlertTally, StoredAlert
 from edgefleet.cloud.alerting.silences import SilenceRecord
 from edgefleet.ids import BoxId, SiteId
 
@@ -50,9 +50,22 @@ class AlertService(Protocol):
         site: SiteId | None = None,
         kind: AlertKind | None = None,
         sites: Collection[SiteId] | None = None,
+        muted: bool | None = None,
+        id_prefix: str | None = None,
         limit: int = 100,
     ) -> list[StoredAlert]:
-        """Stored alerts newest first (by when they fired), filtered."""
+        """Stored alerts newest first (by when they fired), filtered by state, site, kind, whether they are muted
+        and the start of their id; ``sites`` limits them to those a caller may read."""
+        ...
+
+    def tally(
+        self, *, site: SiteId | None = None, kind: AlertKind | None = None, sites: Collection[SiteId] | None = None
+    ) -> list[AlertTally]:
+        """The active alerts counted by state and muting, largest count first: what a filtered page leaves out."""
+        ...
+
+    def short_ids(self, alert_ids: Collection[str]) -> dict[str, str]:
+        """The shortest start of each id (``alerts.SHORT_ID_CHARS`` at least) that no other stored alert shares."""
         ...
 
     def alert(self, alert_id: str) -> StoredAlert:
@@ -83,8 +96,11 @@ class AlertService(Protocol):
         """End a silence now. Raises AlertNotFound, or SilenceStateError when it already ended."""
         ...
 
-    def list_silences(self, *, include_expired: bool = False, limit: int = 100) -> list[SilenceRecord]:
-        """Silences newest first: active and pending ones, or every one with ``include_expired``."""
+    def list_silences(
+        self, *, include_expired: bool = False, id_prefix: str | None = None, limit: int | None = 100
+    ) -> list[SilenceRecord]:
+        """Silences newest first: active and pending ones, or every one with ``include_expired``; with
+        ``id_prefix``, those whose id starts so; ``limit`` None: all of them."""
         ...
 
     def silence(self, silence_id: str) -> SilenceRecord:

@@ -1,7 +1,7 @@
 """The alert store: every firing of an alert (one row from fire to resolve, with who acknowledged it and when) and
 the silences, in the controller's database (SQLite or PostgreSQL, on the engine of ``store.Store``).
 
-The alert loop (``running.AlertLoop``) is the only writer of alerts: it saves every ``Transition.alert`` after a
+The alert loop (``looping.AlertLoop``) is the only writer of alerts: it saves every ``Transition.alert`` after a
 pass and loads the active alerts at start-up; the API reads alerts and silences through the loop. Tables never
 leave this module: callers pass and get the pure modules' ``StoredAlert`` and ``Silence``. Database errors are
 translated here, once, like the Store does: ``UnreachableError`` when the database cannot be reached,
@@ -19,7 +19,16 @@ from sqlalchemy import Index, Text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 
-from edgefleet.cloud.alerting.alerts import AlertKey, AlertKind, AlertState, DetailValue, Severity, StoredAlert
+from edgefleet.cloud.alerting.alerts import (
+    SHORT_ID_CHARS,
+    AlertKey,
+    AlertKind,
+    AlertState,
+    AlertTally,
+    DetailValue,
+    Severity,
+    StoredAlert,
+)
 from edgefleet.cloud.alerting.silences import MAX_WHO_CHARS, Silence, SilenceRecord
 from edgefleet.cloud.store import Store
 from edgefleet.ids import BoxId, SiteId
@@ -170,22 +179,61 @@ class AlertStore:
         site: SiteId | None = None,
         kind: AlertKind | None = None,
         sites: Collection[SiteId] | None = None,
+        muted: bool | None = None,
+        id_prefix: str | None = None,
         limit: int = DEFAULT_LIST_LIMIT,
     ) -> list[StoredAlert]:
-        """Alerts newest first (by fire time), filtered by state, site and kind; ``sites`` limits them to those
-        sites (a caller who may read only some)."""
+        """Alerts newest first (by fire time), filtered by state, site, kind, whether they are muted (silenced or
+        inhibited) and the start of their id; ``sites`` limits them to those sites (a caller who may read only
+        some)."""
         query = sa.select(_ALERT).order_by(_ALERT.c.fired_at.desc(), _ALERT.c.id).limit(min(limit, MAX_LIST_LIMIT))
-        if state is not None:
-            query = query.where(_ALERT.c.state == state)
-        if site is not None:
-            query = query.where(_ALERT.c.site == site)
-        if kind is not None:
-            query = query.where(_ALERT.c.kind == str(kind))
-        if sites is not None:
-            query = query.where(_ALERT.c.site.in_(list(sites)))
+        query = query.where(*_filters(state=state, site=site, kind=kind, sites=sites))
+        if muted is not None:
+            query = query.where(_ALERT.c.muted.is_not(None) if muted else _ALERT.c.muted.is_(None))
+        if id_prefix is not None:
+            query = query.where(_starts_with(_ALERT.c.id, id_prefix))
         with self.store.transaction("list alerts") as connection:
             rows = connection.execute(query).mappings().all()
         return [_stored_alert(row) for row in rows]
+
+    def tally(
+        self,
+        *,
+        site: SiteId | None = None,
+        kind: AlertKind | None = None,
+        sites: Collection[SiteId] | None = None,
+    ) -> list[AlertTally]:
+        """The active alerts counted by state and muting, largest count first: what a page of them leaves out."""
+        count = sa.func.count().label("count")
+        query = (
+            sa.select(_ALERT.c.state, _ALERT.c.muted, _ALERT.c.muted_by, count)
+            .where(_ALERT.c.state.in_(_ACTIVE_STATES), *_filters(state=None, site=site, kind=kind, sites=sites))
+            .group_by(_ALERT.c.state, _ALERT.c.muted, _ALERT.c.muted_by)
+        )
+        with self.store.transaction("count alerts") as connection:
+            rows = connection.execute(query).mappings().all()
+        tallies = [
+            AlertTally(
+                state=row["state"],
+                muted=row["muted"],
+                muted_by=tuple(str(m) for m in msgspec.json.decode(row["muted_by"])),
+                count=int(row["count"]),
+            )
+            for row in rows
+        ]
+        return sorted(tallies, key=lambda t: (-t.count, t.state, t.muted or "", t.muted_by))
+
+    def short_ids(self, alert_ids: Collection[str]) -> dict[str, str]:
+        """The shortest start of each id, at least ``SHORT_ID_CHARS`` long, that no other stored alert shares now."""
+        starts = sorted({alert_id[:SHORT_ID_CHARS] for alert_id in alert_ids})
+        others: set[str] = set()
+        # Only ids that share the first characters can need more; a few hundred starts per query at most.
+        for i in range(0, len(starts), 500):
+            chunk = starts[i : i + 500]
+            query = sa.select(_ALERT.c.id).where(sa.func.substr(_ALERT.c.id, 1, SHORT_ID_CHARS).in_(chunk))
+            with self.store.transaction("read alert ids") as connection:
+                others.update(connection.execute(query).scalars().all())
+        return {alert_id: shortest_unique_start(alert_id, others) for alert_id in alert_ids}
 
     # --- silences ---------------------------------------------------------------------------------------------
 
@@ -208,18 +256,61 @@ class AlertStore:
         return None if row is None else _silence_record(row)
 
     def silences(
-        self, *, ending_after: float | None = None, limit: int | None = DEFAULT_LIST_LIMIT
+        self, *, ending_after: float | None = None, id_prefix: str | None = None, limit: int | None = DEFAULT_LIST_LIMIT
     ) -> list[SilenceRecord]:
         """Silences newest first; with ``ending_after``, only those that still mute after then (active or
-        pending); ``limit`` None: all of them (the alert loop's own read at start-up)."""
+        pending); with ``id_prefix``, those whose id starts so; ``limit`` None: all of them (the alert loop's own
+        read at start-up)."""
         query = sa.select(_SILENCE).order_by(_SILENCE.c.starts_at.desc(), _SILENCE.c.id)
         if limit is not None:
             query = query.limit(min(limit, MAX_LIST_LIMIT))
         if ending_after is not None:
             query = query.where(_SILENCE.c.ends_at > ending_after)
+        if id_prefix is not None:
+            query = query.where(_starts_with(_SILENCE.c.id, id_prefix))
         with self.store.transaction("list silences") as connection:
             rows = connection.execute(query).mappings().all()
         return [_silence_record(row) for row in rows]
+
+
+def _filters(
+    *, state: AlertState | None, site: SiteId | None, kind: AlertKind | None, sites: Collection[SiteId] | None
+) -> list[sa.ColumnElement[bool]]:
+    out: list[sa.ColumnElement[bool]] = []
+    if state is not None:
+        out.append(_ALERT.c.state == state)
+    if site is not None:
+        out.append(_ALERT.c.site == site)
+    if kind is not None:
+        out.append(_ALERT.c.kind == str(kind))
+    if sites is not None:
+        out.append(_ALERT.c.site.in_(list(sites)))
+    return out
+
+
+def _starts_with(column: sa.ColumnElement[str], start: str) -> sa.ColumnElement[bool]:
+    # LIKE's wildcards in ``start`` match themselves: the API allows none, but the store does not rely on it.
+    # SQLite's LIKE ignores case; the comparison of the start itself does not.
+    escaped = start.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return sa.and_(column.like(escaped + "%", escape="\\"), sa.func.substr(column, 1, len(start)) == start)
+
+
+def shortest_unique_start(alert_id: str, ids: Collection[str]) -> str:
+    """The shortest start of ``alert_id``, at least ``SHORT_ID_CHARS`` long, that no other of ``ids`` shares."""
+    longest_shared = max(
+        (_common_start(alert_id, other) for other in ids if other != alert_id),
+        default=0,
+    )
+    return alert_id[: max(SHORT_ID_CHARS, longest_shared + 1)]
+
+
+def _common_start(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 # --- rows <-> the pure modules' types ---------------------------------------------------------------------

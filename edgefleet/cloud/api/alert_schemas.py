@@ -12,7 +12,15 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from edgefleet.cloud.alerting.alerts import AlertKind, AlertState, Muting, Severity, StoredAlert
+from edgefleet.cloud.alerting.alerts import (
+    SHORT_ID_CHARS,
+    AlertKind,
+    AlertState,
+    AlertTally,
+    Muting,
+    Severity,
+    StoredAlert,
+)
 from edgefleet.cloud.alerting.silences import MAX_WHO_CHARS, SilenceRecord, SilenceState
 from edgefleet.cloud.api.schemas import ErrorBody, utc, utc_or_none
 
@@ -44,6 +52,10 @@ def alert_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 class AlertPublic(BaseModel):
     id: str = Field(description="One firing of one problem: a problem that comes back after its resolve gets a new id.")
+    short_id: str = Field(
+        description=f"The shortest start of id, {SHORT_ID_CHARS} characters at least, that no other alert shares "
+        "now; every route that takes an alert id takes it too."
+    )
     kind: AlertKind
     site: str
     box: str | None = Field(description="Null for a site-wide alert (site-unreachable).")
@@ -69,10 +81,11 @@ class AcknowledgeBody(_Body):
     by: Annotated[str, Field(min_length=1, max_length=MAX_WHO_CHARS, description="Who takes the alert.")]
 
 
-def alert_public(alert: StoredAlert) -> AlertPublic:
+def alert_public(alert: StoredAlert, *, short_id: str) -> AlertPublic:
     key = alert.key
     return AlertPublic(
         id=alert.id,
+        short_id=short_id,
         kind=key.kind,
         site=key.site,
         box=key.box,
@@ -93,6 +106,17 @@ def alert_public(alert: StoredAlert) -> AlertPublic:
         resolved_by=alert.resolved_by,
         resolved_at=utc_or_none(alert.resolved_at),
     )
+
+
+class AlertCountPublic(BaseModel):
+    state: AlertState = Field(description="firing or acknowledged (resolved alerts are not counted).")
+    muted: Muting | None = Field(description="Why they are not notified now: silenced or inhibited; null: they are.")
+    muted_by: list[str] = Field(description="The silence ids, or what inhibits them (their site's alert, a hold).")
+    count: int
+
+
+def alert_count_public(tally: AlertTally) -> AlertCountPublic:
+    return AlertCountPublic(state=tally.state, muted=tally.muted, muted_by=list(tally.muted_by), count=tally.count)
 
 
 # --- silences -------------------------------------------------------------------------------------------

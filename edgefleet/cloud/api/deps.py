@@ -88,6 +88,10 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 # A page of a list; the CLI shows the newest first, ops filter for more.
 DEFAULT_LIMIT: Final = 100
 MAX_LIMIT: Final = 1000
+# What may start an alert or silence id: lowercase letters, digits and dashes, four at least (as git wants).
+ID_START: Final = r"^[0-9a-z][0-9a-z-]{3,63}$"
+# An ambiguous start names this many of the ids it starts, so that the caller can pick.
+MAX_CANDIDATES: Final = 5
 
 
 def get_alerting(controller: ControllerDep) -> AlertService:

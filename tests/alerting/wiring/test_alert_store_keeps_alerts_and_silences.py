@@ -100,3 +100,66 @@ def test_silences_are_kept_and_an_ended_one_says_by_whom(alerts: AlertStore) -> 
     assert (ended.state(T0 + 50), ended.state(T0 + 100), ended.state(T0 - 1)) == ("active", "expired", "pending")
     assert [r.silence.id for r in alerts.silences(ending_after=T0 + 200)] == ["silence-b"]
     assert alerts.get_silence("silence-c") is None
+
+
+def test_ids_are_found_by_their_start_and_shown_as_short_as_is_unique(alerts: AlertStore) -> None:
+    lost = stored(AlertKind.BOX_LOST, "alpha", "alpha-01", at=T0)
+    twins = [
+        dataclasses.replace(lost, id="abcdef0123-1"),
+        dataclasses.replace(lost, id="abcdef0123-2", muted="inhibited", muted_by=("site-unreachable alpha",)),
+        dataclasses.replace(lost, id="abcdef_%\\x"),  # LIKE's wildcards in an id match only themselves
+    ]
+    alerts.save([lost, *twins])
+
+    assert {a.id for a in alerts.find(id_prefix="abcdef0123")} == {"abcdef0123-1", "abcdef0123-2"}
+    assert [a.id for a in alerts.find(id_prefix="abcdef_%")] == ["abcdef_%\\x"]
+    assert alerts.find(id_prefix="ABCDEF") == []  # ids are lowercase; SQLite's LIKE alone would ignore case
+    assert [a.id for a in alerts.find(id_prefix="abcdef0123", muted=True)] == ["abcdef0123-2"]
+    assert [a.id for a in alerts.find(id_prefix="abcdef0123", muted=False)] == ["abcdef0123-1"]
+    assert alerts.short_ids([lost.id, "abcdef0123-1", "abcdef_%\\x"]) == {
+        lost.id: lost.id[:8],
+        "abcdef0123-1": "abcdef0123-1",
+        "abcdef_%\\x": "abcdef_%",  # 8 characters at least
+    }
+
+
+def test_alert_ids_differ_early_even_for_one_problem_fired_again() -> None:
+    key = AlertKey(AlertKind.BOX_LOST, SiteId("alpha"), BoxId("alpha-01"))
+    again = AlertKey(AlertKind.BOX_LOST, SiteId("alpha"), BoxId("alpha-02"))
+    ids = [alert_id(key, T0), alert_id(key, T0 + 60), alert_id(again, T0)]
+
+    assert len({i[:8] for i in ids}) == 3
+    assert alert_id(key, T0) == ids[0]  # stable: reconciling twice makes the same row
+
+
+def test_active_alerts_are_tallied_by_state_and_muting(alerts: AlertStore) -> None:
+    cause = ("site-unreachable alpha",)
+    alerts.save(
+        [
+            dataclasses.replace(
+                stored(AlertKind.BOX_LOST, "alpha", f"alpha-0{i}", at=T0), muted="inhibited", muted_by=cause
+            )
+            for i in range(3)
+        ]
+        + [
+            stored(AlertKind.SITE_UNREACHABLE, "alpha", None, at=T0),
+            dataclasses.replace(stored(AlertKind.BOX_LOST, "beta", "beta-01", at=T0), state="acknowledged"),
+            dataclasses.replace(stored(AlertKind.BOX_LOST, "beta", "beta-02", at=T0), state="resolved"),
+        ]
+    )
+
+    assert [(t.state, t.muted, t.muted_by, t.count) for t in alerts.tally()] == [
+        ("firing", "inhibited", cause, 3),
+        ("acknowledged", None, (), 1),
+        ("firing", None, (), 1),
+    ]
+    assert [(t.state, t.count) for t in alerts.tally(site=SiteId("beta"))] == [("acknowledged", 1)]
+    assert alerts.tally(sites=[SiteId("gamma")]) == []
+
+
+def test_silences_are_found_by_the_start_of_their_id(alerts: AlertStore) -> None:
+    for suffix in ("abc1", "abc2", "def3"):
+        alerts.add_silence(Silence(f"silence-{suffix}", T0, T0 + 60, "li.wei", "fan", site=SiteId("alpha")))
+
+    assert {r.silence.id for r in alerts.silences(id_prefix="silence-abc")} == {"silence-abc1", "silence-abc2"}
+    assert [r.silence.id for r in alerts.silences(id_prefix="silence-d")] == ["silence-def3"]

@@ -76,7 +76,7 @@ def test_a_database_that_cannot_be_read_is_a_503_saying_so(client: httpx.Client,
 def test_openapi_documents_every_route_with_tags(client: httpx.Client) -> None:
     spec = client.get("/openapi.json").json()
 
-    assert {t["name"] for t in spec["tags"]} == {"sites", "boxes", "system", "alerts", "silences"}
+    assert {t["name"] for t in spec["tags"]} == {"sites", "boxes", "system", "alerts", "silences", "inventory"}
     routes = {(path, method): op for path, ops in spec["paths"].items() for method, op in ops.items()}
     assert set(routes) == {
         ("/api/v1/sites", "get"),
@@ -88,10 +88,13 @@ def test_openapi_documents_every_route_with_tags(client: httpx.Client) -> None:
         ("/metrics", "get"),
         ("/api/v1/alerts", "get"),
         ("/api/v1/alerts/{alert}", "get"),
+        ("/api/v1/alerts/counts", "get"),
         ("/api/v1/alerts/{alert}/ack", "post"),
         ("/api/v1/silences", "get"),
         ("/api/v1/silences", "post"),
         ("/api/v1/silences/{silence}", "delete"),
+        ("/api/v1/inventory", "get"),
+        ("/api/v1/inventory/reload", "post"),
     }
     for op in routes.values():
         assert op["tags"]

@@ -50,7 +50,7 @@ def test_every_route_is_refused_when_the_check_refuses(memory: MemoryController)
             for method in methods
         }
 
-    assert len(answers) == 13
+    assert len(answers) == 16
     assert answers == dict.fromkeys(answers, 403)
 
 

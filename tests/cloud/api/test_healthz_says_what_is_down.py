@@ -15,10 +15,12 @@ def test_healthy_controller_answers_200(client: httpx.Client, memory: MemoryCont
     response = client.get("/healthz")
 
     assert response.status_code == 200
+    assert len(memory.state.inventory.version) == 12, "the version in force is named"
     assert response.json() == {
         "status": "ok",
         "broker_connected": True,
         "database_ok": True,
+        "inventory_version": memory.state.inventory.version,
         "boxes_online": 2,
         "boxes_total": 6,
         "problems": [],

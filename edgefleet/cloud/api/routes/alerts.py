@@ -1,5 +1,9 @@
-"""``/api/v1/alerts``: the stored alerts (newest first, filtered by state, site and kind), one alert, and
-acknowledging one (``POST /api/v1/alerts/{alert}/ack``).
+"""``/api/v1/alerts``: the stored alerts (newest first, filtered by state, site, kind, muting and the start of
+their id), how many active ones there are by state and muting (``/counts``: what a filtered page leaves out),
+one alert, and acknowledging one (``POST /api/v1/alerts/{alert}/ack``).
+
+Wherever a route takes an alert id, a unique start of one (``short_id``, as the CLI shows it) will do, as with
+git: it is resolved here through the store, among the alerts the caller may read, before the loop is asked.
 
 The routes read and act through the controller's ``AlertService`` (``alerting.service``, as ``AlertingDep``); a
 controller without alerting (the API tests' in-memory controller) answers 503.
@@ -7,18 +11,29 @@ controller without alerting (the API tests' in-memory controller) answers 503.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from edgefleet.cloud.alerting.alerts import AlertKind, AlertState, AlertStateError
-from edgefleet.cloud.alerting.service import AlertNotFound
-from edgefleet.cloud.api.alert_schemas import AcknowledgeBody, AlertPublic, alert_error_responses, alert_public
+from edgefleet.cloud.alerting.alerts import AlertKind, AlertState, AlertStateError, StoredAlert
+from edgefleet.cloud.alerting.service import AlertNotFound, AlertService
+from edgefleet.cloud.api.alert_schemas import (
+    AcknowledgeBody,
+    AlertCountPublic,
+    AlertPublic,
+    alert_count_public,
+    alert_error_responses,
+    alert_public,
+)
 from edgefleet.cloud.api.deps import (
     DEFAULT_LIMIT,
+    ID_START,
+    MAX_CANDIDATES,
     MAX_LIMIT,
     AlertingDep,
     ControllerDep,
+    Principal,
     PrincipalDep,
     authorize,
     require_access,
@@ -44,37 +59,66 @@ def list_alerts(
     state: Annotated[AlertState | None, Query(description="Only alerts in this state.")] = None,
     site: Annotated[str | None, Query(description="Only alerts of this site.")] = None,
     kind: Annotated[AlertKind | None, Query(description="Only alerts of this kind.")] = None,
+    muted: Annotated[
+        bool | None, Query(description="Only muted alerts (true: silenced or inhibited), or only the others (false).")
+    ] = None,
+    id_prefix: Annotated[
+        str | None, Query(pattern=ID_START, description="Only alerts whose id starts so (4 characters at least).")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many.")] = DEFAULT_LIMIT,
 ) -> list[AlertPublic]:
     """The alerts the caller may read, newest first (by when they fired)."""
-    if site is not None:
-        if SiteId(site) not in controller.state.inventory.sites:
-            raise NotFound(f"no site {site!r} in the inventory; GET /api/v1/sites lists the sites")
-        authorize(principal, SiteId(site))
+    _check_site(controller, principal, site)
     try:
         alerts = alerting.list_alerts(
             state=state,
             site=SiteId(site) if site is not None else None,
             kind=kind,
             sites=principal.sites,
+            muted=muted,
+            id_prefix=id_prefix,
             limit=limit,
         )
+        return _public(alerting, alerts)
     except EdgefleetError as exc:
         raise store_unavailable(exc) from exc
-    return [alert_public(a) for a in alerts]
 
 
-@router.get("/{alert}", summary="Show an alert", response_model=AlertPublic, responses=alert_error_responses(404))
-def get_alert(alert: str, alerting: AlertingDep, principal: PrincipalDep) -> AlertPublic:
-    """One alert with its whole lifecycle: fired, acknowledged, resolved, by whom and when."""
+@router.get(
+    "/counts",
+    summary="Count the active alerts",
+    response_model=list[AlertCountPublic],
+    responses=alert_error_responses(404),
+)
+def count_alerts(
+    controller: ControllerDep,
+    alerting: AlertingDep,
+    principal: PrincipalDep,
+    site: Annotated[str | None, Query(description="Only alerts of this site.")] = None,
+    kind: Annotated[AlertKind | None, Query(description="Only alerts of this kind.")] = None,
+) -> list[AlertCountPublic]:
+    """The firing and acknowledged alerts the caller may read, counted by state and by what mutes them (largest
+    count first): what a list filtered to the firing, unmuted ones leaves out, however many there are."""
+    _check_site(controller, principal, site)
     try:
-        found = alerting.alert(alert)
+        tallies = alerting.tally(site=SiteId(site) if site is not None else None, kind=kind, sites=principal.sites)
+    except EdgefleetError as exc:
+        raise store_unavailable(exc) from exc
+    return [alert_count_public(t) for t in tallies]
+
+
+@router.get("/{alert}", summary="Show an alert", response_model=AlertPublic, responses=alert_error_responses(404, 409))
+def get_alert(alert: str, alerting: AlertingDep, principal: PrincipalDep) -> AlertPublic:
+    """One alert with its whole lifecycle: fired, acknowledged, resolved, by whom and when. ``alert`` is its id or
+    a unique start of it (409 when it starts several, naming some)."""
+    try:
+        found = resolve_alert(alerting, principal, alert)
+        authorize(principal, found.key.site)
+        return _public(alerting, [found])[0]
     except AlertNotFound as exc:
         raise NotFound(str(exc)) from exc
     except EdgefleetError as exc:
         raise store_unavailable(exc) from exc
-    authorize(principal, found.key.site)
-    return alert_public(found)
 
 
 @router.post(
@@ -84,11 +128,13 @@ def get_alert(alert: str, alerting: AlertingDep, principal: PrincipalDep) -> Ale
     responses=alert_error_responses(404, 409),
 )
 def acknowledge_alert(alert: str, body: AcknowledgeBody, alerting: AlertingDep, principal: PrincipalDep) -> AlertPublic:
-    """Someone takes the alert: it stays active and resolves by itself, but is no longer repeated."""
+    """Someone takes the alert (its id or a unique start of it): it stays active and resolves by itself, but is
+    no longer repeated."""
     try:
-        found = alerting.alert(alert)
+        found = resolve_alert(alerting, principal, alert)
         authorize(principal, found.key.site)
-        acknowledged = alerting.acknowledge(alert, body.by)
+        acknowledged = alerting.acknowledge(found.id, body.by)
+        return _public(alerting, [acknowledged])[0]
     except AlertNotFound as exc:
         raise NotFound(str(exc)) from exc
     except AlertStateError as exc:
@@ -97,4 +143,39 @@ def acknowledge_alert(alert: str, body: AcknowledgeBody, alerting: AlertingDep, 
         raise Invalid(f"body field 'by': {exc}") from exc
     except EdgefleetError as exc:
         raise store_unavailable(exc) from exc
-    return alert_public(acknowledged)
+
+
+def resolve_alert(alerting: AlertService, principal: Principal, given: str) -> StoredAlert:
+    """The alert ``given`` names: the one with that id, else the only one whose id starts so among those the
+    caller may read. Raises AlertNotFound, or Conflict naming up to MAX_CANDIDATES ids that it starts."""
+    try:
+        return alerting.alert(given)
+    except AlertNotFound:
+        if not re.fullmatch(ID_START, given):
+            raise
+    found = alerting.list_alerts(id_prefix=given, sites=principal.sites, limit=MAX_CANDIDATES + 1)
+    if not found:
+        raise AlertNotFound(
+            f"no alert {given!r}, nor one whose id starts so; GET /api/v1/alerts (or 'edgefleet alerts --all') "
+            "lists the ids"
+        )
+    if len(found) > 1:
+        more = len(found) > MAX_CANDIDATES
+        listed = ", ".join(f"{a.id} ({a.key})" for a in found[:MAX_CANDIDATES])
+        raise Conflict(
+            f"{given!r} starts the id of {'more than ' if more else ''}{min(len(found), MAX_CANDIDATES)} alerts: "
+            f"{listed}{', ...' if more else ''}; give more of the id"
+        )
+    return found[0]
+
+
+def _check_site(controller: ControllerDep, principal: Principal, site: str | None) -> None:
+    if site is not None:
+        if SiteId(site) not in controller.state.inventory.sites:
+            raise NotFound(f"no site {site!r} in the inventory; GET /api/v1/sites lists the sites")
+        authorize(principal, SiteId(site))
+
+
+def _public(alerting: AlertService, alerts: list[StoredAlert]) -> list[AlertPublic]:
+    short = alerting.short_ids([a.id for a in alerts])
+    return [alert_public(a, short_id=short[a.id]) for a in alerts]

@@ -61,6 +61,7 @@ class InventoryChangePublic(BaseModel):
 
 @router.get("", summary="Show the inventory in force", response_model=InventoryPublic)
 def show_inventory(controller: ControllerDep, principal: PrincipalDep) -> InventoryPublic:
+    """The version of the site manifests in force, and how many sites and boxes they name."""
     authorize(principal, None)
     inventory = controller.state.inventory
     return InventoryPublic(version=inventory.version, sites=len(inventory.sites), boxes=len(inventory.boxes))
@@ -75,6 +76,8 @@ def show_inventory(controller: ControllerDep, principal: PrincipalDep) -> Invent
 def reload_inventory(
     controller: ControllerDep, principal: PrincipalDep, body: ReloadBody | None = None
 ) -> InventoryChangePublic:
+    """Read the controller's sites directory again and put it in force whole (what changed is answered), or
+    refuse it whole: 422 listing every problem, 409 when it does not hold ``expect_version``."""
     authorize(principal, None)
     try:
         change = controller.reload_inventory(expect_version=body.expect_version if body else None)

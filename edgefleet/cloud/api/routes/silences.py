@@ -1,17 +1,19 @@
 """``/api/v1/silences``: list, add and end silences (planned maintenance, a known fault) through the alert loop.
 
 A new silence is checked whole (``silences.validate_silence`` against the inventory, plus its end): every problem
-is answered at once as a 422. Ending a silence keeps it, expired, with who ended it.
+is answered at once as a 422. Ending a silence keeps it, expired, with who ended it; it is named by its id or a
+unique start of it, as alerts are.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
 from edgefleet.cloud.alerting.config import parse_duration
-from edgefleet.cloud.alerting.service import AlertNotFound, SilenceRejected, SilenceStateError
+from edgefleet.cloud.alerting.service import AlertNotFound, AlertService, SilenceRejected, SilenceStateError
 from edgefleet.cloud.alerting.silences import MAX_WHO_CHARS, SilenceRecord
 from edgefleet.cloud.api.alert_schemas import (
     SilenceCreate,
@@ -22,6 +24,8 @@ from edgefleet.cloud.api.alert_schemas import (
 )
 from edgefleet.cloud.api.deps import (
     DEFAULT_LIMIT,
+    ID_START,
+    MAX_CANDIDATES,
     MAX_LIMIT,
     AlertingDep,
     ControllerDep,
@@ -126,12 +130,14 @@ def end_silence(
     principal: PrincipalDep,
     by: Annotated[str | None, Query(max_length=MAX_WHO_CHARS, description="Who ends it.")] = None,
 ) -> SilencePublic:
-    """End the silence now: the alerts it muted are told if they still fire. It stays listed, expired."""
+    """End the silence (its id or a unique start of it) now: the alerts it muted are told if they still fire. It
+    stays listed, expired."""
+    inventory = controller.state.inventory
     try:
-        record = alerting.silence(silence)
-        if not _may_read(principal, controller.state.inventory, record):
-            authorize(principal, _site_of(controller.state.inventory, record.silence.site, record.silence.box))
-        ended = alerting.end_silence(silence, by=by.strip() if by and by.strip() else None)
+        record = _resolve_silence(alerting, principal, inventory, silence)
+        if not _may_read(principal, inventory, record):
+            authorize(principal, _site_of(inventory, record.silence.site, record.silence.box))
+        ended = alerting.end_silence(record.silence.id, by=by.strip() if by and by.strip() else None)
     except AlertNotFound as exc:
         raise NotFound(str(exc)) from exc
     except SilenceStateError as exc:
@@ -139,3 +145,27 @@ def end_silence(
     except EdgefleetError as exc:
         raise store_unavailable(exc) from exc
     return silence_public(ended, now=controller.clock.now())
+
+
+def _resolve_silence(alerting: AlertService, principal: Principal, inventory: Inventory, given: str) -> SilenceRecord:
+    """The silence with id ``given``, else the only one the caller may read whose id starts so."""
+    try:
+        return alerting.silence(given)
+    except AlertNotFound:
+        if not re.fullmatch(ID_START, given):
+            raise
+    found = [
+        r
+        for r in alerting.list_silences(include_expired=True, id_prefix=given, limit=None)
+        if _may_read(principal, inventory, r)
+    ]
+    if not found:
+        raise AlertNotFound(
+            f"no silence {given!r}, nor one whose id starts so; GET /api/v1/silences?all=true "
+            "(or 'edgefleet silence list --all') lists the ids"
+        )
+    if len(found) > 1:
+        listed = ", ".join(r.silence.id for r in found[:MAX_CANDIDATES])
+        more = ", ..." if len(found) > MAX_CANDIDATES else ""
+        raise Conflict(f"{given!r} starts the id of {len(found)} silences: {listed}{more}; give more of the id")
+    return found[0]
