@@ -22,6 +22,7 @@ not play one heartbeat, received now, so the passes judge a fleet that is online
 ingest round prints how many passes ran between its first and its last heartbeat; a round in which none ran did
 not measure the loop and makes the run invalid (exit status 1).
 
+    scripts/bench ingest [...]   # installs Mosquitto and .venv if missing, then runs this
     .venv/bin/python bench/ingest.py [--messages 40000] [--publishers 4] [--rounds 3] [--bare-mqtt 5|3.1.1]
 
 ``--memory`` measures instead what the live state holds for the whole inventory (the in-memory history and the
