@@ -34,6 +34,7 @@ Results and how to read them: docs/performance.md, section "Ingest".
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import random
@@ -101,10 +102,11 @@ class Result(TypedDict):
     cpu_s: float
     outcomes: dict[str, int]
     # Alert passes that ran between the first and the last heartbeat received (ingest only; 0 for bare), their
-    # median duration and the alerts they fired.
+    # median duration and the alerts they fired (how many, and how many of each kind).
     alert_passes: int
     alert_pass_ms: float
     alerts_fired: int
+    fired_kinds: dict[str, int]
 
 
 def round_problems(kind: str, result: Result, expected: int) -> list[str]:
@@ -263,6 +265,8 @@ def consume_ingest(port: int, expected: int, sites: Path, publishing: Collection
             result["alert_passes"] = len(during)
             result["alert_pass_ms"] = statistics.median(p[1] for p in during) * 1e3 if during else 0.0
             result["alerts_fired"] = sum(p[2] for p in during)
+            fired = [a for a in controller.alerting.list_alerts(limit=100_000) if first <= a.fired_at <= last]
+            result["fired_kinds"] = dict(collections.Counter(str(a.key.kind) for a in fired))
             return result
 
 
@@ -321,6 +325,7 @@ def _wait_done(count: Callable[[], int], receive_times: Callable[[], tuple[float
         "alert_passes": 0,
         "alert_pass_ms": 0.0,
         "alerts_fired": 0,
+        "fired_kinds": {},
     }
 
 
@@ -496,6 +501,8 @@ def run_round(
     others = {k: v for k, v in result["outcomes"].items() if k != "accepted"}
     if others:
         print(f"  ingest outcomes other than accepted: {others}", flush=True)
+    if result["fired_kinds"]:
+        print(f"  alerts the passes fired, by kind: {result['fired_kinds']}", flush=True)
     return figures, round_problems(kind, result, expected)
 
 

@@ -145,6 +145,7 @@ def consumer_result(received: int, alert_passes: int) -> dict[str, object]:
         "alert_passes": alert_passes,
         "alert_pass_ms": 15.0 if alert_passes else 0.0,
         "alerts_fired": 0,
+        "fired_kinds": {},
     }
 
 
