@@ -1,10 +1,12 @@
 """The ingest benchmark measures what it says (bench/ingest.py): its heartbeats are the size and shape the agent
-sends and every one of them reaches the live state, and its broker keeps every message for a consumer that falls
-behind, where Mosquitto's defaults drop them silently."""
+sends and every one of them reaches the live state, its broker keeps every message for a consumer that falls
+behind, where Mosquitto's defaults drop them silently, and the controller's alert loop runs passes while the
+controller takes the heartbeats (a round in which none ran is invalid)."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 import time
@@ -131,3 +133,102 @@ def test_broker_keeps_every_message_for_a_consumer_that_falls_behind(
                 assert subscriber.received < FLOOD  # the defaults drop: the benchmark must not use them
         finally:
             subscriber.close()
+
+
+def consumer_result(received: int, alert_passes: int) -> dict[str, object]:
+    return {
+        "received": received,
+        "span_s": 5.0,
+        "rate_per_s": received / 5.0,
+        "cpu_s": 1.0,
+        "outcomes": {"accepted": received},
+        "alert_passes": alert_passes,
+        "alert_pass_ms": 15.0 if alert_passes else 0.0,
+        "alerts_fired": 0,
+        "fired_kinds": {},
+    }
+
+
+def test_a_round_without_alert_passes_is_invalid(bench: ModuleType) -> None:
+    assert bench.round_problems("ingest", consumer_result(1_000, alert_passes=5), 1_000) == []
+    (problem,) = bench.round_problems("ingest", consumer_result(1_000, alert_passes=0), 1_000)
+    assert "no alert pass ran" in problem
+    # The bare subscriber has no alert loop: it is compared with the controller, not held to it.
+    assert bench.round_problems("bare", consumer_result(1_000, alert_passes=0), 1_000) == []
+
+
+def test_a_round_that_missed_heartbeats_is_invalid(bench: ModuleType) -> None:
+    (problem,) = bench.round_problems("bare", consumer_result(999, alert_passes=0), 1_000)
+    assert "missed 1 of 1000" in problem
+
+
+# The ingest consumer waits out the alert loop's warm-up (missed beats x interval) before it measures. This site's
+# is 6 s: longer than the round below, as the shipped inventory's 30 s is longer than a benchmark round, so a
+# consumer that measured without waiting would see no pass at all.
+QUICK_SITE = """apiVersion: edgefleet.io/v1
+kind: Site
+metadata:
+  name: qk-bench
+spec:
+  kind: transfer-center
+  displayName: Quick Bench
+  region: east
+  timezone: Asia/Shanghai
+  heartbeat:
+    intervalSeconds: 2
+    missedBeats: 3
+  boxes:
+    - name: qk-bench-gpu-01
+      role: gpu-box
+      gpu: {model: NVIDIA T4, count: 1, driverVersion: "550.90.07"}
+    - name: qk-bench-edge-02
+      role: edge-node
+    - name: qk-bench-edge-01
+      role: edge-node
+"""
+# Heartbeats of the played box, sent over about 4 s: a round of the controller that spans several of the alert
+# loop's 1 s passes.
+PACED = 200
+PACE_S = 0.02
+
+
+@pytest.mark.slow
+def test_the_controller_round_runs_alert_passes_while_it_measures(bench: ModuleType, tmp_path: Path) -> None:
+    sites = tmp_path / "sites"
+    sites.mkdir()
+    (sites / "qk-bench.yaml").write_text(QUICK_SITE)
+    box = load_inventory(sites).boxes["qk-bench-gpu-01"]
+    lines = bench.heartbeat_lines(box, PACED, seed=3).splitlines(keepends=True)
+    with mosquitto(tmp_path, extra_config=bench.broker_config(PACED)) as broker:
+        command = [sys.executable, str(REPO / "bench" / "ingest.py"), "--consumer", "ingest"]
+        command += ["--port", str(broker.port), "--expected", str(PACED), "--sites", str(sites), "--boxes", box.id]
+        consumer = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        try:
+            assert consumer.stdout is not None
+            assert consumer.stdout.readline().strip() == "ready"
+            topic = topics.heartbeat_topic(box.id)
+            publisher = subprocess.Popen(
+                ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-t", topic, "-l"],
+                stdin=subprocess.PIPE,
+            )
+            assert publisher.stdin is not None
+            for line in lines:
+                publisher.stdin.write(line)
+                publisher.stdin.flush()
+                time.sleep(PACE_S)
+            publisher.stdin.close()
+            assert publisher.wait(timeout=30) == 0
+            out, _ = consumer.communicate(timeout=60)
+        finally:
+            if consumer.poll() is None:
+                consumer.kill()
+                consumer.wait()
+    assert consumer.returncode == 0
+    result = json.loads(out.strip().splitlines()[-1])
+    assert bench.round_problems("ingest", result, PACED) == []
+    assert result["alert_passes"] >= 1
