@@ -113,6 +113,9 @@ class Inventory:
         return [self.boxes[b] for b in self.sites[site].boxes]
 
 
+# Site ids the controller uses itself: fleet-level alerts (the controller cannot hear the fleet) carry "fleet".
+RESERVED_SITE_IDS: Final = frozenset({SiteId("fleet")})
+
 _CHOICES: Final[dict[str, tuple[str, ...]]] = {"role": get_args(BoxRole), "kind": get_args(SiteKind)}
 ManifestLines = dict[ManifestPath, int]
 
@@ -147,6 +150,16 @@ def load_inventory(directory: Path) -> Inventory:
             shown = str(file)
             spec = manifest.spec
             site_id = SiteId(manifest.metadata.name)
+            if site_id in RESERVED_SITE_IDS:
+                problems.append(
+                    Problem(
+                        shown,
+                        lines.get(("metadata", "name")),
+                        "metadata.name",
+                        f"{site_id!r} is reserved (fleet-wide alerts carry it); name the site otherwise",
+                    )
+                )
+                continue
             if site_id in sites:
                 problems.append(
                     Problem(

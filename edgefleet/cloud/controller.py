@@ -27,6 +27,7 @@ from edgefleet.cloud.alerting.delivering import DeliveryWorker
 from edgefleet.cloud.alerting.looping import AlertLoop
 from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.fleet import HISTORY_POINTS, BoxLive, FleetState, HealthPoint, InventoryChange, replace_inventory
+from edgefleet.cloud.hearing import Hearing
 from edgefleet.cloud.ingesting import Ingest
 from edgefleet.cloud.leading import take_database_lock
 from edgefleet.cloud.persisting import Persister
@@ -71,7 +72,7 @@ class Controller:
                 self.store,
                 clock=clock,
                 config=notifications,
-                listening=lambda: self.ingest.subscribed,
+                stats=self.ingest.stats,
                 on_planned=lambda: self.delivery.wake(),  # noqa: PLW0108 (built just below, from the loop's outbox)
             )
             self.delivery = DeliveryWorker(self.alert_loop.outbox, notifications, clock=clock)
@@ -113,6 +114,11 @@ class Controller:
                 "database": self.store.url_shown,
             },
         )
+
+    @property
+    def hearing(self) -> Hearing:
+        """Whether the controller hears the fleet well enough to judge box silence (the alert loop assesses it)."""
+        return self.alert_loop.hearing
 
     @property
     def inventory_version(self) -> str:

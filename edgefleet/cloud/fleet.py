@@ -53,6 +53,8 @@ HISTORY_POINTS: Final = 360
 MAX_UNKNOWN_BOXES: Final = 1000
 
 ApplyOutcome = Literal["accepted", "duplicate", "stale"]
+# (start, end) wall-clock seconds of a span the controller could not hear the fleet; end may be infinity.
+SilenceHold = tuple[float, float]
 ReachabilityState = Literal["online", "offline", "never-seen"]
 SiteHealth = Literal["ok", "degraded", "unreachable", "unknown"]
 
@@ -275,6 +277,9 @@ class FleetState:
     boxes: dict[BoxId, BoxLive]
     unknown: dict[str, UnknownBox] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Wall-clock spans in which the controller could not hear the fleet (set by the alert loop; an open span ends
+    # at infinity): no box's silence is counted in them (``silence_credit``).
+    silence_holds: tuple[SilenceHold, ...] = ()
 
     @classmethod
     def for_inventory(cls, inventory: Inventory) -> FleetState:
@@ -487,17 +492,28 @@ def is_back(box: BoxLive) -> bool:
     return box.status_boot is not None and box.status_boot == box.boot and box.seq > box.status_seq
 
 
-def evaluate_reachability(box: BoxLive, *, now: float, interval_s: float, missed_beats: int) -> Reachability:
+def silence_credit(last_seen: float, holds: Sequence[SilenceHold], *, now: float) -> float:
+    """How much of the silence since ``last_seen`` fell in ``holds``: time the controller could not hear."""
+    return sum(max(0.0, min(end, now) - max(start, last_seen)) for start, end in holds)
+
+
+def evaluate_reachability(
+    box: BoxLive, *, now: float, interval_s: float, missed_beats: int, holds: Sequence[SilenceHold] = ()
+) -> Reachability:
     """Online, offline (with the reason: "connection-lost", "shutdown", "heartbeat-timeout"), or never seen.
 
     Online while ``now - last_seen <= heartbeat_timeout(interval_s, missed_beats)`` (the boundary itself still
-    counts as online) and no current "offline" status says otherwise.
+    counts as online) and no current "offline" status says otherwise. Silence within ``holds`` (spans the
+    controller could not hear) does not count.
     """
     if box.status_state == "offline" and not is_back(box):
         return Reachability("offline", box.status_reason or "offline", box.last_seen)
     if box.last_seen is None:
         return Reachability("never-seen", REASON_NEVER_SEEN, None)
-    if now - box.last_seen <= heartbeat_timeout(interval_s, missed_beats):
+    silence = now - box.last_seen
+    if holds and silence > 0:
+        silence -= silence_credit(box.last_seen, holds, now=now)
+    if silence <= heartbeat_timeout(interval_s, missed_beats):
         return Reachability("online", REASON_CONNECTED, box.last_seen)
     return Reachability("offline", REASON_HEARTBEAT_TIMEOUT, box.last_seen)
 
@@ -505,7 +521,9 @@ def evaluate_reachability(box: BoxLive, *, now: float, interval_s: float, missed
 def box_reachability(state: FleetState, box: BoxLive, *, now: float) -> Reachability:
     """``evaluate_reachability`` with the heartbeat interval and missed beats of the box's site."""
     site = state.inventory.sites[box.site]
-    return evaluate_reachability(box, now=now, interval_s=site.interval_s, missed_beats=site.missed_beats)
+    return evaluate_reachability(
+        box, now=now, interval_s=site.interval_s, missed_beats=site.missed_beats, holds=state.silence_holds
+    )
 
 
 def site_health(states: list[ReachabilityState]) -> SiteHealth:

@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import logging
 import socket
+import statistics
 import threading
 import uuid
+from collections import deque
 from collections.abc import Iterable
 from typing import Any, Final, Literal, get_args
 
@@ -44,6 +46,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edgefleet import topics
 from edgefleet.clock import Clock
 from edgefleet.cloud.fleet import FleetState, apply_heartbeat, apply_status, note_unknown_box
+from edgefleet.cloud.hearing import IngestStats
 from edgefleet.cloud.settings import parse_broker_url
 from edgefleet.errors import MessageRejected
 from edgefleet.ids import BoxId, is_valid_id
@@ -134,6 +137,7 @@ class Ingest:
         self.snapshots_taken = 0
         self._failed_attempts = 0
         self.refused: str | None = None
+        self._meter = _Meter(clock.monotonic())
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=MQTTProtocolVersion.MQTTv5
         )
@@ -167,6 +171,10 @@ class Ingest:
     def failed_attempts(self) -> int:
         """Connection attempts that failed since the last successful one."""
         return self._failed_attempts
+
+    def stats(self) -> IngestStats:
+        """What the ingest measured of its own hearing (``hearing.assess`` judges it); any thread."""
+        return self._meter.stats(self.clock.monotonic(), subscribed=self.subscribed)
 
     def inventory_changed(self) -> None:
         """The fleet state took a new inventory (``fleet.replace_inventory``): route the new boxes' topics. The
@@ -222,6 +230,8 @@ class Ingest:
                 received_at = self.clock.now()
                 with self._lock:
                     outcome = apply_heartbeat(live, heartbeat, received_at=received_at)
+                if outcome == "accepted":
+                    self._meter.heartbeat(box, received_at - heartbeat.sent_at)
             else:
                 status = decode_status(payload)
                 problem = _mismatch(box, live.site, status.box, status.site, status.session)
@@ -263,6 +273,13 @@ class Ingest:
     # --- paho callbacks: never raise out of them ------------------------------------------------------------
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        started = self.clock.monotonic()
+        try:
+            self._take(message)
+        finally:
+            self._meter.message(started, self.clock.monotonic())
+
+    def _take(self, message: mqtt.MQTTMessage) -> None:
         try:
             try:
                 topic = message.topic
@@ -382,3 +399,67 @@ def _topic_routes(boxes: Iterable[BoxId]) -> dict[str, tuple[BoxId, topics.Chann
         routes[topics.heartbeat_topic(box)] = (box, "heartbeat")
         routes[topics.status_topic(box)] = (box, "status")
     return routes
+
+
+# The ingest's own hearing, measured over windows of this length: long enough to smooth a burst, short enough
+# that a flood is seen within seconds.
+METER_WINDOW_S: Final = 5.0
+# A pause between two messages longer than this is breathing room; shorter ones are a thread kept busy.
+IDLE_GAP_S: Final = 0.002
+# A box's usual offset (receive time - its send time) is the least of its last few: a box whose clock is
+# corrected counts as late for this many heartbeats at most.
+OFFSETS_KEPT: Final = 6
+
+
+class _Meter:
+    """Measures the ingest's lag, saturation and receive gaps (``Ingest.stats``). Written by paho's network thread
+    (or a test calling ``handle``), read by the alert loop; a stale read costs nothing."""
+
+    def __init__(self, now: float) -> None:
+        self._window_start = now
+        self._last_message: float | None = None
+        self._idle = 0.0
+        self._lags: list[float] = []
+        self._previous_lag = 0.0
+        self._previous_busy = 0.0
+        self._offsets: dict[BoxId, deque[float]] = {}
+
+    def message(self, started: float, ended: float) -> None:
+        """One message took the thread from ``started`` to ``ended`` (monotonic)."""
+        if self._last_message is not None and started - self._last_message > IDLE_GAP_S:
+            self._idle += started - self._last_message
+        self._last_message = ended
+        self._roll(ended)
+
+    def heartbeat(self, box: BoxId, offset_s: float) -> None:
+        """An accepted heartbeat of ``box`` received ``offset_s`` after its own send time (its clock's skew included)."""
+        offsets = self._offsets.get(box)
+        if offsets is None:
+            offsets = self._offsets[box] = deque(maxlen=OFFSETS_KEPT)
+        usual = min(offsets) if offsets else offset_s
+        offsets.append(offset_s)
+        self._lags.append(max(0.0, offset_s - usual))
+
+    def _roll(self, now: float) -> None:
+        elapsed = now - self._window_start
+        if elapsed < METER_WINDOW_S:
+            return
+        self._previous_busy = max(0.0, 1.0 - self._idle / elapsed)
+        self._previous_lag = statistics.median(self._lags) if self._lags else 0.0
+        self._window_start = now
+        self._idle = 0.0
+        self._lags = []
+
+    def stats(self, now: float, *, subscribed: bool) -> IngestStats:
+        since = None if self._last_message is None else max(0.0, now - self._last_message)
+        if since is None or since >= METER_WINDOW_S:
+            # Nothing heard lately: not behind on anything (whether that is deafness is the gap's to say).
+            return IngestStats(subscribed=subscribed, since_last_message_s=since, lag_s=0.0, busy=0.0)
+        busy = self._previous_busy
+        elapsed = now - self._window_start
+        if elapsed >= 1.0:  # the window so far, the silence since the last message counted as breathing room
+            idle = self._idle + (since if since > IDLE_GAP_S else 0.0)
+            busy = max(busy, 1.0 - min(1.0, idle / elapsed))
+        lags = list(self._lags)
+        lag = max(self._previous_lag, statistics.median(lags) if lags else 0.0)
+        return IngestStats(subscribed=subscribed, since_last_message_s=since, lag_s=lag, busy=busy)

@@ -34,7 +34,9 @@ def serving(broker: Mosquitto, sites: Path, tmp_path: Path) -> Iterator[tuple[st
     api = f"http://127.0.0.1:{port}"
 
     def answers() -> bool:
-        assert process.poll() is None, "the controller exited"
+        if process.poll() is not None:
+            output, _ = process.communicate()
+            raise AssertionError(f"the controller exited ({process.returncode}):\n{output}")
         try:
             return httpx.get(f"{api}/healthz", timeout=5).status_code in (200, 503)
         except httpx.TransportError:

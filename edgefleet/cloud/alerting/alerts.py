@@ -20,6 +20,8 @@ from edgefleet.ids import BoxId, SiteId
 
 # Who resolves an alert whose condition has cleared: the controller itself, not a person.
 RESOLVED_BY_CONTROLLER: Final = "edgefleet"
+# The "site" of fleet-level alerts: no site of the inventory may take this name (inventory.RESERVED_SITE_IDS).
+FLEET: Final = SiteId("fleet")
 # The shortest start of an id that the API shows and takes: 8 hex digits tell ~10^5 alerts apart (git's 7 do
 # for its objects); an id shares them with another only by chance, and then shows more.
 SHORT_ID_CHARS: Final = 8
@@ -34,6 +36,8 @@ class AlertKind(StrEnum):
     DISK_FULL = "disk-full"
     APP_DOWN = "app-down"
     CLOCK_SKEW = "clock-skew"
+    # Fleet-level: the controller itself cannot hear the fleet (broker away, flooded, behind). Its site is FLEET.
+    CONTROLLER_DEAF = "controller-deaf"
 
 
 class Severity(StrEnum):

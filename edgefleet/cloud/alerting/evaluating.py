@@ -25,7 +25,7 @@ Rules (docs/alerting.md):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Final, Protocol
@@ -38,6 +38,7 @@ from edgefleet.cloud.fleet import (
     REASON_HEARTBEAT_TIMEOUT,
     BoxLive,
     Reachability,
+    SilenceHold,
     evaluate_reachability,
     heartbeat_timeout,
 )
@@ -61,6 +62,11 @@ class FleetView(Protocol):
 
     @property
     def boxes(self) -> Mapping[BoxId, BoxLive]: ...
+
+    @property
+    def silence_holds(self) -> Sequence[SilenceHold]:
+        """Spans the controller could not hear: silence in them is nobody's (``fleet.silence_credit``)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +163,7 @@ def evaluate(view: FleetView, track: FleetTrack, rules: AlertRules, *, now: floa
             live = view.boxes.get(box_id) or BoxLive(box_id, site.id)
             lives[box_id] = live
             reachability[box_id] = evaluate_reachability(
-                live, now=now, interval_s=site.interval_s, missed_beats=site.missed_beats
+                live, now=now, interval_s=site.interval_s, missed_beats=site.missed_beats, holds=view.silence_holds
             )
     observed = observe(track, reachability, now)
     boxes: dict[BoxId, BoxTrack] = dict(observed.boxes)

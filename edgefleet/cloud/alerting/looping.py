@@ -23,10 +23,13 @@ Two transactions, outbox first. ``Outbox.put`` opens its own transaction, so the
 start-up ``resuming.resume_transitions`` makes the two agree (see there). A failed save of alerts is kept and
 retried by the next pass; a failed ``put`` leaves everything as it was, and the next pass plans the same again.
 
-Warm-up. The fleet state restored at start-up holds the receive times of before the stop; judged at once, every
-box would look lost. Evaluation waits until the ingest is subscribed and every site has had one full heartbeat
-timeout (``missed_beats x interval_s``, at most ``MAX_WARM_UP_S``) to be heard. A lost broker connection pauses
-evaluation the same way: a controller that hears nothing must not call every site unreachable.
+Hearing. A box silent because the controller could not hear it is not lost. Every tick assesses the ingest's own
+measurements (``hearing.assess``: deaf, behind, recovering or hearing). While it is not "hearing", passes run
+held: they judge no silence (no evaluation, the memory stays as it was) and only keep the one fleet-level alert
+(``controller-deaf``, once a spell lasts ``hearing.FLEET_ALERT_AFTER_S``). A (re)start begins recovering: the
+saved receive times are old. Once hearing again, the time the controller was deaf, behind or recovering is not
+counted as any box's silence (``credit_silence``): a box is lost after a whole timeout of silence the controller
+could have heard. Last Wills are judged at once only while hearing.
 
 Every time the loop reads comes from its ``Clock``: wall-clock ``now()`` for what is judged, ``monotonic()`` for
 when passes are due and how long the warm-up lasts, so tests drive the whole loop with a ``FakeClock``.
@@ -47,9 +50,18 @@ from typing import Final
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from edgefleet.clock import Clock
-from edgefleet.cloud.alerting.alerts import AlertingError, AlertKey, AlertKind, StoredAlert, Transition
+from edgefleet.cloud.alerting.alerts import (
+    FLEET,
+    AlertingError,
+    AlertKey,
+    AlertKind,
+    DesiredAlert,
+    Severity,
+    StoredAlert,
+    Transition,
+)
 from edgefleet.cloud.alerting.config import NotificationConfig
-from edgefleet.cloud.alerting.evaluating import evaluate
+from edgefleet.cloud.alerting.evaluating import Evaluation, evaluate
 from edgefleet.cloud.alerting.notifying import NotifierState, plan_notifications
 from edgefleet.cloud.alerting.outbox import Outbox
 from edgefleet.cloud.alerting.reconciling import reconcile_alerts, resolve_removed
@@ -59,7 +71,16 @@ from edgefleet.cloud.alerting.rules import AlertRules
 from edgefleet.cloud.alerting.silences import Silence
 from edgefleet.cloud.alerting.store import AlertStore
 from edgefleet.cloud.alerting.tracking import FleetTrack
-from edgefleet.cloud.fleet import BoxLive, FleetState, copy_box
+from edgefleet.cloud.fleet import BoxLive, FleetState, SilenceHold, copy_box
+from edgefleet.cloud.hearing import (
+    Hearing,
+    HearingLimits,
+    IngestStats,
+    assess,
+    fleet_alert_due,
+    recovery_bound,
+    starting,
+)
 from edgefleet.cloud.store import Store
 from edgefleet.ids import BoxId
 from edgefleet.inventory import Inventory
@@ -76,10 +97,9 @@ PASS_INTERVAL_S: Final = 1.0
 SLOW_PASS_S: Final = 0.5
 # Alerts without a route are logged once each; past this many the log names no more of them.
 MAX_UNROUTED_LOGGED: Final = 1000
-# The warm-up is one heartbeat timeout of the slowest site, but never longer than this: alerting blind for an
-# hour after each restart (a site that beats hourly) would be worse than a box-lost alert of such a site's box that
-# has not beaten since a long controller outage.
-MAX_WARM_UP_S: Final = 300.0
+# Spans of deafness kept for crediting silence: a box silent longer than a day is lost whatever happened before.
+MAX_HOLDS_KEPT: Final = 100
+HOLD_MEMORY_S: Final = 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +112,18 @@ class PassReport:
     resolved: int
     messages: int
     seconds: float
+    # Run while the controller did not hear the fleet: no silence was judged.
+    held: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
-    """What evaluation reads (``evaluating.FleetView``): the inventory and copies of every box."""
+    """What evaluation reads (``evaluating.FleetView``): the inventory, copies of every box, and the spans the
+    controller could not hear."""
 
     inventory: Inventory
     boxes: Mapping[BoxId, BoxLive]
+    silence_holds: Sequence[SilenceHold]
 
 
 # A box's "offline" status as the loop remembers having evaluated it: a new one triggers a pass at once.
@@ -128,18 +152,23 @@ class FailureLog:
             self._log.info(message)
 
 
-def warm_up_seconds(inventory: Inventory) -> float:
-    """One heartbeat timeout of the slowest site, at most ``MAX_WARM_UP_S``."""
-    timeouts = [s.interval_s * s.missed_beats for s in inventory.sites.values()]
-    return min(MAX_WARM_UP_S, max(timeouts, default=0.0))
+def hearing_limits(inventory: Inventory) -> HearingLimits:
+    """The recovery bound for this inventory: the agents' backoff plus the slowest site's heartbeat interval."""
+    slowest = max((site.interval_s for site in inventory.sites.values()), default=10.0)
+    return HearingLimits(recovery_max_s=recovery_bound(slowest))
+
+
+def _always_hearing() -> IngestStats:
+    return IngestStats(subscribed=True, since_last_message_s=0.0, lag_s=0.0, busy=0.0)
 
 
 class AlertLoop:
     """Evaluates, stores and plans the notification of alerts. Build it after the fleet state is restored (it
     reads the database: the alert tables are created, the active alerts and the planner's state loaded), then
     ``start``; ``stop`` ends the job. ``config`` None: alerts are evaluated, stored and listed, but nothing is
-    planned for sending. ``listening`` says whether the controller hears the broker now; ``on_planned`` is called
-    after messages went into the outbox; ``warm_up_s`` overrides the warm-up taken from the inventory."""
+    planned for sending. ``stats`` gives the ingest's measurements of its own hearing (``Ingest.stats``; by default
+    always hearing); ``on_planned`` is called after messages went into the outbox; ``limits`` overrides the
+    hearing limits taken from the inventory."""
 
     def __init__(
         self,
@@ -148,19 +177,19 @@ class AlertLoop:
         *,
         clock: Clock,
         config: NotificationConfig | None,
-        listening: Callable[[], bool] = lambda: True,
+        stats: Callable[[], IngestStats] = _always_hearing,
         on_planned: Callable[[], None] = lambda: None,
         pass_interval_s: float = PASS_INTERVAL_S,
-        warm_up_s: float | None = None,
+        limits: HearingLimits | None = None,
     ) -> None:
         self.state = state
         self.clock = clock
         self.config = config
         self.pass_interval_s = pass_interval_s
-        self._listening = listening
+        self._stats = stats
         self._on_planned = on_planned
         self._rules = config.rules if config is not None else AlertRules()
-        self._warm_up_s = warm_up_s if warm_up_s is not None else warm_up_seconds(state.inventory)
+        self._limits = limits if limits is not None else hearing_limits(state.inventory)
         self.alerts = AlertStore(store)
         # The outbox's own limit counts every request to a robot, retries included, against the same budget the
         # planner keeps: a robot never gets more than ``dingtalk_per_minute`` requests a minute.
@@ -179,8 +208,7 @@ class AlertLoop:
         self._unrouted_logged: set[AlertKey] = set()
         self._pass_requested = False
         self._next_pass_at = clock.monotonic()
-        self._listening_since: float | None = None
-        self._evaluating = False
+        self._bad_since_at: float | None = None
         self._failures = FailureLog(log)
         self._slow_passes = 0
         self._scheduler: BackgroundScheduler | None = None
@@ -188,6 +216,15 @@ class AlertLoop:
         self.outbox.create_schema()
         self._resume()
         self._track = self._resume_memory()
+        # A (re)started controller recovers first; the time since the last receive it saved is nobody's silence.
+        with state.lock:
+            seen = [live.last_seen for live in state.boxes.values() if live.last_seen is not None]
+        wall_now = clock.now()
+        self._hearing: Hearing = starting(now=clock.monotonic(), wall_now=wall_now)
+        self._holds: list[SilenceHold] = []
+        self._hold_started_at: float | None = min(max(seen, default=wall_now), wall_now)
+        self._online_before = self._online_now()
+        self._publish_holds()
 
     # --- start-up ---------------------------------------------------------------------------------------------
 
@@ -253,8 +290,13 @@ class AlertLoop:
 
     @property
     def evaluating(self) -> bool:
-        """Whether passes run now (the broker is heard and the warm-up is over)."""
-        return self._evaluating
+        """Whether passes judge the fleet now (the controller hears it: ``hearing``)."""
+        return self._hearing.judging
+
+    @property
+    def hearing(self) -> Hearing:
+        """The latest assessment of the controller's hearing (for /healthz and /metrics)."""
+        return self._hearing
 
     @property
     def sending(self) -> bool:
@@ -264,12 +306,12 @@ class AlertLoop:
     # --- the job ----------------------------------------------------------------------------------------------
 
     def tick(self) -> PassReport | None:
-        """Run a pass if one is due (see the module docstring). Never raises: it runs in the scheduler's thread."""
+        """Assess the hearing, and run a pass if one is due (see the module docstring). Never raises: it runs in
+        the scheduler's thread."""
         try:
-            if not self._ready():
-                return None
-            due = self.clock.monotonic() >= self._next_pass_at
-            if due or self._pass_requested or self._new_offline_status():
+            self._assess()
+            due = self.clock.monotonic() >= self._next_pass_at or self._pass_requested
+            if due or (self._hearing.judging and self._new_offline_status()):
                 report = self.run_pass()
                 self._failures.recovered("pass", "Ran alert pass again after failures")
                 return report
@@ -277,27 +319,67 @@ class AlertLoop:
             self._failures.failed("pass", "Failed to run alert pass; trying again", exc)
         return None
 
-    def _ready(self) -> bool:
-        """Whether evaluation may judge the fleet now: the broker is heard, and has been for a whole timeout."""
-        if not self._listening():
-            if self._listening_since is not None:
-                log.warning("Paused alert evaluation: the controller does not hear the broker")
-            self._listening_since = None
-            self._evaluating = False
-            return False
-        now = self.clock.monotonic()
-        if self._listening_since is None:
-            self._listening_since = now
-            log.info(
-                "Holding alert evaluation until every box could be heard",
-                extra={"seconds": round(self._warm_up_s, 1)},
+    def _online_now(self) -> frozenset[BoxId]:
+        """The boxes online as the last pass saw them: whose return says the fleet is heard again."""
+        return frozenset(box for box, track in self._track.boxes.items() if track.state == "online")
+
+    def _heard_share(self) -> float:
+        since = self._hearing.recovery_started_at
+        if since is None or not self._online_before:
+            return 1.0
+        with self.state.lock:
+            boxes = self.state.boxes
+            heard = sum(
+                1
+                for box in self._online_before
+                if (live := boxes.get(box)) is None or (live.last_seen is not None and live.last_seen >= since)
             )
-        if now - self._listening_since < self._warm_up_s:
-            return False
-        if not self._evaluating:
-            self._evaluating = True
-            log.info("Started alert evaluation", extra={"pass_interval_s": self.pass_interval_s})
-        return True
+        return heard / len(self._online_before)
+
+    def _publish_holds(self) -> None:
+        """Put the spans the controller could not hear into the fleet state, the open one ending at infinity, so
+        that the API judges reachability as evaluation does."""
+        holds = list(self._holds)
+        if self._hold_started_at is not None:
+            holds.append((self._hold_started_at, float("inf")))
+        with self.state.lock:
+            self.state.silence_holds = tuple(holds)
+
+    def _assess(self) -> None:
+        before = self._hearing
+        now, wall_now = self.clock.monotonic(), self.clock.now()
+        after = assess(
+            before,
+            self._stats(),
+            now=now,
+            wall_now=wall_now,
+            heard_share=self._heard_share(),
+            boxes_were_online=bool(self._online_now()),
+            limits=self._limits,
+        )
+        self._hearing = after
+        if after.state == before.state:
+            return
+        if before.state == "hearing":  # a hold begins: who is online now must be heard again to end it
+            self._hold_started_at = wall_now
+            self._online_before = self._online_now()
+        if after.state in ("deaf", "behind") and before.state not in ("deaf", "behind"):
+            self._bad_since_at = wall_now
+        if after.state == "hearing":
+            if self._hold_started_at is not None:
+                self._holds = [*self._holds, (self._hold_started_at, wall_now)][-MAX_HOLDS_KEPT:]
+                self._holds = [(s, e) for s, e in self._holds if e > wall_now - HOLD_MEMORY_S]
+            self._hold_started_at = None
+            self._bad_since_at = None
+        self._publish_holds()
+        level = logging.WARNING if after.state in ("deaf", "behind") else logging.INFO
+        log.log(
+            level,
+            "Judging box silence again"
+            if after.judging
+            else f"Holding alert evaluation: the controller is {after.state}",
+            extra={"hearing": after.state, "reason": after.reason},
+        )
 
     def _new_offline_status(self) -> bool:
         seen = self._offline_seen
@@ -311,33 +393,47 @@ class AlertLoop:
         with self.state.lock:
             boxes = {box: copy_box(live) for box, live in self.state.boxes.items()}
             inventory = self.state.inventory
-        return _Snapshot(inventory, boxes)
+            holds = self.state.silence_holds
+        return _Snapshot(inventory, boxes, holds)
 
     def run_pass(self) -> PassReport:
-        """One pass now: evaluate, reconcile, record. Raises when the outbox cannot take the plan (nothing is
-        taken then: the next pass plans the same again)."""
+        """One pass now: evaluate, reconcile, record; held (no silence judged) while the controller does not hear
+        the fleet. Raises when the outbox cannot take the plan (nothing is taken then: the next pass plans the
+        same again)."""
         with self.lock:
             started = self.clock.monotonic()
             self._pass_requested = False
             self._next_pass_at = started + self.pass_interval_s
             now = self.clock.now()
-            view = self._snapshot()
-            evaluation = evaluate(view, self._track, self._rules, now=now)
             self._silences = [s for s in self._silences if s.ends_at > now]
-            # Alerts of boxes and sites the inventory no longer has resolve with that reason, not as "cleared".
-            removed = resolve_removed(self._active, view.inventory, now=now)
-            gone = {t.alert.key for t in removed}
-            active = {key: alert for key, alert in self._active.items() if key not in gone}
-            transitions = [*self._queued, *removed, *reconcile_alerts(active, evaluation, self._silences, now=now)]
+            fleet_active = {k: a for k, a in self._active.items() if k.site == FLEET}
+            fleet = self._fleet_evaluation(now)
+            fleet_transitions = reconcile_alerts(fleet_active, fleet, self._silences, now=now)
+            held = not self._hearing.judging
+            if held:
+                transitions = [*self._queued, *fleet_transitions]
+                evaluation = None
+                view = None
+            else:
+                view = self._snapshot()
+                evaluation = evaluate(view, self._track, self._rules, now=now)
+                boxes_active = {k: a for k, a in self._active.items() if k.site != FLEET}
+                # Alerts of boxes and sites the inventory no longer has resolve with that reason, not as "cleared".
+                removed = resolve_removed(boxes_active, view.inventory, now=now)
+                gone = {t.alert.key for t in removed}
+                active = {key: alert for key, alert in boxes_active.items() if key not in gone}
+                reconciled = reconcile_alerts(active, evaluation, self._silences, now=now)
+                transitions = [*self._queued, *removed, *reconciled, *fleet_transitions]
             messages = self.record(transitions, now=now)
             # The plan is in the outbox: from here on the pass counts as done, whatever the alert store says.
             self._queued = []
-            self._track = evaluation.track
-            self._offline_seen = frozenset(
-                (box, live.status_boot, live.status_session)
-                for box, live in view.boxes.items()
-                if live.status_state == "offline"
-            )
+            if evaluation is not None and view is not None:
+                self._track = evaluation.track
+                self._offline_seen = frozenset(
+                    (box, live.status_boot, live.status_session)
+                    for box, live in view.boxes.items()
+                    if live.status_state == "offline"
+                )
             seconds = self.clock.monotonic() - started
         self._note_duration(seconds)
         return PassReport(
@@ -347,7 +443,35 @@ class AlertLoop:
             resolved=sum(1 for t in transitions if t.action == "resolve"),
             messages=messages,
             seconds=seconds,
+            held=held,
         )
+
+    def _fleet_evaluation(self, now: float) -> Evaluation:
+        """The fleet-level alert as an evaluation of its own: desired while a deaf or behind spell lasts long
+        enough (and through its recovery)."""
+        hearing = self._hearing
+        desired: dict[AlertKey, DesiredAlert] = {}
+        if fleet_alert_due(hearing, now=self.clock.monotonic()):
+            key = AlertKey(AlertKind.CONTROLLER_DEAF, FLEET)
+            behind = hearing.state == "behind"
+            summary = (
+                "Controller cannot keep up with the fleet's messages" if behind else "Controller cannot hear the fleet"
+            )
+            desired[key] = DesiredAlert(
+                key=key,
+                severity=Severity.CRITICAL,
+                summary=summary,
+                description=(
+                    "The controller does not judge box silence while it cannot hear the fleet: no box-lost or "
+                    "site-unreachable alert is raised for silence it caused itself. Check the broker, the "
+                    "controller's log (hearing) and /healthz; GET /metrics has edgefleet_ingest_lag_seconds and "
+                    "edgefleet_ingest_busy_ratio."
+                ),
+                labels={"kind": str(AlertKind.CONTROLLER_DEAF), "site": str(FLEET), "severity": "critical"},
+                started_at=self._bad_since_at if self._bad_since_at is not None else now,
+                details={"hearing": "behind" if behind else "deaf"},
+            )
+        return Evaluation(desired=desired, inhibited=frozenset(), inhibited_by={}, track=self._track, at=now)
 
     # --- what passes and commands share -------------------------------------------------------------------
 

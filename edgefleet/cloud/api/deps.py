@@ -19,6 +19,7 @@ from edgefleet.clock import Clock
 from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.api.errors import Forbidden, Unavailable
 from edgefleet.cloud.fleet import FleetState, HealthPoint, InventoryChange
+from edgefleet.cloud.hearing import Hearing, IngestStats
 from edgefleet.cloud.settings import Settings
 from edgefleet.ids import BoxId, SiteId
 
@@ -32,6 +33,10 @@ class IngestView(Protocol):
     @property
     def connected(self) -> bool:
         """Whether the controller holds a connection to the broker now."""
+        ...
+
+    def stats(self) -> IngestStats:
+        """What the ingest measured of its own hearing: lag, saturation, quiet time."""
         ...
 
 
@@ -56,6 +61,11 @@ class FleetReader(Protocol):
 
     @property
     def store(self) -> StoreView: ...
+
+    @property
+    def hearing(self) -> Hearing:
+        """Whether the controller hears the fleet well enough to judge box silence (``hearing.assess``)."""
+        ...
 
     @property
     def alerting(self) -> AlertService | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, get_args
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -24,11 +24,13 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 from edgefleet.cloud.api.deps import FleetReader
 from edgefleet.cloud.api.reading import read_fleet
 from edgefleet.cloud.fleet import ReachabilityState
+from edgefleet.cloud.hearing import HearingState
 
 # Debian's Prometheus 2.42 and every 2.x server parse text format 0.0.4; prometheus_client's newer default
 # (1.0.0) is only understood by Prometheus 3.
 CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
 STATES: Final[tuple[ReachabilityState, ...]] = ("online", "offline", "never-seen")
+HEARING_STATES: Final[tuple[HearingState, ...]] = get_args(HearingState)
 
 
 class _Families(NamedTuple):
@@ -41,6 +43,10 @@ class _Families(NamedTuple):
     ingest: CounterMetricFamily
     unknown: GaugeMetricFamily
     broker: GaugeMetricFamily
+    hearing: GaugeMetricFamily
+    lag: GaugeMetricFamily
+    busy: GaugeMetricFamily
+    quiet: GaugeMetricFamily
 
 
 def _families() -> _Families:
@@ -89,6 +95,24 @@ def _families() -> _Families:
             "edgefleet_broker_connected",
             "1 while the controller is connected to the MQTT broker, else 0.",
         ),
+        hearing=GaugeMetricFamily(
+            "edgefleet_controller_hearing",
+            "1 for the controller's hearing state now (hearing, recovering, behind, deaf), 0 for the others; box "
+            "silence is judged only while hearing.",
+            labels=["state"],
+        ),
+        lag=GaugeMetricFamily(
+            "edgefleet_ingest_lag_seconds",
+            "How late heartbeats arrive against each box's usual offset (median over the last window).",
+        ),
+        busy=GaugeMetricFamily(
+            "edgefleet_ingest_busy_ratio",
+            "Share of the last window the ingest's network thread had no breathing room (0-1).",
+        ),
+        quiet=GaugeMetricFamily(
+            "edgefleet_ingest_quiet_seconds",
+            "Seconds since the ingest last received a message from the broker.",
+        ),
     )
 
 
@@ -132,6 +156,14 @@ class FleetCollector:
             unknown = len(controller.state.unknown)
         f.unknown.add_metric([], unknown)
         f.broker.add_metric([], 1.0 if controller.ingest.connected else 0.0)
+        hearing = controller.hearing.state
+        for hearing_state in HEARING_STATES:
+            f.hearing.add_metric([hearing_state], 1.0 if hearing_state == hearing else 0.0)
+        stats = controller.ingest.stats()
+        f.lag.add_metric([], stats.lag_s)
+        f.busy.add_metric([], stats.busy)
+        if stats.since_last_message_s is not None:
+            f.quiet.add_metric([], stats.since_last_message_s)
         yield from f
 
 

@@ -207,9 +207,13 @@ class UnknownBoxPublic(_Public):
 
 
 class Healthz(_Public):
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "degraded", "unavailable"] = Field(
+        description="ok; degraded: it serves, but does not judge box silence now (hearing says why); "
+        "unavailable: the broker or the database is down."
+    )
     broker_connected: bool
     database_ok: bool
+    hearing: str = Field(description="hearing, recovering, behind or deaf: whether box silence is judged now.")
     inventory_version: str = Field(description="Content hash of the site manifests in force.")
     boxes_online: int
     boxes_total: int

@@ -22,6 +22,7 @@ from edgefleet.cloud.alerting.delivering import DeliveryWorker
 from edgefleet.cloud.alerting.looping import AlertLoop, PassReport
 from edgefleet.cloud.alerting.notifying import Notification
 from edgefleet.cloud.fleet import FleetState
+from edgefleet.cloud.hearing import IngestStats
 from edgefleet.cloud.store import Store
 from edgefleet.ids import BoxId
 from edgefleet.inventory import Inventory
@@ -38,7 +39,7 @@ class RecordingSender:
         self.delivered.append(notification)
 
 
-def write_notifications(path: Path, *, group_interval: str = "0s", repeat_interval: str = "1h") -> Path:
+def write_notifications(path: Path, *, group_interval: str = "1s", repeat_interval: str = "1h") -> Path:
     """One webhook channel that takes every alert."""
     path.write_text(
         "apiVersion: edgefleet.io/v1\nkind: Notifications\nmetadata: {name: clocked}\nspec:\n"
@@ -52,14 +53,34 @@ def write_notifications(path: Path, *, group_interval: str = "0s", repeat_interv
 class ClockedAlerting:
     """Alerting for ``inventory`` on ``database_url``; ``notifications`` None runs it without sending."""
 
-    def __init__(self, inventory: Inventory, database_url: str, notifications: Path | None) -> None:
-        self.clock = FakeClock()
+    def __init__(
+        self,
+        inventory: Inventory,
+        database_url: str,
+        notifications: Path | None,
+        *,
+        restored: FleetState | None = None,
+        start: float | None = None,
+    ) -> None:
+        """``restored``: the fleet state a restarted controller loads (copied); ``start``: the clock's start."""
+        self.clock = FakeClock() if start is None else FakeClock(start)
         self.fleet = FleetState.for_inventory(inventory)
+        if restored is not None:
+            for box, live in restored.boxes.items():
+                mine = self.fleet.boxes[box]
+                mine.boot, mine.seq, mine.last_seen, mine.first_seen = (
+                    live.boot,
+                    live.seq,
+                    live.last_seen,
+                    live.first_seen,
+                )
         self.store = Store(database_url)
         self.store.create_schema()
         config = load_notifications(notifications, inventory=inventory) if notifications is not None else None
         self.sender = RecordingSender()
-        self.loop = AlertLoop(self.fleet, self.store, clock=self.clock, config=config, warm_up_s=0.0)
+        # What the ingest measures of its own hearing; tests set it to play an outage or a flood.
+        self.ingest = IngestStats(subscribed=True, since_last_message_s=0.0, lag_s=0.0, busy=0.05)
+        self.loop = AlertLoop(self.fleet, self.store, clock=self.clock, config=config, stats=lambda: self.ingest)
         self.delivery = DeliveryWorker(self.loop.outbox, config, clock=self.clock, senders={"webhook": self.sender})
         self.service = AlertCommands(self.loop)
         self.silent: set[BoxId] = set()

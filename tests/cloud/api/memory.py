@@ -17,6 +17,7 @@ from edgefleet.cloud.fleet import (
     apply_status,
     note_unknown_box,
 )
+from edgefleet.cloud.hearing import Hearing, IngestStats
 from edgefleet.errors import UnreachableError
 from edgefleet.ids import BoxId
 from edgefleet.inventory import Inventory, load_inventory
@@ -103,6 +104,9 @@ class MemoryIngest:
     counters: dict[str, int] = field(default_factory=dict)
     connected: bool = True
 
+    def stats(self) -> IngestStats:
+        return IngestStats(subscribed=self.connected, since_last_message_s=0.5, lag_s=0.0, busy=0.05)
+
 
 @dataclass
 class MemoryStore:
@@ -130,6 +134,7 @@ class MemoryController:
         self.history_error: Exception | None = None
         # No alerting here: the alert and silence routes answer 503 (their tests run the real controller).
         self.alerting: AlertService | None = None
+        self.hearing = Hearing("hearing", 0.0, "hearing the fleet")
 
     @classmethod
     def small(cls, directory: Path) -> MemoryController:

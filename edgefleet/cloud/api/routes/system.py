@@ -48,13 +48,18 @@ def healthz(response: Response, controller: ControllerDep, settings: SettingsDep
         problems.append(f"cannot use the database {settings.database_url_shown}: {type(exc).__name__}: {exc}")
     now = controller.clock.now()
     summaries = [summarize_site(controller.state, site, now=now) for site in controller.state.inventory.sites]
+    hearing = controller.hearing
     if problems:
         response.status_code = 503
         log.warning("Answered health check as unavailable", extra={"problems": problems})
+    elif not hearing.judging:
+        problems.append(f"not judging box silence: the controller is {hearing.state} ({hearing.reason})")
+    status = "unavailable" if response.status_code == 503 else ("degraded" if problems else "ok")
     return Healthz(
-        status="unavailable" if problems else "ok",
+        status=status,
         broker_connected=broker_connected,
         database_ok=database_ok,
+        hearing=hearing.state,
         inventory_version=controller.state.inventory.version,
         boxes_online=sum(s.boxes_online for s in summaries),
         boxes_total=sum(s.boxes_total for s in summaries),
