@@ -34,6 +34,12 @@ class IngestView(Protocol):
         """Whether the controller holds a connection to the broker now."""
         ...
 
+    @property
+    def refused(self) -> str | None:
+        """Why the broker refused the last connection (a refused login says so), with no secret; None when it
+        did not."""
+        ...
+
 
 class StoreView(Protocol):
     def check(self) -> None:

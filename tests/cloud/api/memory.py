@@ -102,6 +102,7 @@ def apps(*states: str) -> AppReport:
 class MemoryIngest:
     counters: dict[str, int] = field(default_factory=dict)
     connected: bool = True
+    refused: str | None = None
 
 
 @dataclass
