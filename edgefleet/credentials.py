@@ -19,7 +19,7 @@ import re
 import threading
 from pathlib import Path
 from typing import Final
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode
 
 REDACTED: Final = "***"
 # A path segment at least this long made of letters and digits (with at least one of each) is treated as a
@@ -51,8 +51,8 @@ def mask_url(url: str) -> str:
 
     ``mqtt://ops:pw@broker:1883`` -> ``mqtt://ops:***@broker:1883``;
     ``https://oapi.dingtalk.com/robot/send?access_token=abc`` -> ``https://oapi.dingtalk.com/robot/send?access_token=***``.
-    The URL is not rebuilt from its parts (``sqlite:///path`` keeps its slashes); one that cannot be parsed is
-    shown as its scheme alone.
+    The URL is masked as text, not parsed and rebuilt: ``sqlite:///path`` keeps its slashes, and a URL with a
+    bad port is still shown (masked) in the error that says so.
     """
     scheme, sep, rest = url.partition("://")
     if not sep:
@@ -75,11 +75,6 @@ def mask_url(url: str) -> str:
     else:
         login_shown = ""
         authority, slash, path = head.partition("/")
-    try:
-        probe = urlsplit(f"{scheme or 'x'}://{authority}")
-        probe.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError:
-        return f"{scheme}://{REDACTED}" if scheme else REDACTED
     if scheme in _HTTP and path:
         path = "/".join(REDACTED if _looks_like_token(segment) else segment for segment in path.split("/"))
     shown = f"{scheme}{sep}{login_shown}{authority}{slash}{path}"

@@ -101,7 +101,13 @@ def mosquitto(directory: Path, *, extra_config: str = "", password_file: Path | 
     may connect (``mosquitto_password_file``)."""
     port = free_port()
     config = directory / f"mosquitto-{port}.conf"
-    login = f"allow_anonymous false\npassword_file {password_file}\n" if password_file else "allow_anonymous true\n"
+    # ``user root``: Mosquitto started as root reads the password file after dropping to its own user, which
+    # cannot enter pytest's private temporary directories; as any other user the line changes nothing.
+    login = (
+        f"allow_anonymous false\npassword_file {password_file}\nuser root\n"
+        if password_file
+        else "allow_anonymous true\n"
+    )
     config.write_text(
         f"listener {port} 127.0.0.1\n{login}persistence false\nmax_inflight_messages 100\n"
         f"max_keepalive 65535\n{extra_config}"

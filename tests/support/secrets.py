@@ -68,6 +68,12 @@ class SecretWatch:
         self._lock = threading.Lock()
         self._records: list[logging.LogRecord] = []
         self._answers: list[tuple[str, str]] = []
+        self._doubles: set[str] = set()
+
+    def not_ours(self, origin: str) -> None:
+        """Answers from ``origin`` (``http://127.0.0.1:PORT``) come from a test double playing a hostile peer
+        (a DingTalk robot that echoes the token), not from edgefleet: they are not checked."""
+        self._doubles.add(origin.rstrip("/"))
 
     def saw_record(self, record: logging.LogRecord) -> None:
         with self._lock:
@@ -79,8 +85,11 @@ class SecretWatch:
         except httpx.ResponseNotRead:
             body = ""
         headers = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
+        url = response.request.url
         with self._lock:
-            self._answers.append((f"{response.request.method} {response.request.url.path}", f"{headers}\n{body}"))
+            if f"{url.scheme}://{url.netloc.decode()}" in self._doubles:
+                return
+            self._answers.append((f"{response.request.method} {url.path}", f"{headers}\n{body}"))
 
     def leaks(self) -> list[str]:
         """One line per log record or HTTP answer that shows a watched secret, naming which."""

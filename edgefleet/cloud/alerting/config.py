@@ -325,7 +325,7 @@ def _check_url(spec: ChannelSpec, token: str | None, where: ManifestPath, check:
         return spec.url
     if token is not None:
         return f"{spec.url}{'&' if parts.query else '?'}{urlencode({'access_token': token})}"
-    if not in_url:
+    if not in_url and spec.token_from is None and spec.token_file is None:  # a token source that failed said so
         check.problem(
             (*where, "url"),
             "a DingTalk robot's URL carries its token: give it with tokenFrom: {env: NAME} or tokenFile: PATH, "

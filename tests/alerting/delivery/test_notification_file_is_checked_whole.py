@@ -387,7 +387,7 @@ def test_targets_never_show_the_token_or_secret(tmp_path: Path, caplog: pytest.L
         ),
         ("http://127.0.0.1:9093", "http://127.0.0.1:9093"),
         ("http://[::1]:9093/api", "http://[::1]:9093/api"),
-        ("http://127.0.0.1:99999/x?token=abc", "http://***"),
+        ("http://127.0.0.1:99999/x?token=abc", "http://127.0.0.1:99999/x?token=***"),
     ],
 )
 def test_redact_masks_tokens_and_passwords(url: str, shown: str) -> None:
