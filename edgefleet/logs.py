@@ -2,6 +2,9 @@
 context appended as ``key=value`` - ``2026-11-28 07:15:02,123 INFO edgefleet.agent.link: Connected box to
 broker box=sh-pudong-gpu-01 broker=mqtt://127.0.0.1:1883``. Used by the agent, the controller and the simulator;
 standard library only, so the agent stays small.
+
+Every line is passed through ``credentials.mask_secrets`` before it is written: a secret value the process
+registered (``credentials.hide_in_logs``) shows as ``***`` even if a record carried it by mistake.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import logging
 import sys
 from collections.abc import Mapping
 from typing import Any, Final, TextIO
+
+from edgefleet.credentials import mask_secrets
 
 _RECORD_FIELDS: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
@@ -27,7 +32,8 @@ def _field(value: Any) -> str:
 
 
 class PlainFormatter(logging.Formatter):
-    """``time level logger: message key=value ...``; values with spaces or quotes are JSON-quoted."""
+    """``time level logger: message key=value ...``; values with spaces or quotes are JSON-quoted; registered
+    secrets are masked."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -43,7 +49,7 @@ class PlainFormatter(logging.Formatter):
             line += "\n" + self.formatException(record.exc_info)
         if record.stack_info:
             line += "\n" + self.formatStack(record.stack_info)
-        return line
+        return mask_secrets(line)
 
 
 class StderrHandler(logging.StreamHandler[TextIO]):

@@ -1,4 +1,6 @@
-"""Fixtures shared by every test: a real Mosquitto per test that asks for one, storage back ends, the inventory."""
+"""Fixtures shared by every test: a real Mosquitto per test that asks for one, storage back ends, the inventory, and
+the guard that fails any test whose log records or HTTP answers show one of the suite's secrets
+(``tests/support/secrets.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from edgefleet.credentials import forget_hidden
 from tests.support.peers import Mosquitto, mosquitto, postgres_database
+from tests.support.secrets import SecretWatch, install
 
 REPO = Path(__file__).resolve().parent.parent
 SITES = REPO / "sites"
@@ -27,6 +31,23 @@ def _restore_logging() -> Iterator[None]:
     root.setLevel(level)
     for name, name_level in named.items():
         logging.getLogger(name).setLevel(name_level)
+
+
+@pytest.fixture(autouse=True)
+def secret_watch() -> Iterator[SecretWatch]:
+    """No test secret in any log record any logger creates, nor in any answer read through httpx. Records below a
+    logger's level are never created: a test that handles secrets sets the level it wants checked (INFO)."""
+    watch = SecretWatch()
+    undo = install(watch)
+    try:
+        yield watch
+    finally:
+        undo()
+        # Values registered with the log mask by one test must not hide a leak from the next one's output.
+        forget_hidden()
+    leaks = watch.leaks()
+    if leaks:
+        pytest.fail("a test secret was shown:\n  " + "\n  ".join(leaks), pytrace=False)
 
 
 @pytest.fixture

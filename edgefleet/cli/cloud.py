@@ -47,7 +47,22 @@ def serve(
     ] = None,
     broker: Annotated[
         str | None,
-        typer.Option(help="mqtt://HOST:PORT of the broker [env EDGEFLEET_BROKER_URL].", show_default=False),
+        typer.Option(
+            help="mqtt://[USER[:PASSWORD]@]HOST:PORT of the broker [env EDGEFLEET_BROKER_URL].", show_default=False
+        ),
+    ] = None,
+    broker_username: Annotated[
+        str | None,
+        typer.Option(help="The broker login's username [env EDGEFLEET_BROKER_USERNAME].", show_default=False),
+    ] = None,
+    # No --broker-password: a password on the command line is shown to every user by ps.
+    broker_password_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="A file holding the broker password alone [env EDGEFLEET_BROKER_PASSWORD_FILE, or the password "
+            "itself in EDGEFLEET_BROKER_PASSWORD]; wins over both variables.",
+            show_default=False,
+        ),
     ] = None,
     database: Annotated[
         str | None,
@@ -81,6 +96,8 @@ def serve(
             os.environ,
             listen=listen,
             broker_url=broker,
+            broker_username=broker_username,
+            broker_password_file=broker_password_file,
             database_url=database,
             sites_dir=sites,
             notifications_file=notifications,

@@ -61,7 +61,7 @@ class Controller:
         if settings.notifications_file is not None:
             notifications = load_notifications(settings.notifications_file, inventory=inventory)
         self.state = FleetState.for_inventory(inventory)
-        self.ingest = Ingest(self.state, settings.broker_url, clock=clock)
+        self.ingest = Ingest(self.state, settings.broker_url, clock=clock, login=settings.broker_login)
         self.store = Store(settings.database_url)
         try:
             self.store.create_schema()
@@ -176,7 +176,7 @@ class Controller:
                 "sites": len(self.state.inventory.sites),
                 "boxes": len(self.state.boxes),
                 "inventory_version": self.inventory_version,
-                "broker": self.settings.broker_url,
+                "broker": self.settings.broker_url_shown,
                 "database": self.store.url_shown,
                 "notifications": str(self.settings.notifications_file) if self.alert_loop.sending else None,
             },

@@ -24,6 +24,12 @@ for no retained messages (retain handling 2), and at each connect the ingest tak
 a plain QoS 0 subscription to the status filter (QoS 0 is not queued that way: 10,000 of 10,000 arrived),
 which it unsubscribes as soon as the broker acknowledges it; what the broker had already queued still
 arrives. A live status that comes in that window twice is counted as a duplicate.
+
+Login: the username and password come from the broker URL or the settings (``Settings.broker_login``) and are
+set before the first connect. A broker that refuses them (bad user name or password, not authorised) is told
+in one error line and not tried again: paho would otherwise retry every few seconds for ever, filling both logs,
+and a human must fix the login anyway; ``refused`` then says why for /healthz. The broker is shown only masked
+(``credentials.mask_url``).
 """
 
 from __future__ import annotations
@@ -47,7 +53,8 @@ from edgefleet import topics
 from edgefleet.clock import Clock
 from edgefleet.cloud.fleet import FleetState, apply_heartbeat, apply_status, note_unknown_box
 from edgefleet.cloud.hearing import IngestStats
-from edgefleet.cloud.settings import parse_broker_url
+from edgefleet.cloud.settings import broker_url_login, parse_broker_url
+from edgefleet.credentials import mask_url
 from edgefleet.errors import MessageRejected
 from edgefleet.ids import BoxId, is_valid_id
 from edgefleet.messages import MAX_MESSAGE_BYTES, decode_heartbeat, decode_status
@@ -83,6 +90,9 @@ MAX_COUNTER: Final = 2**63 - 1
 CLIENT_ID_PREFIX: Final = "edgefleet-cloud"
 
 _SUBACK_FAILURE: Final = 0x80
+# CONNACK reason codes that say the login itself was refused: bad user name or password, not authorised, bad
+# authentication method. MQTT 3.1.1's codes 4 and 5 reach paho's MQTT 5 callback as 0x86 and 0x87.
+LOGIN_REFUSED_CODES: Final = frozenset({0x86, 0x87, 0x8C})
 
 
 class _Claim(msgspec.Struct):
@@ -104,6 +114,7 @@ class Ingest:
         broker_url: str,
         *,
         clock: Clock,
+        login: tuple[str, str | None] | None = None,
         client_id: str | None = None,
         share_group: str = topics.CONTROLLER_SHARE_GROUP,
         keepalive_s: int = KEEPALIVE_S,
@@ -111,8 +122,13 @@ class Ingest:
         reconnect_max_s: float = RECONNECT_MAX_S,
     ) -> None:
         self.state = state
-        self.broker_url = broker_url
+        # Only the masked URL is kept: it goes into log lines and /healthz.
+        self.broker_shown = mask_url(broker_url)
         self.host, self.port = parse_broker_url(broker_url)
+        if login is None:
+            url_username, url_password = broker_url_login(broker_url)
+            login = (url_username, url_password) if url_username is not None else None
+        self.username = login[0] if login is not None else None
         self.clock = clock
         self.keepalive_s = keepalive_s
         # Stable prefix for the broker's log, random suffix: two controllers (or a restart racing the old
@@ -138,9 +154,12 @@ class Ingest:
         self._failed_attempts = 0
         self.refused: str | None = None
         self._meter = _Meter(clock.monotonic())
+        self.login_refused = False
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=MQTTProtocolVersion.MQTTv5
         )
+        if login is not None:
+            self._client.username_pw_set(login[0], login[1])
         self.reconnect_max_s = reconnect_max_s
         self._client.reconnect_delay_set(min_delay=reconnect_min_s, max_delay=reconnect_max_s)  # type: ignore[arg-type]
         self._client.on_connect = self._on_connect
@@ -298,24 +317,42 @@ class Ingest:
         self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags, reason_code: ReasonCode, properties: Any
     ) -> None:
         if reason_code.is_failure:
-            self.refused = str(reason_code)
+            if reason_code.value in LOGIN_REFUSED_CODES:
+                # Retrying a refused login only fills both logs; a human must fix it. One line says so.
+                self.login_refused = True
+                self.refused = (
+                    f"the broker refused the controller's login ({reason_code}) as "
+                    f"{self.username or 'an anonymous client'}; fix the username or password "
+                    "(broker URL, EDGEFLEET_BROKER_USERNAME, EDGEFLEET_BROKER_PASSWORD[_FILE]) and restart"
+                )
+                log.error(
+                    "Broker refused the controller's login; stopped connecting until it is fixed and the "
+                    "controller restarted",
+                    extra={
+                        "broker": self.broker_shown,
+                        "reason": str(reason_code),
+                        "username": self.username,
+                        "hint": "check EDGEFLEET_BROKER_USERNAME and the password setting, or the broker's "
+                        "password file",
+                    },
+                )
+                client.disconnect()
+                return
+            self.refused = f"the broker refused the connection ({reason_code})"
             log.error(
                 "Broker refused controller connection",
-                extra={"broker": self.broker_url, "reason": str(reason_code), "client_id": self.client_id},
+                extra={"broker": self.broker_shown, "reason": str(reason_code), "client_id": self.client_id},
             )
-            if reason_code.value in (0x86, 0x87, 0x8C):  # bad credentials, not authorised, bad auth method
-                # Retrying refused credentials only fills the broker's log; a human must fix them.
-                client.disconnect()
             return
         self.refused = None
         self._connected = True
         if self._failed_attempts:
             log.info(
                 "Connected to broker after failed attempts",
-                extra={"broker": self.broker_url, "failed_attempts": self._failed_attempts},
+                extra={"broker": self.broker_shown, "failed_attempts": self._failed_attempts},
             )
         else:
-            log.info("Connected to broker", extra={"broker": self.broker_url, "client_id": self.client_id})
+            log.info("Connected to broker", extra={"broker": self.broker_shown, "client_id": self.client_id})
         self._failed_attempts = 0
         # Subscribing here, not once at start, renews the subscriptions after every reconnect.
         no_retained = SubscribeOptions(qos=QOS, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
@@ -336,7 +373,7 @@ class Ingest:
             # A broker without shared subscriptions: one controller can still take every message itself.
             log.error(
                 "Broker refused shared subscriptions; subscribed without sharing",
-                extra={"broker": self.broker_url, "reasons": refused},
+                extra={"broker": self.broker_shown, "reasons": refused},
             )
             options = SubscribeOptions(qos=QOS, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
             _, self._subscribe_mid = client.subscribe(
@@ -351,7 +388,7 @@ class Ingest:
             log.warning(
                 "Could not reach broker; retrying every %s s at most until it answers",
                 self.reconnect_max_s,
-                extra={"broker": self.broker_url, "hint": "check that the broker runs (EDGEFLEET_BROKER_URL)"},
+                extra={"broker": self.broker_shown, "hint": "check that the broker runs (EDGEFLEET_BROKER_URL)"},
             )
 
     def _on_disconnect(
@@ -367,7 +404,8 @@ class Ingest:
         self._subscribed.clear()
         if was_connected and self._started:
             log.warning(
-                "Lost connection to broker; reconnecting", extra={"broker": self.broker_url, "reason": str(reason_code)}
+                "Lost connection to broker; reconnecting",
+                extra={"broker": self.broker_shown, "reason": str(reason_code)},
             )
 
 

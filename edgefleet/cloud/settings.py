@@ -4,6 +4,12 @@
 line options) and by tests; the controller and the API's lifespan receive the result and never read the
 environment themselves. Every bad value is refused with a ``ValueError`` that names the variable, the value and
 what is expected, so the CLI can print it as one line.
+
+Secrets: the broker login comes from the broker URL (``mqtt://USER:PASSWORD@HOST:PORT``, percent-encoded) or from
+``EDGEFLEET_BROKER_USERNAME`` with ``EDGEFLEET_BROKER_PASSWORD`` or ``EDGEFLEET_BROKER_PASSWORD_FILE`` - one way
+only: a password given twice is refused, never silently chosen. Every password read here is registered with
+``credentials.hide_in_logs``, and URLs are shown only through ``credentials.mask_url`` (``*_shown``); the
+values themselves are left out of ``repr``.
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from edgefleet.credentials import SecretFileError, hide_in_logs, mask_url, read_secret_file
 
 DEFAULT_BROKER_URL: Final = "mqtt://127.0.0.1:1883"
 # Relative to the working directory, like ./sites: a controller started from a checkout keeps its data there.
@@ -38,6 +46,9 @@ ENV_FLUSH_INTERVAL: Final = "EDGEFLEET_FLUSH_INTERVAL"
 ENV_HISTORY_RETENTION: Final = "EDGEFLEET_HISTORY_RETENTION"
 ENV_HISTORY_MAX_POINTS: Final = "EDGEFLEET_HISTORY_MAX_POINTS"
 ENV_NOTIFICATIONS: Final = "EDGEFLEET_NOTIFICATIONS"
+ENV_BROKER_USERNAME: Final = "EDGEFLEET_BROKER_USERNAME"
+ENV_BROKER_PASSWORD: Final = "EDGEFLEET_BROKER_PASSWORD"
+ENV_BROKER_PASSWORD_FILE: Final = "EDGEFLEET_BROKER_PASSWORD_FILE"
 
 _DATABASE_SCHEMES: Final = frozenset({"sqlite", "postgresql", "postgres", "postgresql+psycopg"})
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
@@ -46,7 +57,8 @@ _UNIT_S: Final = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    broker_url: str = DEFAULT_BROKER_URL
+    # Left out of repr: the URL may carry the broker's password. ``broker_url_shown`` masks it.
+    broker_url: str = field(default=DEFAULT_BROKER_URL, repr=False)
     # Left out of repr: a PostgreSQL URL may carry a password. ``database_url_shown`` hides it.
     database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
     listen_host: str = "127.0.0.1"
@@ -57,10 +69,21 @@ class Settings:
     history_max_points: int = DEFAULT_HISTORY_MAX_POINTS
     # The notification file (docs/alerting.md); None: alerts are evaluated, stored and listed, but not sent.
     notifications_file: Path | None = None
+    # The broker login when it is not in the URL (``broker_login`` gives it from either place).
+    broker_username: str | None = None
+    broker_password: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         # Direct construction (tests, embedding) gets the same checks as the environment, named by field.
         parse_broker_url(self.broker_url, name="broker_url")
+        _check_broker_login(
+            self.broker_url,
+            self.broker_username,
+            self.broker_password,
+            url_name="broker_url",
+            username_name="broker_username",
+            password_name="broker_password",
+        )
         _check_database_url(self.database_url, name="database_url")
         if not 0 < self.listen_port < 65536:
             raise ValueError(f"listen_port={self.listen_port}: expected a TCP port, 1 to 65535")
@@ -78,6 +101,21 @@ class Settings:
         return parse_broker_url(self.broker_url, name="broker_url")[1]
 
     @property
+    def broker_url_shown(self) -> str:
+        """The broker URL with any password masked, for logs, messages and /healthz."""
+        return mask_url(self.broker_url)
+
+    @property
+    def broker_login(self) -> tuple[str, str | None] | None:
+        """(username, password) to log in to the broker with, from the URL or the separate settings; None for an
+        anonymous connection."""
+        url_username, url_password = broker_url_login(self.broker_url)
+        username = url_username if url_username is not None else self.broker_username
+        if username is None:
+            return None
+        return username, url_password if url_password is not None else self.broker_password
+
+    @property
     def listen(self) -> str:
         host = f"[{self.listen_host}]" if ":" in self.listen_host else self.listen_host
         return f"{host}:{self.listen_port}"
@@ -85,7 +123,7 @@ class Settings:
     @property
     def database_url_shown(self) -> str:
         """The database URL with any password masked, for logs and messages."""
-        return hide_password(self.database_url)
+        return mask_url(self.database_url)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: object) -> Settings:
@@ -133,6 +171,19 @@ class Settings:
         notifications_value, name = raw("notifications_file", ENV_NOTIFICATIONS, "")
         notifications_file = _optional_path(notifications_value, name)
 
+        username_value, username_name = raw("broker_username", ENV_BROKER_USERNAME, "")
+        broker_username = _optional_text(username_value, username_name)
+        broker_password, password_name = _broker_password(environ, given.get("broker_password_file"))
+        _check_broker_login(
+            broker,
+            broker_username,
+            broker_password,
+            url_name="--broker" if "broker_url" in given else ENV_BROKER_URL,
+            username_name=username_name,
+            password_name=password_name,
+        )
+        hide_in_logs(broker_password, broker_url_login(broker)[1])
+
         return cls(
             broker_url=broker,
             database_url=database_url,
@@ -143,6 +194,8 @@ class Settings:
             history_retention_s=history_retention_s,
             history_max_points=history_max_points,
             notifications_file=notifications_file,
+            broker_username=broker_username,
+            broker_password=broker_password,
         )
 
 
@@ -156,24 +209,104 @@ _OVERRIDABLE: Final = frozenset(
         "history_retention_s",
         "history_max_points",
         "notifications_file",
+        "broker_username",
+        "broker_password_file",
     }
 )
 
 
 def parse_broker_url(url: str, *, name: str = ENV_BROKER_URL) -> tuple[str, int]:
-    """``mqtt://HOST:PORT`` (port 1883 when left out) -> (host, port); ValueError naming ``name`` otherwise."""
+    """``mqtt://[USER[:PASSWORD]@]HOST:PORT`` (port 1883 when left out) -> (host, port); ValueError naming
+    ``name`` otherwise. The error shows the URL masked (``mask_url``)."""
+    shown = mask_url(url)
     parts = urlsplit(url if "://" in url else f"mqtt://{url}")
     if parts.scheme not in {"mqtt", "tcp"}:
-        raise ValueError(f"{name}={url!r}: expected mqtt://HOST:PORT (TLS is not supported yet)")
+        raise ValueError(f"{name}={shown!r}: expected mqtt://HOST:PORT (TLS is not supported yet)")
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        # Also what a password with a raw '/', '?' or '#' looks like to a URL parser.
+        raise ValueError(
+            f"{name}={shown!r}: expected mqtt://[USER:PASSWORD@]HOST:PORT with nothing after the port; "
+            "percent-encode '/', '?', '#' and '@' in a password (%2F, %3F, %23, %40)"
+        )
     if not parts.hostname:
-        raise ValueError(f"{name}={url!r} names no host; expected mqtt://HOST:PORT, e.g. {DEFAULT_BROKER_URL}")
+        raise ValueError(f"{name}={shown!r} names no host; expected mqtt://HOST:PORT, e.g. {DEFAULT_BROKER_URL}")
     try:
         port = parts.port or 1883
     except ValueError:
-        raise ValueError(f"{name}={url!r} has an invalid port; expected 1 to 65535") from None
+        raise ValueError(f"{name}={shown!r} has an invalid port; expected 1 to 65535") from None
     if port == 0:
-        raise ValueError(f"{name}={url!r} has an invalid port; expected 1 to 65535")
+        raise ValueError(f"{name}={shown!r} has an invalid port; expected 1 to 65535")
     return parts.hostname, port
+
+
+def broker_url_login(url: str) -> tuple[str | None, str | None]:
+    """The (username, password) a broker URL carries, percent-decoded; (None, None) when it has none."""
+    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+    if parts.username is None:
+        return None, None
+    password = unquote(parts.password) if parts.password is not None else None
+    return unquote(parts.username), password
+
+
+def _broker_password(environ: Mapping[str, str], file_override: object) -> tuple[str | None, str]:
+    """The broker password given apart from the URL, and the name of where it came from. The command line's
+    ``--broker-password-file`` wins over both variables; the two variables together are refused."""
+    if file_override is not None:
+        return _password_file(file_override, "--broker-password-file"), "--broker-password-file"
+    inline = environ.get(ENV_BROKER_PASSWORD) or None
+    file = environ.get(ENV_BROKER_PASSWORD_FILE, "").strip() or None
+    if inline is not None and file is not None:
+        raise ValueError(
+            f"{ENV_BROKER_PASSWORD} and {ENV_BROKER_PASSWORD_FILE} are both set; give the broker password one way "
+            f"(the file keeps it out of the environment)"
+        )
+    if file is not None:
+        return _password_file(file, ENV_BROKER_PASSWORD_FILE), ENV_BROKER_PASSWORD_FILE
+    return inline, ENV_BROKER_PASSWORD
+
+
+def _password_file(value: object, name: str) -> str:
+    path = value if isinstance(value, Path) else Path(_text(value, name)).expanduser()
+    try:
+        return read_secret_file(path)
+    except SecretFileError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+def _check_broker_login(
+    url: str,
+    username: str | None,
+    password: str | None,
+    *,
+    url_name: str,
+    username_name: str,
+    password_name: str,
+) -> None:
+    """Refuse a username or a password given twice (URL and setting), an empty username, or a password without
+    a username (MQTT sends one only with a username). ``mqtt://USER@HOST`` with a password file is fine."""
+    url_username, url_password = broker_url_login(url)
+    for what, in_url, apart, apart_name in (
+        ("username", url_username, username, username_name),
+        ("password", url_password, password, password_name),
+    ):
+        if in_url is not None and apart is not None:
+            raise ValueError(
+                f"{url_name}={mask_url(url)!r} carries a {what} and {apart_name} gives another; give the broker "
+                f"{what} one way"
+            )
+    if url_username == "":
+        raise ValueError(f"{url_name}={mask_url(url)!r}: the broker username in the URL is empty")
+    if password is not None and url_username is None and username is None:
+        raise ValueError(
+            f"{password_name} gives a broker password but there is no username; set {ENV_BROKER_USERNAME} "
+            "(or --broker-username), or put it in the URL (mqtt://USER@HOST:PORT)"
+        )
+
+
+def _optional_text(value: object, name: str) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return _text(value, name)
 
 
 def parse_listen(value: str, *, name: str = ENV_LISTEN) -> tuple[str, int]:
@@ -192,11 +325,8 @@ def parse_listen(value: str, *, name: str = ENV_LISTEN) -> tuple[str, int]:
 
 
 def hide_password(url: str) -> str:
-    """``url`` with the password (if any) replaced by ``***``; unparsable URLs are masked by pattern."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    """``url`` as it may be shown (``credentials.mask_url``); kept for the store's messages."""
+    return mask_url(url)
 
 
 def _check_database_url(url: str, *, name: str) -> None:
@@ -221,7 +351,7 @@ def _create_sqlite_directory(url: str, *, name: str) -> None:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ValueError(
-            f"{name}={url!r}: cannot create the directory {str(directory)!r} for the database: {exc.strerror}"
+            f"{name}={mask_url(url)!r}: cannot create the directory {str(directory)!r} for the database: {exc.strerror}"
         ) from None
 
 

@@ -84,14 +84,32 @@ def _spawn_mosquitto(config: Path, port: int) -> subprocess.Popen[bytes]:
     return process
 
 
+def mosquitto_password_file(directory: Path, users: dict[str, str]) -> Path:
+    """A Mosquitto password file (``mosquitto_passwd -b``: salted hashes) with these usernames and passwords."""
+    binary = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    path = directory / "mosquitto-passwords"
+    path.touch(mode=0o600)
+    for username, password in users.items():
+        subprocess.run([binary, "-b", str(path), username, password], check=True, capture_output=True)
+    return path
+
+
 @contextlib.contextmanager
-def mosquitto(directory: Path, *, extra_config: str = "") -> Iterator[Mosquitto]:
+def mosquitto(directory: Path, *, extra_config: str = "", password_file: Path | None = None) -> Iterator[Mosquitto]:
     """A Mosquitto of the test's own on a free loopback port; anonymous clients allowed (a listener line
-    switches Mosquitto 2 to refusing them otherwise)."""
+    switches Mosquitto 2 to refusing them otherwise) - unless ``password_file`` is given: then only its users
+    may connect (``mosquitto_password_file``)."""
     port = free_port()
     config = directory / f"mosquitto-{port}.conf"
+    # ``user root``: Mosquitto started as root reads the password file after dropping to its own user, which
+    # cannot enter pytest's private temporary directories; as any other user the line changes nothing.
+    login = (
+        f"allow_anonymous false\npassword_file {password_file}\nuser root\n"
+        if password_file
+        else "allow_anonymous true\n"
+    )
     config.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_inflight_messages 100\n"
+        f"listener {port} 127.0.0.1\n{login}persistence false\nmax_inflight_messages 100\n"
         f"max_keepalive 65535\n{extra_config}"
     )
     broker = Mosquitto(port, _spawn_mosquitto(config, port), config)

@@ -2,15 +2,19 @@
 alert rules), read from one Kubernetes-style manifest (``apiVersion: edgefleet.io/v1``, ``kind: Notifications``).
 
 ``load_notifications(path, environ=..., inventory=...)`` reads the file, resolves the DingTalk secrets
-(``secretFrom: {env: NAME}`` or ``secretFile: PATH``; an inline ``secret`` is taken with a warning, for demos),
+(``secretFrom: {env: NAME}`` or ``secretFile: PATH``; an inline ``secret`` is taken with a warning, for demos) and
+robot tokens (``tokenFrom: {env: NAME}`` or ``tokenFile: PATH``, added to the URL as its ``access_token``; a token
+written in the URL is still taken),
 builds the pure modules' ``Routes`` and ``AlertRules``, runs their ``validate_routes`` and ``validate``, and returns
 a ``NotificationConfig`` - or raises ``NotificationConfigError`` listing every problem with file, line, field and
 reason; nothing is half-loaded. Called by the controller at start-up (and on reload) and by the CLI's check
 command; the senders (``delivery``) get each channel's ``ChannelTarget`` (URL, secret, headers) from the result.
 
-Secrets never leave this module in a printable form: ``ChannelTarget``'s repr shows the URL through ``redact``,
-which masks query values (a DingTalk robot URL carries its ``access_token`` there), passwords and token-like path
-segments. docs/alerting.md ("Notification file") describes the fields; notifications.example.yaml shows them.
+Secrets never leave this module in a printable form: ``ChannelTarget``'s repr shows the URL through ``redact``
+(``credentials.mask_url``), which masks query values (a DingTalk robot URL carries its ``access_token`` there),
+passwords and token-like path segments; every secret and token read is registered with
+``credentials.hide_in_logs``. docs/alerting.md ("Notification file") describes the fields;
+notifications.example.yaml shows them.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import msgspec
 from msgspec import Meta, Struct
@@ -46,6 +50,7 @@ from edgefleet.cloud.alerting.routes import (
     validate_routes,
 )
 from edgefleet.cloud.alerting.rules import AlertRules, Overrides, Thresholds, validate
+from edgefleet.credentials import SecretFileError, hide_in_logs, mask_url, read_secret_file
 from edgefleet.errors import Problem
 from edgefleet.ids import ID_PATTERN, SiteId
 from edgefleet.inventory import Inventory
@@ -56,14 +61,8 @@ log = logging.getLogger(__name__)
 API_VERSION: Final = "edgefleet.io/v1"
 KIND: Final = "Notifications"
 FIELDS_DOC: Final = "docs/alerting.md"
-# A secret file holds one line; anything far longer is the wrong file (a key pair, a whole config).
-MAX_SECRET_BYTES: Final = 4096
 # URLs of robots and webhooks are short; a megabyte "URL" is a pasted body.
 MAX_URL_CHARS: Final = 2048
-# A path segment at least this long made of letters and digits (with at least one of each) is treated as a
-# token when redacting: Slack-style webhooks carry their secret in the path.
-TOKEN_SEGMENT_MIN_CHARS: Final = 16
-REDACTED: Final = "***"
 
 Id = Annotated[str, Meta(pattern=ID_PATTERN, max_length=63)]
 Text = Annotated[str, Meta(min_length=1, max_length=200)]
@@ -100,6 +99,8 @@ class ChannelSpec(_Manifest, kw_only=True):
     secret: str | None = None
     secret_from: SecretFrom | None = None
     secret_file: Text | None = None
+    token_from: SecretFrom | None = None
+    token_file: Text | None = None
     headers: dict[str, str] = {}
 
 
@@ -192,31 +193,12 @@ class NotificationConfig:
 
 
 def redact(url: str) -> str:
-    """``url`` safe to log: query values, the password and token-like path segments become ``***``.
+    """``url`` safe to log (``credentials.mask_url``): query values, the password and token-like path segments
+    become ``***``.
 
     ``https://oapi.dingtalk.com/robot/send?access_token=abc`` -> ``https://oapi.dingtalk.com/robot/send?access_token=***``
     """
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return f"{url.split('?', 1)[0].split('://', 1)[0]}://{REDACTED}"
-    netloc = f"{parts.username}:{REDACTED}@" if parts.password else (f"{parts.username}@" if parts.username else "")
-    netloc += f"[{host}]" if ":" in host else host
-    netloc += port
-    path = "/".join(REDACTED if _looks_like_token(segment) else segment for segment in parts.path.split("/"))
-    query = urlencode([(key, REDACTED) for key, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
-    return urlunsplit((parts.scheme, netloc, path, query, ""))
-
-
-def _looks_like_token(segment: str) -> bool:
-    return (
-        len(segment) >= TOKEN_SEGMENT_MIN_CHARS
-        and segment.replace("-", "").replace("_", "").isalnum()
-        and any(c.isdigit() for c in segment)
-        and any(c.isalpha() for c in segment)
-    )
+    return mask_url(url)
 
 
 # --- loading ----------------------------------------------------------------------------------------------
@@ -300,8 +282,10 @@ def _targets(
             )
             continue
         first_at[spec.name] = i
-        _check_url(spec, where, check)
+        token = _token(spec, where, check, environ, base)
+        url = _check_url(spec, token, where, check)
         secret = _secret(spec, where, check, environ, base)
+        hide_in_logs(secret, token)
         headers = dict(spec.headers)
         if headers and spec.kind == "dingtalk":
             check.problem((*where, "headers"), "a DingTalk robot takes no headers; it is secured by its secret")
@@ -310,30 +294,70 @@ def _targets(
                 check.problem((*where, "headers", name), f"{name!r} is no HTTP header name (letters, digits, '-')")
             elif "\n" in value or "\r" in value:
                 check.problem((*where, "headers", name), "a header value must be one line")
-        targets[spec.name] = ChannelTarget(Channel(spec.kind, spec.name), spec.url, secret, headers)
+        targets[spec.name] = ChannelTarget(Channel(spec.kind, spec.name), url, secret, headers)
     return targets
 
 
 _HEADER_NAME: Final = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
 
-def _check_url(spec: ChannelSpec, where: ManifestPath, check: _Check) -> None:
+def _check_url(spec: ChannelSpec, token: str | None, where: ManifestPath, check: _Check) -> str:
+    """The URL to send to: the file's, with the robot's token added as ``access_token`` when it came apart."""
     try:
         parts = urlsplit(spec.url)
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError as exc:
         check.problem((*where, "url"), f"{redact(spec.url)!r} is no URL: {exc}")
-        return
+        return spec.url
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         check.problem((*where, "url"), f"{redact(spec.url)!r} is no http:// or https:// URL with a host")
-        return
-    if spec.kind == "dingtalk" and "access_token" not in dict(parse_qsl(parts.query)):
-        check.problem(
-            (*where, "url"),
-            "a DingTalk robot's URL carries its token: https://oapi.dingtalk.com/robot/send?access_token=...",
-        )
+        return spec.url
     if parts.fragment:
         check.problem((*where, "url"), "a URL to send to has no #fragment; remove it")
+    in_url = "access_token" in dict(parse_qsl(parts.query))
+    if spec.kind != "dingtalk":
+        return spec.url
+    if in_url and token is not None:
+        given = "tokenFrom" if spec.token_from is not None else "tokenFile"
+        check.problem(
+            (*where, given), f"the URL carries an access_token and {given} gives one too; give the token one way"
+        )
+        return spec.url
+    if token is not None:
+        return f"{spec.url}{'&' if parts.query else '?'}{urlencode({'access_token': token})}"
+    if not in_url and spec.token_from is None and spec.token_file is None:  # a token source that failed said so
+        check.problem(
+            (*where, "url"),
+            "a DingTalk robot's URL carries its token: give it with tokenFrom: {env: NAME} or tokenFile: PATH, "
+            "or write https://oapi.dingtalk.com/robot/send?access_token=...",
+        )
+    return spec.url
+
+
+def _token(spec: ChannelSpec, where: ManifestPath, check: _Check, environ: Mapping[str, str], base: Path) -> str | None:
+    """A DingTalk robot's token from ``tokenFrom`` or ``tokenFile``; None when the file gives neither."""
+    if spec.token_from is not None and spec.token_file is not None:
+        check.problem((*where, "tokenFile"), "give the token one way: tokenFrom or tokenFile, not both")
+        return None
+    given = "tokenFrom" if spec.token_from is not None else "tokenFile" if spec.token_file is not None else None
+    if given is None:
+        return None
+    if spec.kind != "dingtalk":
+        check.problem(
+            (*where, given), f"only DingTalk robots take a token; a {spec.kind} channel takes credentials in headers"
+        )
+        return None
+    if spec.token_from is not None:
+        return _from_env(spec.token_from.env, (*where, "tokenFrom", "env"), check, environ)
+    assert spec.token_file is not None
+    return _read_secret_file(spec.token_file, (*where, "tokenFile"), check, base)
+
+
+def _from_env(name: str, path: ManifestPath, check: _Check, environ: Mapping[str, str]) -> str | None:
+    if name not in environ:
+        check.problem(path, f"the environment variable {name} is not set; export it before starting the controller")
+        return None
+    return _non_empty(environ[name], path, check, f"the environment variable {name} is empty")
 
 
 def _secret(
@@ -361,16 +385,7 @@ def _secret(
         )
         return _non_empty(spec.secret, (*where, "secret"), check, "the secret is empty")
     if spec.secret_from is not None:
-        name = spec.secret_from.env
-        if name not in environ:
-            check.problem(
-                (*where, "secretFrom", "env"),
-                f"the environment variable {name} is not set; export it before starting the controller",
-            )
-            return None
-        return _non_empty(
-            environ[name], (*where, "secretFrom", "env"), check, f"the environment variable {name} is empty"
-        )
+        return _from_env(spec.secret_from.env, (*where, "secretFrom", "env"), check, environ)
     if spec.secret_file is not None:
         return _read_secret_file(spec.secret_file, (*where, "secretFile"), check, base)
     if spec.kind == "dingtalk":
@@ -387,20 +402,10 @@ def _read_secret_file(name: str, path: ManifestPath, check: _Check, base: Path) 
     if not file.is_absolute():
         file = base / file
     try:
-        with file.open("rb") as handle:  # bounded: a wrong path may name a device or a huge file
-            data = handle.read(MAX_SECRET_BYTES + 1)
-    except OSError as exc:
-        check.problem(path, f"cannot read the secret file {str(file)!r}: {exc.strerror or exc}")
+        return read_secret_file(file)
+    except SecretFileError as exc:
+        check.problem(path, str(exc))
         return None
-    if len(data) > MAX_SECRET_BYTES:
-        check.problem(path, f"{str(file)!r} is over {MAX_SECRET_BYTES} bytes; a secret file holds the secret alone")
-        return None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        check.problem(path, f"{str(file)!r} is not UTF-8 text; a secret file holds the secret alone")
-        return None
-    return _non_empty(text, path, check, f"the secret file {str(file)!r} is empty")
 
 
 def _non_empty(value: str, path: ManifestPath, check: _Check, reason: str) -> str | None:

@@ -39,6 +39,12 @@ class IngestView(Protocol):
         """What the ingest measured of its own hearing: lag, saturation, quiet time."""
         ...
 
+    @property
+    def refused(self) -> str | None:
+        """Why the broker refused the last connection (a refused login says so), with no secret; None when it
+        did not."""
+        ...
+
 
 class StoreView(Protocol):
     def check(self) -> None:

@@ -20,6 +20,7 @@ from edgefleet.cloud.alerting.config import (
     redact,
 )
 from edgefleet.inventory import Inventory, load_inventory
+from tests.support.secrets import DINGTALK_TOKEN
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "notifications.example.yaml"
@@ -93,10 +94,13 @@ def test_the_shipped_example_loads_against_the_shipped_inventory(tmp_path: Path,
     shutil.copy(EXAMPLE, tmp_path / "notifications.yaml")
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "bj-daxing-dingtalk").write_text("SECdaxing\n")
-    config = load_notifications(
-        tmp_path / "notifications.yaml", environ={"EDGEFLEET_DINGTALK_OPS_SECRET": "SECops"}, inventory=inventory
-    )
+    (tmp_path / "secrets" / "bj-daxing-dingtalk-token").write_text(f"{DINGTALK_TOKEN}\n")
+    environ = {"EDGEFLEET_DINGTALK_OPS_SECRET": "SECops", "EDGEFLEET_DINGTALK_OPS_TOKEN": TOKEN}
+    config = load_notifications(tmp_path / "notifications.yaml", environ=environ, inventory=inventory)
     assert config.warnings == ()
+    assert "access_token" not in EXAMPLE.read_text(), "the example writes no token into a URL"
+    assert config.targets["ops-dingtalk"].url.endswith(f"/robot/send?access_token={TOKEN}")
+    assert config.targets["bj-daxing-dingtalk"].url.endswith(f"/robot/send?access_token={DINGTALK_TOKEN}")
     assert {str(c) for c in config.routes.channels()} == {
         "alertmanager:alertmanager",
         "dingtalk:ops-dingtalk",
@@ -114,12 +118,17 @@ def test_the_shipped_example_loads_against_the_shipped_inventory(tmp_path: Path,
 def test_the_example_without_its_secrets_says_which_are_missing(tmp_path: Path) -> None:
     shutil.copy(EXAMPLE, tmp_path / "notifications.yaml")
     found = problems_of(tmp_path / "notifications.yaml", environ={})
-    assert len(found) == 2
+    assert len(found) == 4
     assert (
-        "spec.channels[0].secretFrom.env: the environment variable EDGEFLEET_DINGTALK_OPS_SECRET is not set" in found[0]
+        "spec.channels[0].tokenFrom.env: the environment variable EDGEFLEET_DINGTALK_OPS_TOKEN is not set" in found[0]
     )
-    assert "spec.channels[1].secretFile: cannot read the secret file" in found[1]
-    assert str(tmp_path / "secrets" / "bj-daxing-dingtalk") in found[1]
+    assert (
+        "spec.channels[0].secretFrom.env: the environment variable EDGEFLEET_DINGTALK_OPS_SECRET is not set" in found[1]
+    )
+    assert "spec.channels[1].tokenFile: cannot read the secret file" in found[2]
+    assert str(tmp_path / "secrets" / "bj-daxing-dingtalk-token") in found[2]
+    assert "spec.channels[1].secretFile: cannot read the secret file" in found[3]
+    assert str(tmp_path / "secrets" / "bj-daxing-dingtalk") in found[3]
 
 
 @pytest.mark.parametrize(
@@ -378,7 +387,7 @@ def test_targets_never_show_the_token_or_secret(tmp_path: Path, caplog: pytest.L
         ),
         ("http://127.0.0.1:9093", "http://127.0.0.1:9093"),
         ("http://[::1]:9093/api", "http://[::1]:9093/api"),
-        ("http://127.0.0.1:99999/x?token=abc", "http://***"),
+        ("http://127.0.0.1:99999/x?token=abc", "http://127.0.0.1:99999/x?token=***"),
     ],
 )
 def test_redact_masks_tokens_and_passwords(url: str, shown: str) -> None:

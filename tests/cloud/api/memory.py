@@ -103,6 +103,7 @@ def apps(*states: str) -> AppReport:
 class MemoryIngest:
     counters: dict[str, int] = field(default_factory=dict)
     connected: bool = True
+    refused: str | None = None
 
     def stats(self) -> IngestStats:
         return IngestStats(subscribed=self.connected, since_last_message_s=0.5, lag_s=0.0, busy=0.05)

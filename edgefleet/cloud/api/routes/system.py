@@ -34,8 +34,13 @@ def healthz(response: Response, controller: ControllerDep, settings: SettingsDep
     problems = []
     broker_connected = controller.ingest.connected
     if not broker_connected:
+        # The URL only masked (this answer needs no identity), and the broker's refusal when there was one.
+        refused = controller.ingest.refused
         problems.append(
-            f"not connected to the broker at {settings.broker_url}; check that it runs and the controller's log"
+            f"not connected to the broker at {settings.broker_url_shown}: {refused}"
+            if refused
+            else f"not connected to the broker at {settings.broker_url_shown}; check that it runs and the "
+            "controller's log"
         )
     try:
         controller.store.check()
