@@ -25,6 +25,7 @@ from typing import Any, Final
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edgefleet.agent import link
 from edgefleet.agent.link import BoxLink
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,10 @@ CONNECT_BATCH_PAUSE_S: Final = 0.025
 # default of 5 s would freeze all 2,000 boxes for 5 s per try).
 CONNECT_TIMEOUT_S: Final = 0.5
 # The same bounds as the agent's own reconnect (BoxLink: paho waits 1 s to 60 s, never less than 1 s), with up to
-# 50% added so that the boxes of a site that lost its WAN do not all knock at once when it comes back.
-RECONNECT_MIN_S: Final = 1.0
-RECONNECT_MAX_S: Final = 60.0
+# 50% added so that the boxes of a site that lost its WAN do not all knock at once when it comes back, but never
+# past the agent's 60 s: the controller's hold after an outage is bounded by it (edgefleet.cloud.hearing).
+RECONNECT_MIN_S: Final = float(link.RECONNECT_MIN_S)
+RECONNECT_MAX_S: Final = float(link.RECONNECT_MAX_S)
 RECONNECT_JITTER: Final = 0.5
 # One warning per period about boxes that cannot connect, not one per box and try.
 FAILURE_LOG_PERIOD_S: Final = 10.0
@@ -55,10 +57,10 @@ MAX_DRAIN_READS: Final = 64
 
 
 def reconnect_delay(attempt: int, rng: random.Random) -> float:
-    """Seconds before reconnect attempt ``attempt`` (0 for the first after a loss): doubling, capped, jittered
-    upwards only - a real agent never comes back sooner than paho's minimum delay."""
+    """Seconds before reconnect attempt ``attempt`` (0 for the first after a loss): doubling, jittered upwards
+    only - a real agent never comes back sooner than paho's minimum delay - and capped at the agent's maximum."""
     base = min(RECONNECT_MAX_S, RECONNECT_MIN_S * 2.0 ** min(attempt, 16))
-    return base * rng.uniform(1.0, 1.0 + RECONNECT_JITTER)
+    return min(RECONNECT_MAX_S, base * rng.uniform(1.0, 1.0 + RECONNECT_JITTER))
 
 
 @dataclass(slots=True, eq=False)

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 # keepalive bounds "cable pulled" detection at ~15 s, below the 30 s heartbeat timeout.
 DEFAULT_KEEPALIVE_S: Final = 10
 QOS: Final = 1
+# paho's reconnect backoff, 1 s doubling to this: the controller holds its judgement of silence after an outage
+# for as long (edgefleet.cloud.hearing.AGENT_RECONNECT_MAX_S; a test keeps the two equal, docs/protocol.md).
+RECONNECT_MIN_S: Final = 1
+RECONNECT_MAX_S: Final = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +89,7 @@ class BoxLink:
         )
         if username:
             self.client.username_pw_set(username, password)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=60)
+        self.client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)
         self.client.on_pre_connect = self._on_pre_connect
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
