@@ -3,9 +3,18 @@ reachable, how a site is doing. No I/O and no clock of its own: callers pass ``n
 
 The ingest applies messages here (under ``FleetState.lock``); the API, metrics and alerting read snapshots.
 Rules (docs/protocol.md):
-- a heartbeat moves a box forward only when it is newer: the same boot with a higher ``seq``, or another boot
-  that started later (``sent_at - uptime_s``, by the box's own clock) than the current one; duplicates and
-  late messages are counted and leave the state as it was;
+- the controller's receive time is the only clock it trusts. A time the box sends (``sent_at``, a status's
+  ``at``) is taken up to ``MAX_CLOCK_SKEW_S`` ahead of the receive time; beyond that it is clamped to it and the
+  message counted ("clock-skew-clamped"), so no message dates itself into the future to outrank what follows;
+- a heartbeat moves a box forward when it is newer by the box's own counters: the same boot with a higher
+  ``seq``, or another boot that started later (``sent_at - uptime_s``, clamped) than the current one; duplicates
+  and late messages are counted and leave the state as it was;
+- a box that keeps heartbeating is never held by an older claim: a *live run* (heartbeats of one boot with
+  rising ``seq``, spanning at least ``LIVE_RUN_FRACTION`` of the box's interval of receive time with no silence
+  over ``RUN_GAP_BEATS`` intervals, received after the standing status was taken) is taken even when the counters call it late, and clears a standing
+  "offline". A late backlog (a broker queue, an agent's buffer) arrives in a burst and is no run; a live agent
+  beats once an interval. Whatever one message claimed (``seq`` + 100,000, a boot started next year, an
+  "offline" of a made-up boot), the box's own agent wins it back with its next two heartbeats;
 - "last seen" is the controller's receive time, never the box's clock; the box's clock skew is measured as
   ``sent_at - received_at`` of its latest heartbeat (the broker hop adds milliseconds, not seconds);
 - an "offline" status counts only for the box's current boot and a session not older than its latest
@@ -14,8 +23,8 @@ Rules (docs/protocol.md):
   heartbeat came within ``heartbeat_timeout`` (``missed_beats x interval_s`` plus a jitter allowance) and no
   current "offline" status says otherwise.
 
-How the rules are made exact, so that any interleaving, duplication or reordering of a box's messages ends in
-the state its newest messages give:
+How the rules are made exact, so that any interleaving, duplication or reordering of a box's messages within a
+burst (less than ``LIVE_RUN_FRACTION`` of an interval) ends in the state its newest messages give:
 - Boots of one box never overlap in time (one agent process ends before the next starts), so every time a
   message carries lies inside its boot's life: a heartbeat's ``sent_at - uptime_s``, a status's ``at`` (the
   agent stamps the will when it sets it, before connecting). Two boots are ordered by comparing any such times.
@@ -29,7 +38,12 @@ the state its newest messages give:
   reads offline at once instead of after the heartbeat timeout.
 - A box is back after an "offline" of its current boot when a heartbeat of that boot with a higher ``seq``
   than the box had when the "offline" was taken arrives (``status_seq``): the agent reconnected and its
-  "online" is late or lost. This one rule depends on arrival order, as it must: only the order says "after".
+  "online" is late or lost. This rule and the live run depend on arrival order, as they must: only the order
+  says "after".
+
+What the box's counters and clock can no longer do: hold the box. What they still decide: the order of messages
+inside a burst, and which boot's heartbeat is shown while two streams beat at once (an adversary that keeps
+publishing on the box's topics can keep doing that; the rules promise recovery once it stops).
 """
 
 from __future__ import annotations
@@ -52,7 +66,8 @@ HISTORY_POINTS: Final = 360
 # Boxes outside the inventory that are listed for ops; past this a flood of made-up ids is only counted.
 MAX_UNKNOWN_BOXES: Final = 1000
 
-ApplyOutcome = Literal["accepted", "duplicate", "stale"]
+# "clock-skew-clamped": taken, with a box time clamped to the receive time + MAX_CLOCK_SKEW_S.
+ApplyOutcome = Literal["accepted", "clock-skew-clamped", "duplicate", "stale"]
 # (start, end) wall-clock seconds of a span the controller could not hear the fleet; end may be infinity.
 SilenceHold = tuple[float, float]
 ReachabilityState = Literal["online", "offline", "never-seen"]
@@ -76,6 +91,19 @@ def heartbeat_timeout(interval_s: float, missed_beats: int) -> float:
 
 
 REASON_NEVER_SEEN: Final = "never-seen"
+
+# How far ahead of the controller's receive time a box's clock may run before its times are clamped. NTP keeps a
+# box within a second and the broker hop adds milliseconds; the clock-skew alert fires at 30 s by default
+# (alerting.rules), so a box is reported before its times are clamped. A dead RTC battery or a bad NTP server
+# puts a box years off: its messages are still taken, their times bounded, and the alert says why.
+MAX_CLOCK_SKEW_S: Final = 60.0
+# A run of heartbeats counts as a live agent once it spans this fraction of the box's interval in receive time:
+# a live agent beats once an interval (the WAN may bunch two beats by ~20%); a backlog (the broker's queue, the
+# agent's buffer, paho's resend) arrives in a burst. Two beats one interval apart always qualify.
+LIVE_RUN_FRACTION: Final = 0.5
+# A run is broken by a silence longer than this many intervals (one lost beat and some WAN delay still continue
+# it): old messages delivered a day later do not continue the run they once belonged to.
+RUN_GAP_BEATS: Final = 2.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +263,13 @@ class BoxLive:
     status_seq: int = 0
     # History points appended since the persister last took them (the newest ``unsaved_points`` of ``history``).
     unsaved_points: int = 0
+    # In memory only (a restart starts them afresh): the run of heartbeats being received now (see the module
+    # rules) and the receive time of the standing status, which a run must postdate to refute it.
+    run_boot: str | None = None
+    run_seq: int = 0
+    run_since: float | None = None
+    run_last: float = 0.0
+    status_taken_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -332,18 +367,49 @@ def _used_percent(total: int, free: int) -> float:
     return 100.0 if used > 100.0 else used
 
 
+def bounded_time(box_time: float, *, received_at: float) -> tuple[float, bool]:
+    """A box's time as the rules take it: at most MAX_CLOCK_SKEW_S after ``received_at``; True when clamped."""
+    limit = received_at + MAX_CLOCK_SKEW_S
+    return (limit, True) if box_time > limit else (box_time, False)
+
+
+def _note_run(box: BoxLive, heartbeat: Heartbeat, received_at: float) -> bool:
+    """Follow the run of heartbeats being received; True when it is live (see the module rules)."""
+    if (
+        box.run_since is None
+        or heartbeat.boot != box.run_boot
+        or heartbeat.seq < box.run_seq
+        or received_at - box.run_last > RUN_GAP_BEATS * heartbeat.interval_s
+    ):
+        box.run_boot, box.run_seq, box.run_since = heartbeat.boot, heartbeat.seq, received_at
+        box.run_last = received_at
+    elif heartbeat.seq > box.run_seq:
+        box.run_seq = heartbeat.seq
+        box.run_last = received_at
+        if box.status_taken_at is not None and box.run_since < box.status_taken_at:
+            box.run_since = received_at  # only beats received after the standing status count against it
+    # A duplicate leaves the run as it was: it was sent before, whenever it arrives.
+    return received_at - box.run_since >= LIVE_RUN_FRACTION * heartbeat.interval_s
+
+
 def apply_heartbeat(box: BoxLive, heartbeat: Heartbeat, *, received_at: float) -> ApplyOutcome:
-    """Move ``box`` forward by ``heartbeat`` if it is newer; see the module rules. Pure but for ``box``."""
-    started = heartbeat.sent_at - heartbeat.uptime_s
+    """Move ``box`` forward by ``heartbeat`` if it is newer or part of a live run; see the module rules. Pure
+    but for ``box``."""
+    sent_at, clamped = bounded_time(heartbeat.sent_at, received_at=received_at)
+    started = sent_at - heartbeat.uptime_s
+    live = _note_run(box, heartbeat, received_at)
     if box.boot is not None:
         if heartbeat.boot == box.boot:
             if heartbeat.seq == box.seq:
                 return "duplicate"
-            if heartbeat.seq < box.seq:
+            if heartbeat.seq < box.seq and not live:
                 return "stale"
-        elif box.boot_started_at is not None and started <= box.boot_started_at:
+        elif box.boot_started_at is not None and started <= box.boot_started_at and not live:
             return "stale"
-    if (
+    if live and box.status_state == "offline":
+        # The box kept beating after the "offline" was taken: whatever it said, it is an older claim.
+        _clear_status(box)
+    elif (
         heartbeat.boot != box.boot
         and box.status_boot is not None
         and box.status_boot != heartbeat.boot
@@ -360,11 +426,12 @@ def apply_heartbeat(box: BoxLive, heartbeat: Heartbeat, *, received_at: float) -
     if box.first_seen is None:
         box.first_seen = received_at
     box.last_seen = received_at
+    # Measured from the box's own sent_at, unclamped: the clock-skew alert reports how far off it really is.
     box.clock_skew_s = heartbeat.sent_at - received_at
     box.history.record(received_at, *_health_figures(heartbeat))
     box.unsaved_points += 1
     box.dirty = True
-    return "accepted"
+    return "clock-skew-clamped" if clamped else "accepted"
 
 
 def _clear_status(box: BoxLive) -> None:
@@ -374,6 +441,7 @@ def _clear_status(box: BoxLive) -> None:
     box.status_session = 0
     box.status_at = None
     box.status_seq = 0
+    box.status_taken_at = None
 
 
 _STATE_RANK: Final = {"online": 0, "offline": 1}
@@ -382,14 +450,15 @@ _STATE_RANK: Final = {"online": 0, "offline": 1}
 def apply_status(box: BoxLive, status: BoxStatus, *, received_at: float) -> ApplyOutcome:
     """Take an online/offline status if it belongs to the box's current boot and newest session.
 
-    ``received_at`` is not kept: a retained status may be hours old when it is delivered, so it says nothing
-    of when the box was last seen.
+    ``received_at`` bounds the status's ``at`` and dates the status for the live-run rule; it is not "last seen":
+    a retained status may be hours old when it is delivered, so it says nothing of when the box was last seen.
     """
+    at, clamped = bounded_time(status.at, received_at=received_at)
     if (
         status.boot != box.boot
         and box.boot_started_at is not None
         and box.boot is not None
-        and status.at < box.boot_started_at
+        and at < box.boot_started_at
     ):
         return "stale"  # of a boot older than the heartbeats' (a late will of the previous boot, say)
     if box.status_boot is not None and box.status_state is not None:
@@ -400,16 +469,17 @@ def apply_status(box: BoxLive, status: BoxStatus, *, received_at: float) -> Appl
                 return "duplicate"
             if new < current:
                 return "stale"
-        elif box.status_at is not None and status.at < box.status_at:
+        elif box.status_at is not None and at < box.status_at:
             return "stale"
     box.status_boot = status.boot
     box.status_state = status.state
     box.status_reason = status.reason
     box.status_session = status.session
-    box.status_at = status.at
+    box.status_at = at
     box.status_seq = box.seq if status.boot == box.boot else 0
+    box.status_taken_at = received_at
     box.dirty = True
-    return "accepted"
+    return "clock-skew-clamped" if clamped else "accepted"
 
 
 def note_unknown_box(state: FleetState, box: str, claimed_site: str | None, *, received_at: float) -> bool:
@@ -574,4 +644,9 @@ def copy_box(box: BoxLive) -> BoxLive:
         status_boot=box.status_boot,
         status_seq=box.status_seq,
         unsaved_points=box.unsaved_points,
+        run_boot=box.run_boot,
+        run_seq=box.run_seq,
+        run_since=box.run_since,
+        run_last=box.run_last,
+        status_taken_at=box.status_taken_at,
     )

@@ -8,7 +8,9 @@ the controller; ``handle`` is the whole per-message path and tests call it direc
 Every message is checked before it touches the state: topic, size, JSON and schema (``messages.decode_*``),
 that the box is in the inventory, that the payload names the box of its topic and the site the inventory
 gives it. A refused message is counted by cause, logged the first time its cause occurs (box and detail
-truncated) and then only counted; nothing raises out of paho's callback. Boxes that are in no site manifest
+truncated) and then only counted; nothing raises out of paho's callback. A late ("stale") message, or one whose
+box time ran too far ahead ("clock-skew-clamped", taken with the time clamped: ``fleet.MAX_CLOCK_SKEW_S``), is
+logged once per box per episode: the episode ends when a message of that box is taken as it came. Boxes that are in no site manifest
 are listed (id, claimed site, first and last seen) so that ops can add them; nothing else of theirs is kept.
 
 The hot path (paho's ``on_message`` -> msgspec decode -> dict lookup -> compare -> assign, under the fleet lock)
@@ -63,6 +65,7 @@ log = logging.getLogger(__name__)
 
 Outcome = Literal[
     "accepted",
+    "clock-skew-clamped",
     "duplicate",
     "stale",
     "malformed",
@@ -145,6 +148,10 @@ class Ingest:
         self._lock = state.lock
         self._counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
         self._logged_causes: set[str] = set()
+        # Boxes whose latest stale drop or clamped clock was logged and not yet followed by a message taken as it
+        # came: one line per box per episode. Bounded by the inventory (unknown boxes never get this far).
+        self._stale_episodes: set[BoxId] = set()
+        self._skew_episodes: set[BoxId] = set()
         self._unknown_overflow_logged = False
         self._connected = False
         self._subscribed = threading.Event()
@@ -262,7 +269,32 @@ class Ingest:
         except MessageRejected as exc:
             return self._reject(exc.cause, box, exc.detail)  # type: ignore[arg-type]
         self._counts[outcome] += 1
+        # The common case (taken, no episode open) costs one test.
+        if outcome != "duplicate" and (outcome != "accepted" or self._stale_episodes or self._skew_episodes):
+            self._note_episode(box, channel, outcome)
         return outcome
+
+    def _note_episode(self, box: BoxId, channel: str, outcome: Outcome) -> None:
+        """Log a box's stale drops and clamped clock once per episode; a message taken as it came ends both."""
+        if outcome == "accepted":
+            self._stale_episodes.discard(box)
+            self._skew_episodes.discard(box)
+        elif outcome == "stale" and box not in self._stale_episodes:
+            self._stale_episodes.add(box)
+            log.warning(
+                "Dropped late message of box; later ones are only counted until the box's messages are taken again",
+                extra={"cause": outcome, "box": box, "channel": channel},
+            )
+        elif outcome == "clock-skew-clamped":
+            self._stale_episodes.discard(box)
+            if box in self._skew_episodes:
+                return
+            self._skew_episodes.add(box)
+            log.warning(
+                "Clamped the time of a message of box: its clock runs ahead of the controller's; "
+                "later ones are only counted until its clock is back within bounds",
+                extra={"cause": outcome, "box": box, "channel": channel},
+            )
 
     # --- checks -------------------------------------------------------------------------------------------
 

@@ -18,13 +18,13 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edgefleet import topics
-from edgefleet.clock import SystemClock
+from edgefleet.clock import Clock, FakeClock, SystemClock
 from edgefleet.cloud.fleet import FleetState, box_reachability
 from edgefleet.cloud.ingesting import Ingest
 from edgefleet.ids import BoxId, SiteId
 from edgefleet.inventory import Box, Inventory, Site
 from edgefleet.messages import MAX_MESSAGE_BYTES
-from tests.cloud.builders import BOX, BOX_2, OTHER_BOX, SITE, heartbeat, inventory, status, wire
+from tests.cloud.builders import BOX, BOX_2, OTHER_BOX, SITE, T0, heartbeat, inventory, status, wire
 from tests.support.peers import Mosquitto, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,8 +42,10 @@ def publisher(broker: Mosquitto) -> Iterator[mqtt.Client]:
     client.loop_stop()
 
 
-def started(state: FleetState, broker: Mosquitto) -> Ingest:
-    ingest = Ingest(state, broker.url, clock=SystemClock())
+def started(state: FleetState, broker: Mosquitto, clock: Clock | None = None) -> Ingest:
+    # By default receive times after the builders' message times (T0 may lie ahead of the real clock, and a box
+    # time beyond the allowed skew would be clamped); a real agent's messages need the real clock.
+    ingest = Ingest(state, broker.url, clock=clock or FakeClock(T0 + 100_000))
     ingest.start()
     assert ingest.wait_subscribed(10), "the ingest did not subscribe within 10 s"
     wait_for(lambda: ingest.snapshots_taken, what="the retained-status snapshot subscription")
@@ -53,6 +55,13 @@ def started(state: FleetState, broker: Mosquitto) -> Ingest:
 @pytest.fixture
 def ingest(broker: Mosquitto) -> Iterator[Ingest]:
     ingest = started(FleetState.for_inventory(inventory()), broker)
+    yield ingest
+    ingest.stop()
+
+
+@pytest.fixture
+def ingest_on_real_time(broker: Mosquitto) -> Iterator[Ingest]:
+    ingest = started(FleetState.for_inventory(inventory()), broker, SystemClock())
     yield ingest
     ingest.stop()
 
@@ -199,24 +208,26 @@ def running_box(broker: Mosquitto, box: str = BOX, site: str = SITE) -> Iterator
     ids=["killed", "stopped"],
 )
 def test_real_agent_goes_online_then_offline(
-    ingest: Ingest, broker: Mosquitto, how: signal.Signals, reason: str
+    ingest_on_real_time: Ingest, broker: Mosquitto, how: signal.Signals, reason: str
 ) -> None:
     with running_box(broker) as process:
-        live = ingest.state.boxes[BOX]
+        live = ingest_on_real_time.state.boxes[BOX]
         wait_for(lambda: live.seq >= 3 and live.status_state == "online", what="the agent's heartbeats")
         now = time.time()
-        assert box_reachability(ingest.state, live, now=now).state == "online"
+        assert box_reachability(ingest_on_real_time.state, live, now=now).state == "online"
         assert live.clock_skew_s is not None
         assert abs(live.clock_skew_s) < 1.0
         process.send_signal(how)
         process.wait(10)
         wait_for(lambda: live.status_state == "offline", what="the will or the shutdown status")
-        reachability = box_reachability(ingest.state, live, now=time.time())
+        reachability = box_reachability(ingest_on_real_time.state, live, now=time.time())
         assert (reachability.state, reachability.reason) == ("offline", reason)
 
 
-def test_restarted_agent_is_online_even_if_its_old_will_comes_late(ingest: Ingest, broker: Mosquitto) -> None:
-    live = ingest.state.boxes[BOX]
+def test_restarted_agent_is_online_even_if_its_old_will_comes_late(
+    ingest_on_real_time: Ingest, broker: Mosquitto
+) -> None:
+    live = ingest_on_real_time.state.boxes[BOX]
     with running_box(broker) as first:
         wait_for(lambda: live.seq >= 2, what="the first agent's heartbeats")
         first_boot = live.boot
@@ -227,7 +238,7 @@ def test_restarted_agent_is_online_even_if_its_old_will_comes_late(ingest: Inges
         wait_for(lambda: live.boot != first_boot and live.status_state == "online", what="the second agent")
         # The first boot's will, delivered late (as a reordering broker hop or a replay would): stale.
         will = status("offline", boot=first_boot or "", session=1, at=live.boot_started_at - 1)  # type: ignore[operator]
-        assert ingest.handle(topics.status_topic(BOX), wire(will)) == "stale"
-        assert box_reachability(ingest.state, live, now=time.time()).state == "online"
+        assert ingest_on_real_time.handle(topics.status_topic(BOX), wire(will)) == "stale"
+        assert box_reachability(ingest_on_real_time.state, live, now=time.time()).state == "online"
         second.send_signal(signal.SIGTERM)
         second.wait(10)

@@ -62,6 +62,12 @@ def expected_boxes() -> list[BoxLive]:
         "dirty": False,
         "status_boot": BOOT_A,
         "unsaved_points": 0,
+        # The live-run bookkeeping is in memory only: a restarted controller follows runs afresh.
+        "run_boot": None,
+        "run_seq": 0,
+        "run_since": None,
+        "run_last": 0.0,
+        "status_taken_at": None,
     }
     return [
         # Sent at T0 + 70 and received then: no skew.
