@@ -53,7 +53,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edgefleet import topics
 from edgefleet.clock import Clock
-from edgefleet.cloud.fleet import FleetState, apply_heartbeat, apply_status, note_unknown_box
+from edgefleet.cloud.fleet import BoxLive, FleetState, apply_heartbeat, apply_status, note_unknown_box
 from edgefleet.cloud.hearing import IngestStats
 from edgefleet.cloud.settings import broker_url_login, parse_broker_url
 from edgefleet.credentials import mask_url
@@ -73,10 +73,13 @@ Outcome = Literal[
     "schema",
     "unknown-box",
     "topic-mismatch",
+    "rate-limited",
     "site-mismatch",
     "bad-topic",
     "internal-error",
 ]
+# Outcomes of a message that was taken into the state.
+_TAKEN: Final = frozenset({"accepted", "clock-skew-clamped"})
 # Every outcome, in the order above: counters and /metrics list them all, zeros included.
 OUTCOMES: Final[tuple[Outcome, ...]] = get_args(Outcome)
 
@@ -161,6 +164,9 @@ class Ingest:
         self._failed_attempts = 0
         self.refused: str | None = None
         self._meter = _Meter(clock.monotonic())
+        # What one publisher can make the controller do: a box's topics and made-up boxes have a budget each.
+        self._box_budgets: dict[BoxId, _Budget] = {}
+        self._unknown_budget = _Budget(UNKNOWN_BURST, UNKNOWN_RATE_PER_S, clock.monotonic())
         self.login_refused = False
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=MQTTProtocolVersion.MQTTv5
@@ -242,8 +248,25 @@ class Ingest:
             )
         box, channel = parsed
         live = self._boxes.get(box)
+        now = self.clock.monotonic()
         if live is None:
+            if not self._unknown_budget.take(now):  # past the budget, a made-up box costs a count, nothing more
+                self._counts["unknown-box"] += 1
+                return "unknown-box"
             return self._unknown_box(box, payload)
+        budget = self._box_budgets.get(box)
+        if budget is not None and not budget.available(now):
+            return self._reject(
+                "rate-limited", box, f"more than {BOX_BAD_BURST} refused messages at once on the topics of {box!r}"
+            )
+        outcome = self._take_known(box, live, channel, payload)
+        if outcome not in _TAKEN:
+            if budget is None:
+                budget = self._box_budgets[box] = _Budget(BOX_BAD_BURST, BOX_BAD_RATE_PER_S, now)
+            budget.take(now)
+        return outcome
+
+    def _take_known(self, box: BoxId, live: BoxLive, channel: topics.Channel, payload: bytes) -> Outcome:
         outcome: Outcome
         try:
             if channel == "heartbeat":
@@ -469,6 +492,40 @@ def _topic_routes(boxes: Iterable[BoxId]) -> dict[str, tuple[BoxId, topics.Chann
         routes[topics.heartbeat_topic(box)] = (box, "heartbeat")
         routes[topics.status_topic(box)] = (box, "status")
     return routes
+
+
+# A box's own agent sends next to nothing that is refused (a QoS 1 duplicate after a reconnect). Past this burst and
+# rate of refused messages on one box's topics, every message on them is dropped before it is decoded (counted as
+# rate-limited) until the budget refills: a garbage flood on one topic then costs a dict lookup a message.
+BOX_BAD_BURST: Final = 100
+BOX_BAD_RATE_PER_S: Final = 10.0
+# Made-up boxes are listed for ops (a decode and the fleet lock each); past this they are only counted.
+UNKNOWN_BURST: Final = 1000
+UNKNOWN_RATE_PER_S: Final = 50.0
+
+
+class _Budget:
+    """A token bucket: ``burst`` at once, refilled at ``rate_per_s``."""
+
+    __slots__ = ("_at", "_rate", "_size", "_tokens")
+
+    def __init__(self, burst: float, rate_per_s: float, now: float) -> None:
+        self._size = burst
+        self._rate = rate_per_s
+        self._tokens = burst
+        self._at = now
+
+    def available(self, now: float) -> bool:
+        if now > self._at:
+            self._tokens = min(self._size, self._tokens + (now - self._at) * self._rate)
+            self._at = now
+        return self._tokens >= 1.0
+
+    def take(self, now: float) -> bool:
+        if not self.available(now):
+            return False
+        self._tokens -= 1.0
+        return True
 
 
 # The ingest's own hearing, measured over windows of this length: long enough to smooth a burst, short enough

@@ -11,7 +11,8 @@ import pytest
 from edgefleet import topics
 from edgefleet.clock import FakeClock
 from edgefleet.cloud.fleet import FleetState, UnknownBox
-from edgefleet.cloud.ingesting import OUTCOMES, Ingest
+from edgefleet.cloud.ingesting import BOX_BAD_BURST, OUTCOMES, UNKNOWN_BURST, Ingest
+from edgefleet.ids import BoxId
 from edgefleet.messages import MAX_MESSAGE_BYTES
 from tests.cloud.builders import BOX, OTHER_BOX, SITE, T0, heartbeat, inventory, status, wire
 
@@ -97,7 +98,7 @@ def test_unknown_box_with_unreadable_payload_is_still_listed(ingest: Ingest, pay
 
 def test_each_cause_is_logged_once(ingest: Ingest, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="edgefleet.cloud.ingesting")
-    for _ in range(50):
+    for _ in range(40):  # within a box's budget of refused messages (BOX_BAD_BURST)
         ingest.handle(HEARTBEAT, b"{not json")
         ingest.handle(HEARTBEAT, wire(heartbeat(1, site="bj-test")))
     ingest.handle(HEARTBEAT, wire(heartbeat(1)))
@@ -108,7 +109,24 @@ def test_each_cause_is_logged_once(ingest: Ingest, caplog: pytest.LogCaptureFixt
     assert first.getMessage().startswith("Dropped malformed message from box")
     assert first.box == BOX  # type: ignore[attr-defined]
     assert len(first.detail) <= 200  # type: ignore[attr-defined]
-    assert ingest.counters["malformed"] == 50
+    assert ingest.counters["malformed"] == 40
+
+
+def test_a_garbage_flood_on_a_box_topic_is_dropped_before_decoding(ingest: Ingest, clock: FakeClock) -> None:
+    for _ in range(BOX_BAD_BURST + 5_000):
+        ingest.handle(HEARTBEAT, b"{not json")
+    assert ingest.counters["malformed"] == BOX_BAD_BURST
+    assert ingest.counters["rate-limited"] == 5_000
+    assert ingest.handle(HEARTBEAT, wire(heartbeat(1))) == "rate-limited", "the topic's budget is spent"
+    clock.advance(1.0)  # it refills: the box's own next heartbeat is taken
+    assert ingest.handle(HEARTBEAT, wire(heartbeat(2))) == "accepted"
+
+
+def test_made_up_boxes_are_listed_within_a_budget(ingest: Ingest, clock: FakeClock) -> None:
+    for i in range(UNKNOWN_BURST + 3_000):
+        assert ingest.handle(topics.heartbeat_topic(BoxId(f"made-up-{i}")), b"{}") == "unknown-box"
+    assert ingest.counters["unknown-box"] == UNKNOWN_BURST + 3_000
+    assert len(ingest.state.unknown) <= UNKNOWN_BURST, "past the budget, a made-up box is only counted"
 
 
 def test_counters_name_every_outcome(ingest: Ingest) -> None:
