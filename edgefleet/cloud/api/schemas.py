@@ -207,9 +207,12 @@ class UnknownBoxPublic(_Public):
 
 
 class Healthz(_Public):
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "degraded", "unavailable"] = Field(
+        description="ok; degraded (200): serving and alerting, but the database refuses to save (problems says "
+        "what waits in memory); unavailable (503): the broker or the database is away."
+    )
     broker_connected: bool
-    database_ok: bool
+    database_ok: bool = Field(description="The database answers and takes every save.")
     inventory_version: str = Field(description="Content hash of the site manifests in force.")
     boxes_online: int
     boxes_total: int
