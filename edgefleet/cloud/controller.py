@@ -30,7 +30,7 @@ from edgefleet.cloud.fleet import HISTORY_POINTS, BoxLive, FleetState, HealthPoi
 from edgefleet.cloud.ingesting import Ingest
 from edgefleet.cloud.leading import take_database_lock
 from edgefleet.cloud.persisting import Persister
-from edgefleet.cloud.saving import SavingHealth, WriterHealth
+from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.settings import Settings
 from edgefleet.cloud.store import Store
 from edgefleet.errors import EdgefleetError, InventoryVersionMismatch
@@ -117,16 +117,11 @@ class Controller:
 
     def saving(self) -> SavingHealth:
         """How the writes to the database fare: the persister's flushes and the alert loop's saves."""
-        stats = self.persister.stats
-        fleet = WriterHealth(
-            saves=stats.flushes,
-            failed_saves=stats.failed_flushes,
-            failure_streak=stats.failure_streak,
-            last_error=stats.last_error,
-            last_saved_at=stats.last_saved_at,
-            pending=stats.pending_boxes + stats.pending_samples,
+        return SavingHealth(
+            fleet=self.persister.saving,
+            alerts=self.alert_loop.saving,
+            dropped_samples=self.persister.stats.dropped_samples,
         )
-        return SavingHealth(fleet=fleet, alerts=self.alert_loop.saving, dropped_samples=stats.dropped_samples)
 
     @property
     def inventory_version(self) -> str:
