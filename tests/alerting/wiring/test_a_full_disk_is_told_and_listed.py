@@ -12,7 +12,6 @@ new page, exactly as a full filesystem does. The API is served by a real uvicorn
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +20,12 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from edgefleet.clock import FakeClock
-from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.api import create_app
-from edgefleet.cloud.fleet import FleetState, HealthPoint, InventoryChange, apply_heartbeat, heartbeat_timeout
-from edgefleet.cloud.persisting import Persister
-from edgefleet.cloud.saving import SavingHealth
+from edgefleet.cloud.fleet import apply_heartbeat, heartbeat_timeout
 from edgefleet.cloud.settings import Settings
 from edgefleet.cloud.store import Store
-from edgefleet.ids import BoxId
 from tests.alerting.builders import heartbeat, make_inventory, site_boxes
-from tests.alerting.wiring.clocked import ClockedAlerting
-from tests.cloud.api.memory import MemoryIngest
+from tests.alerting.wiring.clocked import ClockedAlerting, ClockedController
 from tests.cloud.api.serving import serving
 
 INTERVAL_S = 10.0
@@ -57,61 +50,15 @@ class Disk:
             dbapi_connection.execute(f"PRAGMA max_page_count={pages}")
 
 
-@dataclass
-class ClockedController:
-    """What the API reads (``deps.FleetReader``), over the clocked alerting parts and a real persister."""
-
-    running: ClockedAlerting
-    persister: Persister
-    ingest: MemoryIngest = field(default_factory=MemoryIngest)
-
-    @property
-    def state(self) -> FleetState:
-        return self.running.fleet
-
-    @property
-    def clock(self) -> FakeClock:
-        return self.running.clock
-
-    @property
-    def store(self) -> Store:
-        return self.running.store
-
-    @property
-    def alerting(self) -> AlertService:
-        return self.running.service
-
-    def saving(self) -> SavingHealth:
-        # As ``Controller.saving`` builds it.
-        return SavingHealth(
-            fleet=self.persister.saving,
-            alerts=self.running.loop.saving,
-            dropped_samples=self.persister.stats.dropped_samples,
-        )
-
-    def box_history(self, box: BoxId, since: float) -> list[HealthPoint]:
-        return []
-
-    def reload_inventory(self, *, expect_version: str | None = None) -> InventoryChange:
-        raise NotImplementedError
-
-
 @pytest.fixture
 def controller(tmp_path: Path) -> Iterator[ClockedController]:
-    running = ClockedAlerting(INVENTORY, f"sqlite:///{tmp_path / 'edgefleet.db'}", None)
-    persister = Persister(
-        running.fleet,
-        running.store,
-        clock=running.clock,
-        interval_s=1.0,
-        history_retention_s=3600.0,
-        history_max_points=100,
-    )
+    served = ClockedController.build(INVENTORY, f"sqlite:///{tmp_path / 'edgefleet.db'}")
+    running, persister = served.running, served.persister
     running.beat_all()
     running.run(INTERVAL_S)
     ingest_beats(running)
     assert persister.flush(), "the fleet state is saved while the disk has room"
-    yield ClockedController(running, persister)
+    yield served
     running.close()
 
 
