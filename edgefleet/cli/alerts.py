@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import typer
 
-from edgefleet.cli.fleet import DEFAULT_API, ApiOption, ago, call, plural
+from edgefleet.cli.fleet import DEFAULT_API, ApiOption, ago, call, get_pages, plural
 from edgefleet.cli.output import OutputFormat, OutputOption
 
 STATE_STYLE: Final = {"firing": "bold red", "acknowledged": "yellow", "resolved": "green"}
@@ -29,6 +29,10 @@ SEVERITY_STYLE: Final = {"critical": "bold red", "warning": "yellow", "info": "d
 SILENCE_STYLE: Final = {"active": "green", "pending": "yellow", "expired": "dim"}
 # Long summaries are cut in a terminal's table; -o wide, a pipe and GET /api/v1/alerts/ID show them whole.
 SUMMARY_WIDTH: Final = 70
+# A table shows the newest 100 alerts unless --limit or --all says otherwise; lists are read a page of the API's
+# largest (1,000) at a time.
+TABLE_ROWS: Final = 100
+PAGE: Final = 1000
 
 
 def register(app: typer.Typer) -> None:
@@ -59,7 +63,12 @@ def alerts_list(
     every: Annotated[
         bool, typer.Option("--all", "-a", help="Every alert: muted, acknowledged and resolved ones too.")
     ] = False,
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            help="At most this many, newest first (default: 100 in a table; every one with --all or -o json|yaml)."
+        ),
+    ] = None,
     api: ApiOption = DEFAULT_API,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
@@ -71,14 +80,19 @@ def alerts_list(
     # What needs a person: firing and not muted. Acknowledged alerts have someone; muted ones are silenced
     # or follow from another alert (a site's box-lost alerts from its site-unreachable one).
     needs_person = not every and state is None
-    params: dict[str, str | int | None] = {"state": state, "site": site, "kind": kind, "limit": limit}
+    # Scripts (-o json|yaml) and --all get every alert, page after page; a table stops at the first 100.
+    at_most = limit if limit is not None else None if every or is_data(output) else TABLE_ROWS
+    page = min(at_most, PAGE) if at_most is not None else PAGE
+    params: dict[str, str | int | None] = {"state": state, "site": site, "kind": kind, "limit": page}
     if needs_person:
         params |= {"state": "firing", "muted": "false"}
-    alerts = call(api, "GET", "/api/v1/alerts", params=params)
+    alerts, more = get_pages(api, "/api/v1/alerts", params, at_most=at_most)
     if is_data(output):
         print_data(alerts, output)
         return
     lines = [_alerts_table(alerts, wide=output is OutputFormat.WIDE)] if alerts else []
+    if more:
+        lines.append(f"more alerts follow: --limit {2 * len(alerts)}, or -o json for every one")
     if needs_person:
         counts = call(api, "GET", "/api/v1/alerts/counts", params={"site": site, "kind": kind})
         lines += [f"{plural(len(alerts), 'alert')} firing" if alerts else "nothing firing needs a person"]
@@ -193,7 +207,7 @@ def silence_list(
 
     from edgefleet.cli.output import is_data, new_table, print_data, show
 
-    silences = call(api, "GET", "/api/v1/silences", params={"all": "true" if include_ended else None})
+    silences, _ = get_pages(api, "/api/v1/silences", {"all": "true" if include_ended else None, "limit": PAGE})
     if is_data(output):
         print_data(silences, output)
         return

@@ -27,6 +27,8 @@ DEFAULT_API: Final = "http://127.0.0.1:8000"
 API_HINT: Final = f"start it with 'edgefleet cloud serve' or set {API_ENV}"
 # The API answers from memory within milliseconds; ten seconds of silence means it or the network is stuck.
 TIMEOUT_S: Final = 10.0
+# Where a list answer names its next page (``edgefleet.cloud.api.paging``; not imported: it pulls in FastAPI).
+NEXT_CURSOR_HEADER: Final = "X-Next-Cursor"
 
 HEALTH_STYLE: Final = {"ok": "green", "degraded": "yellow", "unreachable": "bold red", "unknown": "dim"}
 STATE_STYLE: Final = {"online": "green", "offline": "bold red", "never-seen": "dim"}
@@ -74,7 +76,7 @@ def sites_list(
 
     from edgefleet.cli.output import is_data, is_terminal, new_table, print_data, show
 
-    sites = get_json(api, "/api/v1/sites", {"health": health, "region": region})
+    sites, _ = get_pages(api, "/api/v1/sites", {"health": health, "region": region})
     if is_data(output):
         print_data(sites, output)
         return
@@ -187,7 +189,7 @@ def boxes_list(
     from edgefleet.cli.output import fail, is_data, print_data, show
 
     if unknown:
-        found = get_json(api, "/api/v1/unknown-boxes")
+        found, _ = get_pages(api, "/api/v1/unknown-boxes")
         if is_data(output):
             print_data(found, output)
             return
@@ -197,7 +199,7 @@ def boxes_list(
         fail(
             "say which boxes to list", hint="edgefleet boxes --site SITE (or --unknown); 'edgefleet sites' lists sites"
         )
-    boxes = get_json(api, f"/api/v1/sites/{quote(site, safe='')}/boxes", {"state": state})
+    boxes, _ = get_pages(api, f"/api/v1/sites/{quote(site, safe='')}/boxes", {"state": state})
     if is_data(output):
         print_data(boxes, output)
         return
@@ -266,7 +268,36 @@ def call(
     body: dict[str, Any] | None = None,
 ) -> Any:
     """One request to the API; an API error ends the command with its message, no connection raises
-    UnreachableError. Every API-backed command goes through here."""
+    UnreachableError. Every API-backed command goes through here (or through ``get_pages``)."""
+    return _request(api, method, path, params=params, body=body)[0]
+
+
+def get_pages(
+    api: str, path: str, params: dict[str, str | int | None] | None = None, *, at_most: int | None = None
+) -> tuple[list[Any], bool]:
+    """Every item of the API list ``path``, following its ``X-Next-Cursor`` pages (``at_most``: stop once that
+    many are read), and whether more are left unread."""
+    items: list[Any] = []
+    query = dict(params or {})
+    while True:
+        page, next_cursor = _request(api, "GET", path, params=query)
+        items += page
+        if next_cursor is None:
+            return items, False
+        if at_most is not None and len(items) >= at_most:
+            return items[:at_most], True
+        query = {**query, "cursor": next_cursor}
+
+
+def _request(
+    api: str,
+    method: str,
+    path: str,
+    *,
+    params: dict[str, str | int | None] | None = None,
+    body: dict[str, Any] | None = None,
+) -> tuple[Any, str | None]:
+    """The API's answer and the cursor of its next page (None: none follows)."""
     import httpx
 
     from edgefleet.cli.output import fail
@@ -291,7 +322,7 @@ def call(
         )
     if not response.is_success:
         _fail_as_answered(response.status_code, answer)
-    return answer
+    return answer, response.headers.get(NEXT_CURSOR_HEADER)
 
 
 def _fail_as_answered(status: int, body: Any) -> NoReturn:

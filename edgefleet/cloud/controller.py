@@ -31,6 +31,7 @@ from edgefleet.cloud.hearing import Hearing
 from edgefleet.cloud.ingesting import Ingest
 from edgefleet.cloud.leading import take_database_lock
 from edgefleet.cloud.persisting import Persister
+from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.settings import Settings
 from edgefleet.cloud.store import Store
 from edgefleet.errors import EdgefleetError, InventoryVersionMismatch
@@ -113,6 +114,14 @@ class Controller:
                 "unknown_boxes": len(self.state.unknown),
                 "database": self.store.url_shown,
             },
+        )
+
+    def saving(self) -> SavingHealth:
+        """How the writes to the database fare: the persister's flushes and the alert loop's saves."""
+        return SavingHealth(
+            fleet=self.persister.saving,
+            alerts=self.alert_loop.saving,
+            dropped_samples=self.persister.stats.dropped_samples,
         )
 
     @property

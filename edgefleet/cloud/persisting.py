@@ -22,6 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from edgefleet.clock import Clock
 from edgefleet.cloud.fleet import BoxLive, FleetState, UnknownBox, copy_box
+from edgefleet.cloud.saving import WriterHealth
 from edgefleet.cloud.store import Sample
 from edgefleet.errors import EdgefleetError
 from edgefleet.ids import BoxId
@@ -128,6 +129,19 @@ class Persister:
             pending_boxes=len(self._boxes),
             pending_samples=len(self._samples),
             dropped_samples=self._dropped_samples,
+        )
+
+    @property
+    def saving(self) -> WriterHealth:
+        """The flushes as one writer to the database (``saving``: for /healthz and /metrics); pending: the boxes
+        and health points waiting for the next flush."""
+        return WriterHealth(
+            saves=self._flushes,
+            failed_saves=self._failed,
+            failure_streak=self._streak,
+            last_error=self._last_error,
+            last_saved_at=self._last_saved_at,
+            pending=len(self._boxes) + len(self._samples),
         )
 
     def flush(self) -> bool:

@@ -212,3 +212,26 @@ def test_counts_are_by_state_and_muting(cut_site: tuple[str, AlertLoop]) -> None
     assert httpx.get(f"{api}/api/v1/alerts/counts", params={"site": "bj-daxing"}).json() == [
         {"state": "acknowledged", "muted": None, "muted_by": [], "count": 1}
     ]
+
+
+def test_scripts_get_every_alert_past_the_api_page(
+    cli: typer.Typer, runner: CliRunner, cut_site: tuple[str, AlertLoop]
+) -> None:
+    # A flood: more alerts than one page of the API holds (it used to stop at 1,000).
+    api, loop = cut_site
+    flood = [
+        dataclasses.replace(a, id=alert_id(dataclasses.replace(a.key, detail=f"n{n}"), a.fired_at))
+        for n in range(1200)
+        for a in [stored(AlertKind.BOX_LOST, "sh-pudong-edge-01", at=T0 - 3600 - n // 2)]
+    ]
+    loop.alerts.save(flood)
+
+    every = runner.invoke(cli, ["alerts", "--api", api, "--all", "-o", "json"])
+    table = runner.invoke(cli, ["alerts", "--api", api, "--all", "--limit", "150"])
+
+    assert every.exit_code == 0, every.output
+    ids = [a["id"] for a in json.loads(every.output)]
+    assert len(ids) == len(set(ids)) == 1200 + 5, "every stored alert, once"
+    assert table.exit_code == 0, table.output
+    assert "more alerts follow: --limit 300, or -o json for every one" in table.output
+    assert "150 alerts" in table.output

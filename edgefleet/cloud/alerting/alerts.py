@@ -160,6 +160,26 @@ class AlertTally:
     count: int
 
 
+# Where a page of a list ends, as (time, id): alerts sort by fire time, silences by start, newest first and
+# then by id; the next page starts after the key of the last item of the page before (keyset paging).
+PageKey = tuple[float, str]
+
+
+def page_key(alert: StoredAlert) -> PageKey:
+    """The alert's place in a list: (fire time, id); neither ever changes for one firing."""
+    return (alert.fired_at, alert.id)
+
+
+def sorts_after(key: PageKey, after: PageKey) -> bool:
+    """Whether ``key`` comes after ``after`` in a list (newest first, then by id)."""
+    return key[0] < after[0] or (key[0] == after[0] and key[1] > after[1])
+
+
+def list_order(key: PageKey) -> tuple[float, str]:
+    """A sort key for ``sorted`` that lists newest first, then by id."""
+    return (-key[0], key[1])
+
+
 @dataclass(frozen=True, slots=True)
 class Transition:
     """One change of a stored alert: store ``alert`` (it replaces ``previous``, a new row when ``action`` is

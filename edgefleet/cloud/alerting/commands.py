@@ -1,7 +1,8 @@
 """What people do with alerts, served to the API: ``AlertCommands`` is the controller's ``AlertService``.
 
 Reads go to the alert store (``store.AlertStore``), with the loop's own copy of an alert taking precedence over
-the stored one (it may not be saved yet). Changes (acknowledging, adding and ending silences) hold the loop's pass
+the stored one (it may not be saved yet): lists and counts merge the loop's unsaved alerts over the store's rows,
+so an alert the store refused (a full disk) is listed and counted as it is served by id. Changes (acknowledging, adding and ending silences) hold the loop's pass
 lock and go through the loop (``looping.AlertLoop.record`` and ``silences_changed``), so a pass never overwrites
 them with what it read before. Validation happens here, against the inventory in force.
 """
@@ -11,9 +12,21 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Collection
 
-from edgefleet.cloud.alerting.alerts import AlertKind, AlertState, AlertTally, StoredAlert, acknowledge
+from edgefleet.cloud.alerting.alerts import (
+    AlertKind,
+    AlertState,
+    AlertTally,
+    Muting,
+    PageKey,
+    StoredAlert,
+    acknowledge,
+    list_order,
+    page_key,
+    sorts_after,
+)
 from edgefleet.cloud.alerting.looping import AlertLoop
 from edgefleet.cloud.alerting.service import AlertNotFound, SilenceRejected, SilenceStateError
 from edgefleet.cloud.alerting.silences import Silence, SilenceRecord, validate_silence
@@ -48,16 +61,45 @@ class AlertCommands:
         sites: Collection[SiteId] | None = None,
         muted: bool | None = None,
         id_prefix: str | None = None,
+        after: PageKey | None = None,
         limit: int = 100,
     ) -> list[StoredAlert]:
-        return self._alerts.find(
-            state=state, site=site, kind=kind, sites=sites, muted=muted, id_prefix=id_prefix, limit=limit
+        held = [a for a in self._loop.unsaved().values() if after is None or sorts_after(page_key(a), after)]
+        # The stored copies of held alerts give way to the held ones: ask the store for as many more. An alert's
+        # page key never changes, so its stored copy sorts where the held one does.
+        stored = self._alerts.find(
+            state=state,
+            site=site,
+            kind=kind,
+            sites=sites,
+            muted=muted,
+            id_prefix=id_prefix,
+            after=after,
+            limit=limit + len(held),
         )
+        held_ids = {a.id for a in held}
+        merged = [a for a in stored if a.id not in held_ids]
+        merged += [
+            a
+            for a in held
+            if _matches(a, state=state, site=site, kind=kind, sites=sites, muted=muted, id_prefix=id_prefix)
+        ]
+        merged.sort(key=lambda a: list_order(page_key(a)))
+        return merged[:limit]
 
     def tally(
         self, *, site: SiteId | None = None, kind: AlertKind | None = None, sites: Collection[SiteId] | None = None
     ) -> list[AlertTally]:
-        return self._alerts.tally(site=site, kind=kind, sites=sites)
+        tallies = self._alerts.tally(site=site, kind=kind, sites=sites)
+        held = self._loop.unsaved()
+        if not held:
+            return tallies
+        stored = self._alerts.get_many(held)
+        return _merge_tally(
+            tallies,
+            replaced=[a for a in stored.values() if _matches(a, site=site, kind=kind, sites=sites)],
+            held=[a for a in held.values() if _matches(a, site=site, kind=kind, sites=sites)],
+        )
 
     def short_ids(self, alert_ids: Collection[str]) -> dict[str, str]:
         return self._alerts.short_ids(alert_ids)
@@ -139,13 +181,59 @@ class AlertCommands:
         return SilenceRecord(dataclasses.replace(record.silence, ends_at=now), record.planned_ends_at, by)
 
     def list_silences(
-        self, *, include_expired: bool = False, id_prefix: str | None = None, limit: int | None = 100
+        self,
+        *,
+        include_expired: bool = False,
+        id_prefix: str | None = None,
+        after: PageKey | None = None,
+        limit: int | None = 100,
     ) -> list[SilenceRecord]:
+        # Silences are stored before they take effect (``add_silence``), so the store has every one.
         ending_after = None if include_expired else self._clock.now()
-        return self._alerts.silences(ending_after=ending_after, id_prefix=id_prefix, limit=limit)
+        return self._alerts.silences(ending_after=ending_after, id_prefix=id_prefix, after=after, limit=limit)
 
     def silence(self, silence_id: str) -> SilenceRecord:
         record = self._alerts.get_silence(silence_id)
         if record is None:
             raise AlertNotFound(f"no silence {silence_id!r}; GET /api/v1/silences lists the ids")
         return record
+
+
+def _matches(
+    alert: StoredAlert,
+    *,
+    state: AlertState | None = None,
+    site: SiteId | None = None,
+    kind: AlertKind | None = None,
+    sites: Collection[SiteId] | None = None,
+    muted: bool | None = None,
+    id_prefix: str | None = None,
+) -> bool:
+    """The store's filters (``AlertStore.find``), applied to an alert held in memory."""
+    return (
+        (state is None or alert.state == state)
+        and (site is None or alert.key.site == site)
+        and (kind is None or alert.key.kind == kind)
+        and (sites is None or alert.key.site in sites)
+        and (muted is None or (alert.muted is not None) == muted)
+        and (id_prefix is None or alert.id.startswith(id_prefix))
+    )
+
+
+_TallyKey = tuple[AlertState, Muting | None, tuple[str, ...]]
+
+
+def _merge_tally(
+    tallies: list[AlertTally], *, replaced: Collection[StoredAlert], held: Collection[StoredAlert]
+) -> list[AlertTally]:
+    """The store's counts with the stored copies of ``replaced`` taken out and the ``held`` ones (their newer
+    copies, not stored yet) counted instead; only active alerts count, as in ``AlertStore.tally``."""
+    counts: Counter[_TallyKey] = Counter({(t.state, t.muted, t.muted_by): t.count for t in tallies})
+    for alert in replaced:
+        if alert.active:
+            counts[alert.state, alert.muted, alert.muted_by] -= 1
+    for alert in held:
+        if alert.active:
+            counts[alert.state, alert.muted, alert.muted_by] += 1
+    out = [AlertTally(state=s, muted=m, muted_by=by, count=n) for (s, m, by), n in counts.items() if n > 0]
+    return sorted(out, key=lambda t: (-t.count, t.state, t.muted or "", t.muted_by))

@@ -41,6 +41,7 @@ alert as it was read before it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -81,6 +82,7 @@ from edgefleet.cloud.hearing import (
     recovery_bound,
     starting,
 )
+from edgefleet.cloud.saving import WriterHealth
 from edgefleet.cloud.store import Store
 from edgefleet.ids import BoxId
 from edgefleet.inventory import Inventory
@@ -210,6 +212,7 @@ class AlertLoop:
         self._next_pass_at = clock.monotonic()
         self._bad_since_at: float | None = None
         self._failures = FailureLog(log)
+        self._saving = WriterHealth()
         self._slow_passes = 0
         self._scheduler: BackgroundScheduler | None = None
         self.alerts.create_schema()
@@ -502,6 +505,17 @@ class AlertLoop:
                     return alert
             return self._unsaved.get(alert_id)
 
+    def unsaved(self) -> dict[str, StoredAlert]:
+        """The alerts changed since the last successful save, by id (a copy): what the store lacks or holds an
+        older version of. Lists merge these over the store's rows, so an alert the store refused is still listed."""
+        with self.lock:
+            return dict(self._unsaved)
+
+    @property
+    def saving(self) -> WriterHealth:
+        """How the saves of alerts fare (for /healthz and /metrics)."""
+        return self._saving
+
     def silences_changed(self, *, added: Silence | None = None, ended: str | None = None) -> None:
         """A silence was stored or ended: mute (or unmute) by it from the next pass, which runs at once."""
         with self.lock:
@@ -538,15 +552,26 @@ class AlertLoop:
     def _save_unsaved(self) -> None:
         if not self._unsaved:
             return
+        saving = self._saving
         try:
             self.alerts.save(list(self._unsaved.values()))
         except Exception as exc:  # kept; the next pass tries again
+            self._saving = dataclasses.replace(
+                saving,
+                failed_saves=saving.failed_saves + 1,
+                failure_streak=saving.failure_streak + 1,
+                last_error=str(exc)[:500],
+                pending=len(self._unsaved),
+            )
             self._failures.failed(
                 "save", "Failed to save alerts; keeping them for the next pass", exc, alerts=len(self._unsaved)
             )
             return
         self._failures.recovered("save", "Saved alerts again after failures")
         self._unsaved.clear()
+        self._saving = WriterHealth(
+            saves=saving.saves + 1, failed_saves=saving.failed_saves, last_saved_at=self.clock.now()
+        )
 
     def _note_unrouted(self, keys: Collection[AlertKey]) -> None:
         for key in keys:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Protocol
 
-from edgefleet.cloud.alerting.alerts import AlertingError, AlertKind, AlertState, AlertTally, StoredAlert
+from edgefleet.cloud.alerting.alerts import AlertingError, AlertKind, AlertState, AlertTally, PageKey, StoredAlert
 from edgefleet.cloud.alerting.silences import SilenceRecord
 from edgefleet.ids import BoxId, SiteId
 
@@ -52,16 +52,20 @@ class AlertService(Protocol):
         sites: Collection[SiteId] | None = None,
         muted: bool | None = None,
         id_prefix: str | None = None,
+        after: PageKey | None = None,
         limit: int = 100,
     ) -> list[StoredAlert]:
-        """Stored alerts newest first (by when they fired), filtered by state, site, kind, whether they are muted
-        and the start of their id; ``sites`` limits them to those a caller may read."""
+        """Alerts newest first (by when they fired, then by id), filtered by state, site, kind, whether they are
+        muted and the start of their id; ``sites`` limits them to those a caller may read; ``after``: the page
+        that follows the alert with that ``alerts.page_key``. Every alert the controller holds is listed,
+        including those it has not managed to store yet."""
         ...
 
     def tally(
         self, *, site: SiteId | None = None, kind: AlertKind | None = None, sites: Collection[SiteId] | None = None
     ) -> list[AlertTally]:
-        """The active alerts counted by state and muting, largest count first: what a filtered page leaves out."""
+        """The active alerts counted by state and muting, largest count first: what a filtered page leaves out
+        (the ones not stored yet included)."""
         ...
 
     def short_ids(self, alert_ids: Collection[str]) -> dict[str, str]:
@@ -97,10 +101,16 @@ class AlertService(Protocol):
         ...
 
     def list_silences(
-        self, *, include_expired: bool = False, id_prefix: str | None = None, limit: int | None = 100
+        self,
+        *,
+        include_expired: bool = False,
+        id_prefix: str | None = None,
+        after: PageKey | None = None,
+        limit: int | None = 100,
     ) -> list[SilenceRecord]:
-        """Silences newest first: active and pending ones, or every one with ``include_expired``; with
-        ``id_prefix``, those whose id starts so; ``limit`` None: all of them."""
+        """Silences newest first (by start, then id): active and pending ones, or every one with
+        ``include_expired``; with ``id_prefix``, those whose id starts so; with ``after``, the page that follows
+        the silence whose (start, id) that is; ``limit`` None: all of them."""
         ...
 
     def silence(self, silence_id: str) -> SilenceRecord:

@@ -26,6 +26,7 @@ from edgefleet.cloud.alerting.alerts import (
     AlertState,
     AlertTally,
     DetailValue,
+    PageKey,
     Severity,
     StoredAlert,
 )
@@ -33,9 +34,8 @@ from edgefleet.cloud.alerting.silences import MAX_WHO_CHARS, Silence, SilenceRec
 from edgefleet.cloud.store import Store
 from edgefleet.ids import BoxId, SiteId
 
-# A page of alerts for the API and the CLI; a longer look back belongs in a report, not a list.
+# A page of alerts for the API and the CLI; the pages after it start after a key (``alerts.PageKey``).
 DEFAULT_LIST_LIMIT: Final = 100
-MAX_LIST_LIMIT: Final = 1000
 _ACTIVE_STATES: Final = ("firing", "acknowledged")
 
 # --- tables -----------------------------------------------------------------------------------------------
@@ -181,13 +181,17 @@ class AlertStore:
         sites: Collection[SiteId] | None = None,
         muted: bool | None = None,
         id_prefix: str | None = None,
+        after: PageKey | None = None,
         limit: int = DEFAULT_LIST_LIMIT,
     ) -> list[StoredAlert]:
-        """Alerts newest first (by fire time), filtered by state, site, kind, whether they are muted (silenced or
-        inhibited) and the start of their id; ``sites`` limits them to those sites (a caller who may read only
-        some)."""
-        query = sa.select(_ALERT).order_by(_ALERT.c.fired_at.desc(), _ALERT.c.id).limit(min(limit, MAX_LIST_LIMIT))
+        """Alerts newest first (by fire time, then id), filtered by state, site, kind, whether they are muted
+        (silenced or inhibited) and the start of their id; ``sites`` limits them to those sites (a caller who may
+        read only some). ``after``: only those that sort after that (fire time, id), the key of the last alert of
+        the page before (keyset paging: a page never repeats nor skips an alert, whatever fires meanwhile)."""
+        query = sa.select(_ALERT).order_by(_ALERT.c.fired_at.desc(), _ALERT.c.id).limit(limit)
         query = query.where(*_filters(state=state, site=site, kind=kind, sites=sites))
+        if after is not None:
+            query = query.where(_after(_ALERT.c.fired_at, _ALERT.c.id, after))
         if muted is not None:
             query = query.where(_ALERT.c.muted.is_not(None) if muted else _ALERT.c.muted.is_(None))
         if id_prefix is not None:
@@ -223,6 +227,16 @@ class AlertStore:
         ]
         return sorted(tallies, key=lambda t: (-t.count, t.state, t.muted or "", t.muted_by))
 
+    def get_many(self, alert_ids: Collection[str]) -> dict[str, StoredAlert]:
+        """The stored alerts of ``alert_ids`` that are stored, by id."""
+        ids = sorted(set(alert_ids))
+        out: dict[str, StoredAlert] = {}
+        for i in range(0, len(ids), 500):  # a few hundred ids a query keeps under every driver's limit
+            query = sa.select(_ALERT).where(_ALERT.c.id.in_(ids[i : i + 500]))
+            with self.store.transaction("read alerts") as connection:
+                out.update((row["id"], _stored_alert(row)) for row in connection.execute(query).mappings())
+        return out
+
     def short_ids(self, alert_ids: Collection[str]) -> dict[str, str]:
         """The shortest start of each id, at least ``SHORT_ID_CHARS`` long, that no other stored alert shares now."""
         starts = sorted({alert_id[:SHORT_ID_CHARS] for alert_id in alert_ids})
@@ -256,14 +270,22 @@ class AlertStore:
         return None if row is None else _silence_record(row)
 
     def silences(
-        self, *, ending_after: float | None = None, id_prefix: str | None = None, limit: int | None = DEFAULT_LIST_LIMIT
+        self,
+        *,
+        ending_after: float | None = None,
+        id_prefix: str | None = None,
+        after: PageKey | None = None,
+        limit: int | None = DEFAULT_LIST_LIMIT,
     ) -> list[SilenceRecord]:
-        """Silences newest first; with ``ending_after``, only those that still mute after then (active or
-        pending); with ``id_prefix``, those whose id starts so; ``limit`` None: all of them (the alert loop's own
-        read at start-up)."""
+        """Silences newest first (by start, then id); with ``ending_after``, only those that still mute after then
+        (active or pending); with ``id_prefix``, those whose id starts so; with ``after``, those that sort after
+        that (start, id), the key of the last silence of the page before; ``limit`` None: all of them (the alert
+        loop's own read at start-up)."""
         query = sa.select(_SILENCE).order_by(_SILENCE.c.starts_at.desc(), _SILENCE.c.id)
         if limit is not None:
-            query = query.limit(min(limit, MAX_LIST_LIMIT))
+            query = query.limit(limit)
+        if after is not None:
+            query = query.where(_after(_SILENCE.c.starts_at, _SILENCE.c.id, after))
         if ending_after is not None:
             query = query.where(_SILENCE.c.ends_at > ending_after)
         if id_prefix is not None:
@@ -286,6 +308,12 @@ def _filters(
     if sites is not None:
         out.append(_ALERT.c.site.in_(list(sites)))
     return out
+
+
+def _after(time: sa.ColumnElement[float], id_: sa.ColumnElement[str], key: PageKey) -> sa.ColumnElement[bool]:
+    """Rows that sort after ``key`` in (time descending, id ascending) order."""
+    at, last_id = key
+    return sa.or_(time < at, sa.and_(time == at, id_ > last_id))
 
 
 def _starts_with(column: sa.ColumnElement[str], start: str) -> sa.ColumnElement[bool]:

@@ -20,6 +20,7 @@ from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.api.errors import Forbidden, Unavailable
 from edgefleet.cloud.fleet import FleetState, HealthPoint, InventoryChange
 from edgefleet.cloud.hearing import Hearing, IngestStats
+from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.settings import Settings
 from edgefleet.ids import BoxId, SiteId
 
@@ -78,6 +79,10 @@ class FleetReader(Protocol):
         """Alerts and silences; None where alerting does not run (the routes answer 503)."""
         ...
 
+    def saving(self) -> SavingHealth:
+        """How the writes to the database fare (fleet state flushes, alert saves), for /healthz and /metrics."""
+        ...
+
     def box_history(self, box: BoxId, since: float) -> list[HealthPoint]:
         """The box's health points received at ``since`` or later, oldest first."""
         ...
@@ -101,8 +106,11 @@ def get_settings(request: Request) -> Settings:
 ControllerDep = Annotated[FleetReader, Depends(get_controller)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
-# A page of a list; the CLI shows the newest first, ops filter for more.
+# A page of a list (``paging``: the next page follows a cursor); the CLI shows the newest first, ops filter for
+# more. The fleet's lists (sites, a site's boxes, unknown boxes) hold up to MAX_LIMIT by default: the whole
+# shipped fleet (103 sites) in one answer, as before they paged.
 DEFAULT_LIMIT: Final = 100
+FLEET_DEFAULT_LIMIT: Final = 1000
 MAX_LIMIT: Final = 1000
 # What may start an alert or silence id: lowercase letters, digits and dashes, four at least (as git wants).
 ID_START: Final = r"^[0-9a-z][0-9a-z-]{3,63}$"

@@ -47,10 +47,16 @@ class _Families(NamedTuple):
     lag: GaugeMetricFamily
     busy: GaugeMetricFamily
     quiet: GaugeMetricFamily
+    saves: CounterMetricFamily
+    failed_saves: CounterMetricFamily
+    last_save: GaugeMetricFamily
+    saves_failing: GaugeMetricFamily
+    pending: GaugeMetricFamily
+    dropped_samples: CounterMetricFamily
 
 
 def _families() -> _Families:
-    box, gpu = ["site", "box"], ["site", "box", "gpu"]
+    box, gpu, writer = ["site", "box"], ["site", "box", "gpu"], ["writer"]
     return _Families(
         up=GaugeMetricFamily(
             "edgefleet_box_up",
@@ -113,6 +119,36 @@ def _families() -> _Families:
             "edgefleet_ingest_quiet_seconds",
             "Seconds since the ingest last received a message from the broker.",
         ),
+        saves=CounterMetricFamily(
+            "edgefleet_database_saves",
+            "Successful saves to the database since start, by what was saved (fleet: a flush of the fleet state; "
+            "alerts: the alert loop's save).",
+            labels=writer,
+        ),
+        failed_saves=CounterMetricFamily(
+            "edgefleet_database_failed_saves",
+            "Saves to the database that failed since start (kept in memory and tried again), by what was saved.",
+            labels=writer,
+        ),
+        last_save=GaugeMetricFamily(
+            "edgefleet_database_last_save_timestamp_seconds",
+            "When the last successful save happened, by what was saved (absent: none since start).",
+            labels=writer,
+        ),
+        saves_failing=GaugeMetricFamily(
+            "edgefleet_database_saves_failing",
+            "1 while the latest save failed (what it held waits in memory), else 0; /healthz then says degraded.",
+            labels=writer,
+        ),
+        pending=GaugeMetricFamily(
+            "edgefleet_database_pending_items",
+            "Items waiting in memory for the next save (fleet: boxes and health points; alerts: alerts).",
+            labels=writer,
+        ),
+        dropped_samples=CounterMetricFamily(
+            "edgefleet_database_dropped_samples",
+            "Health points dropped unsaved because the database was away longer than memory could hold them.",
+        ),
     )
 
 
@@ -164,6 +200,16 @@ class FleetCollector:
         f.busy.add_metric([], stats.busy)
         if stats.since_last_message_s is not None:
             f.quiet.add_metric([], stats.since_last_message_s)
+        saving = controller.saving()
+        writers = [("fleet", saving.fleet)] + ([("alerts", saving.alerts)] if saving.alerts is not None else [])
+        for name, health in writers:
+            f.saves.add_metric([name], health.saves)
+            f.failed_saves.add_metric([name], health.failed_saves)
+            if health.last_saved_at is not None:
+                f.last_save.add_metric([name], health.last_saved_at)
+            f.saves_failing.add_metric([name], 1.0 if health.failing else 0.0)
+            f.pending.add_metric([name], health.pending)
+        f.dropped_samples.add_metric([], saving.dropped_samples)
         yield from f
 
 

@@ -208,11 +208,12 @@ class UnknownBoxPublic(_Public):
 
 class Healthz(_Public):
     status: Literal["ok", "degraded", "unavailable"] = Field(
-        description="ok; degraded: it serves, but does not judge box silence now (hearing says why); "
-        "unavailable: the broker or the database is down."
+        description="ok; degraded (200): serving, but the database refuses to save (problems says what waits in "
+        "memory) or box silence is not judged now (hearing says why); unavailable (503): the broker or the "
+        "database is away."
     )
     broker_connected: bool
-    database_ok: bool
+    database_ok: bool = Field(description="The database answers and takes every save.")
     hearing: str = Field(description="hearing, recovering, behind or deaf: whether box silence is judged now.")
     inventory_version: str = Field(description="Content hash of the site manifests in force.")
     boxes_online: int

@@ -1,6 +1,7 @@
 """The controller's alerting parts, wired as the controller wires them, on a fake clock: ``AlertLoop`` (passes),
 ``AlertCommands`` (what the API calls) and ``DeliveryWorker`` (delivery, with a sender that records instead of
-sending), over a real SQLite store. Nothing runs by itself: ``run`` moves the clock, lets the boxes that are due
+sending), over a real SQLite store. ``ClockedController`` serves them through the API (``deps.FleetReader``) with a real persister. Nothing runs by
+itself: ``run`` moves the clock, lets the boxes that are due
 beat (as the ingest would set them), ticks the loop and delivers, so a test reads exactly what was told when.
 
 The real-time wiring tests (``test_lost_contact_is_told_once`` and the like) keep the broker, the simulator and the
@@ -21,12 +22,16 @@ from edgefleet.cloud.alerting.config import ChannelTarget, load_notifications
 from edgefleet.cloud.alerting.delivering import DeliveryWorker
 from edgefleet.cloud.alerting.looping import AlertLoop, PassReport
 from edgefleet.cloud.alerting.notifying import Notification
-from edgefleet.cloud.fleet import FleetState
+from edgefleet.cloud.alerting.service import AlertService
+from edgefleet.cloud.fleet import FleetState, HealthPoint, InventoryChange
 from edgefleet.cloud.hearing import IngestStats
+from edgefleet.cloud.persisting import Persister
+from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.store import Store
 from edgefleet.ids import BoxId
 from edgefleet.inventory import Inventory
 from tests.alerting.builders import beat, status
+from tests.cloud.api.memory import MemoryIngest
 
 
 @dataclass
@@ -156,3 +161,56 @@ class ClockedAlerting:
             if alert.key.box == box and str(alert.key.kind) == kind:
                 return {"id": alert.id, "state": alert.state, "muted": alert.muted, "muted_by": alert.muted_by}
         raise AssertionError(f"no {kind} alert of {box} stored")
+
+
+@dataclass
+class ClockedController:
+    """What the API reads (``deps.FleetReader``), over the clocked alerting parts and a real persister."""
+
+    running: ClockedAlerting
+    persister: Persister
+    ingest: MemoryIngest = field(default_factory=MemoryIngest)
+
+    @property
+    def state(self) -> FleetState:
+        return self.running.fleet
+
+    @property
+    def clock(self) -> FakeClock:
+        return self.running.clock
+
+    @property
+    def store(self) -> Store:
+        return self.running.store
+
+    @property
+    def alerting(self) -> AlertService:
+        return self.running.service
+
+    @classmethod
+    def build(cls, inventory: Inventory, database_url: str) -> ClockedController:
+        """Alerting without notifications, and a persister (flushed only when a test calls ``flush``)."""
+        running = ClockedAlerting(inventory, database_url, None)
+        persister = Persister(
+            running.fleet,
+            running.store,
+            clock=running.clock,
+            interval_s=1.0,
+            history_retention_s=3600.0,
+            history_max_points=100,
+        )
+        return cls(running, persister)
+
+    def saving(self) -> SavingHealth:
+        # As ``Controller.saving`` builds it.
+        return SavingHealth(
+            fleet=self.persister.saving,
+            alerts=self.running.loop.saving,
+            dropped_samples=self.persister.stats.dropped_samples,
+        )
+
+    def box_history(self, box: BoxId, since: float) -> list[HealthPoint]:
+        return []
+
+    def reload_inventory(self, *, expect_version: str | None = None) -> InventoryChange:
+        raise NotImplementedError

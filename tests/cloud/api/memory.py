@@ -18,6 +18,7 @@ from edgefleet.cloud.fleet import (
     note_unknown_box,
 )
 from edgefleet.cloud.hearing import Hearing, IngestStats
+from edgefleet.cloud.saving import SavingHealth
 from edgefleet.errors import UnreachableError
 from edgefleet.ids import BoxId
 from edgefleet.inventory import Inventory, load_inventory
@@ -133,6 +134,8 @@ class MemoryController:
         self.store = MemoryStore()
         self.reporters: dict[str, BoxReporter] = {}
         self.history_error: Exception | None = None
+        # How the writes to the database fare; a test sets a failing one to see /healthz and /metrics say so.
+        self.saving_health = SavingHealth()
         # No alerting here: the alert and silence routes answer 503 (their tests run the real controller).
         self.alerting: AlertService | None = None
         self.hearing = Hearing("hearing", 0.0, "hearing the fleet")
@@ -175,6 +178,9 @@ class MemoryController:
         """A box that is in no manifest publishes."""
         with self.state.lock:
             note_unknown_box(self.state, box, claimed_site, received_at=self.clock.now())
+
+    def saving(self) -> SavingHealth:
+        return self.saving_health
 
     def box_history(self, box: BoxId, since: float) -> list[HealthPoint]:
         if self.history_error is not None:

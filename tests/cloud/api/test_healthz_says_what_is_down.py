@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from edgefleet.cloud.saving import SavingHealth, WriterHealth
 from tests.cloud.api.memory import MemoryController
 
 
@@ -51,3 +52,53 @@ def test_a_broken_dependency_answers_503_naming_it(
     for problem, start in zip(body["problems"], says, strict=True):
         assert problem.startswith(start)
         assert "check" in problem
+
+
+@pytest.mark.parametrize(
+    ("saving", "says"),
+    [
+        (
+            SavingHealth(fleet=WriterHealth(failed_saves=4, failure_streak=4, last_error="database or disk is full")),
+            ["cannot save the fleet state: 4 flushes failed in a row"],
+        ),
+        (
+            SavingHealth(alerts=WriterHealth(failed_saves=1, failure_streak=1, last_error="disk full", pending=3)),
+            ["cannot save alerts: 1 saves failed in a row, 3 alerts wait in memory"],
+        ),
+    ],
+)
+def test_a_database_that_refuses_saves_answers_degraded(
+    client: httpx.Client, memory: MemoryController, saving: SavingHealth, says: list[str]
+) -> None:
+    # The database answers the ping (a full disk still reads), but the persister or the alert loop cannot save.
+    memory.saving_health = saving
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 200, "a controller that serves and alerts stays behind the load balancer"
+    body = response.json()
+    assert (body["status"], body["broker_connected"], body["database_ok"]) == ("degraded", True, False)
+    assert len(body["problems"]) == len(says)
+    for problem, start in zip(body["problems"], says, strict=True):
+        assert problem.startswith(start)
+        assert "full" in problem
+        assert "check the database's disk space" in problem
+
+
+def test_saves_that_failed_before_and_succeed_now_are_ok(client: httpx.Client, memory: MemoryController) -> None:
+    memory.saving_health = SavingHealth(fleet=WriterHealth(saves=9, failed_saves=3, failure_streak=0))
+
+    assert client.get("/healthz").json()["status"] == "ok"
+
+
+def test_an_unreachable_database_stays_unavailable_when_saves_fail_too(
+    client: httpx.Client, memory: MemoryController
+) -> None:
+    memory.store.problem = "connection refused; check it"
+    memory.saving_health = SavingHealth(fleet=WriterHealth(failed_saves=1, failure_streak=1, last_error="refused"))
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+    assert len(response.json()["problems"]) == 2

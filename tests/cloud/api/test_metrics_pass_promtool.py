@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edgefleet.cloud.api.metrics import build_registry, render
+from edgefleet.cloud.saving import SavingHealth, WriterHealth
 from edgefleet.inventory import load_inventory
 from tests.cloud.api.memory import MemoryController
 from tests.cloud.builders import gpus
@@ -61,6 +62,11 @@ def scraped(client: httpx.Client, memory: MemoryController) -> str:
     memory.beat("bj-daxing-edge-01")
     memory.stranger("rogue-01", None)
     memory.ingest.counters.update({"duplicate": 3, "malformed": 2})
+    memory.saving_health = SavingHealth(
+        fleet=WriterHealth(saves=40, failed_saves=2, last_saved_at=memory.clock.now() - 5.0),
+        alerts=WriterHealth(saves=7, failed_saves=3, failure_streak=3, last_error="disk full", pending=12),
+        dropped_samples=0,
+    )
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
@@ -84,6 +90,12 @@ def test_every_family_has_help_and_type(scraped: str) -> None:
         "edgefleet_ingest_messages": "counter",
         "edgefleet_unknown_boxes": "gauge",
         "edgefleet_broker_connected": "gauge",
+        "edgefleet_database_saves": "counter",
+        "edgefleet_database_failed_saves": "counter",
+        "edgefleet_database_last_save_timestamp_seconds": "gauge",
+        "edgefleet_database_saves_failing": "gauge",
+        "edgefleet_database_pending_items": "gauge",
+        "edgefleet_database_dropped_samples": "counter",
     }
     assert all(f.documentation for f in families.values())
 
@@ -113,6 +125,22 @@ def test_reports_the_live_state(scraped: str, memory: MemoryController) -> None:
     assert got["edgefleet_ingest_messages_total", (("outcome", "malformed"),)] == 2.0
     assert got["edgefleet_unknown_boxes", ()] == 1.0
     assert got["edgefleet_broker_connected", ()] == 1.0
+
+
+def test_failing_saves_show(scraped: str, memory: MemoryController) -> None:
+    got = samples(scraped)
+    fleet, alerts = (("writer", "fleet"),), (("writer", "alerts"),)
+
+    assert got["edgefleet_database_saves_total", fleet] == 40.0
+    assert got["edgefleet_database_failed_saves_total", fleet] == 2.0
+    assert got["edgefleet_database_last_save_timestamp_seconds", fleet] == memory.clock.now() - 5.0
+    assert got["edgefleet_database_saves_failing", fleet] == 0.0
+    assert got["edgefleet_database_failed_saves_total", alerts] == 3.0
+    assert got["edgefleet_database_saves_failing", alerts] == 1.0
+    assert got["edgefleet_database_pending_items", alerts] == 12.0
+    # No successful save of alerts since start: no timestamp rather than a made-up one.
+    assert ("edgefleet_database_last_save_timestamp_seconds", alerts) not in got
+    assert got["edgefleet_database_dropped_samples_total", ()] == 0.0
 
 
 def test_a_lost_broker_shows(client: httpx.Client, memory: MemoryController) -> None:

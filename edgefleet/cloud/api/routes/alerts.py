@@ -1,5 +1,5 @@
-"""``/api/v1/alerts``: the stored alerts (newest first, filtered by state, site, kind, muting and the start of
-their id), how many active ones there are by state and muting (``/counts``: what a filtered page leaves out),
+"""``/api/v1/alerts``: the alerts (newest first, filtered by state, site, kind, muting and the start of their id,
+a page at a time: ``paging``; those the controller holds but could not store yet included), how many active ones there are by state and muting (``/counts``: what a filtered page leaves out),
 one alert, and acknowledging one (``POST /api/v1/alerts/{alert}/ack``).
 
 Wherever a route takes an alert id, a unique start of one (``short_id``, as the CLI shows it) will do, as with
@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from edgefleet.cloud.alerting.alerts import AlertKind, AlertState, AlertStateError, StoredAlert
+from edgefleet.cloud.alerting.alerts import AlertKind, AlertState, AlertStateError, StoredAlert, page_key
 from edgefleet.cloud.alerting.service import AlertNotFound, AlertService
 from edgefleet.cloud.api.alert_schemas import (
     AcknowledgeBody,
@@ -40,6 +40,7 @@ from edgefleet.cloud.api.deps import (
     store_unavailable,
 )
 from edgefleet.cloud.api.errors import Conflict, Invalid, NotFound
+from edgefleet.cloud.api.paging import CursorQuery, decode_cursor, encode_cursor, set_next_page
 from edgefleet.errors import EdgefleetError
 from edgefleet.ids import SiteId
 
@@ -53,6 +54,8 @@ router = APIRouter(
 
 @router.get("", summary="List alerts", response_model=list[AlertPublic], responses=alert_error_responses(404))
 def list_alerts(
+    request: Request,
+    response: Response,
     controller: ControllerDep,
     alerting: AlertingDep,
     principal: PrincipalDep,
@@ -66,9 +69,13 @@ def list_alerts(
         str | None, Query(pattern=ID_START, description="Only alerts whose id starts so (4 characters at least).")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many.")] = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
 ) -> list[AlertPublic]:
-    """The alerts the caller may read, newest first (by when they fired)."""
+    """The alerts the caller may read, newest first (by when they fired, then by id), a page at a time: when
+    more follow, the ``X-Next-Cursor`` header holds the ``cursor`` of the next page (and ``Link`` its URL).
+    Alerts the controller holds but could not store yet (the database refuses writes) are listed too."""
     _check_site(controller, principal, site)
+    after = decode_cursor(cursor, "alerts", (float, str)) if cursor is not None else None
     try:
         alerts = alerting.list_alerts(
             state=state,
@@ -77,9 +84,13 @@ def list_alerts(
             sites=principal.sites,
             muted=muted,
             id_prefix=id_prefix,
-            limit=limit,
+            after=(float(after[0]), str(after[1])) if after is not None else None,
+            limit=limit + 1,  # one more says whether a next page exists
         )
-        return _public(alerting, alerts)
+        page = alerts[:limit]
+        more = len(alerts) > limit
+        set_next_page(request, response, encode_cursor("alerts", page_key(page[-1])) if more else None)
+        return _public(alerting, page)
     except EdgefleetError as exc:
         raise store_unavailable(exc) from exc
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from edgefleet.cloud.alerting.config import parse_duration
 from edgefleet.cloud.alerting.service import AlertNotFound, AlertService, SilenceRejected, SilenceStateError
@@ -36,6 +36,7 @@ from edgefleet.cloud.api.deps import (
     store_unavailable,
 )
 from edgefleet.cloud.api.errors import Conflict, Invalid, NotFound
+from edgefleet.cloud.api.paging import CursorQuery, decode_cursor, encode_cursor, set_next_page
 from edgefleet.errors import EdgefleetError
 from edgefleet.ids import BoxId, SiteId
 from edgefleet.inventory import Inventory
@@ -63,20 +64,38 @@ def _may_read(principal: Principal, inventory: Inventory, record: SilenceRecord)
 
 @router.get("", summary="List silences", response_model=list[SilencePublic])
 def list_silences(
+    request: Request,
+    response: Response,
     controller: ControllerDep,
     alerting: AlertingDep,
     principal: PrincipalDep,
     include_ended: Annotated[bool, Query(alias="all", description="Also the silences that ended.")] = False,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many.")] = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
 ) -> list[SilencePublic]:
-    """Active and pending silences, newest first (with ``all``, ended ones too)."""
+    """Active and pending silences, newest first (by start, then id; with ``all``, ended ones too), a page at a
+    time: when more follow, the ``X-Next-Cursor`` header holds the ``cursor`` of the next page."""
+    after = decode_cursor(cursor, "silences", (float, str)) if cursor is not None else None
+    inventory = controller.state.inventory
+    page: list[SilenceRecord] = []
+    more = False
     try:
-        records = alerting.list_silences(include_expired=include_ended, limit=limit)
+        # The caller's sites are applied here, not in the store: read on until the page is full or none are left.
+        key = (float(after[0]), str(after[1])) if after is not None else None
+        while len(page) <= limit:
+            records = alerting.list_silences(include_expired=include_ended, after=key, limit=limit + 1)
+            page += [r for r in records if _may_read(principal, inventory, r)]
+            if len(records) <= limit:
+                break
+            key = (records[-1].silence.starts_at, records[-1].silence.id)
     except EdgefleetError as exc:
         raise store_unavailable(exc) from exc
+    more = len(page) > limit
+    page = page[:limit]
+    last = page[-1].silence if page else None
+    set_next_page(request, response, encode_cursor("silences", (last.starts_at, last.id)) if more and last else None)
     now = controller.clock.now()
-    inventory = controller.state.inventory
-    return [silence_public(r, now=now) for r in records if _may_read(principal, inventory, r)]
+    return [silence_public(r, now=now) for r in page]
 
 
 @router.post(

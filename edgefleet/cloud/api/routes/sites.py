@@ -1,13 +1,22 @@
-"""``/api/v1/sites``: every site with its box counts and health, one site, and the boxes of a site."""
+"""``/api/v1/sites``: every site with its box counts and health, one site, and the boxes of a site. Both lists
+page with a cursor (``paging``); a page holds up to ``FLEET_DEFAULT_LIMIT`` unless ``limit`` says fewer."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from edgefleet.cloud.api.deps import ControllerDep, PrincipalDep, authorize, require_access
-from edgefleet.cloud.api.errors import NotFound
+from edgefleet.cloud.api.deps import (
+    FLEET_DEFAULT_LIMIT,
+    MAX_LIMIT,
+    ControllerDep,
+    PrincipalDep,
+    authorize,
+    require_access,
+)
+from edgefleet.cloud.api.errors import Invalid, NotFound
+from edgefleet.cloud.api.paging import CursorQuery, decode_cursor, encode_cursor, page_after, set_next_page
 from edgefleet.cloud.api.reading import read_site
 from edgefleet.cloud.api.schemas import (
     BoxPublic,
@@ -39,24 +48,34 @@ def find_site(state: FleetState, site: str) -> Site:
 
 @router.get("", summary="List sites", response_model=list[SitePublic])
 def list_sites(
+    request: Request,
+    response: Response,
     controller: ControllerDep,
     principal: PrincipalDep,
     health: Annotated[SiteHealth | None, Query(description="Only sites in this health.")] = None,
     region: Annotated[str | None, Query(description="Only sites of this region, e.g. northeast.")] = None,
     kind: Annotated[SiteKind | None, Query(description="Only transfer centers or only central clusters.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many.")] = FLEET_DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
 ) -> list[SitePublic]:
-    """Every site the caller may read, by id, with its boxes online out of total and its health."""
+    """Every site the caller may read, by id, with its boxes online out of total and its health; when more
+    follow than ``limit``, the ``X-Next-Cursor`` header holds the ``cursor`` of the next page."""
+    after = decode_cursor(cursor, "sites", (str,)) if cursor is not None else None
     state = controller.state
     now = controller.clock.now()
     answer = []
     for site in sorted(state.inventory.sites.values(), key=lambda s: s.id):
         if not principal.may_read(site.id) or (region and site.region != region) or (kind and site.kind != kind):
             continue
+        if after is not None and (site.id,) <= after:
+            continue
         summary = summarize_site(state, site.id, now=now)
         if health and summary.health != health:
             continue
         answer.append(site_public(site, summary))
-    return answer
+    page, more = page_after(answer, lambda s: (s.id,), None, limit)
+    set_next_page(request, response, encode_cursor("sites", (page[-1].id,)) if more else None)
+    return page
 
 
 @router.get("/{site}", summary="Show a site", response_model=SiteDetail, responses=error_responses(404))
@@ -71,18 +90,36 @@ def get_site(site: str, controller: ControllerDep, principal: PrincipalDep) -> S
     "/{site}/boxes", summary="List the boxes of a site", response_model=list[BoxPublic], responses=error_responses(404)
 )
 def list_site_boxes(
+    request: Request,
+    response: Response,
     site: str,
     controller: ControllerDep,
     principal: PrincipalDep,
     state: Annotated[ReachabilityState | None, Query(description="Only boxes in this state.")] = None,
     role: Annotated[BoxRole | None, Query(description="Only boxes of this role.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many.")] = FLEET_DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
 ) -> list[BoxPublic]:
-    """The site's boxes in manifest order, each with its reachability and latest heartbeat."""
+    """The site's boxes in manifest order, each with its reachability and latest heartbeat; when more follow
+    than ``limit``, the ``X-Next-Cursor`` header holds the ``cursor`` of the next page."""
     found = find_site(controller.state, site)
     authorize(principal, found.id)
     now = controller.clock.now()
-    return [
-        box_public(v.box, v.live, v.reachability, now=now)
-        for v in read_site(controller.state, found.id, now=now)
-        if (state is None or v.reachability.state == state) and (role is None or v.box.role == role)
+    views = read_site(controller.state, found.id, now=now)
+    if cursor is not None:
+        (last,) = decode_cursor(cursor, f"boxes of {found.id}", (str,))
+        order = [str(v.box.id) for v in views]
+        if last not in order:
+            # Manifest order has no place for a box that left the site: say so rather than guess where to go on.
+            raise Invalid(
+                f"query parameter 'cursor': box {last!r} is no longer in site {found.id!r} (the inventory changed "
+                "since the page before); start again without cursor"
+            )
+        views = views[order.index(str(last)) + 1 :]
+    matching = [
+        v for v in views if (state is None or v.reachability.state == state) and (role is None or v.box.role == role)
     ]
+    page = matching[:limit]
+    more = len(matching) > limit
+    set_next_page(request, response, encode_cursor(f"boxes of {found.id}", (page[-1].box.id,)) if more else None)
+    return [box_public(v.box, v.live, v.reachability, now=now) for v in page]

@@ -1,14 +1,30 @@
 """Operations routes: ``/healthz`` for probes and load balancers, ``/metrics`` for Prometheus, and
-``/api/v1/unknown-boxes`` (boxes that publish but are in no site manifest) for ops."""
+``/api/v1/unknown-boxes`` (boxes that publish but are in no site manifest) for ops.
+
+``/healthz`` has three answers. "ok" (200); "degraded" (200): the controller serves and alerts but cannot save
+(its database answers a ping but refuses writes, e.g. a full disk), keeping what it could not save in memory:
+a load balancer keeps it in, since another controller on the same database could save no better, and a
+person must fix the database (``problems`` says what); "unavailable" (503): the broker or the database is away.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from edgefleet.cloud.api.deps import ControllerDep, PrincipalDep, SettingsDep, authorize, require_access
+from edgefleet.cloud.api.deps import (
+    FLEET_DEFAULT_LIMIT,
+    MAX_LIMIT,
+    ControllerDep,
+    PrincipalDep,
+    SettingsDep,
+    authorize,
+    require_access,
+)
 from edgefleet.cloud.api.metrics import CONTENT_TYPE, render
+from edgefleet.cloud.api.paging import CursorQuery, decode_cursor, encode_cursor, page_after, set_next_page
 from edgefleet.cloud.api.reading import read_unknown
 from edgefleet.cloud.api.schemas import Healthz, UnknownBoxPublic, error_responses, unknown_box_public
 from edgefleet.cloud.fleet import summarize_site
@@ -28,10 +44,12 @@ router = APIRouter(dependencies=[Depends(require_access)], responses=error_respo
 )
 def healthz(response: Response, controller: ControllerDep, settings: SettingsDep) -> Healthz:
     """200 while the controller is connected to the broker and can use its database, else 503 saying which.
+    200 with status "degraded" (and ``database_ok`` false) while the database answers but refuses to save the
+    fleet state or the alerts: ``problems`` says what waits in memory and what to check.
 
     Only aggregate counts: probes carry no identity, so nothing of a single site is shown.
     """
-    problems = []
+    problems: list[str] = []
     broker_connected = controller.ingest.connected
     if not broker_connected:
         # The URL only masked (this answer needs no identity), and the broker's refusal when there was one.
@@ -51,24 +69,25 @@ def healthz(response: Response, controller: ControllerDep, settings: SettingsDep
     except Exception as exc:  # anything else the driver raises: the probe must still answer, and say why
         database_ok = False
         problems.append(f"cannot use the database {settings.database_url_shown}: {type(exc).__name__}: {exc}")
+    saving = controller.saving()
+    saving_problems = saving.problems()
     now = controller.clock.now()
     summaries = [summarize_site(controller.state, site, now=now) for site in controller.state.inventory.sites]
     hearing = controller.hearing
     if problems:
         response.status_code = 503
-        log.warning("Answered health check as unavailable", extra={"problems": problems})
+        log.warning("Answered health check as unavailable", extra={"problems": problems + saving_problems})
     elif not hearing.judging:
-        problems.append(f"not judging box silence: the controller is {hearing.state} ({hearing.reason})")
-    status = "unavailable" if response.status_code == 503 else ("degraded" if problems else "ok")
+        saving_problems.append(f"not judging box silence: the controller is {hearing.state} ({hearing.reason})")
     return Healthz(
-        status=status,
+        status="unavailable" if problems else "degraded" if saving_problems else "ok",
         broker_connected=broker_connected,
-        database_ok=database_ok,
+        database_ok=database_ok and not saving.problems(),
         hearing=hearing.state,
         inventory_version=controller.state.inventory.version,
         boxes_online=sum(s.boxes_online for s in summaries),
         boxes_total=sum(s.boxes_total for s in summaries),
-        problems=problems,
+        problems=problems + saving_problems,
     )
 
 
@@ -89,8 +108,23 @@ def metrics(request: Request, principal: PrincipalDep) -> Response:
 @router.get(
     "/api/v1/unknown-boxes", summary="List unknown boxes", tags=["boxes"], response_model=list[UnknownBoxPublic]
 )
-def list_unknown_boxes(controller: ControllerDep, principal: PrincipalDep) -> list[UnknownBoxPublic]:
+def list_unknown_boxes(
+    request: Request,
+    response: Response,
+    controller: ControllerDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many.")] = FLEET_DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> list[UnknownBoxPublic]:
     """Boxes that publish but are in no site manifest, most recently seen first: add them to sites/ or switch
-    them off."""
+    them off. When more follow than ``limit``, the ``X-Next-Cursor`` header holds the ``cursor`` of the next
+    page. A box heard again between two pages moves to the front of the list: a second pass from the first page
+    shows it, the page after the cursor may not. The controller keeps 1,000 at most, so the default page holds
+    all of them."""
     authorize(principal, None)
-    return [unknown_box_public(u) for u in read_unknown(controller.state)]
+    after = decode_cursor(cursor, "unknown boxes", (float, str)) if cursor is not None else None
+    page, more = page_after(read_unknown(controller.state), lambda u: (-u.last_seen, u.box), after, limit)
+    set_next_page(
+        request, response, encode_cursor("unknown boxes", (-page[-1].last_seen, page[-1].box)) if more else None
+    )
+    return [unknown_box_public(u) for u in page]
