@@ -24,7 +24,7 @@ from edgefleet.cloud.alerting.looping import AlertLoop, PassReport
 from edgefleet.cloud.alerting.notifying import Notification
 from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.fleet import FleetState, HealthPoint, InventoryChange
-from edgefleet.cloud.hearing import IngestStats
+from edgefleet.cloud.hearing import Hearing, IngestStats
 from edgefleet.cloud.persisting import Persister
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.store import Store
@@ -186,6 +186,10 @@ class ClockedController:
     @property
     def alerting(self) -> AlertService:
         return self.running.service
+
+    @property
+    def hearing(self) -> Hearing:
+        return self.running.loop.hearing
 
     @classmethod
     def build(cls, inventory: Inventory, database_url: str) -> ClockedController:

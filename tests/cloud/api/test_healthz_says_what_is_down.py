@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from edgefleet.cloud.hearing import Hearing
 from edgefleet.cloud.saving import SavingHealth, WriterHealth
 from tests.cloud.api.memory import MemoryController
 
@@ -22,6 +23,7 @@ def test_healthy_controller_answers_200(client: httpx.Client, memory: MemoryCont
         "broker_connected": True,
         "database_ok": True,
         "inventory_version": memory.state.inventory.version,
+        "hearing": "hearing",
         "boxes_online": 2,
         "boxes_total": 6,
         "problems": [],
@@ -102,3 +104,19 @@ def test_an_unreachable_database_stays_unavailable_when_saves_fail_too(
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
     assert len(response.json()["problems"]) == 2
+
+
+def test_a_controller_that_does_not_hear_the_fleet_says_degraded(
+    client: httpx.Client, memory: MemoryController
+) -> None:
+    memory.hearing = Hearing("behind", 0.0, "the ingest is saturated (99% busy)")
+    try:
+        response = client.get("/healthz")
+    finally:
+        memory.hearing = Hearing("hearing", 0.0, "hearing the fleet")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["hearing"]) == ("degraded", "behind")
+    assert body["problems"] == [
+        "not judging box silence: the controller is behind (the ingest is saturated (99% busy))"
+    ]
