@@ -1,9 +1,15 @@
 """Operations routes: ``/healthz`` for probes and load balancers, ``/metrics`` for Prometheus, and
-``/api/v1/unknown-boxes`` (boxes that publish but are in no site manifest) for ops."""
+``/api/v1/unknown-boxes`` (boxes that publish but are in no site manifest) for ops.
+
+``/healthz`` logs when the controller's health changes (``HealthLog``), not at every probe: a load balancer
+probing every few seconds through an hour's outage must leave one warning and one recovery line, not thousands.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -16,6 +22,37 @@ from edgefleet.errors import EdgefleetError
 
 log = logging.getLogger(__name__)
 
+
+class HealthLog:
+    """What ``/healthz`` last answered, so that only changes are logged. One per app, kept in the lifespan
+    state (``create_app``); probes run in the server's thread pool, hence the lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # What is down, as (broker connected, database usable); None before the first probe. The problems' text is
+        # left out: a driver's message may differ from probe to probe while the same thing is down.
+        self._last: tuple[bool, bool] | None = None
+
+    def answered(self, *, broker_connected: bool, database_ok: bool, problems: list[str]) -> None:
+        """Log the answer if it differs from the last one: unavailable with its problems, or ok again."""
+        state = (broker_connected, database_ok)
+        with self._lock:
+            last, self._last = self._last, state
+        if state == last:
+            return
+        if problems:
+            log.warning("Answered health check as unavailable", extra={"problems": problems})
+        elif last is not None:
+            log.info("Answered health check as ok again")
+
+
+def get_health_log(request: Request) -> HealthLog:
+    health_log: HealthLog = request.state.health_log
+    return health_log
+
+
+HealthLogDep = Annotated[HealthLog, Depends(get_health_log)]
+
 router = APIRouter(dependencies=[Depends(require_access)], responses=error_responses(403, 500))
 
 
@@ -26,7 +63,7 @@ router = APIRouter(dependencies=[Depends(require_access)], responses=error_respo
     response_model=Healthz,
     responses={503: {"model": Healthz, "description": "The broker or the database is down; problems says which."}},
 )
-def healthz(response: Response, controller: ControllerDep, settings: SettingsDep) -> Healthz:
+def healthz(response: Response, controller: ControllerDep, settings: SettingsDep, health_log: HealthLogDep) -> Healthz:
     """200 while the controller is connected to the broker and can use its database, else 503 saying which.
 
     Only aggregate counts: probes carry no identity, so nothing of a single site is shown.
@@ -50,7 +87,7 @@ def healthz(response: Response, controller: ControllerDep, settings: SettingsDep
     summaries = [summarize_site(controller.state, site, now=now) for site in controller.state.inventory.sites]
     if problems:
         response.status_code = 503
-        log.warning("Answered health check as unavailable", extra={"problems": problems})
+    health_log.answered(broker_connected=broker_connected, database_ok=database_ok, problems=problems)
     return Healthz(
         status="unavailable" if problems else "ok",
         broker_connected=broker_connected,
