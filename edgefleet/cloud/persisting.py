@@ -4,14 +4,17 @@ Every ``flush_interval_s`` an APScheduler job copies the boxes that changed and 
 the fleet lock (a few hundred small copies: well under a millisecond), then saves them in one transaction
 outside it. A failed save keeps everything it held for the next try, so nothing the ingest accepted is lost
 while the database is away (health points beyond ``MAX_PENDING_SAMPLES`` excepted: they are counted), and
-logs once per streak of failures. The history in the database is trimmed here too: samples older than the
-retention window, and per box all but the newest ``history_max_points``. Started and stopped by the
-controller; ``stop`` makes a last flush.
+logs once per streak of failures. The history in the database is trimmed here too, every ``trim_interval_s``:
+samples older than ``FULL_RESOLUTION_S`` are folded into 5-minute buckets (``store.DOWNSAMPLE_S``), samples
+and buckets older than the retention window go, and per box all but the newest ``history_max_points`` samples.
+That bounds the database (docs/operations.md, "Disk"). Started and stopped by the controller; ``stop`` makes a
+last flush.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections import Counter, deque
 from collections.abc import Collection, Sequence
@@ -23,7 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from edgefleet.clock import Clock
 from edgefleet.cloud.fleet import BoxLive, FleetState, UnknownBox, copy_box
 from edgefleet.cloud.saving import WriterHealth
-from edgefleet.cloud.store import Sample
+from edgefleet.cloud.store import DOWNSAMPLE_S, Sample
 from edgefleet.errors import EdgefleetError
 from edgefleet.ids import BoxId
 
@@ -33,6 +36,9 @@ JOB_ID: Final = "edgefleet-flush"
 # Trimming deletes by index, but there is no need to do it at every flush: once a minute keeps the table
 # within a minute's worth of samples of its bound.
 TRIM_INTERVAL_S: Final = 60.0
+# Samples younger than this stay as received: the hour that memory holds too (``fleet.HISTORY_POINTS`` at 10 s),
+# charted at full resolution; older ones are kept as 5-minute buckets.
+FULL_RESOLUTION_S: Final = 3600.0
 # Health points held while the database is away: ~10 minutes of a 2,000-box fleet at 10 s (~20 MB); older
 # ones are dropped first (the box state itself is always kept, it is one entry a box).
 MAX_PENDING_SAMPLES: Final = 120_000
@@ -43,7 +49,14 @@ class FleetSink(Protocol):
 
     def save(self, boxes: Sequence[BoxLive], samples: Sequence[Sample], unknown: Sequence[UnknownBox]) -> None: ...
 
-    def trim_history(self, *, older_than: float, boxes: Collection[BoxId] = (), keep: int | None = None) -> int: ...
+    def trim_history(
+        self,
+        *,
+        older_than: float,
+        boxes: Collection[BoxId] = (),
+        keep: int | None = None,
+        downsample_before: float | None = None,
+    ) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +82,7 @@ class Persister:
         history_retention_s: float,
         history_max_points: int,
         trim_interval_s: float = TRIM_INTERVAL_S,
+        full_resolution_s: float = FULL_RESOLUTION_S,
     ) -> None:
         self.state = state
         self.store = store
@@ -77,6 +91,7 @@ class Persister:
         self.history_retention_s = history_retention_s
         self.history_max_points = history_max_points
         self.trim_interval_s = trim_interval_s
+        self.full_resolution_s = full_resolution_s
         self._flush_lock = threading.Lock()
         self._boxes: dict[BoxId, BoxLive] = {}
         self._samples: deque[Sample] = deque(maxlen=MAX_PENDING_SAMPLES)
@@ -229,9 +244,15 @@ class Persister:
             return
         self._last_trim = now
         crowded = [box for box, count in self._saved_since_trim.items() if count >= self._trim_slack]
+        wall = self.clock.now()
+        # At a bucket's start, so that a bucket is folded once, whole (a late sample is merged into it still).
+        downsample_before = math.floor((wall - self.full_resolution_s) / DOWNSAMPLE_S) * DOWNSAMPLE_S
         try:
             deleted = self.store.trim_history(
-                older_than=self.clock.now() - self.history_retention_s, boxes=crowded, keep=self.history_max_points
+                older_than=wall - self.history_retention_s,
+                boxes=crowded,
+                keep=self.history_max_points,
+                downsample_before=downsample_before,
             )
         except Exception as exc:  # a failed trim only delays it; the next one catches up
             if not self._trim_failing:

@@ -33,10 +33,12 @@ DEFAULT_LISTEN: Final = "127.0.0.1:8000"
 DEFAULT_SITES_DIR: Final = "sites"
 # Two seconds of heartbeats (~400 at fleet scale) per transaction: few commits, and a crash loses little.
 DEFAULT_FLUSH_INTERVAL_S: Final = 2.0
-# A day of health samples in the database for charts; at 10 s heartbeats that is 8,640 points a box.
+# A day of health history in the database for charts: the last hour as received, older as 5-minute buckets
+# (edgefleet.cloud.persisting); about 75 MB for 2,000 boxes on SQLite (docs/operations.md, "Disk").
 DEFAULT_HISTORY_RETENTION_S: Final = 24 * 3600.0
-# Caps a box that beats far faster than its site says, whatever the retention window.
-DEFAULT_HISTORY_MAX_POINTS: Final = 8640
+# Full-resolution samples kept per box: twice an hour at 10 s heartbeats, so that a box that beats far faster
+# than its site says cannot grow the database past its bound.
+DEFAULT_HISTORY_MAX_POINTS: Final = 720
 
 ENV_BROKER_URL: Final = "EDGEFLEET_BROKER_URL"
 ENV_DATABASE_URL: Final = "EDGEFLEET_DATABASE_URL"

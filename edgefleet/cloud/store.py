@@ -1,6 +1,11 @@
 """The controller's database: box state, a bounded history of health samples, unknown boxes (SQLModel tables on
 SQLite or PostgreSQL).
 
+The history has two resolutions: ``health_sample`` holds every sample of the recent past, ``health_rollup`` one
+row per box and ``DOWNSAMPLE_S`` bucket of the older past (``trim_history`` moves samples from the first to the
+second and deletes past the retention; ``history`` reads both as one series). docs/operations.md, "Disk", says
+what that costs.
+
 The only module that talks to the database, but for the controller lock's own session (``edgefleet.cloud.leading``).
 ``Store`` is called by the persister (``save`` in batches, ``trim``),
 by the controller (``create_schema``, ``load`` at start-up, ``history`` for charts older than memory holds) and
@@ -41,6 +46,11 @@ log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_S: Final = 5.0
 # A dead PostgreSQL host must fail the start-up (or one flush) in seconds, not after the OS's TCP timeout.
 POSTGRES_CONNECT_TIMEOUT_S: Final = 5
+
+# Older samples are kept as one point per box and 5 minutes: 288 a day, what a day's chart can show, against
+# 8,640 at 10 s. Each bucket keeps the mean of the loads (CPU, GPU utilisation) and the maximum of the levels that
+# alert at a threshold (GPU temperature, memory and disk used): the hottest minute of a GPU must not average away.
+DOWNSAMPLE_S: Final = 300.0
 
 Sample = tuple[BoxId, HealthPoint]
 
@@ -99,6 +109,16 @@ class HealthSampleRow(HealthSampleBase, table=True):
     )
 
 
+class HealthRollupRow(HealthSampleBase, table=True):
+    """One bucket of ``DOWNSAMPLE_S`` of a box's older samples; ``at`` is the bucket's start."""
+
+    __tablename__ = "health_rollup"
+
+    box: str = Field(primary_key=True, max_length=63)
+    at: float = Field(primary_key=True, index=True)
+    samples: int = 0
+
+
 class UnknownBoxRow(SQLModel, table=True):
     __tablename__ = "unknown_box"
 
@@ -111,8 +131,9 @@ class UnknownBoxRow(SQLModel, table=True):
 
 _BOX: Final[sa.Table] = BoxStateRow.__table__  # type: ignore[attr-defined]
 _SAMPLE: Final[sa.Table] = HealthSampleRow.__table__  # type: ignore[attr-defined]
+_ROLLUP: Final[sa.Table] = HealthRollupRow.__table__  # type: ignore[attr-defined]
 _UNKNOWN: Final[sa.Table] = UnknownBoxRow.__table__  # type: ignore[attr-defined]
-_TABLES: Final = [_BOX, _SAMPLE, _UNKNOWN]
+_TABLES: Final = [_BOX, _SAMPLE, _ROLLUP, _UNKNOWN]
 _SAMPLE_FIELDS: Final = (
     "at",
     "cpu_percent",
@@ -121,6 +142,9 @@ _SAMPLE_FIELDS: Final = (
     "gpu_temperature_max_c",
     "gpu_utilization_avg_percent",
 )
+# How a bucket sums up its samples (see DOWNSAMPLE_S).
+_MEAN_FIELDS: Final = ("cpu_percent", "gpu_utilization_avg_percent")
+_MAX_FIELDS: Final = ("memory_used_percent", "disk_used_percent", "gpu_temperature_max_c")
 
 
 # --- the store --------------------------------------------------------------------------------------------
@@ -239,12 +263,24 @@ class Store:
         update = {c.name: insert.excluded[c.name] for c in table.columns if c.name != key}
         return insert.on_conflict_do_update(index_elements=[table.c[key]], set_=update)
 
-    def trim_history(self, *, older_than: float, boxes: Collection[BoxId] = (), keep: int | None = None) -> int:
-        """Delete samples received before ``older_than``, and of each of ``boxes`` all but the newest ``keep``.
-        Returns how many rows went."""
+    def trim_history(
+        self,
+        *,
+        older_than: float,
+        boxes: Collection[BoxId] = (),
+        keep: int | None = None,
+        downsample_before: float | None = None,
+    ) -> int:
+        """In one transaction: fold the samples received before ``downsample_before`` into their boxes'
+        ``DOWNSAMPLE_S`` buckets; delete samples and buckets before ``older_than``; and of each of ``boxes`` delete
+        all samples but the newest ``keep``. Returns how many sample rows went."""
         deleted = 0
         with self.transaction("trim the health history") as connection:
+            if downsample_before is not None:
+                connection.execute(self._downsample(downsample_before))
+                deleted += connection.execute(sa.delete(_SAMPLE).where(_SAMPLE.c.at < downsample_before)).rowcount
             deleted += connection.execute(sa.delete(_SAMPLE).where(_SAMPLE.c.at < older_than)).rowcount
+            connection.execute(sa.delete(_ROLLUP).where(_ROLLUP.c.at < older_than))
             if keep is not None:
                 for box in boxes:
                     # The newest ``keep`` by the (box, at) index; everything of the box older than the last goes.
@@ -260,6 +296,33 @@ class Store:
                         sa.delete(_SAMPLE).where(_SAMPLE.c.box == box, _SAMPLE.c.at < cutoff)
                     ).rowcount
         return deleted
+
+    def _downsample(self, before: float) -> sa.Insert:
+        """INSERT ... SELECT of the samples before ``before``, one row per box and bucket. A bucket already there
+        (samples saved late, after a database outage) is merged with the new one: means weighted by samples."""
+        bucket: sa.ColumnElement[Any]
+        if self.dialect == "sqlite":  # no floor() without SQLite's math functions; ``at`` is positive
+            bucket = sa.cast(_SAMPLE.c.at / DOWNSAMPLE_S, Integer) * DOWNSAMPLE_S
+        else:
+            bucket = sa.func.floor(_SAMPLE.c.at / DOWNSAMPLE_S) * DOWNSAMPLE_S
+        bucket = bucket.label("at")
+        columns = [_SAMPLE.c.box, bucket, sa.func.count().label("samples")]
+        columns += [sa.func.avg(_SAMPLE.c[name]).label(name) for name in _MEAN_FIELDS]
+        columns += [sa.func.max(_SAMPLE.c[name]).label(name) for name in _MAX_FIELDS]
+        select = sa.select(*columns).where(_SAMPLE.c.at < before).group_by(_SAMPLE.c.box, bucket)
+        names = ["box", "at", "samples", *_MEAN_FIELDS, *_MAX_FIELDS]
+        insert = sqlite.insert(_ROLLUP) if self.dialect == "sqlite" else postgresql.insert(_ROLLUP)
+        insert = insert.from_select(names, select)
+        new, old = insert.excluded, _ROLLUP.c
+        merged: dict[str, Any] = {"samples": old.samples + new.samples}
+        for name in _MEAN_FIELDS:
+            weighted = (old[name] * old.samples + new[name] * new.samples) / (old.samples + new.samples)
+            merged[name] = sa.case((old[name].is_(None), new[name]), (new[name].is_(None), old[name]), else_=weighted)
+        for name in _MAX_FIELDS:
+            merged[name] = sa.case(
+                (old[name].is_(None), new[name]), (new[name] > old[name], new[name]), else_=old[name]
+            )
+        return insert.on_conflict_do_update(index_elements=[_ROLLUP.c.box, _ROLLUP.c.at], set_=merged)
 
     # --- reading ------------------------------------------------------------------------------------------
 
@@ -285,18 +348,30 @@ class Store:
     def history(
         self, box: BoxId, *, since: float | None = None, before: float | None = None, limit: int | None = None
     ) -> list[HealthPoint]:
-        """The box's samples received in [since, before), oldest first; with ``limit``, the newest that many."""
-        query = sa.select(*(_SAMPLE.c[name] for name in _SAMPLE_FIELDS)).where(_SAMPLE.c.box == box)
-        if since is not None:
-            query = query.where(_SAMPLE.c.at >= since)
-        if before is not None:
-            query = query.where(_SAMPLE.c.at < before)
-        query = query.order_by(_SAMPLE.c.at.desc())
-        if limit is not None:
-            query = query.limit(limit)
+        """The box's points in [since, before), oldest first; with ``limit``, the newest that many. Older points
+        are ``DOWNSAMPLE_S`` buckets (at their start), recent ones the samples as received: one series."""
+        points: list[HealthPoint] = []
         with self.transaction("read the health history") as connection:
-            rows = connection.execute(query).all()
-        return [HealthPoint(*row) for row in reversed(rows)]
+            for table in (_ROLLUP, _SAMPLE):
+                query = sa.select(*(table.c[name] for name in _SAMPLE_FIELDS)).where(table.c.box == box)
+                if since is not None:
+                    query = query.where(table.c.at >= since)
+                if before is not None:
+                    query = query.where(table.c.at < before)
+                query = query.order_by(table.c.at.desc())
+                if limit is not None:
+                    query = query.limit(limit)
+                points += [HealthPoint(*row) for row in connection.execute(query).all()]
+        # Buckets end before the samples begin, but for samples saved late (after a database outage): sort.
+        points.sort(key=lambda point: point.at)
+        return points[max(0, len(points) - limit) :] if limit is not None else points
+
+    def count_rollups(self, box: BoxId | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(_ROLLUP)
+        if box is not None:
+            query = query.where(_ROLLUP.c.box == box)
+        with self.transaction("count health buckets") as connection:
+            return int(connection.execute(query).scalar_one())
 
     def count_samples(self, box: BoxId | None = None) -> int:
         query = sa.select(sa.func.count()).select_from(_SAMPLE)

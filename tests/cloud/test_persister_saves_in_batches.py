@@ -32,8 +32,17 @@ class FlakyStore:
         self.store.save(boxes, samples, unknown)
         self.saves.append((len(boxes), len(samples), len(unknown)))
 
-    def trim_history(self, *, older_than: float, boxes: Collection[BoxId] = (), keep: int | None = None) -> int:
-        return self.store.trim_history(older_than=older_than, boxes=boxes, keep=keep)
+    def trim_history(
+        self,
+        *,
+        older_than: float,
+        boxes: Collection[BoxId] = (),
+        keep: int | None = None,
+        downsample_before: float | None = None,
+    ) -> int:
+        return self.store.trim_history(
+            older_than=older_than, boxes=boxes, keep=keep, downsample_before=downsample_before
+        )
 
 
 @pytest.fixture

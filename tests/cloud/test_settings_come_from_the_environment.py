@@ -21,7 +21,7 @@ def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.sites_dir == Path("sites")
     assert settings.flush_interval_s == 2.0
     assert settings.history_retention_s == 86_400.0
-    assert settings.history_max_points == 8640
+    assert settings.history_max_points == 720
 
 
 def test_environment_is_read(tmp_path: Path) -> None:

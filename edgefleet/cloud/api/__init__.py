@@ -80,4 +80,9 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
 
 def _state(settings: Settings, controller: FleetReader) -> dict[str, Any]:
     """What every request sees as ``request.state``."""
-    return {"settings": settings, "controller": controller, "metrics_registry": build_registry(controller)}
+    return {
+        "settings": settings,
+        "controller": controller,
+        "metrics_registry": build_registry(controller),
+        "health_log": system.HealthLog(),
+    }

@@ -5,12 +5,16 @@
 (its database answers a ping but refuses writes, e.g. a full disk), keeping what it could not save in memory:
 a load balancer keeps it in, since another controller on the same database could save no better, and a
 person must fix the database (``problems`` says what); "unavailable" (503): the broker or the database is away.
+
+``/healthz`` logs when the controller's health changes (``HealthLog``), not at every probe: a load balancer
+probing every few seconds through an hour's outage must leave one warning and one recovery line, not thousands.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+import threading
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
@@ -32,6 +36,38 @@ from edgefleet.errors import EdgefleetError
 
 log = logging.getLogger(__name__)
 
+
+class HealthLog:
+    """What ``/healthz`` last answered, so that only changes are logged. One per app, kept in the lifespan
+    state (``create_app``); probes run in the server's thread pool, hence the lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # What is down, as (broker connected, database usable, saves failing, hearing); None before the first
+        # probe. The problems' text is left out: a driver's message may differ from probe to probe while the same
+        # thing is down, and the hearing's reason carries changing figures.
+        self._last: tuple[bool, bool, bool, str] | None = None
+
+    def answered(self, *, status: str, what: tuple[bool, bool, bool, str], problems: list[str]) -> None:
+        """Log the answer if what is down differs from the last answer's: unavailable or degraded with its
+        problems, or ok again."""
+        with self._lock:
+            last, self._last = self._last, what
+        if what == last:
+            return
+        if status != "ok":
+            log.warning("Answered health check as %s", status, extra={"problems": problems})
+        elif last is not None:
+            log.info("Answered health check as ok again")
+
+
+def get_health_log(request: Request) -> HealthLog:
+    health_log: HealthLog = request.state.health_log
+    return health_log
+
+
+HealthLogDep = Annotated[HealthLog, Depends(get_health_log)]
+
 router = APIRouter(dependencies=[Depends(require_access)], responses=error_responses(403, 500))
 
 
@@ -42,7 +78,7 @@ router = APIRouter(dependencies=[Depends(require_access)], responses=error_respo
     response_model=Healthz,
     responses={503: {"model": Healthz, "description": "The broker or the database is down; problems says which."}},
 )
-def healthz(response: Response, controller: ControllerDep, settings: SettingsDep) -> Healthz:
+def healthz(response: Response, controller: ControllerDep, settings: SettingsDep, health_log: HealthLogDep) -> Healthz:
     """200 while the controller is connected to the broker and can use its database, else 503 saying which.
     200 with status "degraded" (and ``database_ok`` false) while the database answers but refuses to save the
     fleet state or the alerts: ``problems`` says what waits in memory and what to check.
@@ -76,11 +112,18 @@ def healthz(response: Response, controller: ControllerDep, settings: SettingsDep
     hearing = controller.hearing
     if problems:
         response.status_code = 503
-        log.warning("Answered health check as unavailable", extra={"problems": problems + saving_problems})
     elif not hearing.judging:
         saving_problems.append(f"not judging box silence: the controller is {hearing.state} ({hearing.reason})")
+    status: Literal["ok", "degraded", "unavailable"] = (
+        "unavailable" if problems else "degraded" if saving_problems else "ok"
+    )
+    health_log.answered(
+        status=status,
+        what=(broker_connected, database_ok, bool(saving.problems()), hearing.state),
+        problems=problems + saving_problems,
+    )
     return Healthz(
-        status="unavailable" if problems else "degraded" if saving_problems else "ok",
+        status=status,
         broker_connected=broker_connected,
         database_ok=database_ok and not saving.problems(),
         hearing=hearing.state,
