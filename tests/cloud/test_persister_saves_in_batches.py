@@ -59,8 +59,10 @@ def clock() -> FakeClock:
 
 
 def beat(state: FleetState, box: BoxId, seq: int, clock: FakeClock) -> None:
+    """Heartbeat ``seq`` of ``box``, sent and received now (a box whose clock is right)."""
+    message = heartbeat(seq, box=box, sent_at=clock.now())
     with state.lock:
-        assert apply_heartbeat(state.boxes[box], heartbeat(seq, box=box), received_at=clock.now()) == "accepted"
+        assert apply_heartbeat(state.boxes[box], message, received_at=clock.now()) == "accepted"
 
 
 def make(state: FleetState, sink: FlakyStore | Store, clock: FakeClock, **kwargs: float) -> Persister:
