@@ -91,6 +91,11 @@ def read_documents(file: Path, problems: list[Problem]) -> list[Document]:
             line = exc.problem_mark.line + 1 if exc.problem_mark else None
             problems.append(Problem(shown, line, "", f"is not valid YAML: {exc.problem}"))
             continue
+        finally:
+            # The constructor remembers every node it built (PyYAML clears that only in construct_document, which
+            # we do not call): without this, every inventory reload would keep the last one's nodes alive.
+            _LOADER.constructed_objects.clear()
+            _LOADER.recursive_objects.clear()
         documents.append(Document(data, lines))
     return documents
 

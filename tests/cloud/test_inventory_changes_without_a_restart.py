@@ -15,6 +15,7 @@ from edgefleet.clock import FakeClock
 from edgefleet.cloud.alerting.reconciling import RESOLVED_REMOVED
 from edgefleet.cloud.controller import Controller
 from edgefleet.cloud.fleet import FleetState, UnknownBox, replace_inventory
+from edgefleet.cloud.hearing import IngestStats
 from edgefleet.cloud.settings import Settings
 from edgefleet.errors import InventoryError, InventoryVersionMismatch
 from edgefleet.ids import BoxId, SiteId
@@ -146,9 +147,13 @@ def test_a_removed_box_stops_alerting_and_its_alert_resolves_as_removed(controll
     clock = controller.clock
     assert isinstance(clock, FakeClock)
     loop = controller.alert_loop
+    # The ingest is not started here: play one that hears the fleet, so that the loop judges silence.
+    loop._stats = lambda: IngestStats(subscribed=True, since_last_message_s=0.1, lag_s=0.0, busy=0.0)
     with controller.state.lock:
         for live in controller.state.boxes.values():
             beat(live, clock.now())
+    loop.tick()
+    assert loop.evaluating
     loop.run_pass()
     clock.advance(3600)
     with controller.state.lock:
@@ -177,3 +182,11 @@ def test_a_removed_box_stops_alerting_and_its_alert_resolves_as_removed(controll
 
 def _unknown(box: str) -> UnknownBox:
     return UnknownBox(box, "gz-baiyun", 1_800_000_000.0, 1_800_000_000.0)
+
+
+def test_reading_the_inventory_keeps_nothing_of_the_files(sites: Path) -> None:
+    from edgefleet import manifests
+
+    for _ in range(3):
+        load_inventory(sites)
+    assert manifests._LOADER.constructed_objects == {}, "a reload must not keep the last one's YAML nodes alive"

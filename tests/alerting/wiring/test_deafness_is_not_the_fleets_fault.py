@@ -1,0 +1,102 @@
+"""What ops saw in a hostile week, replayed with the real parts: a 60 s broker outage and a 20 s flood of garbage
+at 10,000 messages a second each end with no box-lost, site-unreachable or flapping notification, and at most one
+fleet-level alert (``controller-deaf``). Real Mosquitto, the simulator's boxes (the agents' own reconnect
+backoff), the real controller and a recording webhook; this takes about three minutes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.alerting.wiring.fleets import (
+    WEBHOOK_PATH,
+    all_online,
+    controller_settings,
+    running_controller,
+    running_simulator,
+    write_sites,
+)
+from tests.support.peers import Mosquitto, _spawn_mosquitto, mosquitto, wait_for
+from tests.support.receivers import RecordingReceiver, recording_receiver
+
+pytestmark = pytest.mark.slow
+
+SITES = {"deaf-01": 4, "deaf-02": 4, "deaf-03": 4}
+LOST_CONTACT = {"box-lost", "site-unreachable", "box-flapping"}
+FLOOD_PER_S = 10_000
+FLOOD_S = 20
+
+
+def notices(receiver: RecordingReceiver, since: float) -> list[tuple[str, str]]:
+    """(kind, notice) of every alert the webhook got after ``since``."""
+    return [
+        (alert["kind"], alert["notice"])
+        for request in receiver.received
+        if request.path == WEBHOOK_PATH and request.at >= since
+        for alert in json.loads(request.body)["alerts"]
+    ]
+
+
+@pytest.fixture
+def parts(tmp_path: Path) -> Iterator[tuple[Mosquitto, RecordingReceiver, Any]]:
+    write_sites(tmp_path / "sites", SITES)
+    with mosquitto(tmp_path) as broker, recording_receiver() as receiver, running_simulator(tmp_path, broker):
+        notifications = tmp_path / "notifications.yaml"
+        notifications.write_text(
+            "apiVersion: edgefleet.io/v1\nkind: Notifications\nmetadata: {name: deafness}\nspec:\n"
+            "  timing: {groupWait: 0s, groupInterval: 1s, repeatInterval: 1h}\n"
+            f"  channels:\n    - {{name: tickets, kind: webhook, url: '{receiver.url}{WEBHOOK_PATH}'}}\n"
+            "  routes:\n    - channels: [tickets]\n"
+        )
+        with running_controller(controller_settings(tmp_path, broker, notifications)) as (controller, _):
+            wait_for(lambda: all_online(controller), timeout=20, what="every box online")
+            yield broker, receiver, controller
+
+
+def settled(controller: Any, *, timeout: float) -> None:
+    """Hearing again, every box online, and a few heartbeat timeouts of judging behind it; outbox delivered."""
+    wait_for(lambda: controller.alert_loop.evaluating, timeout=timeout, what="the controller hearing again")
+    wait_for(lambda: all_online(controller), timeout=30, what="every box online again")
+    time.sleep(5.0)  # judging a while: a box judged lost now would be told now
+    wait_for(lambda: not controller.delivery.outbox.backlog(), timeout=10, what="an empty outbox")
+
+
+def test_a_60_s_broker_outage_tells_no_box(parts: tuple[Mosquitto, RecordingReceiver, Any]) -> None:
+    broker, receiver, controller = parts
+    started = time.time()
+    broker.stop()
+    time.sleep(60)
+    broker.process = _spawn_mosquitto(broker.config, broker.port)
+    settled(controller, timeout=150)
+
+    told = notices(receiver, started)
+    assert [n for n in told if n[0] in LOST_CONTACT] == []
+    fleet_level = [n for n in told if n[0] == "controller-deaf"]
+    assert fleet_level in ([("controller-deaf", "firing"), ("controller-deaf", "resolved")], []), told
+    assert len([n for n in fleet_level if n[1] == "firing"]) <= 1
+
+
+def test_a_20_s_flood_tells_no_box(parts: tuple[Mosquitto, RecordingReceiver, Any], tmp_path: Path) -> None:
+    broker, receiver, controller = parts
+    started = time.time()
+    garbage = tmp_path / "garbage.txt"
+    garbage.write_text("{not a heartbeat\n" * (FLOOD_PER_S * FLOOD_S))
+    publisher = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
+    subprocess.run(
+        [publisher, "-h", "127.0.0.1", "-p", str(broker.port), "-t", "edgefleet/v1/boxes/deaf-01-gpu-01/heartbeat",
+         "-q", "0", "-l"],
+        stdin=garbage.open("rb"), check=False, capture_output=True, timeout=120,
+    )  # fmt: skip
+    settled(controller, timeout=150)
+
+    told = notices(receiver, started)
+    assert [n for n in told if n[0] in LOST_CONTACT] == []
+    assert len([n for n in told if n == ("controller-deaf", "firing")]) <= 1
+    assert controller.ingest.counters["malformed"] + controller.ingest.counters["rate-limited"] > 0
