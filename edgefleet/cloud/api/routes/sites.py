@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from edgefleet.cloud.api.deps import ControllerDep, PrincipalDep, authorize, require_access
 from edgefleet.cloud.api.errors import NotFound
+from edgefleet.cloud.api.fields import Name, Text
 from edgefleet.cloud.api.reading import read_site
 from edgefleet.cloud.api.schemas import (
     BoxPublic,
@@ -42,7 +43,7 @@ def list_sites(
     controller: ControllerDep,
     principal: PrincipalDep,
     health: Annotated[SiteHealth | None, Query(description="Only sites in this health.")] = None,
-    region: Annotated[str | None, Query(description="Only sites of this region, e.g. northeast.")] = None,
+    region: Annotated[Text | None, Query(description="Only sites of this region, e.g. northeast.")] = None,
     kind: Annotated[SiteKind | None, Query(description="Only transfer centers or only central clusters.")] = None,
 ) -> list[SitePublic]:
     """Every site the caller may read, by id, with its boxes online out of total and its health."""
@@ -60,7 +61,7 @@ def list_sites(
 
 
 @router.get("/{site}", summary="Show a site", response_model=SiteDetail, responses=error_responses(404))
-def get_site(site: str, controller: ControllerDep, principal: PrincipalDep) -> SiteDetail:
+def get_site(site: Name, controller: ControllerDep, principal: PrincipalDep) -> SiteDetail:
     """One site: its manifest's settings, box counts by state and health."""
     found = find_site(controller.state, site)
     authorize(principal, found.id)
@@ -71,7 +72,7 @@ def get_site(site: str, controller: ControllerDep, principal: PrincipalDep) -> S
     "/{site}/boxes", summary="List the boxes of a site", response_model=list[BoxPublic], responses=error_responses(404)
 )
 def list_site_boxes(
-    site: str,
+    site: Name,
     controller: ControllerDep,
     principal: PrincipalDep,
     state: Annotated[ReachabilityState | None, Query(description="Only boxes in this state.")] = None,
