@@ -64,7 +64,8 @@ def list_alerts(
         bool | None, Query(description="Only muted alerts (true: silenced or inhibited), or only the others (false).")
     ] = None,
     id_prefix: Annotated[
-        str | None, Query(pattern=ID_START, description="Only alerts whose id starts so (4 characters at least).")
+        str | None,
+        Query(pattern=ID_START, max_length=64, description="Only alerts whose id starts so (4 characters at least)."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many.")] = DEFAULT_LIMIT,
 ) -> list[AlertPublic]:
