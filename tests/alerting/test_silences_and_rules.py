@@ -87,8 +87,11 @@ def test_is_silenced_agrees_with_the_silences_that_match(silences: list[Silence]
     ("changes", "problem"),
     [
         ({}, "at least one matcher"),
-        ({"site": SiteId("alpha"), "ends_at": T0}, "must be after starts_at"),
-        ({"site": SiteId("alpha"), "ends_at": T0 + 40 * 86400}, "at most 30 are allowed"),
+        ({"site": SiteId("alpha"), "ends_at": T0}, "ends_at (2027-01-15T08:00:00Z) must be after the silence starts"),
+        ({"site": SiteId("alpha"), "ends_at": T0 + 40 * 86400}, "lasts 40d; at most 30d is allowed"),
+        ({"site": SiteId("alpha"), "ends_at": T0 + 1e300}, "lasts 1e+300s; at most 30d is allowed"),
+        ({"site": SiteId("alpha"), "ends_at": float("nan")}, "ends_at must be a time"),
+        ({"site": SiteId("alpha"), "ends_at": float("inf")}, "ends_at must be a time"),
         ({"site": SiteId("alpha"), "created_by": " "}, "created_by must name who"),
         ({"site": SiteId("alpha"), "comment": ""}, "comment must say why"),
         ({"site": SiteId("alpah")}, "site 'alpah' is not in the inventory; did you mean 'alpha'?"),
@@ -105,7 +108,10 @@ def test_a_bad_silence_is_refused_with_what_to_change(changes: dict[str, object]
 def test_a_good_silence_has_no_problem_and_an_expired_one_says_so() -> None:
     good = silence(site=SiteId("alpha"), box=BoxId("alpha-box-01"))
     assert validate_silence(good, INVENTORY, now=T0) == []
-    assert "already past" in validate_silence(good, INVENTORY, now=T0 + 4000)[0]
+    assert validate_silence(good, INVENTORY, now=T0 + 4000) == [
+        "ends_at (2027-01-15T09:00:00Z) is already past: it is 2027-01-15T09:06:40Z now; give a later time, "
+        "or a duration such as 2h"
+    ]
 
 
 def test_the_default_rules_are_valid_and_resolve_by_precedence() -> None:

@@ -4,17 +4,21 @@ Reads go to the alert store (``store.AlertStore``), with the loop's own copy of 
 the stored one (it may not be saved yet): lists and counts merge the loop's unsaved alerts over the store's rows,
 so an alert the store refused (a full disk) is listed and counted as it is served by id. Changes (acknowledging, adding and ending silences) hold the loop's pass
 lock and go through the loop (``looping.AlertLoop.record`` and ``silences_changed``), so a pass never overwrites
-them with what it read before. Validation happens here, against the inventory in force.
+them with what it read before. Validation happens here, against the inventory in force, and whatever the caller
+checked before: no silence without a finite, bounded end reaches the store, and an identical active silence is not
+stored twice (``SilenceExists`` answers it instead).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import uuid
 from collections import Counter
 from collections.abc import Collection
 
+from edgefleet.clock import format_duration, format_utc
 from edgefleet.cloud.alerting.alerts import (
     AlertKind,
     AlertState,
@@ -28,8 +32,14 @@ from edgefleet.cloud.alerting.alerts import (
     sorts_after,
 )
 from edgefleet.cloud.alerting.looping import AlertLoop
-from edgefleet.cloud.alerting.service import AlertNotFound, SilenceRejected, SilenceStateError
-from edgefleet.cloud.alerting.silences import Silence, SilenceRecord, validate_silence
+from edgefleet.cloud.alerting.service import AlertNotFound, SilenceExists, SilenceRejected, SilenceStateError
+from edgefleet.cloud.alerting.silences import (
+    MAX_SILENCE_S,
+    Silence,
+    SilenceRecord,
+    is_identical,
+    validate_silence,
+)
 from edgefleet.ids import BoxId, SiteId
 
 log = logging.getLogger(__name__)
@@ -130,8 +140,13 @@ class AlertCommands:
         problems: list[str] = []
         if (ends_at is None) == (duration_s is None):
             problems.append("give either ends_at or duration (how long the silence lasts, e.g. 2h), not both")
-        elif duration_s is not None and duration_s <= 0:
-            problems.append(f"duration must be more than 0 seconds, got {duration_s:g}")
+        elif duration_s is not None and not (0 < duration_s <= MAX_SILENCE_S):  # NaN is refused too
+            problems.append(
+                f"duration must be more than 0 seconds and at most {format_duration(MAX_SILENCE_S)}, "
+                f"got {format_duration(duration_s)}"
+            )
+        elif ends_at is not None and not math.isfinite(ends_at):
+            problems.append("ends_at must be a time, not NaN or infinity")
         # Without a usable end, a stand-in one lets the other checks (matchers, who, why, the inventory) report.
         stand_in = now + 1.0
         end = stand_in if problems else (ends_at if ends_at is not None else now + (duration_s or 0.0))
@@ -149,6 +164,10 @@ class AlertCommands:
         if problems:
             raise SilenceRejected(problems)
         with self._loop.lock:
+            # Under the lock, so that two identical requests at once store one silence.
+            for record in self._alerts.silences(ending_after=now, limit=None):
+                if record.state(now) == "active" and is_identical(silence, record):
+                    raise SilenceExists(record)
             self._alerts.add_silence(silence)
             self._loop.silences_changed(added=silence)
         log.info(
@@ -174,7 +193,9 @@ class AlertCommands:
                 )
             if record.state(now) == "expired":
                 who = f" by {record.ended_by}" if record.ended_by else ""
-                raise SilenceStateError(f"silence {silence_id} already ended at {record.silence.ends_at}{who}")
+                raise SilenceStateError(
+                    f"silence {silence_id} already ended at {format_utc(record.silence.ends_at)}{who}"
+                )
             self._alerts.end_silence(silence_id, at=now, by=by)
             self._loop.silences_changed(ended=silence_id)
         log.info("Ended silence", extra={"silence": silence_id, "by": by})

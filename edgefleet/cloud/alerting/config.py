@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -492,7 +493,16 @@ _UNIT_S: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(value: object) -> float | None:
-    """Seconds from a number or a text such as ``30s``, ``5m``, ``1h30m``, ``500ms``; None when it is neither."""
+    """Seconds from a number or a text such as ``30s``, ``5m``, ``1h30m``, ``500ms``; None when it is neither, or
+    when it is no finite number (NaN, ``inf``, ``1e999``): no store keeps those, and no deadline is that far."""
+    try:
+        seconds = _duration_s(value)
+    except (ValueError, OverflowError):  # float() of a text that is no number, or of an int beyond any float
+        return None
+    return seconds if seconds is not None and math.isfinite(seconds) else None
+
+
+def _duration_s(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -501,10 +511,7 @@ def parse_duration(value: object) -> float | None:
         text = value.strip()
         if _DURATION.fullmatch(text):
             return sum(float(n) * _UNIT_S[unit] for n, unit in _DURATION_PART.findall(text))
-        try:
-            return float(text)
-        except ValueError:
-            return None
+        return float(text)
     return None
 
 

@@ -10,6 +10,7 @@ Errors, as a tree::
     ├── AlertStateError     a lifecycle step that the alert's state does not allow (alerts.py)
     ├── AlertNotFound       no alert or silence with that id
     ├── SilenceRejected     a new silence is not valid; ``problems`` lists every reason
+    ├── SilenceExists       an identical silence is active; ``record`` is that one, nothing new was stored
     └── SilenceStateError   the silence already ended
 """
 
@@ -33,6 +34,16 @@ class SilenceRejected(AlertingError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("; ".join(problems))
+
+
+class SilenceExists(AlertingError):
+    """An identical silence is active (``silences.is_identical``: the same matchers, author and reason, an end
+    within ``silences.SAME_END_S``): ``record`` is that one; nothing new was stored. A retried request, a double
+    click or a script run twice thus leaves one silence."""
+
+    def __init__(self, record: SilenceRecord) -> None:
+        self.record = record
+        super().__init__(f"silence {record.silence.id} is identical and active; nothing new was stored")
 
 
 class SilenceStateError(AlertingError):
@@ -93,7 +104,7 @@ class AlertService(Protocol):
         duration_s: float | None = None,
     ) -> SilenceRecord:
         """Mute the alerts that match from now until ``ends_at`` (or for ``duration_s``). Raises SilenceRejected
-        listing every problem."""
+        listing every problem, or SilenceExists (carrying it) when an identical silence is active."""
         ...
 
     def end_silence(self, silence_id: str, *, by: str | None = None) -> SilenceRecord:

@@ -2,16 +2,20 @@
 
 A silenced alert is still evaluated, stored and shown; only its notifications are held back, and when the silence
 ends while the alert still fires, it is notified then. Pure: ``reconciling.reconcile_alerts`` asks
-``matching_silences`` for every alert; the API validates new silences with ``validate_silence``; ``SilenceRecord`` is a silence as stored and listed.
+``matching_silences`` for every alert; ``commands.AlertCommands`` validates new silences with ``validate_silence``
+and stores none twice (``is_identical``); ``SilenceRecord`` is a silence as stored and listed. Messages write times
+and durations as people do (``2027-01-15T08:00:00Z``, ``1h30m``), never as epoch seconds.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from edgefleet.clock import format_duration, format_utc
 from edgefleet.cloud.alerting.alerts import AlertKey, AlertKind
 from edgefleet.ids import BoxId, SiteId
 from edgefleet.inventory import Inventory
@@ -20,6 +24,9 @@ from edgefleet.inventory import Inventory
 MAX_SILENCE_S: Final = 30 * 24 * 3600.0
 # Names of people and reasons as stored; a longer "who" is a pasted text, not a name.
 MAX_WHO_CHARS: Final = 200
+# Two silences whose planned ends are this close are the same plan: a request retried, or sent twice by a script,
+# computes its end from "now" again ("for 2h"), seconds later.
+SAME_END_S: Final = 60.0
 
 SilenceState = Literal["active", "pending", "expired"]
 
@@ -75,6 +82,18 @@ def is_silenced(key: AlertKey, silences: Iterable[Silence], now: float) -> bool:
     return any(s.is_active(now) and s.matches(key) for s in silences)
 
 
+def is_identical(silence: Silence, record: SilenceRecord) -> bool:
+    """True when ``record`` is the same silence planned again: the same matchers, author and reason (as stored,
+    stripped), and a planned end within ``SAME_END_S``."""
+    stored = record.silence
+    return (
+        (stored.site, stored.box, stored.kind) == (silence.site, silence.box, silence.kind)
+        and stored.created_by == silence.created_by
+        and stored.comment == silence.comment
+        and abs(record.planned_ends_at - silence.ends_at) <= SAME_END_S
+    )
+
+
 def validate_silence(silence: Silence, inventory: Inventory | None = None, *, now: float | None = None) -> list[str]:
     """Every problem of a new silence (empty when it is good), each saying what to change."""
     problems: list[str] = []
@@ -83,13 +102,24 @@ def validate_silence(silence: Silence, inventory: Inventory | None = None, *, no
             "a silence needs at least one matcher (site, box or kind); one that matches everything "
             "would hide every alert of the fleet"
         )
-    if silence.ends_at <= silence.starts_at:
-        problems.append(f"ends_at ({silence.ends_at}) must be after starts_at ({silence.starts_at})")
+    if not (math.isfinite(silence.starts_at) and math.isfinite(silence.ends_at)):
+        # No store keeps NaN or infinity faithfully (SQLite turns NaN into NULL; PostgreSQL keeps it, and then
+        # no list can show it): refused here whatever the caller checked before.
+        problems.append("ends_at must be a time (a duration such as 2h, or an ISO 8601 time), not NaN or infinity")
+    elif now is not None and silence.ends_at <= now:
+        problems.append(
+            f"ends_at ({format_utc(silence.ends_at)}) is already past: it is {format_utc(now)} now; "
+            "give a later time, or a duration such as 2h"
+        )
+    elif silence.ends_at <= silence.starts_at:
+        problems.append(
+            f"ends_at ({format_utc(silence.ends_at)}) must be after the silence starts ({format_utc(silence.starts_at)})"
+        )
     elif silence.ends_at - silence.starts_at > MAX_SILENCE_S:
-        days = (silence.ends_at - silence.starts_at) / 86400
-        problems.append(f"lasts {days:.1f} days; at most {MAX_SILENCE_S / 86400:.0f} are allowed (extend it later)")
-    if now is not None and silence.ends_at <= now:
-        problems.append(f"ends_at ({silence.ends_at}) is already past (now is {now})")
+        problems.append(
+            f"lasts {format_duration(silence.ends_at - silence.starts_at)}; at most {format_duration(MAX_SILENCE_S)} "
+            "is allowed (silence for less and extend it later)"
+        )
     if not silence.created_by.strip():
         problems.append("created_by must name who creates the silence")
     if not silence.comment.strip():

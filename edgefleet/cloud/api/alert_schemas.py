@@ -2,7 +2,8 @@
 and how they are built from the alert store's ``StoredAlert`` and ``SilenceRecord``.
 
 Times are ISO 8601 in UTC, durations seconds or a text such as ``2h``. Request bodies refuse unknown fields, so a
-misspelt ``create_by`` is a 422 naming it rather than a silence without an author.
+misspelt ``create_by`` is a 422 naming it rather than a silence without an author, and read every field through the
+constrained types of ``fields.py`` (no control characters, bounded lengths, finite numbers).
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
+from edgefleet.clock import format_duration
 from edgefleet.cloud.alerting.alerts import (
     SHORT_ID_CHARS,
     AlertKind,
@@ -21,11 +24,9 @@ from edgefleet.cloud.alerting.alerts import (
     Severity,
     StoredAlert,
 )
-from edgefleet.cloud.alerting.silences import MAX_WHO_CHARS, SilenceRecord, SilenceState
+from edgefleet.cloud.alerting.silences import MAX_SILENCE_S, SilenceRecord, SilenceState
+from edgefleet.cloud.api.fields import Comment, Duration, Name, Who, duration_schema
 from edgefleet.cloud.api.schemas import ErrorBody, utc, utc_or_none
-
-# A comment says why (a ticket, a known fault): a paragraph, not a document.
-MAX_COMMENT_CHARS: Final = 2000
 
 
 class _Body(BaseModel):
@@ -78,7 +79,7 @@ class AlertPublic(BaseModel):
 
 
 class AcknowledgeBody(_Body):
-    by: Annotated[str, Field(min_length=1, max_length=MAX_WHO_CHARS, description="Who takes the alert.")]
+    by: Annotated[Who, Field(description="Who takes the alert.")]
 
 
 def alert_public(alert: StoredAlert, *, short_id: str) -> AlertPublic:
@@ -122,21 +123,36 @@ def alert_count_public(tally: AlertTally) -> AlertCountPublic:
 # --- silences -------------------------------------------------------------------------------------------
 
 
+def _at_most_a_silence(seconds: float) -> float:
+    if seconds > MAX_SILENCE_S:
+        raise PydanticCustomError(
+            "duration_too_long",
+            "{given} is longer than a silence may last ({most}); silence for less and extend it later",
+            {"given": format_duration(seconds), "most": format_duration(MAX_SILENCE_S)},
+        )
+    return seconds
+
+
+SilenceDuration = Annotated[
+    Duration, AfterValidator(_at_most_a_silence), WithJsonSchema(duration_schema(MAX_SILENCE_S))
+]
+
+
 class SilenceCreate(_Body):
     """A new silence: at least one matcher (site, box, kind), its end (``ends_at``, or ``duration`` from now),
     who and why."""
 
-    site: str | None = Field(default=None, description="Mute this site's alerts.")
-    box: str | None = Field(default=None, description="Mute this box's alerts.")
+    site: Name | None = Field(default=None, description="Mute this site's alerts.")
+    box: Name | None = Field(default=None, description="Mute this box's alerts.")
     kind: AlertKind | None = Field(default=None, description="Mute alerts of this kind.")
     ends_at: datetime | None = Field(default=None, description="When it ends (ISO 8601; without a zone: UTC).")
-    duration: float | str | None = Field(
-        default=None, description="How long it lasts from now: seconds, or a text such as 90m, 2h, 1h30m."
+    duration: SilenceDuration | None = Field(
+        default=None,
+        description="How long it lasts from now: seconds, or a text such as 90m, 2h, 1h30m "
+        f"(at most {format_duration(MAX_SILENCE_S)}).",
     )
-    created_by: Annotated[str, Field(min_length=1, max_length=MAX_WHO_CHARS, description="Who silences.")]
-    comment: Annotated[
-        str, Field(min_length=1, max_length=MAX_COMMENT_CHARS, description="Why: the ticket, the maintenance.")
-    ]
+    created_by: Annotated[Who, Field(description="Who silences.")]
+    comment: Annotated[Comment, Field(description="Why: the ticket, the maintenance.")]
 
 
 class SilencePublic(BaseModel):

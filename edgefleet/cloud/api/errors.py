@@ -1,22 +1,26 @@
 """Every error the HTTP API answers has one JSON shape: ``{"error": {"code": "...", "message": "..."}}``, where
 the message says what went wrong and what to do about it.
 
-Routes raise ``ApiError`` subclasses (``NotFound``, ``Forbidden``, ``Conflict``, ``Invalid``, ``Unavailable``); ``install`` (called by ``create_app``) turns
-them, Starlette's own HTTP errors (unknown path, wrong method), FastAPI's validation errors (422, reworded to name
-the parameter) and any unexpected exception (500: logged with its traceback, never sent) into that shape.
+Routes raise ``ApiError`` subclasses (``NotFound``, ``Forbidden``, ``Conflict``, ``Invalid``, ``Unavailable``);
+``install`` (called by ``create_app``) turns them, Starlette's own HTTP errors (unknown path, wrong method),
+FastAPI's validation errors (422, reworded to name the parameter; a body that is no JSON names the line and column),
+a body over ``MAX_BODY_BYTES`` (413, refused before it is read whole) and any unexpected exception (500: logged with
+its traceback, never sent) into that shape.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from edgefleet.cloud.api.fields import MAX_COMMENT_CHARS, PRINTABLE_MESSAGES, shown
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,7 @@ CODE_BY_STATUS: dict[int, str] = {
     404: "not-found",
     405: "method-not-allowed",
     409: "conflict",
+    413: "too-large",
     422: "invalid-request",
     500: "internal",
     503: "unavailable",
@@ -84,18 +89,41 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content=error_body(code, message))
 
 
-def describe_validation_errors(errors: Sequence[Any]) -> str:
-    """One sentence per invalid parameter, e.g. "query parameter 'health': Input should be 'ok' or ... (got 'x')"."""
+def describe_validation_errors(errors: Sequence[Any], body: object = None) -> str:
+    """One sentence per invalid parameter, e.g. "query parameter 'health': Input should be 'ok' or ... (got 'x')";
+    a body that is no JSON is named by line and column (``body`` is the text FastAPI could not parse)."""
     parts = []
     for error in errors:
+        if error.get("type") == "json_invalid":
+            parts.append(_json_invalid(error, body))
+            continue
         loc = [str(p) for p in error.get("loc", ())]
         where, name = (loc[0], ".".join(loc[1:])) if len(loc) > 1 else ("request", ".".join(loc))
         kind = {"query": "query parameter", "path": "path parameter", "body": "body field", "header": "header"}.get(
             where, where
         )
-        got = f" (got {error['input']!r})" if error.get("input") is not None else ""
-        parts.append(f"{kind} {name!r}: {error.get('msg', 'is invalid')}{got}")
+        message = error.get("msg", "is invalid")
+        if error.get("type") == "string_pattern_mismatch":
+            message = PRINTABLE_MESSAGES.get(error.get("ctx", {}).get("pattern"), message)
+        # Our own refusals (fields.py) quote what they were given, in the words of their unit.
+        quoted = "given" in error.get("ctx", {})
+        got = f" (got {shown(error['input'])})" if error.get("input") is not None and not quoted else ""
+        parts.append(f"{kind} {name!r}: {message}{got}")
     return "; ".join(parts) + "; see /docs for the parameters each route takes"
+
+
+def _json_invalid(error: Any, body: object) -> str:
+    """ "the body is not valid JSON: Expecting value at line 2 column 14 (position 36)"."""
+    loc = error.get("loc", ())
+    position = loc[-1] if loc and isinstance(loc[-1], int) else None
+    reason = error.get("ctx", {}).get("error", "it cannot be parsed")
+    if position is None:
+        return f"the body is not valid JSON: {reason}"
+    if isinstance(body, str):
+        line = body.count("\n", 0, position) + 1
+        column = position - body.rfind("\n", 0, position)
+        return f"the body is not valid JSON: {reason} at line {line} column {column} (position {position})"
+    return f"the body is not valid JSON: {reason} at position {position}"
 
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
@@ -103,8 +131,18 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status, exc.code, exc.message)
 
 
+# What FastAPI answers (400) when the body is JSON-typed but cannot be decoded at all: not UTF-8, or an integer
+# longer than Python converts. Reworded here, as a 422 like every other refused input.
+_BODY_UNREADABLE: Final = "There was an error parsing the body"
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _BODY_UNREADABLE:
+        why = "it is not UTF-8 text" if isinstance(exc.__cause__, UnicodeDecodeError) else "it holds a number too long"
+        return error_response(
+            422, CODE_BY_STATUS[422], f"the body cannot be read as JSON: {why}; send a JSON object (see /docs)"
+        )
     if exc.status_code == 404:
         message = f"no route {request.url.path!r}; the API lives under /api/v1 (see /docs)"
     elif exc.status_code == 405:
@@ -119,7 +157,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return error_response(422, CODE_BY_STATUS[422], describe_validation_errors(exc.errors()))
+    return error_response(422, CODE_BY_STATUS[422], describe_validation_errors(exc.errors(), exc.body))
 
 
 class InternalErrors:
@@ -160,9 +198,61 @@ class InternalErrors:
             await response(scope, receive, send)
 
 
+# The largest body a route takes is a silence (a 2000-character comment, a few names): 64 KiB is ample, and a
+# larger body is refused before it is held in memory.
+MAX_BODY_BYTES: Final = 64 * 1024
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``MAX_BODY_BYTES`` is answered 413 in the error shape, whether its
+    Content-Length says so or it streams (chunked) past the limit. The body is read here, at most the limit, and
+    handed on as it came."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", ())).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            await self._refuse(scope, receive, send, int(declared))
+            return
+        held: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            held.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > MAX_BODY_BYTES:
+                await self._refuse(scope, receive, send, size)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return held.pop(0) if held else await receive()
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, size: int) -> None:
+        response = error_response(
+            413,
+            CODE_BY_STATUS[413],
+            f"the request body is over {MAX_BODY_BYTES // 1024} KiB ({size} bytes at least), more than any route "
+            f"takes (a silence's comment holds {MAX_COMMENT_CHARS} characters at most); send less",
+        )
+        await response(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
     """Give ``app`` the JSON error shape for every error it can answer."""
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(BodyLimit)
     app.add_middleware(InternalErrors)

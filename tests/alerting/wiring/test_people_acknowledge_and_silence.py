@@ -138,7 +138,7 @@ def test_a_silenced_box_is_stored_muted_and_told_when_the_silence_ends(
         ({"site": "ops-01"}, "give either ends_at or duration"),
         ({"site": "ops-01", "duration": "2h", "ends_at": "2031-01-01T00:00:00Z"}, "not both"),
         ({"site": "ops-01", "duration": "soon"}, "'soon' is no duration"),
-        ({"site": "ops-01", "duration": "45d"}, "lasts 45.0 days; at most 30 are allowed"),
+        ({"site": "ops-01", "duration": "45d"}, "45d is longer than a silence may last (30d)"),
         ({"site": "ops-01", "ends_at": "2020-01-01T00:00:00Z"}, "ends_at"),
         ({"site": "ops-01", "duration": "2h", "comment": " "}, "comment must say why"),
         ({"site": "ops-01", "duration": "2h", "kind": "box-gone"}, "body field 'kind'"),

@@ -40,6 +40,7 @@ from edgefleet.cloud.api.deps import (
     store_unavailable,
 )
 from edgefleet.cloud.api.errors import Conflict, Invalid, NotFound
+from edgefleet.cloud.api.fields import Name
 from edgefleet.cloud.api.paging import CursorQuery, decode_cursor, encode_cursor, set_next_page
 from edgefleet.errors import EdgefleetError
 from edgefleet.ids import SiteId
@@ -60,13 +61,14 @@ def list_alerts(
     alerting: AlertingDep,
     principal: PrincipalDep,
     state: Annotated[AlertState | None, Query(description="Only alerts in this state.")] = None,
-    site: Annotated[str | None, Query(description="Only alerts of this site.")] = None,
+    site: Annotated[Name | None, Query(description="Only alerts of this site.")] = None,
     kind: Annotated[AlertKind | None, Query(description="Only alerts of this kind.")] = None,
     muted: Annotated[
         bool | None, Query(description="Only muted alerts (true: silenced or inhibited), or only the others (false).")
     ] = None,
     id_prefix: Annotated[
-        str | None, Query(pattern=ID_START, description="Only alerts whose id starts so (4 characters at least).")
+        str | None,
+        Query(pattern=ID_START, max_length=64, description="Only alerts whose id starts so (4 characters at least)."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many.")] = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
@@ -105,7 +107,7 @@ def count_alerts(
     controller: ControllerDep,
     alerting: AlertingDep,
     principal: PrincipalDep,
-    site: Annotated[str | None, Query(description="Only alerts of this site.")] = None,
+    site: Annotated[Name | None, Query(description="Only alerts of this site.")] = None,
     kind: Annotated[AlertKind | None, Query(description="Only alerts of this kind.")] = None,
 ) -> list[AlertCountPublic]:
     """The firing and acknowledged alerts the caller may read, counted by state and by what mutes them (largest
@@ -119,7 +121,7 @@ def count_alerts(
 
 
 @router.get("/{alert}", summary="Show an alert", response_model=AlertPublic, responses=alert_error_responses(404, 409))
-def get_alert(alert: str, alerting: AlertingDep, principal: PrincipalDep) -> AlertPublic:
+def get_alert(alert: Name, alerting: AlertingDep, principal: PrincipalDep) -> AlertPublic:
     """One alert with its whole lifecycle: fired, acknowledged, resolved, by whom and when. ``alert`` is its id or
     a unique start of it (409 when it starts several, naming some)."""
     try:
@@ -138,7 +140,9 @@ def get_alert(alert: str, alerting: AlertingDep, principal: PrincipalDep) -> Ale
     response_model=AlertPublic,
     responses=alert_error_responses(404, 409),
 )
-def acknowledge_alert(alert: str, body: AcknowledgeBody, alerting: AlertingDep, principal: PrincipalDep) -> AlertPublic:
+def acknowledge_alert(
+    alert: Name, body: AcknowledgeBody, alerting: AlertingDep, principal: PrincipalDep
+) -> AlertPublic:
     """Someone takes the alert (its id or a unique start of it): it stays active and resolves by itself, but is
     no longer repeated."""
     try:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from edgefleet.cloud.api.deps import ControllerDep, PrincipalDep, authorize, require_access
 from edgefleet.cloud.api.errors import NotFound, Unavailable
+from edgefleet.cloud.api.fields import Name, Seconds
 from edgefleet.cloud.api.reading import read_boxes
 from edgefleet.cloud.api.schemas import BoxDetail, box_public, error_responses, health_point_public, utc
 from edgefleet.errors import EdgefleetError
@@ -34,11 +35,11 @@ router = APIRouter(
     responses=error_responses(404, 503),
 )
 def get_box(
-    box: str,
+    box: Name,
     controller: ControllerDep,
     principal: PrincipalDep,
     history_s: Annotated[
-        float, Query(gt=0, le=MAX_HISTORY_S, description="How far back the history goes, in seconds.")
+        Seconds, Query(gt=0, le=MAX_HISTORY_S, description="How far back the history goes, in seconds.")
     ] = DEFAULT_HISTORY_S,
 ) -> BoxDetail:
     """The box's inventory entry, reachability, latest heartbeat and health history."""

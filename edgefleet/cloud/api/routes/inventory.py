@@ -41,6 +41,7 @@ class ReloadBody(BaseModel):
     expect_version: str | None = Field(
         default=None,
         pattern=VERSION_PATTERN,
+        max_length=64,
         description="Refuse (409) unless the controller's sites directory holds this version.",
     )
 

@@ -1,8 +1,9 @@
 """``/api/v1/silences``: list, add and end silences (planned maintenance, a known fault) through the alert loop.
 
 A new silence is checked whole (``silences.validate_silence`` against the inventory, plus its end): every problem
-is answered at once as a 422. Ending a silence keeps it, expired, with who ended it; it is named by its id or a
-unique start of it, as alerts are.
+is answered at once as a 422. Adding a silence identical to an active one (the same matchers, author and reason, an
+end within a minute: a retried request) stores nothing and answers that one with 200 instead of 201. Ending a
+silence keeps it, expired, with who ended it; it is named by its id or a unique start of it, as alerts are.
 """
 
 from __future__ import annotations
@@ -12,9 +13,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from edgefleet.cloud.alerting.config import parse_duration
-from edgefleet.cloud.alerting.service import AlertNotFound, AlertService, SilenceRejected, SilenceStateError
-from edgefleet.cloud.alerting.silences import MAX_WHO_CHARS, SilenceRecord
+from edgefleet.cloud.alerting.service import (
+    AlertNotFound,
+    AlertService,
+    SilenceExists,
+    SilenceRejected,
+    SilenceStateError,
+)
+from edgefleet.cloud.alerting.silences import SilenceRecord
 from edgefleet.cloud.api.alert_schemas import (
     SilenceCreate,
     SilencePublic,
@@ -36,6 +42,7 @@ from edgefleet.cloud.api.deps import (
     store_unavailable,
 )
 from edgefleet.cloud.api.errors import Conflict, Invalid, NotFound
+from edgefleet.cloud.api.fields import Name, Who
 from edgefleet.cloud.api.paging import CursorQuery, decode_cursor, encode_cursor, set_next_page
 from edgefleet.errors import EdgefleetError
 from edgefleet.ids import BoxId, SiteId
@@ -103,22 +110,22 @@ def list_silences(
     summary="Add a silence",
     status_code=status.HTTP_201_CREATED,
     response_model=SilencePublic,
+    responses={
+        200: {
+            "model": SilencePublic,
+            "description": "An identical silence is active (same matchers, author and reason, an end within a "
+            "minute): it is answered, and nothing new is stored.",
+        }
+    },
 )
 def add_silence(
-    body: SilenceCreate, controller: ControllerDep, alerting: AlertingDep, principal: PrincipalDep
+    body: SilenceCreate, response: Response, controller: ControllerDep, alerting: AlertingDep, principal: PrincipalDep
 ) -> SilencePublic:
     """Mute the alerts that match (site, box, kind; at least one) from now until ``ends_at`` or for
     ``duration``. Muted alerts are still evaluated, stored and listed; when the silence ends and they still fire,
-    they are told then."""
+    they are told then. Sent again (a retry), the same silence is answered with 200 and stored once."""
     inventory = controller.state.inventory
     authorize(principal, _site_of(inventory, body.site, body.box))
-    duration_s: float | None = None
-    if body.duration is not None:
-        duration_s = parse_duration(body.duration)
-        if duration_s is None:
-            raise Invalid(
-                f"body field 'duration': {body.duration!r} is no duration; give seconds or a text such as 90m, 2h"
-            )
     try:
         record = alerting.add_silence(
             created_by=body.created_by,
@@ -127,8 +134,11 @@ def add_silence(
             box=BoxId(body.box) if body.box is not None else None,
             kind=body.kind,
             ends_at=timestamp(body.ends_at) if body.ends_at is not None else None,
-            duration_s=duration_s,
+            duration_s=body.duration,
         )
+    except SilenceExists as exc:
+        response.status_code = status.HTTP_200_OK
+        record = exc.record
     except SilenceRejected as exc:
         raise Invalid("; ".join(exc.problems)) from exc
     except EdgefleetError as exc:
@@ -143,11 +153,11 @@ def add_silence(
     responses=alert_error_responses(404, 409),
 )
 def end_silence(
-    silence: str,
+    silence: Name,
     controller: ControllerDep,
     alerting: AlertingDep,
     principal: PrincipalDep,
-    by: Annotated[str | None, Query(max_length=MAX_WHO_CHARS, description="Who ends it.")] = None,
+    by: Annotated[Who | None, Query(description="Who ends it.")] = None,
 ) -> SilencePublic:
     """End the silence (its id or a unique start of it) now: the alerts it muted are told if they still fire. It
     stays listed, expired."""

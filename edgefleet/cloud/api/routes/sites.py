@@ -16,6 +16,7 @@ from edgefleet.cloud.api.deps import (
     require_access,
 )
 from edgefleet.cloud.api.errors import Invalid, NotFound
+from edgefleet.cloud.api.fields import Name, Text
 from edgefleet.cloud.api.paging import CursorQuery, decode_cursor, encode_cursor, page_after, set_next_page
 from edgefleet.cloud.api.reading import read_site
 from edgefleet.cloud.api.schemas import (
@@ -53,7 +54,7 @@ def list_sites(
     controller: ControllerDep,
     principal: PrincipalDep,
     health: Annotated[SiteHealth | None, Query(description="Only sites in this health.")] = None,
-    region: Annotated[str | None, Query(description="Only sites of this region, e.g. northeast.")] = None,
+    region: Annotated[Text | None, Query(description="Only sites of this region, e.g. northeast.")] = None,
     kind: Annotated[SiteKind | None, Query(description="Only transfer centers or only central clusters.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many.")] = FLEET_DEFAULT_LIMIT,
     cursor: CursorQuery = None,
@@ -79,7 +80,7 @@ def list_sites(
 
 
 @router.get("/{site}", summary="Show a site", response_model=SiteDetail, responses=error_responses(404))
-def get_site(site: str, controller: ControllerDep, principal: PrincipalDep) -> SiteDetail:
+def get_site(site: Name, controller: ControllerDep, principal: PrincipalDep) -> SiteDetail:
     """One site: its manifest's settings, box counts by state and health."""
     found = find_site(controller.state, site)
     authorize(principal, found.id)
@@ -92,7 +93,7 @@ def get_site(site: str, controller: ControllerDep, principal: PrincipalDep) -> S
 def list_site_boxes(
     request: Request,
     response: Response,
-    site: str,
+    site: Name,
     controller: ControllerDep,
     principal: PrincipalDep,
     state: Annotated[ReachabilityState | None, Query(description="Only boxes in this state.")] = None,
