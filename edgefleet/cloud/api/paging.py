@@ -27,10 +27,14 @@ NEXT_CURSOR_HEADER: Final = "X-Next-Cursor"
 # A cursor holds a list's name, a time and an id (63 characters at most): a few hundred characters at most.
 MAX_CURSOR_CHARS: Final = 512
 
+# What ``encode_cursor`` writes: URL-safe base64 (padding included); anything else is not one of ours.
+CURSOR_PATTERN: Final = r"^[A-Za-z0-9_=-]*$"
+
 CursorQuery = Annotated[
     str | None,
     Query(
         max_length=MAX_CURSOR_CHARS,
+        pattern=CURSOR_PATTERN,
         description="Where the page starts: the X-Next-Cursor header of the page before (absent: the first page).",
     ),
 ]
