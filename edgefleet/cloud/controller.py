@@ -18,6 +18,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import warnings
 from types import TracebackType
 from typing import Final
 
@@ -255,9 +256,14 @@ def settle_heap() -> None:
     only what was made since. Unfrozen, each full collection walked them all, every ~12 s, and stopped every
     thread for 165-270 ms: the alert tick that ran into one overran its 0.2 s and APScheduler logged it as
     skipped; frozen, a full collection takes ~30 ms (docs/performance.md, "Alert ticks"). Called after start-up
-    and after an inventory change (the old inventory is collected first: it would stay frozen otherwise)."""
+    and after an inventory change (the old inventory is collected first: it would stay frozen otherwise).
+
+    The collection finalizes whatever other code left unclosed since the last one (a socket a library dropped):
+    their ResourceWarnings are that code's to report, not this collection's, so they are not raised here."""
     gc.unfreeze()
-    gc.collect()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
     gc.freeze()
 
 

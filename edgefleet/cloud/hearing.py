@@ -11,9 +11,12 @@ network thread is); ``assess`` turns that into one of four states, and the alert
   ``busy_limit`` of the last window): what it hears is old, and the broker drops what it cannot queue;
 - ``recovering``: after ``deaf`` or ``behind``, and after a (re)start, until the fleet is heard again (a share
   ``heard_share`` of the boxes that had been seen have a heartbeat received since the recovery began), but never
-  longer than ``recovery_max_s``: the agents' reconnect backoff (1 s doubling to ``AGENT_RECONNECT_MAX_S``) plus
-  one heartbeat interval, so that every agent has had its retry and its first heartbeat. A box still unheard
-  then is judged as usual;
+  longer than ``recovery_max_s`` after an outage: the agents' reconnect backoff (1 s doubling to
+  ``AGENT_RECONNECT_MAX_S``) plus one heartbeat interval, so that every agent has had its retry and its first
+  heartbeat; and never longer than ``restart_max_s`` after a (re)start: the boxes kept publishing while the
+  controller was away, so one heartbeat timeout of the slowest site hears every live one (the broker being
+  unreachable at start is an outage like any other once it lasts ``deaf_after_s``). A box still unheard then is
+  judged as usual;
 - ``hearing``: otherwise.
 
 The agents' backoff and the hold bound are one documented pair (docs/protocol.md, "Reconnecting"): raise one and
@@ -54,6 +57,7 @@ class HearingLimits:
     busy_limit: float = BUSY_LIMIT
     heard_share: float = HEARD_SHARE
     recovery_max_s: float = recovery_bound(10.0)
+    restart_max_s: float = 36.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,8 @@ class Hearing:
     bad_since: float | None = None
     bad_until: float | None = None
     recovery_started_at: float | None = None
+    # The recovery follows a (re)start, not an outage: its bound is ``restart_max_s``.
+    after_start: bool = False
 
     @property
     def judging(self) -> bool:
@@ -87,7 +93,7 @@ class Hearing:
 
 def starting(*, now: float, wall_now: float) -> Hearing:
     """A controller that just (re)started recovers first: its saved receive times are old."""
-    return Hearing("recovering", now, "the controller just started", recovery_started_at=wall_now)
+    return Hearing("recovering", now, "the controller just started", recovery_started_at=wall_now, after_start=True)
 
 
 def assess(
@@ -104,6 +110,14 @@ def assess(
     seen before that were heard since ``previous.recovery_started_at`` (1.0 when there are none);
     ``boxes_were_online``: whether any box was online when the fleet went quiet (an empty fleet is not deaf)."""
     bad = _bad(stats, boxes_were_online=boxes_were_online, limits=limits)
+    if (
+        bad is not None
+        and previous.after_start
+        and previous.state == "recovering"
+        and not stats.subscribed
+        and now - previous.since < limits.deaf_after_s
+    ):
+        bad = None  # a starting controller is not yet subscribed: not an outage unless it lasts
     if bad is not None:
         state, reason = bad
         if previous.state == state:
@@ -120,13 +134,14 @@ def assess(
             recovery_started_at=wall_now,
         )
     if previous.state == "recovering":
+        if not stats.subscribed:
+            return previous  # still starting (see above): nothing can be heard yet
         if heard_share >= limits.heard_share:
             return Hearing("hearing", now, f"{heard_share:.0%} of the fleet heard again")
-        if now - previous.since >= limits.recovery_max_s:
+        bound = limits.restart_max_s if previous.after_start else limits.recovery_max_s
+        if now - previous.since >= bound:
             return Hearing(
-                "hearing",
-                now,
-                f"recovery ended after {limits.recovery_max_s:g} s with {heard_share:.0%} of the fleet heard",
+                "hearing", now, f"recovery ended after {bound:g} s with {heard_share:.0%} of the fleet heard"
             )
         return previous
     return previous if previous.state == "hearing" else Hearing("hearing", now, "hearing the fleet")

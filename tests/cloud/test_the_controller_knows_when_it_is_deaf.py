@@ -177,3 +177,12 @@ def test_the_ingest_measures_quiet_lag_and_saturation() -> None:
         clock.advance(0.001)
         ingest._meter.message(started, clock.monotonic())
     assert ingest.stats().busy > 0.9
+
+
+def test_a_start_is_not_an_outage_unless_the_broker_stays_away() -> None:
+    hearing = starting(now=0.0, wall_now=1_800_000_000.0)
+    hearing = step(hearing, DEAF, 2.0)
+    assert (hearing.state, hearing.after_start) == ("recovering", True), "not subscribed yet: starting"
+    assert step(hearing, HEARING, 3.0, heard=0.5).state == "recovering"
+    assert step(hearing, HEARING, LIMITS.restart_max_s + 1.0, heard=0.5).state == "hearing", "a restart's bound"
+    assert step(hearing, DEAF, LIMITS.deaf_after_s + 1.0).state == "deaf", "a broker away for long is an outage"

@@ -72,7 +72,7 @@ from edgefleet.cloud.alerting.rules import AlertRules
 from edgefleet.cloud.alerting.silences import Silence
 from edgefleet.cloud.alerting.store import AlertStore
 from edgefleet.cloud.alerting.tracking import FleetTrack
-from edgefleet.cloud.fleet import BoxLive, FleetState, SilenceHold, copy_box
+from edgefleet.cloud.fleet import BoxLive, FleetState, SilenceHold, copy_box, heartbeat_timeout
 from edgefleet.cloud.hearing import (
     Hearing,
     HearingLimits,
@@ -99,6 +99,9 @@ PASS_INTERVAL_S: Final = 1.0
 SLOW_PASS_S: Final = 0.5
 # Alerts without a route are logged once each; past this many the log names no more of them.
 MAX_UNROUTED_LOGGED: Final = 1000
+# A restart's hold is one heartbeat timeout of the slowest site, but never longer than this: judging nothing for an
+# hour after each restart (a site that beats hourly) would be worse than a late box-lost alert of such a site.
+MAX_RESTART_HOLD_S: Final = 300.0
 # Spans of deafness kept for crediting silence: a box silent longer than a day is lost whatever happened before.
 MAX_HOLDS_KEPT: Final = 100
 HOLD_MEMORY_S: Final = 24 * 3600.0
@@ -155,9 +158,12 @@ class FailureLog:
 
 
 def hearing_limits(inventory: Inventory) -> HearingLimits:
-    """The recovery bound for this inventory: the agents' backoff plus the slowest site's heartbeat interval."""
-    slowest = max((site.interval_s for site in inventory.sites.values()), default=10.0)
-    return HearingLimits(recovery_max_s=recovery_bound(slowest))
+    """The recovery bounds for this inventory: after an outage, the agents' backoff plus the slowest site's
+    heartbeat interval; after a (re)start, one heartbeat timeout of the slowest site (at most ``MAX_RESTART_HOLD_S``)."""
+    sites = inventory.sites.values()
+    slowest = max((site.interval_s for site in sites), default=10.0)
+    timeout = max((heartbeat_timeout(site.interval_s, site.missed_beats) for site in sites), default=36.0)
+    return HearingLimits(recovery_max_s=recovery_bound(slowest), restart_max_s=min(MAX_RESTART_HOLD_S, timeout))
 
 
 def _always_hearing() -> IngestStats:
