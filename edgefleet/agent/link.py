@@ -209,4 +209,6 @@ class BoxLink:
     ) -> None:
         with self._lock:
             self._connected = False
+        if self.credentials_refused:
+            return  # the link hung up itself after the refusal: there was no connection to lose
         log.info("Lost connection to broker", extra={"box": self.reporter.box, "reason": str(reason_code)})

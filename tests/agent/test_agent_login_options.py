@@ -149,7 +149,11 @@ def test_a_login_given_twice_or_half_is_one_error_line_without_the_password(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     (tmp_path / "empty").write_text("\n")
-    files = {"PASSWORD_FILE": str(password_file), "MISSING": str(tmp_path / "missing"), "EMPTY": str(tmp_path / "empty")}
+    files = {
+        "PASSWORD_FILE": str(password_file),
+        "MISSING": str(tmp_path / "missing"),
+        "EMPTY": str(tmp_path / "empty"),
+    }
     for name in [n for n in os.environ if n.startswith("EDGEFLEET_")]:
         monkeypatch.delenv(name)
     for name, value in env.items():
