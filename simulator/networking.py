@@ -51,7 +51,7 @@ RECONNECT_JITTER: Final = 0.5
 FAILURE_LOG_PERIOD_S: Final = 10.0
 # MQTT 5 CONNACK codes that retrying cannot fix (bad credentials, not authorised, bad auth method): BoxLink
 # stops on them, so do we.
-REFUSED_FOR_GOOD: Final = frozenset({0x86, 0x87, 0x8C})
+REFUSED_FOR_GOOD: Final = link.CREDENTIALS_REFUSED
 # Bytes that may still wait in a socket that is being torn down: read at most this many packets of them.
 MAX_DRAIN_READS: Final = 64
 
@@ -100,6 +100,8 @@ class LinkDriver:
         self.counters = DriverCounters()
         self._failures_unlogged = 0
         self._failure_logged_at = 0.0
+        # Every box logs in with the same login: a refused one is said once, not once per box.
+        self._refusal_logged = False
 
     @property
     def connections(self) -> list[Connection]:
@@ -261,9 +263,19 @@ class LinkDriver:
             return
         self.counters.losses += 1
         if conn.refused_for_good:
+            if self._refusal_logged:
+                log.debug("Stopped reconnecting box: broker refused its login", extra={"box": conn.box})
+                return
+            self._refusal_logged = True
             log.error(
-                "Stopped reconnecting box: broker refused its credentials",
-                extra={"box": conn.box, "reason": conn.link.refused},
+                "Stopped reconnecting boxes the broker refused: it refused their login",
+                extra={
+                    "box": conn.box,
+                    "broker": str(conn.link.broker),
+                    "reason": conn.link.refused,
+                    "check": "the login in --broker / EDGEFLEET_BROKER_URL (mqtt://USER:PASSWORD@HOST:PORT) and "
+                    "the broker's password file and ACL",
+                },
             )
             return
         self._schedule_reconnect(conn)

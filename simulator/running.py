@@ -4,6 +4,10 @@ control API (uvicorn, in the same asyncio loop) until it is told to stop.
 
 Entry points: ``run_simulator`` (async), ``run`` (blocking; ``edgefleet sim run`` calls it) and
 ``start_in_background`` (a thread of its own; for tests and demos that need a live fleet beside them).
+
+A broker that wants a login gets it from the broker URL (``mqtt://USER:PASSWORD@HOST:PORT``, percent-encoded):
+every simulated box logs in with that one login, where real boxes each have their own. The password is
+registered with ``credentials.hide_in_logs``, and the broker is only shown masked.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import uvicorn
 from edgefleet import topics
 from edgefleet.agent.link import DEFAULT_KEEPALIVE_S, BrokerAddress
 from edgefleet.clock import Clock, SystemClock
+from edgefleet.credentials import hide_in_logs
 from edgefleet.errors import EdgefleetError
 from edgefleet.ids import BoxId, SiteId
 from edgefleet.inventory import Inventory, Site, load_inventory
@@ -67,7 +72,8 @@ class SimulatorOptions:
     """What ``edgefleet sim run`` was asked to play and how; ``check`` says what is out of range."""
 
     sites_dir: Path = Path(DEFAULT_SITES_DIR)
-    broker_url: str = DEFAULT_BROKER_URL
+    # Left out of repr: it may carry the boxes' broker password (``broker()`` shows it masked).
+    broker_url: str = field(default=DEFAULT_BROKER_URL, repr=False)
     listen: str = DEFAULT_LISTEN
     sites: tuple[str, ...] = ()
     max_boxes_per_site: int | None = None
@@ -81,7 +87,9 @@ class SimulatorOptions:
         try:
             return BrokerAddress.parse(self.broker_url)
         except ValueError as exc:
-            raise SimulatorError(str(exc), "pass --broker mqtt://HOST:PORT or set EDGEFLEET_BROKER_URL") from exc
+            raise SimulatorError(
+                str(exc), "pass --broker mqtt://[USER:PASSWORD@]HOST:PORT or set EDGEFLEET_BROKER_URL"
+            ) from exc
 
     def listen_address(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")
@@ -473,6 +481,7 @@ async def run_simulator(
     from simulator.control import create_control_app
 
     options.check()
+    hide_in_logs(options.broker().password)
     fleet = select_fleet(load_inventory(options.sites_dir), options)
     raise_open_file_limit(len(fleet.boxes) + SPARE_FDS)
     listener = _listen(options)
@@ -504,7 +513,7 @@ async def run_simulator(
     stopping_api = asyncio.create_task(stop_serving(), name="control-api-stop")
     log.info(
         "Started simulator",
-        extra={"boxes": len(fleet.boxes), "sites": len(fleet.sites), "broker": options.broker_url, "control": url},
+        extra={"boxes": len(fleet.boxes), "sites": len(fleet.sites), "broker": str(options.broker()), "control": url},
     )
     try:
         await simulation.run(stop, ready=(lambda: ready(simulation, url)) if ready else None)

@@ -6,6 +6,12 @@ DaemonSet starts it); ``sample`` prints one heartbeat as JSON without connecting
 
 Every option can come from the environment (for containers and unit files); the command line wins. A bad value
 ends the command with one line ``error: ...`` on stderr that names the option and what it expects, and status 2.
+
+The broker login comes from the broker URL (``mqtt://USER:PASSWORD@HOST:PORT``, percent-encoded) or from
+``--username`` with ``--password-file`` or ``--password`` (``EDGEFLEET_MQTT_*``) - one way only, as the
+controller's (``edgefleet.cloud.settings``): a username or password given twice, or a password without a
+username, is refused with a line naming both places. The password is registered with ``credentials.hide_in_logs``
+and the broker is only ever shown masked (``BrokerAddress.__str__``).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Final, NoReturn
@@ -41,6 +47,7 @@ from edgefleet.agent.reporting import BoxReporter
 from edgefleet.agent.running import Agent, make_heartbeat
 from edgefleet.agent.sources import AppSource, GpuProbe
 from edgefleet.clock import SystemClock
+from edgefleet.credentials import SecretFileError, hide_in_logs, read_secret_file
 from edgefleet.ids import id_problem
 from edgefleet.logs import configure_logging
 
@@ -69,6 +76,7 @@ ENV: Final = {
     "metaserver": "EDGEFLEET_METASERVER_URL",
     "username": "EDGEFLEET_MQTT_USERNAME",
     "password": "EDGEFLEET_MQTT_PASSWORD",
+    "password_file": "EDGEFLEET_MQTT_PASSWORD_FILE",
 }
 
 
@@ -82,15 +90,22 @@ class AgentSettings:
 
     box: str
     site: str
+    # With the login to give, from the URL or the login options (its repr and str leave the password out).
     broker: BrokerAddress
     interval_s: float
     apps_file: Path | None
     metaserver_url: str | None
     gpu: bool
     keepalive_s: int
-    username: str | None
-    password: str | None = field(repr=False)  # never in a log line or a traceback
     log_level: str
+
+    @property
+    def username(self) -> str | None:
+        return self.broker.username
+
+    @property
+    def password(self) -> str | None:
+        return self.broker.password
 
 
 class _Parser(argparse.ArgumentParser):
@@ -130,16 +145,25 @@ def build_parser() -> argparse.ArgumentParser:
         prog="edgefleet agent run",
     )
     run.add_argument(
-        "--broker", metavar="URL", help=f"mqtt://HOST:PORT [env EDGEFLEET_BROKER_URL, default {DEFAULT_BROKER_URL}]"
+        "--broker",
+        metavar="URL",
+        help=f"mqtt://[USER:PASSWORD@]HOST:PORT, the login percent-encoded [env EDGEFLEET_BROKER_URL, "
+        f"default {DEFAULT_BROKER_URL}]",
     )
     run.add_argument(
         "--keepalive",
         metavar="SECONDS",
         help=f"MQTT keepalive; the will fires after ~1.5x it [default {DEFAULT_KEEPALIVE_S}]",
     )
-    run.add_argument("--username", help="MQTT login [env EDGEFLEET_MQTT_USERNAME]")
+    run.add_argument("--username", help="MQTT login, when it is not in the URL [env EDGEFLEET_MQTT_USERNAME]")
     run.add_argument(
-        "--password", help="MQTT password [env EDGEFLEET_MQTT_PASSWORD; prefer the environment: argv is public]"
+        "--password-file",
+        metavar="PATH",
+        help="file holding the MQTT password [env EDGEFLEET_MQTT_PASSWORD_FILE]",
+    )
+    run.add_argument(
+        "--password",
+        help="MQTT password [env EDGEFLEET_MQTT_PASSWORD; prefer --password-file: a command line is public]",
     )
     commands.add_parser(
         "sample",
@@ -197,6 +221,9 @@ def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> AgentS
         broker = BrokerAddress.parse(broker_url or DEFAULT_BROKER_URL)
     except ValueError as exc:
         raise UsageError(f"{where}: {exc}") from None
+    if running:
+        broker = _with_login(args, env, broker, where)
+        hide_in_logs(broker.password)
 
     raw_interval, where = _value(args, env, "interval")
     interval_s = DEFAULT_INTERVAL_S
@@ -227,11 +254,6 @@ def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> AgentS
     if metaserver is not None:
         _check_http_url(metaserver, where)
 
-    username, _ = _value(args, env, "username") if running else (None, "")
-    password, where = _value(args, env, "password") if running else (None, "")
-    if password is not None and username is None:
-        raise UsageError(f"{where} is given without --username (or EDGEFLEET_MQTT_USERNAME)")
-
     return AgentSettings(
         box=box,
         site=site,
@@ -241,10 +263,63 @@ def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> AgentS
         metaserver_url=metaserver,
         gpu=not args.no_gpu,
         keepalive_s=keepalive_s,
-        username=username,
-        password=password,
         log_level=args.log_level or ("info" if running else "warning"),
     )
+
+
+def _with_login(
+    args: argparse.Namespace, env: Mapping[str, str], broker: BrokerAddress, broker_where: str
+) -> BrokerAddress:
+    """``broker`` with the login to give: the URL's, or the one the login options give - never both."""
+    username, username_where = _value(args, env, "username")
+    password, password_where = _password(args, env)
+    url = f"{broker_where}={str(broker)!r}"
+    if username == "":
+        raise UsageError(f"{username_where} is empty; give the box's broker username or leave the option out")
+    if broker.username is not None and username is not None:
+        raise UsageError(f"{url} carries a username and {username_where} gives another; give the username one way")
+    if broker.password is not None and password is not None:
+        raise UsageError(f"{url} carries a password and {password_where} gives another; give the password one way")
+    if password is not None and broker.username is None and username is None:
+        raise UsageError(
+            f"{password_where} gives a password but there is no username; add --username (or "
+            f"{ENV['username']}), or put it in the broker URL (mqtt://USER@HOST:PORT)"
+        )
+    if username is None and password is None:
+        return broker
+    return broker.with_login(username or broker.username, password if password is not None else broker.password)
+
+
+def _password(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str | None, str]:
+    """The password given apart from the URL, and where it came from. An option on the command line wins over
+    the environment, as for every option; two ways on the same level are refused, never silently chosen."""
+    # (where, value, whether the value names a file)
+    given = [
+        (where, value, from_file)
+        for where, value, from_file in (
+            ("--password", args.password, False),
+            ("--password-file", args.password_file, True),
+        )
+        if value is not None
+    ]
+    if not given:
+        given = [
+            (f"{ENV[name]} (environment)", env[ENV[name]], name == "password_file")
+            for name in ("password", "password_file")
+            if env.get(ENV[name])
+        ]
+    if len(given) == 2:
+        (first, _, _), (second, _, _) = given
+        raise UsageError(f"{first} and {second} both give the password; give it one way (the file keeps it private)")
+    if not given:
+        return None, ""
+    ((where, value, from_file),) = given
+    if not from_file:
+        return value, where
+    try:
+        return read_secret_file(Path(value).expanduser()), where
+    except SecretFileError as exc:
+        raise UsageError(f"{where}: {exc}") from None
 
 
 def choose_app_source(settings: AgentSettings) -> AppSource:
@@ -273,8 +348,6 @@ def _run(settings: AgentSettings) -> int:
         reporter,
         settings.broker,
         keepalive_s=settings.keepalive_s,
-        username=settings.username,
-        password=settings.password,
     )
     apps = choose_app_source(settings)
     agent = Agent(link, ProcHostProbe(), choose_gpu_probe(settings), apps)

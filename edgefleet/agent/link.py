@@ -8,15 +8,18 @@ The retained status and the will carry the box's boot id and session counter: th
 every connection attempt (``on_pre_connect``), and the controller ignores a will older than the box's latest
 "online". The birth message is published in ``on_connect`` so a reconnect renews it, and buffered heartbeats
 are flushed after it.
+
+The login travels in the ``BrokerAddress`` (from the broker URL or the agent's login options); the address shows
+itself masked, so no log line of the link can name the password.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -24,6 +27,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edgefleet import messages, topics
 from edgefleet.agent.reporting import BoxReporter
+from edgefleet.credentials import REDACTED, mask_url
 from edgefleet.messages import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -36,29 +40,58 @@ QOS: Final = 1
 # for as long (edgefleet.cloud.hearing.AGENT_RECONNECT_MAX_S; a test keeps the two equal, docs/protocol.md).
 RECONNECT_MIN_S: Final = 1
 RECONNECT_MAX_S: Final = 60
+# MQTT 5 CONNACK reason codes that retrying cannot fix: bad user name or password, not authorised, bad
+# authentication method.
+CREDENTIALS_REFUSED: Final = frozenset({0x86, 0x87, 0x8C})
 
 
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
+    """Where a box connects, and the login it gives (none: anonymous). ``str()`` shows it with the password
+    masked: it is what every log line and error names."""
+
     host: str
     port: int
+    username: str | None = None
+    # Never in a repr, a log line or a traceback.
+    password: str | None = field(default=None, repr=False)
 
     @classmethod
     def parse(cls, url: str) -> BrokerAddress:
-        """``mqtt://host:port`` (or ``host:port``); raises ValueError saying what is wrong."""
+        """``mqtt://[USER[:PASSWORD]@]HOST:PORT`` (or ``HOST:PORT``), the login percent-decoded; raises ValueError
+        saying what is wrong, with the URL masked (``credentials.mask_url``)."""
+        shown = mask_url(url)
         parts = urlsplit(url if "://" in url else f"mqtt://{url}")
         if parts.scheme not in {"mqtt", "tcp"}:
-            raise ValueError(f"broker URL {url!r}: scheme must be mqtt:// (TLS is not supported yet)")
+            raise ValueError(f"broker URL {shown!r}: scheme must be mqtt:// (TLS is not supported yet)")
+        if parts.path.strip("/") or parts.query or parts.fragment:
+            # Also what a password with a raw '/', '?' or '#' looks like to a URL parser.
+            raise ValueError(
+                f"broker URL {shown!r}: expected mqtt://[USER:PASSWORD@]HOST:PORT with nothing after the port; "
+                "percent-encode '/', '?', '#' and '@' in a password (%2F, %3F, %23, %40)"
+            )
         if not parts.hostname:
-            raise ValueError(f"broker URL {url!r} names no host; expected mqtt://HOST:PORT")
+            raise ValueError(f"broker URL {shown!r} names no host; expected mqtt://HOST:PORT")
         try:
             port = parts.port or 1883
-        except ValueError as exc:
-            raise ValueError(f"broker URL {url!r} has an invalid port") from exc
-        return cls(parts.hostname, port)
+        except ValueError:
+            raise ValueError(f"broker URL {shown!r} has an invalid port") from None
+        if parts.username is None:
+            return cls(parts.hostname, port)
+        username = unquote(parts.username)
+        if not username:
+            raise ValueError(f"broker URL {shown!r}: the username in the URL is empty")
+        password = unquote(parts.password) if parts.password is not None else None
+        return cls(parts.hostname, port, username, password)
+
+    def with_login(self, username: str | None, password: str | None) -> BrokerAddress:
+        return replace(self, username=username, password=password)
 
     def __str__(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        if self.username is None:
+            return f"mqtt://{self.host}:{self.port}"
+        login = quote(self.username, safe="") + (f":{REDACTED}" if self.password is not None else "")
+        return f"mqtt://{login}@{self.host}:{self.port}"
 
 
 class BoxLink:
@@ -70,8 +103,6 @@ class BoxLink:
         broker: BrokerAddress,
         *,
         keepalive_s: int = DEFAULT_KEEPALIVE_S,
-        username: str | None = None,
-        password: str | None = None,
     ) -> None:
         self.reporter = reporter
         self.broker = broker
@@ -87,8 +118,8 @@ class BoxLink:
             client_id=reporter.box,
             protocol=MQTTProtocolVersion.MQTTv5,
         )
-        if username:
-            self.client.username_pw_set(username, password)
+        if broker.username is not None:
+            self.client.username_pw_set(broker.username, broker.password)
         self.client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)
         self.client.on_pre_connect = self._on_pre_connect
         self.client.on_connect = self._on_connect
@@ -151,11 +182,13 @@ class BoxLink:
     ) -> None:
         if reason_code.is_failure:
             self.refused = str(reason_code)
-            log.warning("Broker refused box connection", extra={"box": self.reporter.box, "reason": str(reason_code)})
-            if reason_code.value in (0x86, 0x87, 0x8C):  # bad credentials, not authorised, bad auth method
-                # Retrying bad credentials only fills the broker's log; a human must fix them.
+            if reason_code.value in CREDENTIALS_REFUSED:
+                # Retrying bad credentials only fills the broker's log; a human must fix them. Whoever drives the
+                # link (the agent, the simulator) says so, once: a line here too would say it twice.
                 self.credentials_refused = True
                 client.disconnect()
+                return
+            log.warning("Broker refused box connection", extra={"box": self.reporter.box, "reason": str(reason_code)})
             return
         self.refused = None
         with self._lock:
@@ -176,4 +209,6 @@ class BoxLink:
     ) -> None:
         with self._lock:
             self._connected = False
+        if self.credentials_refused:
+            return  # the link hung up itself after the refusal: there was no connection to lose
         log.info("Lost connection to broker", extra={"box": self.reporter.box, "reason": str(reason_code)})

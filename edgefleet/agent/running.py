@@ -149,7 +149,8 @@ class Agent:
                         "box": self.reporter.box,
                         "broker": str(self.link.broker),
                         "reason": self.link.refused,
-                        "check": "--username/--password (EDGEFLEET_MQTT_USERNAME/PASSWORD) and the broker's ACL",
+                        "check": "the login in --broker (mqtt://USER:PASSWORD@HOST:PORT) or --username with "
+                        "--password-file / --password (EDGEFLEET_MQTT_*), and the broker's password file and ACL",
                     },
                 )
                 return EXIT_CREDENTIALS_REFUSED

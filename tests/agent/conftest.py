@@ -36,9 +36,10 @@ class Delivered:
 
 class Listener:
     """A paho subscriber to every box topic. With ``session`` it keeps an MQTT 5 session at the broker, so that
-    messages published while it reconnects (after a broker restart) are queued for it, not lost."""
+    messages published while it reconnects (after a broker restart) are queued for it, not lost. With ``login``
+    (username, password) it logs in to a broker that refuses anonymous clients."""
 
-    def __init__(self, port: int, *, session: str | None = None) -> None:
+    def __init__(self, port: int, *, session: str | None = None, login: tuple[str, str] | None = None) -> None:
         self.delivered: list[Delivered] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -48,6 +49,8 @@ class Listener:
             protocol=MQTTProtocolVersion.MQTTv5,
         )
         self.client.reconnect_delay_set(min_delay=1, max_delay=1)
+        if login is not None:
+            self.client.username_pw_set(*login)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *_: self._subscribed.set()
         self.client.on_message = self._on_message
@@ -115,8 +118,8 @@ class AgentProcess:
 def listen() -> Iterator[Callable[..., Listener]]:
     made: list[Listener] = []
 
-    def make(port: int, *, session: str | None = None) -> Listener:
-        listener = Listener(port, session=session)
+    def make(port: int, *, session: str | None = None, login: tuple[str, str] | None = None) -> Listener:
+        listener = Listener(port, session=session, login=login)
         made.append(listener)
         return listener
 

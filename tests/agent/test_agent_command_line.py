@@ -55,13 +55,13 @@ def test_environment_fills_what_the_command_line_leaves_out() -> None:
         "EDGEFLEET_INTERVAL": "2.5",
         "EDGEFLEET_APPS_FILE": "/etc/edgefleet/apps.json",
         "EDGEFLEET_MQTT_USERNAME": "env-box",
-        "EDGEFLEET_MQTT_PASSWORD": "secret",
+        "EDGEFLEET_MQTT_PASSWORD": "env-box-pw-7f3a",
     }
     s = settings(["run"], env)
     assert (s.box, s.site, s.interval_s) == ("env-box", "env-site", 2.5)
-    assert s.broker == BrokerAddress("10.0.0.5", 1884)
+    assert s.broker == BrokerAddress("10.0.0.5", 1884, "env-box", "env-box-pw-7f3a")
     assert s.apps_file == Path("/etc/edgefleet/apps.json")
-    assert (s.username, s.password) == ("env-box", "secret")
+    assert (s.username, s.password) == ("env-box", "env-box-pw-7f3a")
     s = settings(["run", "--box", "cli-box", "--interval", "1"], env)
     assert (s.box, s.site, s.interval_s) == ("cli-box", "env-site", 1.0)
 
@@ -101,7 +101,7 @@ def test_sample_needs_no_box_or_site_and_ignores_broker_settings() -> None:
         ([*RUN, "--metaserver", "127.0.0.1:10550"], {}, "--metaserver: '127.0.0.1:10550' is not a URL"),
         ([*RUN, "--metaserver", "http://h:port"], {}, "--metaserver: 'http://h:port' has an invalid port"),
         ([*RUN, "--metaserver", "http://h", "--apps-file", "a"], {}, "--apps-file and --metaserver both"),
-        ([*RUN, "--password", "p"], {}, "--password is given without --username"),
+        ([*RUN, "--password", "p"], {}, "--password gives a password but there is no username"),
         ([*RUN, "--log-level", "loud"], {}, "argument --log-level: invalid choice: 'loud'"),
         ([*RUN, "--colour"], {}, "unrecognized arguments: --colour"),
         ([], {}, "the following arguments are required: {run,sample}"),

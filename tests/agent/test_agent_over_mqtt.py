@@ -160,5 +160,5 @@ def test_a_refused_login_stops_the_agent_with_a_clear_error(tmp_path: Path, star
         assert agent.wait() == EXIT_CREDENTIALS_REFUSED
     log = agent.log()
     assert "Broker refused the box's login; stopped" in log
-    assert "--username/--password" in log
+    assert "--username with --password-file" in log  # says what to check
     assert "Traceback" not in log
