@@ -133,7 +133,10 @@ def sites_validate(
             escape(str(exc)),
             hint="fix these and run 'edgefleet sites validate' again; docs/inventory.md has the fields",
         )
-    show(f"{plural(len(inventory.sites), 'site')}, {plural(len(inventory.boxes), 'box')}: OK")
+    show(
+        f"{plural(len(inventory.sites), 'site')}, {plural(len(inventory.boxes), 'box')}, "
+        f"{plural(len(inventory.clusters), 'cluster')}: OK"
+    )
 
 
 def sites_apply(
