@@ -211,7 +211,11 @@ def _read_file(file: Path, read: _Read, problems: list[Problem]) -> None:
     shown = str(file)
     for document in read_documents(file, problems):
         if not check_kind(document, shown, API_VERSION, (KIND, CLUSTER_KIND), problems):
-            read.clusters_named_by_broken.add(_peek(document, "spec", "cluster") or "")
+            named = _peek(document, "spec", "cluster")
+            if named is not None:  # looks like a site
+                read.clusters_named_by_broken.add(named)
+            else:  # may be a cluster
+                read.broken_clusters.add(_peek(document, "metadata", "name") or "")
             continue
         if document.data["kind"] == CLUSTER_KIND:
             cluster = convert(
@@ -262,7 +266,7 @@ def _load_clusters(
                     shown,
                     lines.get(("spec", "context")),
                     "spec.context",
-                    f"context {spec.context!r} is already cluster {other.id!r}'s ({other.source}); "
+                    f"context {spec.context!r} is already that of cluster {other.id!r} ({other.source}); "
                     "declare each cluster once",
                 )
             )
@@ -344,7 +348,7 @@ def _check_claims(site: Site, spec: SiteSpec, lines: ManifestLines, claims: _Cla
                     lines.get(("spec", "nodeGroup") if given else ("spec", "cluster")),
                     "spec.nodeGroup",
                     f"node group {site.node_group!r}{'' if given else ' (the site id, by default)'} on cluster "
-                    f"{site.cluster!r} is already site {other.id!r}'s ({other.source}); each site has its own",
+                    f"{site.cluster!r} is already that of site {other.id!r} ({other.source}); each site has its own",
                 )
             )
     if site.kind == "central":
