@@ -85,10 +85,15 @@ def write_inventory(directory: Path, sites: int, boxes_per_site: int, interval_s
             "apiVersion: edgefleet.io/v1\nkind: Site\n"
             f"metadata: {{name: {site}}}\n"
             f'spec:\n  kind: transfer-center\n  displayName: "Center {number}"\n  region: east\n'
-            "  timezone: Asia/Shanghai\n"
+            "  timezone: Asia/Shanghai\n  cluster: bench-edge\n"
             f"  heartbeat: {{intervalSeconds: {interval_s:g}, missedBeats: {MISSED_BEATS}}}\n"
             "  boxes:\n" + "".join(boxes)
         )
+    # Every site names the cluster that holds its nodes (docs/inventory.md): one KubeEdge host for them all.
+    (directory / "clusters.yaml").write_text(
+        "apiVersion: edgefleet.io/v1\nkind: Cluster\nmetadata: {name: bench-edge}\n"
+        "spec: {role: kubeedge-host, context: bench-edge, region: east}\n"
+    )
     return ids
 
 

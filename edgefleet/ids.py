@@ -1,4 +1,4 @@
-"""Identifiers of sites and boxes.
+"""Identifiers of sites, boxes and the Kubernetes clusters that hold them.
 
 Ids are DNS-1123 labels (lower-case letters, digits, '-', at most 63 characters) so that they can stand as an
 MQTT topic segment, a Kubernetes object name and a broker login without escaping.
@@ -11,6 +11,7 @@ from typing import NewType
 
 SiteId = NewType("SiteId", str)
 BoxId = NewType("BoxId", str)
+ClusterId = NewType("ClusterId", str)
 
 ID_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 _ID_RE = re.compile(ID_PATTERN)

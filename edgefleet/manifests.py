@@ -100,21 +100,25 @@ def read_documents(file: Path, problems: list[Problem]) -> list[Document]:
     return documents
 
 
-def check_kind(document: Document, shown: str, api_version: str, kind: str, problems: list[Problem]) -> bool:
-    """Whether ``document`` is a mapping of the expected ``apiVersion`` and ``kind``; adds a problem if not."""
+def check_kind(
+    document: Document, shown: str, api_version: str, kind: str | tuple[str, ...], problems: list[Problem]
+) -> bool:
+    """Whether ``document`` is a mapping of the expected ``apiVersion`` and ``kind`` (or one of ``kind``); adds a
+    problem if not."""
+    kinds = (kind,) if isinstance(kind, str) else kind
     data = document.data
     if not isinstance(data, dict):
         problems.append(
             Problem(shown, document.lines.get(()), "", "a manifest must be a mapping (apiVersion, kind, ...)")
         )
         return False
-    if data.get("apiVersion") != api_version or data.get("kind") != kind:
+    if data.get("apiVersion") != api_version or data.get("kind") not in kinds:
         problems.append(
             Problem(
                 shown,
                 document.lines.get(("kind",), document.lines.get(())),
                 "apiVersion/kind",
-                f"expected apiVersion {api_version!r} and kind {kind!r}, "
+                f"expected apiVersion {api_version!r} and kind {' or '.join(repr(k) for k in kinds)}, "
                 f"got {data.get('apiVersion')!r} and {data.get('kind')!r}",
             )
         )

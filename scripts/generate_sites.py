@@ -1,4 +1,6 @@
-"""Write the demo fleet inventory in sites/: ~100 transfer centers and 3 central clusters, about 2,000 boxes.
+"""Write the demo fleet inventory in sites/: ~100 transfer centers and 3 central clusters, about 2,000 boxes, and
+the Kubernetes clusters that hold them: the KubeEdge host clusters of the transfer centers (a few, by region) in
+sites/clusters.yaml, and each central site's cluster in that site's file.
 
 Deterministic (seeded), so re-running it gives the same files. Run: python scripts/generate_sites.py
 """
@@ -129,7 +131,46 @@ GPU_HOSTS = ["Inspur NF5260M6", "Dell PowerEdge R750xa", "Lenovo ThinkEdge SE450
 EDGE_HOSTS = ["Huawei TaiShan 200", "Dell PowerEdge XR11", "Lenovo ThinkEdge SE350"]
 
 
+# The KubeEdge host cluster of each region's transfer centers (their boxes join it as edge nodes).
+REGION_HOSTS = {
+    "north": "kubeedge-north",
+    "northeast": "kubeedge-north",
+    "east": "kubeedge-east",
+    "central": "kubeedge-central",
+    "south": "kubeedge-south",
+    "southwest": "kubeedge-west",
+    "northwest": "kubeedge-west",
+}
+HOST_REGIONS = {
+    "kubeedge-north": "north",
+    "kubeedge-east": "east",
+    "kubeedge-central": "central",
+    "kubeedge-south": "south",
+    "kubeedge-west": "west",
+}
+
+
+def cluster_yaml(name: str, role: str, region: str) -> str:
+    return "\n".join(
+        [
+            "apiVersion: edgefleet.io/v1",
+            "kind: Cluster",
+            "metadata:",
+            f"  name: {name}",
+            "spec:",
+            f"  role: {role}",
+            f"  context: {name}",
+            f"  region: {region}",
+        ]
+    )
+
+
 def site_yaml(sid: str, name: str, region: str, kind: str, tz: str, boxes: list[str]) -> str:
+    placement = (
+        [f"  cluster: {REGION_HOSTS[region]}", f"  nodeGroup: {sid}"]
+        if kind == "transfer-center"
+        else [f"  cluster: {sid}"]
+    )
     lines = [
         "apiVersion: edgefleet.io/v1",
         "kind: Site",
@@ -142,6 +183,7 @@ def site_yaml(sid: str, name: str, region: str, kind: str, tz: str, boxes: list[
         f'  displayName: "{name}{" Transfer Center" if kind == "transfer-center" else ""}"',
         f"  region: {region}",
         f"  timezone: {tz}",
+        *placement,
         "  heartbeat:",
         "    intervalSeconds: 10",
         "    missedBeats: 3",
@@ -194,7 +236,11 @@ def main() -> None:
                 "      role: cluster-node",
                 "      model: Dell PowerEdge R760",
             ]
-        (out / f"{sid}.yaml").write_text(site_yaml(sid, name, region, "central", "Asia/Shanghai", boxes))
+        # A central site is its whole cluster: both in one file, so that removing the site removes its cluster.
+        site = site_yaml(sid, name, region, "central", "Asia/Shanghai", boxes)
+        (out / f"{sid}.yaml").write_text(site + "---\n" + cluster_yaml(sid, "central", region) + "\n")
+    hosts = [cluster_yaml(host, "kubeedge-host", region) for host, region in HOST_REGIONS.items()]
+    (out / "clusters.yaml").write_text("\n---\n".join(hosts) + "\n")
 
 
 if __name__ == "__main__":

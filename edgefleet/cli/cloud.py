@@ -79,6 +79,14 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            help="The kubeconfig file with a context for each cluster of the inventory [env EDGEFLEET_KUBECONFIG, "
+            "default ~/.kube/config; in a pod: the in-cluster configuration].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the controller and serve its API until Ctrl-C or SIGTERM."""
     import os
@@ -101,6 +109,7 @@ def serve(
             database_url=database,
             sites_dir=sites,
             notifications_file=notifications,
+            kubeconfig=kubeconfig,
         )
     except ValueError as exc:
         fail(escape(str(exc)), hint="see 'edgefleet cloud serve --help' for the settings and their variables")

@@ -81,7 +81,7 @@ def sites_list(
         print_data(sites, output)
         return
     wide = output is OutputFormat.WIDE
-    columns = ["site", "name", "kind", "region", *(["timezone"] if wide else []), "online", "health"]
+    columns = ["site", "name", "kind", "region", *(["timezone", "cluster"] if wide else []), "online", "health"]
     table = new_table(*columns, right={"online"})
     rows = [
         [
@@ -89,7 +89,7 @@ def sites_list(
             escape(site["display_name"]),
             site["kind"],
             escape(site["region"]),
-            *([escape(site["timezone"])] if wide else []),
+            *([escape(site["timezone"]), site["cluster"]] if wide else []),
             f"{site['boxes_online']}/{site['boxes_total']}",
             site["health"],
         ]
@@ -133,7 +133,10 @@ def sites_validate(
             escape(str(exc)),
             hint="fix these and run 'edgefleet sites validate' again; docs/inventory.md has the fields",
         )
-    show(f"{plural(len(inventory.sites), 'site')}, {plural(len(inventory.boxes), 'box')}: OK")
+    show(
+        f"{plural(len(inventory.sites), 'site')}, {plural(len(inventory.boxes), 'box')}, "
+        f"{plural(len(inventory.clusters), 'cluster')}: OK"
+    )
 
 
 def sites_apply(

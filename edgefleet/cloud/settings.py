@@ -10,6 +10,10 @@ Secrets: the broker login comes from the broker URL (``mqtt://USER:PASSWORD@HOST
 only: a password given twice is refused, never silently chosen. Every password read here is registered with
 ``credentials.hide_in_logs``, and URLs are shown only through ``credentials.mask_url`` (``*_shown``); the
 values themselves are left out of ``repr``.
+
+Kubernetes: the clusters of the inventory are reached through one kubeconfig file, ``EDGEFLEET_KUBECONFIG``
+(default ``~/.kube/config``), by each cluster's context; a controller running in a pod (``KUBERNETES_SERVICE_HOST``
+set) with no file named uses its in-cluster configuration instead. Only the setting is read and checked here.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy.engine import make_url
@@ -39,6 +43,11 @@ DEFAULT_HISTORY_RETENTION_S: Final = 24 * 3600.0
 # Full-resolution samples kept per box: twice an hour at 10 s heartbeats, so that a box that beats far faster
 # than its site says cannot grow the database past its bound.
 DEFAULT_HISTORY_MAX_POINTS: Final = 720
+DEFAULT_KUBECONFIG: Final = "~/.kube/config"
+# The kubeconfig setting's value when the controller runs in a pod and no file is named: the pod's service
+# account and the cluster's API server address, as Kubernetes mounts and sets them.
+IN_CLUSTER: Final = "in-cluster"
+KubeconfigSource = Path | Literal["in-cluster"]
 
 ENV_BROKER_URL: Final = "EDGEFLEET_BROKER_URL"
 ENV_DATABASE_URL: Final = "EDGEFLEET_DATABASE_URL"
@@ -51,6 +60,9 @@ ENV_NOTIFICATIONS: Final = "EDGEFLEET_NOTIFICATIONS"
 ENV_BROKER_USERNAME: Final = "EDGEFLEET_BROKER_USERNAME"
 ENV_BROKER_PASSWORD: Final = "EDGEFLEET_BROKER_PASSWORD"
 ENV_BROKER_PASSWORD_FILE: Final = "EDGEFLEET_BROKER_PASSWORD_FILE"
+ENV_KUBECONFIG: Final = "EDGEFLEET_KUBECONFIG"
+# Set by Kubernetes in every pod's environment.
+ENV_IN_POD: Final = "KUBERNETES_SERVICE_HOST"
 
 _DATABASE_SCHEMES: Final = frozenset({"sqlite", "postgresql", "postgres", "postgresql+psycopg"})
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
@@ -74,6 +86,8 @@ class Settings:
     # The broker login when it is not in the URL (``broker_login`` gives it from either place).
     broker_username: str | None = None
     broker_password: str | None = field(default=None, repr=False)
+    # Where the clusters' kubeconfig comes from: a file, or the pod's in-cluster configuration.
+    kubeconfig: KubeconfigSource = field(default_factory=lambda: Path(DEFAULT_KUBECONFIG).expanduser())
 
     def __post_init__(self) -> None:
         # Direct construction (tests, embedding) gets the same checks as the environment, named by field.
@@ -186,6 +200,8 @@ class Settings:
         )
         hide_in_logs(broker_password, broker_url_login(broker)[1])
 
+        kubeconfig = _kubeconfig(environ, given.get("kubeconfig"))
+
         return cls(
             broker_url=broker,
             database_url=database_url,
@@ -198,6 +214,7 @@ class Settings:
             notifications_file=notifications_file,
             broker_username=broker_username,
             broker_password=broker_password,
+            kubeconfig=kubeconfig,
         )
 
 
@@ -213,6 +230,7 @@ _OVERRIDABLE: Final = frozenset(
         "notifications_file",
         "broker_username",
         "broker_password_file",
+        "kubeconfig",
     }
 )
 
@@ -265,6 +283,38 @@ def _broker_password(environ: Mapping[str, str], file_override: object) -> tuple
     if file is not None:
         return _password_file(file, ENV_BROKER_PASSWORD_FILE), ENV_BROKER_PASSWORD_FILE
     return inline, ENV_BROKER_PASSWORD
+
+
+def _kubeconfig(environ: Mapping[str, str], override: object) -> KubeconfigSource:
+    """The kubeconfig file named by ``--kubeconfig`` or ``EDGEFLEET_KUBECONFIG`` (it must exist: a named file that
+    is not there is a typo to hear of now); else the in-cluster configuration inside a pod; else
+    ``~/.kube/config``, which need not exist yet (nothing reads it before the controller talks to a cluster).
+    ``KUBECONFIG`` is not read: the controller's clusters come from one file, named here."""
+    if override is not None:
+        value, name = override, "--kubeconfig"
+    else:
+        value, name = environ.get(ENV_KUBECONFIG, ""), ENV_KUBECONFIG
+    text = str(value).strip()
+    if not text:
+        if environ.get(ENV_IN_POD, "").strip():
+            return IN_CLUSTER
+        return _expand_home(DEFAULT_KUBECONFIG, environ)
+    path = _expand_home(text, environ)
+    if not path.is_file():
+        raise ValueError(
+            f"{name}={text!r}: no such kubeconfig file ({path}); name an existing file, or leave it unset for "
+            f"{DEFAULT_KUBECONFIG} (or the in-cluster configuration inside a pod)"
+        )
+    return path
+
+
+def _expand_home(path: str, environ: Mapping[str, str]) -> Path:
+    """``path`` with a leading ``~`` expanded from ``HOME`` in ``environ`` (the environment the settings come
+    from, which may not be this process's)."""
+    if path == "~" or path.startswith("~/"):
+        home = environ.get("HOME")
+        return Path(home + path[1:]) if home else Path(path).expanduser()
+    return Path(path)
 
 
 def _password_file(value: object, name: str) -> str:

@@ -29,8 +29,8 @@ from edgefleet.cloud.alerting import (
     reconcile_alerts,
 )
 from edgefleet.cloud.fleet import BoxLive, FleetState
-from edgefleet.ids import BoxId, SiteId
-from edgefleet.inventory import Box, GpuSpec, Inventory, Site, SiteKind
+from edgefleet.ids import BoxId, ClusterId, SiteId
+from edgefleet.inventory import Box, Cluster, GpuSpec, Inventory, Site, SiteKind
 from edgefleet.messages import (
     AppReport,
     AppState,
@@ -43,6 +43,7 @@ from edgefleet.messages import (
 T0 = 1_800_000_000.0
 GIB = 1024**3
 OPS = Channel("dingtalk", "ops")
+HOST_CLUSTER = ClusterId("test-edge")
 
 
 def site_boxes(site: str, count: int) -> list[BoxId]:
@@ -69,9 +70,10 @@ def make_inventory(
             out_boxes[box_id] = Box(
                 box_id, site_id, "gpu-box", model, GpuSpec(model="NVIDIA T4", count=1, driver_version="550")
             )
+        site_kind = (kinds or {}).get(name, kind)
         out_sites[site_id] = Site(
             id=site_id,
-            kind=(kinds or {}).get(name, kind),
+            kind=site_kind,
             display_name=f"{name.title()} Center",
             region=region(name) if callable(region) else region,
             timezone="Asia/Shanghai",
@@ -79,8 +81,15 @@ def make_inventory(
             missed_beats=missed_beats,
             boxes=tuple(ids),
             source=f"{name}.yaml",
+            # As the loader has it: transfer centers on one KubeEdge host, each central site its own cluster.
+            cluster=ClusterId(name) if site_kind == "central" else HOST_CLUSTER,
+            node_group=None if site_kind == "central" else name,
         )
-    return Inventory(sites=out_sites, boxes=out_boxes)
+    clusters = {
+        site.cluster: Cluster(site.cluster, "central" if site.kind == "central" else "kubeedge-host", "ctx", "east", "")
+        for site in out_sites.values()
+    }
+    return Inventory(sites=out_sites, boxes=out_boxes, clusters=clusters)
 
 
 def merge(*inventories: Inventory) -> Inventory:
@@ -88,6 +97,7 @@ def merge(*inventories: Inventory) -> Inventory:
     return Inventory(
         sites={k: v for inv in inventories for k, v in inv.sites.items()},
         boxes={k: v for inv in inventories for k, v in inv.boxes.items()},
+        clusters={k: v for inv in inventories for k, v in inv.clusters.items()},
     )
 
 

@@ -138,6 +138,7 @@ def test_a_bad_inventory_lists_every_problem_and_nothing_starts(
         ("--broker", "http://broker:1883", "error: broker_url='http://broker:1883': expected mqtt://HOST:PORT"),
         ("--listen", "localhost", "error: listen='localhost': expected HOST:PORT"),
         ("--database", "mysql://db/x", "error: database_url='mysql://db/x': the 'mysql' database is not supported"),
+        ("--kubeconfig", "/nowhere/kubeconfig", "error: --kubeconfig='/nowhere/kubeconfig': no such kubeconfig file"),
     ],
 )
 def test_a_bad_setting_is_one_line(

@@ -163,8 +163,9 @@ def test_wide_adds_columns(cli: typer.Typer, runner: CliRunner, api_url: str, me
     sites = rows(runner.invoke(cli, ["sites", "-o", "wide", "--api", api_url]).output)
     boxes = rows(runner.invoke(cli, ["boxes", "--site", "sh-pudong", "-o", "wide", "--api", api_url]).output)
 
-    assert sites["site"] == ["name", "kind", "region", "timezone", "online", "health"]
-    assert sites["sh-pudong"][3] == "Asia/Shanghai"
+    assert sites["site"] == ["name", "kind", "region", "timezone", "cluster", "online", "health"]
+    assert sites["sh-pudong"][3:5] == ["Asia/Shanghai", "test-edge"]
+    assert sites["central-bj"][4] == "central-bj"
     assert boxes["box"][:5] == ["role", "state", "reason", "last heartbeat", "agent"]
     assert boxes["sh-pudong-gpu-01"][2] == "connected"
 

@@ -94,7 +94,7 @@ def test_apply_refuses_a_bad_directory_whole_before_asking_the_controller(
 
     assert refused.returncode == 1
     assert "Traceback" not in refused.stderr
-    assert "gz-baiyun.yaml:11: spec.boxes[1].role:" in refused.stderr, refused.stderr
+    assert "gz-baiyun.yaml:12: spec.boxes[1].role:" in refused.stderr, refused.stderr
     assert "nothing was applied" in refused.stderr
     assert version_in_force(api) == before
 

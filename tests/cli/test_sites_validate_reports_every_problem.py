@@ -1,4 +1,4 @@
-"""``edgefleet sites validate [DIR]`` checks the inventory locally (no API): "N sites, M boxes: OK", or every
+"""``edgefleet sites validate [DIR]`` checks the inventory locally (no API): "N sites, M boxes, K clusters: OK", or every
 problem as file:line: field: reason with exit code 1."""
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ def test_the_shipped_inventory_is_ok(cli: typer.Typer, runner: CliRunner) -> Non
     result = runner.invoke(cli, ["sites", "validate", str(SITES)])
 
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "103 sites, 1977 boxes: OK"
+    assert result.output.strip() == "103 sites, 1977 boxes, 8 clusters: OK"
 
 
 def test_the_directory_comes_from_the_environment(cli: typer.Typer, runner: CliRunner) -> None:
     result = runner.invoke(cli, ["sites", "validate"], env={"EDGEFLEET_SITES_DIR": str(SITES)})
 
-    assert (result.exit_code, result.output.strip()) == (0, "103 sites, 1977 boxes: OK")
+    assert (result.exit_code, result.output.strip()) == (0, "103 sites, 1977 boxes, 8 clusters: OK")
 
 
 def test_every_problem_is_reported_with_file_line_field_and_reason(
@@ -44,7 +44,7 @@ def test_every_problem_is_reported_with_file_line_field_and_reason(
 ) -> None:
     edit(broken / "as-tiexi.yaml", 9, '"Anshan Tiexi Transfer Center"', '"Anshan Tiexi Transfer Center')
     edit(broken / "bj-daxing.yaml", 9, "displayName:", "displayNmae:")
-    edit(broken / "bj-shunyi.yaml", 16, "bj-shunyi-edge-01", "bd-gaobeidian-edge-01")
+    edit(broken / "bj-shunyi.yaml", 18, "bj-shunyi-edge-01", "bd-gaobeidian-edge-01")
 
     result = runner.invoke(cli, ["sites", "validate", str(broken)])
 
@@ -58,7 +58,7 @@ def test_every_problem_is_reported_with_file_line_field_and_reason(
         "(check its spelling and indentation; docs/inventory.md lists the fields)"
     )
     assert lines[3] == (
-        f"  {broken}/bj-shunyi.yaml:16: spec.boxes[0].name: box 'bd-gaobeidian-edge-01' is already defined in "
+        f"  {broken}/bj-shunyi.yaml:18: spec.boxes[0].name: box 'bd-gaobeidian-edge-01' is already defined in "
         f"{broken}/bd-gaobeidian.yaml"
     )
     assert lines[4] == "hint: fix these and run 'edgefleet sites validate' again; docs/inventory.md has the fields"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgefleet import messages
-from edgefleet.ids import BoxId, SiteId
-from edgefleet.inventory import Box, Inventory, Site
+from edgefleet.ids import BoxId, ClusterId, SiteId
+from edgefleet.inventory import Box, Cluster, Inventory, Site
 from edgefleet.messages import (
     SCHEMA_VERSION,
     AppReport,
@@ -17,6 +17,7 @@ from edgefleet.messages import (
     Heartbeat,
     HostSample,
 )
+from tests.support.clusters import TEST_HOST, write_host_cluster
 
 SITE = SiteId("sh-test")
 OTHER_SITE = SiteId("bj-test")
@@ -27,6 +28,8 @@ BOOT_A = "boot-aaaa-0001"
 BOOT_B = "boot-bbbb-0002"
 BOOT_C = "boot-cccc-0003"
 T0 = 1_800_000_000.0
+# The KubeEdge host cluster both sites are on (tests.support.clusters.TEST_HOST in the written manifests).
+HOST_CLUSTER = ClusterId(TEST_HOST)
 
 
 def inventory(interval_s: float = 10.0, missed_beats: int = 3) -> Inventory:
@@ -47,6 +50,8 @@ def inventory(interval_s: float = 10.0, missed_beats: int = 3) -> Inventory:
             missed_beats,
             (BOX, BOX_2),
             "test",
+            cluster=HOST_CLUSTER,
+            node_group=SITE,
         ),
         OTHER_SITE: Site(
             OTHER_SITE,
@@ -58,9 +63,12 @@ def inventory(interval_s: float = 10.0, missed_beats: int = 3) -> Inventory:
             missed_beats,
             (OTHER_BOX,),
             "test",
+            cluster=HOST_CLUSTER,
+            node_group=OTHER_SITE,
         ),
     }
-    return Inventory(sites=sites, boxes=boxes)
+    clusters = {HOST_CLUSTER: Cluster(HOST_CLUSTER, "kubeedge-host", str(HOST_CLUSTER), "east", "test")}
+    return Inventory(sites=sites, boxes=boxes, clusters=clusters)
 
 
 def write_sites(directory: Path) -> Path:
@@ -76,6 +84,7 @@ spec:
   displayName: Shanghai Test
   region: east
   timezone: Asia/Shanghai
+  cluster: test-edge
   heartbeat:
     intervalSeconds: 10
     missedBeats: 3
@@ -97,12 +106,14 @@ spec:
   displayName: Beijing Test
   region: north
   timezone: Asia/Shanghai
+  cluster: test-edge
   boxes:
     - name: {OTHER_BOX}
       role: gpu-box
       gpu: {{model: NVIDIA L4, count: 1, driverVersion: "550.90.07"}}
 """
     )
+    write_host_cluster(directory)
     return directory
 
 

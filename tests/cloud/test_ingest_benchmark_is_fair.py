@@ -23,6 +23,7 @@ from edgefleet.cloud.fleet import FleetState
 from edgefleet.cloud.ingesting import Ingest
 from edgefleet.inventory import Box, Inventory, load_inventory
 from edgefleet.messages import decode_heartbeat
+from tests.support.clusters import write_host_cluster
 from tests.support.peers import mosquitto, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -174,6 +175,7 @@ spec:
   displayName: Quick Bench
   region: east
   timezone: Asia/Shanghai
+  cluster: test-edge
   heartbeat:
     intervalSeconds: 2
     missedBeats: 3
@@ -197,6 +199,7 @@ def test_the_controller_round_runs_alert_passes_while_it_measures(bench: ModuleT
     sites = tmp_path / "sites"
     sites.mkdir()
     (sites / "qk-bench.yaml").write_text(QUICK_SITE)
+    write_host_cluster(sites)
     box = load_inventory(sites).boxes["qk-bench-gpu-01"]
     lines = bench.heartbeat_lines(box, PACED, seed=3).splitlines(keepends=True)
     with mosquitto(tmp_path, extra_config=bench.broker_config(PACED)) as broker:

@@ -21,7 +21,7 @@ from edgefleet import topics
 from edgefleet.clock import Clock, FakeClock, SystemClock
 from edgefleet.cloud.fleet import FleetState, box_reachability
 from edgefleet.cloud.ingesting import Ingest
-from edgefleet.ids import BoxId, SiteId
+from edgefleet.ids import BoxId, ClusterId, SiteId
 from edgefleet.inventory import Box, Inventory, Site
 from edgefleet.messages import MAX_MESSAGE_BYTES
 from tests.cloud.builders import BOX, BOX_2, OTHER_BOX, SITE, T0, heartbeat, inventory, status, wire
@@ -109,7 +109,11 @@ def test_every_retained_status_is_taken_at_start(broker: Mosquitto, publisher: m
     site = SiteId("big-site")
     ids = [BoxId(f"big-site-box-{i:04d}") for i in range(count)]
     big = Inventory(
-        sites={site: Site(site, "transfer-center", "Big", "east", "Asia/Shanghai", 10.0, 3, tuple(ids), "test")},
+        sites={
+            site: Site(
+                site, "transfer-center", "Big", "east", "Asia/Shanghai", 10.0, 3, tuple(ids), "test", ClusterId("big")
+            )
+        },
         boxes={b: Box(b, site, "edge-node", None, None) for b in ids},
     )
     infos = [

@@ -33,6 +33,7 @@ spec:
   displayName: "Guangzhou Baiyun Transfer Center"
   region: south
   timezone: Asia/Shanghai
+  cluster: test-edge
   boxes:
     - {name: gz-baiyun-gpu-01, role: gpu-box, gpu: {model: NVIDIA L4, count: 1, driverVersion: "550.90.07"}}
     - {name: gz-baiyun-edge-01, role: edge-node}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgefleet.cloud.settings import Settings
+from edgefleet.cloud.settings import IN_CLUSTER, Settings
 
 
 def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,3 +109,41 @@ def test_direct_construction_is_checked_too() -> None:
         Settings(flush_interval_s=0)
     with pytest.raises(ValueError, match="listen_port"):
         Settings(listen_port=70000)
+
+
+# --- the kubeconfig (docs/inventory.md, "Reaching the clusters") ----------------------------------------------
+
+
+def test_the_kubeconfig_is_the_usual_file_by_default_even_before_it_exists(tmp_path: Path) -> None:
+    settings = Settings.from_env({"HOME": str(tmp_path)})
+    assert settings.kubeconfig == tmp_path / ".kube" / "config"
+    assert not (tmp_path / ".kube").exists()  # nothing reads it yet: the start does not depend on it
+
+
+def test_inside_a_pod_the_kubeconfig_is_the_in_cluster_configuration(tmp_path: Path) -> None:
+    assert Settings.from_env({"HOME": str(tmp_path), "KUBERNETES_SERVICE_HOST": "10.96.0.1"}).kubeconfig == IN_CLUSTER
+
+
+def test_a_named_kubeconfig_wins_even_inside_a_pod(tmp_path: Path) -> None:
+    (tmp_path / ".kube").mkdir()
+    named = tmp_path / ".kube" / "fleet"
+    named.write_text("apiVersion: v1\nkind: Config\n")
+    environ = {"HOME": str(tmp_path), "KUBERNETES_SERVICE_HOST": "10.96.0.1", "EDGEFLEET_KUBECONFIG": "~/.kube/fleet"}
+    assert Settings.from_env(environ).kubeconfig == named
+    other = tmp_path / "other"
+    other.write_text("")
+    assert Settings.from_env(environ, kubeconfig=other).kubeconfig == other  # --kubeconfig wins over the variable
+
+
+@pytest.mark.parametrize(
+    ("environ", "overrides", "name"),
+    [
+        ({"EDGEFLEET_KUBECONFIG": "/nowhere/config"}, {}, "EDGEFLEET_KUBECONFIG"),
+        ({}, {"kubeconfig": "/nowhere/config"}, "--kubeconfig"),
+    ],
+)
+def test_a_named_kubeconfig_that_is_not_there_is_refused_naming_where_it_was_named(
+    environ: dict[str, str], overrides: dict[str, str], name: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^{name}='/nowhere/config': no such kubeconfig file"):
+        Settings.from_env(environ, **overrides)

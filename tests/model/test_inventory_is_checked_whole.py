@@ -9,6 +9,7 @@ import pytest
 
 from edgefleet.errors import InventoryError
 from edgefleet.inventory import load_inventory
+from tests.support.clusters import write_host_cluster
 
 SITES = Path(__file__).resolve().parents[2] / "sites"
 
@@ -22,6 +23,7 @@ spec:
   displayName: Shanghai Test
   region: east
   timezone: Asia/Shanghai
+  cluster: test-edge
   boxes:
     - name: sh-test-edge-01
       role: edge-node
@@ -35,6 +37,9 @@ spec:
 
 
 def write(directory: Path, name: str, text: str) -> Path:
+    """``directory/name`` holding ``text``, with the KubeEdge host cluster GOOD's site is on beside it."""
+    if not (directory / "clusters.yaml").exists():
+        write_host_cluster(directory)
     path = directory / name
     path.write_text(text)
     return path
@@ -74,18 +79,18 @@ def test_a_good_file_loads_with_defaults(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (("count: 1", 'count: "one"'), ":17: spec.boxes[1].gpu.count: Expected `int`, got `str`"),
+        (("count: 1", 'count: "one"'), ":18: spec.boxes[1].gpu.count: Expected `int`, got `str`"),
         (("timezone: Asia/Shanghai", "timezone: Asia/Shanghia"), ":9: spec.timezone: 'Asia/Shanghia' is no IANA"),
-        (("name: sh-test-edge-01", "name: SH_Test"), ":11: spec.boxes[0].name: must be an id"),
+        (("name: sh-test-edge-01", "name: SH_Test"), ":12: spec.boxes[0].name: must be an id"),
         (("kind: Site", "kind: Sight"), ":2: apiVersion/kind: expected apiVersion 'edgefleet.io/v1' and kind 'Site'"),
         (("  region: east\n", ""), ": spec: Object missing required field `region`"),
         (
             ("      role: edge-node", "      role: edge-node\n      colour: red"),
-            ":13: spec.boxes[0].colour: Object contains unknown field `colour`",
+            ":14: spec.boxes[0].colour: Object contains unknown field `colour`",
         ),
         (
             ("role: edge-node", "role: toaster"),
-            ":12: spec.boxes[0].role: Invalid enum value 'toaster'; expected one of edge-node, gpu-box, cluster-node",
+            ":13: spec.boxes[0].role: Invalid enum value 'toaster'; expected one of edge-node, gpu-box, cluster-node",
         ),
         (("  boxes:\n", "  boxes: []\n  old:\n"), "spec"),
     ],
@@ -105,7 +110,7 @@ def test_a_gpu_box_without_gpu_is_refused(tmp_path: Path) -> None:
     )
     write(tmp_path, "sh-test.yaml", text)
     (problem,) = problems_of(tmp_path)
-    assert ":13: spec.boxes[1].gpu: a gpu-box must say which GPU it has" in problem
+    assert ":14: spec.boxes[1].gpu: a gpu-box must say which GPU it has" in problem
 
 
 def test_duplicates_across_files_name_both_files(tmp_path: Path) -> None:
@@ -113,7 +118,7 @@ def test_duplicates_across_files_name_both_files(tmp_path: Path) -> None:
     write(tmp_path, "b.yaml", GOOD.replace("name: sh-test\n", "name: sh-other\n"))
     write(tmp_path, "c.yaml", GOOD)
     found = problems_of(tmp_path)
-    assert any("b.yaml:11: spec.boxes[0].name: box 'sh-test-edge-01' is already defined in" in p for p in found)
+    assert any("b.yaml:12: spec.boxes[0].name: box 'sh-test-edge-01' is already defined in" in p for p in found)
     assert any("c.yaml:4: metadata.name: site 'sh-test' is already defined in" in p for p in found)
 
 

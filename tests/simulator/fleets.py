@@ -16,6 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from edgefleet import topics
 from edgefleet.errors import MessageRejected
 from edgefleet.messages import BoxStatus, Heartbeat, decode_heartbeat, decode_status
+from tests.support.clusters import TEST_HOST, cluster_manifest, write_host_cluster
 from tests.support.peers import wait_for
 
 
@@ -26,6 +27,8 @@ def write_inventory(
     ``gpus_per_box`` is 1), plus, when ``central``, central-01 with two cluster nodes. Returns the site ids."""
     directory.mkdir(parents=True, exist_ok=True)
     ids = []
+    if sites:
+        write_host_cluster(directory)
     for number in range(1, sites + 1):
         site = f"site-{number:02d}"
         ids.append(site)
@@ -44,15 +47,18 @@ def write_inventory(
             f"    - name: {site}-cp-{i:02d}\n      role: cluster-node\n      model: Dell PowerEdge R660\n"
             for i in (1, 2)
         ]
-        _write_site(directory, site, "central", "".join(boxes))
+        _write_site(directory, site, "central", "".join(boxes), cluster=site)
+        with (directory / f"{site}.yaml").open("a") as file:
+            file.write("---\n" + cluster_manifest(site, "central"))
     return ids
 
 
-def _write_site(directory: Path, site: str, kind: str, boxes: str) -> None:
+def _write_site(directory: Path, site: str, kind: str, boxes: str, *, cluster: str = TEST_HOST) -> None:
     (directory / f"{site}.yaml").write_text(
         "apiVersion: edgefleet.io/v1\nkind: Site\n"
         f"metadata:\n  name: {site}\n"
         f'spec:\n  kind: {kind}\n  displayName: "{site}"\n  region: test\n  timezone: Asia/Shanghai\n'
+        f"  cluster: {cluster}\n"
         "  heartbeat:\n    intervalSeconds: 10\n    missedBeats: 3\n"
         f"  boxes:\n{boxes}"
     )

@@ -72,6 +72,7 @@ class SitePublic(_Public):
     kind: SiteKind
     region: str
     timezone: str = Field(description="IANA time zone of the site, for its local working hours.")
+    cluster: str = Field(description="The Kubernetes cluster that holds the site's nodes (a kind: Cluster manifest).")
     boxes_total: int
     boxes_online: int
     health: SiteHealth = Field(
@@ -80,6 +81,10 @@ class SitePublic(_Public):
 
 
 class SiteDetail(SitePublic):
+    node_group: str | None = Field(
+        description="A transfer center's KubeEdge node group: its nodes carry apps.kubeedge.io/belonging-to=<group>. "
+        "None for a central site, which is its whole cluster."
+    )
     heartbeat_interval_s: float
     missed_beats: int = Field(description="Heartbeats a box may miss before it counts as offline.")
     boxes_by_state: dict[ReachabilityState, int]
@@ -231,6 +236,7 @@ def site_public(site: Site, summary: SiteSummary) -> SitePublic:
         kind=site.kind,
         region=site.region,
         timezone=site.timezone,
+        cluster=site.cluster,
         boxes_total=summary.boxes_total,
         boxes_online=summary.boxes_online,
         health=summary.health,
@@ -240,6 +246,7 @@ def site_public(site: Site, summary: SiteSummary) -> SitePublic:
 def site_detail(site: Site, summary: SiteSummary) -> SiteDetail:
     return SiteDetail(
         **site_public(site, summary).model_dump(),
+        node_group=site.node_group,
         heartbeat_interval_s=site.interval_s,
         missed_beats=site.missed_beats,
         boxes_by_state={

@@ -24,6 +24,7 @@ from edgefleet.cloud.fleet import heartbeat_timeout
 from edgefleet.cloud.settings import Settings
 from simulator.running import BackgroundSimulator, SimulatorOptions, start_in_background
 from tests.cloud.api.serving import serving
+from tests.support.clusters import TEST_HOST, write_host_cluster
 from tests.support.peers import Mosquitto, wait_for
 from tests.support.receivers import Alertmanager, Received, RecordingReceiver
 
@@ -55,9 +56,11 @@ def write_sites(directory: Path, sites: dict[str, int]) -> Path:
             f"metadata: {{name: {site}}}\n"
             "spec:\n  kind: transfer-center\n"
             f'  displayName: "{site.title()} Transfer Center"\n  region: east\n  timezone: Asia/Shanghai\n'
+            f"  cluster: {TEST_HOST}\n"
             f"  heartbeat: {{intervalSeconds: {INTERVAL_S}, missedBeats: {MISSED_BEATS}}}\n"
             "  boxes:\n" + "".join(boxes)
         )
+    write_host_cluster(directory)
     return directory
 
 

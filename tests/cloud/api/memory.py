@@ -23,6 +23,7 @@ from edgefleet.errors import UnreachableError
 from edgefleet.ids import BoxId
 from edgefleet.inventory import Inventory, load_inventory
 from edgefleet.messages import AppReport, AppState, GpuReport, Heartbeat, HostSample
+from tests.support.clusters import TEST_HOST, cluster_manifest
 
 SMALL_INVENTORY = {
     "sh-pudong.yaml": """\
@@ -34,6 +35,7 @@ spec:
   displayName: "Shanghai Pudong Transfer Center"
   region: east
   timezone: Asia/Shanghai
+  cluster: test-edge
   boxes:
     - {name: sh-pudong-gpu-01, role: gpu-box, model: Advantech MIC-770,
        gpu: {model: NVIDIA L4, count: 2, driverVersion: "550.90.07"}}
@@ -50,6 +52,7 @@ spec:
   displayName: "Beijing Daxing Transfer Center"
   region: north
   timezone: Asia/Shanghai
+  cluster: test-edge
   heartbeat: {intervalSeconds: 5, missedBeats: 2}
   boxes:
     - {name: bj-daxing-gpu-01, role: gpu-box, gpu: {model: NVIDIA T4, count: 1, driverVersion: "535.183.01"}}
@@ -64,9 +67,14 @@ spec:
   displayName: "Beijing Central Cluster"
   region: north
   timezone: Asia/Shanghai
+  cluster: central-bj
   boxes:
     - {name: central-bj-node-01, role: cluster-node}
-""",
+---
+"""
+    + cluster_manifest("central-bj", "central", region="north"),
+    # The KubeEdge host cluster of the transfer centers (a central site's cluster is in the site's own file).
+    "clusters.yaml": cluster_manifest(TEST_HOST),
 }
 
 

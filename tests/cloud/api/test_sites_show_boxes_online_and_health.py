@@ -25,6 +25,7 @@ def test_lists_every_site_with_boxes_online_and_health(client: httpx.Client, mem
         "kind": "transfer-center",
         "region": "east",
         "timezone": "Asia/Shanghai",
+        "cluster": "test-edge",
         "boxes_total": 3,
         "boxes_online": 1,
         "health": "degraded",
@@ -42,6 +43,14 @@ def test_a_site_whose_boxes_all_went_silent_is_unreachable(client: httpx.Client,
 
     assert (site["boxes_online"], site["health"]) == (0, "unreachable")
     assert site["boxes_by_state"] == {"online": 0, "offline": 2, "never-seen": 0}
+
+
+def test_a_site_says_which_cluster_holds_its_nodes_and_how_they_are_selected(client: httpx.Client) -> None:
+    center = client.get("/api/v1/sites/bj-daxing").json()
+    central = client.get("/api/v1/sites/central-bj").json()
+
+    assert (center["cluster"], center["node_group"]) == ("test-edge", "bj-daxing")
+    assert (central["cluster"], central["node_group"]) == ("central-bj", None)  # the whole cluster
 
 
 @pytest.mark.parametrize(
