@@ -50,6 +50,7 @@ from simulator.cluster.resources import (
 )
 from simulator.cluster.selectors import SelectorError, parse_fields, parse_labels
 from simulator.cluster.store import (
+    DEFAULT_HISTORY,
     BadRequest,
     Event,
     Expired,
@@ -520,10 +521,10 @@ class BackgroundCluster:
 
 
 def start_cluster_in_background(
-    name: str, boxes: list[ClusterBox], *, clock: Clock | None = None, **options: Any
+    name: str, boxes: list[ClusterBox], *, clock: Clock | None = None, history: int = DEFAULT_HISTORY, **options: Any
 ) -> BackgroundCluster:
     """A cluster named ``name`` with a node per box, serving on a free port of 127.0.0.1 from its own thread."""
     clock = clock or SystemClock()
-    store = Store(clock, cluster=name)
+    store = Store(clock, cluster=name, history=history)
     seed_cluster(store, boxes, now=clock.now())
     return BackgroundCluster(ClusterApi(name, store, clock, **options)).start()
