@@ -1,0 +1,530 @@
+"""The HTTP API of one simulated cluster, in the Kubernetes API server's paths and shapes, over a ``Store``:
+
+- discovery in plain JSON: ``/version``, ``/api``, ``/apis``, ``/apis/<group>``, ``/api/v1``, ``/apis/<group>/<version>``
+- for every kind of ``resources.RESOURCES``, cluster-scoped or namespaced paths: list (``labelSelector``,
+  ``fieldSelector``, ``limit``/``continue``), watch (``?watch=true``: newline-delimited WatchEvents from a
+  ``resourceVersion``, ``allowWatchBookmarks``, ``timeoutSeconds``, 410 Expired as an ERROR event), get, create,
+  update (PUT; the ``status`` subresource), delete and deletecollection
+- ``Accept: application/json;as=Table;g=meta.k8s.io;v=v1``: ``kubectl get``'s tables (``tables.table``)
+- errors as ``Status`` objects with the API server's reasons, codes and wording
+
+Not served yet: PATCH (405), server-side apply, dry runs (400), ``/openapi/v2`` and ``/openapi/v3`` (404; kubectl
+then validates nothing client-side), aggregated discovery (kubectl falls back to the plain documents above).
+
+Every route is ``async def`` and the store is only touched on the server's event loop, so it needs no lock; other
+threads go through ``BackgroundCluster.call``. ``serve_cluster`` runs inside a caller's loop (the simulator's);
+``start_cluster_in_background`` runs one in a thread of its own (tests, demos).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, Final, TypeVar
+
+import msgspec
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from edgefleet.clock import Clock, SystemClock
+from simulator.cluster import protobuf
+from simulator.cluster.nodes import ClusterBox, seed_cluster
+from simulator.cluster.protobuf import ProtobufError
+from simulator.cluster.resources import (
+    BY_GROUP_VERSION,
+    GROUPS,
+    NAMESPACES,
+    Resource,
+    api_group,
+    api_group_list,
+    api_resource_list,
+    api_versions,
+)
+from simulator.cluster.selectors import SelectorError, parse_fields, parse_labels
+from simulator.cluster.store import (
+    DEFAULT_HISTORY,
+    BadRequest,
+    Event,
+    Expired,
+    Filter,
+    MethodNotAllowed,
+    NotFound,
+    Store,
+    StoreError,
+    UnsupportedMediaType,
+)
+from simulator.cluster.tables import IncludeObject, table
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+KUBERNETES_VERSION: Final = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0-edgefleet-sim",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2025-01-01T00:00:00Z",
+    "goVersion": "go1.23.4",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+# The API server closes a watch after a random 30-60 min (--min-request-timeout 1800 s); a fixed 30 min here.
+DEFAULT_WATCH_TIMEOUT_S: Final = 1800.0
+# The API server sends a bookmark about once a minute to watchers that ask for them.
+DEFAULT_BOOKMARK_INTERVAL_S: Final = 60.0
+# kubectl and client-go page at 500; a page of 2,000 nodes is still fast, more is refused as the server would cap.
+MAX_LIMIT: Final = 10_000
+_NOT_FOUND: Final = "the server could not find the requested resource"
+_JSON: Final = "application/json"
+_encoder = msgspec.json.Encoder()
+
+
+def _answer(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(_encoder.encode(body), status_code=status, media_type=_JSON)
+
+
+def _truthy(value: str | None) -> bool:
+    return value in ("true", "1", "True")
+
+
+def _table_version(accept: str) -> str | None:
+    """The Table version asked for in ``Accept`` (``meta.k8s.io/v1`` or ``v1beta1``), or None for plain JSON."""
+    for media in accept.split(","):
+        parts = [p.strip() for p in media.split(";")]
+        params = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+        if params.get("as") == "Table" and params.get("g") == "meta.k8s.io" and params.get("v") in ("v1", "v1beta1"):
+            return f"meta.k8s.io/{params['v']}"
+        if parts[0] in (_JSON, "application/*", "*/*") and "as" not in params:
+            return None
+    return None
+
+
+class ClusterApi:
+    """The routes of one cluster; ``app`` is the ASGI application."""
+
+    def __init__(
+        self,
+        name: str,
+        store: Store,
+        clock: Clock,
+        *,
+        bookmark_interval_s: float = DEFAULT_BOOKMARK_INTERVAL_S,
+        watch_timeout_s: float = DEFAULT_WATCH_TIMEOUT_S,
+    ) -> None:
+        self.name = name
+        self.store = store
+        self.clock = clock
+        self.bookmark_interval_s = bookmark_interval_s
+        self.watch_timeout_s = watch_timeout_s
+        self._wake = asyncio.Event()
+        self._closing = False
+        store.add_listener(self._on_event)
+        methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+        self.app = Starlette(routes=[Route("/{path:path}", self._handle, methods=methods)])
+
+    def _on_event(self, _event: Event) -> None:
+        self._wake_watchers()
+
+    def _wake_watchers(self) -> None:
+        # Watchers hold the Event they saw before reading the store; a new one is set up for the next wait.
+        wake, self._wake = self._wake, asyncio.Event()
+        wake.set()
+
+    def close_watches(self) -> None:
+        """End every open watch (the server is stopping); must run on the server's loop."""
+        self._closing = True
+        self._wake_watchers()
+
+    async def _handle(self, request: Request) -> Response:
+        try:
+            return await self._route(request)
+        except StoreError as exc:
+            return _answer(exc.status(), exc.code)
+        except SelectorError as exc:
+            error = BadRequest(str(exc))
+            return _answer(error.status(), error.code)
+
+    async def _route(self, request: Request) -> Response:
+        parts = [p for p in request.url.path.split("/") if p]
+        method = request.method
+        if parts[:1] in (["api"], ["apis"]) and len(parts) <= (2 if parts[0] == "api" else 3):
+            if method != "GET":
+                raise MethodNotAllowed("the server does not allow this method on the requested resource")
+            return _answer(self._discovery(parts, request))
+        if parts == ["version"]:
+            return _answer(KUBERNETES_VERSION)
+        if parts[:2] == ["api", "v1"]:
+            return await self._resource_request(request, "v1", parts[2:])
+        if len(parts) > 3 and parts[0] == "apis":
+            return await self._resource_request(request, f"{parts[1]}/{parts[2]}", parts[3:])
+        raise NotFound(_NOT_FOUND)
+
+    def _discovery(self, parts: list[str], request: Request) -> dict[str, Any]:
+        if parts == ["api"]:
+            return api_versions(f"{request.url.hostname}:{request.url.port}")
+        if parts == ["apis"]:
+            return api_group_list()
+        if len(parts) == 2 and parts[0] == "apis" and parts[1] in GROUPS:
+            return api_group(parts[1])
+        listed = api_resource_list("/".join(parts[1:]))
+        if listed is None:
+            raise NotFound(_NOT_FOUND)
+        return listed
+
+    async def _resource_request(self, request: Request, group_version: str, rest: list[str]) -> Response:
+        served = BY_GROUP_VERSION.get(group_version)
+        if served is None or not rest:
+            raise NotFound(_NOT_FOUND)
+        namespace: str | None = None
+        if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] in served and served[rest[2]].namespaced:
+            namespace, rest = rest[1], rest[2:]
+        resource = served.get(rest[0])
+        if resource is None or len(rest) > 3 or (resource.namespaced and namespace is None and len(rest) > 1):
+            raise NotFound(_NOT_FOUND)
+        name = rest[1] if len(rest) > 1 else None
+        subresource = rest[2] if len(rest) > 2 else ""
+        if subresource and (subresource != "status" or not resource.has_status):
+            raise NotFound(_NOT_FOUND)
+        query = request.query_params
+        if query.get("dryRun"):
+            raise BadRequest("dryRun is not supported by this simulated API server yet")
+        method = request.method
+        if method == "GET" and name is None:
+            if _truthy(query.get("watch")):
+                return self._watch(request, resource, namespace)
+            return self._list(request, resource, namespace)
+        if method == "GET" and name is not None:
+            found = self.store.get(resource, namespace or "", name)
+            return self._object_answer(request, resource, found)
+        if method == "POST" and name is None and (namespace is not None or not resource.namespaced):
+            body = await self._body(request, resource, namespace)
+            self._check_namespace_exists(namespace)
+            created = self.store.create(resource, body, namespace or "")
+            return self._object_answer(request, resource, created, 201)
+        if method == "PUT" and name is not None:
+            body = await self._body(request, resource, namespace)
+            if body.get("metadata", {}).get("name") != name:
+                raise BadRequest(
+                    f"the name of the object ({body.get('metadata', {}).get('name')}) does not match the name on"
+                    f" the URL ({name})"
+                )
+            updated = self.store.update(resource, body, namespace or "", subresource=subresource)
+            return self._object_answer(request, resource, updated)
+        if method == "DELETE" and name is not None and not subresource:
+            gone = self.store.delete(resource, namespace or "", name)
+            return _answer(
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": {
+                        "name": name,
+                        "group": resource.group,
+                        "kind": resource.plural,
+                        "uid": gone["metadata"]["uid"],
+                    },
+                }
+            )
+        if method == "DELETE" and name is None:
+            where = self._filter(request, resource, namespace)
+            doomed = self.store.list_objects(resource, where).items
+            deleted = [
+                self.store.delete(resource, o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in doomed
+            ]
+            return _answer(self._list_body(resource, deleted, {"resourceVersion": str(self.store.resource_version)}))
+        raise MethodNotAllowed("the server does not allow this method on the requested resource")
+
+    # --- reading ---------------------------------------------------------------------------------------------
+
+    def _filter(self, request: Request, resource: Resource, namespace: str | None) -> Filter:
+        query = request.query_params
+        return Filter(
+            namespace=namespace,
+            labels=parse_labels(query.get("labelSelector", "")),
+            fields=parse_fields(query.get("fieldSelector", ""), resource.fields()),
+        )
+
+    def _list_body(self, resource: Resource, items: list[dict[str, Any]], metadata: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "kind": f"{resource.kind}List",
+            "apiVersion": resource.api_version,
+            "metadata": metadata,
+            "items": items,
+        }
+
+    def _list(self, request: Request, resource: Resource, namespace: str | None) -> Response:
+        query = request.query_params
+        try:
+            limit = int(query.get("limit") or 0)
+        except ValueError:
+            raise BadRequest(f"limit must be a whole number, not {query.get('limit')!r}") from None
+        if limit < 0 or limit > MAX_LIMIT:
+            limit = 0 if limit < 0 else MAX_LIMIT
+        where = self._filter(request, resource, namespace)
+        result = self.store.list_objects(resource, where, limit=limit, continue_token=query.get("continue", ""))
+        metadata: dict[str, Any] = {"resourceVersion": str(result.resource_version)}
+        if result.continue_token:
+            metadata["continue"] = result.continue_token
+            metadata["remainingItemCount"] = result.remaining
+        version = _table_version(request.headers.get("accept", ""))
+        if version is not None:
+            return _answer(
+                table(
+                    resource,
+                    result.items,
+                    now=self.clock.now(),
+                    api_version=version,
+                    include=self._include(request),
+                    list_metadata=metadata,
+                )
+            )
+        return _answer(self._list_body(resource, result.items, metadata))
+
+    def _include(self, request: Request) -> IncludeObject:
+        include = request.query_params.get("includeObject", "Metadata")
+        if include not in ("None", "Metadata", "Object"):
+            raise BadRequest(f"includeObject must be None, Metadata or Object, not {include!r}")
+        return include  # type: ignore[return-value]
+
+    def _object_answer(self, request: Request, resource: Resource, obj: dict[str, Any], status: int = 200) -> Response:
+        version = _table_version(request.headers.get("accept", ""))
+        if version is None:
+            return _answer(obj, status)
+        body = table(
+            resource,
+            [obj],
+            now=self.clock.now(),
+            api_version=version,
+            include=self._include(request),
+            list_metadata={"resourceVersion": obj["metadata"]["resourceVersion"]},
+        )
+        return _answer(body, status)
+
+    # --- writing ---------------------------------------------------------------------------------------------
+
+    async def _body(self, request: Request, resource: Resource, namespace: str | None) -> dict[str, Any]:
+        content_type = request.headers.get("content-type", _JSON).split(";")[0].strip()
+        raw = await request.body()
+        if content_type == protobuf.MEDIA_TYPE and resource.kind in protobuf.KINDS:
+            try:
+                body = protobuf.decode(raw)
+            except ProtobufError as exc:
+                raise BadRequest(f"the body of the request could not be decoded: {exc}") from None
+        elif content_type not in (_JSON, ""):
+            raise UnsupportedMediaType(
+                f"the body of the request was in an unknown format - accepted media types include: {_JSON}"
+            )
+        else:
+            try:
+                body = json.loads(raw)
+            except ValueError as exc:
+                raise BadRequest(f"the body of the request was not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise BadRequest(f"the body of the request must be a {resource.kind} object")
+        if body.get("apiVersion", resource.api_version) != resource.api_version:
+            raise BadRequest(
+                f"the API version in the data ({body.get('apiVersion')}) does not match the expected API version"
+                f" ({resource.api_version})"
+            )
+        if body.get("kind", resource.kind) != resource.kind:
+            raise BadRequest(
+                f"the kind in the data ({body.get('kind')}) does not match the expected kind ({resource.kind})"
+            )
+        metadata = body.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise BadRequest("metadata must be an object")
+        if resource.kind == "Secret" and not body.get("type"):
+            body["type"] = "Opaque"  # the API server's default
+        given = metadata.get("namespace")
+        if namespace is not None and given and given != namespace:
+            raise BadRequest("the namespace of the provided object does not match the namespace sent on the request")
+        return body
+
+    def _check_namespace_exists(self, namespace: str | None) -> None:
+        if namespace is None:
+            return
+        try:
+            self.store.get(NAMESPACES, "", namespace)
+        except NotFound:
+            raise NotFound(f'namespaces "{namespace}" not found', name=namespace, kind="namespaces") from None
+
+    # --- watching --------------------------------------------------------------------------------------------
+
+    def _watch(self, request: Request, resource: Resource, namespace: str | None) -> Response:
+        query = request.query_params
+        where = self._filter(request, resource, namespace)
+        try:
+            timeout_s = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else self.watch_timeout_s
+        except ValueError:
+            raise BadRequest(f"timeoutSeconds must be a number, not {query.get('timeoutSeconds')!r}") from None
+        bookmarks = _truthy(query.get("allowWatchBookmarks"))
+        table_version = _table_version(request.headers.get("accept", ""))
+        include = self._include(request)
+        asked = query.get("resourceVersion", "")
+        initial: list[dict[str, Any]] = []
+        if asked in ("", "0"):
+            # No version, or "any": the current state first, as ADDED events, then what follows.
+            initial = self.store.list_objects(resource, where).items
+            start = self.store.resource_version
+        else:
+            try:
+                start = int(asked)
+            except ValueError:
+                raise BadRequest(f'resourceVersion: Invalid value: "{asked}": must be a whole number') from None
+
+        def line(kind: str, obj: dict[str, Any]) -> bytes:
+            if table_version is not None and kind in ("ADDED", "MODIFIED", "DELETED"):
+                obj = table(resource, [obj], now=self.clock.now(), api_version=table_version, include=include)
+            return _encoder.encode({"type": kind, "object": obj}) + b"\n"
+
+        async def stream() -> AsyncIterator[bytes]:
+            for obj in initial:
+                yield line("ADDED", obj)
+            version = start
+            deadline = self.clock.monotonic() + timeout_s
+            next_bookmark = self.clock.monotonic() + self.bookmark_interval_s
+            while not self._closing:
+                wake = self._wake
+                try:
+                    events = self.store.events_since(resource, version, where)
+                except Expired as exc:
+                    yield _encoder.encode({"type": "ERROR", "object": exc.status()}) + b"\n"
+                    return
+                latest = self.store.resource_version
+                for event in events:
+                    yield line(event.type, event.object)
+                version = max(version, latest)
+                now = self.clock.monotonic()
+                if bookmarks and now >= next_bookmark:
+                    yield line("BOOKMARK", self._bookmark(resource, version))
+                    next_bookmark = now + self.bookmark_interval_s
+                if now >= deadline:
+                    return
+                until = min(deadline, next_bookmark) if bookmarks else deadline
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), max(0.0, until - now))
+
+        return StreamingResponse(stream(), media_type=_JSON)
+
+    def _bookmark(self, resource: Resource, version: int) -> dict[str, Any]:
+        return {
+            "kind": resource.kind,
+            "apiVersion": resource.api_version,
+            "metadata": {"resourceVersion": str(version)},
+        }
+
+
+# --- serving ---------------------------------------------------------------------------------------------------
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without signal handling of its own: whoever runs the clusters owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_cluster(
+    api: ClusterApi,
+    *,
+    stop: asyncio.Event,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve ``api`` on ``host:port`` (0: a free port) until ``stop`` is set; ``ready(url)`` once listening."""
+    listener = socket.create_server((host, port))
+    url = f"http://{host}:{listener.getsockname()[1]}"
+    config = uvicorn.Config(
+        api.app, log_config=None, access_log=False, lifespan="off", ws="none", timeout_graceful_shutdown=2
+    )
+    server = _QuietServer(config)
+    serving = asyncio.create_task(server.serve(sockets=[listener]), name=f"cluster-{api.name}")
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.01)
+    log.info("Started simulated cluster", extra={"cluster": api.name, "url": url})
+    if ready is not None:
+        ready(url)
+    try:
+        await stop.wait()
+    finally:
+        api.close_watches()
+        server.should_exit = True
+        await asyncio.gather(serving, return_exceptions=True)
+        listener.close()
+
+
+class BackgroundCluster:
+    """One simulated cluster served from a thread of its own, with its own event loop; ``stop()`` ends it."""
+
+    def __init__(self, api: ClusterApi) -> None:
+        self.api = api
+        self.url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name=f"cluster-{api.name}", daemon=True)
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            await serve_cluster(self.api, stop=self._stop, ready=self._on_ready)
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # handed to the starting thread, which raises it
+            self._error = exc
+            self._ready.set()
+
+    def _on_ready(self, url: str) -> None:
+        self.url = url
+        self._ready.set()
+
+    def start(self, *, timeout_s: float = 30.0) -> BackgroundCluster:
+        self._thread.start()
+        if not self._ready.wait(timeout_s):
+            raise TimeoutError(f"the simulated cluster {self.api.name!r} was not serving within {timeout_s} s")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def call(self, function: Callable[[Store], T]) -> T:
+        """Run ``function(store)`` on the server's loop (writes wake the watchers there) and return its result."""
+        assert self._loop is not None
+
+        async def wrapped() -> T:
+            return function(self.api.store)
+
+        return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result(timeout=30)
+
+    def stop(self, *, timeout_s: float = 15.0) -> None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed between the check and the call
+                self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            raise TimeoutError(f"the simulated cluster {self.api.name!r} did not stop within {timeout_s} s")
+
+
+def start_cluster_in_background(
+    name: str, boxes: list[ClusterBox], *, clock: Clock | None = None, history: int = DEFAULT_HISTORY, **options: Any
+) -> BackgroundCluster:
+    """A cluster named ``name`` with a node per box, serving on a free port of 127.0.0.1 from its own thread."""
+    clock = clock or SystemClock()
+    store = Store(clock, cluster=name, history=history)
+    seed_cluster(store, boxes, now=clock.now())
+    return BackgroundCluster(ClusterApi(name, store, clock, **options)).start()
