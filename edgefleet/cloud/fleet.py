@@ -91,11 +91,6 @@ def heartbeat_timeout(interval_s: float, missed_beats: int) -> float:
 
 
 REASON_NEVER_SEEN: Final = "never-seen"
-# A Last Will is believed this long after it was received, not at once: a broker that shuts down publishes the
-# will of every connected box and then drops the controller too, a fraction of a second later. By then the
-# controller knows it is deaf (hearing.py) and judges nothing; believed at once, every will would be a box-lost
-# alert. A dropped connection is still told within 2 s (issue 3's target): the settle plus one pass.
-OFFLINE_SETTLE_S: Final = 1.0
 
 # How far ahead of the controller's receive time a box's clock may run before its times are clamped. NTP keeps a
 # box within a second and the broker hop adds milliseconds; the clock-skew alert fires at 30 s by default
@@ -567,11 +562,6 @@ def is_back(box: BoxLive) -> bool:
     return box.status_boot is not None and box.status_boot == box.boot and box.seq > box.status_seq
 
 
-def _settling(box: BoxLive, now: float) -> bool:
-    """An "offline" taken less than ``OFFLINE_SETTLE_S`` ago is not believed yet (see there)."""
-    return box.status_taken_at is not None and 0.0 <= now - box.status_taken_at < OFFLINE_SETTLE_S
-
-
 def silence_credit(last_seen: float, holds: Sequence[SilenceHold], *, now: float) -> float:
     """How much of the silence since ``last_seen`` fell in ``holds``: time the controller could not hear."""
     return sum(max(0.0, min(end, now) - max(start, last_seen)) for start, end in holds)
@@ -586,7 +576,7 @@ def evaluate_reachability(
     counts as online) and no current "offline" status says otherwise. Silence within ``holds`` (spans the
     controller could not hear) does not count.
     """
-    if box.status_state == "offline" and not is_back(box) and not _settling(box, now):
+    if box.status_state == "offline" and not is_back(box):
         return Reachability("offline", box.status_reason or "offline", box.last_seen)
     if box.last_seen is None:
         return Reachability("never-seen", REASON_NEVER_SEEN, None)

@@ -41,6 +41,11 @@ LAG_LIMIT_S: Final = 5.0
 BUSY_LIMIT: Final = 0.9
 # "The fleet is heard again" when this share of the boxes seen before the hold was heard since.
 HEARD_SHARE: Final = 0.95
+# A Last Will is judged this long after it was received, not at once: a broker that shuts down publishes the will
+# of every connected box and then drops the controller too, a fraction of a second later. By then the controller
+# knows it is deaf and judges nothing; judged at once, every will would be a box-lost alert. A dropped connection is
+# still told within 2 s (issue 3's target): the settle plus one pass.
+WILL_SETTLE_S: Final = 1.0
 # A bad spell this long is told as one fleet-level alert (shorter ones are blips: a broker restart takes ~1 s).
 FLEET_ALERT_AFTER_S: Final = 10.0
 
@@ -161,6 +166,11 @@ def _bad(stats: IngestStats, *, boxes_were_online: bool, limits: HearingLimits) 
     if stats.busy > limits.busy_limit:
         return "behind", f"the ingest is saturated ({stats.busy:.0%} busy)"
     return None
+
+
+def settling(status_state: str | None, status_taken_at: float | None, *, now: float) -> bool:
+    """Whether a box's "offline" status arrived too recently to be judged (``WILL_SETTLE_S``)."""
+    return status_state == "offline" and status_taken_at is not None and 0.0 <= now - status_taken_at < WILL_SETTLE_S
 
 
 def fleet_alert_due(hearing: Hearing, *, now: float) -> bool:

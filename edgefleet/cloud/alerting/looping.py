@@ -29,7 +29,7 @@ held: they judge no silence (no evaluation, the memory stays as it was) and only
 (``controller-deaf``, once a spell lasts ``hearing.FLEET_ALERT_AFTER_S``). A (re)start begins recovering: the
 saved receive times are old. Once hearing again, the time the controller was deaf, behind or recovering is not
 counted as any box's silence (``credit_silence``): a box is lost after a whole timeout of silence the controller
-could have heard. Last Wills are judged at once only while hearing.
+could have heard. Last Wills are judged only while hearing, and only ``hearing.WILL_SETTLE_S`` after they arrived.
 
 Every time the loop reads comes from its ``Clock``: wall-clock ``now()`` for what is judged, ``monotonic()`` for
 when passes are due and how long the warm-up lasts, so tests drive the whole loop with a ``FakeClock``.
@@ -80,6 +80,7 @@ from edgefleet.cloud.hearing import (
     assess,
     fleet_alert_due,
     recovery_bound,
+    settling,
     starting,
 )
 from edgefleet.cloud.saving import WriterHealth
@@ -425,6 +426,9 @@ class AlertLoop:
                 view = None
             else:
                 view = self._snapshot()
+                for live in view.boxes.values():  # copies: a will too fresh to judge leaves the box to its heartbeats
+                    if settling(live.status_state, live.status_taken_at, now=now):
+                        live.status_state = None
                 evaluation = evaluate(view, self._track, self._rules, now=now)
                 boxes_active = {k: a for k, a in self._active.items() if k.site != FLEET}
                 # Alerts of boxes and sites the inventory no longer has resolve with that reason, not as "cleared".

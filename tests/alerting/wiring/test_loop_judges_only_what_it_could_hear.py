@@ -146,3 +146,33 @@ def test_a_restarted_controller_judges_no_box_by_its_own_downtime(tmp_path: Path
         assert lost_contact_notices(second) == [("firing", "box-lost", dead)]
     finally:
         second.close()
+
+
+def test_a_will_is_judged_a_moment_after_it_arrives(alerting: ClockedAlerting) -> None:
+    """A broker shutting down sends every box's will, then drops the controller: a will is judged only after it
+    settled (hearing.WILL_SETTLE_S), by when the controller knows whether it is deaf."""
+    box = BOXES[1]
+    alerting.drop([box])
+    with alerting.fleet.lock:
+        alerting.fleet.boxes[box].status_taken_at = alerting.clock.now()  # as the ingest takes a status
+    alerting.tick()
+    assert alerting.notices(box=box) == [], "not at once"
+    alerting.run(2.0, dt=0.25)
+    assert alerting.notices(box=box) == [("firing", "box-lost", box)], "within 2 s"
+
+
+def test_wills_followed_by_deafness_are_not_judged(alerting: ClockedAlerting) -> None:
+    alerting.drop(BOXES)
+    with alerting.fleet.lock:
+        for box in BOXES:
+            alerting.fleet.boxes[box].status_taken_at = alerting.clock.now()
+    alerting.clock.advance(0.2)
+    alerting.tick()  # the wills ask for a pass at once, before the controller has noticed its own disconnect
+    alerting.clock.advance(0.2)
+    alerting.ingest = DEAF  # the broker that sent the wills is gone
+    alerting.tick()
+    alerting.run(30.0)
+    alerting.ingest = HEARING
+    alerting.restore(BOXES)
+    alerting.run(2 * TIMEOUT_S)
+    assert lost_contact_notices(alerting) == []
