@@ -84,7 +84,9 @@ def test_kubectl_sees_the_clusters_and_a_cut_sites_nodes_go_unreachable(
         leases = _rows(_kubectl(kubeconfig, home, "--context", TEST_HOST, "get", "leases", "-n", "kube-node-lease"))
         assert sorted(leases) == sorted(host)
 
-        httpx.post(f"{sim.url}/faults", json={"kind": "cut", "site": SITE_A, "seconds": 600}, timeout=10).raise_for_status()
+        httpx.post(
+            f"{sim.url}/faults", json={"kind": "cut", "site": SITE_A, "seconds": 600}, timeout=10
+        ).raise_for_status()
 
         def nodes() -> dict[str, dict[str, Any]]:
             found = json.loads(_kubectl(kubeconfig, home, "--context", TEST_HOST, "get", "nodes", "-o", "json"))
