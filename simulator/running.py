@@ -1,6 +1,8 @@
 """The simulator process: loads the inventory, builds a simulated box for every box it plays, connects them all
 through one ``LinkDriver``, sends their heartbeats on one ``HeartbeatSchedule``, applies faults, and serves the
-control API (uvicorn, in the same asyncio loop) until it is told to stop.
+control API (uvicorn, in the same asyncio loop) until it is told to stop. In the same loop it serves one simulated
+Kubernetes API server per cluster of the played sites (``simulator.cluster.playing``) and writes a kubeconfig with
+one context per cluster (``--kubeconfig``; removed again when the simulator stops).
 
 Entry points: ``run_simulator`` (async), ``run`` (blocking; ``edgefleet sim run`` calls it) and
 ``start_in_background`` (a thread of its own; for tests and demos that need a live fleet beside them).
@@ -19,6 +21,7 @@ import os
 import resource
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections import deque
@@ -37,6 +40,9 @@ from edgefleet.errors import EdgefleetError
 from edgefleet.ids import BoxId, SiteId
 from edgefleet.inventory import Inventory, Site, load_inventory
 from simulator.boxes import SimulatedBox, build_box
+from simulator.cluster.kubeconfig import write_kubeconfig
+from simulator.cluster.lifecycle import NODE_MONITOR_GRACE_S
+from simulator.cluster.playing import SimulatedClusters
 from simulator.faults import Fault, FaultRejected, FaultRequest, Faults
 from simulator.malformed import malformed_payload
 from simulator.networking import Connection, LinkDriver
@@ -56,6 +62,8 @@ CPU_WINDOW_S: Final = 10
 SPARE_FDS: Final = 64
 # MQTT's keepalive is a 16-bit number of seconds.
 MAX_KEEPALIVE_S: Final = 65_535
+# A grace shorter than this would have the kubelets renew faster than the loop can keep up with.
+MIN_NODE_GRACE_S: Final = 0.5
 
 
 class SimulatorError(EdgefleetError):
@@ -82,6 +90,10 @@ class SimulatorOptions:
     jitter: float = 0.0
     loss: float = 0.0
     seed: int = 0
+    # Where the kubeconfig of the simulated clusters goes; None: ``default_kubeconfig`` of the control port.
+    kubeconfig: Path | None = None
+    # kube-controller-manager's node-monitor grace period; tests shorten it.
+    node_grace_s: float = NODE_MONITOR_GRACE_S
 
     def broker(self) -> BrokerAddress:
         try:
@@ -119,6 +131,20 @@ class SimulatorOptions:
             )
         if self.max_boxes_per_site is not None and self.max_boxes_per_site < 1:
             raise SimulatorError(f"--max-boxes-per-site must be at least 1, got {self.max_boxes_per_site}")
+        if not MIN_NODE_GRACE_S <= self.node_grace_s <= 3600.0:
+            raise SimulatorError(
+                f"--node-grace must be from {MIN_NODE_GRACE_S} to 3600 seconds (Kubernetes: 50), got {self.node_grace_s}"
+            )
+        if self.kubeconfig is not None and self.kubeconfig.is_dir():
+            raise SimulatorError(
+                f"--kubeconfig {self.kubeconfig} is a directory", "pass the path of a file the simulator may overwrite"
+            )
+
+
+def default_kubeconfig(control_port: int) -> Path:
+    """Where the kubeconfig goes when not told: the temp dir, named after the control API's port, so two
+    simulators on one machine do not overwrite each other's."""
+    return Path(tempfile.gettempdir()) / f"edgefleet-sim-{control_port}.kubeconfig"
 
 
 def select_fleet(inventory: Inventory, options: SimulatorOptions) -> Inventory:
@@ -138,7 +164,10 @@ def select_fleet(inventory: Inventory, options: SimulatorOptions) -> Inventory:
         kept = site.boxes[: options.max_boxes_per_site] if options.max_boxes_per_site else site.boxes
         sites[site_id] = replace(site, boxes=kept)
         boxes.update({b: inventory.boxes[b] for b in kept})
-    return Inventory(sites=sites, boxes=boxes)
+    clusters = {
+        site.cluster: inventory.clusters[site.cluster] for site in sites.values() if site.cluster in inventory.clusters
+    }
+    return Inventory(sites=sites, boxes=boxes, clusters=clusters)
 
 
 def raise_open_file_limit(needed: int) -> int:
@@ -214,6 +243,11 @@ class Simulation:
         self.clock: Clock = clock or SystemClock()
         self.faults = Faults(fleet)
         self.counters = Counters()
+        self.clusters = SimulatedClusters(
+            fleet, clock=self.clock, is_cut=self._cut_reader(), grace_s=options.node_grace_s
+        )
+        # Set by ``run_simulator`` once written.
+        self.kubeconfig: Path | None = None
         self.started_at = self.clock.now()
         self._cpu = _CpuMeter()
         self._loss_rng = stream(options.seed, "loss")
@@ -236,6 +270,9 @@ class Simulation:
             )
             self.boxes.append(sim_box)
             self._by_id[box_id] = (sim_box, self.driver.add(sim_box.link))
+
+    def _cut_reader(self) -> Callable[[SiteId], bool]:
+        return lambda site: self.faults.is_cut(site, self.clock.monotonic())
 
     def _skew_reader(self, box: BoxId) -> Callable[[], float]:
         return lambda: self.faults.skew_of(box, self.clock.monotonic())
@@ -403,6 +440,8 @@ class Simulation:
                 "connect_failures": counters.connect_failures,
             },
             "faults_active": len(self.faults.active(now)),
+            "kubeconfig": str(self.kubeconfig) if self.kubeconfig is not None else None,
+            "clusters": self.clusters.status(),
             "process": {
                 "pid": os.getpid(),
                 "cpu_percent": self._cpu.percent(),
@@ -516,15 +555,36 @@ async def run_simulator(
         extra={"boxes": len(fleet.boxes), "sites": len(fleet.sites), "broker": str(options.broker()), "control": url},
     )
     try:
+        await simulation.clusters.start()
+        servers = simulation.clusters.servers()
+        if servers:
+            simulation.kubeconfig = _write_kubeconfig(options.kubeconfig or default_kubeconfig(port), servers)
+            log.info(
+                "Wrote kubeconfig of the simulated clusters",
+                extra={"kubeconfig": str(simulation.kubeconfig), "contexts": ",".join(servers)},
+            )
         await simulation.run(stop, ready=(lambda: ready(simulation, url)) if ready else None)
     finally:
         server.should_exit = True
         stopping_api.cancel()
         await asyncio.gather(serving, stopping_api, return_exceptions=True)
+        await simulation.clusters.close()
+        if simulation.kubeconfig is not None:
+            # Its URLs die with the simulator; a later one writes its own.
+            simulation.kubeconfig.unlink(missing_ok=True)
         listener.close()
         if in_main_thread:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
+
+
+def _write_kubeconfig(path: Path, servers: dict[str, str]) -> Path:
+    try:
+        return write_kubeconfig(path, servers)
+    except OSError as exc:
+        raise SimulatorError(
+            f"cannot write the kubeconfig {path}: {exc.strerror or exc}", "pass --kubeconfig PATH somewhere writable"
+        ) from exc
 
 
 def run(options: SimulatorOptions) -> None:

@@ -81,9 +81,29 @@ def run_command(
         float, typer.Option("--loss", metavar="FRACTION", help="Drop this share of heartbeats (0.01 = 1%).")
     ] = 0.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated readings, jitter and loss.")] = 0,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            "--kubeconfig",
+            envvar="EDGEFLEET_SIM_KUBECONFIG",
+            show_envvar=True,
+            metavar="PATH",
+            help="Write the simulated clusters' kubeconfig here (overwritten; removed on stop)"
+            " [default: $TMPDIR/edgefleet-sim-<control port>.kubeconfig].",
+        ),
+    ] = None,
+    node_grace: Annotated[
+        float,
+        typer.Option(
+            "--node-grace",
+            metavar="SECONDS",
+            help="Node-monitor grace period of the simulated clusters (tests, demos).",
+        ),
+    ] = 50.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every box's connects too.")] = False,
 ) -> None:
-    """Play every box of the inventory as an agent over its own MQTT connection, until Ctrl-C."""
+    """Play every box of the inventory as an agent over its own MQTT connection, and every cluster as a Kubernetes
+    API server (kubeconfig path logged at start), until Ctrl-C."""
     from edgefleet.cli.output import fail
     from simulator.running import SimulatorError, SimulatorOptions, run
 
@@ -99,6 +119,8 @@ def run_command(
         jitter=jitter,
         loss=loss,
         seed=seed,
+        kubeconfig=kubeconfig,
+        node_grace_s=node_grace,
     )
     try:
         run(options)
@@ -173,6 +195,12 @@ def status_command(
             str(row["heartbeats_sent"]),
         )
     show(table)
+    if found.get("clusters"):
+        show(f"clusters (KUBECONFIG={found.get('kubeconfig')}):")
+        clusters = _table("context", "role", "url", "nodes", "ready")
+        for row in found["clusters"]:
+            clusters.add_row(row["context"], row["role"], row["url"], str(row["nodes"]), str(row["ready"]))
+        show(clusters)
 
 
 # --- faults --------------------------------------------------------------------------------------------------

@@ -1,24 +1,34 @@
-"""What a simulated cluster holds when it starts: the four namespaces every cluster has and one node per box, as
-KubeEdge's edgecore registers it (edge and agent roles, the site it belongs to, capacity and allocatable with
-``nvidia.com/gpu`` for the box's GPUs, a Ready condition with heartbeat times). Called by whoever starts a
-cluster (tests now; ``edgefleet sim run`` later).
+"""What a simulated cluster holds and what its nodes' kubelets write: the four namespaces every cluster has, one
+node per box and its Lease in ``kube-node-lease``.
+
+A box of a transfer center is a node as KubeEdge's edgecore registers it in the host cluster (edge and agent
+roles, ``apps.kubeedge.io/belonging-to=<node group>``, reasons ``Edge...``); a box of a central site is a node as a
+plain kubelet registers it (no role label: the inventory does not say which boxes run the control plane). Both
+carry capacity and allocatable with ``nvidia.com/gpu`` for the box's GPUs and conditions with heartbeat times.
+
+The kubelet's side (``renew_lease``, ``post_node_status``) is called by ``simulator.cluster.playing`` on its timer;
+``seed_cluster`` by whoever starts a cluster (``edgefleet sim run``, tests).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from edgefleet.clock import format_utc
-from edgefleet.ids import SiteId
+from edgefleet.ids import ClusterId, SiteId
 from edgefleet.inventory import Inventory
-from simulator.cluster.resources import NAMESPACES, NODES
-from simulator.cluster.store import Store
+from simulator.cluster.resources import LEASES, NAMESPACES, NODES
+from simulator.cluster.store import NotFound, Store
 
 BASE_NAMESPACES: Final = ("default", "kube-node-lease", "kube-public", "kube-system")
 # What edgecore reports for itself: KubeEdge 1.19 on Kubernetes 1.30's kubelet code.
 KUBELET_VERSION: Final = "v1.30.7-kubeedge-v1.19.1"
+# What a central cluster's kubelets report: the cluster's own Kubernetes version.
+CENTRAL_KUBELET_VERSION: Final = "v1.32.0"
 EDGE_ROLE: Final = "node-role.kubernetes.io/edge"
 AGENT_ROLE: Final = "node-role.kubernetes.io/agent"
 SITE_LABEL: Final = "apps.kubeedge.io/belonging-to"
@@ -28,22 +38,42 @@ CPU_CORES: Final = 8
 MEMORY_KI: Final = 32 * 1024 * 1024
 RESERVED_MEMORY_KI: Final = 512 * 1024
 MAX_PODS: Final = 110
+NODE_LEASE_NAMESPACE: Final = "kube-node-lease"
+# The kubelet's nodeLeaseDurationSeconds; it renews every quarter of it (10 s).
+LEASE_DURATION_S: Final = 40
 
 
 @dataclass(frozen=True, slots=True)
 class ClusterBox:
-    """A box as its cluster sees it."""
+    """A box as its cluster sees it: ``name`` is its node name; ``node_group`` the value of its
+    ``apps.kubeedge.io/belonging-to`` label (the site's id when not given); ``edge`` False for a central
+    cluster's node, which has no KubeEdge labels."""
 
     name: str
     site: str
     gpus: int = 0
+    node_group: str | None = None
+    edge: bool = True
 
 
 def site_boxes(inventory: Inventory, site: SiteId) -> list[ClusterBox]:
-    """The boxes of one site, as nodes of that site's cluster."""
+    """The boxes of one site, as nodes of that site's cluster (named by ``Box.node_name``)."""
+    place = inventory.sites[site]
     return [
-        ClusterBox(box.id, box.site, box.gpu.count if box.gpu is not None else 0) for box in inventory.site_boxes(site)
+        ClusterBox(
+            box.node_name,
+            box.site,
+            box.gpu.count if box.gpu is not None else 0,
+            node_group=place.node_group,
+            edge=place.kind == "transfer-center",
+        )
+        for box in inventory.site_boxes(site)
     ]
+
+
+def cluster_boxes(inventory: Inventory, cluster: ClusterId) -> list[ClusterBox]:
+    """The nodes of one cluster: every box of every site on it (a KubeEdge host holds many transfer centers)."""
+    return [box for site in inventory.cluster_sites(cluster) for box in site_boxes(inventory, site.id)]
 
 
 def _internal_ip(name: str) -> str:
@@ -52,8 +82,10 @@ def _internal_ip(name: str) -> str:
 
 
 def node_manifest(box: ClusterBox, *, now: float) -> dict[str, Any]:
-    """A Node as edgecore registers and reports it."""
+    """A Node as edgecore (``box.edge``) or a plain kubelet registers and reports it."""
     stamp = format_utc(now)
+    # edgecore's conditions say "edge" where the kubelet says "kubelet".
+    who, title = ("edge", "Edge") if box.edge else ("kubelet", "Kubelet")
     capacity = {
         "cpu": str(CPU_CORES),
         "memory": f"{MEMORY_KI}Ki",
@@ -78,12 +110,12 @@ def node_manifest(box: ClusterBox, *, now: float) -> dict[str, Any]:
         "metadata": {
             "name": box.name,
             "labels": {
+                "beta.kubernetes.io/arch": "amd64",
+                "beta.kubernetes.io/os": "linux",
                 "kubernetes.io/hostname": box.name,
                 "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": "amd64",
-                EDGE_ROLE: "",
-                AGENT_ROLE: "",
-                SITE_LABEL: box.site,
+                **({EDGE_ROLE: "", AGENT_ROLE: "", SITE_LABEL: box.node_group or box.site} if box.edge else {}),
             },
         },
         "spec": {},
@@ -91,16 +123,17 @@ def node_manifest(box: ClusterBox, *, now: float) -> dict[str, Any]:
             "capacity": capacity,
             "allocatable": allocatable,
             "conditions": [
-                condition("MemoryPressure", "False", "EdgeHasSufficientMemory", "edge has sufficient memory"),
-                condition("DiskPressure", "False", "EdgeHasNoDiskPressure", "edge has no disk pressure"),
-                condition("PIDPressure", "False", "EdgeHasSufficientPID", "edge has sufficient PID available"),
-                condition("Ready", "True", "EdgeReady", "edge is posting ready status"),
+                condition("MemoryPressure", "False", f"{title}HasSufficientMemory", f"{who} has sufficient memory"),
+                condition("DiskPressure", "False", f"{title}HasNoDiskPressure", f"{who} has no disk pressure"),
+                condition("PIDPressure", "False", f"{title}HasSufficientPID", f"{who} has sufficient PID available"),
+                condition("Ready", "True", f"{title}Ready", f"{who} is posting ready status"),
             ],
             "addresses": [
                 {"type": "InternalIP", "address": _internal_ip(box.name)},
                 {"type": "Hostname", "address": box.name},
             ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10350}},
+            # edgecore serves its kubelet API on 10350, a kubelet on 10250.
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10350 if box.edge else 10250}},
             "nodeInfo": {
                 "machineID": hashlib.md5(box.name.encode(), usedforsecurity=False).hexdigest(),
                 "systemUUID": "",
@@ -108,7 +141,7 @@ def node_manifest(box: ClusterBox, *, now: float) -> dict[str, Any]:
                 "kernelVersion": "5.15.0-119-generic",
                 "osImage": "Ubuntu 22.04.4 LTS",
                 "containerRuntimeVersion": "containerd://1.7.22",
-                "kubeletVersion": KUBELET_VERSION,
+                "kubeletVersion": KUBELET_VERSION if box.edge else CENTRAL_KUBELET_VERSION,
                 "kubeProxyVersion": "",
                 "operatingSystem": "linux",
                 "architecture": "amd64",
@@ -119,7 +152,8 @@ def node_manifest(box: ClusterBox, *, now: float) -> dict[str, Any]:
 
 
 def seed_cluster(store: Store, boxes: list[ClusterBox], *, now: float) -> None:
-    """Fill a new cluster: the base namespaces, then one node per box."""
+    """Fill a new cluster: the base namespaces, then one node per box and its lease (as each kubelet creates
+    them when it starts)."""
     for name in BASE_NAMESPACES:
         store.create(
             NAMESPACES,
@@ -130,7 +164,76 @@ def seed_cluster(store: Store, boxes: list[ClusterBox], *, now: float) -> None:
             },
         )
     for box in boxes:
-        store.create(NODES, node_manifest(box, now=now))
+        node = store.create(NODES, node_manifest(box, now=now))
+        store.create(LEASES, lease_manifest(node, now=now), NODE_LEASE_NAMESPACE)
+
+
+def format_micro_time(timestamp: float) -> str:
+    """A Lease's ``renewTime``: MicroTime, RFC 3339 with microseconds."""
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> float | None:
+    """Seconds since the epoch of a Time or MicroTime (``2025-01-01T00:00:00Z``, with or without fractions);
+    None for what is not one."""
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def lease_manifest(node: dict[str, Any], *, now: float) -> dict[str, Any]:
+    """The node's Lease as the kubelet creates it: named after the node, owned by it."""
+    name = node["metadata"]["name"]
+    return {
+        "metadata": {
+            "name": name,
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "Node", "name": name, "uid": node["metadata"]["uid"]},
+            ],
+        },
+        "spec": {
+            "holderIdentity": name,
+            "leaseDurationSeconds": LEASE_DURATION_S,
+            "renewTime": format_micro_time(now),
+        },
+    }
+
+
+def renew_lease(store: Store, node_name: str, *, now: float) -> None:
+    """Renew the node's lease, creating it again if someone deleted it (as the kubelet does)."""
+    try:
+        lease = store.get(LEASES, NODE_LEASE_NAMESPACE, node_name)
+    except NotFound:
+        store.create(LEASES, lease_manifest(store.get(NODES, "", node_name), now=now), NODE_LEASE_NAMESPACE)
+        return
+    renewed = copy.deepcopy(lease)
+    renewed["spec"]["renewTime"] = format_micro_time(now)
+    store.update(LEASES, renewed, NODE_LEASE_NAMESPACE)
+
+
+def post_node_status(store: Store, box: ClusterBox, *, now: float, report_every_s: float) -> bool:
+    """What the kubelet's status loop does on each tick: post the node's own conditions when the server's copy
+    differs from them (the node lifecycle controller marked them Unknown) or the last report is
+    ``report_every_s`` old. Returns whether it posted."""
+    node = store.get(NODES, "", box.name)
+    own = node_manifest(box, now=now)["status"]["conditions"]
+    posted = {c.get("type"): c for c in (node.get("status") or {}).get("conditions") or []}
+    changed = any(
+        posted.get(c["type"], {}).get("status") != c["status"] or posted.get(c["type"], {}).get("reason") != c["reason"]
+        for c in own
+    )
+    last = parse_time(str(posted.get("Ready", {}).get("lastHeartbeatTime", "")))
+    if not changed and last is not None and now - last < report_every_s:
+        return False
+    conditions = []
+    for condition in own:
+        before = posted.get(condition["type"]) or {}
+        # A transition time moves only when the status does.
+        kept = before.get("status") == condition["status"] and before.get("lastTransitionTime")
+        conditions.append({**condition, "lastTransitionTime": before["lastTransitionTime"]} if kept else condition)
+    store.update(NODES, {**node, "status": {**node["status"], "conditions": conditions}}, subresource="status")
+    return True
 
 
 def heartbeat_nodes(store: Store, *, now: float) -> int:

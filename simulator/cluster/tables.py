@@ -95,9 +95,8 @@ def _node_row(node: dict[str, Any], now: float) -> Row:
     )
     status = node.get("status") or {}
     ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
-    state = "Unknown" if ready is None or ready.get("status") == "Unknown" else "Ready"
-    if ready is not None and ready.get("status") == "False":
-        state = "NotReady"
+    # As Kubernetes' printer: NotReady for any status but True (Unknown too); Unknown only with no Ready at all.
+    state = "Unknown" if ready is None else "Ready" if ready.get("status") == "True" else "NotReady"
     if (node.get("spec") or {}).get("unschedulable"):
         state += ",SchedulingDisabled"
     addresses = status.get("addresses") or []

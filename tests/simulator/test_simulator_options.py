@@ -27,6 +27,8 @@ GOOD = SimulatorOptions()
         ({"loss": 1.5}, "--loss must be from 0 to 1"),
         ({"interval_override_s": 0.0}, "--interval-override must be more than 0"),
         ({"max_boxes_per_site": 0}, "--max-boxes-per-site must be at least 1"),
+        ({"node_grace_s": 0.1}, "--node-grace must be from 0.5 to 3600 seconds"),
+        ({"kubeconfig": Path("/")}, "--kubeconfig / is a directory"),
     ],
 )
 def test_out_of_range_options_are_refused_by_name(change: dict[str, object], words: str) -> None:
@@ -50,5 +52,11 @@ def test_the_fleet_is_the_sites_asked_for_cut_to_their_first_boxes(tmp_path: Pat
     assert list(some.sites) == ["site-03", "site-01"]
     assert some.sites[SiteId("site-01")].boxes == ("site-01-edge-01", "site-01-gpu-01")
     assert set(some.boxes) == {"site-01-edge-01", "site-01-gpu-01", "site-03-edge-01", "site-03-gpu-01"}
+    # Only the clusters of the sites played are served.
+    central = tmp_path / "with-central"
+    write_inventory(central, sites=1, boxes_per_site=2, central=True)
+    both = load_inventory(central)
+    assert set(select_fleet(both, GOOD).clusters) == {"test-edge", "central-01"}
+    assert set(select_fleet(both, replace(GOOD, sites=("central-01",))).clusters) == {"central-01"}
     with pytest.raises(SimulatorError, match="site\\(s\\) 'nowhere' not in the inventory"):
         select_fleet(inventory, replace(GOOD, sites=("nowhere",)))
