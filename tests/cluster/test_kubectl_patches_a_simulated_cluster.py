@@ -215,3 +215,22 @@ def test_bad_patches_are_refused_over_http(
     assert (answer.status_code, answer.json()["reason"]) == (code, reason)
     assert words in answer.json()["message"]
     assert cluster.call(lambda s: s.get(NODES, "", node)) is before
+
+
+def test_client_side_apply_configures_and_prunes_a_container(kubectl: Kubectl, tmp_path: Path) -> None:
+    manifest = tmp_path / "web.json"
+    manifest.write_text(json.dumps(DEPLOYMENT))
+    assert kubectl("apply", "-f", str(manifest), "--validate=false").stdout.strip() == "deployment.apps/web created"
+    kubectl("label", "deploy", "web", "added-by-hand=yes")
+    changed = json.loads(json.dumps(DEPLOYMENT))
+    changed["spec"]["replicas"] = 2
+    # The sidecar leaves the manifest: kubectl's three-way patch deletes it ($patch: delete by its merge key).
+    changed["spec"]["template"]["spec"]["containers"] = [{"name": "app", "image": "app:2"}]
+    manifest.write_text(json.dumps(changed))
+    assert kubectl("apply", "-f", str(manifest), "--validate=false").stdout.strip() == "deployment.apps/web configured"
+    applied = _get(kubectl, "deploy", "web")
+    assert applied["spec"]["replicas"] == 2
+    assert applied["spec"]["template"]["spec"]["containers"] == [{"name": "app", "image": "app:2"}]
+    assert applied["metadata"]["labels"]["added-by-hand"] == "yes"  # not in the manifest, not the apply's to remove
+    server_side = kubectl("apply", "--server-side", "-f", str(manifest), "--validate=false", check=False)
+    assert "server-side apply (application/apply-patch+yaml) is not supported" in server_side.stderr
