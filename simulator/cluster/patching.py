@@ -12,7 +12,7 @@ would answer with. Called by ``server`` for PATCH on an object, its ``status`` a
   ``replace`` / ``merge`` on a map or a list element, ``$retainKeys``, ``$deleteFromPrimitiveList/<field>``;
   ``$setElementOrder/<field>`` is accepted and ignored (elements keep the original's order, new ones at the end).
 
-Not here: server-side apply (``application/apply-patch+yaml``), which ``server`` refuses with 415.
+Not here: server-side apply (``application/apply-patch+yaml``), which ``applying`` does (with ``strategic_merge``).
 
 Pure: no I/O beyond reading the definitions file once.
 """
@@ -87,13 +87,8 @@ def definition_of(api_version: str, kind: str) -> Schema | None:
 
 def apply_patch(patch_type: str, obj: dict[str, Any], body: bytes, *, schema: Schema | None) -> dict[str, Any]:
     """``obj`` with the patch ``body`` of ``patch_type`` applied; ``schema`` (``definition_of``) drives strategic
-    merge. Raises 415 for a type not served, 400 for a body that is not a patch, 422 for one that cannot apply."""
-    if patch_type == APPLY_PATCH:
-        raise UnsupportedMediaType(
-            "server-side apply (application/apply-patch+yaml) is not supported by this simulated API server yet;"
-            f" use a client-side apply or a patch: {', '.join(t for t in PATCH_TYPES if t != APPLY_PATCH)}"
-        )
-    if patch_type not in PATCH_TYPES:
+    merge. Raises 415 for a type not served (and for apply, which ``server`` sends to ``applying``), 400 for a body that is not a patch, 422 for one that cannot apply."""
+    if patch_type not in PATCH_TYPES or patch_type == APPLY_PATCH:  # apply is ``applying``'s, not a patch
         raise UnsupportedMediaType(
             "the body of the request was in an unknown format - accepted media types include: " + ", ".join(PATCH_TYPES)
         )
@@ -144,7 +139,7 @@ def _resolve(schema: Schema | None) -> Schema | None:
     return schema
 
 
-def _field(schema: Schema | None, name: str) -> Schema | None:
+def field_schema(schema: Schema | None, name: str) -> Schema | None:
     schema = _resolve(schema)
     if schema is None:
         return None
@@ -156,7 +151,7 @@ def _field(schema: Schema | None, name: str) -> Schema | None:
     return extra if isinstance(extra, dict) else None
 
 
-def _items(schema: Schema | None) -> Schema | None:
+def item_schema(schema: Schema | None) -> Schema | None:
     schema = _resolve(schema)
     items = schema.get("items") if schema is not None else None
     return items if isinstance(items, dict) else None
@@ -197,22 +192,22 @@ def _merge_map(original: dict[str, Any], patch: dict[str, Any], schema: Schema |
         if value is None:
             original.pop(key, None)
             continue
-        field_schema = _field(schema, key)
+        sub_schema = field_schema(schema, key)
         current = original.get(key)
         if isinstance(value, dict) and isinstance(current, dict):
-            merged = _merge_map(current, value, field_schema)
+            merged = _merge_map(current, value, sub_schema)
             if merged is None:
                 original.pop(key, None)
             else:
                 original[key] = merged
         elif isinstance(value, dict):
-            merged = _merge_map({}, value, field_schema)
+            merged = _merge_map({}, value, sub_schema)
             if merged is None:
                 original.pop(key, None)
             else:
                 original[key] = merged
         elif isinstance(value, list):
-            original[key] = _merge_list(current if isinstance(current, list) else [], value, field_schema, key)
+            original[key] = _merge_list(current if isinstance(current, list) else [], value, sub_schema, key)
         else:
             original[key] = value
     return original
@@ -227,7 +222,7 @@ def _merge_list(original: list[Any], patch: list[Any], schema: Schema | None, na
     if merge_key is None:
         # A set of primitives (finalizers): the original's, then what the patch adds.
         return original + [item for item in patch if item not in original]
-    item_schema = _items(schema)
+    element_schema = item_schema(schema)
     merged = list(original)
     for item in patch:
         if not isinstance(item, dict):
@@ -242,11 +237,11 @@ def _merge_list(original: list[Any], patch: list[Any], schema: Schema | None, na
                 del merged[at]
             continue
         if at is None:
-            added = _merge_map({}, item, item_schema)
+            added = _merge_map({}, item, element_schema)
             if added is not None:
                 merged.append(added)
             continue
-        updated = _merge_map(copy.deepcopy(merged[at]), item, item_schema)
+        updated = _merge_map(copy.deepcopy(merged[at]), item, element_schema)
         if updated is None:
             del merged[at]
         else:

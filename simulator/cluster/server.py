@@ -4,12 +4,12 @@
 - for every kind of ``resources.RESOURCES``, cluster-scoped or namespaced paths: list (``labelSelector``,
   ``fieldSelector``, ``limit``/``continue``), watch (``?watch=true``: newline-delimited WatchEvents from a
   ``resourceVersion``, ``allowWatchBookmarks``, ``timeoutSeconds``, 410 Expired as an ERROR event), get, create,
-  update (PUT), patch (JSON, merge and strategic merge: ``patching``), delete and deletecollection; the ``status``
+  update (PUT), patch (JSON, merge and strategic merge: ``patching``; server-side apply: ``applying``), delete and deletecollection; the ``status``
   subresource (get, update, patch) and the ``scale`` subresource of deployments and replicasets (``scales``)
 - ``Accept: application/json;as=Table;g=meta.k8s.io;v=v1``: ``kubectl get``'s tables (``tables.table``)
 - errors as ``Status`` objects with the API server's reasons, codes and wording
 
-Not served yet: server-side apply (415), dry runs (400), ``/openapi/v2`` and ``/openapi/v3`` (404; kubectl
+Server-side apply (``applying``) tracks apply managers only. Not served yet: dry runs (400), ``/openapi/v2`` and ``/openapi/v3`` (404; kubectl
 then validates nothing client-side), aggregated discovery (kubectl falls back to the plain documents above).
 
 Every route is ``async def`` and the store is only touched on the server's event loop, so it needs no lock; other
@@ -30,13 +30,14 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 import uvicorn
+import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from edgefleet.clock import Clock, SystemClock
-from simulator.cluster import patching, protobuf, scales
+from edgefleet.clock import Clock, SystemClock, format_utc
+from simulator.cluster import applying, patching, protobuf, scales
 from simulator.cluster.nodes import ClusterBox, seed_cluster
 from simulator.cluster.protobuf import ProtobufError
 from simulator.cluster.resources import (
@@ -56,6 +57,7 @@ from simulator.cluster.store import (
     Event,
     Expired,
     Filter,
+    Invalid,
     MethodNotAllowed,
     NotFound,
     Store,
@@ -231,6 +233,13 @@ class ClusterApi:
             updated = self.store.update(resource, body, namespace or "", subresource=subresource)
             return self._object_answer(request, resource, updated)
         if method == "PATCH" and name is not None:
+            force = query.get("force")
+            if _content_type(request) == patching.APPLY_PATCH and not subresource:
+                return await self._apply(request, resource, namespace, name, force=_truthy(force))
+            if force is not None:
+                raise Invalid(
+                    'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified for non-apply patch'
+                )
             current = self.store.get(resource, namespace or "", name)
             patched = patching.apply_patch(
                 _content_type(request),
@@ -347,6 +356,47 @@ class ClusterApi:
         for part, expected in (("apiVersion", resource.api_version), ("kind", resource.kind)):
             if patched.get(part) != expected:
                 raise BadRequest(f"the {part} of the patched object ({patched.get(part)}) must stay {expected}")
+
+    async def _apply(
+        self, request: Request, resource: Resource, namespace: str | None, name: str, *, force: bool
+    ) -> Response:
+        """Server-side apply: merge the configuration with field ownership (``applying``); creates a missing object."""
+        try:
+            config = yaml.safe_load(await request.body())
+        except yaml.YAMLError as exc:
+            raise BadRequest(f"error decoding YAML: {exc}") from None
+        if not isinstance(config, dict):
+            raise BadRequest(f"the applied configuration must be a {resource.kind} object")
+        for part, expected in (("apiVersion", resource.api_version), ("kind", resource.kind)):
+            if config.get(part) != expected:
+                raise BadRequest(f"the applied configuration's {part} ({config.get(part)}) must be {expected}")
+        metadata = config.get("metadata") or {}
+        if not isinstance(metadata, dict) or metadata.get("name") != name:
+            given = metadata.get("name") if isinstance(metadata, dict) else None
+            raise BadRequest(f"the name of the object ({given}) does not match the name on the URL ({name})")
+        if namespace is not None and metadata.get("namespace", namespace) != namespace:
+            raise BadRequest("the namespace of the provided object does not match the namespace sent on the request")
+        try:
+            live: dict[str, Any] | None = self.store.get(resource, namespace or "", name)
+        except NotFound:
+            live = None
+        applied = applying.server_side_apply(
+            live,
+            config,
+            manager=request.query_params.get("fieldManager", ""),
+            force=force,
+            schema=patching.definition_of(resource.api_version, resource.kind),
+            api_version=resource.api_version,
+            now=format_utc(self.clock.now()),
+            has_status=resource.has_status,
+        )
+        if live is None:
+            self._check_namespace_exists(namespace)
+            return self._object_answer(request, resource, self.store.create(resource, applied, namespace or ""), 201)
+        # The live version is the precondition: the apply was computed from it.
+        applied["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+        updated = self.store.update(resource, applied, namespace or "")
+        return self._object_answer(request, resource, updated)
 
     async def _scale_request(self, request: Request, resource: Resource, namespace: str, name: str) -> Response:
         """GET, PUT or PATCH ``.../<name>/scale``: the object as an autoscaling/v1 Scale; writes set its replicas."""

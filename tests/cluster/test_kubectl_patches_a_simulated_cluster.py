@@ -187,7 +187,8 @@ def test_patch_of_status_changes_only_status(cluster: BackgroundCluster, boxes: 
     [
         ("text/plain", b"{}", 415, "UnsupportedMediaType", "accepted media types include: application/json-patch+json"),
         ("application/json", b"{}", 415, "UnsupportedMediaType", "unknown format"),
-        ("application/apply-patch+yaml", b"{}", 415, "UnsupportedMediaType", "server-side apply"),
+        ("application/apply-patch+yaml", b"{}", 400, "BadRequest", "apiVersion"),
+        ("application/apply-patch+yaml", b"a: [", 400, "BadRequest", "error decoding YAML"),
         ("application/merge-patch+json", b"{oops", 400, "BadRequest", "error decoding patch"),
         (
             "application/merge-patch+json",
@@ -232,5 +233,3 @@ def test_client_side_apply_configures_and_prunes_a_container(kubectl: Kubectl, t
     assert applied["spec"]["replicas"] == 2
     assert applied["spec"]["template"]["spec"]["containers"] == [{"name": "app", "image": "app:2"}]
     assert applied["metadata"]["labels"]["added-by-hand"] == "yes"  # not in the manifest, not the apply's to remove
-    server_side = kubectl("apply", "--server-side", "-f", str(manifest), "--validate=false", check=False)
-    assert "server-side apply (application/apply-patch+yaml) is not supported" in server_side.stderr
