@@ -213,6 +213,8 @@ def test_apply_over_http_refuses_what_the_api_server_refuses(cluster: Background
         )
         other = client.patch(f"{url[:-3]}other", params={"fieldManager": "m"}, content=body, headers=yaml_body)
         assert (other.status_code, other.json()["reason"]) == (400, "BadRequest")
+        on_status = client.patch(f"{url}/status", params={"fieldManager": "m"}, content=body, headers=yaml_body)
+        assert (on_status.status_code, on_status.json()["reason"]) == (415, "UnsupportedMediaType")
         forced_merge = client.patch(
             url, params={"force": "true"}, content=b"{}", headers={"content-type": "application/merge-patch+json"}
         )
