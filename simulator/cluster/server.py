@@ -362,7 +362,8 @@ class ClusterApi:
     ) -> Response:
         """Server-side apply: merge the configuration with field ownership (``applying``); creates a missing object."""
         try:
-            config = yaml.safe_load(await request.body())
+            # Through JSON: YAML's other key types and timestamps become the strings the API server would see.
+            config = json.loads(json.dumps(yaml.safe_load(await request.body()), default=str))
         except yaml.YAMLError as exc:
             raise BadRequest(f"error decoding YAML: {exc}") from None
         if not isinstance(config, dict):
