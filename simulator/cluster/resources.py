@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-# What each resource answers to; patch is not served yet, so it is not claimed (docs/simulated-clusters.md).
-VERBS: Final = ("create", "delete", "deletecollection", "get", "list", "update", "watch")
+# What each resource answers to (server-side apply, a kind of patch, is not served yet: docs/simulated-clusters.md).
+VERBS: Final = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+SUBRESOURCE_VERBS: Final = ("get", "patch", "update")
 # The fields every kind can be selected by (the API server's own default).
 COMMON_FIELDS: Final = ("metadata.name", "metadata.namespace")
 
@@ -29,6 +30,8 @@ class Resource:
     tracks_generation: bool = False
     # Field selectors accepted beside metadata.name and metadata.namespace.
     field_labels: tuple[str, ...] = ()
+    # Kinds with a scale subresource (autoscaling/v1 Scale of spec.replicas): kubectl scale, autoscalers.
+    has_scale: bool = False
 
     @property
     def api_version(self) -> str:
@@ -63,9 +66,13 @@ EVENTS: Final = Resource(
     ("ev",),
     field_labels=("involvedObject.kind", "involvedObject.name", "involvedObject.namespace", "reason", "type"),
 )
-DEPLOYMENTS: Final = Resource("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",), True, True)
+DEPLOYMENTS: Final = Resource(
+    "apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",), True, True, has_scale=True
+)
 DAEMON_SETS: Final = Resource("apps", "v1", "daemonsets", "daemonset", "DaemonSet", True, ("ds",), True, True)
-REPLICA_SETS: Final = Resource("apps", "v1", "replicasets", "replicaset", "ReplicaSet", True, ("rs",), True, True)
+REPLICA_SETS: Final = Resource(
+    "apps", "v1", "replicasets", "replicaset", "ReplicaSet", True, ("rs",), True, True, has_scale=True
+)
 LEASES: Final = Resource("coordination.k8s.io", "v1", "leases", "lease", "Lease", True)
 
 RESOURCES: Final = (
@@ -138,7 +145,20 @@ def api_resource_list(group_version: str) -> dict[str, Any] | None:
                     "singularName": "",
                     "namespaced": resource.namespaced,
                     "kind": resource.kind,
-                    "verbs": ["get", "update"],
+                    "verbs": list(SUBRESOURCE_VERBS),
+                }
+            )
+        if resource.has_scale:
+            # The kind resolver of client-go's scale client reads group, version and kind from this entry.
+            resources.append(
+                {
+                    "name": f"{resource.plural}/scale",
+                    "singularName": "",
+                    "namespaced": resource.namespaced,
+                    "group": "autoscaling",
+                    "version": "v1",
+                    "kind": "Scale",
+                    "verbs": list(SUBRESOURCE_VERBS),
                 }
             )
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}

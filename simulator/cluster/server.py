@@ -4,11 +4,12 @@
 - for every kind of ``resources.RESOURCES``, cluster-scoped or namespaced paths: list (``labelSelector``,
   ``fieldSelector``, ``limit``/``continue``), watch (``?watch=true``: newline-delimited WatchEvents from a
   ``resourceVersion``, ``allowWatchBookmarks``, ``timeoutSeconds``, 410 Expired as an ERROR event), get, create,
-  update (PUT; the ``status`` subresource), delete and deletecollection
+  update (PUT), patch (JSON, merge and strategic merge: ``patching``; server-side apply: ``applying``), delete and deletecollection; the ``status``
+  subresource (get, update, patch) and the ``scale`` subresource of deployments and replicasets (``scales``)
 - ``Accept: application/json;as=Table;g=meta.k8s.io;v=v1``: ``kubectl get``'s tables (``tables.table``)
 - errors as ``Status`` objects with the API server's reasons, codes and wording
 
-Not served yet: PATCH (405), server-side apply, dry runs (400), ``/openapi/v2`` and ``/openapi/v3`` (404; kubectl
+Server-side apply (``applying``) tracks apply managers only. Not served yet: dry runs (400), ``/openapi/v2`` and ``/openapi/v3`` (404; kubectl
 then validates nothing client-side), aggregated discovery (kubectl falls back to the plain documents above).
 
 Every route is ``async def`` and the store is only touched on the server's event loop, so it needs no lock; other
@@ -29,13 +30,14 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 import uvicorn
+import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from edgefleet.clock import Clock, SystemClock
-from simulator.cluster import protobuf
+from edgefleet.clock import Clock, SystemClock, format_utc
+from simulator.cluster import applying, patching, protobuf, scales
 from simulator.cluster.nodes import ClusterBox, seed_cluster
 from simulator.cluster.protobuf import ProtobufError
 from simulator.cluster.resources import (
@@ -55,6 +57,7 @@ from simulator.cluster.store import (
     Event,
     Expired,
     Filter,
+    Invalid,
     MethodNotAllowed,
     NotFound,
     Store,
@@ -107,6 +110,11 @@ def _table_version(accept: str) -> str | None:
         if parts[0] in (_JSON, "application/*", "*/*") and "as" not in params:
             return None
     return None
+
+
+def _content_type(request: Request) -> str:
+    """The media type of the body, without parameters (``; charset=utf-8``)."""
+    return request.headers.get("content-type", "").split(";")[0].strip()
 
 
 class ClusterApi:
@@ -193,8 +201,12 @@ class ClusterApi:
             raise NotFound(_NOT_FOUND)
         name = rest[1] if len(rest) > 1 else None
         subresource = rest[2] if len(rest) > 2 else ""
-        if subresource and (subresource != "status" or not resource.has_status):
+        if subresource and not (
+            (subresource == "status" and resource.has_status) or (subresource == "scale" and resource.has_scale)
+        ):
             raise NotFound(_NOT_FOUND)
+        if subresource == "scale":
+            return await self._scale_request(request, resource, namespace or "", str(name))
         query = request.query_params
         if query.get("dryRun"):
             raise BadRequest("dryRun is not supported by this simulated API server yet")
@@ -219,6 +231,24 @@ class ClusterApi:
                     f" the URL ({name})"
                 )
             updated = self.store.update(resource, body, namespace or "", subresource=subresource)
+            return self._object_answer(request, resource, updated)
+        if method == "PATCH" and name is not None:
+            force = query.get("force")
+            if _content_type(request) == patching.APPLY_PATCH and not subresource:
+                return await self._apply(request, resource, namespace, name, force=_truthy(force))
+            if force is not None:
+                raise Invalid(
+                    'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified for non-apply patch'
+                )
+            current = self.store.get(resource, namespace or "", name)
+            patched = patching.apply_patch(
+                _content_type(request),
+                current,
+                await request.body(),
+                schema=patching.definition_of(resource.api_version, resource.kind),
+            )
+            self._check_patched(resource, current, patched)
+            updated = self.store.update(resource, patched, namespace or "", subresource=subresource)
             return self._object_answer(request, resource, updated)
         if method == "DELETE" and name is not None and not subresource:
             gone = self.store.delete(resource, namespace or "", name)
@@ -312,6 +342,85 @@ class ClusterApi:
         return _answer(body, status)
 
     # --- writing ---------------------------------------------------------------------------------------------
+
+    def _check_patched(self, resource: Resource, current: dict[str, Any], patched: dict[str, Any]) -> None:
+        """What a patch may not change, as the API server checks after applying it."""
+        metadata = patched.get("metadata")
+        if not isinstance(metadata, dict):
+            raise BadRequest("metadata must be an object")
+        name, was = metadata.get("name"), current["metadata"]["name"]
+        if name != was:
+            raise BadRequest(f"the name of the object ({name}) does not match the name on the URL ({was})")
+        if metadata.get("namespace", "") != current["metadata"].get("namespace", ""):
+            raise BadRequest("the namespace of the provided object does not match the namespace sent on the request")
+        for part, expected in (("apiVersion", resource.api_version), ("kind", resource.kind)):
+            if patched.get(part) != expected:
+                raise BadRequest(f"the {part} of the patched object ({patched.get(part)}) must stay {expected}")
+
+    async def _apply(
+        self, request: Request, resource: Resource, namespace: str | None, name: str, *, force: bool
+    ) -> Response:
+        """Server-side apply: merge the configuration with field ownership (``applying``); creates a missing object."""
+        try:
+            # Through JSON: YAML's other key types and timestamps become the strings the API server would see.
+            config = json.loads(json.dumps(yaml.safe_load(await request.body()), default=str))
+        except yaml.YAMLError as exc:
+            raise BadRequest(f"error decoding YAML: {exc}") from None
+        if not isinstance(config, dict):
+            raise BadRequest(f"the applied configuration must be a {resource.kind} object")
+        for part, expected in (("apiVersion", resource.api_version), ("kind", resource.kind)):
+            if config.get(part) != expected:
+                raise BadRequest(f"the applied configuration's {part} ({config.get(part)}) must be {expected}")
+        metadata = config.get("metadata") or {}
+        if not isinstance(metadata, dict) or metadata.get("name") != name:
+            given = metadata.get("name") if isinstance(metadata, dict) else None
+            raise BadRequest(f"the name of the object ({given}) does not match the name on the URL ({name})")
+        if namespace is not None and metadata.get("namespace", namespace) != namespace:
+            raise BadRequest("the namespace of the provided object does not match the namespace sent on the request")
+        try:
+            live: dict[str, Any] | None = self.store.get(resource, namespace or "", name)
+        except NotFound:
+            live = None
+        applied = applying.server_side_apply(
+            live,
+            config,
+            manager=request.query_params.get("fieldManager", ""),
+            force=force,
+            schema=patching.definition_of(resource.api_version, resource.kind),
+            api_version=resource.api_version,
+            now=format_utc(self.clock.now()),
+            has_status=resource.has_status,
+        )
+        if live is None:
+            self._check_namespace_exists(namespace)
+            return self._object_answer(request, resource, self.store.create(resource, applied, namespace or ""), 201)
+        # The live version is the precondition: the apply was computed from it.
+        applied["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+        updated = self.store.update(resource, applied, namespace or "")
+        return self._object_answer(request, resource, updated)
+
+    async def _scale_request(self, request: Request, resource: Resource, namespace: str, name: str) -> Response:
+        """GET, PUT or PATCH ``.../<name>/scale``: the object as an autoscaling/v1 Scale; writes set its replicas."""
+        current = self.store.get(resource, namespace, name)
+        if request.method == "GET":
+            return _answer(scales.scale_of(current))
+        if request.method == "PUT":
+            try:
+                body = json.loads(await request.body())
+            except ValueError as exc:
+                raise BadRequest(f"the body of the request was not valid JSON: {exc}") from None
+        elif request.method == "PATCH":
+            scale = scales.scale_of(current)
+            body = patching.apply_patch(
+                _content_type(request),
+                scale,
+                await request.body(),
+                schema=patching.definition_of(scales.API_VERSION, scales.KIND),
+            )
+        else:
+            raise MethodNotAllowed("the server does not allow this method on the requested resource")
+        updated = self.store.update(resource, scales.scaled(current, body), namespace)
+        return _answer(scales.scale_of(updated))
 
     async def _body(self, request: Request, resource: Resource, namespace: str | None) -> dict[str, Any]:
         content_type = request.headers.get("content-type", _JSON).split(";")[0].strip()
