@@ -32,7 +32,7 @@ counted as any box's silence (``credit_silence``): a box is lost after a whole t
 could have heard. Last Wills are judged only while hearing, and only ``hearing.WILL_SETTLE_S`` after they arrived.
 
 Every time the loop reads comes from its ``Clock``: wall-clock ``now()`` for what is judged, ``monotonic()`` for
-when passes are due and how long the warm-up lasts, so tests drive the whole loop with a ``FakeClock``.
+when passes are due and how long a hold lasts, so tests drive the whole loop with a ``FakeClock``.
 
 People's commands (``commands.AlertCommands``: acknowledge, silence) change alerts through ``record`` and
 ``silences_changed`` while holding ``lock``, the pass lock, so a pass never overwrites an acknowledgement with the
