@@ -8,6 +8,7 @@ EdgefleetError
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -60,3 +61,18 @@ class UnreachableError(EdgefleetError):
         self.where = where
         self.hint = hint
         super().__init__(f"cannot reach the {what} at {where}: {hint}")
+
+
+def retry_after_seconds(value: str | None, *, at_most: float) -> float | None:
+    """Seconds from an HTTP ``Retry-After`` header given in seconds (what the API server, DingTalk and webhooks
+    send), at most ``at_most``; None for no header, an HTTP date, a negative or non-finite number: the caller's
+    backoff decides then."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, at_most)

@@ -109,7 +109,7 @@ def test_a_missing_kubeconfig_file_is_permanent_and_says_how_to_fix_it(tmp_path:
         (410, None, ExpiredError, None),
         (429, "7", TemporaryClusterError, 7.0),
         (429, "Wed, 21 Oct 2015 07:28:00 GMT", TemporaryClusterError, None),  # a date: the caller's backoff
-        (429, "86400", TemporaryClusterError, None),  # beyond MAX_RETRY_AFTER_S: the caller's backoff
+        (429, "86400", TemporaryClusterError, 600.0),  # capped at MAX_RETRY_AFTER_S
         (500, "7", TemporaryClusterError, None),  # only 429's Retry-After is honoured
         (503, None, TemporaryClusterError, None),
         (None, None, PermanentClusterError, None),
@@ -129,3 +129,6 @@ def test_retry_after_reads_seconds_only() -> None:
     assert retry_after(" 2.5 ") == 2.5
     assert retry_after("-1") is None
     assert retry_after(None) is None
+    assert retry_after("nan") is None
+    assert retry_after("Wed, 21 Oct 2026 07:28:00 GMT") is None
+    assert retry_after("1e9") == 600.0, "capped"

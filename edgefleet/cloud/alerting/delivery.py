@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import math
 from collections.abc import Mapping
 from typing import Final, Protocol
 from urllib.parse import quote_plus
@@ -36,6 +35,7 @@ from edgefleet.clock import Clock, SystemClock
 from edgefleet.cloud.alerting.alerts import AlertingError
 from edgefleet.cloud.alerting.config import ChannelTarget
 from edgefleet.cloud.alerting.notifying import Notification
+from edgefleet.errors import retry_after_seconds
 
 # A receiver that has not answered in 5 s is down or overloaded; waiting longer holds back the alert loop's
 # other channels for nothing (the outbox retries).
@@ -157,26 +157,14 @@ def _status_error(response: httpx.Response, target: ChannelTarget) -> DeliveryEr
     where = f"{target.channel} at {target.shown}"
     if status in TEMPORARY_STATUS:
         return TemporaryDeliveryError(
-            f"{where} answered HTTP {status}{said}", retry_after_s=_retry_after(response.headers.get("Retry-After"))
+            f"{where} answered HTTP {status}{said}",
+            retry_after_s=retry_after_seconds(response.headers.get("Retry-After"), at_most=MAX_RETRY_AFTER_S),
         )
     if response.is_redirect:
         return PermanentDeliveryError(
             f"{where} answered HTTP {status} (a redirect, not followed): configure the URL it redirects to"
         )
     return PermanentDeliveryError(f"{where} refused the message with HTTP {status}{said}")
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header in seconds; an HTTP date or garbage gives None (the backoff decides)."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    return min(seconds, MAX_RETRY_AFTER_S)
 
 
 def _excerpt(response: httpx.Response, target: ChannelTarget) -> str:

@@ -25,7 +25,7 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from edgefleet.errors import EdgefleetError
+from edgefleet.errors import EdgefleetError, retry_after_seconds
 from edgefleet.ids import ClusterId
 
 # Answers worth asking again: a write that lost a race (409), a server asking us to slow down (429), a request
@@ -147,16 +147,8 @@ def status_of(body: object, *, fallback: str) -> tuple[str, str]:
 
 
 def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header given in seconds (the API server's form); else None."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    if not 0 <= seconds <= MAX_RETRY_AFTER_S:
-        return None
-    return seconds
+    """Seconds from a 429's Retry-After header (in seconds, the API server's form), at most ``MAX_RETRY_AFTER_S``."""
+    return retry_after_seconds(value, at_most=MAX_RETRY_AFTER_S)
 
 
 def _unreachable(exc: urllib3.exceptions.HTTPError) -> str:
