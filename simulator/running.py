@@ -48,6 +48,7 @@ from simulator.malformed import malformed_payload
 from simulator.networking import Connection, LinkDriver
 from simulator.scheduling import MAX_JITTER, HeartbeatSchedule
 from simulator.sources import stream
+from simulator.threads import LoopThread
 
 log = logging.getLogger(__name__)
 
@@ -592,65 +593,41 @@ def run(options: SimulatorOptions) -> None:
     asyncio.run(run_simulator(options))
 
 
-class BackgroundSimulator:
+class BackgroundSimulator(LoopThread):
     """A simulator running in a thread of its own with its own event loop; ``stop()`` ends it cleanly."""
 
     def __init__(self, options: SimulatorOptions) -> None:
+        super().__init__(thread_name="edgefleet-simulator", what="the simulator")
         self.options = options
         self.url = ""
         self.simulation: Simulation | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="edgefleet-simulator", daemon=True)
 
-    def _main(self) -> None:
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            await run_simulator(self.options, stop=self._stop, ready=self._on_ready)
-
-        try:
-            asyncio.run(main())
-        except BaseException as exc:  # handed to the starting thread, which raises it
-            self._error = exc
-            self._ready.set()
+    async def serve(self, stop: asyncio.Event) -> None:
+        await run_simulator(self.options, stop=stop, ready=self._on_ready)
 
     def _on_ready(self, simulation: Simulation, url: str) -> None:
         self.simulation = simulation
         self.url = url
-        self._ready.set()
+        self.ready()
 
     def start(self, *, timeout_s: float = 60.0) -> BackgroundSimulator:
-        self._thread.start()
-        if not self._ready.wait(timeout_s):
+        if not self.start_thread(timeout_s):
             self.stop()
             raise TimeoutError(f"the simulator was not ready within {timeout_s} s")
-        if self._error is not None:
-            error, self._error = self._error, None
+        error = self.take_error()
+        if error is not None:
             raise error
         return self
 
     def call(self, function: Callable[[], Any]) -> Any:
         """Run ``function`` on the simulator's loop and return its result (for tests that look inside)."""
-        assert self._loop is not None
-
-        async def wrapped() -> Any:
-            return function()
-
-        return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result(timeout=10)
+        return self.run_on_loop(function, timeout_s=10)
 
     def stop(self, *, timeout_s: float = 15.0) -> None:
         """Stop the boxes cleanly and wait for the thread; raises what the simulator died of, if it did."""
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # the loop closed between the check and the call
-                self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout_s)
-        if self._thread.is_alive():
-            raise TimeoutError(f"the simulator did not stop within {timeout_s} s")
-        if self._error is not None:
-            error, self._error = self._error, None
+        self.stop_thread(timeout_s)
+        error = self.take_error()
+        if error is not None:
             raise error
 
 

@@ -24,7 +24,6 @@ import contextlib
 import json
 import logging
 import socket
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Final, TypeVar
 
@@ -65,6 +64,7 @@ from simulator.cluster.store import (
     UnsupportedMediaType,
 )
 from simulator.cluster.tables import IncludeObject, table
+from simulator.threads import LoopThread
 
 log = logging.getLogger(__name__)
 
@@ -575,58 +575,35 @@ async def serve_cluster(
         listener.close()
 
 
-class BackgroundCluster:
+class BackgroundCluster(LoopThread):
     """One simulated cluster served from a thread of its own, with its own event loop; ``stop()`` ends it."""
 
     def __init__(self, api: ClusterApi) -> None:
+        super().__init__(thread_name=f"cluster-{api.name}", what=f"the simulated cluster {api.name!r}")
         self.api = api
         self.url = ""
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name=f"cluster-{api.name}", daemon=True)
 
-    def _main(self) -> None:
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            await serve_cluster(self.api, stop=self._stop, ready=self._on_ready)
-
-        try:
-            asyncio.run(main())
-        except BaseException as exc:  # handed to the starting thread, which raises it
-            self._error = exc
-            self._ready.set()
+    async def serve(self, stop: asyncio.Event) -> None:
+        await serve_cluster(self.api, stop=stop, ready=self._on_ready)
 
     def _on_ready(self, url: str) -> None:
         self.url = url
-        self._ready.set()
+        self.ready()
 
     def start(self, *, timeout_s: float = 30.0) -> BackgroundCluster:
-        self._thread.start()
-        if not self._ready.wait(timeout_s):
-            raise TimeoutError(f"the simulated cluster {self.api.name!r} was not serving within {timeout_s} s")
-        if self._error is not None:
-            raise self._error
+        if not self.start_thread(timeout_s):
+            raise TimeoutError(f"{self.what} was not serving within {timeout_s} s")
+        error = self.take_error()
+        if error is not None:
+            raise error
         return self
 
     def call(self, function: Callable[[Store], T]) -> T:
         """Run ``function(store)`` on the server's loop (writes wake the watchers there) and return its result."""
-        assert self._loop is not None
-
-        async def wrapped() -> T:
-            return function(self.api.store)
-
-        return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result(timeout=30)
+        return self.run_on_loop(lambda: function(self.api.store), timeout_s=30)
 
     def stop(self, *, timeout_s: float = 15.0) -> None:
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # the loop closed between the check and the call
-                self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout_s)
-        if self._thread.is_alive():
-            raise TimeoutError(f"the simulated cluster {self.api.name!r} did not stop within {timeout_s} s")
+        self.stop_thread(timeout_s)
 
 
 def start_cluster_in_background(
