@@ -39,6 +39,14 @@ class FaultBody(BaseModel):
     offset_s: float | None = None
     count: int | None = None
     variant: str | None = None
+    cluster: str | None = None
+    rate: float | None = None
+    errors: str | None = None
+    version: str | None = None
+    app: str | None = None
+    gpu_model: str | None = None
+    mode: str | None = None
+    delay_s: float | None = None
 
 
 def get_simulation(request: Request) -> Simulation:
@@ -68,6 +76,14 @@ def fault_view(fault: Fault, simulation: Simulation) -> dict[str, Any]:
         view["offset_s"] = fault.offset_s
     elif fault.kind == "malformed":
         view |= {"variant": fault.variant, "payloads_left": fault.remaining}
+    elif fault.kind in ("api-errors", "api-down"):
+        view["cluster"] = fault.cluster
+        if fault.kind == "api-errors":
+            view |= {"rate": fault.rate, "errors": list(fault.errors)}
+    elif fault.kind == "crash-loop":
+        view |= {"version": fault.version, "app": fault.app, "gpu_model": fault.gpu_model}
+    elif fault.kind == "pull":
+        view |= {"mode": fault.mode, "delay_s": fault.delay_s}
     return view
 
 

@@ -9,6 +9,12 @@ Kinds: ``stop`` (the box stops heartbeating, its connection stays up), ``drop`` 
 down once; it reconnects by itself, so the fault is not kept), ``cut`` (a site's network is cut for some
 seconds), ``overheat`` (a GPU held at a temperature), ``skew`` (the box's clock runs off by some seconds),
 ``malformed`` (the box's next heartbeats are sent as invalid payloads).
+
+Faults of the simulated clusters (``simulator.cluster``), for the rollout work: ``edgecore`` (a box's edgecore is
+down: its node goes NotReady while its agent stays online), ``api-errors`` (a cluster's API server answers a
+share of requests with 409, 429, 500, 503 or a timeout), ``api-down`` (a cluster's API server is unreachable),
+``crash-loop`` (pods of one image version crash on one GPU model or at one site) and ``pull`` (image pulls at a
+site are slow or fail).
 """
 
 from __future__ import annotations
@@ -19,13 +25,21 @@ from dataclasses import dataclass, fields
 from typing import Final, Literal, get_args
 
 from edgefleet.errors import EdgefleetError
-from edgefleet.ids import BoxId, SiteId
+from edgefleet.ids import BoxId, ClusterId, SiteId
 from edgefleet.inventory import Inventory
+from simulator.cluster.troubles import API_ERRORS, ApiError, ApiTrouble, PodTrouble
 
-FaultKind = Literal["stop", "drop", "cut", "overheat", "skew", "malformed"]
+FaultKind = Literal[
+    "stop", "drop", "cut", "overheat", "skew", "malformed", "edgecore", "api-errors", "api-down", "crash-loop", "pull"
+]
 FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
 MalformedVariant = Literal["random-bytes", "wrong-shape", "wrong-schema", "other-box"]
 MALFORMED_VARIANTS: Final[tuple[str, ...]] = get_args(MalformedVariant)
+PullMode = Literal["slow", "fail"]
+PULL_MODES: Final[tuple[str, ...]] = get_args(PullMode)
+DEFAULT_SLOW_PULL_S: Final = 60.0
+# Longer than any pull a rollout should wait out: kubelet's own image pull has no deadline, ours must end.
+MAX_PULL_DELAY_S: Final = 3_600.0
 # "mixed" sends the variants in turn, so one fault exercises every way an ingest can be fed garbage.
 MIXED: Final = "mixed"
 
@@ -66,6 +80,14 @@ class FaultRequest:
     offset_s: float | None = None
     count: int | None = None
     variant: str | None = None
+    cluster: str | None = None
+    rate: float | None = None
+    errors: str | None = None
+    version: str | None = None
+    app: str | None = None
+    gpu_model: str | None = None
+    mode: str | None = None
+    delay_s: float | None = None
 
 
 # Which request fields each kind needs and which it allows besides ``kind``.
@@ -76,6 +98,11 @@ _REQUIRED: Final[dict[str, frozenset[str]]] = {
     "overheat": frozenset({"box"}),
     "skew": frozenset({"box", "offset_s"}),
     "malformed": frozenset({"box"}),
+    "edgecore": frozenset(),  # a box or a site: checked in ``_target``
+    "api-errors": frozenset({"cluster", "rate"}),
+    "api-down": frozenset({"cluster"}),
+    "crash-loop": frozenset({"version"}),  # and a site or a GPU model: checked in ``check``
+    "pull": frozenset({"site", "mode"}),
 }
 _ALLOWED: Final[dict[str, frozenset[str]]] = {
     "stop": frozenset({"box", "site", "seconds"}),
@@ -84,7 +111,24 @@ _ALLOWED: Final[dict[str, frozenset[str]]] = {
     "overheat": frozenset({"box", "site", "seconds", "gpu", "temperature_c"}),
     "skew": frozenset({"box", "site", "seconds", "offset_s"}),
     "malformed": frozenset({"box", "site", "count", "variant"}),
+    "edgecore": frozenset({"box", "site", "seconds"}),
+    "api-errors": frozenset({"cluster", "rate", "errors", "seconds"}),
+    "api-down": frozenset({"cluster", "seconds"}),
+    "crash-loop": frozenset({"version", "app", "site", "gpu_model", "seconds"}),
+    "pull": frozenset({"site", "mode", "delay_s", "seconds"}),
 }
+# Kinds that target a whole cluster rather than a site or a box.
+_CLUSTER_KINDS: Final = frozenset({"api-errors", "api-down"})
+
+
+def image_app_version(image: str) -> tuple[str, str]:
+    """``registry:5000/edgefleet/sorting-recognition:2.4.0@sha256:...`` -> (``sorting-recognition``, ``2.4.0``):
+    the last path component and the tag (``latest`` when none, as a container runtime reads it)."""
+    name = image.split("@", 1)[0]
+    path, _, tag = name.rpartition(":")
+    if not path or "/" in tag:  # no tag; the colon was a registry's port
+        path, tag = name, "latest"
+    return path.rsplit("/", 1)[-1], tag
 
 
 @dataclass(slots=True, kw_only=True)
@@ -93,10 +137,20 @@ class Fault:
 
     id: str
     kind: FaultKind
-    site: SiteId
+    # None for the faults of a whole cluster (``cluster``) or, for crash-loop, of a GPU model everywhere.
+    site: SiteId | None
     box: BoxId | None
     started_at: float
     expires_at: float | None
+    cluster: ClusterId | None = None
+    rate: float | None = None
+    # api-errors: the answers drawn from, in turn at random.
+    errors: tuple[ApiError, ...] = ()
+    version: str | None = None
+    app: str | None = None
+    gpu_model: str | None = None
+    mode: PullMode | None = None
+    delay_s: float | None = None
     gpu: int | None = None
     temperature_c: float | None = None
     offset_s: float | None = None
@@ -136,8 +190,20 @@ class Faults:
         extra = sorted(given - _ALLOWED[kind])
         if extra:
             raise FaultRejected("invalid", f"field {extra[0]!r} does not apply to a {kind} fault", field=extra[0])
-        site, box = self._target(kind, request)
-        fault = Fault(id="", kind=kind, site=site, box=box, started_at=0.0, expires_at=None)
+        if kind in _CLUSTER_KINDS:
+            fault = Fault(id="", kind=kind, site=None, box=None, started_at=0.0, expires_at=None)
+            fault.cluster = self._cluster(request.cluster)
+        elif kind == "crash-loop" and request.site is None:
+            if request.gpu_model is None:
+                raise FaultRejected(
+                    "invalid",
+                    "a crash-loop fault needs where it happens: a site ('site') or a GPU model ('gpu_model')",
+                    field="site",
+                )
+            fault = Fault(id="", kind=kind, site=None, box=None, started_at=0.0, expires_at=None)
+        else:
+            site, box = self._target(kind, request)
+            fault = Fault(id="", kind=kind, site=site, box=box, started_at=0.0, expires_at=None)
         if request.seconds is not None:
             _check_range("seconds", request.seconds, 0.0, MAX_SECONDS, low_open=True)
         if kind == "overheat":
@@ -170,7 +236,63 @@ class Faults:
                 )
             fault.remaining = count
             fault.variant = variant
+        elif kind == "api-errors":
+            assert request.rate is not None  # required above
+            _check_range("rate", request.rate, 0.0, 1.0, low_open=True)
+            fault.rate = request.rate
+            fault.errors = self._api_errors(request.errors)
+        elif kind == "crash-loop":
+            assert request.version is not None  # required above
+            fault.version = _text("version", request.version)
+            fault.app = None if request.app is None else _text("app", request.app)
+            if request.gpu_model is not None:
+                models = sorted({b.gpu.model for b in self._inventory.boxes.values() if b.gpu is not None})
+                if request.gpu_model not in models:
+                    raise FaultRejected(
+                        "not-found",
+                        f"no GPU model {request.gpu_model!r} in the simulated fleet; "
+                        f"it has {', '.join(models) or 'no GPUs'}",
+                        field="gpu_model",
+                    )
+                fault.gpu_model = request.gpu_model
+        elif kind == "pull":
+            if request.mode not in PULL_MODES:
+                raise FaultRejected(
+                    "invalid", f"unknown pull mode {request.mode!r}; use one of {', '.join(PULL_MODES)}", field="mode"
+                )
+            fault.mode = request.mode  # type: ignore[assignment]
+            if request.delay_s is not None and fault.mode != "slow":
+                raise FaultRejected("invalid", "delay_s applies to slow pulls only ('mode': 'slow')", field="delay_s")
+            if fault.mode == "slow":
+                fault.delay_s = DEFAULT_SLOW_PULL_S if request.delay_s is None else request.delay_s
+                _check_range("delay_s", fault.delay_s, 0.0, MAX_PULL_DELAY_S, low_open=True)
         return fault
+
+    def _cluster(self, name: str | None) -> ClusterId:
+        assert name is not None  # required for every cluster kind
+        played = sorted({site.cluster for site in self._inventory.sites.values()})
+        if name not in played:
+            raise FaultRejected(
+                "not-found",
+                f"no cluster {name!r} in the simulated fleet; it plays {', '.join(map(str, played)) or 'none'}",
+                field="cluster",
+            )
+        return ClusterId(name)
+
+    @staticmethod
+    def _api_errors(given: str | None) -> tuple[ApiError, ...]:
+        """``errors``: a comma-separated list of 409, 429, 500, 503, timeout; every one of them when not given."""
+        if given is None:
+            return API_ERRORS
+        chosen = [part.strip() for part in given.split(",") if part.strip()]
+        unknown = [part for part in chosen if part not in API_ERRORS]
+        if unknown or not chosen:
+            raise FaultRejected(
+                "invalid",
+                f"unknown API error {(unknown or [given])[0]!r}; use a comma-separated list of {', '.join(API_ERRORS)}",
+                field="errors",
+            )
+        return tuple(error for error in API_ERRORS if error in chosen)
 
     def add(self, request: FaultRequest, *, now: float) -> Fault:
         """Check and start the fault. A ``drop`` is a one-off event: it gets an id but is not kept."""
@@ -185,7 +307,8 @@ class Faults:
 
     def _target(self, kind: FaultKind, request: FaultRequest) -> tuple[SiteId, BoxId | None]:
         if request.box is None:
-            assert request.site is not None  # every kind requires a box or a site
+            if request.site is None:  # only edgecore leaves both to this check
+                raise FaultRejected("invalid", f"a {kind} fault needs {_field_help('box')} or {_field_help('site')}")
             site = SiteId(request.site)
             if site not in self._inventory.sites:
                 raise FaultRejected(
@@ -269,6 +392,45 @@ class Faults:
         skews = [f.offset_s for f in self._for_box("skew", box, now) if f.offset_s is not None]
         return skews[-1] if skews else 0.0
 
+    def kubelet_silent(self, box: BoxId, now: float) -> bool:
+        """The box's kubelet (edgecore) cannot post to its API server: its site is cut or its edgecore is down."""
+        site = self._inventory.boxes[box].site
+        return self.is_cut(site, now) or bool(self._for_box("edgecore", box, now))
+
+    def api_trouble(self, cluster: ClusterId, now: float) -> ApiTrouble | None:
+        """How the cluster's API server fails requests now; of two api-errors faults the later one counts."""
+        troubles = [
+            ApiTrouble(f.rate, f.errors)
+            for f in self._faults.values()
+            if f.kind == "api-errors" and f.cluster == cluster and f.active_at(now) and f.rate is not None
+        ]
+        return troubles[-1] if troubles else None
+
+    def api_down(self, cluster: ClusterId, now: float) -> bool:
+        return any(f.kind == "api-down" and f.cluster == cluster and f.active_at(now) for f in self._faults.values())
+
+    def pod_trouble(self, box: BoxId, image: str, now: float) -> PodTrouble:
+        """What happens to a container of ``image`` started on ``box``: does it crash, is its pull slow or failing."""
+        known = self._inventory.boxes[box]
+        gpu_model = known.gpu.model if known.gpu is not None else None
+        app, version = image_app_version(image)
+        crashes = any(
+            f.kind == "crash-loop"
+            and f.active_at(now)
+            and f.version == version
+            and (f.app is None or f.app == app)
+            and (f.site is None or f.site == known.site)
+            and (f.gpu_model is None or f.gpu_model == gpu_model)
+            for f in self._faults.values()
+        )
+        pulls = [f for f in self._faults.values() if f.kind == "pull" and f.site == known.site and f.active_at(now)]
+        latest = pulls[-1] if pulls else None
+        return PodTrouble(
+            crashes=crashes,
+            pull_fails=latest is not None and latest.mode == "fail",
+            pull_delay_s=latest.delay_s if latest is not None and latest.delay_s is not None else None,
+        )
+
     def take_malformed(self, box: BoxId, now: float) -> MalformedVariant | None:
         """The variant the box's next heartbeat is corrupted as, or None; counts it against the oldest fault."""
         for fault in self._for_box("malformed", box, now):
@@ -289,7 +451,17 @@ def _field_help(name: str) -> str:
         "site": "a site ('site': a site id)",
         "seconds": "a duration ('seconds': how long it lasts)",
         "offset_s": "an offset ('offset_s': seconds the box's clock is ahead, negative when behind)",
+        "cluster": "a cluster ('cluster': a Cluster manifest's name)",
+        "rate": "a rate ('rate': the share of requests that fail, more than 0 and at most 1)",
+        "version": "an image version ('version': the image tag that crashes)",
+        "mode": "a mode ('mode': slow or fail)",
     }.get(name, repr(name))
+
+
+def _text(name: str, value: str) -> str:
+    if not value.strip() or any(ch.isspace() for ch in value):
+        raise FaultRejected("invalid", f"{name} must be one word without spaces, got {value!r}", field=name)
+    return value
 
 
 def _check_range(name: str, value: float, low: float, high: float, *, low_open: bool = False) -> None:

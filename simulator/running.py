@@ -37,12 +37,14 @@ from edgefleet.agent.link import DEFAULT_KEEPALIVE_S, BrokerAddress
 from edgefleet.clock import Clock, SystemClock
 from edgefleet.credentials import hide_in_logs
 from edgefleet.errors import EdgefleetError
-from edgefleet.ids import BoxId, SiteId
+from edgefleet.ids import BoxId, ClusterId, SiteId
 from edgefleet.inventory import Inventory, Site, load_inventory
 from simulator.boxes import SimulatedBox, build_box
 from simulator.cluster.kubeconfig import write_kubeconfig
 from simulator.cluster.lifecycle import NODE_MONITOR_GRACE_S
+from simulator.cluster.nodes import ClusterBox
 from simulator.cluster.playing import SimulatedClusters
+from simulator.cluster.troubles import HEALTHY, ApiTrouble, PodTrouble
 from simulator.faults import Fault, FaultRejected, FaultRequest, Faults
 from simulator.malformed import malformed_payload
 from simulator.networking import Connection, LinkDriver
@@ -235,6 +237,28 @@ def _open_fds() -> int | None:
         return None
 
 
+class FaultedClusters:
+    """The simulator's faults as its clusters feel them (``simulator.cluster.playing.Troubles``), read now."""
+
+    def __init__(self, faults: Faults, clock: Clock) -> None:
+        self._faults = faults
+        self._clock = clock
+
+    def kubelet_silent(self, box: ClusterBox) -> bool:
+        return box.box is not None and self._faults.kubelet_silent(BoxId(box.box), self._clock.monotonic())
+
+    def api_trouble(self, cluster: ClusterId) -> ApiTrouble | None:
+        return self._faults.api_trouble(cluster, self._clock.monotonic())
+
+    def api_down(self, cluster: ClusterId) -> bool:
+        return self._faults.api_down(cluster, self._clock.monotonic())
+
+    def pod_trouble(self, box: ClusterBox, image: str) -> PodTrouble:
+        if box.box is None:
+            return HEALTHY
+        return self._faults.pod_trouble(BoxId(box.box), image, self._clock.monotonic())
+
+
 class Simulation:
     """The simulated fleet while it runs. Lives on one asyncio loop; the control API calls it from there."""
 
@@ -245,7 +269,7 @@ class Simulation:
         self.faults = Faults(fleet)
         self.counters = Counters()
         self.clusters = SimulatedClusters(
-            fleet, clock=self.clock, is_cut=self._cut_reader(), grace_s=options.node_grace_s
+            fleet, clock=self.clock, troubles=FaultedClusters(self.faults, self.clock), grace_s=options.node_grace_s
         )
         # Set by ``run_simulator`` once written.
         self.kubeconfig: Path | None = None
@@ -271,9 +295,6 @@ class Simulation:
             )
             self.boxes.append(sim_box)
             self._by_id[box_id] = (sim_box, self.driver.add(sim_box.link))
-
-    def _cut_reader(self) -> Callable[[SiteId], bool]:
-        return lambda site: self.faults.is_cut(site, self.clock.monotonic())
 
     def _skew_reader(self, box: BoxId) -> Callable[[], float]:
         return lambda: self.faults.skew_of(box, self.clock.monotonic())
@@ -385,7 +406,7 @@ class Simulation:
         fault = self.faults.add(request, now=self.clock.monotonic())
         if fault.kind == "drop" and fault.box is not None:
             self.driver.drop(self._by_id[fault.box][1])
-        elif fault.kind == "cut":
+        elif fault.kind == "cut" and fault.site is not None:
             for box_id in self.fleet.sites[fault.site].boxes:
                 self.driver.freeze(self._by_id[box_id][1])
         log.info(
@@ -409,7 +430,7 @@ class Simulation:
         now = self.clock.monotonic()
         for fault in faults:
             log.info("Ended fault", extra={"fault": fault.id, "kind": fault.kind, "site": fault.site, "box": fault.box})
-            if fault.kind == "cut" and not self.faults.is_cut(fault.site, now):
+            if fault.kind == "cut" and fault.site is not None and not self.faults.is_cut(fault.site, now):
                 for box_id in self.fleet.sites[fault.site].boxes:
                     self.driver.thaw(self._by_id[box_id][1])
 
@@ -487,6 +508,8 @@ class Simulation:
             "buffered": len(sim_box.reporter.buffer),
             "heartbeats_sent": sim_box.heartbeats_sent,
             "skew_s": self.faults.skew_of(box, now),
+            # Its node's kubelet cannot post (edgecore down, or the site cut): Kubernetes will lose the node.
+            "kubelet_silent": self.faults.kubelet_silent(box, now),
         }
 
 

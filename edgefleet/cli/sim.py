@@ -269,6 +269,87 @@ def fault_malformed(
     _inject(url, {"kind": "malformed", "box": box, "count": count, "variant": variant})
 
 
+ClusterOption = Annotated[
+    str, typer.Option("--cluster", metavar="CLUSTER", help="The cluster (its Cluster manifest's name).")
+]
+
+
+@fault_app.command("edgecore")
+def fault_edgecore(
+    box: Annotated[str | None, typer.Option("--box", metavar="BOX", help="The box whose edgecore stops.")] = None,
+    site: Annotated[str | None, typer.Option("--site", metavar="SITE", help="Every box of this site.")] = None,
+    seconds: ForOption = None,
+    url: UrlOption = DEFAULT_SIM_URL,
+) -> None:
+    """Stop edgecore on a box (or a site's boxes): its node goes NotReady after the grace period, its agent stays
+    online - the case edge-node-lost alerts on."""
+    _inject(url, {"kind": "edgecore", "box": box, "site": site, "seconds": seconds})
+
+
+@fault_app.command("api-errors")
+def fault_api_errors(
+    cluster: ClusterOption,
+    rate: Annotated[
+        float, typer.Option("--rate", metavar="SHARE", help="Share of requests that fail, more than 0, at most 1.")
+    ],
+    errors: Annotated[
+        str | None,
+        typer.Option("--errors", metavar="LIST", help="Comma-separated: 409, 429, 500, 503, timeout (default: all)."),
+    ] = None,
+    seconds: ForOption = None,
+    url: UrlOption = DEFAULT_SIM_URL,
+) -> None:
+    """Make a cluster's API server fail a share of requests (429 with Retry-After; a timeout holds 60 s, then 504)."""
+    _inject(url, {"kind": "api-errors", "cluster": cluster, "rate": rate, "errors": errors, "seconds": seconds})
+
+
+@fault_app.command("api-down")
+def fault_api_down(cluster: ClusterOption, seconds: ForOption = None, url: UrlOption = DEFAULT_SIM_URL) -> None:
+    """Stop a cluster's API server (connections refused); it serves again on the same port when the fault ends."""
+    _inject(url, {"kind": "api-down", "cluster": cluster, "seconds": seconds})
+
+
+@fault_app.command("crash-loop")
+def fault_crash_loop(
+    version: Annotated[str, typer.Option("--version", metavar="TAG", help="The image tag whose containers crash.")],
+    app: Annotated[
+        str | None, typer.Option("--app", metavar="APP", help="Only this image name (e.g. sorting-recognition).")
+    ] = None,
+    site: Annotated[str | None, typer.Option("--site", metavar="SITE", help="Only at this site.")] = None,
+    gpu_model: Annotated[
+        str | None, typer.Option("--gpu-model", metavar="MODEL", help="Only on boxes with this GPU model.")
+    ] = None,
+    seconds: ForOption = None,
+    url: UrlOption = DEFAULT_SIM_URL,
+) -> None:
+    """Make containers of one image version crash (CrashLoopBackOff) at a site or on a GPU model."""
+    _inject(
+        url,
+        {
+            "kind": "crash-loop",
+            "version": version,
+            "app": app,
+            "site": site,
+            "gpu_model": gpu_model,
+            "seconds": seconds,
+        },
+    )
+
+
+@fault_app.command("pull")
+def fault_pull(
+    site: Annotated[str, typer.Option("--site", metavar="SITE", help="The site whose image pulls are troubled.")],
+    mode: Annotated[str, typer.Option("--mode", help="slow (each pull takes --delay) or fail (ErrImagePull).")],
+    delay: Annotated[
+        float | None, typer.Option("--delay", metavar="SECONDS", help="How long a slow pull takes (default 60).")
+    ] = None,
+    seconds: ForOption = None,
+    url: UrlOption = DEFAULT_SIM_URL,
+) -> None:
+    """Make image pulls at a site slow or failing."""
+    _inject(url, {"kind": "pull", "site": site, "mode": mode, "delay_s": delay, "seconds": seconds})
+
+
 @fault_app.command("list")
 def fault_list(url: UrlOption = DEFAULT_SIM_URL, output: OutputOption = OutputFormat.TABLE) -> None:
     """The active faults."""
@@ -284,7 +365,9 @@ def fault_list(url: UrlOption = DEFAULT_SIM_URL, output: OutputOption = OutputFo
     table = _table("id", "kind", "site", "box", "left", "details")
     for fault in faults:
         left = "until cleared" if fault["remaining_s"] is None else f"{fault['remaining_s']:g} s"
-        table.add_row(fault["id"], fault["kind"], fault["site"], fault["box"] or "-", left, _details(fault) or "-")
+        table.add_row(
+            fault["id"], fault["kind"], fault["site"] or "-", fault["box"] or "-", left, _details(fault) or "-"
+        )
     show(table)
 
 
@@ -312,7 +395,9 @@ def _inject(url: str, body: dict[str, Any]) -> None:
     from edgefleet.cli.output import show
 
     fault = _call(url, "POST", "/faults", json={k: v for k, v in body.items() if v is not None})
-    target = fault["box"] or f"site {fault['site']}"
+    target = fault["box"] or (f"site {fault['site']}" if fault["site"] else f"cluster {fault.get('cluster')}")
+    if fault["kind"] == "crash-loop" and not fault["site"]:
+        target = f"GPU model {fault['gpu_model']}"
     until = "until cleared" if fault["remaining_s"] is None else f"for {fault['remaining_s']:g} s"
     if fault["kind"] == "drop":
         until = "(it reconnects by itself)"
@@ -393,4 +478,13 @@ def _details(fault: dict[str, Any]) -> str:
         return f"clock {fault['offset_s']:+g} s"
     if fault["kind"] == "malformed":
         return f"{fault['payloads_left']} left, {fault['variant']}"
+    if fault["kind"] == "api-errors":
+        return f"cluster {fault['cluster']}: {fault['rate']:.0%} fail with {', '.join(fault['errors'])}"
+    if fault["kind"] == "api-down":
+        return f"cluster {fault['cluster']}"
+    if fault["kind"] == "crash-loop":
+        where = [w for w in (fault["app"], fault["gpu_model"] and f"on {fault['gpu_model']}") if w]
+        return " ".join([f"version {fault['version']}", *where])
+    if fault["kind"] == "pull":
+        return "pulls fail" if fault["mode"] == "fail" else f"pulls take {fault['delay_s']:g} s"
     return ""

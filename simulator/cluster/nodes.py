@@ -54,6 +54,8 @@ class ClusterBox:
     gpus: int = 0
     node_group: str | None = None
     edge: bool = True
+    # The inventory box this node is (its id); None where the node name is all there is (tests' own nodes).
+    box: str | None = None
 
 
 def site_boxes(inventory: Inventory, site: SiteId) -> list[ClusterBox]:
@@ -66,6 +68,7 @@ def site_boxes(inventory: Inventory, site: SiteId) -> list[ClusterBox]:
             box.gpu.count if box.gpu is not None else 0,
             node_group=place.node_group,
             edge=place.kind == "transfer-center",
+            box=box.id,
         )
         for box in inventory.site_boxes(site)
     ]

@@ -3,8 +3,15 @@ simulator's own asyncio loop, on a free port of 127.0.0.1), seeded with the clus
 that renews its Lease and posts its status on a timer unless its site is cut off; and the node lifecycle
 controller (``lifecycle.monitor_nodes``) judging every node each monitor period.
 
-``simulator.running`` builds ``SimulatedClusters`` with the played fleet and a ``is_cut(site)`` reader of its
-faults, awaits ``start`` before the boxes connect and ``close`` when it stops.
+``simulator.running`` builds ``SimulatedClusters`` with the played fleet and ``Troubles``, its faults as the
+clusters feel them (a kubelet that cannot post, an API server failing requests or down), awaits ``start`` before
+the boxes connect and ``close`` when it stops.
+
+An ``api-down`` fault stops a cluster's API server (connections are refused, as from a crashed kube-apiserver)
+and serves it again on the same port when the fault ends. While it is down no kubelet can post and the node
+lifecycle controller cannot read, so neither acts; after it returns the controller waits one grace period before
+judging the cluster's nodes again, as kube-controller-manager judges a node by when it last *observed* a change,
+so an outage of the API server alone never makes nodes NotReady.
 
 Intervals are the real ones scaled to the node-monitor grace period (50 s by default, as Kubernetes 1.32): the
 kubelet renews its lease every grace / 5 (10 s: a quarter of the 40 s lease), checks its status as often
@@ -19,16 +26,17 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from edgefleet.clock import Clock
-from edgefleet.ids import ClusterId, SiteId
+from edgefleet.ids import ClusterId
 from edgefleet.inventory import Cluster, Inventory
 from simulator.cluster.lifecycle import NODE_MONITOR_GRACE_S, monitor_nodes
 from simulator.cluster.nodes import ClusterBox, cluster_boxes, post_node_status, renew_lease, seed_cluster
 from simulator.cluster.resources import NODES
 from simulator.cluster.server import ClusterApi, serve_cluster
 from simulator.cluster.store import Store, StoreError
+from simulator.cluster.troubles import HEALTHY, ApiTrouble, PodTrouble
 from simulator.scheduling import HeartbeatSchedule
 
 log = logging.getLogger(__name__)
@@ -40,6 +48,38 @@ RENEWALS_PER_GRACE: Final = 5
 MONITORS_PER_GRACE: Final = 10
 # A cluster that is not serving within this long will not (a port taken between bind and serve, say).
 START_TIMEOUT_S: Final = 30.0
+# How often a stopped API server looks whether its api-down fault ended.
+DOWN_POLL_S: Final = 0.2
+
+
+class Troubles(Protocol):
+    """The simulator's faults as its clusters feel them; every answer is about now."""
+
+    def kubelet_silent(self, box: ClusterBox) -> bool:
+        """The node's kubelet cannot post to its API server (its site is cut, its edgecore is down)."""
+        ...
+
+    def api_trouble(self, cluster: ClusterId) -> ApiTrouble | None: ...
+
+    def api_down(self, cluster: ClusterId) -> bool: ...
+
+    def pod_trouble(self, box: ClusterBox, image: str) -> PodTrouble: ...
+
+
+class NoTroubles:
+    """Clusters without faults: tests and tools that play clusters alone."""
+
+    def kubelet_silent(self, box: ClusterBox) -> bool:
+        return False
+
+    def api_trouble(self, cluster: ClusterId) -> ApiTrouble | None:
+        return None
+
+    def api_down(self, cluster: ClusterId) -> bool:
+        return False
+
+    def pod_trouble(self, box: ClusterBox, image: str) -> PodTrouble:
+        return HEALTHY
 
 
 @dataclass(slots=True)
@@ -51,6 +91,9 @@ class PlayedCluster:
     api: ClusterApi
     url: str = ""
     serving: asyncio.Task[None] | None = field(default=None, repr=False)
+    # When its API server last came back from an api-down fault (loop time); None: never down.
+    back_at: float | None = None
+    down: bool = False
 
     @property
     def store(self) -> Store:
@@ -65,12 +108,12 @@ class SimulatedClusters:
         fleet: Inventory,
         *,
         clock: Clock,
-        is_cut: Callable[[SiteId], bool],
+        troubles: Troubles | None = None,
         grace_s: float = NODE_MONITOR_GRACE_S,
     ) -> None:
         self.clock = clock
         self.grace_s = grace_s
-        self._is_cut = is_cut
+        self._troubles: Troubles = troubles or NoTroubles()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.clusters: dict[ClusterId, PlayedCluster] = {}
@@ -80,7 +123,11 @@ class SimulatedClusters:
                 continue
             store = Store(clock, cluster=cluster_id)
             seed_cluster(store, boxes, now=clock.now())
-            self.clusters[cluster_id] = PlayedCluster(cluster, boxes, ClusterApi(cluster_id, store, clock))
+            api = ClusterApi(cluster_id, store, clock, trouble=self._trouble_reader(cluster_id))
+            self.clusters[cluster_id] = PlayedCluster(cluster, boxes, api)
+
+    def _trouble_reader(self, cluster: ClusterId) -> Callable[[], ApiTrouble | None]:
+        return lambda: self._troubles.api_trouble(cluster)
 
     @property
     def renew_every_s(self) -> float:
@@ -103,9 +150,7 @@ class SimulatedClusters:
                 played.url = url
                 ready.set()
 
-            played.serving = asyncio.create_task(
-                serve_cluster(played.api, stop=self._stop, ready=on_ready), name=f"cluster-{played.cluster.id}"
-            )
+            played.serving = asyncio.create_task(self._serve(played, on_ready), name=f"cluster-{played.cluster.id}")
             waiting = asyncio.create_task(ready.wait())
             done, _ = await asyncio.wait(
                 [waiting, played.serving], timeout=START_TIMEOUT_S, return_when="FIRST_COMPLETED"
@@ -129,6 +174,47 @@ class SimulatedClusters:
         serving = [p.serving for p in self.clusters.values() if p.serving is not None]
         await asyncio.gather(*self._tasks, *serving, return_exceptions=True)
 
+    async def _serve(self, played: PlayedCluster, ready: Callable[[str], None]) -> None:
+        """Serve the cluster until the simulator stops, stopping its API server while an api-down fault lasts."""
+        loop = asyncio.get_running_loop()
+        cluster = played.cluster.id
+        port = 0
+        while not self._stop.is_set():
+            if self._troubles.api_down(cluster):
+                if not played.down:
+                    played.down = True
+                    log.info("Stopped simulated cluster's API server (api-down fault)", extra={"cluster": cluster})
+                await self._pause(DOWN_POLL_S)
+                continue
+            if played.down:
+                played.down, played.back_at = False, loop.time()
+            interrupt = asyncio.Event()
+            watching = asyncio.create_task(self._until_down(cluster, interrupt))
+            try:
+                await serve_cluster(played.api, stop=interrupt, port=port, ready=ready if not port else None)
+            except OSError as exc:  # the port was taken while it was down: try again, as a restarted server would
+                log.warning(
+                    "Cannot serve simulated cluster again on its port", extra={"cluster": cluster, "error": str(exc)}
+                )
+                await self._pause(DOWN_POLL_S)
+            finally:
+                watching.cancel()
+            port = int(played.url.rsplit(":", 1)[1]) if played.url else 0
+
+    async def _until_down(self, cluster: ClusterId, interrupt: asyncio.Event) -> None:
+        while not self._stop.is_set() and not self._troubles.api_down(cluster):
+            await self._pause(DOWN_POLL_S)
+        interrupt.set()
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+
+    def judged(self, played: PlayedCluster, now: float) -> bool:
+        """Whether the node lifecycle controller judges this cluster's nodes now: not while its API server is down,
+        nor for one grace period after it returns (kubelets need that long to be heard again)."""
+        return not played.down and (played.back_at is None or now - played.back_at >= self.grace_s)
+
     # --- the kubelets ----------------------------------------------------------------------------------------
 
     async def _run_kubelets(self) -> None:
@@ -139,7 +225,7 @@ class SimulatedClusters:
         while True:
             for index in schedule.pop_due(loop.time()):
                 played, box = kubelets[index]
-                if self._is_cut(SiteId(box.site)):
+                if played.down or self._troubles.kubelet_silent(box):
                     continue  # the kubelet cannot reach the API server
                 with contextlib.suppress(StoreError):  # someone deleted the node: a real kubelet would retry
                     self.tick_kubelet(played, box)
@@ -157,7 +243,10 @@ class SimulatedClusters:
     async def _monitor(self) -> None:
         while True:
             await asyncio.sleep(self.monitor_every_s)
+            loop_now = asyncio.get_running_loop().time()
             for played in self.clusters.values():
+                if not self.judged(played, loop_now):
+                    continue
                 try:
                     changed = monitor_nodes(played.store, now=self.clock.now(), grace_s=self.grace_s)
                 except Exception:

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Final, TypeVar
@@ -64,6 +65,7 @@ from simulator.cluster.store import (
     UnsupportedMediaType,
 )
 from simulator.cluster.tables import IncludeObject, table
+from simulator.cluster.troubles import ApiTrouble, Failure, failure_for
 from simulator.threads import LoopThread
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,24 @@ _encoder = msgspec.json.Encoder()
 
 def _answer(body: dict[str, Any], status: int = 200) -> Response:
     return Response(_encoder.encode(body), status_code=status, media_type=_JSON)
+
+
+def _seconds(value: str | None) -> float | None:
+    """A request's ``timeoutSeconds`` (``30``) or ``timeout`` (Go's duration, ``30s``, ``1m0s``), or None."""
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        return float(value)
+    total, number = 0.0, ""
+    for char in value:
+        if char.isdigit() or char == ".":
+            number += char
+        elif char in "hms" and number:
+            total += float(number) * {"h": 3600.0, "m": 60.0, "s": 1.0}[char]
+            number = ""
+        else:
+            return None
+    return total if not number else None
 
 
 def _truthy(value: str | None) -> bool:
@@ -128,8 +148,13 @@ class ClusterApi:
         *,
         bookmark_interval_s: float = DEFAULT_BOOKMARK_INTERVAL_S,
         watch_timeout_s: float = DEFAULT_WATCH_TIMEOUT_S,
+        trouble: Callable[[], ApiTrouble | None] = lambda: None,
+        rng: random.Random | None = None,
     ) -> None:
         self.name = name
+        # The simulator's api-errors fault, read at every resource request (``troubles.failure_for``).
+        self.trouble = trouble
+        self._rng = rng or random.Random(name)
         self.store = store
         self.clock = clock
         self.bookmark_interval_s = bookmark_interval_s
@@ -152,6 +177,22 @@ class ClusterApi:
         """End every open watch (the server is stopping); must run on the server's loop."""
         self._closing = True
         self._wake_watchers()
+
+    def open_watches(self) -> None:
+        """Serve watches again (the server starts again after an api-down fault)."""
+        self._closing = False
+
+    async def _fail(self, failure: Failure) -> Response:
+        if failure.hold_s > 0:
+            # A request the API server could not finish: nothing until its timeout (or until the server stops).
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + failure.hold_s
+            while not self._closing and (left := deadline - loop.time()) > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=left)
+        return Response(
+            _encoder.encode(failure.status), status_code=failure.code, media_type=_JSON, headers=failure.headers
+        )
 
     async def _handle(self, request: Request) -> Response:
         try:
@@ -205,6 +246,16 @@ class ClusterApi:
             (subresource == "status" and resource.has_status) or (subresource == "scale" and resource.has_scale)
         ):
             raise NotFound(_NOT_FOUND)
+        failure = failure_for(
+            self.trouble(),
+            method=request.method,
+            resource=f"{resource.plural}.{resource.group}" if resource.group else resource.plural,
+            name=name,
+            timeout_s=_seconds(request.query_params.get("timeoutSeconds") or request.query_params.get("timeout")),
+            rng=self._rng,
+        )
+        if failure is not None:
+            return await self._fail(failure)
         if subresource == "scale":
             return await self._scale_request(request, resource, namespace or "", str(name))
         query = request.query_params
@@ -563,6 +614,7 @@ async def serve_cluster(
     serving = asyncio.create_task(server.serve(sockets=[listener]), name=f"cluster-{api.name}")
     while not server.started and not serving.done():
         await asyncio.sleep(0.01)
+    api.open_watches()
     log.info("Started simulated cluster", extra={"cluster": api.name, "url": url})
     if ready is not None:
         ready(url)

@@ -10,10 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgefleet.clock import FakeClock
-from edgefleet.ids import BoxId, SiteId
+from edgefleet.ids import BoxId, ClusterId, SiteId
 from edgefleet.inventory import Inventory, load_inventory
-from simulator.faults import FaultRejected, FaultRequest, Faults
+from simulator.faults import FaultRejected, FaultRequest, Faults, image_app_version
 from tests.simulator.fleets import write_inventory
+from tests.support.clusters import TEST_HOST
 
 EDGE, GPU, GPU2 = BoxId("site-01-edge-01"), BoxId("site-01-gpu-01"), BoxId("site-01-gpu-02")
 OTHER = BoxId("site-02-gpu-01")
@@ -167,3 +168,109 @@ def test_stop_faults_touch_only_their_boxes(fleet: Inventory, boxes: list[BoxId]
     for box in fleet.boxes:
         assert faults.is_stopped(box, 1.0) is (box in boxes)
     assert len(faults.clear()) == len(boxes)
+
+
+# --- faults of the simulated clusters -------------------------------------------------------------------------
+
+HOST = TEST_HOST
+
+
+@pytest.mark.parametrize(
+    ("request_", "reason", "field", "words"),
+    [
+        (FaultRequest(kind="edgecore"), "invalid", None, "needs a box ('box': a box id) or a site"),
+        (FaultRequest(kind="edgecore", box="ghost"), "not-found", "box", "no box 'ghost'"),
+        (FaultRequest(kind="api-errors", cluster=HOST), "invalid", "rate", "needs a rate"),
+        (FaultRequest(kind="api-errors", rate=0.5), "invalid", "cluster", "needs a cluster"),
+        (FaultRequest(kind="api-errors", cluster="mars", rate=0.5), "not-found", "cluster", "no cluster 'mars'"),
+        (FaultRequest(kind="api-errors", cluster=HOST, rate=0), "invalid", "rate", "more than 0"),
+        (FaultRequest(kind="api-errors", cluster=HOST, rate=1.5), "invalid", "rate", "at most 1"),
+        (FaultRequest(kind="api-errors", cluster=HOST, rate=0.5, errors="418"), "invalid", "errors", "'418'"),
+        (FaultRequest(kind="api-errors", cluster=HOST, rate=0.5, errors=" , "), "invalid", "errors", "unknown"),
+        (FaultRequest(kind="api-down", cluster=HOST, site=SITE), "invalid", "site", "does not apply"),
+        (FaultRequest(kind="crash-loop", site=SITE), "invalid", "version", "needs an image version"),
+        (FaultRequest(kind="crash-loop", version="2.0"), "invalid", "site", "a site ('site') or a GPU model"),
+        (FaultRequest(kind="crash-loop", version="2 0", site=SITE), "invalid", "version", "one word"),
+        (FaultRequest(kind="crash-loop", version="2.0", gpu_model="H100"), "not-found", "gpu_model", "NVIDIA L4"),
+        (FaultRequest(kind="crash-loop", version="2.0", box=GPU), "invalid", "box", "does not apply"),
+        (FaultRequest(kind="pull", site=SITE), "invalid", "mode", "needs a mode"),
+        (FaultRequest(kind="pull", site=SITE, mode="lazy"), "invalid", "mode", "unknown pull mode 'lazy'"),
+        (FaultRequest(kind="pull", site=SITE, mode="fail", delay_s=5), "invalid", "delay_s", "slow pulls only"),
+        (FaultRequest(kind="pull", site=SITE, mode="slow", delay_s=-1), "invalid", "delay_s", "more than 0"),
+    ],
+)
+def test_bad_cluster_fault_requests_are_refused_saying_which_field_and_why(
+    fleet: Inventory, request_: FaultRequest, reason: str, field: str | None, words: str
+) -> None:
+    with pytest.raises(FaultRejected) as caught:
+        Faults(fleet).add(request_, now=0.0)
+    assert (caught.value.reason, caught.value.field) == (reason, field)
+    assert words in caught.value.message
+
+
+def test_edgecore_silences_the_kubelet_of_its_box_or_site_and_a_cut_silences_them_all(fleet: Inventory) -> None:
+    faults = Faults(fleet)
+    faults.add(FaultRequest(kind="edgecore", box=GPU, seconds=10), now=0.0)
+    assert faults.kubelet_silent(GPU, 5.0)
+    assert not faults.kubelet_silent(GPU2, 5.0)
+    assert not faults.kubelet_silent(GPU, 10.0)
+    assert not faults.is_stopped(GPU, 5.0), "the agent keeps heartbeating"
+    faults.add(FaultRequest(kind="edgecore", site=SITE_B), now=0.0)
+    assert faults.kubelet_silent(OTHER, 50.0)
+    faults.add(FaultRequest(kind="cut", site=SITE, seconds=5), now=20.0)
+    assert faults.kubelet_silent(EDGE, 21.0)
+    assert not faults.kubelet_silent(EDGE, 25.0)
+
+
+def test_api_faults_belong_to_their_cluster_and_the_later_one_counts(fleet: Inventory) -> None:
+    faults = Faults(fleet)
+    first = faults.add(FaultRequest(kind="api-errors", cluster=HOST, rate=0.2), now=0.0)
+    assert first.errors == ("409", "429", "500", "503", "timeout"), "every kind when not narrowed"
+    faults.add(FaultRequest(kind="api-errors", cluster=HOST, rate=1, errors="timeout,429", seconds=5), now=1.0)
+    trouble = faults.api_trouble(ClusterId(HOST), 2.0)
+    assert trouble is not None
+    assert (trouble.rate, trouble.errors) == (1.0, ("429", "timeout"))
+    back = faults.api_trouble(ClusterId(HOST), 6.0)
+    assert back is not None and back.rate == 0.2
+    assert faults.api_trouble(ClusterId("central-01"), 2.0) is None
+    faults.add(FaultRequest(kind="api-down", cluster=HOST, seconds=3), now=0.0)
+    assert faults.api_down(ClusterId(HOST), 2.9)
+    assert not faults.api_down(ClusterId(HOST), 3.0)
+    assert not faults.api_down(ClusterId("central-01"), 1.0)
+
+
+def test_crash_loops_hit_their_version_where_they_are_set(fleet: Inventory) -> None:
+    faults = Faults(fleet)
+    faults.add(FaultRequest(kind="crash-loop", version="2.4.0", app="sorting-recognition", site=SITE), now=0.0)
+    faults.add(FaultRequest(kind="crash-loop", version="9.9", gpu_model="NVIDIA L4"), now=0.0)
+    image = "registry.local:5000/edgefleet/sorting-recognition:2.4.0@sha256:" + "a" * 64
+    assert faults.pod_trouble(GPU, image, 1.0).crashes
+    assert not faults.pod_trouble(OTHER, image, 1.0).crashes, "another site"
+    assert not faults.pod_trouble(GPU, image.replace("2.4.0", "2.3.0"), 1.0).crashes, "another version"
+    assert not faults.pod_trouble(GPU, "registry.local:5000/scan-upload:2.4.0", 1.0).crashes, "another app"
+    assert faults.pod_trouble(OTHER, "scan-upload:9.9", 1.0).crashes, "every box with that GPU model"
+    assert not faults.pod_trouble(BoxId("site-02-edge-01"), "scan-upload:9.9", 1.0).crashes, "no GPU there"
+
+
+def test_pull_faults_slow_or_fail_pulls_at_their_site(fleet: Inventory) -> None:
+    faults = Faults(fleet)
+    slow = faults.add(FaultRequest(kind="pull", site=SITE, mode="slow"), now=0.0)
+    assert slow.delay_s == 60.0
+    assert faults.pod_trouble(GPU, "x:1", 1.0).pull_delay_s == 60.0
+    assert faults.pod_trouble(OTHER, "x:1", 1.0).pull_delay_s is None
+    faults.add(FaultRequest(kind="pull", site=SITE, mode="fail", seconds=5), now=2.0)
+    assert faults.pod_trouble(GPU, "x:1", 3.0).pull_fails
+    assert not faults.pod_trouble(GPU, "x:1", 8.0).pull_fails
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        ("scan-upload", ("scan-upload", "latest")),
+        ("scan-upload:1.2", ("scan-upload", "1.2")),
+        ("registry.local:5000/edgefleet/scan-upload", ("scan-upload", "latest")),
+        ("registry.local:5000/edgefleet/scan-upload:1.2@sha256:" + "0" * 64, ("scan-upload", "1.2")),
+    ],
+)
+def test_images_read_as_app_and_version_as_a_runtime_reads_them(image: str, expected: tuple[str, str]) -> None:
+    assert image_app_version(image) == expected

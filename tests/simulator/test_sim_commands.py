@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from edgefleet.cli.sim import app
 from edgefleet.errors import InventoryError, UnreachableError
 from simulator.running import BackgroundSimulator
-from tests.simulator.conftest import ALL_BOXES, GPU_A, SITE_B
+from tests.simulator.conftest import ALL_BOXES, CENTRAL, GPU_A, SITE_B
+from tests.support.clusters import TEST_HOST
 from tests.support.peers import free_port
 
 
@@ -62,6 +63,35 @@ def test_faults_are_injected_listed_and_cleared(sim: BackgroundSimulator, runner
     rest = runner.invoke(app, ["fault", "clear"], env=env)
     assert "cleared 2 fault(s)" in rest.output
     assert "no active faults" in runner.invoke(app, ["fault", "list"], env=env).output
+
+
+def test_cluster_faults_are_injected_and_listed_in_readable_terms(sim: BackgroundSimulator, runner: CliRunner) -> None:
+    env = {"EDGEFLEET_SIM_URL": sim.url}
+    steps = [
+        (["edgecore", "--box", GPU_A], "injected edgecore-1: edgecore site-01-gpu-01 until cleared"),
+        (
+            ["api-errors", "--cluster", TEST_HOST, "--rate", "0.25", "--errors", "429,timeout", "--for", "60"],
+            f"injected api-errors-2: api-errors cluster {TEST_HOST} for 60 s",
+        ),
+        (["api-down", "--cluster", CENTRAL, "--for", "30"], f"injected api-down-3: api-down cluster {CENTRAL}"),
+        (
+            ["crash-loop", "--version", "2.4.0", "--gpu-model", "NVIDIA L4"],
+            "injected crash-loop-4: crash-loop GPU model NVIDIA L4 until cleared",
+        ),
+        (["pull", "--site", SITE_B, "--mode", "slow", "--delay", "90"], "injected pull-5: pull site site-02"),
+    ]
+    for args, said in steps:
+        result = runner.invoke(app, ["fault", *args], env=env)
+        assert result.exit_code == 0, result.output
+        assert said in result.output
+    listed = runner.invoke(app, ["fault", "list"], env=env).output
+    assert f"cluster {TEST_HOST}: 25% fail with 429, timeout" in listed
+    assert "version 2.4.0 on NVIDIA L4" in listed
+    assert "pulls take 90 s" in listed
+    refused = runner.invoke(app, ["fault", "api-errors", "--cluster", "mars", "--rate", "1"], env=env)
+    assert refused.exit_code != 0
+    assert "no cluster 'mars' in the simulated fleet" in refused.output
+    assert "cleared 5 fault(s)" in runner.invoke(app, ["fault", "clear"], env=env).output
 
 
 def test_status_shows_the_fleet_and_one_site(sim: BackgroundSimulator, runner: CliRunner) -> None:

@@ -1,0 +1,115 @@
+"""``sim run``'s cluster faults through its control API: edgecore down on one box makes only that node NotReady
+while the box's agent stays connected; a cluster's API server down refuses connections and, back on the same
+URL, has not marked any node NotReady for its own outage; api-errors fail requests as the API server would."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from simulator.running import BackgroundSimulator, SimulatorOptions, start_in_background
+from tests.simulator.conftest import ALL_BOXES, GPU2_A, GPU_A, SITE_A
+from tests.simulator.fleets import Watcher
+from tests.support.clusters import TEST_HOST
+from tests.support.peers import wait_for
+
+GRACE_S = 1.0
+
+
+@pytest.fixture
+def running(options: SimulatorOptions, watcher: Watcher, tmp_path: Path) -> Iterator[BackgroundSimulator]:
+    sim = start_in_background(replace(options, kubeconfig=tmp_path / "sim.kubeconfig", node_grace_s=GRACE_S))
+    try:
+        watcher.wait_online(ALL_BOXES)
+        yield sim
+    finally:
+        sim.stop()
+
+
+def _host_url(sim: BackgroundSimulator) -> str:
+    status = httpx.get(f"{sim.url}/status", timeout=10).json()
+    config = yaml.safe_load(Path(status["kubeconfig"]).read_text())
+    context = next(c["context"] for c in config["contexts"] if c["name"] == TEST_HOST)
+    return str(next(c["cluster"]["server"] for c in config["clusters"] if c["name"] == context["cluster"]))
+
+
+def _conditions(url: str) -> dict[str, dict[str, str]]:
+    nodes = httpx.get(f"{url}/api/v1/nodes", timeout=10).json()["items"]
+    return {
+        n["metadata"]["name"]: next(c for c in n["status"]["conditions"] if c["type"] == "Ready") for n in nodes
+    }
+
+
+def _ready(url: str) -> dict[str, str]:
+    return {name: condition["status"] for name, condition in _conditions(url).items()}
+
+
+def _inject(sim: BackgroundSimulator, **body: Any) -> dict[str, Any]:
+    answer = httpx.post(f"{sim.url}/faults", json=body, timeout=10)
+    assert answer.status_code == 201, answer.text
+    return dict(answer.json())
+
+
+def test_edgecore_down_loses_the_node_but_not_the_agent(running: BackgroundSimulator) -> None:
+    url = _host_url(running)
+    fault = _inject(running, kind="edgecore", box=GPU_A)
+    assert (fault["kind"], fault["site"], fault["box"]) == ("edgecore", SITE_A, GPU_A)
+
+    def lost() -> dict[str, str] | None:
+        ready = _ready(url)
+        return ready if ready[GPU_A] == "Unknown" else None
+
+    ready = wait_for(lost, timeout=20, interval=0.2, what=f"node {GPU_A} to go NotReady")
+    assert ready[GPU2_A] == "True", "its neighbour's edgecore still posts"
+    box = next(
+        b for b in httpx.get(f"{running.url}/status", params={"site": SITE_A}, timeout=10).json()["box_list"]
+        if b["box"] == GPU_A
+    )
+    assert box["connected"] and not box["stopped"] and box["kubelet_silent"], json.dumps(box)
+
+    httpx.delete(f"{running.url}/faults/{fault['id']}", timeout=10).raise_for_status()
+    wait_for(lambda: _ready(url)[GPU_A] == "True", timeout=20, interval=0.2, what=f"node {GPU_A} Ready again")
+
+
+def test_an_api_server_down_refuses_connections_and_comes_back_where_it_was(running: BackgroundSimulator) -> None:
+    url = _host_url(running)
+    before = _conditions(url)
+    fault = _inject(running, kind="api-down", cluster=TEST_HOST, seconds=3 * GRACE_S)
+    assert fault["cluster"] == TEST_HOST
+
+    def refused() -> bool:
+        try:
+            httpx.get(f"{url}/version", timeout=2)
+        except httpx.ConnectError:
+            return True
+        return False
+
+    wait_for(refused, timeout=10, interval=0.1, what="the API server to stop")
+    wait_for(lambda: not refused(), timeout=20, interval=0.2, what="the API server to serve again")
+    # Its kubelets could not post for longer than the grace period, yet no node was judged for the server's outage:
+    # every Ready condition is the one from before (a flip to Unknown and back would move its transition time).
+    after = _conditions(url)
+    assert {n: (c["status"], c["lastTransitionTime"]) for n, c in after.items()} == {
+        n: (c["status"], c["lastTransitionTime"]) for n, c in before.items()
+    }
+    assert _host_url(running) == url, "the kubeconfig still holds"
+
+
+def test_api_errors_fail_requests_until_cleared(running: BackgroundSimulator) -> None:
+    url = _host_url(running)
+    fault = _inject(running, kind="api-errors", cluster=TEST_HOST, rate=1, errors="503")
+    assert (fault["rate"], fault["errors"]) == (1.0, ["503"])
+    answer = httpx.get(f"{url}/api/v1/nodes", timeout=10)
+    assert answer.status_code == 503
+    assert answer.json()["reason"] == "ServiceUnavailable"
+    listed = httpx.get(f"{running.url}/faults", timeout=10).json()["faults"]
+    assert [f["kind"] for f in listed] == ["api-errors"]
+    httpx.delete(f"{running.url}/faults/{fault['id']}", timeout=10).raise_for_status()
+    assert httpx.get(f"{url}/api/v1/nodes", timeout=10).status_code == 200
