@@ -46,6 +46,7 @@ from simulator.cluster.nodes import ClusterBox
 from simulator.cluster.playing import SimulatedClusters
 from simulator.cluster.troubles import HEALTHY, ApiTrouble, PodTrouble
 from simulator.faults import Fault, FaultRejected, FaultRequest, Faults
+from simulator.listening import listen_tcp
 from simulator.malformed import malformed_payload
 from simulator.networking import Connection, LinkDriver
 from simulator.scheduling import MAX_JITTER, HeartbeatSchedule
@@ -525,7 +526,7 @@ class _QuietServer(uvicorn.Server):
 def _listen(options: SimulatorOptions) -> socket.socket:
     host, port = options.listen_address()
     try:
-        return socket.create_server((host, port))
+        return listen_tcp(host, port)
     except OSError as exc:
         raise SimulatorError(
             f"cannot listen on {options.listen}: {exc.strerror or exc}",

@@ -24,7 +24,6 @@ import contextlib
 import json
 import logging
 import random
-import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Final, TypeVar
 
@@ -66,6 +65,7 @@ from simulator.cluster.store import (
 )
 from simulator.cluster.tables import IncludeObject, table
 from simulator.cluster.troubles import ApiTrouble, Failure, failure_for
+from simulator.listening import listen_tcp
 from simulator.threads import LoopThread
 
 log = logging.getLogger(__name__)
@@ -605,7 +605,7 @@ async def serve_cluster(
     ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve ``api`` on ``host:port`` (0: a free port) until ``stop`` is set; ``ready(url)`` once listening."""
-    listener = socket.create_server((host, port))
+    listener = listen_tcp(host, port)
     url = f"http://{host}:{listener.getsockname()[1]}"
     config = uvicorn.Config(
         api.app, log_config=None, access_log=False, lifespan="off", ws="none", timeout_graceful_shutdown=2
