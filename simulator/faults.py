@@ -395,7 +395,11 @@ class Faults:
     def kubelet_silent(self, box: BoxId, now: float) -> bool:
         """The box's kubelet (edgecore) cannot post to its API server: its site is cut or its edgecore is down."""
         site = self._inventory.boxes[box].site
-        return self.is_cut(site, now) or bool(self._for_box("edgecore", box, now))
+        return self.is_cut(site, now) or self.edgecore_down(box, now)
+
+    def edgecore_down(self, box: BoxId, now: float) -> bool:
+        """The box's edgecore is down: no kubelet, and no MetaServer for its agent to read its pods from."""
+        return bool(self._for_box("edgecore", box, now))
 
     def api_trouble(self, cluster: ClusterId, now: float) -> ApiTrouble | None:
         """How the cluster's API server fails requests now; of two api-errors faults the later one counts."""

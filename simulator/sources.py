@@ -12,8 +12,11 @@ import random
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
+import msgspec
+
+from edgefleet.agent.apps import DEFAULT_METASERVER_URL, PodList, apps_from_pods, limit_apps
 from edgefleet.agent.throttle_reasons import HW_THERMAL_SLOWDOWN, SW_THERMAL_SLOWDOWN, decode_throttle_reasons
 from edgefleet.inventory import Box
 from edgefleet.messages import AppReport, AppState, GpuReport, GpuSample, HostSample
@@ -73,6 +76,11 @@ RELEASES: Final[Mapping[str, tuple[str, ...]]] = {
     "sorting-recognition": ("3.4.2", "3.5.0"),
     "scan-upload": ("1.12.0", "1.13.1"),
 }
+
+
+def site_release(seed: int, site: str, app: str) -> str:
+    """The release of ``app`` that ``site`` runs when the simulation starts (from the seed: the same every run)."""
+    return stream(seed, site, "apps", app).choice(RELEASES[app])
 
 
 def stream(seed: int, *parts: str) -> random.Random:
@@ -206,12 +214,39 @@ class SimulatedAppSource:
     """The apps of the box's role, at the release its site runs (chosen per site from the seed)."""
 
     def __init__(self, box: Box, *, seed: int) -> None:
-        site_rng = stream(seed, box.site, "apps")
-        apps = []
-        for name in APPS_BY_ROLE[box.role]:
-            version = site_rng.choice(RELEASES[name])
-            apps.append(AppState(name=name, version=version, state="running"))
+        apps = [
+            AppState(name=name, version=site_release(seed, box.site, name), state="running")
+            for name in APPS_BY_ROLE[box.role]
+        ]
         self._report = AppReport(source=APP_SOURCE, apps=apps)
 
     def read(self) -> AppReport:
         return self._report
+
+
+# Where a simulated box on a simulated cluster reads its pods: edgecore's MetaServer on the box, as the agent's
+# MetaServerAppSource does on a real KubeEdge box.
+METASERVER_SOURCE: Final = f"metaserver:{DEFAULT_METASERVER_URL}"
+METASERVER_DOWN: Final = (
+    f"cannot reach the KubeEdge MetaServer at {DEFAULT_METASERVER_URL}: Connection refused; is edgecore running "
+    "with metaServer enabled?"
+)
+
+
+class NodePodsAppSource:
+    """The apps of a box whose node is in a simulated cluster: the pods that cluster runs on its node, read with the
+    agent's own ``apps_from_pods``, so the agent's view and Kubernetes' agree unless a fault parts them.
+
+    ``pods()`` gives the node's pods as its MetaServer serves them, or None while edgecore is down (the MetaServer
+    with it): then the report carries the agent's own error for an unreachable MetaServer and no apps."""
+
+    def __init__(self, pods: Callable[[], list[dict[str, Any]] | None]) -> None:
+        self._pods = pods
+
+    def read(self) -> AppReport:
+        pods = self._pods()
+        if pods is None:
+            return AppReport(source=METASERVER_SOURCE, error=METASERVER_DOWN)
+        listed = msgspec.convert({"kind": "PodList", "items": pods}, PodList)
+        apps, error = limit_apps(apps_from_pods(listed))
+        return AppReport(source=METASERVER_SOURCE, error=error, apps=apps)

@@ -67,7 +67,8 @@ def _short(text: str) -> str:
     return text if len(text) <= _TEXT_MAX else text[: _TEXT_MAX - 3] + "..."
 
 
-def _limited(apps: list[AppState]) -> tuple[list[AppState], str | None]:
+def limit_apps(apps: list[AppState]) -> tuple[list[AppState], str | None]:
+    """At most MAX_APPS apps (a heartbeat has a size limit), and the note saying how many were left out."""
     if len(apps) <= MAX_APPS:
         return apps, None
     return apps[:MAX_APPS], f"{len(apps)} apps found, only the first {MAX_APPS} are reported"
@@ -167,7 +168,7 @@ class FileAppSource:
             return self._error(f"apps file {self.path} is not UTF-8 text")
         except ValueError as exc:
             return self._error(f"apps file {self.path}: {exc}")
-        apps, error = _limited(apps)
+        apps, error = limit_apps(apps)
         return self._errors.report(self.source, error, apps)
 
     def _error(self, text: str) -> AppReport:
@@ -347,7 +348,7 @@ class MetaServerAppSource:
             return self._error(f"{where} sent no PodList for GET {PODS_PATH}: {exc}")
         if pods.kind and pods.kind != "PodList":
             return self._error(f"{where} sent a {pods.kind[:40]} for GET {PODS_PATH}, expected a PodList")
-        apps, error = _limited(apps_from_pods(pods, skip_namespaces=self.skip_namespaces))
+        apps, error = limit_apps(apps_from_pods(pods, skip_namespaces=self.skip_namespaces))
         return self._errors.report(self.source, error, apps)
 
     def _error(self, text: str) -> AppReport:

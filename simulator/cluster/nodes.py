@@ -33,6 +33,13 @@ EDGE_ROLE: Final = "node-role.kubernetes.io/edge"
 AGENT_ROLE: Final = "node-role.kubernetes.io/agent"
 SITE_LABEL: Final = "apps.kubeedge.io/belonging-to"
 GPU_RESOURCE: Final = "nvidia.com/gpu"
+# Set when the box joins its cluster (``keadm join --labels``, or the kubelet's ``--node-labels``) from the
+# inventory: what edgefleet's workloads select, so a GPU app never lands on an edge node.
+ROLE_LABEL: Final = "edgefleet.io/box-role"
+# NVIDIA's GPU feature discovery labels a GPU node so (spaces in the product name become dashes).
+GPU_PRESENT_LABEL: Final = "nvidia.com/gpu.present"
+GPU_PRODUCT_LABEL: Final = "nvidia.com/gpu.product"
+GPU_COUNT_LABEL: Final = "nvidia.com/gpu.count"
 # One box's size (the inventory does not say): an 8-core, 32 GiB edge box; the kubelet keeps some for itself.
 CPU_CORES: Final = 8
 MEMORY_KI: Final = 32 * 1024 * 1024
@@ -56,6 +63,9 @@ class ClusterBox:
     edge: bool = True
     # The inventory box this node is (its id); None where the node name is all there is (tests' own nodes).
     box: str | None = None
+    # The box's role (gpu-box, edge-node, cluster-node) and GPU model, labelled on the node (``node_labels``).
+    role: str | None = None
+    gpu_model: str | None = None
 
 
 def site_boxes(inventory: Inventory, site: SiteId) -> list[ClusterBox]:
@@ -69,6 +79,8 @@ def site_boxes(inventory: Inventory, site: SiteId) -> list[ClusterBox]:
             node_group=place.node_group,
             edge=place.kind == "transfer-center",
             box=box.id,
+            role=box.role,
+            gpu_model=box.gpu.model if box.gpu is not None else None,
         )
         for box in inventory.site_boxes(site)
     ]
@@ -119,6 +131,16 @@ def node_manifest(box: ClusterBox, *, now: float) -> dict[str, Any]:
                 "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": "amd64",
                 **({EDGE_ROLE: "", AGENT_ROLE: "", SITE_LABEL: box.node_group or box.site} if box.edge else {}),
+                **({ROLE_LABEL: box.role} if box.role else {}),
+                **(
+                    {
+                        GPU_PRESENT_LABEL: "true",
+                        GPU_PRODUCT_LABEL: (box.gpu_model or "unknown").replace(" ", "-"),
+                        GPU_COUNT_LABEL: str(box.gpus),
+                    }
+                    if box.gpus
+                    else {}
+                ),
             },
         },
         "spec": {},
