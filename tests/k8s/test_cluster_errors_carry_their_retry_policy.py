@@ -85,7 +85,10 @@ def test_a_context_the_kubeconfig_lacks_is_permanent(kubeconfig: Path, clock: Fa
     with pytest.raises(PermanentClusterError) as bad:
         gateway.nodes(EAST)
     assert bad.value.reason == "BadKubeconfig"
-    assert "no-such-context" in str(bad.value)
+    assert (
+        f"context 'no-such-context' not in kubeconfig {kubeconfig}; add it or fix the Cluster manifest's context "
+        f"(the file has: {EAST})"
+    ) in str(bad.value)
     with pytest.raises(PermanentClusterError, match="no such cluster in the inventory"):
         gateway.nodes(ClusterId("kubeedge-west"))
 
