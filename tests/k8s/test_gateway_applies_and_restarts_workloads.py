@@ -19,7 +19,9 @@ from simulator.cluster.store import Store
 from tests.k8s.conftest import EAST
 
 
-def deployment(name: str = "sorter", *, image: str = "registry.local/sorter:1.4.2", replicas: int = 2) -> dict[str, Any]:
+def deployment(
+    name: str = "sorter", *, image: str = "registry.local/sorter:1.4.2", replicas: int = 2
+) -> dict[str, Any]:
     labels = {"app": name}
     return {
         "apiVersion": "apps/v1",
@@ -103,7 +105,7 @@ def test_a_field_another_manager_owns_is_a_permanent_conflict_naming_both(
 def test_a_manifest_without_a_namespace_is_refused_before_any_call(gateway: KubernetesGateway) -> None:
     manifest = deployment()
     del manifest["metadata"]["namespace"]
-    with pytest.raises(ValueError, match="has no metadata.namespace"):
+    with pytest.raises(ValueError, match=r"has no metadata\.namespace"):
         gateway.apply(EAST, manifest)
     with pytest.raises(ValueError, match="cannot apply kind 'ConfigMap'"):
         gateway.apply(EAST, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})
@@ -134,9 +136,7 @@ def test_restarting_a_daemonset_and_a_missing_workload(gateway: KubernetesGatewa
     assert missing.value.status == 404
 
 
-def test_rollout_progress_follows_the_workloads_status(
-    gateway: KubernetesGateway, cluster: BackgroundCluster
-) -> None:
+def test_rollout_progress_follows_the_workloads_status(gateway: KubernetesGateway, cluster: BackgroundCluster) -> None:
     gateway.apply(EAST, deployment(replicas=2))
 
     def set_status(kind: Any, name: str, status: dict[str, Any]) -> None:
