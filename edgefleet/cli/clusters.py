@@ -28,6 +28,18 @@ def cluster_state(cluster: dict[str, Any]) -> str:
     return "unknown" if reachable is None else "ok" if reachable else "unreachable"
 
 
+def _last_error(cluster: dict[str, Any], state: str) -> str:
+    """The last error; dimmed, with its time, once the cluster is reachable again (kept so ops see what happened)."""
+    from rich.markup import escape
+
+    error = cluster.get("last_error")
+    if not error:
+        return "-"
+    if state == "ok":
+        return f"[dim]recovered; at {cluster.get('last_error_at') or '?'}: {escape(error)}[/]"
+    return escape(error)
+
+
 def clusters_list(api: ApiOption = DEFAULT_API, output: OutputOption = OutputFormat.TABLE) -> None:
     """Every cluster with its sites, whether the controller reaches its API server, latency, version and the
     last error; a cluster that is not ok in colour."""
@@ -66,7 +78,7 @@ def clusters_list(api: ApiOption = DEFAULT_API, output: OutputOption = OutputFor
             "-" if latency is None else f"{latency:.0f} ms",
             escape(cluster.get("version") or "-"),
             *([escape(cluster["context"]), cluster.get("checked_at") or "never"] if wide else []),
-            escape(cluster.get("last_error") or "-"),
+            _last_error(cluster, state),
             style=ROW_STYLE.get(state),
         )
     reached = sum(cluster_state(c) == "ok" for c in clusters)

@@ -200,6 +200,8 @@ def test_every_cluster_shows_healthy_or_not_and_recovers(controller: Controller,
     assert back["last_error"] == lost["last_error"]  # kept, with its time, so ops see what happened
     listed = httpx.get(f"{api}/api/v1/clusters/{CENTRAL}", timeout=10).json()
     assert listed == back
+    row = next(line for line in cli(api).splitlines() if line.startswith(CENTRAL))
+    assert f"recovered; at {back['last_error_at']}: cluster {CENTRAL}: read the server version: unreachable" in row
     as_json = cli(api, "-o", "json")
     assert '"name": "central-bj"' in as_json
 
