@@ -4,6 +4,7 @@ call has a timeout), a context the kubeconfig lacks is permanent and says so."""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from edgefleet.cloud.k8s.errors import (
     ExpiredError,
     PermanentClusterError,
     TemporaryClusterError,
+    apply_conflicts,
     retry_after,
     status_error,
     translating,
@@ -135,3 +137,39 @@ def test_retry_after_reads_seconds_only() -> None:
     assert retry_after("nan") is None
     assert retry_after("Wed, 21 Oct 2026 07:28:00 GMT") is None
     assert retry_after("1e9") == 600.0, "capped"
+
+
+def test_a_real_api_servers_apply_conflict_names_each_manager_and_field() -> None:
+    # As kube-apiserver 1.32 words it (the simulated server leaves out " using apps/v1").
+    body = json.dumps(
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "message": 'Apply failed with 2 conflicts: conflicts with "kubectl-edit" using apps/v1:\n- .spec.replicas\n'
+            '- .spec.template.spec.containers[name="app"].image',
+            "reason": "Conflict",
+            "details": {
+                "causes": [
+                    {
+                        "reason": "FieldManagerConflict",
+                        "message": 'conflict with "kubectl-edit" using apps/v1',
+                        "field": ".spec.replicas",
+                    },
+                    {
+                        "reason": "FieldManagerConflict",
+                        "message": 'conflict with "kubectl-edit" using apps/v1',
+                        "field": '.spec.template.spec.containers[name="app"].image',
+                    },
+                ]
+            },
+            "code": 409,
+        }
+    )
+    assert apply_conflicts(body) == [
+        ("kubectl-edit", ".spec.replicas"),
+        ("kubectl-edit", '.spec.template.spec.containers[name="app"].image'),
+    ]
+    # A 409 that is no apply conflict (a stale resourceVersion) has none: it stays temporary.
+    assert apply_conflicts(json.dumps({"kind": "Status", "reason": "Conflict", "code": 409})) == []
+    assert apply_conflicts("not json") == []
