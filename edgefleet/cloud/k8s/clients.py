@@ -9,8 +9,7 @@ service account for every cluster: that setup reaches the one cluster the contro
 The kubeconfig file is watched, not read once: when it changes (its modification time, size or inode; it appears
 or disappears), the next call drops every client and builds them again from the file as it is now. So a kubeconfig
 written after the controller started (the demo's simulator writes its own at start, with new ports each time), a
-rotated token or an added context takes effect without a restart; a call that was running on an old client
-finishes on it.
+rotated token or an added context takes effect without a restart.
 
 The client's own retries are off (``retries = 0``): a failed call fails at once as a ClusterError, and the
 caller's retry policy (the error's class, ``retry_after_s``) decides when to try again, not urllib3's hidden one.
