@@ -4,10 +4,14 @@ update, a conflict with another manager that names it and the field, force), ``k
 
 from __future__ import annotations
 
+import math
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from kubernetes import client, config
 
 from edgefleet.clock import FakeClock
@@ -171,3 +175,10 @@ def test_rollout_progress_follows_the_workloads_status(gateway: KubernetesGatewa
         {"observedGeneration": 1, "desiredNumberScheduled": 3, "updatedNumberScheduled": 3, "numberAvailable": 3},
     )
     assert gateway.rollout_progress(EAST, "DaemonSet", "default", "gpu-agent").done
+
+
+@given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))
+def test_restarted_at_is_rfc3339_utc_to_the_second(at: float) -> None:
+    stamped = rfc3339(at)
+    assert stamped.endswith("Z")
+    assert datetime.fromisoformat(stamped).timestamp() == math.floor(at)

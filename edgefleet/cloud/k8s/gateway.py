@@ -27,6 +27,7 @@ decided by the pure ``read_watch_event``.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -667,7 +668,8 @@ def _selected(label_selector: str | None, field_selector: str | None) -> str:
 
 def rfc3339(at: float) -> str:
     """``at`` (epoch seconds) as RFC 3339 in UTC, to the second, as kubectl stamps ``restartedAt``."""
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Whole seconds first: fromtimestamp rounds to the microsecond, which would carry 0.9999999 into the next second.
+    return datetime.fromtimestamp(math.floor(at), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _identity(obj: Mapping[str, Any]) -> tuple[Kind, str | None, str]:
