@@ -27,7 +27,7 @@ def _root(
 
 def _register() -> None:
     # Each module adds its commands to ``app``; they import their heavy dependencies lazily.
-    from edgefleet.cli import alerts, cloud, fleet, sim
+    from edgefleet.cli import alerts, cloud, clusters, fleet, sim
 
     if app.registered_groups:  # once per process: tests call ``run`` many times
         return
@@ -35,6 +35,7 @@ def _register() -> None:
     app.add_typer(cloud.app, name="cloud", help="Run the cloud controller.")
     app.add_typer(sim.app, name="sim", help="Run the fleet simulator and inject faults.")
     fleet.register(app)
+    clusters.register(app)
     alerts.register(app)
     app.command(
         "agent",

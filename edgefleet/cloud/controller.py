@@ -1,5 +1,5 @@
-"""The controller's core, put together: inventory, live fleet state, database, persister, MQTT ingest and the
-alert loop.
+"""The controller's core, put together: inventory, live fleet state, database, persister, MQTT ingest, the
+alert loop, and the gateway to the inventory's Kubernetes clusters with their periodic probe.
 
 ``Controller(settings)`` first takes the database's controller lock (a second controller on the same database is
 refused with a ``DatabaseHeldError`` naming the holder: ``edgefleet.cloud.leading``), then loads the whole inventory
@@ -8,9 +8,17 @@ refused with a ``DatabaseHeldError`` naming the holder: ``edgefleet.cloud.leadin
 controller resumes every box's boot, sequence, last seen and status, and every alert; ``start()`` starts the
 persister, the ingest and the alert loop, ``stop()`` stops them, makes a last flush and releases the lock. Built by
 the API's lifespan (``edgefleet.cloud.api.create_app``), by ``edgefleet cloud serve`` and by tests; the API reads
-``state``, ``ingest``, ``store``, ``clock``, ``box_history`` and ``alerting`` (the typed
-``alerting.service.AlertService``). Alerting runs as two parts: ``alert_loop`` (the passes) and ``delivery`` (the
-worker that sends what the loop put in the outbox).
+``state``, ``ingest``, ``store``, ``clock``, ``box_history``, ``alerting`` (the typed
+``alerting.service.AlertService``) and ``cluster_health``. Alerting runs as two parts: ``alert_loop`` (the passes)
+and ``delivery`` (the worker that sends what the loop put in the outbox).
+
+``gateway`` (a ``k8s.gateway.ClusterGateway``; None when the inventory declares no cluster) reaches every
+``kind: Cluster`` of the inventory by its context in the kubeconfig the settings name (``EDGEFLEET_KUBECONFIG``,
+``--kubeconfig``). Nothing is read from the file at construction: a missing file or context fails that cluster's
+calls and shows in its health (``cluster_health``), never the controller's start; the clients follow the file
+when it changes. ``cluster_probing`` probes every cluster on its own schedule from ``start`` to ``stop``; ``stop``
+closes the gateway. The clusters are those of the inventory at construction: a reload that adds one reaches it
+after a restart (its health says so until then).
 """
 
 from __future__ import annotations
@@ -31,32 +39,44 @@ from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.fleet import HISTORY_POINTS, BoxLive, FleetState, HealthPoint, InventoryChange, replace_inventory
 from edgefleet.cloud.hearing import Hearing
 from edgefleet.cloud.ingesting import Ingest
+from edgefleet.cloud.k8s.clients import ClusterClients
+from edgefleet.cloud.k8s.gateway import ClusterGateway, KubernetesGateway
+from edgefleet.cloud.k8s.health import ClusterHealth
 from edgefleet.cloud.leading import take_database_lock
 from edgefleet.cloud.persisting import Persister
+from edgefleet.cloud.probing import PROBE_INTERVAL_S, ClusterProbing
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.settings import Settings
 from edgefleet.cloud.store import Store
 from edgefleet.errors import EdgefleetError, InventoryVersionMismatch
 from edgefleet.ids import BoxId
-from edgefleet.inventory import load_inventory
+from edgefleet.inventory import Inventory, load_inventory
 
 log = logging.getLogger(__name__)
 
 _SYSTEM_CLOCK: Final = SystemClock()
 
 
+# What a cluster added to the inventory after start says until the controller restarts.
+NOT_REACHED_UNTIL_RESTART: Final = (
+    "added to the inventory after the controller started; restart the controller to reach this cluster"
+)
+
+
 class Controller:
-    def __init__(self, settings: Settings, *, clock: Clock = _SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, settings: Settings, *, clock: Clock = _SYSTEM_CLOCK, cluster_probe_interval_s: float = PROBE_INTERVAL_S
+    ) -> None:
         # One controller per database (edgefleet.cloud.leading): a second is refused before it reads or opens
         # anything, and a construction that fails lets the next one in.
         self._database_lock = take_database_lock(settings.database_url, clock=clock)
         try:
-            self._build(settings, clock)
+            self._build(settings, clock, cluster_probe_interval_s)
         except BaseException:
             self._database_lock.release()
             raise
 
-    def _build(self, settings: Settings, clock: Clock) -> None:
+    def _build(self, settings: Settings, clock: Clock, cluster_probe_interval_s: float) -> None:
         self.settings = settings
         self.clock = clock
         inventory = load_inventory(settings.sites_dir)
@@ -90,6 +110,12 @@ class Controller:
             interval_s=settings.flush_interval_s,
             history_retention_s=settings.history_retention_s,
             history_max_points=settings.history_max_points,
+        )
+        self.gateway: ClusterGateway | None = _build_gateway(inventory, settings, clock)
+        self.cluster_probing: ClusterProbing | None = (
+            ClusterProbing(self.gateway, list(inventory.clusters), interval_s=cluster_probe_interval_s)
+            if self.gateway is not None
+            else None
         )
         self._running = False
         self._history_failing = False
@@ -182,6 +208,8 @@ class Controller:
         self.ingest.start()
         self.delivery.start()
         self.alert_loop.start()
+        if self.cluster_probing is not None:
+            self.cluster_probing.start()
         settle_heap()
         log.info(
             "Started controller",
@@ -192,6 +220,8 @@ class Controller:
                 "broker": self.settings.broker_url_shown,
                 "database": self.store.url_shown,
                 "notifications": str(self.settings.notifications_file) if self.alert_loop.sending else None,
+                "clusters": len(self.state.inventory.clusters),
+                "kubeconfig": str(self.settings.kubeconfig),
             },
         )
 
@@ -199,12 +229,16 @@ class Controller:
         """Stop taking messages, then save what is left. Safe to call twice, and without ``start``."""
         if self._running:
             self._running = False
+            if self.cluster_probing is not None:
+                self.cluster_probing.stop()
             self.alert_loop.stop()
             self.delivery.stop()
             self.ingest.stop()
             self.persister.stop()
             log.info("Stopped controller", extra={"persister": str(self.persister.stats)})
         try:
+            if self.gateway is not None:
+                self.gateway.close()
             self.store.close()
         finally:
             self._database_lock.release()  # last: a successor starts only after the last flush
@@ -217,6 +251,20 @@ class Controller:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.stop()
+
+    def cluster_health(self) -> list[ClusterHealth]:
+        """What the controller knows of each cluster of the inventory in force, by name: the gateway's records
+        (``probe`` and failed calls); a cluster the gateway was not built for says so in ``last_error``."""
+        known = {h.cluster: h for h in self.gateway.health()} if self.gateway is not None else {}
+        answer = []
+        for cluster in sorted(self.state.inventory.clusters.values(), key=lambda c: c.id):
+            health = known.get(cluster.id)
+            answer.append(
+                health
+                if health is not None
+                else ClusterHealth(cluster.id, cluster.context, last_error=NOT_REACHED_UNTIL_RESTART)
+            )
+        return answer
 
     def box_history(self, box: BoxId, since: float | None = None) -> list[HealthPoint]:
         """The box's health points received at ``since`` or later, oldest first (``since`` None: the newest
@@ -248,6 +296,14 @@ class Controller:
             return []
         self._history_failing = False
         return points
+
+
+def _build_gateway(inventory: Inventory, settings: Settings, clock: Clock) -> ClusterGateway | None:
+    """The gateway to the inventory's clusters by their contexts; None when it declares none."""
+    if not inventory.clusters:
+        return None
+    contexts = {cluster.id: cluster.context for cluster in inventory.clusters.values()}
+    return KubernetesGateway(ClusterClients(contexts, settings.kubeconfig), clock=clock)
 
 
 def settle_heap() -> None:

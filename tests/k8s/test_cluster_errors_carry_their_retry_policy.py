@@ -4,6 +4,7 @@ call has a timeout), a context the kubeconfig lacks is permanent and says so."""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from edgefleet.cloud.k8s.errors import (
     ExpiredError,
     PermanentClusterError,
     TemporaryClusterError,
+    apply_conflicts,
     retry_after,
     status_error,
     translating,
@@ -85,7 +87,10 @@ def test_a_context_the_kubeconfig_lacks_is_permanent(kubeconfig: Path, clock: Fa
     with pytest.raises(PermanentClusterError) as bad:
         gateway.nodes(EAST)
     assert bad.value.reason == "BadKubeconfig"
-    assert "no-such-context" in str(bad.value)
+    assert (
+        f"context 'no-such-context' not in kubeconfig {kubeconfig}; add it or fix the Cluster manifest's context "
+        f"(the file has: {EAST})"
+    ) in str(bad.value)
     with pytest.raises(PermanentClusterError, match="no such cluster in the inventory"):
         gateway.nodes(ClusterId("kubeedge-west"))
 
@@ -132,3 +137,39 @@ def test_retry_after_reads_seconds_only() -> None:
     assert retry_after("nan") is None
     assert retry_after("Wed, 21 Oct 2026 07:28:00 GMT") is None
     assert retry_after("1e9") == 600.0, "capped"
+
+
+def test_a_real_api_servers_apply_conflict_names_each_manager_and_field() -> None:
+    # As kube-apiserver 1.32 words it (the simulated server leaves out " using apps/v1").
+    body = json.dumps(
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "message": 'Apply failed with 2 conflicts: conflicts with "kubectl-edit" using apps/v1:\n- .spec.replicas\n'
+            '- .spec.template.spec.containers[name="app"].image',
+            "reason": "Conflict",
+            "details": {
+                "causes": [
+                    {
+                        "reason": "FieldManagerConflict",
+                        "message": 'conflict with "kubectl-edit" using apps/v1',
+                        "field": ".spec.replicas",
+                    },
+                    {
+                        "reason": "FieldManagerConflict",
+                        "message": 'conflict with "kubectl-edit" using apps/v1',
+                        "field": '.spec.template.spec.containers[name="app"].image',
+                    },
+                ]
+            },
+            "code": 409,
+        }
+    )
+    assert apply_conflicts(body) == [
+        ("kubectl-edit", ".spec.replicas"),
+        ("kubectl-edit", '.spec.template.spec.containers[name="app"].image'),
+    ]
+    # A 409 that is no apply conflict (a stale resourceVersion) has none: it stays temporary.
+    assert apply_conflicts(json.dumps({"kind": "Status", "reason": "Conflict", "code": 409})) == []
+    assert apply_conflicts("not json") == []

@@ -1,4 +1,4 @@
-"""The controller's HTTP API (FastAPI): sites, boxes, unknown boxes, /healthz and /metrics.
+"""The controller's HTTP API (FastAPI): sites, boxes, unknown boxes, clusters, /healthz and /metrics.
 
 ``create_app(settings)`` builds the app; its lifespan builds, starts and stops a ``Controller`` from
 ``settings``. A caller that already runs a controller (``edgefleet cloud serve``, which starts it first so that
@@ -19,7 +19,7 @@ from edgefleet import __version__
 from edgefleet.cloud.api import errors
 from edgefleet.cloud.api.deps import FleetReader
 from edgefleet.cloud.api.metrics import build_registry
-from edgefleet.cloud.api.routes import alerts, boxes, inventory, silences, sites, system
+from edgefleet.cloud.api.routes import alerts, boxes, clusters, inventory, silences, sites, system
 from edgefleet.cloud.settings import Settings
 
 __all__ = ["create_app"]
@@ -27,6 +27,10 @@ __all__ = ["create_app"]
 TAGS = [
     {"name": "sites", "description": "Parcel transfer centers and central clusters, with box counts and health."},
     {"name": "boxes", "description": "GPU boxes and edge nodes: reachability, latest heartbeat, history."},
+    {
+        "name": "clusters",
+        "description": "The Kubernetes clusters of the inventory: their sites, and whether the controller reaches them.",
+    },
     {"name": "system", "description": "The controller's own health and its Prometheus metrics."},
     {"name": "alerts", "description": "Lost-contact and health alerts: firing, acknowledged, resolved."},
     {"name": "inventory", "description": "The site manifests in force; taking the sites directory again."},
@@ -75,6 +79,7 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
     app.include_router(alerts.router)
     app.include_router(silences.router)
     app.include_router(inventory.router)
+    app.include_router(clusters.router)
     return app
 
 

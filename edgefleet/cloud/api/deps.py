@@ -20,6 +20,7 @@ from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.api.errors import Forbidden, Unavailable
 from edgefleet.cloud.fleet import FleetState, HealthPoint, InventoryChange
 from edgefleet.cloud.hearing import Hearing, IngestStats
+from edgefleet.cloud.k8s.health import ClusterHealth
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.settings import Settings
 from edgefleet.ids import BoxId, SiteId
@@ -85,6 +86,11 @@ class FleetReader(Protocol):
 
     def box_history(self, box: BoxId, since: float) -> list[HealthPoint]:
         """The box's health points received at ``since`` or later, oldest first."""
+        ...
+
+    def cluster_health(self) -> list[ClusterHealth]:
+        """What the controller knows of each cluster of the inventory (its periodic probe, failed calls), by
+        name; reading it calls no cluster."""
         ...
 
     def reload_inventory(self, *, expect_version: str | None = None) -> InventoryChange:

@@ -53,6 +53,10 @@ class _Families(NamedTuple):
     saves_failing: GaugeMetricFamily
     pending: GaugeMetricFamily
     dropped_samples: CounterMetricFamily
+    cluster_up: GaugeMetricFamily
+    cluster_probe: GaugeMetricFamily
+    cluster_last_success: GaugeMetricFamily
+    cluster_errors: CounterMetricFamily
 
 
 def _families() -> _Families:
@@ -149,6 +153,28 @@ def _families() -> _Families:
             "edgefleet_database_dropped_samples",
             "Health points dropped unsaved because the database was away longer than memory could hold them.",
         ),
+        cluster_up=GaugeMetricFamily(
+            "edgefleet_cluster_up",
+            "1 when the controller's last probe reached the cluster's API server, else 0 (absent before the first "
+            "probe).",
+            labels=["cluster"],
+        ),
+        cluster_probe=GaugeMetricFamily(
+            "edgefleet_cluster_probe_seconds",
+            "How long the last successful probe of the cluster's API server took (GET /version).",
+            labels=["cluster"],
+        ),
+        cluster_last_success=GaugeMetricFamily(
+            "edgefleet_cluster_last_success_timestamp_seconds",
+            "When a probe last reached the cluster's API server, by the controller's clock.",
+            labels=["cluster"],
+        ),
+        cluster_errors=CounterMetricFamily(
+            "edgefleet_cluster_gateway_errors",
+            "Calls to the cluster that failed since start, by kind: temporary (worth trying again: unreachable, "
+            "timed out, 409, 429, 5xx) or permanent (the request, the kubeconfig or the permissions need a fix).",
+            labels=["cluster", "kind"],
+        ),
     )
 
 
@@ -210,6 +236,16 @@ class FleetCollector:
             f.saves_failing.add_metric([name], 1.0 if health.failing else 0.0)
             f.pending.add_metric([name], health.pending)
         f.dropped_samples.add_metric([], saving.dropped_samples)
+        for cluster in controller.cluster_health():
+            name = str(cluster.cluster)
+            if cluster.reachable is not None:
+                f.cluster_up.add_metric([name], 1.0 if cluster.reachable else 0.0)
+            if cluster.reachable and cluster.latency_s is not None:
+                f.cluster_probe.add_metric([name], cluster.latency_s)
+            if cluster.last_success_at is not None:
+                f.cluster_last_success.add_metric([name], cluster.last_success_at)
+            f.cluster_errors.add_metric([name, "temporary"], cluster.temporary_errors)
+            f.cluster_errors.add_metric([name, "permanent"], cluster.permanent_errors)
         yield from f
 
 

@@ -50,7 +50,7 @@ class ErrorBody(_Public):
 
 _ERROR_MEANINGS: Final = {
     403: "The caller may not read this site (or fleet-wide data).",
-    404: "No such site or box in the inventory.",
+    404: "No such site, box or cluster in the inventory.",
     422: "A parameter is invalid; the message names it.",
     409: "The request is right but conflicts with the state the controller is in; the message says what to do.",
     500: "The controller failed to answer; its log has the details.",

@@ -6,8 +6,11 @@ ClusterError                        (an EdgefleetError) a call to a cluster did 
 │   │                               connections
 │   └── ExpiredError                410 Gone/Expired: the resourceVersion left the server's history; list again
 └── PermanentClusterError           the same call cannot work until someone changes it or the cluster: 400, 401,
-                                    403, 404, 422 and any other answer; ``status``, ``reason`` and ``message``
-                                    are the API's own (its ``Status`` object)
+    │                               403, 404, 422 and any other answer; ``status``, ``reason`` and ``message``
+    │                               are the API's own (its ``Status`` object)
+    └── ApplyConflictError          a server-side apply without force met fields another manager owns (a 409 whose
+                                    causes are ``FieldManagerConflict``): asking again meets them again; the
+                                    ``conflicts`` name each manager and field
 
 ``translating(cluster, doing)`` wraps every call the gateway makes: ``kubernetes.client.ApiException``,
 urllib3's errors, ``OSError`` and the kubeconfig loader's ``ConfigException`` are translated there once, with
@@ -17,6 +20,7 @@ urllib3's errors, ``OSError`` and the kubeconfig loader's ``ConfigException`` ar
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Final
@@ -37,6 +41,8 @@ EXPIRED_STATUS: Final = 410
 MAX_RETRY_AFTER_S: Final = 600.0
 # What of a non-JSON answer goes into a message.
 ANSWER_EXCERPT_CHARS: Final = 200
+# The manager named in a server-side apply conflict's cause: ``conflict with "kubectl" using apps/v1``.
+_MANAGER: Final = re.compile(r'conflict with "([^"]*)"')
 
 
 class ClusterError(EdgefleetError):
@@ -80,6 +86,15 @@ class PermanentClusterError(ClusterError):
         self.reason = reason
 
 
+class ApplyConflictError(PermanentClusterError):
+    """A server-side apply that did not force met fields other managers own; ``conflicts`` is (manager, field)
+    pairs, e.g. ``("kubectl-edit", ".spec.replicas")``. Apply with force to take them over, or leave them out."""
+
+    def __init__(self, cluster: ClusterId, doing: str, message: str, *, conflicts: list[tuple[str, str]]) -> None:
+        super().__init__(cluster, doing, message, status=409, reason="Conflict")
+        self.conflicts = conflicts
+
+
 @contextmanager
 def translating(cluster: ClusterId, doing: str) -> Iterator[None]:
     """Run a call to ``cluster``; whatever the client raises leaves as a ClusterError."""
@@ -103,6 +118,16 @@ def api_error(cluster: ClusterId, doing: str, exc: ApiException) -> ClusterError
     """The error an answer of the API server stands for, with its message from the ``Status`` body."""
     status = exc.status if isinstance(exc.status, int) else None
     reason, message = status_of(exc.body, fallback=str(exc.reason or "no reason given"))
+    conflicts = apply_conflicts(exc.body) if status == 409 else []
+    if conflicts:
+        owners = "; ".join(f"{field} is owned by {manager!r}" for manager, field in conflicts)
+        return ApplyConflictError(
+            cluster,
+            doing,
+            f"{message} ({owners}); leave those fields out of what edgefleet applies, or apply with force to take "
+            "them over",
+            conflicts=conflicts,
+        )
     headers: Mapping[str, str] = exc.headers or {}
     return status_error(cluster, doing, status, reason, message, retry_after_header=headers.get("Retry-After"))
 
@@ -144,6 +169,26 @@ def status_of(body: object, *, fallback: str) -> tuple[str, str]:
         reason if isinstance(reason, str) else "",
         message if isinstance(message, str) and message else fallback,
     )
+
+
+def apply_conflicts(body: object) -> list[tuple[str, str]]:
+    """(manager, field) of each ``FieldManagerConflict`` cause of a 409 ``Status`` body; the cause's message is
+    ``conflict with "<manager>"`` (a real API server adds `` using <apiVersion>``)."""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", errors="replace")
+    try:
+        parsed = json.loads(body) if isinstance(body, str) else None
+    except ValueError:
+        return []
+    details = parsed.get("details") if isinstance(parsed, dict) else None
+    causes = details.get("causes") if isinstance(details, dict) else None
+    found: list[tuple[str, str]] = []
+    for cause in causes if isinstance(causes, list) else []:
+        if not isinstance(cause, dict) or cause.get("reason") != "FieldManagerConflict":
+            continue
+        named = _MANAGER.search(str(cause.get("message") or ""))
+        found.append((named.group(1) if named else "another manager", str(cause.get("field") or "")))
+    return found
 
 
 def retry_after(value: str | None) -> float | None:

@@ -8,24 +8,30 @@ exceptions. Every call has a timeout (``clients.Timeouts``).
 What a call does to the cluster's health: ``probe(cluster)`` asks ``/version`` and records reachable, latency
 (on the injected Clock's monotonic time), server version and when; any call that fails for a reason that says
 something about the cluster (unreachable, timed out, 401/403, 429, 5xx, an unusable kubeconfig) records it as the
-cluster's last error. A 404 or 409 is about the request, not the cluster, and is not recorded. ``health()``
-returns the records for ``GET /api/v1/clusters`` and ``/metrics`` (not wired yet).
+cluster's last error. A 404 or 409 is about the request, not the cluster, and is not recorded; every failed call
+is counted, temporary or permanent. ``health()`` returns the records (``health.ClusterHealth``) for
+``GET /api/v1/clusters``, ``edgefleet clusters`` and ``/metrics``; the controller probes every cluster on a
+schedule (``edgefleet.cloud.probing``).
+
+Writes: ``apply`` is a server-side apply with field manager ``edgefleet`` (not forced by default: a field another
+manager owns is an ``ApplyConflictError`` naming the manager and the field); ``restart`` does what ``kubectl rollout
+restart`` does (a strategic merge patch of the pod template's ``kubectl.kubernetes.io/restartedAt`` annotation, at
+the time given); ``rollout_progress`` reads a Deployment or DaemonSet and applies kubectl's rule (``rollout``).
 
 Watches: ``watch(...)`` lists (when given no resourceVersion) and then watches from the list's version, resuming
 from the last version it saw whenever the server ends a watch (``timeoutSeconds``), and listing again when the
 version has left the server's history (410, as an ERROR event or an answer). What to do with each watch event is
 decided by the pure ``read_watch_event``.
-
-Not here yet (issue 14 item 2): server-side apply (field manager ``edgefleet``) and ``rollout restart``; both are
-PATCH requests, which the simulated cluster does not serve yet, and the gateway has no untested operations.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Final, Literal, Protocol
 
@@ -34,12 +40,40 @@ from kubernetes.watch import watch as _watch_module
 
 from edgefleet.clock import Clock
 from edgefleet.cloud.k8s.clients import ClusterClients, Timeouts
-from edgefleet.cloud.k8s.errors import ClusterError, ExpiredError, status_error, translating
+from edgefleet.cloud.k8s.errors import (
+    ClusterError,
+    ExpiredError,
+    TemporaryClusterError,
+    status_error,
+    translating,
+)
+from edgefleet.cloud.k8s.health import ClusterHealth
+from edgefleet.cloud.k8s.rollout import RolloutStatus, daemonset_rollout, deployment_rollout
 from edgefleet.ids import ClusterId
+
+__all__ = [
+    "ClusterGateway",
+    "ClusterHealth",
+    "KubernetesGateway",
+    "ObjectList",
+    "RawObject",
+]
 
 RawObject = dict[str, Any]
 Kind = Literal["Deployment", "DaemonSet", "Pod", "Node", "Event"]
 KINDS: Final[tuple[Kind, ...]] = ("Deployment", "DaemonSet", "Pod", "Node", "Event")
+# What ``kubectl rollout`` restarts and follows here.
+WorkloadKind = Literal["Deployment", "DaemonSet"]
+
+# Server-side apply's owner of what edgefleet applies: the fields it set are edgefleet's in ``managedFields``.
+FIELD_MANAGER: Final = "edgefleet"
+# The pod template annotation ``kubectl rollout restart`` sets; a new value is a new template, so a new rollout.
+RESTARTED_AT: Final = "kubectl.kubernetes.io/restartedAt"
+APPLY_PATCH: Final = "application/apply-patch+yaml"
+STRATEGIC_MERGE_PATCH: Final = "application/strategic-merge-patch+json"
+# The health probe asks one small thing: beyond 5 s the cluster is not usefully reachable, and a short timeout
+# keeps one unreachable cluster from holding its probe thread for the read timeout of a list.
+PROBE_TIMEOUT_S: Final = 5.0
 
 # One page of a list: the API server's own default chunk size (kubectl's --chunk-size).
 LIST_PAGE_SIZE: Final = 500
@@ -58,21 +92,6 @@ class ObjectList:
 
     items: list[RawObject]
     resource_version: str
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterHealth:
-    """What the controller last knew of a cluster. ``reachable`` is None until the first probe; ``last_error``
-    stays after the cluster recovers (with its time), so ops can see what happened."""
-
-    cluster: ClusterId
-    context: str
-    reachable: bool | None = None
-    latency_s: float | None = None
-    version: str | None = None
-    checked_at: float | None = None
-    last_error: str | None = None
-    last_error_at: float | None = None
 
 
 # --- watch events (pure) ----------------------------------------------------------------------------------
@@ -173,6 +192,20 @@ class ClusterGateway(Protocol):
         """Delete the object; False when it was not there (deleting twice is no error)."""
         ...
 
+    def apply(self, cluster: ClusterId, obj: Mapping[str, Any], *, force: bool = False) -> RawObject:
+        """Server-side apply ``obj`` (a whole manifest: apiVersion, kind, metadata.name and namespace) with field
+        manager ``edgefleet``; the object as it is now. Without ``force`` a field another manager owns is an
+        ``ApplyConflictError``."""
+        ...
+
+    def restart(self, cluster: ClusterId, kind: WorkloadKind, namespace: str, name: str, *, at: float) -> RawObject:
+        """Restart every pod of the workload as ``kubectl rollout restart`` does, stamped ``at`` (epoch seconds)."""
+        ...
+
+    def rollout_progress(self, cluster: ClusterId, kind: WorkloadKind, namespace: str, name: str) -> RolloutStatus:
+        """Whether the workload has rolled out, by kubectl's rule."""
+        ...
+
     def watch(
         self,
         cluster: ClusterId,
@@ -187,6 +220,8 @@ class ClusterGateway(Protocol):
     def probe(self, cluster: ClusterId) -> ClusterHealth: ...
 
     def health(self) -> list[ClusterHealth]: ...
+
+    def close(self) -> None: ...
 
 
 # --- the kubernetes-client side ---------------------------------------------------------------------------
@@ -206,6 +241,7 @@ class _Resource:
     list_all: Callable[[client.ApiClient], ApiCall]
     read: Callable[[client.ApiClient], ApiCall]
     remove: Callable[[client.ApiClient], ApiCall]
+    patch: Callable[[client.ApiClient], ApiCall]
 
 
 _RESOURCES: Final[dict[Kind, _Resource]] = {
@@ -216,6 +252,7 @@ _RESOURCES: Final[dict[Kind, _Resource]] = {
         lambda c: client.AppsV1Api(c).list_deployment_for_all_namespaces,
         lambda c: client.AppsV1Api(c).read_namespaced_deployment,
         lambda c: client.AppsV1Api(c).delete_namespaced_deployment,
+        lambda c: client.AppsV1Api(c).patch_namespaced_deployment,
     ),
     "DaemonSet": _Resource(
         "daemonsets",
@@ -224,6 +261,7 @@ _RESOURCES: Final[dict[Kind, _Resource]] = {
         lambda c: client.AppsV1Api(c).list_daemon_set_for_all_namespaces,
         lambda c: client.AppsV1Api(c).read_namespaced_daemon_set,
         lambda c: client.AppsV1Api(c).delete_namespaced_daemon_set,
+        lambda c: client.AppsV1Api(c).patch_namespaced_daemon_set,
     ),
     "Pod": _Resource(
         "pods",
@@ -232,6 +270,7 @@ _RESOURCES: Final[dict[Kind, _Resource]] = {
         lambda c: client.CoreV1Api(c).list_pod_for_all_namespaces,
         lambda c: client.CoreV1Api(c).read_namespaced_pod,
         lambda c: client.CoreV1Api(c).delete_namespaced_pod,
+        lambda c: client.CoreV1Api(c).patch_namespaced_pod,
     ),
     "Event": _Resource(
         "events",
@@ -240,6 +279,7 @@ _RESOURCES: Final[dict[Kind, _Resource]] = {
         lambda c: client.CoreV1Api(c).list_event_for_all_namespaces,
         lambda c: client.CoreV1Api(c).read_namespaced_event,
         lambda c: client.CoreV1Api(c).delete_namespaced_event,
+        lambda c: client.CoreV1Api(c).patch_namespaced_event,
     ),
     "Node": _Resource(
         "nodes",
@@ -248,6 +288,7 @@ _RESOURCES: Final[dict[Kind, _Resource]] = {
         lambda c: client.CoreV1Api(c).list_node,
         lambda c: client.CoreV1Api(c).read_node,
         lambda c: client.CoreV1Api(c).delete_node,
+        lambda c: client.CoreV1Api(c).patch_node,
     ),
 }
 
@@ -262,11 +303,13 @@ class KubernetesGateway:
         clock: Clock,
         timeouts: Timeouts | None = None,
         watch_timeout_s: float = WATCH_TIMEOUT_S,
+        probe_timeout_s: float = PROBE_TIMEOUT_S,
     ) -> None:
         self._clients = clients
         self._clock = clock
         self._timeouts = timeouts or Timeouts()
         self._watch_timeout_s = watch_timeout_s
+        self._probe_timeout = (min(self._timeouts.connect_s, probe_timeout_s), probe_timeout_s)
         self._lock = threading.Lock()
         self._health = {c: ClusterHealth(c, clients.context(c)) for c in clients.clusters}
 
@@ -365,6 +408,43 @@ class KubernetesGateway:
                 return False
             raise
         return True
+
+    def apply(self, cluster: ClusterId, obj: Mapping[str, Any], *, force: bool = False) -> RawObject:
+        kind, namespace, name = _identity(obj)
+        resource = _RESOURCES[kind]
+        return self._call(
+            cluster,
+            f"apply {resource.plural} {name}{_where(resource, namespace)}",
+            lambda api: resource.patch(api)(
+                *_name_args(resource, name, namespace),
+                dict(obj),
+                field_manager=FIELD_MANAGER,
+                force=force,
+                _content_type=APPLY_PATCH,
+                _preload_content=False,
+                _request_timeout=self._timeouts.request(),
+            ),
+        )
+
+    def restart(self, cluster: ClusterId, kind: WorkloadKind, namespace: str, name: str, *, at: float) -> RawObject:
+        resource = _RESOURCES[kind]
+        # kubectl's own patch: only the annotation, merged into the template by the strategic merge rules.
+        body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: rfc3339(at)}}}}}
+        return self._call(
+            cluster,
+            f"restart {resource.plural} {name}{_where(resource, namespace)}",
+            lambda api: resource.patch(api)(
+                *_name_args(resource, name, namespace),
+                body,
+                _content_type=STRATEGIC_MERGE_PATCH,
+                _preload_content=False,
+                _request_timeout=self._timeouts.request(),
+            ),
+        )
+
+    def rollout_progress(self, cluster: ClusterId, kind: WorkloadKind, namespace: str, name: str) -> RolloutStatus:
+        workload = self.get(cluster, kind, name, namespace=namespace)
+        return deployment_rollout(workload) if kind == "Deployment" else daemonset_rollout(workload)
 
     # -- watches -----------------------------------------------------------------------------------------
 
@@ -496,7 +576,7 @@ class KubernetesGateway:
                 cluster,
                 "read the server version",
                 lambda api: client.VersionApi(api).get_code(
-                    _preload_content=False, _request_timeout=self._timeouts.request()
+                    _preload_content=False, _request_timeout=self._probe_timeout
                 ),
             )
         except ClusterError:
@@ -505,13 +585,15 @@ class KubernetesGateway:
                 self._health[cluster] = known
             return known
         latency = self._clock.monotonic() - started
+        now = self._clock.now()
         with self._lock:
             known = replace(
                 self._known(cluster),
                 reachable=True,
                 latency_s=latency,
                 version=str(answer.get("gitVersion") or "") or None,
-                checked_at=self._clock.now(),
+                checked_at=now,
+                last_success_at=now,
             )
             self._health[cluster] = known
         return known
@@ -556,13 +638,17 @@ class KubernetesGateway:
         return known if known is not None else ClusterHealth(cluster, "")
 
     def _record(self, cluster: ClusterId, error: ClusterError) -> None:
+        """Count the failed call; keep it as the cluster's last error when it says something about the cluster."""
         status = getattr(error, "status", None)
-        if status in REQUEST_STATUSES:
-            return
         with self._lock:
-            self._health[cluster] = replace(
-                self._known(cluster), last_error=str(error), last_error_at=self._clock.now()
-            )
+            known = self._known(cluster)
+            if isinstance(error, TemporaryClusterError):
+                known = replace(known, temporary_errors=known.temporary_errors + 1)
+            else:
+                known = replace(known, permanent_errors=known.permanent_errors + 1)
+            if status not in REQUEST_STATUSES:
+                known = replace(known, last_error=str(error), last_error_at=self._clock.now())
+            self._health[cluster] = known
 
 
 def _where(resource: _Resource, namespace: str | None) -> str:
@@ -578,6 +664,29 @@ def _selected(label_selector: str | None, field_selector: str | None) -> str:
     ]
     chosen = " and ".join(p for p in parts if p)
     return f" by {chosen}" if chosen else ""
+
+
+def rfc3339(at: float) -> str:
+    """``at`` (epoch seconds) as RFC 3339 in UTC, to the second, as kubectl stamps ``restartedAt``."""
+    # Whole seconds first: fromtimestamp rounds to the microsecond, which would carry 0.9999999 into the next second.
+    return datetime.fromtimestamp(math.floor(at), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _identity(obj: Mapping[str, Any]) -> tuple[Kind, str | None, str]:
+    """(kind, namespace, name) of a manifest to apply; a ValueError says what is missing."""
+    kind = next((k for k in KINDS if k == obj.get("kind")), None)
+    if kind is None:
+        raise ValueError(f"cannot apply kind {obj.get('kind')!r}: the gateway applies {', '.join(KINDS)}")
+    if not obj.get("apiVersion"):
+        raise ValueError(f"the {kind} to apply has no apiVersion; set it (apps/v1 for workloads)")
+    metadata = obj.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"the {kind} to apply has no metadata.name; name it")
+    namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+    if _RESOURCES[kind].namespaced and (not isinstance(namespace, str) or not namespace):
+        raise ValueError(f"the {kind} {name!r} to apply has no metadata.namespace; {kind}s live in a namespace")
+    return kind, namespace if isinstance(namespace, str) else None, name
 
 
 def _name_args(resource: _Resource, name: str, namespace: str | None) -> tuple[str, ...]:

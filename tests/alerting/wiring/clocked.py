@@ -25,6 +25,7 @@ from edgefleet.cloud.alerting.notifying import Notification
 from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.fleet import FleetState, HealthPoint, InventoryChange
 from edgefleet.cloud.hearing import Hearing, IngestStats
+from edgefleet.cloud.k8s.health import ClusterHealth
 from edgefleet.cloud.persisting import Persister
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.store import Store
@@ -215,6 +216,12 @@ class ClockedController:
 
     def box_history(self, box: BoxId, since: float) -> list[HealthPoint]:
         return []
+
+    def cluster_health(self) -> list[ClusterHealth]:
+        # No gateway here: every cluster of the inventory, never probed.
+        return [
+            ClusterHealth(c.id, c.context) for c in sorted(self.state.inventory.clusters.values(), key=lambda c: c.id)
+        ]
 
     def reload_inventory(self, *, expect_version: str | None = None) -> InventoryChange:
         raise NotImplementedError

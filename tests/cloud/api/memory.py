@@ -18,9 +18,10 @@ from edgefleet.cloud.fleet import (
     note_unknown_box,
 )
 from edgefleet.cloud.hearing import Hearing, IngestStats
+from edgefleet.cloud.k8s.health import ClusterHealth
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.errors import UnreachableError
-from edgefleet.ids import BoxId
+from edgefleet.ids import BoxId, ClusterId
 from edgefleet.inventory import Inventory, load_inventory
 from edgefleet.messages import AppReport, AppState, GpuReport, Heartbeat, HostSample
 from tests.support.clusters import TEST_HOST, cluster_manifest
@@ -147,6 +148,8 @@ class MemoryController:
         # No alerting here: the alert and silence routes answer 503 (their tests run the real controller).
         self.alerting: AlertService | None = None
         self.hearing = Hearing("hearing", 0.0, "hearing the fleet")
+        # What a probe found, by cluster; a cluster not here was never probed.
+        self.clusters_probed: dict[ClusterId, ClusterHealth] = {}
 
     @classmethod
     def small(cls, directory: Path) -> MemoryController:
@@ -189,6 +192,12 @@ class MemoryController:
 
     def saving(self) -> SavingHealth:
         return self.saving_health
+
+    def cluster_health(self) -> list[ClusterHealth]:
+        return [
+            self.clusters_probed.get(c.id) or ClusterHealth(c.id, c.context)
+            for c in sorted(self.state.inventory.clusters.values(), key=lambda c: c.id)
+        ]
 
     def box_history(self, box: BoxId, since: float) -> list[HealthPoint]:
         if self.history_error is not None:

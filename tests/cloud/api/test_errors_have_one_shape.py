@@ -76,7 +76,15 @@ def test_a_database_that_cannot_be_read_is_a_503_saying_so(client: httpx.Client,
 def test_openapi_documents_every_route_with_tags(client: httpx.Client) -> None:
     spec = client.get("/openapi.json").json()
 
-    assert {t["name"] for t in spec["tags"]} == {"sites", "boxes", "system", "alerts", "silences", "inventory"}
+    assert {t["name"] for t in spec["tags"]} == {
+        "sites",
+        "boxes",
+        "system",
+        "alerts",
+        "silences",
+        "inventory",
+        "clusters",
+    }
     routes = {(path, method): op for path, ops in spec["paths"].items() for method, op in ops.items()}
     assert set(routes) == {
         ("/api/v1/sites", "get"),
@@ -84,6 +92,8 @@ def test_openapi_documents_every_route_with_tags(client: httpx.Client) -> None:
         ("/api/v1/sites/{site}/boxes", "get"),
         ("/api/v1/boxes/{box}", "get"),
         ("/api/v1/unknown-boxes", "get"),
+        ("/api/v1/clusters", "get"),
+        ("/api/v1/clusters/{cluster}", "get"),
         ("/healthz", "get"),
         ("/metrics", "get"),
         ("/api/v1/alerts", "get"),

@@ -43,14 +43,20 @@ def test_every_route_is_refused_when_the_check_refuses(memory: MemoryController)
     app.dependency_overrides[require_access] = refuse_everyone
     with serving(app) as url, httpx.Client(base_url=url, timeout=10) as client:
         paths = client.get("/openapi.json").json()["paths"]
-        ids = {"site": "sh-pudong", "box": "sh-pudong-gpu-01", "alert": "an-alert", "silence": "a-silence"}
+        ids = {
+            "site": "sh-pudong",
+            "box": "sh-pudong-gpu-01",
+            "alert": "an-alert",
+            "silence": "a-silence",
+            "cluster": "test-edge",
+        }
         answers = {
             (method, path): client.request(method, path.format(**ids)).status_code
             for path, methods in paths.items()
             for method in methods
         }
 
-    assert len(answers) == 16
+    assert len(answers) == 18
     assert answers == dict.fromkeys(answers, 403)
 
 

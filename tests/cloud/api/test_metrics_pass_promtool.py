@@ -11,11 +11,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edgefleet.cloud.api.metrics import build_registry, render
+from edgefleet.cloud.k8s.health import ClusterHealth
 from edgefleet.cloud.saving import SavingHealth, WriterHealth
+from edgefleet.ids import ClusterId
 from edgefleet.inventory import load_inventory
 from tests.cloud.api.memory import MemoryController
 from tests.cloud.builders import gpus
 from tests.conftest import SITES
+from tests.support.clusters import TEST_HOST
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 
@@ -67,6 +70,26 @@ def scraped(client: httpx.Client, memory: MemoryController) -> str:
         alerts=WriterHealth(saves=7, failed_saves=3, failure_streak=3, last_error="disk full", pending=12),
         dropped_samples=0,
     )
+    now = memory.clock.now()
+    memory.clusters_probed[ClusterId(TEST_HOST)] = ClusterHealth(
+        ClusterId(TEST_HOST),
+        TEST_HOST,
+        reachable=True,
+        latency_s=0.012,
+        version="v1.32.0",
+        checked_at=now,
+        last_success_at=now,
+        temporary_errors=2,
+    )
+    memory.clusters_probed[ClusterId("central-bj")] = ClusterHealth(
+        ClusterId("central-bj"),
+        "central-bj",
+        reachable=False,
+        checked_at=now,
+        last_error="cluster central-bj: read the server version: unreachable",
+        last_error_at=now,
+        permanent_errors=1,
+    )
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
@@ -100,6 +123,10 @@ def test_every_family_has_help_and_type(scraped: str) -> None:
         "edgefleet_database_saves_failing": "gauge",
         "edgefleet_database_pending_items": "gauge",
         "edgefleet_database_dropped_samples": "counter",
+        "edgefleet_cluster_up": "gauge",
+        "edgefleet_cluster_probe_seconds": "gauge",
+        "edgefleet_cluster_last_success_timestamp_seconds": "gauge",
+        "edgefleet_cluster_gateway_errors": "counter",
     }
     assert all(f.documentation for f in families.values())
 
@@ -145,6 +172,21 @@ def test_failing_saves_show(scraped: str, memory: MemoryController) -> None:
     # No successful save of alerts since start: no timestamp rather than a made-up one.
     assert ("edgefleet_database_last_save_timestamp_seconds", alerts) not in got
     assert got["edgefleet_database_dropped_samples_total", ()] == 0.0
+
+
+def test_clusters_show_reachable_latency_and_errors(scraped: str, memory: MemoryController) -> None:
+    got = samples(scraped)
+    host, central = (("cluster", TEST_HOST),), (("cluster", "central-bj"),)
+
+    assert got["edgefleet_cluster_up", host] == 1.0
+    assert got["edgefleet_cluster_up", central] == 0.0
+    assert got["edgefleet_cluster_probe_seconds", host] == pytest.approx(0.012)
+    # No latency or success time for a cluster the probe did not reach: absent, not zero.
+    assert ("edgefleet_cluster_probe_seconds", central) not in got
+    assert ("edgefleet_cluster_last_success_timestamp_seconds", central) not in got
+    assert got["edgefleet_cluster_last_success_timestamp_seconds", host] == memory.clock.now()
+    assert got["edgefleet_cluster_gateway_errors_total", (("cluster", TEST_HOST), ("kind", "temporary"))] == 2.0
+    assert got["edgefleet_cluster_gateway_errors_total", (("cluster", "central-bj"), ("kind", "permanent"))] == 1.0
 
 
 def test_a_lost_broker_shows(client: httpx.Client, memory: MemoryController) -> None:
