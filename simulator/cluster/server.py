@@ -36,7 +36,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from edgefleet.clock import Clock, SystemClock, format_utc
-from simulator.cluster import applying, patching, protobuf, scales
+from simulator.cluster import applying, openapi, patching, protobuf, scales, validating
 from simulator.cluster.nodes import ClusterBox, seed_cluster
 from simulator.cluster.protobuf import ProtobufError
 from simulator.cluster.resources import (
@@ -155,7 +155,10 @@ class ClusterApi:
 
     async def _handle(self, request: Request) -> Response:
         try:
-            return await self._route(request)
+            response = await self._route(request)
+            for warning in getattr(request.state, "warnings", ()):
+                response.headers.append("Warning", warning)
+            return response
         except StoreError as exc:
             return _answer(exc.status(), exc.code)
         except SelectorError as exc:
@@ -171,11 +174,22 @@ class ClusterApi:
             return _answer(self._discovery(parts, request))
         if parts == ["version"]:
             return _answer(KUBERNETES_VERSION)
+        if parts[:2] == ["openapi", "v3"]:
+            return self._openapi(parts[2:], method)
         if parts[:2] == ["api", "v1"]:
             return await self._resource_request(request, "v1", parts[2:])
         if len(parts) > 3 and parts[0] == "apis":
             return await self._resource_request(request, f"{parts[1]}/{parts[2]}", parts[3:])
         raise NotFound(_NOT_FOUND)
+
+    def _openapi(self, parts: list[str], method: str) -> Response:
+        """``/openapi/v3`` and its documents (``openapi``); the ``hash`` query is the client's cache key only."""
+        if method != "GET":
+            raise MethodNotAllowed("the server does not allow this method on the requested resource")
+        body = openapi.index() if not parts else openapi.document("/".join(parts))
+        if body is None:
+            raise NotFound(_NOT_FOUND)
+        return Response(body, media_type=_JSON)
 
     def _discovery(self, parts: list[str], request: Request) -> dict[str, Any]:
         if parts == ["api"]:
@@ -219,12 +233,12 @@ class ClusterApi:
             found = self.store.get(resource, namespace or "", name)
             return self._object_answer(request, resource, found)
         if method == "POST" and name is None and (namespace is not None or not resource.namespaced):
-            body = await self._body(request, resource, namespace)
+            body = self._decoded(request, resource, await self._body(request, resource, namespace))
             self._check_namespace_exists(namespace)
             created = self.store.create(resource, body, namespace or "")
             return self._object_answer(request, resource, created, 201)
         if method == "PUT" and name is not None:
-            body = await self._body(request, resource, namespace)
+            body = self._decoded(request, resource, await self._body(request, resource, namespace))
             if body.get("metadata", {}).get("name") != name:
                 raise BadRequest(
                     f"the name of the object ({body.get('metadata', {}).get('name')}) does not match the name on"
@@ -248,6 +262,7 @@ class ClusterApi:
                 schema=patching.definition_of(resource.api_version, resource.kind),
             )
             self._check_patched(resource, current, patched)
+            patched = self._decoded(request, resource, patched, patch=True)
             updated = self.store.update(resource, patched, namespace or "", subresource=subresource)
             return self._object_answer(request, resource, updated)
         if method == "DELETE" and name is not None and not subresource:
@@ -377,6 +392,11 @@ class ClusterApi:
             raise BadRequest(f"the name of the object ({given}) does not match the name on the URL ({name})")
         if namespace is not None and metadata.get("namespace", namespace) != namespace:
             raise BadRequest("the namespace of the provided object does not match the namespace sent on the request")
+        schema = patching.definition_of(resource.api_version, resource.kind)
+        if schema is not None and (undeclared := validating.undeclared_in_apply(config, schema)):
+            raise validating.undeclared_fields(
+                undeclared, namespace=namespace or "", name=name, api_version=resource.api_version, kind=resource.kind
+            )
         try:
             live: dict[str, Any] | None = self.store.get(resource, namespace or "", name)
         except NotFound:
@@ -386,7 +406,7 @@ class ClusterApi:
             config,
             manager=request.query_params.get("fieldManager", ""),
             force=force,
-            schema=patching.definition_of(resource.api_version, resource.kind),
+            schema=schema,
             api_version=resource.api_version,
             now=format_utc(self.clock.now()),
             has_status=resource.has_status,
@@ -459,6 +479,32 @@ class ClusterApi:
         if namespace is not None and given and given != namespace:
             raise BadRequest("the namespace of the provided object does not match the namespace sent on the request")
         return body
+
+    def _decoded(
+        self, request: Request, resource: Resource, body: dict[str, Any], *, patch: bool = False
+    ) -> dict[str, Any]:
+        """``body`` as the API server decodes it (``validating``): a wrong type is 400; unknown fields are dropped,
+        and refused (``fieldValidation=Strict``) or warned about (``Warn``, the default)."""
+        schema = patching.definition_of(resource.api_version, resource.kind)
+        if schema is None:
+            return body
+        try:
+            directive = validating.field_validation(request.query_params.get("fieldValidation"))
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        # A create or update names the kind it could not decode; a patch gives the decoder's words alone.
+        prefix = (
+            "" if patch else f'{resource.kind} in version "{resource.version}" cannot be handled as a {resource.kind}: '
+        )
+        try:
+            decoded = validating.decode(body, schema, kind=resource.kind)
+        except validating.WrongType as exc:
+            raise BadRequest(f"{prefix}{exc}") from None
+        if decoded.unknown and directive == "Strict":
+            raise BadRequest(prefix + validating.strict_message(decoded.unknown))
+        if decoded.unknown and directive == "Warn":
+            request.state.warnings = [*getattr(request.state, "warnings", ()), *validating.warnings(decoded.unknown)]
+        return decoded.obj
 
     def _check_namespace_exists(self, namespace: str | None) -> None:
         if namespace is None:

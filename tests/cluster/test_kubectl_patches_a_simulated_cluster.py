@@ -117,9 +117,9 @@ def test_patch_refusals_read_as_the_api_servers(kubectl: Kubectl, deployment: di
     assert failing_test.stderr.startswith("The request is invalid: ")
     assert "not equal to tested value 9" in failing_test.stderr
     stale = kubectl("patch", "deploy", "web", "--type=merge", "-p", '{"metadata":{"resourceVersion":"1"}}', check=False)
-    assert 'Operation cannot be fulfilled on deployments "web": the object has been modified' in stale.stderr
+    assert 'Operation cannot be fulfilled on deployments.apps "web": the object has been modified' in stale.stderr
     missing = kubectl("patch", "deploy", "nope", "-p", '{"spec":{"replicas":2}}', check=False)
-    assert 'deployments "nope" not found' in missing.stderr
+    assert 'deployments.apps "nope" not found' in missing.stderr
     no_key = kubectl(
         "patch", "deploy", "web", "-p", '{"spec":{"template":{"spec":{"containers":[{"image":"x"}]}}}}', check=False
     )
@@ -198,7 +198,13 @@ def test_patch_of_status_changes_only_status(cluster: BackgroundCluster, boxes: 
             "does not match the name",
         ),
         ("application/merge-patch+json", b'{"kind":"Pod"}', 400, "BadRequest", "kind"),
-        ("application/merge-patch+json", b'{"metadata":{"labels":{"a":1}}}', 400, "BadRequest", "map strings"),
+        (
+            "application/merge-patch+json",
+            b'{"metadata":{"labels":{"a":1}}}',
+            400,
+            "BadRequest",
+            "json: cannot unmarshal number into Go struct field ObjectMeta.metadata.labels of type string",
+        ),
     ],
 )
 def test_bad_patches_are_refused_over_http(

@@ -213,9 +213,9 @@ def test_apply_over_http_refuses_what_the_api_server_refuses(cluster: Background
         )
         other = client.patch(f"{url[:-3]}other", params={"fieldManager": "m"}, content=body, headers=yaml_body)
         assert (other.status_code, other.json()["reason"]) == (400, "BadRequest")
-        odd_yaml = b"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {1: 2020-01-01}\n"
+        odd_yaml = b"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, labels: {1: 2020-01-01}}\n"
         odd = client.patch(url, params={"fieldManager": "yaml"}, content=odd_yaml, headers=yaml_body)
-        assert odd.json()["spec"]["1"] == "2020-01-01"
+        assert odd.json()["metadata"]["labels"]["1"] == "2020-01-01"
         on_status = client.patch(f"{url}/status", params={"fieldManager": "m"}, content=body, headers=yaml_body)
         assert (on_status.status_code, on_status.json()["reason"]) == (415, "UnsupportedMediaType")
         forced_merge = client.patch(
