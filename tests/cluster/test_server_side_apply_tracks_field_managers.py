@@ -164,7 +164,7 @@ def test_kubectl_apply_server_side_with_conflicts_and_force(kubectl: Kubectl, tm
     manifest = tmp_path / "web.json"
     manifest.write_text(json.dumps(_deployment(1, ("app", "app:1"), ("sidecar", "proxy:1"))))
     assert (
-        kubectl("apply", "--server-side", "--validate=false", "-f", str(manifest)).stdout.strip()
+        kubectl("apply", "--server-side", "-f", str(manifest)).stdout.strip()
         == "deployment.apps/web serverside-applied"
     )
     shown = json.loads(kubectl("get", "deploy", "web", "-o", "json", "--show-managed-fields").stdout)
@@ -176,13 +176,12 @@ def test_kubectl_apply_server_side_with_conflicts_and_force(kubectl: Kubectl, tm
         )
     )
     refused = kubectl(
-        "apply", "--server-side", "--validate=false", "--field-manager=autoscaler", "-f", str(scale), check=False
+        "apply", "--server-side", "--field-manager=autoscaler", "-f", str(scale), check=False
     )
     assert 'Apply failed with 1 conflict: conflict with "kubectl": .spec.replicas' in refused.stderr
     kubectl(
         "apply",
         "--server-side",
-        "--validate=false",
         "--field-manager=autoscaler",
         "--force-conflicts",
         "-f",
@@ -192,7 +191,7 @@ def test_kubectl_apply_server_side_with_conflicts_and_force(kubectl: Kubectl, tm
     changed = _deployment(1, ("app", "app:2"))
     del changed["spec"]["replicas"]
     manifest.write_text(json.dumps(changed))
-    kubectl("apply", "--server-side", "--validate=false", "-f", str(manifest))
+    kubectl("apply", "--server-side", "-f", str(manifest))
     live = json.loads(kubectl("get", "deploy", "web", "-o", "json").stdout)
     assert live["spec"]["replicas"] == 4
     assert live["spec"]["template"]["spec"]["containers"] == [{"name": "app", "image": "app:2"}]
