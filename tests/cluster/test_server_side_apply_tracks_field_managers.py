@@ -175,9 +175,7 @@ def test_kubectl_apply_server_side_with_conflicts_and_force(kubectl: Kubectl, tm
             {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 4}}
         )
     )
-    refused = kubectl(
-        "apply", "--server-side", "--field-manager=autoscaler", "-f", str(scale), check=False
-    )
+    refused = kubectl("apply", "--server-side", "--field-manager=autoscaler", "-f", str(scale), check=False)
     assert 'Apply failed with 1 conflict: conflict with "kubectl": .spec.replicas' in refused.stderr
     kubectl(
         "apply",
