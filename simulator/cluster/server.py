@@ -445,7 +445,7 @@ class ClusterApi:
     async def _body(self, request: Request, resource: Resource, namespace: str | None) -> dict[str, Any]:
         content_type = request.headers.get("content-type", _JSON).split(";")[0].strip()
         raw = await request.body()
-        if content_type == protobuf.MEDIA_TYPE and resource.kind in protobuf.KINDS:
+        if content_type == protobuf.MEDIA_TYPE and (resource.api_version, resource.kind) in protobuf.KINDS:
             try:
                 body = protobuf.decode(raw)
             except ProtobufError as exc:
