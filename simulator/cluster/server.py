@@ -6,11 +6,14 @@
   ``resourceVersion``, ``allowWatchBookmarks``, ``timeoutSeconds``, 410 Expired as an ERROR event), get, create,
   update (PUT), patch (JSON, merge and strategic merge: ``patching``; server-side apply: ``applying``), delete and deletecollection; the ``status``
   subresource (get, update, patch) and the ``scale`` subresource of deployments and replicasets (``scales``)
+- ``/openapi/v3`` and its per-group documents (``openapi``); bodies decoded as the API server decodes them, with
+  ``fieldValidation`` (``validating``), JSON or, for the kinds kubectl's generators send so, protobuf (``protobuf``)
 - ``Accept: application/json;as=Table;g=meta.k8s.io;v=v1``: ``kubectl get``'s tables (``tables.table``)
 - errors as ``Status`` objects with the API server's reasons, codes and wording
 
-Server-side apply (``applying``) tracks apply managers only. Not served yet: dry runs (400), ``/openapi/v2`` and ``/openapi/v3`` (404; kubectl
-then validates nothing client-side), aggregated discovery (kubectl falls back to the plain documents above).
+Server-side apply (``applying``) tracks apply managers only. Not served yet: dry runs (400), ``/openapi/v2`` (404; neither kubectl nor
+the official client asks for it while v3 is there), aggregated discovery (kubectl falls back to the plain documents
+above).
 
 Every route is ``async def`` and the store is only touched on the server's event loop, so it needs no lock; other
 threads go through ``BackgroundCluster.call``. ``serve_cluster`` runs inside a caller's loop (the simulator's);

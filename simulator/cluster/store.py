@@ -458,7 +458,7 @@ def _check_labels(resource: Resource, metadata: dict[str, Any]) -> None:
             continue
         if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
             raise BadRequest(
-                f"{resource.kind} in version {resource.version!r} cannot be handled as a {resource.kind}:"
+                f'{resource.kind} in version "{resource.version}" cannot be handled as a {resource.kind}:'
                 f" metadata.{part} must map strings to strings"
             )
 
