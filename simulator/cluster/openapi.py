@@ -131,12 +131,12 @@ def _convert(schema: Any, *, top: bool = False) -> Any:
 
 
 def _references(schema: Any) -> set[str]:
-    """The definitions ``schema`` names directly."""
+    """Every ``$ref`` inside ``schema`` (a definition, or a document's paths), as written."""
     found: set[str] = set()
     if isinstance(schema, dict):
         for key, value in schema.items():
             if key == "$ref" and isinstance(value, str):
-                found.add(value.removeprefix(REF_PREFIX))
+                found.add(value)
             else:
                 found |= _references(value)
     elif isinstance(schema, list):
@@ -155,7 +155,8 @@ def _schemas(roots: set[str]) -> dict[str, Schema]:
         if name in seen:
             continue
         seen.add(name)
-        todo.extend(ref for ref in _references(known[name]) if ref in known and ref not in seen)
+        named = (ref.removeprefix(REF_PREFIX) for ref in _references(known[name]))
+        todo.extend(ref for ref in named if ref in known and ref not in seen)
     return {name: _convert(known[name], top=True) for name in sorted(seen)}
 
 
@@ -277,9 +278,7 @@ def _resource_paths(resource: Resource) -> dict[str, Any]:
 
 
 def _document(paths: dict[str, Any]) -> dict[str, Any]:
-    named: set[str] = set()
-    for item in paths.values():
-        named |= {ref.removeprefix(_COMPONENTS) for ref in _path_references(item)}
+    named = {ref.removeprefix(_COMPONENTS) for ref in _references(paths)}
     return {
         "openapi": "3.0.0",
         "info": dict(_TITLE),
@@ -294,31 +293,19 @@ def _document(paths: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _path_references(item: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(item, dict):
-        for key, value in item.items():
-            if key == "$ref" and isinstance(value, str):
-                found.add(value)
-            else:
-                found |= _path_references(value)
-    elif isinstance(item, list):
-        for value in item:
-            found |= _path_references(value)
-    return found
-
-
-def _discovery_document(path: str, operation_id: str, response: str) -> dict[str, Any]:
-    get = {
-        "tags": [operation_id.removeprefix("get").removesuffix("APIVersions").removesuffix("APIGroup") or "core"],
-        "description": "get available resources",
-        "operationId": operation_id,
-        "responses": {
-            "200": {"description": "OK", "content": {m: {"schema": _ref(response)} for m in _RESPONSE_TYPES}},
-            "401": {"description": "Unauthorized"},
-        },
+def _get(tag: str, operation_id: str, description: str, response: str) -> dict[str, Any]:
+    """A path answering GET only (discovery, ``/version``)."""
+    return {
+        "get": {
+            "tags": [tag],
+            "description": description,
+            "operationId": operation_id,
+            "responses": {
+                "200": {"description": "OK", "content": _content(response)},
+                "401": {"description": "Unauthorized"},
+            },
+        }
     }
-    return _document({path: {"get": get}})
 
 
 @functools.cache
@@ -330,39 +317,26 @@ def _documents() -> dict[str, bytes]:
         key = f"api/{resource.version}" if not resource.group else f"apis/{resource.api_version}"
         by_group_version.setdefault(key, {}).update(_resource_paths(resource))
     for key, paths in by_group_version.items():
-        # The API server lists a group/version's resources beside their paths; so does discovery.
-        paths[f"/{key}/"] = {
-            "get": {
-                "description": "get available resources",
-                "operationId": "getAPIResources",
-                "responses": {
-                    "200": {"description": "OK", "content": _content(_META + "APIResourceList")},
-                    "401": {"description": "Unauthorized"},
-                },
-            }
-        }
+        # The API server lists a group/version's resources beside their paths, as discovery does.
+        tag = key.removeprefix("apis/").removeprefix("api/").replace("/", "_").replace(".k8s.io", "")
+        paths[f"/{key}/"] = _get(tag, "getAPIResources", "get available resources", _META + "APIResourceList")
         built[key] = _document(dict(sorted(paths.items())))
-    built["api"] = _discovery_document("/api/", "getCoreAPIVersions", _META + "APIVersions")
-    built["apis"] = _discovery_document("/apis/", "getAPIVersions", _META + "APIGroupList")
+    built["api"] = _document(
+        {"/api/": _get("core", "getCoreAPIVersions", "get available API versions", _META + "APIVersions")}
+    )
+    built["apis"] = _document(
+        {"/apis/": _get("apis", "getAPIVersions", "get available API versions", _META + "APIGroupList")}
+    )
     for group in GROUPS:
-        built[f"apis/{group}"] = _discovery_document(f"/apis/{group}/", "getAPIGroup", _META + "APIGroup")
-    built["version"] = _document(
-        {
-            "/version/": {
-                "get": {
-                    "tags": ["version"],
-                    "description": "get the code version",
-                    "operationId": "getCodeVersion",
-                    "responses": {
-                        "200": {
-                            "description": "OK",
-                            "content": {"application/json": {"schema": _ref("io.k8s.apimachinery.pkg.version.Info")}},
-                        },
-                        "401": {"description": "Unauthorized"},
-                    },
-                }
+        built[f"apis/{group}"] = _document(
+            {
+                f"/apis/{group}/": _get(
+                    group.replace(".k8s.io", ""), "getAPIGroup", "get information of a group", _META + "APIGroup"
+                )
             }
-        }
+        )
+    built["version"] = _document(
+        {"/version/": _get("version", "getCodeVersion", "get the code version", "io.k8s.apimachinery.pkg.version.Info")}
     )
     return {key: json.dumps(doc, separators=(",", ":")).encode() for key, doc in sorted(built.items())}
 

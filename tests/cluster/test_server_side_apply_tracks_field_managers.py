@@ -160,7 +160,8 @@ def test_status_is_not_owned_by_an_apply_to_the_object() -> None:
 # --- through the server and kubectl -----------------------------------------------------------------------------
 
 
-def test_kubectl_apply_server_side_with_conflicts_and_force(kubectl: Kubectl, tmp_path: Path) -> None:
+def test_kubectl_apply_server_side_with_conflicts_and_force(each_kubectl: Kubectl, tmp_path: Path) -> None:
+    kubectl = each_kubectl  # the kubectl on PATH, then the wheel's 1.37
     manifest = tmp_path / "web.json"
     manifest.write_text(json.dumps(_deployment(1, ("app", "app:1"), ("sidecar", "proxy:1"))))
     assert (
