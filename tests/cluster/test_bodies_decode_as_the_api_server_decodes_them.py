@@ -15,9 +15,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kubernetes import client, config, dynamic, utils
 
+from edgefleet.clock import FakeClock
 from simulator.cluster import validating
+from simulator.cluster.nodes import ClusterBox, seed_cluster
 from simulator.cluster.patching import definition_of, definitions
+from simulator.cluster.resources import RESOURCES
 from simulator.cluster.server import BackgroundCluster
+from simulator.cluster.store import Filter, Store
 
 DEPLOYMENT = definition_of("apps/v1", "Deployment") or {}
 SERVICE = definition_of("v1", "Service") or {}
@@ -179,3 +183,19 @@ def test_the_official_clients_yaml_helpers_and_dynamic_client(kubeconfig: Path, 
     listed = deployments.get(namespace="default")
     assert [d.metadata.name for d in listed.items] == ["web"]
     assert client.CoreV1Api(api).read_namespaced_config_map("c", "default").metadata.name == "c"
+
+
+def test_what_the_simulator_seeds_has_no_field_kubernetes_lacks(boxes: list[ClusterBox]) -> None:
+    # A guard on our own objects: a seeded node or lease with a stray field would be refused by the first Strict
+    # patch kubectl sends (label, cordon), as the API server would refuse it.
+    clock = FakeClock()
+    store = Store(clock, cluster="guard")
+    seed_cluster(store, boxes, now=clock.now())
+    seen = 0
+    for resource in RESOURCES:
+        schema = definition_of(resource.api_version, resource.kind)
+        assert schema is not None, resource.kind
+        for obj in store.list_objects(resource, Filter()).items:
+            assert validating.decode(copy.deepcopy(obj), schema, kind=resource.kind).unknown == [], obj
+            seen += 1
+    assert seen >= 2 * len(boxes)  # every node and its lease
