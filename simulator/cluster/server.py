@@ -459,7 +459,7 @@ class ClusterApi:
             )
         else:
             try:
-                body = json.loads(raw)
+                body = validating.parse(raw)
             except ValueError as exc:
                 raise BadRequest(f"the body of the request was not valid JSON: {exc}") from None
         if not isinstance(body, dict):
@@ -503,10 +503,11 @@ class ClusterApi:
             decoded = validating.decode(body, schema, kind=resource.kind)
         except validating.WrongType as exc:
             raise BadRequest(f"{prefix}{exc}") from None
-        if decoded.unknown and directive == "Strict":
-            raise BadRequest(prefix + validating.strict_message(decoded.unknown))
-        if decoded.unknown and directive == "Warn":
-            request.state.warnings = [*getattr(request.state, "warnings", ()), *validating.warnings(decoded.unknown)]
+        found = (decoded.unknown, decoded.duplicates)
+        if any(found) and directive == "Strict":
+            raise BadRequest(prefix + validating.strict_message(*found))
+        if any(found) and directive == "Warn":
+            request.state.warnings = [*getattr(request.state, "warnings", ()), *validating.warnings(*found)]
         return decoded.obj
 
     def _check_namespace_exists(self, namespace: str | None) -> None:

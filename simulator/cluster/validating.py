@@ -13,13 +13,16 @@ updates, patches and server-side apply.
   an error whatever ``fieldValidation`` says, ``.spec.foo: field not declared in schema``, with list elements
   named by their keys (``containers[name="web"]``).
 
-Not checked (as not by the decoder either): formats (dates, quantities), enums, required fields, duplicate JSON
-keys (the last one wins here; ``Strict`` refuses them on a real server). Pure.
+A JSON object holding a key twice keeps the last, as Go's decoder does, and counts as a problem like an unknown
+field (``duplicate field "spec.replicas"``); YAML never gets here with one (kubectl refuses it first). Not checked
+(as not by the decoder either): formats (dates, quantities), enums, required fields. Pure.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -50,10 +53,32 @@ class WrongType(ValueError):
 
 @dataclass(slots=True)
 class Decoded:
-    """A body as the API server would store it: unknown fields dropped, and where each of them was."""
+    """A body as the API server would store it: unknown fields dropped, and where each of them was; keys a JSON
+    object held twice (the last one kept)."""
 
     obj: dict[str, Any]
     unknown: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+
+
+class _Object(dict[str, Any]):
+    """A JSON object as ``parse`` read it, with the keys it held more than once."""
+
+    duplicates: tuple[str, ...] = ()
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    read = _Object(pairs)
+    if len(read) < len(pairs):
+        counts = Counter(key for key, _ in pairs)
+        read.duplicates = tuple(key for key in read if counts[key] > 1)
+    return read
+
+
+def parse(raw: bytes) -> Any:
+    """A JSON body, keeping the last of duplicate keys as Go does, and noting them for ``decode``; raises
+    ValueError."""
+    return json.loads(raw, object_pairs_hook=_object)
 
 
 def _definition(schema: Schema) -> tuple[str | None, Schema]:
@@ -123,6 +148,7 @@ class _Walk:
         # keyed: paths as structured-merge-diff writes them (``.spec.containers[name="web"].foo``), for apply.
         self.keyed = keyed
         self.unknown: list[str] = []
+        self.duplicates: list[str] = []
 
     def value(self, value: Any, schema: Schema, path: str, go_path: str, struct: str) -> Any:
         name, body = _definition(schema)
@@ -146,6 +172,8 @@ class _Walk:
 
     def fields(self, value: dict[str, Any], known: dict[str, Schema], path: str, go_path: str, struct: str) -> Any:
         kept: dict[str, Any] = {}
+        for key in getattr(value, "duplicates", ()):
+            self.duplicates.append(f"{path}.{key}" if path or self.keyed else key)
         for key, item in value.items():
             where = f"{path}.{key}" if path or self.keyed else key
             if key not in known:
@@ -177,7 +205,7 @@ def decode(obj: dict[str, Any], schema: Schema, *, kind: str) -> Decoded:
     ``WrongType`` for a value of the wrong type."""
     walk = _Walk(keyed=False)
     kept = walk.fields(obj, schema.get("properties") or {}, "", "", kind)
-    return Decoded(kept, walk.unknown)
+    return Decoded(kept, walk.unknown, walk.duplicates)
 
 
 def undeclared_in_apply(config: dict[str, Any], schema: Schema) -> list[str]:
@@ -192,14 +220,18 @@ def undeclared_in_apply(config: dict[str, Any], schema: Schema) -> list[str]:
     return [f"{path}: field not declared in schema" for path in walk.unknown] + errors
 
 
-def strict_message(unknown: list[str]) -> str:
-    """The strict decoder's error for these unknown fields."""
-    return "strict decoding error: " + ", ".join(f'unknown field "{path}"' for path in unknown)
+def _problems(unknown: Sequence[str], duplicates: Sequence[str]) -> list[str]:
+    return [f'unknown field "{path}"' for path in unknown] + [f'duplicate field "{path}"' for path in duplicates]
 
 
-def warnings(unknown: list[str]) -> list[str]:
-    """The ``Warning`` headers of ``Warn``: one per unknown field, in the API server's form."""
-    return [f'299 - "unknown field \\"{path}\\""' for path in unknown]
+def strict_message(unknown: Sequence[str], duplicates: Sequence[str] = ()) -> str:
+    """The strict decoder's error for these unknown and duplicate fields."""
+    return "strict decoding error: " + ", ".join(_problems(unknown, duplicates))
+
+
+def warnings(unknown: Sequence[str], duplicates: Sequence[str] = ()) -> list[str]:
+    """The ``Warning`` headers of ``Warn``: one per unknown or duplicate field, in the API server's form."""
+    return ['299 - "' + problem.replace('"', '\\"') + '"' for problem in _problems(unknown, duplicates)]
 
 
 def field_validation(asked: str | None) -> FieldValidation:

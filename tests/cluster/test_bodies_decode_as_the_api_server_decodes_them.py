@@ -163,6 +163,18 @@ def test_field_validation_directives_over_http(cluster: BackgroundCluster) -> No
             400,
             'strict decoding error: unknown field "other"',
         )
+        # A key twice in one JSON object: the last wins, and it is a problem like an unknown field.
+        twice = b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"b"},"data":{"k":"1"},"data":{"k":"2"}}'
+        json_body = {"content-type": "application/json"}
+        refused = http.post(url, params={"fieldValidation": "Strict"}, content=twice, headers=json_body)
+        assert refused.json()["message"] == (
+            'ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: duplicate field "data"'
+        )
+        kept = http.post(url, content=twice, headers=json_body)
+        assert (kept.json()["data"], kept.headers.get_list("warning")) == (
+            {"k": "2"},
+            ['299 - "duplicate field \\"data\\""'],
+        )
         missing = http.get(f"{cluster.url}/apis/apps/v1/namespaces/default/deployments/nope")
         assert missing.json()["message"] == 'deployments.apps "nope" not found'
         assert missing.json()["details"] == {"name": "nope", "group": "apps", "kind": "deployments"}
