@@ -5,6 +5,7 @@ refused in the Go decoder's words, apply's undeclared fields in structured-merge
 from __future__ import annotations
 
 import copy
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +181,11 @@ def test_field_validation_directives_over_http(cluster: BackgroundCluster) -> No
         assert missing.json()["details"] == {"name": "nope", "group": "apps", "kind": "deployments"}
 
 
-def test_the_official_clients_yaml_helpers_and_dynamic_client(kubeconfig: Path, tmp_path: Path) -> None:
+def test_the_official_clients_yaml_helpers_and_dynamic_client(
+    kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The dynamic client caches discovery in the temporary folder, by host and port: keep it in this test's.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     api = config.new_client_from_config(config_file=str(kubeconfig))
     manifest = tmp_path / "web.yaml"
     manifest.write_text(yaml.safe_dump(WEB))
