@@ -258,14 +258,18 @@ class ClusterApi:
                     'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified for non-apply patch'
                 )
             current = self.store.get(resource, namespace or "", name)
-            patched = patching.apply_patch(
-                _content_type(request),
-                current,
-                await request.body(),
-                schema=patching.definition_of(resource.api_version, resource.kind),
-            )
+            raw = await request.body()
+            patch_type = _content_type(request)
+            schema = patching.definition_of(resource.api_version, resource.kind)
+            patched = patching.apply_patch(patch_type, current, raw, schema=schema)
             self._check_patched(resource, current, patched)
-            patched = self._decoded(request, resource, patched, patch=True)
+            # What the API server shows of a patch it refuses: the patch as a Go map, or the patched object.
+            shown = (
+                validating.go_printed(json.loads(raw))
+                if patch_type == patching.STRATEGIC_MERGE_PATCH
+                else json.dumps(patched, separators=(",", ":"))
+            )
+            patched = self._decoded(request, resource, patched, shown_patch=shown)
             updated = self.store.update(resource, patched, namespace or "", subresource=subresource)
             return self._object_answer(request, resource, updated)
         if method == "DELETE" and name is not None and not subresource:
@@ -484,10 +488,11 @@ class ClusterApi:
         return body
 
     def _decoded(
-        self, request: Request, resource: Resource, body: dict[str, Any], *, patch: bool = False
+        self, request: Request, resource: Resource, body: dict[str, Any], *, shown_patch: str | None = None
     ) -> dict[str, Any]:
-        """``body`` as the API server decodes it (``validating``): a wrong type is 400; unknown fields are dropped,
-        and refused (``fieldValidation=Strict``) or warned about (``Warn``, the default)."""
+        """``body`` as the API server decodes it (``validating``): a wrong type is refused; unknown fields are
+        dropped, and refused (``fieldValidation=Strict``) or warned about (``Warn``, the default). A create or
+        update is refused 400, naming the kind; a patch (``shown_patch``: what the error shows of it) 422."""
         schema = patching.definition_of(resource.api_version, resource.kind)
         if schema is None:
             return body
@@ -495,17 +500,18 @@ class ClusterApi:
             directive = validating.field_validation(request.query_params.get("fieldValidation"))
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-        # A create or update names the kind it could not decode; a patch gives the decoder's words alone.
-        prefix = (
-            "" if patch else f'{resource.kind} in version "{resource.version}" cannot be handled as a {resource.kind}: '
-        )
+        prefix = f'{resource.kind} in version "{resource.version}" cannot be handled as a {resource.kind}: '
+
+        def refused(detail: str) -> StoreError:
+            return BadRequest(prefix + detail) if shown_patch is None else validating.PatchInvalid(shown_patch, detail)
+
         try:
             decoded = validating.decode(body, schema, kind=resource.kind)
         except validating.WrongType as exc:
-            raise BadRequest(f"{prefix}{exc}") from None
+            raise refused(str(exc)) from None
         found = (decoded.unknown, decoded.duplicates)
         if any(found) and directive == "Strict":
-            raise BadRequest(prefix + validating.strict_message(*found))
+            raise refused(validating.strict_message(*found))
         if any(found) and directive == "Warn":
             request.state.warnings = [*getattr(request.state, "warnings", ()), *validating.warnings(*found)]
         return decoded.obj

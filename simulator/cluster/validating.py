@@ -24,6 +24,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Final, Literal
 
 from simulator.cluster.patching import REF_PREFIX, Schema, definitions
@@ -102,15 +103,19 @@ def _types(schema: Schema) -> set[str]:
     return found
 
 
-def _fits(value: Any, types: set[str]) -> bool:
+_INT_RANGES: Final = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+
+
+def _fits(value: Any, types: set[str], fmt: str | None = None) -> bool:
     if not types:
         return True
     if isinstance(value, bool):
         return "boolean" in types
-    if isinstance(value, int):
-        return bool(types & {"integer", "number"})
-    if isinstance(value, float):
-        return "number" in types or ("integer" in types and value.is_integer())
+    if isinstance(value, int | float) and "integer" in types and "number" not in types:
+        low, high = _INT_RANGES.get(fmt or "int64", _INT_RANGES["int64"])
+        return float(value).is_integer() and low <= value <= high
+    if isinstance(value, int | float):
+        return "number" in types
     if isinstance(value, str):
         return "string" in types
     if isinstance(value, list):
@@ -118,6 +123,14 @@ def _fits(value: Any, types: set[str]) -> bool:
     if isinstance(value, dict):
         return "object" in types
     return False
+
+
+def _go_json_kind(value: Any, types: set[str]) -> str:
+    """How Go's decoder names the JSON value it could not store: a number with its literal when it was meant for
+    an integer (out of range, or not whole), without when the field is no number at all."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and "integer" in types:
+        return f"number {value}"
+    return _JSON_KINDS.get(type(value), "value")
 
 
 def _go_type(schema: Schema) -> str:
@@ -154,8 +167,11 @@ class _Walk:
         name, body = _definition(schema)
         if value is None:
             return None
-        if not _fits(value, _types(body)):
+        types = _types(body)
+        if not _fits(value, types, body.get("format")):
             raise self._wrong(value, schema, body, path, go_path, struct)
+        if isinstance(value, float) and types == {"integer"}:
+            return int(value)  # stored as the Go integer it decodes into
         if isinstance(value, dict) and isinstance(body.get("properties"), dict):
             return self.fields(value, body["properties"], path, go_path, name or struct)
         if isinstance(value, dict) and isinstance(body.get("additionalProperties"), dict):
@@ -195,7 +211,7 @@ class _Walk:
             return WrongType(f"{path}: expected {expected}, got {_SMD_KINDS.get(type(value), 'value')}")
         short = struct.rsplit(".", maxsplit=1)[-1]
         return WrongType(
-            f"json: cannot unmarshal {_JSON_KINDS.get(type(value), 'value')} into Go struct field"
+            f"json: cannot unmarshal {_go_json_kind(value, _types(body))} into Go struct field"
             f" {short}.{go_path} of type {_go_type(schema)}"
         )  # fmt: skip
 
@@ -262,3 +278,50 @@ def undeclared_fields(errors: list[str], *, namespace: str, name: str, api_versi
     return UndeclaredFields(
         f"failed to create typed patch object ({namespace}/{name}; {group}/{version}, Kind={kind}): {listed}"
     )
+
+
+class PatchInvalid(StoreError):
+    """422 for a patched object the decoder refuses (an unknown field under ``Strict``, a wrong type): the API
+    server words it as an invalid ``patch`` field whose value is the patch (strategic merge, as Go prints a map)
+    or the patched object (JSON and merge patches); kubectl shows ``The request is invalid: patch: ...``."""
+
+    code, reason = 422, "Invalid"
+
+    def __init__(self, shown: str, detail: str) -> None:
+        body = f"Invalid value: {json.dumps(shown, ensure_ascii=False)}: {detail}"
+        super().__init__(f' "" is invalid: patch: {body}')
+        self.cause = {"reason": "FieldValueInvalid", "message": body, "field": "patch"}
+
+    def status(self) -> dict[str, Any]:
+        answer = super().status()
+        answer["details"] = {"causes": [self.cause]}
+        return answer
+
+
+def go_printed(value: Any) -> str:
+    """``value`` (decoded JSON) as Go's ``%+v`` prints the ``map[string]interface{}`` it decodes into:
+    ``map[spec:map[replicas:2]]``, keys sorted, numbers as float64."""
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{key}:{go_printed(value[key])}" for key in sorted(value)) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(go_printed(item) for item in value) + "]"
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return _go_float(float(value))
+    return str(value)
+
+
+def _go_float(number: float) -> str:
+    """Go's shortest ``%v`` of a float64: fixed from 1e-4 up to 1e6, ``1e+06`` beyond."""
+    if number == 0:
+        return "0"
+    sign, digits, exponent = Decimal(repr(number)).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    power = len(digits) - 1 + exponent
+    if -4 <= power < 6:
+        return format(Decimal(repr(number)).normalize(), "f")
+    mantissa = str(digits[0]) + ("." + "".join(map(str, digits[1:])) if len(digits) > 1 else "")
+    return f"{'-' if sign else ''}{mantissa}e{'+' if power >= 0 else '-'}{abs(power):02d}"

@@ -101,6 +101,26 @@ def test_wrong_types_are_refused_in_the_decoders_words(path: tuple[Any, ...], va
     assert words in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    ("value", "printed"),
+    [
+        ({"spec": {"replicas": 2, "paused": True}}, "map[spec:map[paused:true replicas:2]]"),
+        ([1e6, 123456, 0.0001, 1e-05, -2.5, None, "a b"], "[1e+06 123456 0.0001 1e-05 -2.5 <nil> a b]"),
+        ({}, "map[]"),
+    ],
+)
+def test_a_refused_strategic_patch_is_shown_as_go_prints_it(value: Any, printed: str) -> None:
+    assert validating.go_printed(value) == printed
+
+
+@pytest.mark.parametrize(("replicas", "literal"), [(1.5, "1.5"), (2**31, "2147483648")])
+def test_an_integer_out_of_reach_is_refused_with_its_literal(replicas: float, literal: str) -> None:
+    with pytest.raises(validating.WrongType, match=f"cannot unmarshal number {literal} into Go struct field"):
+        validating.decode(_with(("spec", "replicas"), replicas), DEPLOYMENT, kind="Deployment")
+    whole = validating.decode(_with(("spec", "replicas"), 3.0), DEPLOYMENT, kind="Deployment")
+    assert type(whole.obj["spec"]["replicas"]) is int
+
+
 def test_apply_names_list_elements_by_their_keys() -> None:
     config_ = _with(("spec", "template", "spec", "containers", 0, "imagePullPolcy"), "Always")
     config_["spec"]["foo"] = 1
@@ -160,10 +180,11 @@ def test_field_validation_directives_over_http(cluster: BackgroundCluster) -> No
             content=b'{"other": 2}',
             headers={"content-type": "application/merge-patch+json"},
         )
-        assert (patched.status_code, patched.json()["message"]) == (
-            400,
-            'strict decoding error: unknown field "other"',
-        )
+        # A patch is refused as an invalid "patch" field holding the patched object (422), as the API server does.
+        assert (patched.status_code, patched.json()["reason"]) == (422, "Invalid")
+        assert patched.json()["message"].startswith(' "" is invalid: patch: Invalid value: "{')
+        assert patched.json()["message"].endswith('": strict decoding error: unknown field "other"')
+        assert patched.json()["details"]["causes"][0]["field"] == "patch"
         # A key twice in one JSON object: the last wins, and it is a problem like an unknown field.
         twice = b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"b"},"data":{"k":"1"},"data":{"k":"2"}}'
         json_body = {"content-type": "application/json"}

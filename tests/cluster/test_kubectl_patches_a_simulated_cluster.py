@@ -201,9 +201,17 @@ def test_patch_of_status_changes_only_status(cluster: BackgroundCluster, boxes: 
         (
             "application/merge-patch+json",
             b'{"metadata":{"labels":{"a":1}}}',
-            400,
-            "BadRequest",
-            "json: cannot unmarshal number into Go struct field ObjectMeta.metadata.labels of type string",
+            422,
+            "Invalid",
+            ' "" is invalid: patch: Invalid value: "{',  # the patched object, then the decoder's words
+        ),
+        (
+            "application/strategic-merge-patch+json",
+            b'{"metadata":{"labels":{"a":1}}}',
+            422,
+            "Invalid",
+            ' "" is invalid: patch: Invalid value: "map[metadata:map[labels:map[a:1]]]": json: cannot unmarshal number'
+            " into Go struct field ObjectMeta.metadata.labels of type string",
         ),
     ],
 )

@@ -73,6 +73,12 @@ def test_a_good_manifest_applies_and_validation_off_drops_the_unknown_field(kube
     manifest.write_text(json.dumps(_deployment()))
     assert kubectl("apply", "-f", str(manifest)).stdout.strip() == "deployment.apps/web created"
     manifest.write_text(json.dumps(_deployment(replicas=2, foo="bar")))
+    # On an object that exists, client-side apply sends a strategic merge patch: refused as an invalid "patch".
+    refused = kubectl("apply", "-f", str(manifest), check=False)
+    assert refused.stderr.startswith('The request is invalid: patch: Invalid value: "map[metadata:map[annotations:map[')
+    assert refused.stderr.strip().endswith(
+        ' spec:map[foo:bar replicas:2]]": strict decoding error: unknown field "spec.foo"'
+    )
     # --validate=false: fieldValidation=Ignore; the field is dropped, as the API server's decoder drops it.
     assert kubectl("apply", "-f", str(manifest), "--validate=false").stdout.strip() == "deployment.apps/web configured"
     live = json.loads(kubectl("get", "deploy", "web", "-o", "json").stdout)
