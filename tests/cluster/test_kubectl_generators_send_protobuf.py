@@ -115,3 +115,12 @@ def test_create_deployment_create_service_and_expose(each_kubectl: Kubectl) -> N
     )
     exposed = json.loads(kubectl("get", "svc", "front", "-o", "json").stdout)
     assert exposed["spec"] == {"selector": {"app": "web"}, "ports": [{"protocol": "TCP", "port": 81, "targetPort": 80}]}
+    kubectl("create", "service", "externalname", "ext", "--external-name=example.com")
+    kubectl("create", "service", "loadbalancer", "lb", "--tcp=443:8443")
+    rows = {line.split()[0]: line.split()[1:5] for line in kubectl("get", "svc").stdout.splitlines()[1:]}
+    assert rows == {
+        "np": ["NodePort", "<none>", "<none>", "80:30080/TCP"],
+        "front": ["ClusterIP", "<none>", "<none>", "81/TCP"],
+        "ext": ["ExternalName", "<none>", "example.com", "<none>"],
+        "lb": ["LoadBalancer", "<none>", "<pending>", "443/TCP"],
+    }
