@@ -38,7 +38,7 @@ APPLY_PATCH: Final = "application/apply-patch+yaml"
 PATCH_TYPES: Final = (JSON_PATCH, MERGE_PATCH, APPLY_PATCH, STRATEGIC_MERGE_PATCH)
 # Kubernetes 1.37's definitions: the newest kubernetes-validate ships; patch strategies have not changed since 1.2x.
 _DEFINITIONS: Final = ("kubernetes-json-schema", "v1.37.0-local", "_definitions.json")
-_REF_PREFIX: Final = "#/$defs/"
+REF_PREFIX: Final = "#/$defs/"
 _DIRECTIVE: Final = "$patch"
 _RETAIN_KEYS: Final = "$retainKeys"
 _DELETE_FROM: Final = "$deleteFromPrimitiveList/"
@@ -69,20 +69,27 @@ class PatchRejected(Invalid):
 
 
 @functools.cache
-def _definitions() -> dict[str, Schema]:
+def definitions() -> dict[str, Schema]:
+    """Kubernetes 1.37's type definitions by name (``io.k8s.api.apps.v1.Deployment``), JSON Schema with ``$defs``
+    references; read once per process."""
     # The package has no API for this file, only the file; read as data, never imported.
     path = package_files.files("kubernetes_validate").joinpath(*_DEFINITIONS)
     loaded: dict[str, Schema] = json.loads(path.read_text(encoding="utf-8"))["$defs"]
     return loaded
 
 
-def definition_of(api_version: str, kind: str) -> Schema | None:
-    """Kubernetes' type definition of ``kind`` in ``api_version`` (``apps/v1``, ``Deployment``), or None."""
+def definition_name(api_version: str, kind: str) -> str | None:
+    """The name of ``kind``'s definition in ``api_version`` (``io.k8s.api.apps.v1.Deployment``), or None for a
+    group not served."""
     group, _, version = api_version.rpartition("/")
     short = _DEFINITION_GROUPS.get(group)
-    if short is None:
-        return None
-    return _definitions().get(f"io.k8s.api.{short}.{version}.{kind}")
+    return None if short is None else f"io.k8s.api.{short}.{version}.{kind}"
+
+
+def definition_of(api_version: str, kind: str) -> Schema | None:
+    """Kubernetes' type definition of ``kind`` in ``api_version`` (``apps/v1``, ``Deployment``), or None."""
+    name = definition_name(api_version, kind)
+    return None if name is None else definitions().get(name)
 
 
 def apply_patch(patch_type: str, obj: dict[str, Any], body: bytes, *, schema: Schema | None) -> dict[str, Any]:
@@ -133,14 +140,15 @@ def strategic_merge(obj: dict[str, Any], patch: dict[str, Any], schema: Schema |
     return merged
 
 
-def _resolve(schema: Schema | None) -> Schema | None:
+def resolve(schema: Schema | None) -> Schema | None:
+    """``schema`` with its ``$ref`` followed (to the definition it names)."""
     while schema is not None and "$ref" in schema:
-        schema = _definitions().get(str(schema["$ref"]).removeprefix(_REF_PREFIX))
+        schema = definitions().get(str(schema["$ref"]).removeprefix(REF_PREFIX))
     return schema
 
 
 def field_schema(schema: Schema | None, name: str) -> Schema | None:
-    schema = _resolve(schema)
+    schema = resolve(schema)
     if schema is None:
         return None
     properties = schema.get("properties") or {}
@@ -152,7 +160,7 @@ def field_schema(schema: Schema | None, name: str) -> Schema | None:
 
 
 def item_schema(schema: Schema | None) -> Schema | None:
-    schema = _resolve(schema)
+    schema = resolve(schema)
     items = schema.get("items") if schema is not None else None
     return items if isinstance(items, dict) else None
 

@@ -42,6 +42,16 @@ class Resource:
         """``v1/nodes``, ``apps/v1/deployments``: the store's name for the resource."""
         return f"{self.api_version}/{self.plural}"
 
+    @property
+    def group_resource(self) -> str:
+        """``deployments.apps``, ``pods``: how the API server names the resource in its messages."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def group_kind(self) -> str:
+        """``Deployment.apps``, ``Pod``: how the API server names the kind in its Invalid messages."""
+        return f"{self.kind}.{self.group}" if self.group else self.kind
+
     def fields(self) -> tuple[str, ...]:
         return COMMON_FIELDS + self.field_labels
 

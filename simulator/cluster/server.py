@@ -6,11 +6,14 @@
   ``resourceVersion``, ``allowWatchBookmarks``, ``timeoutSeconds``, 410 Expired as an ERROR event), get, create,
   update (PUT), patch (JSON, merge and strategic merge: ``patching``; server-side apply: ``applying``), delete and deletecollection; the ``status``
   subresource (get, update, patch) and the ``scale`` subresource of deployments and replicasets (``scales``)
+- ``/openapi/v3`` and its per-group documents (``openapi``); bodies decoded as the API server decodes them, with
+  ``fieldValidation`` (``validating``), JSON or, for the kinds kubectl's generators send so, protobuf (``protobuf``)
 - ``Accept: application/json;as=Table;g=meta.k8s.io;v=v1``: ``kubectl get``'s tables (``tables.table``)
 - errors as ``Status`` objects with the API server's reasons, codes and wording
 
-Server-side apply (``applying``) tracks apply managers only. Not served yet: dry runs (400), ``/openapi/v2`` and ``/openapi/v3`` (404; kubectl
-then validates nothing client-side), aggregated discovery (kubectl falls back to the plain documents above).
+Server-side apply (``applying``) tracks apply managers only. Not served yet: dry runs (400), ``/openapi/v2`` (404; neither kubectl nor
+the official client asks for it while v3 is there), aggregated discovery (kubectl falls back to the plain documents
+above).
 
 Every route is ``async def`` and the store is only touched on the server's event loop, so it needs no lock; other
 threads go through ``BackgroundCluster.call``. ``serve_cluster`` runs inside a caller's loop (the simulator's);
@@ -36,7 +39,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from edgefleet.clock import Clock, SystemClock, format_utc
-from simulator.cluster import applying, patching, protobuf, scales
+from simulator.cluster import applying, openapi, patching, protobuf, scales, validating
 from simulator.cluster.nodes import ClusterBox, seed_cluster
 from simulator.cluster.protobuf import ProtobufError
 from simulator.cluster.resources import (
@@ -196,7 +199,10 @@ class ClusterApi:
 
     async def _handle(self, request: Request) -> Response:
         try:
-            return await self._route(request)
+            response = await self._route(request)
+            for warning in getattr(request.state, "warnings", ()):
+                response.headers.append("Warning", warning)
+            return response
         except StoreError as exc:
             return _answer(exc.status(), exc.code)
         except SelectorError as exc:
@@ -212,11 +218,22 @@ class ClusterApi:
             return _answer(self._discovery(parts, request))
         if parts == ["version"]:
             return _answer(KUBERNETES_VERSION)
+        if parts[:2] == ["openapi", "v3"]:
+            return self._openapi(parts[2:], method)
         if parts[:2] == ["api", "v1"]:
             return await self._resource_request(request, "v1", parts[2:])
         if len(parts) > 3 and parts[0] == "apis":
             return await self._resource_request(request, f"{parts[1]}/{parts[2]}", parts[3:])
         raise NotFound(_NOT_FOUND)
+
+    def _openapi(self, parts: list[str], method: str) -> Response:
+        """``/openapi/v3`` and its documents (``openapi``); the ``hash`` query is the client's cache key only."""
+        if method != "GET":
+            raise MethodNotAllowed("the server does not allow this method on the requested resource")
+        body = openapi.index() if not parts else openapi.document("/".join(parts))
+        if body is None:
+            raise NotFound(_NOT_FOUND)
+        return Response(body, media_type=_JSON)
 
     def _discovery(self, parts: list[str], request: Request) -> dict[str, Any]:
         if parts == ["api"]:
@@ -270,12 +287,12 @@ class ClusterApi:
             found = self.store.get(resource, namespace or "", name)
             return self._object_answer(request, resource, found)
         if method == "POST" and name is None and (namespace is not None or not resource.namespaced):
-            body = await self._body(request, resource, namespace)
+            body = self._decoded(request, resource, await self._body(request, resource, namespace))
             self._check_namespace_exists(namespace)
             created = self.store.create(resource, body, namespace or "")
             return self._object_answer(request, resource, created, 201)
         if method == "PUT" and name is not None:
-            body = await self._body(request, resource, namespace)
+            body = self._decoded(request, resource, await self._body(request, resource, namespace))
             if body.get("metadata", {}).get("name") != name:
                 raise BadRequest(
                     f"the name of the object ({body.get('metadata', {}).get('name')}) does not match the name on"
@@ -292,13 +309,18 @@ class ClusterApi:
                     'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified for non-apply patch'
                 )
             current = self.store.get(resource, namespace or "", name)
-            patched = patching.apply_patch(
-                _content_type(request),
-                current,
-                await request.body(),
-                schema=patching.definition_of(resource.api_version, resource.kind),
-            )
+            raw = await request.body()
+            patch_type = _content_type(request)
+            schema = patching.definition_of(resource.api_version, resource.kind)
+            patched = patching.apply_patch(patch_type, current, raw, schema=schema)
             self._check_patched(resource, current, patched)
+            # What the API server shows of a patch it refuses: the patch as a Go map, or the patched object.
+            shown = (
+                validating.go_printed(json.loads(raw))
+                if patch_type == patching.STRATEGIC_MERGE_PATCH
+                else json.dumps(patched, separators=(",", ":"))
+            )
+            patched = self._decoded(request, resource, patched, shown_patch=shown)
             updated = self.store.update(resource, patched, namespace or "", subresource=subresource)
             return self._object_answer(request, resource, updated)
         if method == "DELETE" and name is not None and not subresource:
@@ -428,6 +450,11 @@ class ClusterApi:
             raise BadRequest(f"the name of the object ({given}) does not match the name on the URL ({name})")
         if namespace is not None and metadata.get("namespace", namespace) != namespace:
             raise BadRequest("the namespace of the provided object does not match the namespace sent on the request")
+        schema = patching.definition_of(resource.api_version, resource.kind)
+        if schema is not None and (undeclared := validating.undeclared_in_apply(config, schema)):
+            raise validating.undeclared_fields(
+                undeclared, namespace=namespace or "", name=name, api_version=resource.api_version, kind=resource.kind
+            )
         try:
             live: dict[str, Any] | None = self.store.get(resource, namespace or "", name)
         except NotFound:
@@ -437,7 +464,7 @@ class ClusterApi:
             config,
             manager=request.query_params.get("fieldManager", ""),
             force=force,
-            schema=patching.definition_of(resource.api_version, resource.kind),
+            schema=schema,
             api_version=resource.api_version,
             now=format_utc(self.clock.now()),
             has_status=resource.has_status,
@@ -476,7 +503,7 @@ class ClusterApi:
     async def _body(self, request: Request, resource: Resource, namespace: str | None) -> dict[str, Any]:
         content_type = request.headers.get("content-type", _JSON).split(";")[0].strip()
         raw = await request.body()
-        if content_type == protobuf.MEDIA_TYPE and resource.kind in protobuf.KINDS:
+        if content_type == protobuf.MEDIA_TYPE and (resource.api_version, resource.kind) in protobuf.KINDS:
             try:
                 body = protobuf.decode(raw)
             except ProtobufError as exc:
@@ -487,7 +514,7 @@ class ClusterApi:
             )
         else:
             try:
-                body = json.loads(raw)
+                body = validating.parse(raw)
             except ValueError as exc:
                 raise BadRequest(f"the body of the request was not valid JSON: {exc}") from None
         if not isinstance(body, dict):
@@ -510,6 +537,35 @@ class ClusterApi:
         if namespace is not None and given and given != namespace:
             raise BadRequest("the namespace of the provided object does not match the namespace sent on the request")
         return body
+
+    def _decoded(
+        self, request: Request, resource: Resource, body: dict[str, Any], *, shown_patch: str | None = None
+    ) -> dict[str, Any]:
+        """``body`` as the API server decodes it (``validating``): a wrong type is refused; unknown fields are
+        dropped, and refused (``fieldValidation=Strict``) or warned about (``Warn``, the default). A create or
+        update is refused 400, naming the kind; a patch (``shown_patch``: what the error shows of it) 422."""
+        schema = patching.definition_of(resource.api_version, resource.kind)
+        if schema is None:
+            return body
+        try:
+            directive = validating.field_validation(request.query_params.get("fieldValidation"))
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        prefix = f'{resource.kind} in version "{resource.version}" cannot be handled as a {resource.kind}: '
+
+        def refused(detail: str) -> StoreError:
+            return BadRequest(prefix + detail) if shown_patch is None else validating.PatchInvalid(shown_patch, detail)
+
+        try:
+            decoded = validating.decode(body, schema, kind=resource.kind)
+        except validating.WrongType as exc:
+            raise refused(str(exc)) from None
+        found = (decoded.unknown, decoded.duplicates)
+        if any(found) and directive == "Strict":
+            raise refused(validating.strict_message(*found))
+        if any(found) and directive == "Warn":
+            request.state.warnings = [*getattr(request.state, "warnings", ()), *validating.warnings(*found)]
+        return decoded.obj
 
     def _check_namespace_exists(self, namespace: str | None) -> None:
         if namespace is None:

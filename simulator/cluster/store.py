@@ -64,16 +64,19 @@ class StoreError(Exception):
     code = 500
     reason = "InternalError"
 
-    def __init__(self, message: str, *, name: str = "", kind: str = "") -> None:
+    def __init__(self, message: str, *, name: str = "", kind: str = "", group: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.name = name
         self.kind = kind
+        self.group = group
 
     def status(self) -> dict[str, Any]:
         details: dict[str, Any] = {}
         if self.name:
             details["name"] = self.name
+        if self.group:
+            details["group"] = self.group
         if self.kind:
             details["kind"] = self.kind
         body: dict[str, Any] = {
@@ -125,7 +128,9 @@ class Invalid(StoreError):
 
 
 def not_found(resource: Resource, name: str) -> NotFound:
-    return NotFound(f'{resource.plural} "{name}" not found', name=name, kind=resource.plural)
+    return NotFound(
+        f'{resource.group_resource} "{name}" not found', name=name, kind=resource.plural, group=resource.group
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,15 +269,21 @@ class Store:
         name = metadata.get("name")
         if not name:
             raise Invalid(
-                f'{resource.kind} "" is invalid: metadata.name: Required value: name or generateName is required',
+                f'{resource.group_kind} "" is invalid: metadata.name: Required value: name or generateName is required',
                 kind=resource.kind,
+                group=resource.group,
             )
         _check_name(resource, str(name))
         namespace = namespace if resource.namespaced else ""
         key = (namespace, str(name))
         objects = self._objects.setdefault(resource.key, {})
         if key in objects:
-            raise AlreadyExists(f'{resource.plural} "{name}" already exists', name=str(name), kind=resource.plural)
+            raise AlreadyExists(
+                f'{resource.group_resource} "{name}" already exists',
+                name=str(name),
+                kind=resource.plural,
+                group=resource.group,
+            )
         new["apiVersion"], new["kind"] = resource.api_version, resource.kind
         if namespace:
             metadata["namespace"] = namespace
@@ -305,10 +316,11 @@ class Store:
         wanted = metadata.get("resourceVersion")
         if wanted and str(wanted) != old["metadata"]["resourceVersion"]:
             raise Conflict(
-                f'Operation cannot be fulfilled on {resource.plural} "{name}": the object has been modified;'
-                " please apply your changes to the latest version and try again",
+                f'Operation cannot be fulfilled on {resource.group_resource} "{name}": the object has been'
+                " modified; please apply your changes to the latest version and try again",
                 name=name,
                 kind=resource.plural,
+                group=resource.group,
             )
         if subresource == "status":
             new = copy.deepcopy(old)
@@ -432,9 +444,10 @@ def _with_version(previous: dict[str, Any] | None, event: Event) -> dict[str, An
 def _check_name(resource: Resource, name: str) -> None:
     if len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
         raise Invalid(
-            f'{resource.kind} "{name}" is invalid: metadata.name: Invalid value: "{name}": {_SUBDOMAIN_RULE}',
+            f'{resource.group_kind} "{name}" is invalid: metadata.name: Invalid value: "{name}": {_SUBDOMAIN_RULE}',
             name=name,
             kind=resource.kind,
+            group=resource.group,
         )
 
 
@@ -445,7 +458,7 @@ def _check_labels(resource: Resource, metadata: dict[str, Any]) -> None:
             continue
         if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
             raise BadRequest(
-                f"{resource.kind} in version {resource.version!r} cannot be handled as a {resource.kind}:"
+                f'{resource.kind} in version "{resource.version}" cannot be handled as a {resource.kind}:'
                 f" metadata.{part} must map strings to strings"
             )
 

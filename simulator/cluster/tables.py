@@ -198,13 +198,27 @@ def _replica_set_row(obj: dict[str, Any], now: float) -> Row:
 
 def _service_row(obj: dict[str, Any], now: float) -> Row:
     spec = obj.get("spec") or {}
-    ports = [f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or []]
+    # As the API server's printer: a node port after the port, the external name or the load balancer's address as
+    # EXTERNAL-IP (<pending> until it has one).
+    ports = [
+        f"{p.get('port')}:{p['nodePort']}/{p.get('protocol', 'TCP')}"
+        if p.get("nodePort")
+        else f"{p.get('port')}/{p.get('protocol', 'TCP')}"
+        for p in spec.get("ports") or []
+    ]
+    kind = spec.get("type", "ClusterIP")
+    external = list(spec.get("externalIPs") or [])
+    if kind == "ExternalName":
+        external = [spec.get("externalName", "")]
+    elif kind == "LoadBalancer":
+        ingress = (obj.get("status") or {}).get("loadBalancer", {}).get("ingress") or []
+        external = [i.get("ip") or i.get("hostname", "") for i in ingress] + external
     selector = spec.get("selector") or {}
     return [
         obj["metadata"]["name"],
-        spec.get("type", "ClusterIP"),
+        kind,
         spec.get("clusterIP") or "<none>",
-        ",".join(spec.get("externalIPs") or []) or "<none>",
+        ",".join(external) or ("<pending>" if kind == "LoadBalancer" else "<none>"),
         ",".join(ports) or "<none>",
         _since(obj["metadata"].get("creationTimestamp"), now),
         ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "<none>",

@@ -1,10 +1,12 @@
-"""A simulated cluster served from a thread of its own, seeded with one inventory site's boxes, and a kubectl that
-talks to it through a written kubeconfig with a HOME of its own (so nothing is cached outside tmp_path)."""
+"""A simulated cluster served from a thread of its own, seeded with one inventory site's boxes, and kubectls that
+talk to it through a written kubeconfig with a HOME of their own (so nothing is cached outside tmp_path).
+
+``kubectl`` is the one on PATH; ``each_kubectl`` runs a test once with it and once with the wheel's newer one
+(``tests.support.kubectls``): use it for the representative tests, not for every slow one."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ from simulator.cluster.kubeconfig import write_kubeconfig
 from simulator.cluster.nodes import ClusterBox, site_boxes
 from simulator.cluster.server import BackgroundCluster, start_cluster_in_background
 from tests.conftest import SITES
+from tests.support.kubectls import KUBECTLS, ON_PATH, kubectl_binary
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -41,26 +44,40 @@ def kubeconfig(cluster: BackgroundCluster, tmp_path: Path) -> Path:
     return write_kubeconfig(tmp_path / "kubeconfig", {cluster.api.name: cluster.url})
 
 
-@pytest.fixture
-def kubectl(kubeconfig: Path, tmp_path: Path) -> Kubectl:
-    binary = shutil.which("kubectl")
+def _kubectl(which: str, kubeconfig: Path, tmp_path: Path) -> Kubectl:
+    binary, missing = kubectl_binary(which)
     if binary is None:
-        pytest.skip("kubectl is not on PATH")
-    home = tmp_path / "home"
-    home.mkdir()
+        pytest.skip(missing)
+    home = tmp_path / f"home-{which}"
+    home.mkdir(exist_ok=True)
     env = {**os.environ, "HOME": str(home), "KUBECONFIG": str(kubeconfig)}
 
-    def run(*args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, check: bool = True, timeout: float = 30, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            [binary, "--kubeconfig", str(kubeconfig), *args],
+            [str(binary), "--kubeconfig", str(kubeconfig), *args],
             env=env,
             capture_output=True,
             text=True,
             timeout=timeout,
             check=False,
+            input=stdin,
         )
         if check and done.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed: {done.stderr}")
+            raise AssertionError(f"kubectl {' '.join(args)} ({binary}) failed: {done.stderr}")
         return done
 
     return run
+
+
+@pytest.fixture
+def kubectl(kubeconfig: Path, tmp_path: Path) -> Kubectl:
+    """The kubectl on PATH."""
+    return _kubectl(ON_PATH, kubeconfig, tmp_path)
+
+
+@pytest.fixture(params=KUBECTLS)
+def each_kubectl(request: pytest.FixtureRequest, kubeconfig: Path, tmp_path: Path) -> Kubectl:
+    """The kubectl on PATH, then the wheel's."""
+    return _kubectl(str(request.param), kubeconfig, tmp_path)

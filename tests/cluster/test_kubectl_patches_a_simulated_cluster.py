@@ -1,4 +1,4 @@
-"""The real kubectl (1.32) patching a simulated cluster: ``label``, ``annotate``, ``cordon``/``uncordon``, ``patch``
+"""The real kubectl (the one on PATH; client-side apply with the wheel's 1.37 too) patching a simulated cluster: ``label``, ``annotate``, ``cordon``/``uncordon``, ``patch``
 of each type, ``scale``; and what the server answers to patches it must refuse."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def _get(kubectl: Kubectl, *what: str) -> dict[str, Any]:
 def deployment(kubectl: Kubectl, tmp_path: Path) -> dict[str, Any]:
     manifest = tmp_path / "web.json"
     manifest.write_text(json.dumps(DEPLOYMENT))
-    assert kubectl("create", "-f", str(manifest), "--validate=false").stdout.strip() == "deployment.apps/web created"
+    assert kubectl("create", "-f", str(manifest)).stdout.strip() == "deployment.apps/web created"
     return _get(kubectl, "deploy", "web")
 
 
@@ -117,9 +117,9 @@ def test_patch_refusals_read_as_the_api_servers(kubectl: Kubectl, deployment: di
     assert failing_test.stderr.startswith("The request is invalid: ")
     assert "not equal to tested value 9" in failing_test.stderr
     stale = kubectl("patch", "deploy", "web", "--type=merge", "-p", '{"metadata":{"resourceVersion":"1"}}', check=False)
-    assert 'Operation cannot be fulfilled on deployments "web": the object has been modified' in stale.stderr
+    assert 'Operation cannot be fulfilled on deployments.apps "web": the object has been modified' in stale.stderr
     missing = kubectl("patch", "deploy", "nope", "-p", '{"spec":{"replicas":2}}', check=False)
-    assert 'deployments "nope" not found' in missing.stderr
+    assert 'deployments.apps "nope" not found' in missing.stderr
     no_key = kubectl(
         "patch", "deploy", "web", "-p", '{"spec":{"template":{"spec":{"containers":[{"image":"x"}]}}}}', check=False
     )
@@ -198,7 +198,21 @@ def test_patch_of_status_changes_only_status(cluster: BackgroundCluster, boxes: 
             "does not match the name",
         ),
         ("application/merge-patch+json", b'{"kind":"Pod"}', 400, "BadRequest", "kind"),
-        ("application/merge-patch+json", b'{"metadata":{"labels":{"a":1}}}', 400, "BadRequest", "map strings"),
+        (
+            "application/merge-patch+json",
+            b'{"metadata":{"labels":{"a":1}}}',
+            422,
+            "Invalid",
+            ' "" is invalid: patch: Invalid value: "{',  # the patched object, then the decoder's words
+        ),
+        (
+            "application/strategic-merge-patch+json",
+            b'{"metadata":{"labels":{"a":1}}}',
+            422,
+            "Invalid",
+            ' "" is invalid: patch: Invalid value: "map[metadata:map[labels:map[a:1]]]": json: cannot unmarshal number'
+            " into Go struct field ObjectMeta.metadata.labels of type string",
+        ),
     ],
 )
 def test_bad_patches_are_refused_over_http(
@@ -218,17 +232,20 @@ def test_bad_patches_are_refused_over_http(
     assert cluster.call(lambda s: s.get(NODES, "", node)) is before
 
 
-def test_client_side_apply_configures_and_prunes_a_container(kubectl: Kubectl, tmp_path: Path) -> None:
+def test_client_side_apply_configures_and_prunes_a_container(each_kubectl: Kubectl, tmp_path: Path) -> None:
+    # Validation on: kubectl reads the OpenAPI v3 document, leaves validation to the server (fieldValidation=Strict)
+    # and computes its three-way strategic merge patch from the document's patch strategies.
+    kubectl = each_kubectl
     manifest = tmp_path / "web.json"
     manifest.write_text(json.dumps(DEPLOYMENT))
-    assert kubectl("apply", "-f", str(manifest), "--validate=false").stdout.strip() == "deployment.apps/web created"
+    assert kubectl("apply", "-f", str(manifest)).stdout.strip() == "deployment.apps/web created"
     kubectl("label", "deploy", "web", "added-by-hand=yes")
     changed = json.loads(json.dumps(DEPLOYMENT))
     changed["spec"]["replicas"] = 2
     # The sidecar leaves the manifest: kubectl's three-way patch deletes it ($patch: delete by its merge key).
     changed["spec"]["template"]["spec"]["containers"] = [{"name": "app", "image": "app:2"}]
     manifest.write_text(json.dumps(changed))
-    assert kubectl("apply", "-f", str(manifest), "--validate=false").stdout.strip() == "deployment.apps/web configured"
+    assert kubectl("apply", "-f", str(manifest)).stdout.strip() == "deployment.apps/web configured"
     applied = _get(kubectl, "deploy", "web")
     assert applied["spec"]["replicas"] == 2
     assert applied["spec"]["template"]["spec"]["containers"] == [{"name": "app", "image": "app:2"}]

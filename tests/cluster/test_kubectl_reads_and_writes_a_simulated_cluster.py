@@ -1,4 +1,4 @@
-"""The real kubectl (1.32) against a simulated cluster: the tables, selectors, JSON, create/delete and watch a
+"""The real kubectl (the one on PATH; the wheel's 1.37 for the representative tests) against a simulated cluster: the tables, selectors, JSON, create/delete and watch a
 user of a real KubeEdge cluster would see."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ def _rows(output: str) -> list[list[str]]:
     return [line.split() for line in output.strip().splitlines()]
 
 
-def test_nodes_of_a_site_show_kubeedges_roles(kubectl: Kubectl, boxes: list[ClusterBox]) -> None:
+def test_nodes_of_a_site_show_kubeedges_roles(each_kubectl: Kubectl, boxes: list[ClusterBox]) -> None:
+    kubectl = each_kubectl
     shown = _rows(kubectl("get", "nodes", "-l", f"apps.kubeedge.io/belonging-to={boxes[0].site}").stdout)
     assert shown[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
     assert sorted(r[0] for r in shown[1:]) == sorted(b.name for b in boxes)
@@ -50,14 +51,16 @@ def test_namespaces_and_config_maps_in_all_namespaces(kubectl: Kubectl) -> None:
     assert every == [["NAMESPACE", "NAME", "DATA", "AGE"], ["default", "x", "1", every[1][3]]]
 
 
-def test_create_get_delete_a_config_map(kubectl: Kubectl) -> None:
+def test_create_get_delete_a_config_map(each_kubectl: Kubectl) -> None:
+    kubectl = each_kubectl
     assert kubectl("create", "configmap", "x", "--from-literal=a=b").stdout.strip() == "configmap/x created"
     shown = json.loads(kubectl("get", "configmap", "x", "-o", "json").stdout)
     assert shown["data"] == {"a": "b"}
     assert shown["metadata"]["namespace"] == "default"
     again = kubectl("create", "configmap", "x", "--from-literal=a=b", check=False)
     assert 'configmaps "x" already exists' in again.stderr
-    assert kubectl("delete", "configmap", "x").stdout.strip() == 'configmap "x" deleted'
+    # kubectl 1.37 adds "from default namespace".
+    assert kubectl("delete", "configmap", "x").stdout.startswith('configmap "x" deleted')
     gone = kubectl("get", "configmap", "x", check=False)
     assert gone.returncode != 0
     assert 'configmaps "x" not found' in gone.stderr

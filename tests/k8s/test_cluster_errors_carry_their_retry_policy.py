@@ -34,8 +34,7 @@ def test_a_missing_deployment_is_permanent_with_the_apis_message(gateway: Kubern
         gateway.get_deployment(EAST, "default", "nowhere")
     assert missing.value.status == 404
     assert missing.value.reason == "NotFound"
-    # The real API server says 'deployments.apps "nowhere" not found'; the simulated one leaves out the group.
-    assert missing.value.message.endswith('"nowhere" not found')
+    assert missing.value.message.endswith('deployments.apps "nowhere" not found')  # the group named, as for real
     assert "cluster kubeedge-east: read deployments nowhere in namespace default" in str(missing.value)
     assert isinstance(missing.value.__cause__, client.ApiException)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from simulator.running import SimulatorOptions, start_in_background
 from tests.simulator.conftest import CENTRAL, SITE_A, SITE_B_BOXES
 from tests.support.clusters import TEST_HOST
+from tests.support.kubectls import ON_PATH, kubectl_binary
 from tests.support.peers import wait_for
 
 # Short enough for a test; the kubelets then renew every 0.2 s and the controller looks every 0.1 s.
@@ -26,11 +26,11 @@ GRACE_S = 1.0
 
 
 def _kubectl(kubeconfig: Path, home: Path, *args: str) -> str:
-    binary = shutil.which("kubectl")
+    binary, missing = kubectl_binary(ON_PATH)
     if binary is None:
-        pytest.skip("kubectl is not on PATH")
+        pytest.skip(missing)
     done = subprocess.run(
-        [binary, "--kubeconfig", str(kubeconfig), *args],
+        [str(binary), "--kubeconfig", str(kubeconfig), *args],
         env={**os.environ, "HOME": str(home)},
         capture_output=True,
         text=True,
