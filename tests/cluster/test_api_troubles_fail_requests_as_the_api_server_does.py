@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from simulator.cluster.nodes import ClusterBox
 from simulator.cluster.server import BackgroundCluster, start_cluster_in_background
-from simulator.cluster.troubles import API_ERRORS, REQUEST_TIMEOUT_S, ApiTrouble, ApiError, failure_for
+from simulator.cluster.troubles import API_ERRORS, REQUEST_TIMEOUT_S, ApiError, ApiTrouble, failure_for
 from tests.cluster.conftest import Kubectl
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -42,9 +42,11 @@ def test_a_failure_is_one_of_the_errors_asked_for_and_a_read_never_conflicts(
         return
     wanted = {"409": 409, "429": 429, "500": 500, "503": 503, "timeout": 504}
     assert failure.code in {wanted[e] for e in errors}
-    assert failure.status["code"] == failure.code and failure.status["kind"] == "Status"
+    assert failure.status["code"] == failure.code
+    assert failure.status["kind"] == "Status"
     if failure.code == 409:
-        assert method != "GET" and name is not None
+        assert method != "GET"
+        assert name is not None
     assert (failure.hold_s > 0) == (failure.code == 504)
     assert ("Retry-After" in failure.headers) == (failure.code == 429)
 

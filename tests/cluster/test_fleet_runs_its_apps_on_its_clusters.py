@@ -97,7 +97,8 @@ def test_a_nodes_pods_follow_the_store_and_read_as_the_agent_reads_them() -> Non
 
     source = NodePodsAppSource(lambda: index.on("box-1"))
     report = source.read()
-    assert report.source == "metaserver:http://127.0.0.1:10550" and report.error is None
+    assert report.source == "metaserver:http://127.0.0.1:10550"
+    assert report.error is None
     assert {(a.name, a.version, a.state) for a in report.apps} == {
         ("scan-upload", "2.0", "running"),
         ("sorting-recognition", "2.0", "running"),

@@ -231,7 +231,8 @@ def test_api_faults_belong_to_their_cluster_and_the_later_one_counts(fleet: Inve
     assert trouble is not None
     assert (trouble.rate, trouble.errors) == (1.0, ("429", "timeout"))
     back = faults.api_trouble(ClusterId(HOST), 6.0)
-    assert back is not None and back.rate == 0.2
+    assert back is not None
+    assert back.rate == 0.2
     assert faults.api_trouble(ClusterId("central-01"), 2.0) is None
     faults.add(FaultRequest(kind="api-down", cluster=HOST, seconds=3), now=0.0)
     assert faults.api_down(ClusterId(HOST), 2.9)

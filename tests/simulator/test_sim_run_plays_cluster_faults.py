@@ -42,9 +42,7 @@ def _host_url(sim: BackgroundSimulator) -> str:
 
 def _conditions(url: str) -> dict[str, dict[str, str]]:
     nodes = httpx.get(f"{url}/api/v1/nodes", timeout=10).json()["items"]
-    return {
-        n["metadata"]["name"]: next(c for c in n["status"]["conditions"] if c["type"] == "Ready") for n in nodes
-    }
+    return {n["metadata"]["name"]: next(c for c in n["status"]["conditions"] if c["type"] == "Ready") for n in nodes}
 
 
 def _ready(url: str) -> dict[str, str]:
@@ -69,7 +67,8 @@ def test_edgecore_down_loses_the_node_but_not_the_agent(running: BackgroundSimul
     ready = wait_for(lost, timeout=20, interval=0.2, what=f"node {GPU_A} to go NotReady")
     assert ready[GPU2_A] == "True", "its neighbour's edgecore still posts"
     box = next(
-        b for b in httpx.get(f"{running.url}/status", params={"site": SITE_A}, timeout=10).json()["box_list"]
+        b
+        for b in httpx.get(f"{running.url}/status", params={"site": SITE_A}, timeout=10).json()["box_list"]
         if b["box"] == GPU_A
     )
     assert box["connected"] and not box["stopped"] and box["kubelet_silent"], json.dumps(box)
