@@ -74,6 +74,10 @@ REPLICA_SETS: Final = Resource(
     "apps", "v1", "replicasets", "replicaset", "ReplicaSet", True, ("rs",), True, True, has_scale=True
 )
 LEASES: Final = Resource("coordination.k8s.io", "v1", "leases", "lease", "Lease", True)
+# The DaemonSet controller's template history, which kubectl rollout history/undo ds read.
+CONTROLLER_REVISIONS: Final = Resource(
+    "apps", "v1", "controllerrevisions", "controllerrevision", "ControllerRevision", True
+)
 
 RESOURCES: Final = (
     NAMESPACES,
@@ -86,6 +90,7 @@ RESOURCES: Final = (
     DEPLOYMENTS,
     DAEMON_SETS,
     REPLICA_SETS,
+    CONTROLLER_REVISIONS,
     LEASES,
 )
 # group/version -> plural -> resource
