@@ -21,6 +21,10 @@ from simulator.cluster.resources import DAEMON_SETS, DEPLOYMENTS, PODS, REPLICA_
 
 def _default_template(spec: Obj) -> None:
     template = spec.get("template")
+    metadata = template.get("metadata") if isinstance(template, dict) else None
+    # Go clients send a template's empty creationTimestamp as null; the API server's decoding drops it.
+    if isinstance(metadata, dict) and metadata.get("creationTimestamp", "") is None:
+        del metadata["creationTimestamp"]
     if isinstance(template, dict) and isinstance(template.get("spec"), dict):
         default_pod_spec(template["spec"])
 

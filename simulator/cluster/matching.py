@@ -7,7 +7,6 @@ references, resource quantities, pod conditions and the template hashes behind `
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import re
@@ -73,10 +72,18 @@ def safe_hash(value: object, *, length: int = HASH_LENGTH) -> str:
     return "".join(_SAFE_ALPHABET[b % len(_SAFE_ALPHABET)] for b in digest[:length])
 
 
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def template_hash(template: Obj, *, label: str = "pod-template-hash") -> str:
-    """The hash of a pod template, ignoring its own hash label (so a template copied back from a ReplicaSet by
-    ``kubectl rollout undo`` hashes as it did)."""
-    bare = copy.deepcopy(template)
+    """The hash of a pod template, ignoring its own hash label and null fields (so a template copied back from a
+    ReplicaSet by ``kubectl rollout undo``, which writes ``creationTimestamp: null``, hashes as it did)."""
+    bare = _without_nulls(template)
     labels = (bare.get("metadata") or {}).get("labels")
     if isinstance(labels, dict):
         labels.pop(label, None)
