@@ -126,9 +126,13 @@ def test_a_deployment_becomes_ready_pods_on_its_sites_nodes() -> None:
         assert pod["metadata"]["labels"]["pod-template-hash"] == template_hash
         assert pod["spec"]["nodeName"].startswith(SITE)  # never site-b's node
         assert pod["status"]["phase"] == "Running"
-        assert pod["status"]["podIP"] and pod["status"]["hostIP"] and pod["status"]["startTime"]
+        assert pod["status"]["podIP"]
+        assert pod["status"]["hostIP"]
+        assert pod["status"]["startTime"]
         (container,) = pod["status"]["containerStatuses"]
-        assert container["ready"] and container["started"] and container["restartCount"] == 0
+        assert container["ready"]
+        assert container["started"]
+        assert container["restartCount"] == 0
         assert container["imageID"].startswith("docker.io/library/web@sha256:")
         assert [c["type"] for c in pod["status"]["conditions"] if c["status"] == "True"] == [
             "PodReadyToStartContainers",
@@ -160,7 +164,8 @@ def test_a_pod_nowhere_to_go_stays_pending_with_the_schedulers_reason() -> None:
         "0/5 nodes are available: 5 node(s) didn't match Pod's node affinity/selector."
     )
     (failed,) = cluster.events("FailedScheduling")
-    assert failed["type"] == "Warning" and failed["source"]["component"] == "default-scheduler"
+    assert failed["type"] == "Warning"
+    assert failed["source"]["component"] == "default-scheduler"
 
 
 def _cut(cluster: Cluster, nodes: list[str]) -> None:
@@ -193,19 +198,22 @@ def test_pods_on_a_lost_node_are_marked_not_ready_and_evicted_unless_they_tolera
     lost = sorted({p["spec"]["nodeName"] for p in goes})[0]
     before = {p["metadata"]["name"] for p in cluster.pods(app="goes") if p["spec"]["nodeName"] == lost}
     staying = {p["metadata"]["name"] for p in cluster.pods(app="stays") if p["spec"]["nodeName"] == lost}
-    assert before and staying  # four pods each over four nodes: one of each there
+    assert before
+    assert staying
     _cut(cluster, [lost])
     assert node_ready(cluster.store.get(NODES, "", lost)) == "Unknown"
     cluster.run(1)
     on_lost = [p for p in cluster.pods() if p["spec"].get("nodeName") == lost]
-    assert on_lost and all((condition(p, "Ready") or {}).get("status") == "False" for p in on_lost)
+    assert on_lost
+    assert all((condition(p, "Ready") or {}).get("status") == "False" for p in on_lost)
     assert all(p["status"]["phase"] == "Running" for p in on_lost)  # the kubelet's last word stands
     cluster.run(290)
     assert before <= {p["metadata"]["name"] for p in cluster.pods(app="goes")}  # not yet: 300 s
     cluster.run(15)
     names = {p["metadata"]["name"] for p in cluster.pods(app="goes")}
     assert not (before & names)
-    assert len(names) == 4 and all(p["spec"]["nodeName"] != lost for p in cluster.pods(app="goes"))
+    assert len(names) == 4
+    assert all(p["spec"]["nodeName"] != lost for p in cluster.pods(app="goes"))
     assert len(cluster.events("TaintManagerEviction")) == len(before)
     assert staying <= {p["metadata"]["name"] for p in cluster.pods(app="stays")}
     assert len(cluster.pods(app="stays")) == 4
@@ -248,7 +256,8 @@ def test_a_failing_pull_backs_off_and_recovers_when_the_fault_clears() -> None:
     faulty.fate_now = Fate()
     cluster.run(40)
     (pod,) = cluster.pods(app="web")
-    assert pod["status"]["phase"] == "Running" and pod["status"]["containerStatuses"][0]["ready"]
+    assert pod["status"]["phase"] == "Running"
+    assert pod["status"]["containerStatuses"][0]["ready"]
 
 
 def test_deleting_the_owner_deletes_what_it_owns() -> None:
