@@ -448,20 +448,27 @@ def _status(
                 conditions = [c for c in conditions if c.get("type") != "Progressing"] + [fresh]
             else:
                 since = parse_time(str((current or {}).get("lastUpdateTime", "")))
-                if current is not None and current.get("reason") != "ProgressDeadlineExceeded" and since is not None:
-                    if since + deadline < now:
-                        conditions = _set_condition(
-                            conditions,
-                            _condition(
-                                "Progressing",
-                                "False",
-                                "ProgressDeadlineExceeded",
-                                f"{subject} has timed out progressing.",
-                                now,
-                            ),
-                        )
-                    else:
-                        wake_at = since + deadline + 1.0
+                if (
+                    current is not None
+                    and current.get("reason") != "ProgressDeadlineExceeded"
+                    and since is not None
+                    and since + deadline < now
+                ):
+                    conditions = _set_condition(
+                        conditions,
+                        _condition(
+                            "Progressing",
+                            "False",
+                            "ProgressDeadlineExceeded",
+                            f"{subject} has timed out progressing.",
+                            now,
+                        ),
+                    )
+        # requeueStuckDeployment: look again when the deadline passes, unless done or already timed out.
+        latest = next((c for c in conditions if c.get("type") == "Progressing"), None)
+        since = parse_time(str((latest or {}).get("lastUpdateTime", "")))
+        if latest is not None and latest.get("status") == "True" and latest.get("reason") != "NewReplicaSetAvailable":
+            wake_at = (since or now) + deadline + 1.0
     status["conditions"] = conditions
     return status, wake_at
 
