@@ -53,6 +53,7 @@ TICK_S: Final = 0.1
 _OWNERS: Final[dict[str, Resource]] = {"Deployment": DEPLOYMENTS, "ReplicaSet": REPLICA_SETS, "DaemonSet": DAEMON_SETS}
 _DEPENDENTS: Final = (REPLICA_SETS, PODS, CONTROLLER_REVISIONS)
 _QUIET: Final = frozenset({LEASES.key, EVENTS.key})
+BURST_PODS: Final = 500
 
 
 def _key(obj: Obj) -> tuple[str, str]:
@@ -93,9 +94,15 @@ class WorkloadControllers:
         self._kubelet: dict[str, KubeletProgress] = {}
         self._dirty = True
         self._wake_at: float | None = None
+        # Each kind's objects as last listed, dropped on any write to the kind: a pass lists each kind once.
+        self._lists: dict[str, list[Obj]] = {}
+        # Pods this step may still create: the ReplicaSet controller's burstReplicas (500), so a step that
+        # starts thousands of pods at once does not hold the server's loop for seconds; the rest follow next step.
+        self._burst = BURST_PODS
         store.add_listener(self._on_event)
 
     def _on_event(self, event: Event) -> None:
+        self._lists.pop(event.resource, None)
         if event.resource in _QUIET:
             return
         if event.resource == NODES.key and not _node_changed(event):
@@ -117,6 +124,7 @@ class WorkloadControllers:
         """One pass of every controller."""
         self._dirty = False
         self._wake_at = None
+        self._burst = BURST_PODS
         now = self.clock.now()
         self._collect_garbage()
         self._sync_deployments(now)
@@ -133,6 +141,19 @@ class WorkloadControllers:
                 return taken
             self.step()
         return max_steps
+
+    def _list(self, resource: Resource) -> list[Obj]:
+        found = self._lists.get(resource.key)
+        if found is None:
+            found = self._lists[resource.key] = self.store.list_objects(resource).items
+        return found
+
+    def _may_create_pod(self) -> bool:
+        if self._burst <= 0:
+            self._dirty = True  # the rest at the next step
+            return False
+        self._burst -= 1
+        return True
 
     # --- writing ----------------------------------------------------------------------------------------------
 
@@ -167,9 +188,9 @@ class WorkloadControllers:
     def _collect_garbage(self) -> None:
         live: set[str] = set()
         for resource in _OWNERS.values():
-            live |= {o["metadata"]["uid"] for o in self.store.list_objects(resource).items}
+            live |= {o["metadata"]["uid"] for o in self._list(resource)}
         for resource in _DEPENDENTS:
-            for obj in self.store.list_objects(resource).items:
+            for obj in self._list(resource):
                 owner = controller_of(obj)
                 if owner is not None and owner.get("kind") in _OWNERS and owner.get("uid") not in live:
                     self._delete(resource, *_key(obj))
@@ -179,7 +200,7 @@ class WorkloadControllers:
     def _controlled(self, resource: Resource) -> dict[str, list[Obj]]:
         """The objects of ``resource`` by the uid of their controller."""
         found: dict[str, list[Obj]] = {}
-        for obj in self.store.list_objects(resource).items:
+        for obj in self._list(resource):
             owner = controller_of(obj)
             if owner is not None:
                 found.setdefault(str(owner.get("uid")), []).append(obj)
@@ -187,7 +208,7 @@ class WorkloadControllers:
 
     def _sync_deployments(self, now: float) -> None:
         sets = self._controlled(REPLICA_SETS)
-        for deployment in self.store.list_objects(DEPLOYMENTS).items:
+        for deployment in self._list(DEPLOYMENTS):
             if not ((deployment.get("spec") or {}).get("selector") or {}):
                 continue  # the API server would have refused it
             namespace = deployment["metadata"].get("namespace", "")
@@ -212,12 +233,14 @@ class WorkloadControllers:
 
     def _sync_replica_sets(self, now: float) -> None:
         pods = self._controlled(PODS)
-        for rs in self.store.list_objects(REPLICA_SETS).items:
+        for rs in self._list(REPLICA_SETS):
             namespace = rs["metadata"].get("namespace", "")
             plan = replicasets.plan_replica_set(rs, pods.get(rs["metadata"]["uid"], []), now=now)
             self._wake(plan.wake_at)
             template = (rs.get("spec") or {}).get("template") or {}
             for _ in range(plan.create):
+                if not self._may_create_pod():
+                    break
                 created = self._try(self.store.create, PODS, replicasets.pod_from_template(rs, template), namespace)
                 if created is not None:
                     self.recorder.record(
@@ -243,10 +266,10 @@ class WorkloadControllers:
     # --- 3. DaemonSets ----------------------------------------------------------------------------------------
 
     def _sync_daemon_sets(self, now: float) -> None:
-        daemon_sets = self.store.list_objects(DAEMON_SETS).items
+        daemon_sets = self._list(DAEMON_SETS)
         if not daemon_sets:
             return
-        nodes = self.store.list_objects(NODES).items
+        nodes = self._list(NODES)
         pods = self._controlled(PODS)
         revisions = self._controlled(CONTROLLER_REVISIONS)
         for ds in daemon_sets:
@@ -268,6 +291,8 @@ class WorkloadControllers:
                 self._delete(CONTROLLER_REVISIONS, namespace, name)
             revision_hash = template_hash((ds.get("spec") or {}).get("template") or {}, label=daemonsets.HASH_LABEL)
             for node_name in plan.create_on:
+                if not self._may_create_pod():
+                    break
                 pod = daemonsets.daemon_pod(ds, node_name, revision_hash)
                 created = self._try(self.store.create, PODS, pod, namespace)
                 if created is not None:
@@ -294,7 +319,7 @@ class WorkloadControllers:
     # --- 4. the scheduler -------------------------------------------------------------------------------------
 
     def _schedule(self, now: float) -> None:
-        all_pods = self.store.list_objects(PODS).items
+        all_pods = self._list(PODS)
         waiting = [
             p
             for p in all_pods
@@ -310,9 +335,7 @@ class WorkloadControllers:
             node_name = (pod.get("spec") or {}).get("nodeName")
             if node_name and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
                 bound.setdefault(str(node_name), []).append(pod)
-        views = [
-            node_view(node, bound.get(node["metadata"]["name"], [])) for node in self.store.list_objects(NODES).items
-        ]
+        views = [node_view(node, bound.get(node["metadata"]["name"], [])) for node in self._list(NODES)]
         stamp = format_utc(now)
         for pod, placement in plan_schedule(waiting, views):
             namespace, name = _key(pod)
@@ -362,9 +385,9 @@ class WorkloadControllers:
     # --- 5. the kubelets --------------------------------------------------------------------------------------
 
     def _run_kubelets(self, now: float) -> None:
-        nodes = {n["metadata"]["name"]: n for n in self.store.list_objects(NODES).items}
+        nodes = {n["metadata"]["name"]: n for n in self._list(NODES)}
         seen: set[str] = set()
-        for pod in self.store.list_objects(PODS).items:
+        for pod in self._list(PODS):
             node_name = (pod.get("spec") or {}).get("nodeName")
             if not node_name:
                 continue
@@ -409,12 +432,12 @@ class WorkloadControllers:
     def _evict(self, now: float) -> None:
         tainted = {
             n["metadata"]["name"]: n
-            for n in self.store.list_objects(NODES).items
+            for n in self._list(NODES)
             if any(t.get("effect") == "NoExecute" for t in (n.get("spec") or {}).get("taints") or [])
         }
         if not tainted:
             return
-        for pod in self.store.list_objects(PODS).items:
+        for pod in self._list(PODS):
             node = tainted.get(str((pod.get("spec") or {}).get("nodeName") or ""))
             if node is None:
                 continue
@@ -431,10 +454,14 @@ class WorkloadControllers:
                 )
 
 
-async def run_controllers(controllers: list[WorkloadControllers], *, tick_s: float = TICK_S) -> None:
+async def run_controllers(
+    controllers: list[WorkloadControllers], *, clock: Clock | None = None, tick_s: float = TICK_S
+) -> None:
     """Step each cluster's controllers when due, forever (cancel to stop); a step that fails is logged and
-    retried at the next tick."""
+    retried at the next tick. After a long step the loop rests as long as it took, so busy controllers take at
+    most about half the CPU and the API servers on the same loop keep answering."""
     while True:
+        started = clock.monotonic() if clock is not None else asyncio.get_running_loop().time()
         for controllers_of_cluster in controllers:
             if not controllers_of_cluster.due():
                 continue
@@ -443,4 +470,5 @@ async def run_controllers(controllers: list[WorkloadControllers], *, tick_s: flo
             except Exception:
                 controllers_of_cluster.retry()
                 log.exception("Failed a step of the workload controllers")
-        await asyncio.sleep(tick_s)
+        took = (clock.monotonic() if clock is not None else asyncio.get_running_loop().time()) - started
+        await asyncio.sleep(max(tick_s, took))

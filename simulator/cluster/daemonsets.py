@@ -89,12 +89,15 @@ def daemon_tolerations(spec: Obj) -> list[Obj]:
     return tolerations
 
 
-def node_should_run(template_spec: Obj, node: Obj) -> tuple[bool, bool]:
-    """(should run: a new pod goes there; should continue running: a pod there stays)."""
+def node_should_run(template_spec: Obj, node: Obj, *, tolerations: list[Obj] | None = None) -> tuple[bool, bool]:
+    """(should run: a new pod goes there; should continue running: a pod there stays). ``tolerations``: the
+    template's ``daemon_tolerations``, when the caller has them already."""
     if not node_matches(template_spec, node):
         return False, False
-    tolerations = daemon_tolerations(template_spec)
     taints = node_taints(node)
+    if not taints:
+        return True, True
+    tolerations = daemon_tolerations(template_spec) if tolerations is None else tolerations
     if untolerated(taints, tolerations, ("NoExecute",)):
         return False, False
     if untolerated(taints, tolerations, ("NoSchedule",)):
@@ -197,9 +200,10 @@ def plan_daemon_set(ds: Obj, nodes: list[Obj], pods: list[Obj], revisions: list[
     delete: list[str] = []
     should_run_nodes: list[str] = []
     desired = 0
+    tolerations = daemon_tolerations(template_spec)
     for node in nodes:
         name = node["metadata"]["name"]
-        run, keep = node_should_run(template_spec, node)
+        run, keep = node_should_run(template_spec, node, tolerations=tolerations)
         here = by_node.get(name, [])
         if run:
             desired += 1

@@ -1,7 +1,10 @@
 """The inventory's clusters while the simulator plays them: one API server per cluster (``serve_cluster``, in the
 simulator's own asyncio loop, on a free port of 127.0.0.1), seeded with the cluster's nodes; a kubelet per node
-that renews its Lease and posts its status on a timer unless its site is cut off; and the node lifecycle
-controller (``lifecycle.monitor_nodes``) judging every node each monitor period.
+that renews its Lease and posts its status on a timer unless its site is cut off; the node lifecycle
+controller (``lifecycle.monitor_nodes``) judging every node each monitor period; and the workload controllers
+(``controlling``: Deployments, ReplicaSets, DaemonSets, the scheduler, the kubelets' pods, eviction, garbage
+collection), stepped when a write or a timer of theirs makes them due. A cut site's kubelets leave its pods as
+they were.
 
 ``simulator.running`` builds ``SimulatedClusters`` with the played fleet and a ``is_cut(site)`` reader of its
 faults, awaits ``start`` before the boxes connect and ``close`` when it stops.
@@ -24,8 +27,11 @@ from typing import Any, Final
 from edgefleet.clock import Clock
 from edgefleet.ids import ClusterId, SiteId
 from edgefleet.inventory import Cluster, Inventory
+from simulator.cluster import admission
+from simulator.cluster.controlling import WorkloadControllers, run_controllers
 from simulator.cluster.lifecycle import NODE_MONITOR_GRACE_S, monitor_nodes
 from simulator.cluster.nodes import ClusterBox, cluster_boxes, post_node_status, renew_lease, seed_cluster
+from simulator.cluster.pods import PodFate, PodTiming
 from simulator.cluster.resources import NODES
 from simulator.cluster.server import ClusterApi, serve_cluster
 from simulator.cluster.store import Store, StoreError
@@ -49,12 +55,24 @@ class PlayedCluster:
     cluster: Cluster
     boxes: list[ClusterBox]
     api: ClusterApi
+    workloads: WorkloadControllers
     url: str = ""
     serving: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
     def store(self) -> Store:
         return self.api.store
+
+
+def _node_cut_reader(boxes: list[ClusterBox], is_cut: Callable[[SiteId], bool]) -> Callable[[str], bool]:
+    """``is_cut`` by node name: a node's kubelet is cut off when its site is."""
+    site_of = {box.name: SiteId(box.site) for box in boxes}
+
+    def node_cut(node: str) -> bool:
+        site = site_of.get(node)
+        return site is not None and is_cut(site)
+
+    return node_cut
 
 
 class SimulatedClusters:
@@ -67,6 +85,8 @@ class SimulatedClusters:
         clock: Clock,
         is_cut: Callable[[SiteId], bool],
         grace_s: float = NODE_MONITOR_GRACE_S,
+        pod_timing: PodTiming | None = None,
+        pod_fate: PodFate | None = None,
     ) -> None:
         self.clock = clock
         self.grace_s = grace_s
@@ -78,9 +98,12 @@ class SimulatedClusters:
             boxes = cluster_boxes(fleet, cluster_id)
             if not boxes:
                 continue
-            store = Store(clock, cluster=cluster_id)
+            store = Store(clock, cluster=cluster_id, admit=admission.admit)
             seed_cluster(store, boxes, now=clock.now())
-            self.clusters[cluster_id] = PlayedCluster(cluster, boxes, ClusterApi(cluster_id, store, clock))
+            workloads = WorkloadControllers(
+                store, clock, timing=pod_timing, fate=pod_fate, is_cut=_node_cut_reader(boxes, is_cut)
+            )
+            self.clusters[cluster_id] = PlayedCluster(cluster, boxes, ClusterApi(cluster_id, store, clock), workloads)
 
     @property
     def renew_every_s(self) -> float:
@@ -120,6 +143,9 @@ class SimulatedClusters:
         self._tasks = [
             asyncio.create_task(self._run_kubelets(), name="kubelets"),
             asyncio.create_task(self._monitor(), name="node-lifecycle"),
+            asyncio.create_task(
+                run_controllers([p.workloads for p in self.clusters.values()]), name="workload-controllers"
+            ),
         ]
 
     async def close(self) -> None:

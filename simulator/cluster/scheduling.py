@@ -176,25 +176,47 @@ def failure_message(total: int, reasons: Counter[str]) -> str:
     )
 
 
+def _named_nodes(spec: dict[str, Any]) -> set[str] | None:
+    """The only nodes a pod can go to when its required affinity names them (``matchFields metadata.name In``, as
+    a DaemonSet's pods do): NodeAffinity's PreFilter, which spares the filters every other node. None: any."""
+    required = (
+        ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution")
+    ) or {}
+    names: set[str] = set()
+    for term in required.get("nodeSelectorTerms") or []:
+        fields = [
+            f for f in term.get("matchFields") or [] if f.get("key") == "metadata.name" and f.get("operator") == "In"
+        ]
+        if not fields:
+            return None  # a term that does not name nodes: any node may match it
+        names |= {str(v) for v in fields[0].get("values") or []}
+    return names if required.get("nodeSelectorTerms") else None
+
+
 def plan_schedule(pods: list[Obj], nodes: list[NodeView]) -> list[tuple[Obj, Placement]]:
     """A placement for each pod, in order, binding each to its node before the next is placed."""
     placements = []
+    by_name = {view.name: view for view in nodes}
     # Pods of one ReplicaSet share their constraints: the static filters run once per distinct set of them.
     static: dict[str, list[str | None]] = {}
     for pod in pods:
         spec = pod.get("spec") or {}
+        named = _named_nodes(spec)
+        candidates = nodes if named is None else [by_name[n] for n in sorted(named) if n in by_name]
         signature = json.dumps(
             [spec.get("nodeSelector"), spec.get("affinity"), spec.get("tolerations")], sort_keys=True, default=str
         )
         reasons_by_node = static.get(signature)
         if reasons_by_node is None:
-            reasons_by_node = [_static_reason(spec, view.node) for view in nodes]
+            reasons_by_node = [_static_reason(spec, view.node) for view in candidates]
             static[signature] = reasons_by_node
         requests = pod_requests(spec)
         failures: Counter[str] = Counter()
+        if len(candidates) < len(nodes):
+            failures[AFFINITY_REASON] += len(nodes) - len(candidates)
         best: NodeView | None = None
         best_key: tuple[Decimal, int, str] | None = None
-        for view, reason in zip(nodes, reasons_by_node, strict=True):
+        for view, reason in zip(candidates, reasons_by_node, strict=True):
             if reason is not None:
                 failures[reason] += 1
                 continue
