@@ -166,6 +166,7 @@ spec:
     assert {p["spec"]["containers"][0]["image"] for p in _get(kubectl, "pods", "-l", "app=gpu-agent")["items"]} == {
         "agent:2"
     }
+    assert "2 " in kubectl("rollout", "history", "ds/gpu-agent").stdout
     kubectl("rollout", "undo", "ds/gpu-agent")
     kubectl("rollout", "status", "ds/gpu-agent", "--timeout=60s")
     assert _get(kubectl, "ds", "gpu-agent")["spec"]["template"]["spec"]["containers"][0]["image"] == "agent:1"

@@ -169,6 +169,15 @@ def test_kubectl_sees_the_clusters_and_a_cut_sites_nodes_go_unreachable(
             return all(ready(node)["status"] == "True" and not taints(node) for node in now.values())
 
         wait_for(recovered, timeout=20, interval=0.2, what=f"the nodes of {SITE_A} to be Ready again")
+
+        def pods_ready_again() -> bool:
+            return all(
+                next(c["status"] for c in p["status"]["conditions"] if c["type"] == "Ready") == "True"
+                for p in pods().values()
+            )
+
+        wait_for(pods_ready_again, timeout=20, interval=0.2, what="the site's pods to be reported Ready again")
+        assert sorted(pods()) == sorted(running)  # tolerated forever: never evicted, never replaced
     finally:
         sim.stop()
     assert not kubeconfig.exists()
