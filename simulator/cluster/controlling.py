@@ -54,6 +54,8 @@ _OWNERS: Final[dict[str, Resource]] = {"Deployment": DEPLOYMENTS, "ReplicaSet": 
 _DEPENDENTS: Final = (REPLICA_SETS, PODS, CONTROLLER_REVISIONS)
 _QUIET: Final = frozenset({LEASES.key, EVENTS.key})
 BURST_PODS: Final = 500
+# How often Events past their TTL are swept (the API server lets etcd expire each on its own).
+EXPIRE_EVERY_S: Final = 60.0
 
 
 def _key(obj: Obj) -> tuple[str, str]:
@@ -99,6 +101,7 @@ class WorkloadControllers:
         # Pods this step may still create: the ReplicaSet controller's burstReplicas (500), so a step that
         # starts thousands of pods at once does not hold the server's loop for seconds; the rest follow next step.
         self._burst = BURST_PODS
+        self._next_expiry = clock.now() + EXPIRE_EVERY_S
         store.add_listener(self._on_event)
 
     def _on_event(self, event: Event) -> None:
@@ -114,7 +117,8 @@ class WorkloadControllers:
         self._dirty = True
 
     def due(self) -> bool:
-        return self._dirty or (self._wake_at is not None and self._wake_at <= self.clock.now())
+        now = self.clock.now()
+        return self._dirty or (self._wake_at is not None and self._wake_at <= now) or now >= self._next_expiry
 
     def _wake(self, at: float | None) -> None:
         if at is not None and (self._wake_at is None or at < self._wake_at):
@@ -133,6 +137,9 @@ class WorkloadControllers:
         self._schedule(now)
         self._run_kubelets(now)
         self._evict(now)
+        if now >= self._next_expiry:
+            self._next_expiry = now + EXPIRE_EVERY_S
+            self.recorder.expire(now=now)
 
     def settle(self, *, max_steps: int = 50) -> int:
         """Step until nothing is due now (for tests on a fake clock); returns the steps taken."""

@@ -13,12 +13,15 @@ from typing import Any, Final, Literal
 
 from edgefleet.clock import format_utc
 from simulator.cluster.matching import Obj
+from simulator.cluster.nodes import parse_time
 from simulator.cluster.resources import EVENTS
 from simulator.cluster.store import Store, StoreError
 
 EventType = Literal["Normal", "Warning"]
 # The kubelet's source names the node as well; the controllers name only themselves.
 _HOSTED: Final = frozenset({"kubelet"})
+# kube-apiserver's --event-ttl: an Event not repeated for an hour is gone.
+EVENT_TTL_S: Final = 3600.0
 
 
 class Recorder:
@@ -28,6 +31,22 @@ class Recorder:
         self._store = store
         # (uid, reason, message, type, component) -> (namespace, event name): the aggregation key.
         self._written: dict[tuple[str, str, str, str, str], tuple[str, str]] = {}
+
+    def expire(self, *, now: float, ttl_s: float = EVENT_TTL_S) -> int:
+        """Delete the Events last seen more than ``ttl_s`` ago, as the API server's TTL does; returns how many."""
+        gone: set[tuple[str, str]] = set()
+        for event in self._store.list_objects(EVENTS).items:
+            last = parse_time(str(event.get("lastTimestamp") or event["metadata"].get("creationTimestamp", "")))
+            if last is not None and last + ttl_s < now:
+                key = (event["metadata"].get("namespace", ""), event["metadata"]["name"])
+                try:
+                    self._store.delete(EVENTS, *key)
+                except StoreError:
+                    continue
+                gone.add(key)
+        if gone:
+            self._written = {k: v for k, v in self._written.items() if v not in gone}
+        return len(gone)
 
     def record(
         self,

@@ -74,7 +74,7 @@ class HealthyPods:
         return Fate()
 
 
-Stage = Literal["pulling", "pull-failed", "running", "crashed"]
+Stage = Literal["pulling", "pull-failed", "pull-backoff", "running", "crashed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,9 +265,9 @@ def _status(
         elif progress.stage == "pulling":
             entry["state"] = {"waiting": {"reason": "ContainerCreating"}}
         elif progress.stage == "pull-failed":
-            entry["state"] = {
-                "waiting": {"reason": "ImagePullBackOff" if progress.since < now else "ErrImagePull", "message": error}
-            }
+            entry["state"] = {"waiting": {"reason": "ErrImagePull", "message": error}}
+        elif progress.stage == "pull-backoff":
+            entry["state"] = {"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}}
         else:
             delay = timing.backoff(progress.restarts) if timing is not None else BACKOFF_S
             entry["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": _backoff_message(pod, name, delay)}}
@@ -316,6 +316,11 @@ def format_backoff(seconds: float) -> str:
     return f"{whole // 60}m{whole % 60}s" if whole >= 60 else f"{seconds:g}s"
 
 
+def _next_sync(timing: PodTiming, attempts: int) -> float:
+    """How soon after a failed pull the kubelet shows the back-off: its next sync, well before the retry."""
+    return min(1.0, timing.backoff(attempts) / 10)
+
+
 def plan_kubelet(
     pod: Obj, node: Obj, progress: KubeletProgress | None, *, fate: Fate, timing: PodTiming, now: float
 ) -> KubeletStep:
@@ -357,7 +362,8 @@ def plan_kubelet(
                 KubeletEvent("Warning", "Failed", "Error: ErrImagePull", path(names[0]) if names else ""),
             )
             status = _status(pod, node, failed, now=now, error=message)
-            return KubeletStep(failed, status, events, now + timing.backoff(failed.attempts))
+            # The kubelet's next sync shows the back-off: soon, well before the retry.
+            return KubeletStep(failed, status, events, now + _next_sync(timing, failed.attempts))
         pulled = tuple(
             KubeletEvent(
                 "Normal",
@@ -370,17 +376,23 @@ def plan_kubelet(
         running = replace(progress, stage="running", since=now)
         wake = now + timing.crash_after_s if fate.crashes else None
         return KubeletStep(running, _status(pod, node, running, now=now), pulled + start_events(), wake)
-    if progress.stage == "pull-failed":
+    if progress.stage in ("pull-failed", "pull-backoff"):
         retry = progress.since + timing.backoff(progress.attempts)
         if now < retry:
-            # The first look after the failure turns ErrImagePull into ImagePullBackOff, as the kubelet's next sync does.
-            return KubeletStep(progress, wake_at=retry)
+            if progress.stage == "pull-backoff":
+                return KubeletStep(progress, wake_at=retry)
+            shown_at = progress.since + _next_sync(timing, progress.attempts)
+            if now < shown_at:
+                return KubeletStep(progress, wake_at=shown_at)
+            # The look after the failure shows ErrImagePull turned ImagePullBackOff, as the kubelet's next sync does.
+            waiting = replace(progress, stage="pull-backoff")
+            back = tuple(
+                KubeletEvent("Normal", "BackOff", f'Back-off pulling image "{i}"', path(n))
+                for n, i in zip(names, images, strict=True)
+            )
+            return KubeletStep(waiting, _status(pod, node, waiting, now=now), back, retry)
         again = replace(progress, stage="pulling", since=now)
-        back = tuple(
-            KubeletEvent("Normal", "BackOff", f'Back-off pulling image "{i}"', path(n))
-            for n, i in zip(names, images, strict=True)
-        )
-        return KubeletStep(again, _status(pod, node, again, now=now), back + pulling_events(), now + pull_s)
+        return KubeletStep(again, _status(pod, node, again, now=now), pulling_events(), now + pull_s)
     if progress.stage == "running":
         if not fate.crashes:
             if (condition(pod, "Ready") or {}).get("status") != "True":

@@ -122,6 +122,10 @@ def test_a_deployment_rolls_out_updates_rolls_back_and_restarts(kubectl: Kubectl
     assert current["metadata"]["name"] != first["metadata"]["name"]
     assert "kubectl.kubernetes.io/restartedAt" in current["spec"]["template"]["metadata"]["annotations"]
 
+    everything = kubectl("get", "all").stdout  # the "all" category of discovery
+    assert "deployment.apps/web" in everything
+    assert f"replicaset.apps/{current['metadata']['name']}" in everything
+    assert "pod/web-" in everything
     waited = kubectl("wait", "--for=condition=Available", "deploy/web", "--timeout=30s")
     assert "condition met" in waited.stdout
     events = kubectl("get", "events").stdout

@@ -249,10 +249,14 @@ def test_a_failing_pull_backs_off_and_recovers_when_the_fault_clears() -> None:
     faulty = _Faulty(Fate(pull_error="rpc error: code = NotFound desc = manifest unknown"))
     cluster = Cluster(fate=faulty)
     cluster.store.create(DEPLOYMENTS, deployment(replicas=1), "default")
-    cluster.run(3)
+    cluster.run(2.05, every=0.1)  # the pull takes 2 s, then fails
     (pod,) = cluster.pods(app="web")
-    assert _waiting_reason(pod) in ("ErrImagePull", "ImagePullBackOff")
+    assert _waiting_reason(pod) == "ErrImagePull"
     assert any(e["message"] == "Error: ErrImagePull" for e in cluster.events("Failed"))
+    cluster.run(2)
+    (pod,) = cluster.pods(app="web")
+    assert _waiting_reason(pod) == "ImagePullBackOff"
+    assert cluster.events("BackOff")
     faulty.fate_now = Fate()
     cluster.run(40)
     (pod,) = cluster.pods(app="web")
@@ -319,3 +323,14 @@ def test_a_new_image_rolls_out_and_undo_brings_the_old_replica_set_back(strategy
     assert back["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
     assert back["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] == "1"
     assert cluster.store.count(REPLICA_SETS) == 2
+
+
+def test_events_expire_an_hour_after_they_were_last_seen() -> None:
+    cluster = Cluster()
+    cluster.store.create(DEPLOYMENTS, deployment(replicas=1), "default")
+    cluster.run(5)
+    assert cluster.events("ScalingReplicaSet")
+    cluster.run(3500, every=30)
+    assert cluster.events("ScalingReplicaSet")
+    cluster.run(200, every=30)
+    assert cluster.store.count(EVENTS) == 0
