@@ -132,6 +132,9 @@ def test_a_deployment_rolls_out_updates_rolls_back_and_restarts(kubectl: Kubectl
     for reason in ("ScalingReplicaSet", "SuccessfulCreate", "SuccessfulDelete", "Scheduled", "Pulled", "Started"):
         assert reason in events
     assert "deployment/web" in events
+    described = kubectl("describe", "deploy", "web").stdout  # events by involvedObject.uid and friends
+    assert "ScalingReplicaSet" in described
+    assert "MinimumReplicasAvailable" in described
 
 
 def test_a_daemon_set_on_the_sites_gpu_boxes_rolls_out_and_back(kubectl: Kubectl, boxes: list[ClusterBox]) -> None:
