@@ -194,7 +194,6 @@ def _scale(step: _Step, deployment: Obj, rs: Obj, replicas: int) -> None:
 def plan_deployment(deployment: Obj, replica_sets: list[Obj], *, now: float) -> DeploymentPlan:
     """One sync of ``deployment``; ``replica_sets``: those it controls."""
     spec = deployment.get("spec") or {}
-    name = deployment["metadata"]["name"]
     desired = replicas_of(deployment)
     key = template_hash(spec.get("template") or {})
     new = next((rs for rs in replica_sets if template_hash((rs.get("spec") or {}).get("template") or {}) == key), None)
@@ -209,7 +208,7 @@ def plan_deployment(deployment: Obj, replica_sets: list[Obj], *, now: float) -> 
     annotations = dict(deployment["metadata"].get("annotations") or {})
 
     if new is not None:
-        new = _with_revision(new, max_old, step, name)
+        new = _with_annotations(deployment, new, max_old, step)
     elif not paused and (
         strategy == "RollingUpdate" or not any(replicas_of(rs) or _status_count(rs, "replicas") for rs in olds)
     ):
@@ -259,18 +258,23 @@ def plan_deployment(deployment: Obj, replica_sets: list[Obj], *, now: float) -> 
     )
 
 
-def _with_revision(new: Obj, max_old: int, step: _Step, deployment_name: str) -> Obj:
-    """The new ReplicaSet with a revision above every old one's (SetNewReplicaSetAnnotations)."""
-    del deployment_name
+def _with_annotations(deployment: Obj, new: Obj, max_old: int, step: _Step) -> Obj:
+    """The new ReplicaSet with the Deployment's annotations copied on (a ``kubernetes.io/change-cause`` added
+    after the rollout began reaches ``kubectl rollout history``) and a revision above every old one's
+    (SetNewReplicaSetAnnotations). Annotations the Deployment dropped stay, as there."""
+    copied = {k: v for k, v in (deployment["metadata"].get("annotations") or {}).items() if k not in _NOT_COPIED}
+    current = new["metadata"].get("annotations") or {}
     revision = _revision(new)
-    if revision > max_old:
+    if revision > max_old and all(current.get(k) == v for k, v in copied.items()):
         return new
     updated = copy.deepcopy(new)
     annotations = updated["metadata"].setdefault("annotations", {})
-    if revision:
-        history = [h for h in annotations.get(REVISION_HISTORY, "").split(",") if h]
-        annotations[REVISION_HISTORY] = ",".join([*history, str(revision)])
-    annotations[REVISION] = str(max_old + 1)
+    annotations.update(copied)
+    if revision <= max_old:
+        if revision:
+            history = [h for h in annotations.get(REVISION_HISTORY, "").split(",") if h]
+            annotations[REVISION_HISTORY] = ",".join([*history, str(revision)])
+        annotations[REVISION] = str(max_old + 1)
     step.scale.append(updated)
     return updated
 

@@ -257,3 +257,13 @@ def test_old_replica_sets_beyond_the_history_limit_are_deleted() -> None:
         rollout.step()
     revisions = sorted(int(rs["metadata"]["annotations"][REVISION]) for rs in rollout.sets.values())
     assert revisions == [4, 5, 6]
+
+
+def test_a_change_cause_added_later_reaches_the_new_replica_set() -> None:
+    rollout = Rollout(_deployment(2))
+    rollout.settle()
+    rollout.deployment["metadata"]["annotations"]["kubernetes.io/change-cause"] = "kubectl set image web w=w:2"
+    rollout.step()
+    (only,) = rollout.sets.values()
+    assert only["metadata"]["annotations"]["kubernetes.io/change-cause"] == "kubectl set image web w=w:2"
+    assert only["metadata"]["annotations"][REVISION] == "1"
