@@ -3,7 +3,7 @@ kubelets run them: the shell around the pure steps. Each ``step`` reads the stor
 and writes it, recording Events:
 
 1. garbage collection: objects whose controller owner is gone are deleted (background propagation: a deleted
-   Deployment's ReplicaSets go, then their pods);
+   Deployment's ReplicaSets go, then their pods), and pods bound to a node that is gone (the pod GC);
 2. Deployments (``deployments.plan_deployment``) -> ReplicaSets (``replicasets.plan_replica_set``) -> pods;
 3. DaemonSets (``daemonsets.plan_daemon_set``) -> pods and ControllerRevisions;
 4. the scheduler binds pods without a node (``scheduling.plan_schedule``) or marks them Unschedulable;
@@ -201,6 +201,12 @@ class WorkloadControllers:
                 owner = controller_of(obj)
                 if owner is not None and owner.get("kind") in _OWNERS and owner.get("uid") not in live:
                     self._delete(resource, *_key(obj))
+        # The pod garbage collector: a pod bound to a node that no longer exists goes (its owner replaces it).
+        nodes = {n["metadata"]["name"] for n in self._list(NODES)}
+        for pod in self._list(PODS):
+            bound = (pod.get("spec") or {}).get("nodeName")
+            if bound and bound not in nodes:
+                self._delete(PODS, *_key(pod))
 
     # --- 2. Deployments and ReplicaSets -----------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from simulator.cluster.nodes import ClusterBox
 from simulator.cluster.pods import PodTiming
 from simulator.cluster.server import BackgroundCluster, start_cluster_in_background
 from tests.cluster.conftest import Kubectl
+from tests.support.peers import wait_for
 
 
 @pytest.fixture
@@ -135,6 +136,17 @@ def test_a_deployment_rolls_out_updates_rolls_back_and_restarts(kubectl: Kubectl
     described = kubectl("describe", "deploy", "web").stdout  # events by involvedObject.uid and friends
     assert "ScalingReplicaSet" in described
     assert "MinimumReplicasAvailable" in described
+
+    # Draining a node (cordon, then delete its pods: no policy group, so kubectl deletes) moves its pods elsewhere.
+    drained = _get(kubectl, "pods", "-l", "app=web")["items"][0]["spec"]["nodeName"]
+    kubectl("drain", drained, "--ignore-daemonsets", "--timeout=30s")
+
+    def moved() -> list[dict[str, Any]] | None:
+        pods = _get(kubectl, "pods", "-l", "app=web")["items"]
+        ready = [p for p in pods if p["status"].get("phase") == "Running"]
+        return pods if len(ready) == 3 and drained not in {p["spec"]["nodeName"] for p in pods} else None
+
+    wait_for(moved, timeout=30, interval=0.2, what=f"web's pods to leave the drained {drained}")
 
 
 def test_a_daemon_set_on_the_sites_gpu_boxes_rolls_out_and_back(kubectl: Kubectl, boxes: list[ClusterBox]) -> None:

@@ -264,7 +264,7 @@ def test_a_failing_pull_backs_off_and_recovers_when_the_fault_clears() -> None:
     assert pod["status"]["containerStatuses"][0]["ready"]
 
 
-def test_deleting_the_owner_deletes_what_it_owns() -> None:
+def test_deleting_the_owner_deletes_what_it_owns_and_a_gone_nodes_pods_go() -> None:
     cluster = Cluster()
     cluster.store.create(DEPLOYMENTS, deployment(), "default")
     cluster.store.create(
@@ -284,6 +284,12 @@ def test_deleting_the_owner_deletes_what_it_owns() -> None:
     cluster.run(4)
     assert len(cluster.pods(app="agent")) == 5  # every node
     assert cluster.store.count(CONTROLLER_REVISIONS) == 1
+    gone_node = cluster.pods(app="web")[0]["spec"]["nodeName"]
+    cluster.store.delete(NODES, "", gone_node)
+    cluster.run(4)
+    assert len(cluster.pods(app="web")) == 3
+    assert all(p["spec"]["nodeName"] != gone_node for p in cluster.pods())
+    assert len(cluster.pods(app="agent")) == 4
     cluster.store.delete(DEPLOYMENTS, "default", "web")
     cluster.store.delete(DAEMON_SETS, "default", "agent")
     cluster.run(1)
