@@ -24,11 +24,11 @@ import asyncio
 import copy
 import logging
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from edgefleet.clock import Clock, format_utc
 from simulator.cluster import daemonsets, deployments, eviction, replicasets
-from simulator.cluster.events import Recorder
+from simulator.cluster.events import EventType, Recorder
 from simulator.cluster.matching import Obj, condition, controller_of, node_ready, template_hash
 from simulator.cluster.pods import HealthyPods, KubeletProgress, PodFate, PodTiming, mark_not_ready, plan_kubelet
 from simulator.cluster.resources import (
@@ -54,6 +54,8 @@ _OWNERS: Final[dict[str, Resource]] = {"Deployment": DEPLOYMENTS, "ReplicaSet": 
 _DEPENDENTS: Final = (REPLICA_SETS, PODS, CONTROLLER_REVISIONS)
 _QUIET: Final = frozenset({LEASES.key, EVENTS.key})
 BURST_PODS: Final = 500
+# How soon a failed write or step is tried again.
+RETRY_S: Final = 1.0
 # How often Events past their TTL are swept (the API server lets etcd expire each on its own).
 EXPIRE_EVERY_S: Final = 60.0
 
@@ -113,8 +115,9 @@ class WorkloadControllers:
         self._dirty = True
 
     def retry(self) -> None:
-        """Make the next tick step again (a step failed half-way)."""
-        self._dirty = True
+        """Step again a little later (a step or a write failed): a failure that persists costs one step a
+        second, not one a tick."""
+        self._wake(self.clock.now() + RETRY_S)
 
     def due(self) -> bool:
         now = self.clock.now()
@@ -172,7 +175,7 @@ class WorkloadControllers:
         try:
             return write(resource, obj, namespace, **options)
         except StoreError as exc:
-            self._dirty = True
+            self.retry()
             log.debug("Deferred a controller write", extra={"what": what, "error": exc.message})
             return None
 
@@ -183,6 +186,13 @@ class WorkloadControllers:
         updated["metadata"].pop("resourceVersion", None)
         namespace = obj["metadata"].get("namespace", "")
         self._try(self.store.update, resource, updated, namespace, subresource="status")
+
+    def _record(self, involved: Obj, kind: EventType, reason: str, message: str, **where: Any) -> None:
+        """An Event, best effort as client-go's recorder: one that cannot be written is dropped."""
+        try:
+            self.recorder.record(involved, kind, reason, message, **where)
+        except StoreError as exc:
+            log.debug("Dropped an event", extra={"reason": reason, "error": exc.message})
 
     def _delete(self, resource: Resource, namespace: str, name: str) -> Obj | None:
         try:
@@ -228,15 +238,15 @@ class WorkloadControllers:
             written: Obj | None = None
             plan = deployments.plan_deployment(deployment, sets.get(deployment["metadata"]["uid"], []), now=now)
             self._wake(plan.wake_at)
-            if plan.create is not None:
-                self._try(self.store.create, REPLICA_SETS, plan.create, namespace)
+            if plan.create is not None and self._try(self.store.create, REPLICA_SETS, plan.create, namespace) is None:
+                continue  # nothing to say until it exists: the next try is a second away
             for rs in plan.scale:
                 write = {**rs, "metadata": {k: v for k, v in rs["metadata"].items() if k != "resourceVersion"}}
                 self._try(self.store.update, REPLICA_SETS, write, namespace)
             for name in plan.delete:
                 self._delete(REPLICA_SETS, namespace, name)
             for kind, reason, message in plan.events:
-                self.recorder.record(deployment, kind, reason, message, component="deployment-controller", now=now)
+                self._record(deployment, kind, reason, message, component="deployment-controller", now=now)
             if plan.annotations is not None:
                 annotated = copy.deepcopy(deployment)
                 annotated["metadata"]["annotations"] = plan.annotations
@@ -256,7 +266,7 @@ class WorkloadControllers:
                     break
                 created = self._try(self.store.create, PODS, replicasets.pod_from_template(rs, template), namespace)
                 if created is not None:
-                    self.recorder.record(
+                    self._record(
                         rs,
                         "Normal",
                         "SuccessfulCreate",
@@ -266,7 +276,7 @@ class WorkloadControllers:
                     )
             for name in plan.delete:
                 if self._delete(PODS, namespace, name) is not None:
-                    self.recorder.record(
+                    self._record(
                         rs,
                         "Normal",
                         "SuccessfulDelete",
@@ -309,7 +319,7 @@ class WorkloadControllers:
                 pod = daemonsets.daemon_pod(ds, node_name, revision_hash)
                 created = self._try(self.store.create, PODS, pod, namespace)
                 if created is not None:
-                    self.recorder.record(
+                    self._record(
                         ds,
                         "Normal",
                         "SuccessfulCreate",
@@ -319,7 +329,7 @@ class WorkloadControllers:
                     )
             for name in plan.delete:
                 if self._delete(PODS, namespace, name) is not None:
-                    self.recorder.record(
+                    self._record(
                         ds,
                         "Normal",
                         "SuccessfulDelete",
@@ -371,7 +381,7 @@ class WorkloadControllers:
                     }
                 ]
                 self._write_status(PODS, pod, status)
-                self.recorder.record(
+                self._record(
                     pod, "Warning", "FailedScheduling", placement.message, component="default-scheduler", now=now
                 )
                 continue
@@ -386,7 +396,7 @@ class WorkloadControllers:
                 {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": stamp}
             ]
             self._write_status(PODS, written, status)
-            self.recorder.record(
+            self._record(
                 written,
                 "Normal",
                 "Scheduled",
@@ -427,7 +437,7 @@ class WorkloadControllers:
             if step.status is not None:
                 self._write_status(PODS, pod, step.status)
             for event in step.events:
-                self.recorder.record(
+                self._record(
                     pod,
                     event.type,
                     event.reason,
@@ -457,7 +467,7 @@ class WorkloadControllers:
             decision = eviction.plan_eviction(pod, node, now=now)
             self._wake(decision.at)
             if decision.now and self._delete(PODS, *_key(pod)) is not None:
-                self.recorder.record(
+                self._record(
                     pod,
                     "Normal",
                     "TaintManagerEviction",

@@ -20,6 +20,7 @@ from simulator.cluster.store import Store, StoreError
 EventType = Literal["Normal", "Warning"]
 # The kubelet's source names the node as well; the controllers name only themselves.
 _HOSTED: Final = frozenset({"kubelet"})
+MAX_NAME: Final = 253
 # kube-apiserver's --event-ttl: an Event not repeated for an hour is gone.
 EVENT_TTL_S: Final = 3600.0
 
@@ -88,7 +89,9 @@ class Recorder:
         if field_path:
             involved_ref["fieldPath"] = field_path
         source = {"component": component, **({"host": host} if component in _HOSTED and host else {})}
-        name = f"{metadata['name']}.{int(now * 1e9) + len(self._written):x}"
+        suffix = f".{int(now * 1e9) + len(self._written):x}"
+        # A name at the limit leaves no room for the suffix: cut it (the API would refuse a longer one).
+        name = metadata["name"][: MAX_NAME - len(suffix)].rstrip(".-") + suffix
         created = self._store.create(
             EVENTS,
             {

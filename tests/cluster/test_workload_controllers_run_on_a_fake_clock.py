@@ -340,3 +340,14 @@ def test_events_expire_an_hour_after_they_were_last_seen() -> None:
     assert cluster.events("ScalingReplicaSet")
     cluster.run(200, every=30)
     assert cluster.store.count(EVENTS) == 0
+
+
+def test_a_write_that_keeps_failing_is_retried_a_second_later_not_every_tick() -> None:
+    cluster = Cluster()
+    # Its ReplicaSet's name (the Deployment's plus "-" and the hash) is longer than a name may be.
+    cluster.store.create(DEPLOYMENTS, deployment("w" * 250), "default")
+    assert cluster.controllers.settle() < 5
+    assert not cluster.controllers.due()
+    cluster.clock.advance(1.0)
+    assert cluster.controllers.due()
+    assert cluster.store.count(REPLICA_SETS) == 0
