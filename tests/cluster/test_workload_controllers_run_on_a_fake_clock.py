@@ -10,6 +10,8 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgefleet.clock import FakeClock
 from simulator.cluster import admission
@@ -351,3 +353,46 @@ def test_a_write_that_keeps_failing_is_retried_a_second_later_not_every_tick() -
     cluster.clock.advance(1.0)
     assert cluster.controllers.due()
     assert cluster.store.count(REPLICA_SETS) == 0
+
+
+EDITS = st.lists(
+    st.one_of(
+        st.tuples(st.just("replicas"), st.integers(0, 6)),
+        st.tuples(st.just("image"), st.sampled_from(["web:1", "web:2", "web:3"])),
+        st.tuples(st.just("wait"), st.floats(0.0, 3.0)),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(edits=EDITS, strategy=st.sampled_from(["RollingUpdate", "Recreate"]))
+def test_whatever_the_edits_the_controllers_converge_on_the_last_spec(
+    edits: list[tuple[str, Any]], strategy: str
+) -> None:
+    cluster = Cluster()
+    manifest = deployment(replicas=2)
+    manifest["spec"]["strategy"] = {"type": strategy}
+    cluster.store.create(DEPLOYMENTS, manifest, "default")
+    for what, value in edits:
+        if what == "wait":
+            cluster.run(value, every=0.25)
+            continue
+        edited = copy.deepcopy(cluster.store.get(DEPLOYMENTS, "default", "web"))
+        if what == "replicas":
+            edited["spec"]["replicas"] = value
+        else:
+            edited["spec"]["template"]["spec"]["containers"][0]["image"] = value
+        cluster.store.update(DEPLOYMENTS, edited, "default")
+        cluster.controllers.settle()
+    cluster.run(30)
+    final = cluster.store.get(DEPLOYMENTS, "default", "web")
+    wanted, image = final["spec"]["replicas"], final["spec"]["template"]["spec"]["containers"][0]["image"]
+    pods = cluster.pods(app="web")
+    assert len(pods) == wanted
+    assert all(p["spec"]["containers"][0]["image"] == image for p in pods)
+    assert all(p["status"]["phase"] == "Running" for p in pods)
+    status = final["status"]
+    assert status["observedGeneration"] == final["metadata"]["generation"]
+    assert (status["replicas"], status["updatedReplicas"], status["availableReplicas"]) == (wanted, wanted, wanted)
+    assert (condition(final, "Progressing") or {}).get("reason") == "NewReplicaSetAvailable"
