@@ -134,11 +134,18 @@ def _pod_row(pod: dict[str, Any], now: float) -> Row:
         reason = "Terminating"
     ready = sum(1 for c in statuses if c.get("ready"))
     restarts = sum(int(c.get("restartCount", 0)) for c in statuses)
+    # As kubectl's printer: "3 (10s ago)", the age of the last container exit.
+    exits = [
+        str(((c.get("lastState") or {}).get("terminated") or {}).get("finishedAt") or "")
+        for c in statuses
+        if ((c.get("lastState") or {}).get("terminated") or {}).get("finishedAt")
+    ]
+    shown_restarts = f"{restarts} ({_since(max(exits), now)} ago)" if restarts and exits else str(restarts)
     return [
         pod["metadata"]["name"],
         f"{ready}/{len(spec.get('containers') or [])}",
         reason,
-        str(restarts),
+        shown_restarts,
         _since(pod["metadata"].get("creationTimestamp"), now),
         status.get("podIP") or "<none>",
         spec.get("nodeName") or "<none>",

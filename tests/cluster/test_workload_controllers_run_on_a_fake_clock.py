@@ -7,6 +7,7 @@ deleting a Deployment or DaemonSet deletes what it owns."""
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ from simulator.cluster.resources import (
     REPLICA_SETS,
 )
 from simulator.cluster.store import Store
+from simulator.cluster.tables import table
 
 SITE = "site-a"
 TIMING = PodTiming(pull_s=2.0, crash_after_s=1.0, backoff_s=10.0, max_backoff_s=40.0)
@@ -243,6 +245,8 @@ def test_a_crashing_image_loops_with_restarts_climbing() -> None:
     assert pod["status"]["phase"] == "Running"
     assert _waiting_reason(pod) == "CrashLoopBackOff" or status["state"].get("running")
     assert status["lastState"]["terminated"]["reason"] == "Error"
+    (row,) = table(PODS, [pod], now=cluster.clock.now())["rows"]
+    assert re.fullmatch(r"\d+ \(\d+s ago\)", row["cells"][3])  # kubectl's RESTARTS: "3 (12s ago)"
     assert cluster.events("BackOff")[0]["type"] == "Warning"
     assert cluster.store.get(DEPLOYMENTS, "default", "web")["status"].get("availableReplicas", 0) == 0
 
