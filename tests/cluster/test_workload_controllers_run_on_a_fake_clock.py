@@ -20,7 +20,7 @@ from simulator.cluster.controlling import WorkloadControllers
 from simulator.cluster.lifecycle import monitor_nodes
 from simulator.cluster.matching import condition, node_ready
 from simulator.cluster.nodes import ClusterBox, seed_cluster
-from simulator.cluster.pods import Fate, PodTiming
+from simulator.cluster.pods import Fate, HealthyPods, PodTiming
 from simulator.cluster.resources import (
     CONTROLLER_REVISIONS,
     DAEMON_SETS,
@@ -263,7 +263,7 @@ def test_a_failing_pull_backs_off_and_recovers_when_the_fault_clears() -> None:
     (pod,) = cluster.pods(app="web")
     assert _waiting_reason(pod) == "ImagePullBackOff"
     assert cluster.events("BackOff")
-    faulty.fate_now = Fate()
+    cluster.controllers.fate = HealthyPods()  # the fault cleared: the seam swapped while running
     cluster.run(40)
     (pod,) = cluster.pods(app="web")
     assert pod["status"]["phase"] == "Running"
