@@ -242,7 +242,9 @@ def plan_deployment(deployment: Obj, replica_sets: list[Obj], *, now: float) -> 
             _roll(step, deployment, new, olds)
         if not step.scale and not paused and _complete(deployment, new, all_sets):
             step.delete = _history_to_delete(deployment, olds)
-    # The status reads the ReplicaSets as written now (the real controller reads them back after scaling).
+    # The status reads the ReplicaSets as written now (the real controller reads them back after scaling). A
+    # ReplicaSet written twice (its revision, then its scale) is written once, as it ends up: the later copy
+    # carries both changes.
     written = {rs["metadata"]["name"]: rs for rs in step.scale}
     sets_now = [written.get(rs["metadata"]["name"], rs) for rs in all_sets]
     new_now = written.get(new["metadata"]["name"], new) if new is not None else None
@@ -285,8 +287,6 @@ def _roll(step: _Step, deployment: Obj, new: Obj | None, olds: list[Obj]) -> Non
         return
     desired = replicas_of(deployment)
     surge, unavailable = fenceposts(deployment)
-    pending = [rs for rs in step.scale if rs["metadata"]["name"] == new["metadata"]["name"]]
-    step.scale[:] = [rs for rs in step.scale if rs not in pending]
     new_replicas = replicas_of(new)
     if new_replicas > desired:
         _scale(step, deployment, new, desired)
@@ -296,8 +296,6 @@ def _roll(step: _Step, deployment: Obj, new: Obj | None, olds: list[Obj]) -> Non
         if total < desired + surge:
             _scale(step, deployment, new, min(desired + surge - total, desired - new_replicas) + new_replicas)
             return
-    if pending:
-        step.scale.extend(pending)
     active_olds = [rs for rs in olds if replicas_of(rs) > 0]
     if not active_olds:
         return
@@ -344,8 +342,6 @@ def _recreate(step: _Step, deployment: Obj, new: Obj | None, olds: list[Obj]) ->
     if any(_status_count(rs, "replicas") for rs in olds):
         return  # old pods still running: wait for them to go
     if new is not None and replicas_of(new) != replicas_of(deployment):
-        pending = [rs for rs in step.scale if rs["metadata"]["name"] == new["metadata"]["name"]]
-        step.scale[:] = [rs for rs in step.scale if rs not in pending]
         _scale(step, deployment, new, replicas_of(deployment))
 
 
