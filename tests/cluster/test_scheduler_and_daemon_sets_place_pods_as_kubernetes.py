@@ -271,6 +271,8 @@ def test_daemon_pods_tolerate_what_kubernetes_adds_and_nothing_else() -> None:
         ("node.kubernetes.io/pid-pressure", "NoSchedule"),
         ("node.kubernetes.io/unschedulable", "NoSchedule"),
     }
+    host_network = {(t["key"], t["effect"]) for t in daemon_tolerations({"hostNetwork": True})}
+    assert host_network - keys == {("node.kubernetes.io/network-unavailable", "NoSchedule")}
     assert node_should_run({}, _node("lost", taints=[UNREACHABLE_NO_EXECUTE])) == (True, True)
     assert node_should_run({}, _node("gpu-only", taints=[{"key": "dedicated", "effect": "NoSchedule"}])) == (
         False,
