@@ -194,3 +194,31 @@ spec:
     assert "REVISION" in revisions
     kubectl("delete", "ds", "gpu-agent")
     kubectl("wait", "--for=delete", "pod", "-l", "app=gpu-agent", "--timeout=30s")
+
+
+def test_a_deployment_that_cannot_progress_fails_rollout_status(kubectl: Kubectl) -> None:
+    kubectl(
+        "apply",
+        "--validate=false",
+        "-f",
+        "-",
+        stdin="""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: stuck}
+spec:
+  replicas: 1
+  progressDeadlineSeconds: 2
+  selector: {matchLabels: {app: stuck}}
+  template:
+    metadata: {labels: {app: stuck}}
+    spec:
+      nodeSelector: {apps.kubeedge.io/belonging-to: nowhere}
+      containers: [{name: stuck, image: "stuck:1"}]
+""",
+    )
+    done = kubectl("rollout", "status", "deploy/stuck", "--timeout=30s", check=False)
+    assert done.returncode != 0
+    assert 'deployment "stuck" exceeded its progress deadline' in done.stderr
+    pending = kubectl("get", "events", "--field-selector", "reason=FailedScheduling").stdout
+    assert "didn't match Pod's node affinity/selector" in pending
