@@ -9,12 +9,14 @@ and writes it, recording Events:
 4. the scheduler binds pods without a node (``scheduling.plan_schedule``) or marks them Unschedulable;
 5. each Ready, reachable node's kubelet moves its pods on (``pods.plan_kubelet``, with the ``PodFate`` seam);
    pods of a node that is not Ready are marked not Ready (``pods.mark_not_ready``);
-6. taint-based eviction (``eviction.plan_eviction``).
+6. taint-based eviction (``eviction.plan_eviction``);
+7. every minute, Events past their hour (``events.Recorder.expire``).
 
 Level-triggered: every step looks at everything, so running it twice is harmless. ``WorkloadControllers``
 listens to the store and is ``due`` after a write that matters (not lease renewals, events, or a node's
 heartbeat) or when a timer one of the steps asked for has come (an image pull done, a progress deadline, a
-toleration expiring). ``run_controllers`` steps it on the server's loop; ``playing`` runs one per cluster under
+toleration expiring). A write that fails is tried again a second later; a step creates at most 500 pods (the
+ReplicaSet controller's burst) and leaves the rest to the next. ``run_controllers`` steps it on the server's loop; ``playing`` runs one per cluster under
 ``edgefleet sim run``, ``server.start_cluster_in_background(controllers=True)`` one for tests.
 """
 
