@@ -27,7 +27,8 @@ from typing import Final, Literal, get_args
 from edgefleet.errors import EdgefleetError
 from edgefleet.ids import BoxId, ClusterId, SiteId
 from edgefleet.inventory import Inventory
-from simulator.cluster.troubles import API_ERRORS, ApiError, ApiTrouble, PodTrouble
+from simulator.cluster.pods import Fate
+from simulator.cluster.troubles import API_ERRORS, ApiError, ApiTrouble
 
 FaultKind = Literal[
     "stop", "drop", "cut", "overheat", "skew", "malformed", "edgecore", "api-errors", "api-down", "crash-loop", "pull"
@@ -413,27 +414,31 @@ class Faults:
     def api_down(self, cluster: ClusterId, now: float) -> bool:
         return any(f.kind == "api-down" and f.cluster == cluster and f.active_at(now) for f in self._faults.values())
 
-    def pod_trouble(self, box: BoxId, image: str, now: float) -> PodTrouble:
-        """What happens to a container of ``image`` started on ``box``: does it crash, is its pull slow or failing."""
+    def pod_fate(self, box: BoxId, images: list[str], now: float) -> Fate:
+        """What happens to a pod with these container images started on ``box``: does it crash (any of its images
+        at a crash-loop version), is its pull slow or failing (the site's latest pull fault)."""
         known = self._inventory.boxes[box]
         gpu_model = known.gpu.model if known.gpu is not None else None
-        app, version = image_app_version(image)
+        named = [image_app_version(image) for image in images]
         crashes = any(
             f.kind == "crash-loop"
             and f.active_at(now)
-            and f.version == version
-            and (f.app is None or f.app == app)
+            and any(f.version == version and (f.app is None or f.app == app) for app, version in named)
             and (f.site is None or f.site == known.site)
             and (f.gpu_model is None or f.gpu_model == gpu_model)
             for f in self._faults.values()
         )
         pulls = [f for f in self._faults.values() if f.kind == "pull" and f.site == known.site and f.active_at(now)]
         latest = pulls[-1] if pulls else None
-        return PodTrouble(
-            crashes=crashes,
-            pull_fails=latest is not None and latest.mode == "fail",
-            pull_delay_s=latest.delay_s if latest is not None and latest.delay_s is not None else None,
-        )
+        if latest is not None and latest.mode == "fail":
+            first = images[0] if images else ""
+            # containerd's words when the registry cannot be reached from the site.
+            error = (
+                f'rpc error: code = Unknown desc = failed to pull and unpack image "{first}": failed to resolve '
+                f'reference "{first}": failed to do request: dial tcp: i/o timeout'
+            )
+            return Fate(pull_error=error, crashes=crashes)
+        return Fate(pull_s=latest.delay_s if latest is not None else None, crashes=crashes)
 
     def take_malformed(self, box: BoxId, now: float) -> MalformedVariant | None:
         """The variant the box's next heartbeat is corrupted as, or None; counts it against the oldest fault."""

@@ -44,7 +44,8 @@ from simulator.cluster.kubeconfig import write_kubeconfig
 from simulator.cluster.lifecycle import NODE_MONITOR_GRACE_S
 from simulator.cluster.nodes import ClusterBox
 from simulator.cluster.playing import SimulatedClusters
-from simulator.cluster.troubles import HEALTHY, ApiTrouble, PodTrouble
+from simulator.cluster.pods import Fate
+from simulator.cluster.troubles import ApiTrouble
 from simulator.faults import Fault, FaultRejected, FaultRequest, Faults
 from simulator.listening import listen_tcp
 from simulator.malformed import malformed_payload
@@ -254,10 +255,10 @@ class FaultedClusters:
     def api_down(self, cluster: ClusterId) -> bool:
         return self._faults.api_down(cluster, self._clock.monotonic())
 
-    def pod_trouble(self, box: ClusterBox, image: str) -> PodTrouble:
+    def pod_fate(self, box: ClusterBox, images: list[str]) -> Fate:
         if box.box is None:
-            return HEALTHY
-        return self._faults.pod_trouble(BoxId(box.box), image, self._clock.monotonic())
+            return Fate()
+        return self._faults.pod_fate(BoxId(box.box), images, self._clock.monotonic())
 
 
 class Simulation:

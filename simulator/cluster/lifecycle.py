@@ -6,7 +6,8 @@ loses those taints. A node Ready False carries ``node.kubernetes.io/not-ready`` 
 
 ``plan_node`` is the pure decision (a function of when the node was last heard from, now, the grace period and
 what the node shows); ``monitor_nodes`` reads a cluster's store, plans every node and writes what changed.
-``simulator.cluster.playing`` calls it every monitor period. Evicting pods is not done yet (there are none).
+``simulator.cluster.playing`` calls it every monitor period. Marking the pods of a lost node not Ready and
+evicting them are the workload controllers' (``pods.mark_not_ready``, ``eviction``).
 """
 
 from __future__ import annotations

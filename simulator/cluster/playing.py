@@ -1,7 +1,10 @@
 """The inventory's clusters while the simulator plays them: one API server per cluster (``serve_cluster``, in the
 simulator's own asyncio loop, on a free port of 127.0.0.1), seeded with the cluster's nodes; a kubelet per node
-that renews its Lease and posts its status on a timer unless its site is cut off; and the node lifecycle
-controller (``lifecycle.monitor_nodes``) judging every node each monitor period.
+that renews its Lease and posts its status on a timer unless its site is cut off; the node lifecycle
+controller (``lifecycle.monitor_nodes``) judging every node each monitor period; and the workload controllers
+(``controlling``: Deployments, ReplicaSets, DaemonSets, the scheduler, the kubelets' pods, eviction, garbage
+collection), stepped when a write or a timer of theirs makes them due. A cut site's kubelets leave its pods as
+they were.
 
 ``simulator.running`` builds ``SimulatedClusters`` with the played fleet and ``Troubles``, its faults as the
 clusters feel them (a kubelet that cannot post, an API server failing requests or down), awaits ``start`` before
@@ -31,12 +34,15 @@ from typing import Any, Final, Protocol
 from edgefleet.clock import Clock
 from edgefleet.ids import ClusterId
 from edgefleet.inventory import Cluster, Inventory
+from simulator.cluster import admission
+from simulator.cluster.controlling import WorkloadControllers, run_controllers
 from simulator.cluster.lifecycle import NODE_MONITOR_GRACE_S, monitor_nodes
 from simulator.cluster.nodes import ClusterBox, cluster_boxes, post_node_status, renew_lease, seed_cluster
+from simulator.cluster.pods import Fate, PodFate, PodTiming
 from simulator.cluster.resources import NODES
 from simulator.cluster.server import ClusterApi, serve_cluster
 from simulator.cluster.store import Store, StoreError
-from simulator.cluster.troubles import HEALTHY, ApiTrouble, PodTrouble
+from simulator.cluster.troubles import ApiTrouble
 from simulator.scheduling import HeartbeatSchedule
 
 log = logging.getLogger(__name__)
@@ -63,7 +69,9 @@ class Troubles(Protocol):
 
     def api_down(self, cluster: ClusterId) -> bool: ...
 
-    def pod_trouble(self, box: ClusterBox, image: str) -> PodTrouble: ...
+    def pod_fate(self, box: ClusterBox, images: list[str]) -> Fate:
+        """What happens to a pod with these images on this box: a slow or failing pull, a crash loop."""
+        ...
 
 
 class NoTroubles:
@@ -78,8 +86,8 @@ class NoTroubles:
     def api_down(self, cluster: ClusterId) -> bool:
         return False
 
-    def pod_trouble(self, box: ClusterBox, image: str) -> PodTrouble:
-        return HEALTHY
+    def pod_fate(self, box: ClusterBox, images: list[str]) -> Fate:
+        return Fate()
 
 
 @dataclass(slots=True)
@@ -89,6 +97,7 @@ class PlayedCluster:
     cluster: Cluster
     boxes: list[ClusterBox]
     api: ClusterApi
+    workloads: WorkloadControllers
     url: str = ""
     serving: asyncio.Task[None] | None = field(default=None, repr=False)
     # When its API server last came back from an api-down fault (loop time); None: never down.
@@ -98,6 +107,21 @@ class PlayedCluster:
     @property
     def store(self) -> Store:
         return self.api.store
+
+
+class TroubledPods:
+    """The pods' fate (``pods.PodFate``) from the simulator's faults: crash-loop and pull faults by node."""
+
+    def __init__(self, troubles: Troubles, boxes: list[ClusterBox]) -> None:
+        self._troubles = troubles
+        self._by_node = {box.name: box for box in boxes}
+
+    def fate(self, pod: dict[str, Any], node: dict[str, Any]) -> Fate:
+        box = self._by_node.get(str((node.get("metadata") or {}).get("name")))
+        if box is None:
+            return Fate()
+        containers = (pod.get("spec") or {}).get("containers") or []
+        return self._troubles.pod_fate(box, [str(c.get("image") or "") for c in containers])
 
 
 class SimulatedClusters:
@@ -110,6 +134,8 @@ class SimulatedClusters:
         clock: Clock,
         troubles: Troubles | None = None,
         grace_s: float = NODE_MONITOR_GRACE_S,
+        pod_timing: PodTiming | None = None,
+        pod_fate: PodFate | None = None,
     ) -> None:
         self.clock = clock
         self.grace_s = grace_s
@@ -121,13 +147,36 @@ class SimulatedClusters:
             boxes = cluster_boxes(fleet, cluster_id)
             if not boxes:
                 continue
-            store = Store(clock, cluster=cluster_id)
+            store = Store(clock, cluster=cluster_id, admit=admission.admit)
             seed_cluster(store, boxes, now=clock.now())
             api = ClusterApi(cluster_id, store, clock, trouble=self._trouble_reader(cluster_id))
-            self.clusters[cluster_id] = PlayedCluster(cluster, boxes, api)
+            workloads = WorkloadControllers(
+                store,
+                clock,
+                timing=pod_timing,
+                fate=pod_fate or TroubledPods(self._troubles, boxes),
+                is_cut=self._kubelet_silent_reader(cluster_id, boxes),
+                paused=self._down_reader(cluster_id),
+            )
+            self.clusters[cluster_id] = PlayedCluster(cluster, boxes, api, workloads)
 
     def _trouble_reader(self, cluster: ClusterId) -> Callable[[], ApiTrouble | None]:
         return lambda: self._troubles.api_trouble(cluster)
+
+    def _down_reader(self, cluster: ClusterId) -> Callable[[], bool]:
+        """The cluster's API server is down: its controller-manager can neither read nor write (built before
+        ``self.clusters`` holds it, hence the late lookup)."""
+        return lambda: self.clusters[cluster].down
+
+    def _kubelet_silent_reader(self, cluster: ClusterId, boxes: list[ClusterBox]) -> Callable[[str], bool]:
+        """By node name: the node's kubelet cannot reach its API server (site cut, edgecore down, server down)."""
+        by_node = {box.name: box for box in boxes}
+
+        def silent(node: str) -> bool:
+            box = by_node.get(node)
+            return self.clusters[cluster].down or (box is not None and self._troubles.kubelet_silent(box))
+
+        return silent
 
     @property
     def renew_every_s(self) -> float:
@@ -165,6 +214,9 @@ class SimulatedClusters:
         self._tasks = [
             asyncio.create_task(self._run_kubelets(), name="kubelets"),
             asyncio.create_task(self._monitor(), name="node-lifecycle"),
+            asyncio.create_task(
+                run_controllers([p.workloads for p in self.clusters.values()]), name="workload-controllers"
+            ),
         ]
 
     async def close(self) -> None:

@@ -32,6 +32,8 @@ class Resource:
     field_labels: tuple[str, ...] = ()
     # Kinds with a scale subresource (autoscaling/v1 Scale of spec.replicas): kubectl scale, autoscalers.
     has_scale: bool = False
+    # Discovery categories: ``kubectl get all`` lists the kinds in "all".
+    categories: tuple[str, ...] = ()
 
     @property
     def api_version(self) -> str:
@@ -61,11 +63,22 @@ NODES: Final = Resource(
     "", "v1", "nodes", "node", "Node", False, ("no",), has_status=True, field_labels=("spec.unschedulable",)
 )
 PODS: Final = Resource(
-    "", "v1", "pods", "pod", "Pod", True, ("po",), has_status=True, field_labels=("spec.nodeName", "status.phase")
+    "",
+    "v1",
+    "pods",
+    "pod",
+    "Pod",
+    True,
+    ("po",),
+    has_status=True,
+    field_labels=("spec.nodeName", "status.phase"),
+    categories=("all",),
 )
 CONFIG_MAPS: Final = Resource("", "v1", "configmaps", "configmap", "ConfigMap", True, ("cm",))
 SECRETS: Final = Resource("", "v1", "secrets", "secret", "Secret", True, field_labels=("type",))
-SERVICES: Final = Resource("", "v1", "services", "service", "Service", True, ("svc",), has_status=True)
+SERVICES: Final = Resource(
+    "", "v1", "services", "service", "Service", True, ("svc",), has_status=True, categories=("all",)
+)
 EVENTS: Final = Resource(
     "",
     "v1",
@@ -74,16 +87,54 @@ EVENTS: Final = Resource(
     "Event",
     True,
     ("ev",),
-    field_labels=("involvedObject.kind", "involvedObject.name", "involvedObject.namespace", "reason", "type"),
+    # The API server's event field selectors (kubectl describe asks for involvedObject.uid).
+    field_labels=(
+        "involvedObject.kind",
+        "involvedObject.name",
+        "involvedObject.namespace",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "type",
+    ),
 )
 DEPLOYMENTS: Final = Resource(
-    "apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",), True, True, has_scale=True
+    "apps",
+    "v1",
+    "deployments",
+    "deployment",
+    "Deployment",
+    True,
+    ("deploy",),
+    True,
+    True,
+    has_scale=True,
+    categories=("all",),
 )
-DAEMON_SETS: Final = Resource("apps", "v1", "daemonsets", "daemonset", "DaemonSet", True, ("ds",), True, True)
+DAEMON_SETS: Final = Resource(
+    "apps", "v1", "daemonsets", "daemonset", "DaemonSet", True, ("ds",), True, True, categories=("all",)
+)
 REPLICA_SETS: Final = Resource(
-    "apps", "v1", "replicasets", "replicaset", "ReplicaSet", True, ("rs",), True, True, has_scale=True
+    "apps",
+    "v1",
+    "replicasets",
+    "replicaset",
+    "ReplicaSet",
+    True,
+    ("rs",),
+    True,
+    True,
+    has_scale=True,
+    categories=("all",),
 )
 LEASES: Final = Resource("coordination.k8s.io", "v1", "leases", "lease", "Lease", True)
+# The DaemonSet controller's template history, which kubectl rollout history/undo ds read.
+CONTROLLER_REVISIONS: Final = Resource(
+    "apps", "v1", "controllerrevisions", "controllerrevision", "ControllerRevision", True
+)
 
 RESOURCES: Final = (
     NAMESPACES,
@@ -96,6 +147,7 @@ RESOURCES: Final = (
     DEPLOYMENTS,
     DAEMON_SETS,
     REPLICA_SETS,
+    CONTROLLER_REVISIONS,
     LEASES,
 )
 # group/version -> plural -> resource
@@ -147,6 +199,8 @@ def api_resource_list(group_version: str) -> dict[str, Any] | None:
         }
         if resource.short_names:
             entry["shortNames"] = list(resource.short_names)
+        if resource.categories:
+            entry["categories"] = list(resource.categories)
         resources.append(entry)
         if resource.has_status:
             resources.append(

@@ -39,8 +39,10 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from edgefleet.clock import Clock, SystemClock, format_utc
-from simulator.cluster import applying, openapi, patching, protobuf, scales, validating
+from simulator.cluster import admission, applying, openapi, patching, protobuf, scales, validating
+from simulator.cluster.controlling import WorkloadControllers, run_controllers
 from simulator.cluster.nodes import ClusterBox, seed_cluster
+from simulator.cluster.pods import PodFate, PodTiming
 from simulator.cluster.protobuf import ProtobufError
 from simulator.cluster.resources import (
     BY_GROUP_VERSION,
@@ -684,15 +686,23 @@ async def serve_cluster(
 
 
 class BackgroundCluster(LoopThread):
-    """One simulated cluster served from a thread of its own, with its own event loop; ``stop()`` ends it."""
+    """One simulated cluster served from a thread of its own, with its own event loop; ``stop()`` ends it.
+    With ``workloads``, its controllers run on that loop too."""
 
-    def __init__(self, api: ClusterApi) -> None:
+    def __init__(self, api: ClusterApi, *, workloads: WorkloadControllers | None = None) -> None:
         super().__init__(thread_name=f"cluster-{api.name}", what=f"the simulated cluster {api.name!r}")
         self.api = api
+        self.workloads = workloads
         self.url = ""
 
     async def serve(self, stop: asyncio.Event) -> None:
-        await serve_cluster(self.api, stop=stop, ready=self._on_ready)
+        running = asyncio.create_task(run_controllers([self.workloads])) if self.workloads is not None else None
+        try:
+            await serve_cluster(self.api, stop=stop, ready=self._on_ready)
+        finally:
+            if running is not None:
+                running.cancel()
+                await asyncio.gather(running, return_exceptions=True)
 
     def _on_ready(self, url: str) -> None:
         self.url = url
@@ -715,10 +725,22 @@ class BackgroundCluster(LoopThread):
 
 
 def start_cluster_in_background(
-    name: str, boxes: list[ClusterBox], *, clock: Clock | None = None, history: int = DEFAULT_HISTORY, **options: Any
+    name: str,
+    boxes: list[ClusterBox],
+    *,
+    clock: Clock | None = None,
+    history: int = DEFAULT_HISTORY,
+    controllers: bool = False,
+    pod_timing: PodTiming | None = None,
+    pod_fate: PodFate | None = None,
+    **options: Any,
 ) -> BackgroundCluster:
-    """A cluster named ``name`` with a node per box, serving on a free port of 127.0.0.1 from its own thread."""
+    """A cluster named ``name`` with a node per box, serving on a free port of 127.0.0.1 from its own thread;
+    with ``controllers``, its workload controllers (``controlling``) run beside it, pods timed by ``pod_timing``, and
+    the API server's defaults and admission (``admission``) fill in what is stored (without, objects are stored as
+    sent)."""
     clock = clock or SystemClock()
-    store = Store(clock, cluster=name, history=history)
+    store = Store(clock, cluster=name, history=history, admit=admission.admit if controllers else None)
     seed_cluster(store, boxes, now=clock.now())
-    return BackgroundCluster(ClusterApi(name, store, clock, **options)).start()
+    workloads = WorkloadControllers(store, clock, timing=pod_timing, fate=pod_fate) if controllers else None
+    return BackgroundCluster(ClusterApi(name, store, clock, **options), workloads=workloads).start()

@@ -29,7 +29,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from edgefleet.clock import Clock, format_utc
 from simulator.cluster.resources import Resource
@@ -56,6 +56,12 @@ _CONTINUE_EXPIRED: Final = (
 
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped kinds
+
+
+class Admit(Protocol):
+    """The API server's defaulting and admission: the object to store for one about to be created or updated."""
+
+    def __call__(self, resource: Resource, obj: dict[str, Any], *, creating: bool) -> dict[str, Any]: ...
 
 
 class StoreError(Exception):
@@ -171,8 +177,11 @@ def _version(obj: dict[str, Any]) -> int:
 
 
 class Store:
-    def __init__(self, clock: Clock, *, cluster: str = "cluster", history: int = DEFAULT_HISTORY) -> None:
+    def __init__(
+        self, clock: Clock, *, cluster: str = "cluster", history: int = DEFAULT_HISTORY, admit: Admit | None = None
+    ) -> None:
         self._clock = clock
+        self._admit = admit
         self._cluster = cluster
         self._objects: dict[str, dict[Key, dict[str, Any]]] = {}
         self._resource_version = 0
@@ -263,6 +272,9 @@ class Store:
         if not isinstance(metadata, dict):
             raise BadRequest("metadata must be an object")
         _check_labels(resource, metadata)
+        if self._admit is not None:
+            new = self._admit(resource, new, creating=True)
+            metadata = new["metadata"]
         version = self._resource_version + 1
         if not metadata.get("name") and metadata.get("generateName"):
             metadata["name"] = self._generated_name(str(metadata["generateName"]), version)
@@ -344,6 +356,8 @@ class Store:
                 else:
                     new_metadata.pop(owned, None)
             new["apiVersion"], new["kind"] = resource.api_version, resource.kind
+            if self._admit is not None:
+                new = self._admit(resource, new, creating=False)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if new == old:
             return old

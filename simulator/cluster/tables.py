@@ -134,11 +134,18 @@ def _pod_row(pod: dict[str, Any], now: float) -> Row:
         reason = "Terminating"
     ready = sum(1 for c in statuses if c.get("ready"))
     restarts = sum(int(c.get("restartCount", 0)) for c in statuses)
+    # As kubectl's printer: "3 (10s ago)", the age of the last container exit.
+    exits = [
+        str(((c.get("lastState") or {}).get("terminated") or {}).get("finishedAt") or "")
+        for c in statuses
+        if ((c.get("lastState") or {}).get("terminated") or {}).get("finishedAt")
+    ]
+    shown_restarts = f"{restarts} ({_since(max(exits), now)} ago)" if restarts and exits else str(restarts)
     return [
         pod["metadata"]["name"],
         f"{ready}/{len(spec.get('containers') or [])}",
         reason,
-        str(restarts),
+        shown_restarts,
         _since(pod["metadata"].get("creationTimestamp"), now),
         status.get("podIP") or "<none>",
         spec.get("nodeName") or "<none>",
@@ -248,6 +255,19 @@ def _age_row(*cells: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any
     return row
 
 
+def _revision_controller(obj: dict[str, Any]) -> str:
+    """``daemonset.apps/<name>``: the printer's CONTROLLER column (the controller owner reference)."""
+    for ref in obj["metadata"].get("ownerReferences") or []:
+        if ref.get("controller"):
+            group = str(ref.get("apiVersion", "")).split("/")[0] if "/" in str(ref.get("apiVersion", "")) else ""
+            return (
+                f"{str(ref.get('kind', '')).lower()}.{group}/{ref.get('name')}"
+                if group
+                else f"{str(ref.get('kind', '')).lower()}/{ref.get('name')}"
+            )
+    return "<none>"
+
+
 def _data_count(obj: dict[str, Any]) -> int:
     return len(obj.get("data") or {}) + len(obj.get("binaryData") or {}) + len(obj.get("stringData") or {})
 
@@ -341,6 +361,10 @@ _PRINTERS: Final[dict[str, tuple[tuple[Column, ...], Callable[[dict[str, Any], f
     "v1/secrets": (
         (_NAME, ("Type", "string", 0), ("Data", "integer", 0), _AGE),
         _age_row(lambda o: o.get("type", "Opaque"), _data_count),
+    ),
+    "apps/v1/controllerrevisions": (
+        (_NAME, ("Controller", "string", 0), ("Revision", "integer", 0), _AGE),
+        _age_row(_revision_controller, lambda o: int(o.get("revision", 0))),
     ),
     "coordination.k8s.io/v1/leases": (
         (_NAME, ("Holder", "string", 0), _AGE),

@@ -3,8 +3,6 @@
 - ``ApiTrouble``: its API server fails a share of requests, each with one of 409, 429, 500, 503 or a timeout,
   answered as kube-apiserver answers them (``failure_for``). Drawn with the caller's random source, so a seeded
   simulation fails the same requests every run.
-- ``PodTrouble``: what happens to one container start on one node: a crash right after it starts, an image pull
-  that fails, or one that takes longer than usual. The pod controllers ask for it; ``simulator.faults`` decides.
 
 No I/O: the server (``simulator.cluster.server``) acts on what these return.
 """
@@ -32,18 +30,6 @@ class ApiTrouble:
 
     rate: float
     errors: tuple[ApiError, ...] = API_ERRORS
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PodTrouble:
-    """What the faults do to one container start; ``pull_delay_s`` None: the cluster's usual pull time."""
-
-    crashes: bool = False
-    pull_fails: bool = False
-    pull_delay_s: float | None = None
-
-
-HEALTHY: Final = PodTrouble()
 
 
 @dataclass(frozen=True, slots=True)

@@ -245,23 +245,25 @@ def test_crash_loops_hit_their_version_where_they_are_set(fleet: Inventory) -> N
     faults.add(FaultRequest(kind="crash-loop", version="2.4.0", app="sorting-recognition", site=SITE), now=0.0)
     faults.add(FaultRequest(kind="crash-loop", version="9.9", gpu_model="NVIDIA L4"), now=0.0)
     image = "registry.local:5000/edgefleet/sorting-recognition:2.4.0@sha256:" + "a" * 64
-    assert faults.pod_trouble(GPU, image, 1.0).crashes
-    assert not faults.pod_trouble(OTHER, image, 1.0).crashes, "another site"
-    assert not faults.pod_trouble(GPU, image.replace("2.4.0", "2.3.0"), 1.0).crashes, "another version"
-    assert not faults.pod_trouble(GPU, "registry.local:5000/scan-upload:2.4.0", 1.0).crashes, "another app"
-    assert faults.pod_trouble(OTHER, "scan-upload:9.9", 1.0).crashes, "every box with that GPU model"
-    assert not faults.pod_trouble(BoxId("site-02-edge-01"), "scan-upload:9.9", 1.0).crashes, "no GPU there"
+    assert faults.pod_fate(GPU, [image], 1.0).crashes
+    assert not faults.pod_fate(OTHER, [image], 1.0).crashes, "another site"
+    assert not faults.pod_fate(GPU, [image.replace("2.4.0", "2.3.0")], 1.0).crashes, "another version"
+    assert not faults.pod_fate(GPU, ["registry.local:5000/scan-upload:2.4.0"], 1.0).crashes, "another app"
+    assert faults.pod_fate(OTHER, ["scan-upload:9.9"], 1.0).crashes, "every box with that GPU model"
+    assert not faults.pod_fate(BoxId("site-02-edge-01"), ["scan-upload:9.9"], 1.0).crashes, "no GPU there"
 
 
 def test_pull_faults_slow_or_fail_pulls_at_their_site(fleet: Inventory) -> None:
     faults = Faults(fleet)
     slow = faults.add(FaultRequest(kind="pull", site=SITE, mode="slow"), now=0.0)
     assert slow.delay_s == 60.0
-    assert faults.pod_trouble(GPU, "x:1", 1.0).pull_delay_s == 60.0
-    assert faults.pod_trouble(OTHER, "x:1", 1.0).pull_delay_s is None
+    assert faults.pod_fate(GPU, ["x:1"], 1.0).pull_s == 60.0
+    assert faults.pod_fate(OTHER, ["x:1"], 1.0).pull_s is None
     faults.add(FaultRequest(kind="pull", site=SITE, mode="fail", seconds=5), now=2.0)
-    assert faults.pod_trouble(GPU, "x:1", 3.0).pull_fails
-    assert not faults.pod_trouble(GPU, "x:1", 8.0).pull_fails
+    failing = faults.pod_fate(GPU, ["x:1"], 3.0).pull_error
+    assert failing is not None
+    assert 'failed to pull and unpack image "x:1"' in failing
+    assert faults.pod_fate(GPU, ["x:1"], 8.0).pull_error is None
 
 
 @pytest.mark.parametrize(

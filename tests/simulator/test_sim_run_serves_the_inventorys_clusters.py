@@ -1,7 +1,8 @@
 """``sim run`` serves the inventory's clusters: the real kubectl, through the kubeconfig the simulator writes, lists
-the host cluster's nodes with KubeEdge's roles and the central cluster's without; a cut site's nodes go NotReady
-with the unreachable taints once the (shortened) node-monitor grace has passed, and come back when the cut is
-cleared through the control API; the kubeconfig is gone once the simulator stops."""
+the host cluster's nodes with KubeEdge's roles and the central cluster's without; a Deployment pinned to a site
+rolls out (``kubectl rollout status``); a cut site's nodes go NotReady with the unreachable taints once the
+(shortened) node-monitor grace has passed while its pods keep running, marked not Ready, and the nodes come back
+when the cut is cleared through the control API; the kubeconfig is gone once the simulator stops."""
 
 from __future__ import annotations
 
@@ -21,6 +22,22 @@ from tests.support.clusters import TEST_HOST
 from tests.support.kubectls import ON_PATH, kubectl_binary
 from tests.support.peers import wait_for
 
+WORKLOAD = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      nodeSelector: {{apps.kubeedge.io/belonging-to: {group}}}
+      tolerations:
+      - {{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute}}
+      - {{key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute}}
+      containers: [{{name: web, image: "registry.example/web:1.0"}}]
+"""
 # Short enough for a test; the kubelets then renew every 0.2 s and the controller looks every 0.1 s.
 GRACE_S = 1.0
 
@@ -84,6 +101,23 @@ def test_kubectl_sees_the_clusters_and_a_cut_sites_nodes_go_unreachable(
         leases = _rows(_kubectl(kubeconfig, home, "--context", TEST_HOST, "get", "leases", "-n", "kube-node-lease"))
         assert sorted(leases) == sorted(host)
 
+        # A workload pinned to the site, tolerating unreachable and not-ready forever, as edgefleet's are.
+        manifest = tmp_path / "web.yaml"
+        manifest.write_text(WORKLOAD.format(group=SITE_A))
+        _kubectl(kubeconfig, home, "--context", TEST_HOST, "apply", "--validate=false", "-f", str(manifest))
+        rolled = _kubectl(kubeconfig, home, "--context", TEST_HOST, "rollout", "status", "deploy/web", "--timeout=25s")
+        assert 'deployment "web" successfully rolled out' in rolled
+
+        def pods() -> dict[str, dict[str, Any]]:
+            found = json.loads(
+                _kubectl(kubeconfig, home, "--context", TEST_HOST, "get", "pods", "-l", "app=web", "-o", "json")
+            )
+            return {p["metadata"]["name"]: p for p in found["items"]}
+
+        running = pods()
+        assert len(running) == 2
+        assert {p["spec"]["nodeName"] for p in running.values()} <= set(site_a)
+
         httpx.post(
             f"{sim.url}/faults", json={"kind": "cut", "site": SITE_A, "seconds": 600}, timeout=10
         ).raise_for_status()
@@ -118,6 +152,16 @@ def test_kubectl_sees_the_clusters_and_a_cut_sites_nodes_go_unreachable(
         shown = _rows(_kubectl(kubeconfig, home, "--context", TEST_HOST, "get", "nodes"))
         assert {shown[name][1] for name in site_a} == {"NotReady"}
 
+        def marked_not_ready() -> dict[str, dict[str, Any]] | None:
+            now = pods()
+            flags = {next(c["status"] for c in p["status"]["conditions"] if c["type"] == "Ready") for p in now.values()}
+            return now if flags == {"False"} else None
+
+        # The pods keep running at the edge: the same pods, Running, only marked not Ready (the kubelet is silent).
+        kept = wait_for(marked_not_ready, timeout=20, interval=0.2, what="the cut site's pods to be marked not Ready")
+        assert sorted(kept) == sorted(running)
+        assert {p["status"]["phase"] for p in kept.values()} == {"Running"}
+
         httpx.delete(f"{sim.url}/faults", params={"site": SITE_A}, timeout=10).raise_for_status()
 
         def recovered() -> bool:
@@ -125,6 +169,15 @@ def test_kubectl_sees_the_clusters_and_a_cut_sites_nodes_go_unreachable(
             return all(ready(node)["status"] == "True" and not taints(node) for node in now.values())
 
         wait_for(recovered, timeout=20, interval=0.2, what=f"the nodes of {SITE_A} to be Ready again")
+
+        def pods_ready_again() -> bool:
+            return all(
+                next(c["status"] for c in p["status"]["conditions"] if c["type"] == "Ready") == "True"
+                for p in pods().values()
+            )
+
+        wait_for(pods_ready_again, timeout=20, interval=0.2, what="the site's pods to be reported Ready again")
+        assert sorted(pods()) == sorted(running)  # tolerated forever: never evicted, never replaced
     finally:
         sim.stop()
     assert not kubeconfig.exists()

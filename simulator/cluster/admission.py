@@ -1,0 +1,67 @@
+"""What the API server of a simulated cluster fills in on the way to storage, as kube-apiserver's defaulting
+and admission do: a Deployment's, ReplicaSet's and DaemonSet's spec defaults (replicas, strategy, history,
+progress deadline, their pod template's defaults) on every write, and a new Pod's defaults with the
+DefaultTolerationSeconds tolerations (``pods.admit_pod``) when it is created.
+
+Defaulting the templates matters beyond looks: the ``pod-template-hash`` of a Deployment's template must be the
+same whether the template came from the user or back from a ReplicaSet (``kubectl rollout undo``).
+
+``admit`` is the ``Store``'s admission hook; the servers built by ``server.start_cluster_in_background`` and
+``playing`` install it. Pure.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from simulator.cluster.matching import Obj
+from simulator.cluster.pods import admit_pod, default_pod_spec
+from simulator.cluster.resources import DAEMON_SETS, DEPLOYMENTS, PODS, REPLICA_SETS, Resource
+
+
+def _default_template(spec: Obj) -> None:
+    template = spec.get("template")
+    metadata = template.get("metadata") if isinstance(template, dict) else None
+    # Go clients send a template's empty creationTimestamp as null; the API server's decoding drops it.
+    if isinstance(metadata, dict) and metadata.get("creationTimestamp", "") is None:
+        del metadata["creationTimestamp"]
+    if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+        default_pod_spec(template["spec"])
+
+
+def admit(resource: Resource, obj: Obj, *, creating: bool) -> Obj:
+    """``obj`` as it is stored; a copy when anything is filled in."""
+    if resource is PODS:
+        return admit_pod(obj) if creating else obj
+    if resource not in (DEPLOYMENTS, REPLICA_SETS, DAEMON_SETS):
+        return obj
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return obj
+    obj = copy.deepcopy(obj)
+    spec = obj["spec"]
+    if resource is DAEMON_SETS:
+        strategy = spec.setdefault("updateStrategy", {})
+        if isinstance(strategy, dict):
+            strategy.setdefault("type", "RollingUpdate")
+            if strategy["type"] == "RollingUpdate":
+                rolling = strategy.setdefault("rollingUpdate", {})
+                if isinstance(rolling, dict):
+                    rolling.setdefault("maxUnavailable", 1)
+                    rolling.setdefault("maxSurge", 0)
+        spec.setdefault("revisionHistoryLimit", 10)
+    else:
+        spec.setdefault("replicas", 1)
+    if resource is DEPLOYMENTS:
+        strategy = spec.setdefault("strategy", {})
+        if isinstance(strategy, dict):
+            strategy.setdefault("type", "RollingUpdate")
+            if strategy["type"] == "RollingUpdate":
+                rolling = strategy.setdefault("rollingUpdate", {})
+                if isinstance(rolling, dict):
+                    rolling.setdefault("maxUnavailable", "25%")
+                    rolling.setdefault("maxSurge", "25%")
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("progressDeadlineSeconds", 600)
+    _default_template(spec)
+    return obj
