@@ -31,7 +31,10 @@ from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.fleet import HISTORY_POINTS, BoxLive, FleetState, HealthPoint, InventoryChange, replace_inventory
 from edgefleet.cloud.hearing import Hearing
 from edgefleet.cloud.ingesting import Ingest
+from edgefleet.cloud.k8s.clients import ClusterClients
+from edgefleet.cloud.k8s.gateway import ClusterGateway, KubernetesGateway
 from edgefleet.cloud.leading import take_database_lock
+from edgefleet.cloud.node_watching import NodeWatch
 from edgefleet.cloud.persisting import Persister
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.settings import Settings
@@ -64,6 +67,14 @@ class Controller:
         if settings.notifications_file is not None:
             notifications = load_notifications(settings.notifications_file, inventory=inventory)
         self.state = FleetState.for_inventory(inventory)
+        # MERGE (i14-nodes): a minimal gateway so that the node watch runs; branch i14-gateway owns the gateway's
+        # construction (and GET /api/v1/clusters): keep its one construction of ``self.gateway`` when merging.
+        self._kubernetes = KubernetesGateway(
+            ClusterClients({c.id: c.context for c in inventory.clusters.values()}, settings.kubeconfig), clock=clock
+        )
+        self.gateway: ClusterGateway | None = self._kubernetes
+        # What each cluster says of its boxes' nodes, in ``state.nodes`` (the API and the alert loop read it).
+        self.node_watch = NodeWatch(self.state, self.gateway, clock=clock)
         self.ingest = Ingest(self.state, settings.broker_url, clock=clock, login=settings.broker_login)
         self.store = Store(settings.database_url)
         try:
@@ -156,6 +167,7 @@ class Controller:
             with self.state.lock:
                 change = replace_inventory(self.state, inventory)
             self.ingest.inventory_changed()
+            self.node_watch.inventory_changed()
         settle_heap()
         log.info(
             "Applied inventory" if change.changed else "Reloaded inventory: nothing changed",
@@ -180,6 +192,7 @@ class Controller:
         self._running = True
         self.persister.start()
         self.ingest.start()
+        self.node_watch.start()
         self.delivery.start()
         self.alert_loop.start()
         settle_heap()
@@ -202,6 +215,8 @@ class Controller:
             self.alert_loop.stop()
             self.delivery.stop()
             self.ingest.stop()
+            self.node_watch.stop()
+            self._kubernetes.close()
             self.persister.stop()
             log.info("Stopped controller", extra={"persister": str(self.persister.stats)})
         try:
