@@ -11,7 +11,8 @@ Rules (docs/alerting.md, "Two signals per box"):
   has an edge-node-lost alert due. It inhibits those alerts: the cause is the site's link to the KubeEdge cloud
   (cloudcore, the tunnel), not each box's edgecore.
 - A cluster the controller does not watch (no gateway, not listed yet, watch failed) judges nothing: an alert
-  firing stays as it was (its text too), none starts, none resolves for that reason. A cluster that the controller
+  firing stays as it was (its text too), none starts, none resolves for that reason (a held site alert ends when
+  none of its boxes' agents is online any more). A cluster that the controller
   cannot reach is a problem of that cluster, told once on its health, not as one alert per box. The agent going
   offline still resolves the box's alert: that is known without the cluster.
 
@@ -103,7 +104,9 @@ def judge_site_nodes(
 
     site_track: SiteNodesTrack | None
     if not watched:
-        site_track = before_site  # not watched: judged nothing, as it was
+        # Judged nothing: as it was, while one of its boxes still holds its alert (agents lost end it).
+        held = before_site is not None and any(b in boxes and boxes[b].firing for b in before_site.boxes)
+        site_track = before_site if held else None
     elif online and len(online) >= limits.site_min_boxes and all(b in boxes and boxes[b].firing for b in online):
         members = tuple(online)
         started = before_site.started_at if before_site is not None else max(boxes[b].since for b in members)
