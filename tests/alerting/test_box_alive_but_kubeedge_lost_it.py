@@ -108,7 +108,7 @@ def test_a_site_whose_online_boxes_all_lost_their_nodes_raises_one_site_alert() 
     active = scenario.active()
     assert SITE_LOST in active
     box_alerts = [a for k, a in active.items() if k.kind == AlertKind.EDGE_NODE_LOST]
-    assert sorted(a.key.box for a in box_alerts) == ["alpha-box-00", "alpha-box-01", "alpha-box-02"]
+    assert sorted(str(a.key.box) for a in box_alerts) == ["alpha-box-00", "alpha-box-01", "alpha-box-02"]
     assert all(a.muted == "inhibited" and a.muted_by == (str(SITE_LOST),) for a in box_alerts)
     assert scenario.told(AlertKind.EDGE_NODE_LOST) == []
     assert scenario.told(AlertKind.SITE_NODES_LOST) == [("firing", SITE_LOST)]

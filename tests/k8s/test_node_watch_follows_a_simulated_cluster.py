@@ -5,7 +5,7 @@ not-watched with the error, and the watch lists again once the cluster can be re
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from edgefleet.clock import FakeClock
 from edgefleet.cloud.fleet import FleetState
 from edgefleet.cloud.k8s.gateway import KubernetesGateway
 from edgefleet.cloud.node_watching import NodeWatch
-from edgefleet.cloud.nodes import NodeState, join_nodes
+from edgefleet.cloud.nodes import ClusterNodes, NodeState, join_nodes
 from edgefleet.ids import BoxId
 from edgefleet.inventory import Inventory, Site
 from simulator.cluster.kubeconfig import write_kubeconfig
@@ -57,13 +57,34 @@ def nodes_of(state: FleetState) -> dict[BoxId, NodeState]:
     return join_nodes(inventory, book)
 
 
-def change_node(name: str, change: Any) -> Any:
+def node_when(state: FleetState, box: str, test: Callable[[NodeState], bool]) -> Callable[[], NodeState | None]:
+    """For ``wait_for``: the box's node once ``test`` holds of it."""
+
+    def check() -> NodeState | None:
+        node = nodes_of(state)[BoxId(box)]
+        return node if test(node) else None
+
+    return check
+
+
+def cluster_when(state: FleetState, test: Callable[[ClusterNodes], bool]) -> Callable[[], ClusterNodes | None]:
+    def check() -> ClusterNodes | None:
+        known = state.nodes.get(EAST)
+        return known if known is not None and test(known) else None
+
+    return check
+
+
+def change_node(name: str, change: Callable[[dict[str, Any]], bool]) -> Callable[[Store], None]:
     """A function for ``cluster.call`` that changes node ``name`` (its status through the status subresource)."""
 
     def run(store: Store) -> None:
         node = copy.deepcopy(store.get(NODES, "", name))
         status = change(node)
-        store.update(NODES, node, subresource="status" if status else None)
+        if status:
+            store.update(NODES, node, subresource="status")
+        else:
+            store.update(NODES, node)
 
     return run
 
@@ -85,20 +106,18 @@ def test_the_watch_lists_every_node_then_follows_each_change(
     running: tuple[FleetState, NodeWatch, KubernetesGateway], cluster: BackgroundCluster, east: Inventory
 ) -> None:
     state, _, _ = running
-    first = wait_for(
-        lambda: (found := nodes_of(state)) and all(n.state == "ready" for n in found.values()) and found,
-        what="every node of the cluster ready",
-    )
+    wait_for(lambda: all(n.state == "ready" for n in nodes_of(state).values()), what="every node ready")
+    first = nodes_of(state)
     assert sorted(first) == sorted(east.boxes)
     assert {n.reason for n in first.values()} == {"EdgeReady"}
     box, other, gone = sorted(east.boxes)[:3]
 
     cluster.call(change_node(box, not_ready))
-    lost = wait_for(lambda: (n := nodes_of(state)[box]).state == "not-ready" and n, what=f"{box} not ready")
+    lost = wait_for(node_when(state, box, lambda n: n.state == "not-ready"), what=f"{box} not ready")
     assert (lost.reason, lost.message) == ("EdgeNotReady", "edgecore stopped")
 
     cluster.call(change_node(other, tainted))
-    cordoned = wait_for(lambda: (n := nodes_of(state)[other]).taints and n, what=f"{other} tainted")
+    cordoned = wait_for(node_when(state, other, lambda n: bool(n.taints)), what=f"{other} tainted")
     assert [(t.key, t.effect) for t in cordoned.taints] == [("node.kubernetes.io/unreachable", "NoExecute")]
     assert cordoned.unschedulable
     assert cordoned.state == "ready"
@@ -115,9 +134,7 @@ def test_an_unreachable_cluster_reads_not_watched_with_its_error(
     gateway = gateway_for(kubeconfig, clock)
     state, watch = watching(east, gateway, clock)
     try:
-        failed = wait_for(
-            lambda: (known := state.nodes.get(EAST)) and known.error and known, what="the watch's failure"
-        )
+        failed = wait_for(cluster_when(state, lambda known: known.error is not None), what="the watch's failure")
         assert not failed.watched
         assert "cluster kubeedge-east" in (failed.error or "")
         assert {(n.state, n.reason) for n in nodes_of(state).values()} == {("not-watched", "watch-failed")}
@@ -134,7 +151,7 @@ def test_the_watch_lists_again_once_the_cluster_can_be_reached(
     gateway = gateway_for(path, clock)
     state, watch = watching(east, gateway, clock)
     try:
-        wait_for(lambda: (known := state.nodes.get(EAST)) and known.error, what="the first failure")
+        wait_for(cluster_when(state, lambda known: known.error is not None), what="the first failure")
         write_kubeconfig(path, {EAST: cluster.url})
         wait_for(lambda: state.nodes[EAST].watched, what="the cluster listed")
         assert {n.state for n in nodes_of(state).values()} == {"ready"}
