@@ -53,7 +53,7 @@ from edgefleet.cloud.fleet import (
     evaluate_reachability,
     heartbeat_timeout,
 )
-from edgefleet.cloud.nodes import NodeBook, join_nodes
+from edgefleet.cloud.nodes import NodeBook
 from edgefleet.ids import BoxId, SiteId
 from edgefleet.inventory import Box, Inventory, Site
 
@@ -317,8 +317,9 @@ def evaluate(view: FleetView, track: FleetTrack, rules: AlertRules, *, now: floa
         if judge_nodes:
             judged = judge_site_nodes(
                 site,
+                inventory.boxes,
                 reachability,
-                join_nodes(inventory, book, site.boxes),
+                book,
                 track.nodes_lost,
                 track.sites_nodes_lost.get(site.id),
                 site_limits,
