@@ -168,3 +168,16 @@ def test_without_a_gateway_nothing_is_watched(east: Inventory, clock: FakeClock)
     assert watch.clusters == []
     assert {(n.state, n.reason) for n in nodes_of(state).values()} == {("not-watched", "no-gateway")}
     watch.stop()
+
+
+def test_a_cluster_removed_from_the_inventory_is_no_longer_watched(
+    running: tuple[FleetState, NodeWatch, KubernetesGateway], cluster: BackgroundCluster
+) -> None:
+    state, watch, _ = running
+    wait_for(cluster_when(state, lambda known: known.watched), what="the cluster listed")
+    assert watch.clusters == [EAST]
+    with state.lock:
+        state.inventory = Inventory(sites={}, boxes={}, clusters={})
+    watch.inventory_changed()
+    assert watch.clusters == []
+    assert EAST not in state.nodes
