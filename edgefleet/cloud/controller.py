@@ -215,10 +215,11 @@ class Controller:
             self.alert_loop.stop()
             self.delivery.stop()
             self.ingest.stop()
-            self.node_watch.stop()
-            self._kubernetes.close()
             self.persister.stop()
             log.info("Stopped controller", extra={"persister": str(self.persister.stats)})
+        # Also when started alone (a test, an API-only controller): its threads must not outlive the controller.
+        self.node_watch.stop()
+        self._kubernetes.close()
         try:
             self.store.close()
         finally:
