@@ -73,8 +73,10 @@ def test_an_online_box_whose_node_is_not_ready_raises_edge_node_lost_after_two_m
 
 
 def test_the_clusters_transition_time_counts_and_a_missing_node_is_lost_too() -> None:
-    scenario = started()
-    # A controller that starts watching a node NotReady for ten minutes already: no two-minute wait.
+    scenario = Scenario(make_inventory({"alpha": 4, "beta": 4}))
+    scenario.start()
+    scenario.run(600)  # the agents online for ten minutes, the cluster not watched yet
+    # The first list says the node has been Unknown for ten minutes already: no two-minute wait.
     nodes(scenario, {BOX: "Unknown", "alpha-box-01": None}, since=scenario.now - 600)
     scenario.run(1)
     assert fires(scenario, LOST) == [scenario.now]
@@ -83,6 +85,19 @@ def test_the_clusters_transition_time_counts_and_a_missing_node_is_lost_too() ->
     assert gone not in scenario.active()  # missing since the list, a second ago
     scenario.run(120)
     assert scenario.stored[gone].details["node_state"] == "missing"
+
+
+def test_a_box_that_boots_is_no_alert_while_edgecore_comes_up() -> None:
+    scenario = started()
+    scenario.drop([BOX])  # powered off: its node goes NotReady with it
+    nodes(scenario, {BOX: "Unknown"})
+    scenario.run(3600)
+    scenario.restore([BOX])  # powered on: the agent beats at once, edgecore reports Ready 40 s later
+    scenario.run(40)
+    assert fires(scenario, LOST) == []
+    nodes(scenario, {})
+    scenario.run(600)
+    assert fires(scenario, LOST) == []
 
 
 def test_a_box_whose_agent_is_lost_raises_box_lost_only() -> None:

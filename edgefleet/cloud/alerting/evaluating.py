@@ -315,10 +315,13 @@ def evaluate(view: FleetView, track: FleetTrack, rules: AlertRules, *, now: floa
 
         # --- the boxes' nodes ---
         if judge_nodes:
+            # When evaluation saw each box come online (the change that made it "online"), if it did.
+            online_since = {b: bt.changed_at for b in site.boxes if (bt := boxes.get(b)) is not None}
             judged = judge_site_nodes(
                 site,
                 inventory.boxes,
                 reachability,
+                online_since,
                 book,
                 track.nodes_lost,
                 track.sites_nodes_lost.get(site.id),

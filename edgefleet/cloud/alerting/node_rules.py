@@ -48,17 +48,29 @@ class SiteNodeJudgement:
 
 
 def follow_node(
-    before: NodeLostTrack | None, reachability: Reachability, node: NodeState, *, after_s: float, now: float
+    before: NodeLostTrack | None,
+    reachability: Reachability,
+    node: NodeState,
+    *,
+    online_since: float | None,
+    after_s: float,
+    now: float,
 ) -> NodeLostTrack | None:
     """The box's memory after this pass: None when its agent is not online or its node is fine; held as it was
-    while its cluster is not watched."""
+    while its cluster is not watched. The disagreement counts from when both held: the node lost and the agent
+    online (``online_since``, when evaluation saw it come online; None: not known, e.g. after a restart). A box
+    that boots after an hour off has a node NotReady for an hour, and edgecore needs seconds to report Ready:
+    that is no alert."""
     if reachability.state != "online":
         return None
     if node.state == "not-watched":
         return before
     if not node.lost:
         return None
-    began = min(node.since if node.since is not None else now, now)
+    began = node.since if node.since is not None else now
+    if online_since is not None:
+        began = max(began, online_since)
+    began = min(began, now)
     since = min(before.since, began) if before is not None else began
     return NodeLostTrack(
         since=since,
@@ -74,6 +86,7 @@ def judge_site_nodes(
     site: Site,
     inventory_boxes: Mapping[BoxId, Box],
     reachability: Mapping[BoxId, Reachability],
+    online_since: Mapping[BoxId, float | None],
     book: NodeBook,
     before_boxes: Mapping[BoxId, NodeLostTrack],
     before_site: SiteNodesTrack | None,
@@ -83,7 +96,7 @@ def judge_site_nodes(
     now: float,
 ) -> SiteNodeJudgement:
     """The site's edge-node-lost and site-nodes-lost alerts at ``now`` (module rules), from each box's
-    reachability and its node in ``book`` (``nodes.node_state``)."""
+    reachability (online since when, as far as evaluation saw it) and its node in ``book`` (``nodes.node_state``)."""
     boxes: dict[BoxId, NodeLostTrack] = {}
     desired: list[DesiredAlert] = []
     box_keys: list[AlertKey] = []
@@ -103,7 +116,14 @@ def judge_site_nodes(
             if observed is not None and observed.ready == "True":
                 continue
         node = node_state(box, site.cluster, book)
-        track = follow_node(before_boxes.get(box_id), r, node, after_s=limits.edge_node_lost_after_s, now=now)
+        track = follow_node(
+            before_boxes.get(box_id),
+            r,
+            node,
+            online_since=online_since.get(box_id),
+            after_s=limits.edge_node_lost_after_s,
+            now=now,
+        )
         if track is None:
             continue
         boxes[box_id] = track
@@ -144,7 +164,7 @@ def _box_alert(site: Site, box: BoxId, track: NodeLostTrack, labels: Labels) -> 
         summary=f"Box {box} alive, KubeEdge lost it: check edgecore",
         description=(
             f"Its agent reports over MQTT, but node {track.node} in cluster {track.cluster} is {track.state} "
-            f"({track.reason}) since {_utc(track.since)}. Its pods keep running; new releases cannot reach it, and "
+            f"({track.reason}), beside the online agent since {_utc(track.since)}. Its pods keep running; new releases cannot reach it, and "
             f"pods without a NoExecute toleration are evicted. Check edgecore on the box (systemctl status edgecore) "
             f"at {site.display_name} ({site.id})."
         ),
