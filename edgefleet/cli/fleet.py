@@ -88,8 +88,17 @@ def sites_list(
         print_data(sites, output)
         return
     wide = output is OutputFormat.WIDE
-    columns = ["site", "name", "kind", "region", *(["timezone", "cluster"] if wide else []), "online", "health"]
-    table = new_table(*columns, right={"online"})
+    columns = [
+        "site",
+        "name",
+        "kind",
+        "region",
+        *(["timezone", "cluster"] if wide else []),
+        "online",
+        *(["nodes ready"] if wide else []),
+        "health",
+    ]
+    table = new_table(*columns, right={"online", "nodes ready"})
     rows = [
         [
             site["id"],
@@ -98,6 +107,7 @@ def sites_list(
             escape(site["region"]),
             *([escape(site["timezone"]), site["cluster"]] if wide else []),
             f"{site['boxes_online']}/{site['boxes_total']}",
+            *([_nodes_ready(site)] if wide else []),
             site["health"],
         ]
         for site in sites
@@ -395,6 +405,12 @@ def apps_summary(apps: dict[str, Any] | None) -> str:
 
 def _running_first(item: tuple[str, int]) -> tuple[bool, str]:
     return item[0] != "running", item[0]
+
+
+def _nodes_ready(site: dict[str, Any]) -> str:
+    """Ready nodes out of the site's boxes; "-" when the controller does not watch the site's cluster."""
+    ready = site["nodes_ready"]
+    return "-" if ready is None else f"{ready}/{site['boxes_total']}"
 
 
 def _styled(word: str, styles: dict[str, str]) -> str:

@@ -118,6 +118,8 @@ def test_boxes_show_each_boxs_node_beside_its_agent(
     assert "unknown (NodeStatusUnknown), sh-pudong-gpu-01 in cluster test-edge" in shown
     assert "tainted node.kubernetes.io/unreachable:NoExecute" in shown
     assert site["nodes_ready"] == 1
+    wide_sites = rows(runner.invoke(cli, ["sites", "-o", "wide", "--api", api_url]).output)
+    assert wide_sites["sh-pudong"][5:7] == ["2/3", "1/3"]
     assert site["nodes_by_state"] == {"ready": 1, "not-ready": 0, "unknown": 1, "missing": 1, "not-watched": 0}
 
 
@@ -207,7 +209,8 @@ def test_wide_adds_columns(cli: typer.Typer, runner: CliRunner, api_url: str, me
     sites = rows(runner.invoke(cli, ["sites", "-o", "wide", "--api", api_url]).output)
     boxes = rows(runner.invoke(cli, ["boxes", "--site", "sh-pudong", "-o", "wide", "--api", api_url]).output)
 
-    assert sites["site"] == ["name", "kind", "region", "timezone", "cluster", "online", "health"]
+    assert sites["site"] == ["name", "kind", "region", "timezone", "cluster", "online", "nodes ready", "health"]
+    assert sites["sh-pudong"][6] == "-"  # no cluster watched: no count
     assert sites["sh-pudong"][3:5] == ["Asia/Shanghai", "test-edge"]
     assert sites["central-bj"][4] == "central-bj"
     assert boxes["box"][:7] == ["role", "state", "node", "reason", "node reason", "last heartbeat", "agent"]
