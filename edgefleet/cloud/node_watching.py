@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Final
@@ -30,7 +31,7 @@ from typing import Final
 from edgefleet.clock import Clock
 from edgefleet.cloud.fleet import FleetState
 from edgefleet.cloud.k8s.errors import ClusterError, TemporaryClusterError
-from edgefleet.cloud.k8s.gateway import ClusterGateway, Listed
+from edgefleet.cloud.k8s.gateway import ClusterGateway, Listed, WatchUpdate
 from edgefleet.cloud.nodes import ClusterNodes, took_change, took_list, watch_failed
 from edgefleet.ids import ClusterId
 
@@ -43,6 +44,17 @@ BACKOFF_MAX_S: Final = 60.0
 # How long ``stop`` waits for the threads in all: those waiting out a backoff end at once; one in a watch read
 # would hold the controller's shutdown for minutes, and it publishes nothing after stop anyway.
 STOP_WAIT_S: Final = 1.0
+
+
+@contextmanager
+def _closed(updates: Iterator[WatchUpdate]) -> Iterator[None]:
+    """Close a watch left early (told to stop, or an error here), so that its stream is closed at once rather
+    than when the collector gets to it. The gateway's watch is a generator."""
+    try:
+        yield
+    finally:
+        if isinstance(updates, Generator):
+            updates.close()
 
 
 @dataclass
@@ -149,22 +161,24 @@ class NodeWatch:
         failing = False
         while not stopping.is_set():
             try:
-                for update in gateway.watch(cluster, "Node"):
-                    if stopping.is_set():
-                        return
-                    now = self.clock.now()
-                    if isinstance(update, Listed):
-                        items = update.items
-                        self._publish(cluster, stopping, partial(took_list, items=items, now=now))
-                        if failing:
-                            failing = False
-                            log.info("Watching nodes of cluster again", extra={"cluster": cluster})
+                updates = gateway.watch(cluster, "Node")
+                with _closed(updates):
+                    for update in updates:
+                        if stopping.is_set():
+                            return
+                        now = self.clock.now()
+                        if isinstance(update, Listed):
+                            items = update.items
+                            self._publish(cluster, stopping, partial(took_list, items=items, now=now))
+                            if failing:
+                                failing = False
+                                log.info("Watching nodes of cluster again", extra={"cluster": cluster})
+                            else:
+                                log.info("Listed nodes of cluster", extra={"cluster": cluster, "nodes": len(items)})
+                            delay = self.backoff_min_s
                         else:
-                            log.info("Listed nodes of cluster", extra={"cluster": cluster, "nodes": len(items)})
-                        delay = self.backoff_min_s
-                    else:
-                        kind, obj = update.type, update.object
-                        self._publish(cluster, stopping, partial(took_change, kind=kind, raw=obj, now=now))
+                            kind, obj = update.type, update.object
+                            self._publish(cluster, stopping, partial(took_change, kind=kind, raw=obj, now=now))
                 # The gateway's watch never ends by itself; ending here means it was closed under us: list again.
             except Exception as exc:  # a watch thread must outlive any one failure
                 message = str(exc)[:500]
