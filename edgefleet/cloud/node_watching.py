@@ -5,8 +5,8 @@ an event) and ``alerting.node_rules``.
 
 Each thread asks the gateway for a watch of the cluster's Nodes from a fresh list: the gateway resumes it from
 the last resourceVersion when the server ends it and lists again on 410 Gone. Every update replaces the cluster's
-``ClusterNodes`` in the fleet state (copy on write, under the fleet lock: a node's status changes every few
-minutes, a copy of 2,000 nodes takes ~50 us). When the watch fails (the cluster unreachable, a refused login), the
+``ClusterNodes`` in the fleet state (copy on write, under the fleet lock: one event on a cluster of 2,000 nodes
+takes ~15 us, measured; with edgecore's default status report every 10 s that is ~200 events and ~3 ms a second). When the watch fails (the cluster unreachable, a refused login), the
 cluster is marked not watched with the error, and the thread lists again after a backoff (``BACKOFF_MIN_S``
 doubling to ``BACKOFF_MAX_S``, or the server's Retry-After when longer). The failure is logged once per streak,
 the recovery once.
