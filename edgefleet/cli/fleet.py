@@ -32,6 +32,13 @@ NEXT_CURSOR_HEADER: Final = "X-Next-Cursor"
 
 HEALTH_STYLE: Final = {"ok": "green", "degraded": "yellow", "unreachable": "bold red", "unknown": "dim"}
 STATE_STYLE: Final = {"online": "green", "offline": "bold red", "never-seen": "dim"}
+NODE_STYLE: Final = {
+    "ready": "green",
+    "not-ready": "bold red",
+    "unknown": "red",
+    "missing": "red",
+    "not-watched": "dim",
+}
 # A whole site row in colour on a terminal when the site is not fully ok, so that it stands out of 100.
 SITE_ROW_STYLE: Final = {"degraded": "yellow", "unreachable": "bold red", "unknown": "magenta"}
 APP_STYLE: Final = {"running": "green", "pending": "yellow", "stopped": "dim", "failed": "bold red", "unknown": "dim"}
@@ -81,8 +88,17 @@ def sites_list(
         print_data(sites, output)
         return
     wide = output is OutputFormat.WIDE
-    columns = ["site", "name", "kind", "region", *(["timezone", "cluster"] if wide else []), "online", "health"]
-    table = new_table(*columns, right={"online"})
+    columns = [
+        "site",
+        "name",
+        "kind",
+        "region",
+        *(["timezone", "cluster"] if wide else []),
+        "online",
+        *(["nodes ready"] if wide else []),
+        "health",
+    ]
+    table = new_table(*columns, right={"online", "nodes ready"})
     rows = [
         [
             site["id"],
@@ -91,6 +107,7 @@ def sites_list(
             escape(site["region"]),
             *([escape(site["timezone"]), site["cluster"]] if wide else []),
             f"{site['boxes_online']}/{site['boxes_total']}",
+            *([_nodes_ready(site)] if wide else []),
             site["health"],
         ]
         for site in sites
@@ -188,7 +205,7 @@ def boxes_list(
     api: ApiOption = DEFAULT_API,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
-    """A site's boxes: state, last seen, GPU temperature and utilisation, apps."""
+    """A site's boxes: agent state, Kubernetes node state, last seen, GPU temperature and utilisation, apps."""
     from edgefleet.cli.output import fail, is_data, print_data, show
 
     if unknown:
@@ -215,7 +232,7 @@ def box_show(
     api: ApiOption = DEFAULT_API,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
-    """One box in detail: reachability, host, GPUs, apps."""
+    """One box in detail: reachability, Kubernetes node, host, GPUs, apps."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -237,6 +254,13 @@ def box_show(
     if gpu:
         facts.add_row("gpu spec", escape(f"{gpu['count']} x {gpu['model']}, driver {gpu['driver_version']}"))
     facts.add_row("state", f"{_styled(reach['state'], STATE_STYLE)} ({escape(reach['reason'])})")
+    node = found["node"]
+    taints = ", ".join(f"{t['key']}:{t['effect']}" for t in node["taints"])
+    facts.add_row(
+        "node",
+        f"{_styled(node['state'], NODE_STYLE)} ({escape(node['reason'])}), {escape(node['name'])} in cluster "
+        f"{escape(node['cluster'])}" + (f", tainted {escape(taints)}" if taints else ""),
+    )
     facts.add_row(
         "last seen", f"{ago(found['last_seen_age_s'])}" + (f" ({found['last_seen']})" if found["last_seen"] else "")
     )
@@ -383,6 +407,12 @@ def _running_first(item: tuple[str, int]) -> tuple[bool, str]:
     return item[0] != "running", item[0]
 
 
+def _nodes_ready(site: dict[str, Any]) -> str:
+    """Ready nodes out of the site's boxes; "-" when the controller does not watch the site's cluster."""
+    ready = site["nodes_ready"]
+    return "-" if ready is None else f"{ready}/{site['boxes_total']}"
+
+
 def _styled(word: str, styles: dict[str, str]) -> str:
     style = styles.get(word)
     return f"[{style}]{word}[/]" if style else word
@@ -397,18 +427,38 @@ def _boxes_table(boxes: list[dict[str, Any]], *, wide: bool = False) -> Table:
 
     from edgefleet.cli.output import new_table
 
-    extra = ["reason", "last heartbeat", "agent"] if wide else []
+    extra = ["reason", "node reason", "last heartbeat", "agent"] if wide else []
     table = new_table(
-        "box", "role", "state", *extra, "last seen", "gpu temp", "gpu util", "apps", right={"gpu temp", "gpu util"}
+        "box",
+        "role",
+        "state",
+        "node",
+        *extra,
+        "last seen",
+        "gpu temp",
+        "gpu util",
+        "apps",
+        right={"gpu temp", "gpu util"},
     )
     for box in boxes:
         latest = box["latest"]
         reach = box["reachability"]
+        node = box["node"]
         table.add_row(
             box["id"],
             box["role"],
             _styled(reach["state"], STATE_STYLE),
-            *([escape(reach["reason"]), box["last_seen"] or "-", escape(box["agent_version"] or "-")] if wide else []),
+            _styled(node["state"], NODE_STYLE),
+            *(
+                [
+                    escape(reach["reason"]),
+                    escape(node["reason"]),
+                    box["last_seen"] or "-",
+                    escape(box["agent_version"] or "-"),
+                ]
+                if wide
+                else []
+            ),
             ago(box["last_seen_age_s"]),
             _number(box["gpu_temperature_max_c"], "°C"),
             _number(box["gpu_utilization_avg_percent"], "%"),

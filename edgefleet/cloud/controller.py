@@ -43,6 +43,7 @@ from edgefleet.cloud.k8s.clients import ClusterClients
 from edgefleet.cloud.k8s.gateway import ClusterGateway, KubernetesGateway
 from edgefleet.cloud.k8s.health import ClusterHealth
 from edgefleet.cloud.leading import take_database_lock
+from edgefleet.cloud.node_watching import NodeWatch
 from edgefleet.cloud.persisting import Persister
 from edgefleet.cloud.probing import PROBE_INTERVAL_S, ClusterProbing
 from edgefleet.cloud.saving import SavingHealth
@@ -84,6 +85,11 @@ class Controller:
         if settings.notifications_file is not None:
             notifications = load_notifications(settings.notifications_file, inventory=inventory)
         self.state = FleetState.for_inventory(inventory)
+        # One gateway to every cluster of the inventory (None without clusters); the node watch and the probes
+        # use it.
+        self.gateway: ClusterGateway | None = _build_gateway(inventory, settings, clock)
+        # What each cluster says of its boxes' nodes, in ``state.nodes`` (the API and the alert loop read it).
+        self.node_watch = NodeWatch(self.state, self.gateway, clock=clock)
         self.ingest = Ingest(self.state, settings.broker_url, clock=clock, login=settings.broker_login)
         self.store = Store(settings.database_url)
         try:
@@ -111,7 +117,6 @@ class Controller:
             history_retention_s=settings.history_retention_s,
             history_max_points=settings.history_max_points,
         )
-        self.gateway: ClusterGateway | None = _build_gateway(inventory, settings, clock)
         self.cluster_probing: ClusterProbing | None = (
             ClusterProbing(self.gateway, list(inventory.clusters), interval_s=cluster_probe_interval_s)
             if self.gateway is not None
@@ -182,6 +187,7 @@ class Controller:
             with self.state.lock:
                 change = replace_inventory(self.state, inventory)
             self.ingest.inventory_changed()
+            self.node_watch.inventory_changed()
         settle_heap()
         log.info(
             "Applied inventory" if change.changed else "Reloaded inventory: nothing changed",
@@ -206,6 +212,7 @@ class Controller:
         self._running = True
         self.persister.start()
         self.ingest.start()
+        self.node_watch.start()
         self.delivery.start()
         self.alert_loop.start()
         if self.cluster_probing is not None:
@@ -236,6 +243,8 @@ class Controller:
             self.ingest.stop()
             self.persister.stop()
             log.info("Stopped controller", extra={"persister": str(self.persister.stats)})
+        # Also when started alone (a test, an API-only controller): its threads must not outlive the controller.
+        self.node_watch.stop()
         try:
             if self.gateway is not None:
                 self.gateway.close()

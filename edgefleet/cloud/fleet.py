@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from math import isnan
 from typing import Final, Literal, overload
 
+from edgefleet.cloud.nodes import NodeBook
 from edgefleet.ids import BoxId, SiteId
 from edgefleet.inventory import Inventory
 from edgefleet.messages import BoxStatus, Heartbeat
@@ -315,6 +316,10 @@ class FleetState:
     # Wall-clock spans in which the controller could not hear the fleet (set by the alert loop; an open span ends
     # at infinity): no box's silence is counted in them (``silence_credit``).
     silence_holds: tuple[SilenceHold, ...] = ()
+    # What each cluster says of its nodes (set by the node watch, ``node_watching``; a cluster without a watch is
+    # absent): each value is immutable and replaced whole, so a reader takes the mapping under the lock and reads
+    # it outside.
+    nodes: NodeBook = field(default_factory=dict)
 
     @classmethod
     def for_inventory(cls, inventory: Inventory) -> FleetState:

@@ -138,6 +138,17 @@ VIOLATIONS = [
         PURE_ALERTING_SHELL_FREE,
         "edgefleet.cloud.alerting.reconciling -> threading",
     ),
+    # The node states and the rules on them are pure; the node watch (node_watching.py) is their shell.
+    Violation(
+        (Plant("edgefleet/cloud/nodes.py", "from edgefleet.cloud import node_watching"),),
+        PURE_ALERTING,
+        "edgefleet.cloud.nodes -> edgefleet.cloud.node_watching",
+    ),
+    Violation(
+        (Plant("edgefleet/cloud/alerting/node_rules.py", "import time"),),
+        PURE_ALERTING_SHELL_FREE,
+        "edgefleet.cloud.alerting.node_rules -> time",
+    ),
     # The API.
     Violation(
         (Plant("edgefleet/cloud/api/routes/boxes.py", "from edgefleet.cloud.api.routes import sites"),),

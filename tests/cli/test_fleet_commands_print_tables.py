@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from tests.cloud.api.memory import MemoryController, apps
 from tests.cloud.builders import gpus
 from tests.conftest import REPO
+from tests.support.nodes import node_object, publish_nodes
 
 
 def rows(output: str) -> dict[str, list[str]]:
@@ -70,11 +71,56 @@ def test_boxes_lists_a_sites_boxes(cli: typer.Typer, runner: CliRunner, api_url:
 
     assert result.exit_code == 0, result.output
     table = rows(result.output)
-    assert table["box"] == ["role", "state", "last seen", "gpu temp", "gpu util", "apps"]
-    assert table["sh-pudong-gpu-01"] == ["gpu-box", "online", "3s ago", "71°C", "85%", "2 running, 1 failed"]
-    assert table["sh-pudong-gpu-02"] == ["gpu-box", "offline", "3s ago", "50°C", "10%", "1 running"]
-    assert table["sh-pudong-edge-01"] == ["edge-node", "never-seen", "never", "-", "-", "-"]
+    assert table["box"] == ["role", "state", "node", "last seen", "gpu temp", "gpu util", "apps"]
+    # No cluster is watched (the in-memory controller has no gateway): the node column says so, not "ready".
+    assert table["sh-pudong-gpu-01"] == [
+        "gpu-box",
+        "online",
+        "not-watched",
+        "3s ago",
+        "71°C",
+        "85%",
+        "2 running, 1 failed",
+    ]
+    assert table["sh-pudong-gpu-02"] == ["gpu-box", "offline", "not-watched", "3s ago", "50°C", "10%", "1 running"]
+    assert table["sh-pudong-edge-01"] == ["edge-node", "never-seen", "not-watched", "never", "-", "-", "-"]
     assert "3 boxes, 1 online" in result.output
+
+
+def test_boxes_show_each_boxs_node_beside_its_agent(
+    cli: typer.Typer, runner: CliRunner, api_url: str, memory: MemoryController
+) -> None:
+    # The seed's pain: the agent of gpu-01 is online while KubeEdge has lost its node; gpu-02's node is Ready;
+    # edge-01 never joined the cluster.
+    memory.beat("sh-pudong-gpu-01")
+    memory.beat("sh-pudong-gpu-02")
+    publish_nodes(
+        memory.state,
+        "test-edge",
+        [
+            node_object("sh-pudong-gpu-01", "Unknown", taints=(("node.kubernetes.io/unreachable", "NoExecute"),)),
+            node_object("sh-pudong-gpu-02", "True"),
+        ],
+        now=memory.clock.now(),
+    )
+
+    table = rows(runner.invoke(cli, ["boxes", "--site", "sh-pudong", "--api", api_url]).output)
+    wide = rows(runner.invoke(cli, ["boxes", "--site", "sh-pudong", "-o", "wide", "--api", api_url]).output)
+    shown = runner.invoke(cli, ["box", "sh-pudong-gpu-01", "--api", api_url]).output
+    site = httpx.get(f"{api_url}/api/v1/sites/sh-pudong").json()
+
+    assert [table[b][1:3] for b in ("sh-pudong-gpu-01", "sh-pudong-gpu-02", "sh-pudong-edge-01")] == [
+        ["online", "unknown"],
+        ["online", "ready"],
+        ["never-seen", "missing"],
+    ]
+    assert wide["sh-pudong-gpu-01"][3:5] == ["connected", "NodeStatusUnknown"]
+    assert "unknown (NodeStatusUnknown), sh-pudong-gpu-01 in cluster test-edge" in shown
+    assert "tainted node.kubernetes.io/unreachable:NoExecute" in shown
+    assert site["nodes_ready"] == 1
+    wide_sites = rows(runner.invoke(cli, ["sites", "-o", "wide", "--api", api_url]).output)
+    assert wide_sites["sh-pudong"][5:7] == ["2/3", "1/3"]
+    assert site["nodes_by_state"] == {"ready": 1, "not-ready": 0, "unknown": 1, "missing": 1, "not-watched": 0}
 
 
 def test_boxes_filters_by_state(cli: typer.Typer, runner: CliRunner, api_url: str, memory: MemoryController) -> None:
@@ -87,7 +133,7 @@ def test_boxes_filters_by_state(cli: typer.Typer, runner: CliRunner, api_url: st
     assert result.exit_code == 0, result.output
     table = rows(result.output)
     assert list(table) == ["box", "sh-pudong-gpu-01"]
-    assert table["sh-pudong-gpu-01"][1:3] == ["offline", "2h ago"]
+    assert table["sh-pudong-gpu-01"][1:4] == ["offline", "not-watched", "2h ago"]
 
 
 def test_boxes_unknown_lists_boxes_in_no_manifest(
@@ -163,11 +209,12 @@ def test_wide_adds_columns(cli: typer.Typer, runner: CliRunner, api_url: str, me
     sites = rows(runner.invoke(cli, ["sites", "-o", "wide", "--api", api_url]).output)
     boxes = rows(runner.invoke(cli, ["boxes", "--site", "sh-pudong", "-o", "wide", "--api", api_url]).output)
 
-    assert sites["site"] == ["name", "kind", "region", "timezone", "cluster", "online", "health"]
+    assert sites["site"] == ["name", "kind", "region", "timezone", "cluster", "online", "nodes ready", "health"]
+    assert sites["sh-pudong"][6] == "-"  # no cluster watched: no count
     assert sites["sh-pudong"][3:5] == ["Asia/Shanghai", "test-edge"]
     assert sites["central-bj"][4] == "central-bj"
-    assert boxes["box"][:5] == ["role", "state", "reason", "last heartbeat", "agent"]
-    assert boxes["sh-pudong-gpu-01"][2] == "connected"
+    assert boxes["box"][:7] == ["role", "state", "node", "reason", "node reason", "last heartbeat", "agent"]
+    assert boxes["sh-pudong-gpu-01"][3:5] == ["connected", "no-gateway"]
 
 
 def sites_on_a_terminal(api_url: str, **env: str) -> str:

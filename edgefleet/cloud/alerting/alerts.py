@@ -36,6 +36,10 @@ class AlertKind(StrEnum):
     DISK_FULL = "disk-full"
     APP_DOWN = "app-down"
     CLOCK_SKEW = "clock-skew"
+    # The box's agent is online while KubeEdge has lost its node (NotReady, Unknown or gone): edgecore is down.
+    EDGE_NODE_LOST = "edge-node-lost"
+    # Every online box of a site has lost its node: the site's link to the KubeEdge cloud, not each edgecore.
+    SITE_NODES_LOST = "site-nodes-lost"
     # Fleet-level: the controller itself cannot hear the fleet (broker away, flooded, behind). Its site is FLEET.
     CONTROLLER_DEAF = "controller-deaf"
 

@@ -20,7 +20,9 @@ Rules (docs/alerting.md):
 - correlation hold: while ``site_suspect_share`` of a site (and at least ``HOLD_MIN_BOXES``) has gone quiet
   together, a box-lost alert of a box that went offline less than ``site_hold_beats`` intervals ago is held
   (inhibited), so the first Last Wills of a site cut do not go out before the site alert that follows them;
-- health alerts from heartbeats (``health``).
+- health alerts from heartbeats (``health``);
+- edge-node-lost and site-nodes-lost from a box's agent online while its Kubernetes node is lost
+  (``node_rules``, over the node states ``FleetView.nodes`` holds).
 """
 
 from __future__ import annotations
@@ -32,8 +34,17 @@ from typing import Final, Protocol
 
 from edgefleet.cloud.alerting.alerts import AlertKey, AlertKind, DesiredAlert, Severity, StoredAlert
 from edgefleet.cloud.alerting.health import follow_health, health_alerts, resume_conditions
+from edgefleet.cloud.alerting.node_rules import judge_site_nodes, resume_node_tracks
 from edgefleet.cloud.alerting.rules import AlertRules, Thresholds
-from edgefleet.cloud.alerting.tracking import BoxTrack, FleetTrack, HealthTrack, SiteTrack, observe
+from edgefleet.cloud.alerting.tracking import (
+    BoxTrack,
+    FleetTrack,
+    HealthTrack,
+    NodeLostTrack,
+    SiteNodesTrack,
+    SiteTrack,
+    observe,
+)
 from edgefleet.cloud.fleet import (
     REASON_HEARTBEAT_TIMEOUT,
     BoxLive,
@@ -42,6 +53,7 @@ from edgefleet.cloud.fleet import (
     evaluate_reachability,
     heartbeat_timeout,
 )
+from edgefleet.cloud.nodes import NodeBook
 from edgefleet.ids import BoxId, SiteId
 from edgefleet.inventory import Box, Inventory, Site
 
@@ -66,6 +78,11 @@ class FleetView(Protocol):
     @property
     def silence_holds(self) -> Sequence[SilenceHold]:
         """Spans the controller could not hear: silence in them is nobody's (``fleet.silence_credit``)."""
+        ...
+
+    @property
+    def nodes(self) -> NodeBook:
+        """What each watched cluster says of its nodes (``FleetState.nodes``)."""
         ...
 
 
@@ -172,6 +189,11 @@ def evaluate(view: FleetView, track: FleetTrack, rules: AlertRules, *, now: floa
     desired: dict[AlertKey, DesiredAlert] = {}
     inhibited_by: dict[AlertKey, str] = {}
     limits_cache: dict[tuple[SiteId | None, str | None], Thresholds] = {}
+    nodes_lost: dict[BoxId, NodeLostTrack] = {}
+    sites_nodes_lost: dict[SiteId, SiteNodesTrack] = {}
+    book = view.nodes
+    # Without any watch and nothing remembered, no node alert can fire or be held: skip the join.
+    judge_nodes = bool(book) or bool(track.nodes_lost) or bool(track.sites_nodes_lost)
 
     for site in inventory.sites.values():
         site_limits = rules.for_site(site.id)
@@ -291,9 +313,39 @@ def evaluate(view: FleetView, track: FleetTrack, rules: AlertRules, *, now: floa
                 for alert in health_alerts(after_health, site.id, box_id, limits, partial(_labels, site), now=now):
                     desired[alert.key] = alert
 
+        # --- the boxes' nodes ---
+        if judge_nodes:
+            # When evaluation saw each box come online (the change that made it "online"), if it did.
+            online_since = {b: bt.changed_at for b in site.boxes if (bt := boxes.get(b)) is not None}
+            judged = judge_site_nodes(
+                site,
+                inventory.boxes,
+                reachability,
+                online_since,
+                book,
+                track.nodes_lost,
+                track.sites_nodes_lost.get(site.id),
+                site_limits,
+                partial(_labels, site),
+                now=now,
+            )
+            for alert in judged.desired:
+                desired[alert.key] = alert
+            inhibited_by.update(judged.inhibited_by)
+            nodes_lost.update(judged.boxes)
+            if judged.site is not None:
+                sites_nodes_lost[site.id] = judged.site
+
     # Only boxes of the inventory are remembered: one removed from it is forgotten.
     kept = {box_id: bt for box_id, bt in boxes.items() if box_id in reachability}
-    new_track = FleetTrack(boxes=kept, health=health, sites=sites, evaluated_at=now)
+    new_track = FleetTrack(
+        boxes=kept,
+        health=health,
+        sites=sites,
+        evaluated_at=now,
+        nodes_lost=nodes_lost,
+        sites_nodes_lost=sites_nodes_lost,
+    )
     return Evaluation(
         desired=desired,
         inhibited=frozenset(inhibited_by),
@@ -346,9 +398,11 @@ def resume_track(stored: Iterable[StoredAlert]) -> FleetTrack:
     """Evaluation's memory rebuilt from the active stored alerts, for a controller that restarts: alerts whose
     condition needs memory (sustained health readings, flapping, a site alert) go on firing instead of resolving
     and firing again. Reachability needs no memory: it is recomputed from receive times."""
+    stored = list(stored)
     boxes: dict[BoxId, BoxTrack] = {}
     health: dict[BoxId, HealthTrack] = {}
     sites: dict[SiteId, SiteTrack] = {}
+    nodes_lost, sites_nodes_lost = resume_node_tracks(stored)
     for alert in stored:
         if not alert.active:
             continue
@@ -363,7 +417,7 @@ def resume_track(stored: Iterable[StoredAlert]) -> FleetTrack:
                 seen=seen if isinstance(seen, int) else 0,
                 recovering_since=float(recovering) if isinstance(recovering, int | float) else None,
             )
-        elif key.box is None:
+        elif key.box is None or key.kind == AlertKind.EDGE_NODE_LOST:
             continue
         elif key.kind == AlertKind.BOX_FLAPPING:
             last = details.get("last_change_at")
@@ -374,4 +428,4 @@ def resume_track(stored: Iterable[StoredAlert]) -> FleetTrack:
             if conditions:
                 before = health.get(key.box, _EMPTY_HEALTH)
                 health[key.box] = replace(before, conditions={**before.conditions, **conditions})
-    return FleetTrack(boxes=boxes, health=health, sites=sites)
+    return FleetTrack(boxes=boxes, health=health, sites=sites, nodes_lost=nodes_lost, sites_nodes_lost=sites_nodes_lost)

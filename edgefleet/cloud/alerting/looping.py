@@ -83,6 +83,7 @@ from edgefleet.cloud.hearing import (
     settling,
     starting,
 )
+from edgefleet.cloud.nodes import NodeBook
 from edgefleet.cloud.saving import WriterHealth
 from edgefleet.cloud.store import Store
 from edgefleet.ids import BoxId
@@ -130,6 +131,7 @@ class _Snapshot:
     inventory: Inventory
     boxes: Mapping[BoxId, BoxLive]
     silence_holds: Sequence[SilenceHold]
+    nodes: NodeBook
 
 
 # A box's "offline" status as the loop remembers having evaluated it: a new one triggers a pass at once.
@@ -404,7 +406,8 @@ class AlertLoop:
             boxes = {box: copy_box(live) for box, live in self.state.boxes.items()}
             inventory = self.state.inventory
             holds = self.state.silence_holds
-        return _Snapshot(inventory, boxes, holds)
+            nodes = self.state.nodes
+        return _Snapshot(inventory, boxes, holds, nodes)
 
     def run_pass(self) -> PassReport:
         """One pass now: evaluate, reconcile, record; held (no silence judged) while the controller does not hear

@@ -59,6 +59,11 @@ class Thresholds:
     # resolves only when every box is back or this grace has passed, so its resolve notice lists only boxes
     # that really did not come back.
     site_recovery_grace_s: float = 90.0
+    # --- the box's node (per site only) ---
+    # A box whose agent is online while KubeEdge has lost its node for this long raises edge-node-lost. An
+    # edgecore restart or a short cloudcore hiccup passes within a minute (the node-monitor grace alone is 50 s);
+    # two minutes of disagreement is edgecore down or its tunnel broken.
+    edge_node_lost_after_s: float = 120.0
 
     # --- health (per site or per box model) ---
     # Data-centre GPUs (T4, A2, A10, L4) slow down at about 85-90 C; sustained heat above 85 C means cooling
@@ -103,6 +108,7 @@ class Overrides:
     site_suspect_share: float | None = None
     site_hold_beats: float | None = None
     site_recovery_grace_s: float | None = None
+    edge_node_lost_after_s: float | None = None
     gpu_temperature_c: float | None = None
     gpu_temperature_for_s: float | None = None
     ecc_uncorrected_max: int | None = None
@@ -134,6 +140,7 @@ SITE_ONLY_FIELDS: Final = frozenset(
         "site_suspect_share",
         "site_hold_beats",
         "site_recovery_grace_s",
+        "edge_node_lost_after_s",
     }
 )
 
@@ -203,6 +210,7 @@ _FIELD_CHECKS: Final[dict[str, tuple[Callable[[float], bool], str]]] = {
     "site_suspect_share": (_share, "must be a share above 0 and at most 1 (0.15 by default)"),
     "site_hold_beats": (_non_negative, "must be 0 (no hold) or a positive number of intervals (1.5 by default)"),
     "site_recovery_grace_s": (_non_negative, "must be a number of seconds, 0 or more (90 by default)"),
+    "edge_node_lost_after_s": (_non_negative, "must be a number of seconds, 0 or more (120 by default)"),
     "gpu_temperature_c": (lambda v: 0 < v < 150, "must be a temperature in C between 0 and 150 (85 by default)"),
     "gpu_temperature_for_s": (_non_negative, "must be a number of seconds, 0 or more (120 by default)"),
     "ecc_uncorrected_max": (_non_negative, "must be a whole number of errors, 0 or more (0 by default)"),

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, replace
 
 from edgefleet.cloud.alerting.rules import TRANSITION_MEMORY
 from edgefleet.cloud.fleet import Reachability, ReachabilityState
-from edgefleet.ids import BoxId, SiteId
+from edgefleet.cloud.nodes import NodeStateName
+from edgefleet.ids import BoxId, ClusterId, SiteId
 
 # Reachability states between which a change is a transition; first contact (never-seen -> online) is not one.
 _CONTACT_STATES = frozenset({"online", "offline"})
@@ -80,6 +81,30 @@ class SiteTrack:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeLostTrack:
+    """A box whose agent is online while its node is lost (``alerting.node_rules``), from when that began."""
+
+    # Controller time since when the node has been lost while the agent was online.
+    since: float
+    # The node as last judged: kept so that an alert held while the cluster is not watched reads the same.
+    state: NodeStateName
+    reason: str
+    cluster: ClusterId
+    node: str
+    # The edge-node-lost alert fires (the threshold has passed).
+    firing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SiteNodesTrack:
+    """A site-nodes-lost alert while it is active."""
+
+    started_at: float
+    # The site's boxes whose nodes were lost while their agents were online.
+    boxes: tuple[BoxId, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class FleetTrack:
     """Evaluation's whole memory; start with ``FleetTrack()`` (or ``resume_track`` after a restart)."""
 
@@ -87,6 +112,9 @@ class FleetTrack:
     health: Mapping[BoxId, HealthTrack] = field(default_factory=dict)
     sites: Mapping[SiteId, SiteTrack] = field(default_factory=dict)
     evaluated_at: float | None = None
+    # Boxes whose node KubeEdge lost while their agent is online, and sites where all did (node_rules).
+    nodes_lost: Mapping[BoxId, NodeLostTrack] = field(default_factory=dict)
+    sites_nodes_lost: Mapping[SiteId, SiteNodesTrack] = field(default_factory=dict)
 
 
 def observe_box(track: BoxTrack, reachability: Reachability, now: float) -> BoxTrack:

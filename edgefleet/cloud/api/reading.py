@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from edgefleet.cloud.fleet import BoxLive, FleetState, Reachability, UnknownBox, box_reachability, copy_box
+from edgefleet.cloud.nodes import NodeState, node_state
 from edgefleet.ids import BoxId, SiteId
 from edgefleet.inventory import Box
 
@@ -19,21 +20,39 @@ from edgefleet.inventory import Box
 @dataclass(frozen=True, slots=True)
 class BoxView:
     """One box as of one moment: its inventory entry, a copy of its live state (without history: the
-    controller's ``box_history`` has it) and its reachability then."""
+    controller's ``box_history`` has it), its reachability then, and its Kubernetes node as the node watch
+    last saw it (``nodes.node_state``)."""
 
     box: Box
     live: BoxLive
     reachability: Reachability
+    node: NodeState
 
 
 def read_boxes(state: FleetState, boxes: Iterable[BoxId], *, now: float) -> list[BoxView]:
     """Views of ``boxes`` (all of the inventory's), in the order given."""
-    wanted = [state.inventory.boxes[b] for b in boxes]
+    inventory = state.inventory
+    wanted = [inventory.boxes[b] for b in boxes]
     with state.lock:
         copies = [copy_box(state.boxes[b.id]) for b in wanted]
+        book = state.nodes  # replaced whole by the node watch, never changed: read outside the lock
     return [
-        BoxView(box, live, box_reachability(state, live, now=now)) for box, live in zip(wanted, copies, strict=True)
+        BoxView(
+            box,
+            live,
+            box_reachability(state, live, now=now),
+            node_state(box, inventory.sites[box.site].cluster, book),
+        )
+        for box, live in zip(wanted, copies, strict=True)
     ]
+
+
+def read_site_nodes(state: FleetState, site: SiteId) -> list[NodeState]:
+    """The node of each box of the site, in manifest order."""
+    with state.lock:
+        inventory, book = state.inventory, state.nodes
+    found = inventory.sites[site]
+    return [node_state(inventory.boxes[b], found.cluster, book) for b in found.boxes]
 
 
 def read_site(state: FleetState, site: SiteId, *, now: float) -> list[BoxView]:

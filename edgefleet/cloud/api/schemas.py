@@ -22,6 +22,7 @@ from edgefleet.cloud.fleet import (
     UnknownBox,
     health_point,
 )
+from edgefleet.cloud.nodes import NODE_STATES, NodeState, NodeStateName, count_ready
 from edgefleet.inventory import Box, BoxRole, Site, SiteKind
 from edgefleet.messages import AppRunState
 
@@ -78,6 +79,10 @@ class SitePublic(_Public):
     health: SiteHealth = Field(
         description="ok: every box online; degraded: some offline; unreachable: none online; unknown: none seen yet."
     )
+    nodes_ready: int | None = Field(
+        description="How many of the boxes' Kubernetes nodes are Ready; null when the controller does not watch "
+        "the site's cluster (no gateway, not listed yet, or its watch failed)."
+    )
 
 
 class SiteDetail(SitePublic):
@@ -88,6 +93,9 @@ class SiteDetail(SitePublic):
     heartbeat_interval_s: float
     missed_beats: int = Field(description="Heartbeats a box may miss before it counts as offline.")
     boxes_by_state: dict[ReachabilityState, int]
+    nodes_by_state: dict[NodeStateName, int] = Field(
+        description="The boxes' Kubernetes nodes by state: ready, not-ready, unknown, missing, not-watched."
+    )
 
 
 # --- boxes ----------------------------------------------------------------------------------------------
@@ -107,6 +115,29 @@ class ReachabilityPublic(_Public):
     since: datetime | None = Field(
         description="When the box was last known alive: receive time of its latest heartbeat (null: never)."
     )
+
+
+class TaintPublic(_Public):
+    key: str
+    effect: str = Field(description="NoSchedule, PreferNoSchedule or NoExecute.")
+
+
+class NodePublic(_Public):
+    """The box's Kubernetes node as the controller's node watch last saw it: the second signal beside the
+    agent's reachability."""
+
+    state: NodeStateName = Field(
+        description="ready, not-ready, unknown (the Ready condition True, False, Unknown); missing: the cluster "
+        "has no node of that name; not-watched: the controller does not know (no gateway, cluster not listed yet, "
+        "or its watch failed)."
+    )
+    reason: str = Field(description="The Ready condition's reason (KubeletReady, NodeStatusUnknown...), or ours.")
+    since: datetime | None = Field(description="When the node entered this state (null: not known).")
+    name: str = Field(description="The node's name in its cluster (the box id unless the manifest says nodeName).")
+    cluster: str
+    taints: list[TaintPublic]
+    unschedulable: bool = Field(description="Cordoned: no new pods are scheduled on it.")
+    last_seen: datetime | None = Field(description="When the controller last received the node from its cluster.")
 
 
 class HostPublic(_Public):
@@ -173,6 +204,7 @@ class BoxPublic(_Public):
     model: str | None
     gpu: GpuSpecPublic | None
     reachability: ReachabilityPublic
+    node: NodePublic
     last_seen: datetime | None = Field(description="When the controller last received a heartbeat (its own clock).")
     last_seen_age_s: float | None = Field(description="Seconds from last_seen to the time of this answer.")
     clock_skew_s: float | None = Field(description="The box's clock minus the controller's, at its latest heartbeat.")
@@ -229,7 +261,7 @@ class Healthz(_Public):
 # --- builders -------------------------------------------------------------------------------------------
 
 
-def site_public(site: Site, summary: SiteSummary) -> SitePublic:
+def site_public(site: Site, summary: SiteSummary, nodes: list[NodeState]) -> SitePublic:
     return SitePublic(
         id=site.id,
         display_name=site.display_name,
@@ -240,12 +272,13 @@ def site_public(site: Site, summary: SiteSummary) -> SitePublic:
         boxes_total=summary.boxes_total,
         boxes_online=summary.boxes_online,
         health=summary.health,
+        nodes_ready=count_ready(nodes),
     )
 
 
-def site_detail(site: Site, summary: SiteSummary) -> SiteDetail:
+def site_detail(site: Site, summary: SiteSummary, nodes: list[NodeState]) -> SiteDetail:
     return SiteDetail(
-        **site_public(site, summary).model_dump(),
+        **site_public(site, summary, nodes).model_dump(),
         node_group=site.node_group,
         heartbeat_interval_s=site.interval_s,
         missed_beats=site.missed_beats,
@@ -254,10 +287,24 @@ def site_detail(site: Site, summary: SiteSummary) -> SiteDetail:
             "offline": summary.boxes_offline,
             "never-seen": summary.boxes_never_seen,
         },
+        nodes_by_state={state: sum(1 for n in nodes if n.state == state) for state in NODE_STATES},
     )
 
 
-def box_public(box: Box, live: BoxLive, reachability: Reachability, *, now: float) -> BoxPublic:
+def node_public(node: NodeState) -> NodePublic:
+    return NodePublic(
+        state=node.state,
+        reason=node.reason,
+        since=utc_or_none(node.since),
+        name=node.node,
+        cluster=node.cluster,
+        taints=[TaintPublic(key=t.key, effect=t.effect) for t in node.taints],
+        unschedulable=node.unschedulable,
+        last_seen=utc_or_none(node.seen_at),
+    )
+
+
+def box_public(box: Box, live: BoxLive, reachability: Reachability, node: NodeState, *, now: float) -> BoxPublic:
     heartbeat = live.heartbeat
     # The same figures the history charts show, so the latest point and the table never disagree.
     figures = health_point(heartbeat, at=now) if heartbeat is not None else None
@@ -270,6 +317,7 @@ def box_public(box: Box, live: BoxLive, reachability: Reachability, *, now: floa
         reachability=ReachabilityPublic(
             state=reachability.state, reason=reachability.reason, since=utc_or_none(reachability.since)
         ),
+        node=node_public(node),
         last_seen=utc_or_none(live.last_seen),
         last_seen_age_s=None if live.last_seen is None else max(0.0, now - live.last_seen),
         clock_skew_s=live.clock_skew_s,

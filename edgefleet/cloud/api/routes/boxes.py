@@ -42,7 +42,7 @@ def get_box(
         Seconds, Query(gt=0, le=MAX_HISTORY_S, description="How far back the history goes, in seconds.")
     ] = DEFAULT_HISTORY_S,
 ) -> BoxDetail:
-    """The box's inventory entry, reachability, latest heartbeat and health history."""
+    """The box's inventory entry, reachability, Kubernetes node, latest heartbeat and health history."""
     found = controller.state.inventory.boxes.get(BoxId(box))
     if found is None:
         unknown = (
@@ -60,7 +60,7 @@ def get_box(
     except EdgefleetError as exc:  # history older than memory holds comes from the database
         raise Unavailable(f"cannot read the history of {box!r} now: {exc}") from exc
     return BoxDetail(
-        **box_public(view.box, view.live, view.reachability, now=now).model_dump(),
+        **box_public(view.box, view.live, view.reachability, view.node, now=now).model_dump(),
         history_since=utc(since),
         history=[health_point_public(p) for p in history],
     )

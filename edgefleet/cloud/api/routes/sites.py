@@ -18,7 +18,7 @@ from edgefleet.cloud.api.deps import (
 from edgefleet.cloud.api.errors import Invalid, NotFound
 from edgefleet.cloud.api.fields import Name, Text
 from edgefleet.cloud.api.paging import CursorQuery, decode_cursor, encode_cursor, page_after, set_next_page
-from edgefleet.cloud.api.reading import read_site
+from edgefleet.cloud.api.reading import read_site, read_site_nodes
 from edgefleet.cloud.api.schemas import (
     BoxPublic,
     SiteDetail,
@@ -73,7 +73,7 @@ def list_sites(
         summary = summarize_site(state, site.id, now=now)
         if health and summary.health != health:
             continue
-        answer.append(site_public(site, summary))
+        answer.append(site_public(site, summary, read_site_nodes(state, site.id)))
     page, more = page_after(answer, lambda s: (s.id,), None, limit)
     set_next_page(request, response, encode_cursor("sites", (page[-1].id,)) if more else None)
     return page
@@ -81,10 +81,13 @@ def list_sites(
 
 @router.get("/{site}", summary="Show a site", response_model=SiteDetail, responses=error_responses(404))
 def get_site(site: Name, controller: ControllerDep, principal: PrincipalDep) -> SiteDetail:
-    """One site: its manifest's settings, box counts by state and health."""
+    """One site: its manifest's settings, box counts by state and health, its boxes' nodes by state."""
     found = find_site(controller.state, site)
     authorize(principal, found.id)
-    return site_detail(found, summarize_site(controller.state, found.id, now=controller.clock.now()))
+    state = controller.state
+    return site_detail(
+        found, summarize_site(state, found.id, now=controller.clock.now()), read_site_nodes(state, found.id)
+    )
 
 
 @router.get(
@@ -123,4 +126,4 @@ def list_site_boxes(
     page = matching[:limit]
     more = len(matching) > limit
     set_next_page(request, response, encode_cursor(f"boxes of {found.id}", (page[-1].box.id,)) if more else None)
-    return [box_public(v.box, v.live, v.reachability, now=now) for v in page]
+    return [box_public(v.box, v.live, v.reachability, v.node, now=now) for v in page]
