@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from edgefleet.agent.link import BoxLink, BrokerAddress
 from edgefleet.agent.reporting import BoxReporter
+from edgefleet.agent.sources import AppSource
 from edgefleet.clock import Clock
 from edgefleet.inventory import Box
 from edgefleet.messages import Heartbeat
@@ -37,7 +38,7 @@ class SimulatedBox:
     link: BoxLink
     host: SimulatedHostProbe
     gpu: SimulatedGpuProbe
-    apps: SimulatedAppSource
+    apps: AppSource
     heartbeats_sent: int = 0
 
     def heartbeat(self) -> Heartbeat:
@@ -55,7 +56,10 @@ def build_box(
     clock: Clock,
     skew: Callable[[], float],
     overheat: Callable[[], Mapping[int, float]],
+    apps: AppSource | None = None,
 ) -> SimulatedBox:
+    """A simulated box; ``apps``: where its agent reads its apps (its node's pods on a simulated cluster), by
+    default the releases its site runs, from the seed."""
     reporter = BoxReporter(box.id, box.site, interval_s=interval_s, clock=OffsetClock(clock, skew))
     return SimulatedBox(
         box=box,
@@ -63,5 +67,5 @@ def build_box(
         link=BoxLink(reporter, broker, keepalive_s=keepalive_s),
         host=SimulatedHostProbe(box, seed=seed),
         gpu=SimulatedGpuProbe(box, seed=seed, overheat=overheat),
-        apps=SimulatedAppSource(box, seed=seed),
+        apps=apps or SimulatedAppSource(box, seed=seed),
     )

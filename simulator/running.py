@@ -38,7 +38,7 @@ from edgefleet.clock import Clock, SystemClock
 from edgefleet.credentials import hide_in_logs
 from edgefleet.errors import EdgefleetError
 from edgefleet.ids import BoxId, ClusterId, SiteId
-from edgefleet.inventory import Inventory, Site, load_inventory
+from edgefleet.inventory import Box, Inventory, Site, load_inventory
 from simulator.boxes import SimulatedBox, build_box
 from simulator.cluster.kubeconfig import write_kubeconfig
 from simulator.cluster.lifecycle import NODE_MONITOR_GRACE_S
@@ -51,7 +51,7 @@ from simulator.listening import listen_tcp
 from simulator.malformed import malformed_payload
 from simulator.networking import Connection, LinkDriver
 from simulator.scheduling import MAX_JITTER, HeartbeatSchedule
-from simulator.sources import stream
+from simulator.sources import NodePodsAppSource, stream
 from simulator.threads import LoopThread
 
 log = logging.getLogger(__name__)
@@ -271,7 +271,11 @@ class Simulation:
         self.faults = Faults(fleet)
         self.counters = Counters()
         self.clusters = SimulatedClusters(
-            fleet, clock=self.clock, troubles=FaultedClusters(self.faults, self.clock), grace_s=options.node_grace_s
+            fleet,
+            clock=self.clock,
+            troubles=FaultedClusters(self.faults, self.clock),
+            grace_s=options.node_grace_s,
+            seed=options.seed,
         )
         # Set by ``run_simulator`` once written.
         self.kubeconfig: Path | None = None
@@ -294,9 +298,22 @@ class Simulation:
                 clock=self.clock,
                 skew=self._skew_reader(box_id),
                 overheat=self._overheat_reader(box_id),
+                apps=NodePodsAppSource(self._pods_reader(box)),
             )
             self.boxes.append(sim_box)
             self._by_id[box_id] = (sim_box, self.driver.add(sim_box.link))
+
+    def _pods_reader(self, box: Box) -> Callable[[], list[dict[str, Any]] | None]:
+        """The pods its cluster runs on the box's node, as edgecore's MetaServer serves them on the box (its local
+        copy: a cut site still serves them); None while its edgecore, the MetaServer with it, is down."""
+        cluster = self.fleet.sites[box.site].cluster
+
+        def pods() -> list[dict[str, Any]] | None:
+            if self.faults.edgecore_down(box.id, self.clock.monotonic()):
+                return None
+            return self.clusters.node_pods(cluster, box.node_name)
+
+        return pods
 
     def _skew_reader(self, box: BoxId) -> Callable[[], float]:
         return lambda: self.faults.skew_of(box, self.clock.monotonic())

@@ -38,7 +38,9 @@ from simulator.cluster import admission
 from simulator.cluster.controlling import WorkloadControllers, run_controllers
 from simulator.cluster.lifecycle import NODE_MONITOR_GRACE_S, monitor_nodes
 from simulator.cluster.nodes import ClusterBox, cluster_boxes, post_node_status, renew_lease, seed_cluster
+from simulator.cluster.podindex import PodsByNode
 from simulator.cluster.pods import Fate, PodFate, PodTiming
+from simulator.cluster.releases import deploy_fleet_apps
 from simulator.cluster.resources import NODES
 from simulator.cluster.server import ClusterApi, serve_cluster
 from simulator.cluster.store import Store, StoreError
@@ -136,19 +138,27 @@ class SimulatedClusters:
         grace_s: float = NODE_MONITOR_GRACE_S,
         pod_timing: PodTiming | None = None,
         pod_fate: PodFate | None = None,
+        seed: int | None = None,
     ) -> None:
+        """``seed``: deploy the fleet's apps at the releases it gives each site (``releases.fleet_workloads``);
+        None: clusters with nodes only."""
         self.clock = clock
         self.grace_s = grace_s
         self._troubles: Troubles = troubles or NoTroubles()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.clusters: dict[ClusterId, PlayedCluster] = {}
+        # Each cluster's pods by node: what each box's MetaServer serves its agent.
+        self.pods: dict[ClusterId, PodsByNode] = {}
         for cluster_id, cluster in sorted(fleet.clusters.items()):
             boxes = cluster_boxes(fleet, cluster_id)
             if not boxes:
                 continue
             store = Store(clock, cluster=cluster_id, admit=admission.admit)
             seed_cluster(store, boxes, now=clock.now())
+            if seed is not None:
+                deploy_fleet_apps(store, fleet, cluster_id, seed=seed)
+            self.pods[cluster_id] = PodsByNode(store)
             api = ClusterApi(cluster_id, store, clock, trouble=self._trouble_reader(cluster_id))
             workloads = WorkloadControllers(
                 store,
@@ -177,6 +187,11 @@ class SimulatedClusters:
             return self.clusters[cluster].down or (box is not None and self._troubles.kubelet_silent(box))
 
         return silent
+
+    def node_pods(self, cluster: ClusterId, node: str) -> list[dict[str, Any]]:
+        """The pods bound to ``node`` of ``cluster`` (none for a cluster not played)."""
+        pods = self.pods.get(cluster)
+        return pods.on(node) if pods is not None else []
 
     @property
     def renew_every_s(self) -> float:

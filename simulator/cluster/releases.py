@@ -5,7 +5,8 @@ unreachable or not-ready node without limit (a center cut off keeps its pods). E
 simulator's seed gives it (``simulator.sources.site_release``: some sites midway through a rollout), so the
 workload controllers start their pods and every box reports them as its apps (``NodePodsAppSource``).
 
-Pure: ``fleet_workloads`` returns the manifests; ``simulator.cluster.playing`` creates them.
+``fleet_workloads`` (pure) returns the manifests; ``deploy_fleet_apps`` creates them in a cluster's store, as a
+release applied before the simulation began.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any, Final
 from edgefleet.ids import ClusterId
 from edgefleet.inventory import Inventory, Site
 from simulator.cluster.nodes import GPU_PRESENT_LABEL, GPU_RESOURCE, ROLE_LABEL, SITE_LABEL
+from simulator.cluster.resources import DAEMON_SETS, DEPLOYMENTS, NAMESPACES
+from simulator.cluster.store import Store
 from simulator.sources import site_release
 
 APPS_NAMESPACE: Final = "edgefleet"
@@ -31,6 +34,17 @@ TOLERATIONS: Final = [
 
 def namespace_manifest() -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": APPS_NAMESPACE, "labels": MANAGED_BY}}
+
+
+def deploy_fleet_apps(store: Store, inventory: Inventory, cluster: ClusterId, *, seed: int) -> int:
+    """Create the fleet's apps of ``cluster`` in its store; returns how many workloads (no namespace without)."""
+    workloads = fleet_workloads(inventory, cluster, seed=seed)
+    if workloads:
+        store.create(NAMESPACES, namespace_manifest())
+    for workload in workloads:
+        resource = DEPLOYMENTS if workload["kind"] == "Deployment" else DAEMON_SETS
+        store.create(resource, workload, APPS_NAMESPACE)
+    return len(workloads)
 
 
 def fleet_workloads(inventory: Inventory, cluster: ClusterId, *, seed: int) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar, get_args
+from typing import Any, Generic, TypeVar, get_args
 
 import pynvml
 import pytest
@@ -40,7 +40,7 @@ from edgefleet.messages import (
     decode_heartbeat,
     encode,
 )
-from simulator.sources import SimulatedAppSource, SimulatedGpuProbe, SimulatedHostProbe
+from simulator.sources import NodePodsAppSource, SimulatedAppSource, SimulatedGpuProbe, SimulatedHostProbe
 from tests.agent.doubles import LIBRARY_NOT_FOUND, FakeGpu, FakeNvml, serve_metaserver
 from tests.support.peers import free_port
 
@@ -201,7 +201,28 @@ APP_SOURCES: dict[str, Case[AppSource]] = {
     "simulated-gpu-box": Case(lambda stack, tmp: SimulatedAppSource(GPU_BOX, seed=SEED)),
     "simulated-edge-node": Case(lambda stack, tmp: SimulatedAppSource(EDGE_NODE, seed=SEED)),
     "simulated-cluster-node": Case(lambda stack, tmp: SimulatedAppSource(CLUSTER_NODE, seed=SEED)),
+    "simulated-node-pods": Case(lambda stack, tmp: NodePodsAppSource(_seeded_pods)),
+    "simulated-metaserver-down": Case(lambda stack, tmp: NodePodsAppSource(lambda: None)),
 }
+
+
+def _seeded_pods() -> list[dict[str, Any]]:
+    """The pods the simulated cluster's controllers run for a GPU box: a Running one and a crash-looping one."""
+
+    def pod(name: str, waiting: str | None) -> dict[str, Any]:
+        state = {"waiting": {"reason": waiting}} if waiting else {"running": {"startedAt": "2026-12-01T08:00:00Z"}}
+        return {
+            "metadata": {"name": name, "namespace": "edgefleet", "labels": {"app.kubernetes.io/name": name}},
+            "spec": {"nodeName": "gpu-1", "containers": [{"name": name, "image": f"registry.local:5000/{name}:3.5.0"}]},
+            "status": {
+                "phase": "Running",
+                "containerStatuses": [
+                    {"name": name, "ready": waiting is None, "restartCount": 2 if waiting else 0, "state": state}
+                ],
+            },
+        }
+
+    return [pod("sorting-recognition", None), pod("edge-exporter", "CrashLoopBackOff")]
 
 
 @pytest.fixture

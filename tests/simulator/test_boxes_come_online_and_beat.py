@@ -52,8 +52,21 @@ def test_heartbeats_carry_the_inventorys_gpus_and_the_roles_apps(sim: Background
     assert [g.index for g in gpu2.gpu.gpus] == [0, 1]
     assert {g.name for g in gpu2.gpu.gpus} == {"NVIDIA L4"}
     assert gpu2.gpu.driver_version == "550.90.07"
-    assert [a.name for a in edge.apps.apps] == ["scan-upload"]
-    assert [a.name for a in gpu.apps.apps] == ["sorting-recognition"]
+
+    # Their apps are the pods their cluster's controllers run on their nodes, Running once the images are pulled.
+    def running(box: str, app: str) -> bool:
+        apps = watcher.heartbeats(box)[-1].apps
+        return [(a.name, a.state) for a in apps.apps] == [(app, "running")]
+
+    wait_for(lambda: running(EDGE_A, "scan-upload") and running(GPU_A, "sorting-recognition"), what="apps running")
+    edge, gpu = (watcher.heartbeats(b)[-1] for b in (EDGE_A, GPU_A))
+    assert edge.apps.source == "metaserver:http://127.0.0.1:10550"
+    assert edge.apps.apps[0].detail is not None
+    assert edge.apps.apps[0].detail.startswith("pod edgefleet/scan-upload-site-01-")
+    assert (
+        gpu.apps.apps[0].detail
+        == "pod edgefleet/sorting-recognition-site-01-" + gpu.apps.apps[0].detail.rsplit("-", 1)[1]
+    )
     assert edge.host.memory_total_bytes is not None
     assert gpu.host.memory_total_bytes is not None
     assert gpu.host.memory_total_bytes > edge.host.memory_total_bytes

@@ -15,12 +15,13 @@ import pytest
 import yaml
 
 from simulator.running import BackgroundSimulator, SimulatorOptions, start_in_background
-from tests.simulator.conftest import ALL_BOXES, GPU2_A, GPU_A, SITE_A
+from tests.simulator.conftest import ALL_BOXES, EDGE_A, GPU2_A, GPU_A, SITE_A
 from tests.simulator.fleets import Watcher
 from tests.support.clusters import TEST_HOST
 from tests.support.peers import wait_for
 
 GRACE_S = 1.0
+GPUS_A = (GPU_A, GPU2_A)
 
 
 @pytest.fixture
@@ -112,3 +113,62 @@ def test_api_errors_fail_requests_until_cleared(running: BackgroundSimulator) ->
     assert [f["kind"] for f in listed] == ["api-errors"]
     httpx.delete(f"{running.url}/faults/{fault['id']}", timeout=10).raise_for_status()
     assert httpx.get(f"{url}/api/v1/nodes", timeout=10).status_code == 200
+
+
+def _latest_apps(watcher: Watcher, box: str) -> list[tuple[str, str, str]]:
+    beats = watcher.heartbeats(box)
+    return [(a.name, a.version, a.state) for a in beats[-1].apps.apps] if beats else []
+
+
+def test_a_bad_version_crash_loops_where_the_fault_says_and_its_agent_says_so(
+    running: BackgroundSimulator, watcher: Watcher
+) -> None:
+    url = _host_url(running)
+    daemonset = f"{url}/apis/apps/v1/namespaces/edgefleet/daemonsets/sorting-recognition-{SITE_A}"
+    old_image = httpx.get(daemonset, timeout=10).json()["spec"]["template"]["spec"]["containers"][0]["image"]
+    old_version = old_image.rsplit(":", 1)[1]
+    wait_for(
+        lambda: all(_latest_apps(watcher, b) == [("sorting-recognition", old_version, "running")] for b in GPUS_A),
+        timeout=20,
+        what="both GPU boxes running the site's release",
+    )
+    _inject(running, kind="crash-loop", version="9.9.9", app="sorting-recognition", site=SITE_A)
+    patch = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [{"name": "sorting-recognition", "image": old_image.rsplit(":", 1)[0] + ":9.9.9"}]
+                }
+            }
+        }
+    }
+    answer = httpx.patch(
+        daemonset, json=patch, headers={"Content-Type": "application/strategic-merge-patch+json"}, timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+
+    def crashing() -> str | None:
+        for box in GPUS_A:
+            beats = watcher.heartbeats(box)
+            app = beats[-1].apps.apps[0] if beats and beats[-1].apps.apps else None
+            if app is not None and (app.version, app.state) == ("9.9.9", "failed"):
+                return app.detail
+        return None
+
+    detail = wait_for(crashing, timeout=30, interval=0.2, what="a GPU box reporting 9.9.9 failed")
+    assert "CrashLoopBackOff" in detail or "exited with code" in detail, detail
+    # The site's edge node runs scan-upload untouched; the agent's view and Kubernetes' agree on the failure.
+    assert [(a.name, a.state) for a in watcher.heartbeats(EDGE_A)[-1].apps.apps] == [("scan-upload", "running")]
+    status = httpx.get(daemonset, timeout=10).json()["status"]
+    assert status["updatedNumberScheduled"] >= 1
+
+
+def test_edgecore_down_takes_the_metaserver_with_it(running: BackgroundSimulator, watcher: Watcher) -> None:
+    _inject(running, kind="edgecore", box=GPU_A)
+
+    def unreadable() -> bool:
+        beats = watcher.heartbeats(GPU_A)
+        return bool(beats) and beats[-1].apps.error is not None and not beats[-1].apps.apps
+
+    wait_for(unreadable, timeout=10, what=f"{GPU_A} reporting its MetaServer unreachable")
+    assert "is edgecore running" in (watcher.heartbeats(GPU_A)[-1].apps.error or "")
