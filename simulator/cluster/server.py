@@ -95,6 +95,8 @@ DEFAULT_BOOKMARK_INTERVAL_S: Final = 60.0
 # kubectl and client-go page at 500; a page of 2,000 nodes is still fast, more is refused as the server would cap.
 MAX_LIMIT: Final = 10_000
 _NOT_FOUND: Final = "the server could not find the requested resource"
+# The annotation of the bookmark that ends a streaming list's initial events.
+INITIAL_EVENTS_END: Final = "k8s.io/initial-events-end"
 _JSON: Final = "application/json"
 _encoder = msgspec.json.Encoder()
 
@@ -591,7 +593,18 @@ class ClusterApi:
         include = self._include(request)
         asked = query.get("resourceVersion", "")
         initial: list[dict[str, Any]] = []
-        if asked in ("", "0"):
+        # A streaming list (client-go's WatchList, kubectl 1.35+ for rollout status and wait): the current state as
+        # ADDED events, then a bookmark annotated as the end of the initial events, then the changes.
+        streaming_list = _truthy(query.get("sendInitialEvents"))
+        if streaming_list:
+            if query.get("resourceVersionMatch") != "NotOlderThan":
+                raise Invalid(
+                    "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to "
+                    "NotOlderThan"
+                )
+            if not bookmarks:
+                raise Invalid("allowWatchBookmarks: Required value: sendInitialEvents requires bookmarks")
+        if asked in ("", "0") or streaming_list:
             # No version, or "any": the current state first, as ADDED events, then what follows.
             initial = self.store.list_objects(resource, where).items
             start = self.store.resource_version
@@ -609,6 +622,10 @@ class ClusterApi:
         async def stream() -> AsyncIterator[bytes]:
             for obj in initial:
                 yield line("ADDED", obj)
+            if streaming_list:
+                end = self._bookmark(resource, start)
+                end["metadata"]["annotations"] = {INITIAL_EVENTS_END: "true"}
+                yield line("BOOKMARK", end)
             version = start
             deadline = self.clock.monotonic() + timeout_s
             next_bookmark = self.clock.monotonic() + self.bookmark_interval_s

