@@ -559,7 +559,8 @@ def _check_images(c: _Checker, spec: ReleaseSpec) -> None:
             continue
         if ref.digest is None:
             c.add(path, f"{image!r} is given by tag only; it is pinned by digest when the rollout starts", warning=True)
-        if container == spec.app and ref.tag != spec.version:
+        # A version that is no label value is refused as such; its tag cannot match it anyway.
+        if container == spec.app and ref.tag != spec.version and _LABEL_VALUE_RE.match(spec.version):
             c.add(
                 path,
                 f"the app's image is tagged {ref.tag or 'with nothing'}, not the release's version {spec.version}; "
@@ -616,7 +617,7 @@ def _check_strategy(c: _Checker, spec: StrategySpec) -> Strategy:
     except ValueError as exc:
         c.add((*base, "soak"), str(exc))
     for i, wave in enumerate(spec.approval_before):
-        if wave > len(spec.waves):
+        if spec.waves and wave > len(spec.waves):  # no waves is refused as such
             c.add(
                 (*base, "approvalBefore", i),
                 f"there is no wave {wave}: the waves after the canary are numbered 1 to {len(spec.waves)}",
