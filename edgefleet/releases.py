@@ -137,9 +137,10 @@ class GatesSpec(_Manifest, kw_only=True):
 
 class StrategySpec(_Manifest, kw_only=True):
     canary: CanarySpec = msgspec.field(default_factory=CanarySpec)
-    waves: list[str] = msgspec.field(default_factory=lambda: ["10%", "50%", "100%"])
+    # A count may be written unquoted (``[5, "100%"]``), and a soak of ``0``; both are read as their text.
+    waves: list[str | int] = msgspec.field(default_factory=lambda: ["10%", "50%", "100%"])
     max_in_flight: Annotated[int, Meta(ge=1)] = 10
-    soak: str = "10m"
+    soak: str | int = "10m"
     approval_before: list[Annotated[int, Meta(ge=1)]] = []
     failure_threshold: FailureThresholdSpec = msgspec.field(default_factory=FailureThresholdSpec)
     gates: GatesSpec = msgspec.field(default_factory=GatesSpec)
@@ -602,16 +603,16 @@ def _check_strategy(c: _Checker, spec: StrategySpec) -> Strategy:
                 f"site {site!r} is a {found.kind} site; a canary is a transfer center, where the boxes are",
             )
     waves: list[Wave] = []
-    for i, text in enumerate(spec.waves):
+    for i, given in enumerate(spec.waves):
         try:
-            waves.append(parse_wave(text))
+            waves.append(parse_wave(str(given)))
         except ValueError as exc:
             c.add((*base, "waves", i), str(exc))
     if len(waves) == len(spec.waves) and (why := check_waves(waves)) is not None:
         c.add((*base, "waves"), why)
     soak = 0
     try:
-        soak = parse_duration(spec.soak)
+        soak = parse_duration(str(spec.soak))
         if soak > SOAK_MAX_S:
             c.add((*base, "soak"), f"{spec.soak!r} is longer than a week; give a soak of at most 168h")
     except ValueError as exc:

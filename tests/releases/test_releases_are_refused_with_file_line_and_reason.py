@@ -253,3 +253,14 @@ def test_the_bad_release_says_how_to_make_it_crash_loop(inventory: Inventory) ->
     text = (RELEASES / "sorting-recognition-3.6.0.yaml").read_text()
     assert 'edgefleet sim fault crash-loop --version 3.6.0 --gpu-model "NVIDIA T4"' in text
     assert any(b.gpu is not None and b.gpu.model == "NVIDIA T4" for b in inventory.boxes.values())
+
+
+def test_counts_and_a_zero_soak_may_be_written_unquoted(inventory: Inventory) -> None:
+    text = GOOD.replace('waves: ["10%", "50%", "100%"]', 'waves: [5, 20, "100%"]').replace("soak: 1h30m", "soak: 0")
+    release = load_release_text(text, "given.yaml", inventory)
+    assert release.strategy.waves == (Wave(count=5), Wave(count=20), Wave(percent=100))
+    assert release.strategy.soak_s == 0
+    assert problems_of(GOOD.replace("soak: 1h30m", "soak: 90"), inventory) == [
+        "given.yaml:28: spec.strategy.soak: '90' is no duration: use hours, minutes and seconds such as 1h30m, 10m "
+        "or 90s"
+    ]

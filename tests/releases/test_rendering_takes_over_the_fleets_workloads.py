@@ -298,3 +298,12 @@ def test_applied_to_a_simulated_cluster_the_sites_pods_run_the_release(
             f"{site_cluster.url}/apis/apps/v1/namespaces/{NAMESPACE}/deployments/scan-upload-bj-daxing"
         ).json()
         assert any(e["manager"] == FIELD_MANAGER for e in deployment["metadata"]["managedFields"])
+
+
+def test_rendering_refuses_an_unknown_site_or_a_rollout_id_that_is_no_label(
+    releases: list[Release], inventory: Inventory
+) -> None:
+    with pytest.raises(ValueError, match="site 'nowhere' is not in the inventory"):
+        render(releases[0], SiteId("nowhere"), inventory, rollout_id=None)
+    with pytest.raises(ValueError, match="cannot be a label value"):
+        render(releases[0], SiteId("bj-daxing"), inventory, rollout_id="no spaces allowed")
