@@ -28,7 +28,7 @@ A file in ``releases/`` follows the Kubernetes manifest style (``apiVersion: edg
           env: {LOG_LEVEL: debug}
       strategy:
         canary: {sites: [], coverHardware: true}   # named sites, and/or enough to cover every GPU model and driver
-        waves: ["10%", "50%", "100%"]        # after the canary; percentages of the sites left, or counts ("5")
+        waves: ["10%", "50%", "100%"]        # after the canary; cumulative shares of the sites left, or counts (5)
         maxInFlight: 10                      # sites being changed at once
         soak: 10m                            # each wave's sites must pass their gates this long
         approvalBefore: [1]                  # waves (1 = the first after the canary) that wait for a promotion
@@ -686,6 +686,12 @@ def _check(document: Document, manifest: ReleaseManifest, shown: str, inventory:
         path: ManifestPath = ("spec", "overrides", i)
         if not spec_o.sites and not spec_o.gpu_models:
             c.add(path, "an override names the sites or the GPU models it applies to (sites: [...], gpuModels: [...])")
+        elif spec_o.gpu_models and spec.app != "sorting-recognition":
+            c.add(
+                (*path, "gpuModels"),
+                f"{spec.app} runs on edge nodes, which have no GPU: this override applies to no box",
+                warning=True,
+            )
         overrides.append(
             Override(
                 sites=c.sites((*path, "sites"), spec_o.sites),

@@ -264,3 +264,17 @@ def test_counts_and_a_zero_soak_may_be_written_unquoted(inventory: Inventory) ->
         "given.yaml:28: spec.strategy.soak: '90' is no duration: use hours, minutes and seconds such as 1h30m, 10m "
         "or 90s"
     ]
+
+
+def test_a_gpu_model_override_of_scan_upload_is_a_warning(inventory: Inventory) -> None:
+    text = GOOD.replace(
+        "app: sorting-recognition\n  version: 9.0.0\n  images:\n    sorting-recognition: "
+        "registry.local:5000/edgefleet/sorting-recognition:",
+        "app: scan-upload\n  version: 9.0.0\n  images:\n    scan-upload: registry.local:5000/edgefleet/scan-upload:",
+    )
+    text = text.replace(text[text.index("  model:") : text.index("  config:")], "")
+    release = load_release_text(text, "given.yaml", inventory)
+    assert [str(w) for w in release.warnings] == [
+        "given.yaml:16: spec.overrides[0].gpuModels: scan-upload runs on edge nodes, which have no GPU: this "
+        "override applies to no box"
+    ]

@@ -35,7 +35,7 @@ from simulator.cluster.releases import fleet_workloads, namespace_manifest
 from simulator.cluster.resources import DAEMON_SETS, DEPLOYMENTS, NAMESPACES
 from simulator.cluster.server import BackgroundCluster, start_cluster_in_background
 from tests.releases.test_releases_are_refused_with_file_line_and_reason import GOOD, RELEASES
-from tests.support.clusters import write_host_cluster
+from tests.support.clusters import cluster_manifest, write_host_cluster
 from tests.support.peers import wait_for
 
 
@@ -229,6 +229,47 @@ def test_a_central_site_runs_scan_upload_on_its_cluster_nodes(releases: list[Rel
     assert deployment["spec"]["template"]["spec"]["nodeSelector"] == {"edgefleet.io/box-role": "cluster-node"}
     # The shipped central sites have no GPU box: nothing to run sorting-recognition on.
     assert render(recognition, central.id, inventory, rollout_id=None) == []
+
+
+CENTRAL_SITE = """\
+apiVersion: edgefleet.io/v1
+kind: Site
+metadata: {name: central-x}
+spec:
+  kind: central
+  displayName: Central X
+  region: east
+  timezone: Asia/Shanghai
+  cluster: central-x
+  boxes:
+    - {name: central-x-node-01, role: cluster-node}
+    - {name: central-x-node-02, role: cluster-node}
+    - {name: central-x-gpu-01, role: gpu-box, gpu: {model: NVIDIA L4, count: 1, driverVersion: "550.90.07"}}
+"""
+
+
+def test_a_central_site_with_gpu_boxes_runs_sorting_recognition_on_them(tmp_path: Path) -> None:
+    (tmp_path / "central.yaml").write_text(CENTRAL_SITE + "---\n" + cluster_manifest("central-x", "central"))
+    (tmp_path / "bj-daxing.yaml").write_text(MIXED_SITE.replace("name: mixed", "name: bj-daxing"))
+    write_host_cluster(tmp_path)
+    inventory = load_inventory(tmp_path)
+    release = load_release_text(GOOD.replace("NVIDIA T4", "NVIDIA L4"), "given.yaml", inventory)
+    [config_map, daemon_set] = render(release, SiteId("central-x"), inventory, rollout_id=None)
+    assert (config_map["metadata"]["name"], daemon_set["metadata"]["name"]) == ("sorting-recognition-central-x",) * 2
+    node_selector = daemon_set["spec"]["template"]["spec"]["nodeSelector"]
+    assert node_selector == {"nvidia.com/gpu.present": "true"}
+    chosen = [n for n in _nodes(inventory, "central-x") if _label_matches(node_selector, n["metadata"]["labels"])]
+    assert [n["metadata"]["name"] for n in chosen] == ["central-x-gpu-01"]
+    # Its cluster nodes run scan-upload, the GPU box not.
+    scan = GOOD.replace("app: sorting-recognition\n  version: 9.0.0\n  images:\n    sorting-recognition: "
+                        "registry.local:5000/edgefleet/sorting-recognition:",
+                        "app: scan-upload\n  version: 9.0.0\n  images:\n    scan-upload: "
+                        "registry.local:5000/edgefleet/scan-upload:")  # fmt: skip
+    scan = scan.replace(scan[scan.index("  model:") : scan.index("  config:")], "")
+    scan = scan.replace("gpuModels: [NVIDIA T4]", "gpuModels: [NVIDIA L4]")
+    deployment = render(load_release_text(scan, "given.yaml", inventory), SiteId("central-x"), inventory,
+                        rollout_id=None)[1]  # fmt: skip
+    assert deployment["spec"]["replicas"] == 2
 
 
 @pytest.fixture
