@@ -737,6 +737,10 @@ def _load(documents: list[Document], shown: str, inventory: Inventory, problems:
         return None
     manifest = convert(document, ReleaseManifest, shown, problems, choices=_CHOICES, fields_doc=_FIELDS_DOC)
     if manifest is None:
+        last = problems[-1]
+        if last.field.startswith(("spec.config", "spec.env", "spec.overrides")) and "Expected `str`" in last.reason:
+            # YAML reads 0.62, 8 and true as numbers and booleans; config and env values are text.
+            problems[-1] = replace(last, reason=last.reason + '; quote the value ("0.62")')
         return None
     checked = _check(document, manifest, shown, inventory)
     if isinstance(checked, _Checker):

@@ -160,7 +160,7 @@ REFUSALS = [
      "31: spec.strategy.blackouts[0]: a blackout gives either daily: HH:MM-HH:MM or dates: YYYY-MM-DD..YYYY-MM-DD, "
      "not both"),
     ("config value a number", 'config: {detector.threshold: "0.62"}', "config: {detector.threshold: 0.62}",
-     "15: spec.config: Expected `str`, got `float`"),
+     "15: spec.config: Expected `str`, got `float`; quote the value (\"0.62\")"),
     ("env name", "env: {LOG_LEVEL: info}", "env: {LOG LEVEL: info}",
      "16: spec.env['LOG LEVEL']: 'LOG LEVEL' is no environment variable name"),
     ("env set by the model", "env: {LOG_LEVEL: info}", "env: {EDGEFLEET_MODEL_URL: x}",
