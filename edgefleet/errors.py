@@ -2,6 +2,7 @@
 
 EdgefleetError
 ├── InventoryError      the site inventory in sites/ is invalid; carries every problem found
+├── ReleaseError        a release manifest in releases/ is invalid; carries every problem found
 ├── MessageRejected     a wire message was refused by the ingest (carries the cause, for counters)
 └── UnreachableError    a peer (API, broker, database, simulator) could not be reached; says where and what to try
 """
@@ -38,6 +39,15 @@ class InventoryError(EdgefleetError):
         self.problems = problems
         lines = "\n".join(f"  {p}" for p in problems)
         super().__init__(f"the site inventory has {len(problems)} problem(s):\n{lines}")
+
+
+class ReleaseError(EdgefleetError):
+    """A release cannot be loaded; nothing of it was taken."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"the release has {len(problems)} problem(s):\n{lines}")
 
 
 class InventoryVersionMismatch(EdgefleetError):

@@ -74,6 +74,11 @@ def read_documents(file: Path, problems: list[Problem]) -> list[Document]:
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(shown, None, "", f"cannot be read: {exc}"))
         return []
+    return parse_documents(text, shown, problems)
+
+
+def parse_documents(text: str, shown: str, problems: list[Problem]) -> list[Document]:
+    """Every non-empty YAML document of ``text`` (named ``shown`` in problems: a file, or what an API received)."""
     try:
         nodes = list(yaml.compose_all(text, Loader=_FAST_LOADER))
     except yaml.MarkedYAMLError as exc:
