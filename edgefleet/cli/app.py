@@ -27,7 +27,7 @@ def _root(
 
 def _register() -> None:
     # Each module adds its commands to ``app``; they import their heavy dependencies lazily.
-    from edgefleet.cli import alerts, cloud, clusters, fleet, sim
+    from edgefleet.cli import alerts, cloud, clusters, fleet, rollouts, sim
 
     if app.registered_groups:  # once per process: tests call ``run`` many times
         return
@@ -37,6 +37,7 @@ def _register() -> None:
     fleet.register(app)
     clusters.register(app)
     alerts.register(app)
+    rollouts.register(app)
     app.command(
         "agent",
         help="Run the box agent (see 'edgefleet agent --help').",
