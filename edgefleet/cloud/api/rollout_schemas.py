@@ -5,10 +5,11 @@ local time); the plan's own time is UTC, as everywhere in the API."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from edgefleet.cloud.api.fields import PRINTABLE_LINES
 from edgefleet.cloud.api.schemas import _Public, utc
 from edgefleet.cloud.rollouts.planning import Hardware, Plan
 from edgefleet.cloud.rollouts.windows import Occurrence
@@ -18,13 +19,14 @@ from edgefleet.inventory import Inventory
 # A release file is a few KiB; the API's body limit (64 KiB) bounds it anyway.
 MAX_RELEASE_CHARS = 60_000
 
+ReleaseText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_RELEASE_CHARS, pattern=PRINTABLE_LINES)]
+"""A release manifest as YAML text: lines and tabs, no other control character."""
+
 
 class PlanRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    release: str = Field(
-        min_length=1,
-        max_length=MAX_RELEASE_CHARS,
+    release: ReleaseText = Field(
         description="The release manifest as YAML text (a file of releases/), exactly as written.",
     )
 

@@ -15,7 +15,8 @@ Rules, each kept by a property test (tests/rollouts/):
   nothing (it may not start); a pair found only at held sites refuses the plan.
 - The waves after the canary are cumulative over the rest, ordered by region then site id: ``"10%"`` reaches
   10% of them (rounded down), ``"5"`` five of them; each wave takes at least one site more than the one before.
-  The last wave must reach every site; a wave with nothing left to take refuses the plan.
+  The last wave must reach every site; a wave with nothing left to take refuses the plan. When the canary takes
+  every site to update, the plan is the canary alone.
 - Held and offline sites stay in their wave and are listed apart (``held``, ``offline``): the rollout defers
   them, it never drops them.
 """
@@ -323,7 +324,9 @@ def plan_rollout(
         )
     ]
     reached = 0
-    for i, size in enumerate(parsed.waves):
+    # A canary that takes every site to update (a small fleet, all hardware different) is the whole rollout: the
+    # waves after it have nothing to plan, which is no fault of how they are written.
+    for i, size in enumerate(parsed.waves if rest else []):
         number = i + 1
         reach = max(size.reach(len(rest)), reached + 1)
         if reached >= len(rest):
