@@ -124,3 +124,23 @@ def test_a_character_yaml_refuses_is_named_by_its_line(client: httpx.Client) -> 
     assert answer.json()["error"]["message"] == (
         "the release was refused: line 2: is not valid YAML: control characters are not allowed (character #x008e)"
     )
+
+
+def test_a_site_that_went_silent_is_offline_and_judged_by_what_its_boxes_last_said(
+    client: httpx.Client, memory: MemoryController
+) -> None:
+    memory.beat("sh-pudong-gpu-01", app_report=running("3.5.0"))
+    memory.beat("bj-daxing-gpu-01", app_report=running("3.6.0"))
+    memory.clock.advance(3600)  # an hour of silence: every box is past its heartbeat timeout
+    memory.beat("sh-pudong-gpu-02", app_report=running("3.5.0"))
+
+    plan = client.post("/api/v1/rollouts/plan", json={"release": RELEASE}).json()
+
+    assert plan["up_to_date"] == ["bj-daxing"]
+    assert plan["offline"] == []
+    assert [w["sites"] for w in plan["waves"]] == [["sh-pudong"]]
+
+    memory.clock.advance(3600)
+    plan = client.post("/api/v1/rollouts/plan", json={"release": RELEASE}).json()
+    assert plan["offline"] == ["sh-pudong"]
+    assert [w["sites"] for w in plan["waves"]] == [["sh-pudong"]]

@@ -79,6 +79,7 @@ def plan_release(controller: ControllerDep, principal: PrincipalDep, body: PlanR
     now = controller.clock.now()
     facts = site_facts(state, release.spec.app, now=now)
     try:
+        # No site can be held yet: holds come with the rollout store (issue 15, control); the plan takes them then.
         plan = plan_rollout(release, inventory, facts, held=frozenset(), now=now)
     except PlanRefused as exc:
         raise _refuse([Problem("", document.line(r.path), r.field, r.reason) for r in exc.refusals]) from exc
