@@ -85,6 +85,10 @@ def parse_documents(text: str, shown: str, problems: list[Problem]) -> list[Docu
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         problems.append(Problem(shown, line, "", f"is not valid YAML: {exc.problem}"))
         return []
+    except yaml.reader.ReaderError as exc:  # a character YAML refuses (a control character): no mark, a position
+        line = text.count("\n", 0, exc.position) + 1
+        problems.append(Problem(shown, line, "", f"is not valid YAML: {exc.reason} (character #x{exc.character:04x})"))
+        return []
     documents = []
     for node in nodes:
         if node is None:

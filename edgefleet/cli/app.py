@@ -27,7 +27,7 @@ def _root(
 
 def _register() -> None:
     # Each module adds its commands to ``app``; they import their heavy dependencies lazily.
-    from edgefleet.cli import alerts, cloud, clusters, fleet, releases, sim
+    from edgefleet.cli import alerts, cloud, clusters, fleet, releases, rollouts, sim
 
     if app.registered_groups:  # once per process: tests call ``run`` many times
         return
@@ -38,6 +38,7 @@ def _register() -> None:
     clusters.register(app)
     alerts.register(app)
     releases.register(app)
+    rollouts.register(app)
     app.command(
         "agent",
         help="Run the box agent (see 'edgefleet agent --help').",

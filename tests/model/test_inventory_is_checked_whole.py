@@ -132,6 +132,12 @@ def test_every_bad_file_is_reported_and_nothing_is_loaded(tmp_path: Path) -> Non
     assert "zz-list.yaml:1: a manifest must be a mapping" in found[1]
 
 
+def test_a_character_yaml_refuses_is_a_problem_with_its_line_not_a_traceback(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", GOOD.replace("name: sh-test\n", "name: sh-test\u008e\n", 1))
+    found = problems_of(tmp_path)
+    assert any("a.yaml:4: is not valid YAML: control characters are not allowed (character #x008e)" in p for p in found)
+
+
 def test_an_empty_or_missing_directory_says_so(tmp_path: Path) -> None:
     assert "holds no site manifests" in problems_of(tmp_path)[0]
     assert "is not a directory" in problems_of(tmp_path / "nope")[0]

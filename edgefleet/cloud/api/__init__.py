@@ -19,7 +19,7 @@ from edgefleet import __version__
 from edgefleet.cloud.api import errors
 from edgefleet.cloud.api.deps import FleetReader
 from edgefleet.cloud.api.metrics import build_registry
-from edgefleet.cloud.api.routes import alerts, boxes, clusters, inventory, silences, sites, system
+from edgefleet.cloud.api.routes import alerts, boxes, clusters, inventory, rollouts, silences, sites, system
 from edgefleet.cloud.settings import Settings
 
 __all__ = ["create_app"]
@@ -38,6 +38,7 @@ TAGS = [
         "name": "silences",
         "description": "Planned maintenance: alerts of a site, box or kind not notified until a time.",
     },
+    {"name": "rollouts", "description": "Staged rollouts of a release: the plan of waves over the fleet as it is now."},
 ]
 
 
@@ -80,6 +81,7 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
     app.include_router(silences.router)
     app.include_router(inventory.router)
     app.include_router(clusters.router)
+    app.include_router(rollouts.router)
     return app
 
 

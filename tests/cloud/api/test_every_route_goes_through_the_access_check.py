@@ -56,7 +56,7 @@ def test_every_route_is_refused_when_the_check_refuses(memory: MemoryController)
             for method in methods
         }
 
-    assert len(answers) == 18
+    assert len(answers) == 19
     assert answers == dict.fromkeys(answers, 403)
 
 

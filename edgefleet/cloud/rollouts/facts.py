@@ -1,0 +1,27 @@
+"""What the live fleet says of each site, as ``planning.SiteFacts``: reachable (a box of the site is online now)
+and the versions of an app its boxes report in their latest heartbeats. Reads ``FleetState`` under its lock;
+called by the plan route and, later, by the rollout's reconciler."""
+
+from __future__ import annotations
+
+from edgefleet.cloud.fleet import FleetState, box_reachability
+from edgefleet.cloud.rollouts.planning import SiteFacts
+from edgefleet.ids import SiteId
+
+
+def site_facts(state: FleetState, app: str, *, now: float) -> dict[SiteId, SiteFacts]:
+    """Every site of the inventory: whether any of its boxes is online at ``now``, and the app's versions its
+    boxes last reported (a box that went offline still counts with what it last said)."""
+    facts: dict[SiteId, SiteFacts] = {}
+    with state.lock:
+        for site in state.inventory.sites.values():
+            reachable = False
+            versions: set[str] = set()
+            for box_id in site.boxes:
+                box = state.boxes[box_id]
+                if box_reachability(state, box, now=now).state == "online":
+                    reachable = True
+                if box.heartbeat is not None:
+                    versions.update(a.version for a in box.heartbeat.apps.apps if a.name == app)
+            facts[site.id] = SiteFacts(reachable=reachable, versions=frozenset(versions))
+    return facts

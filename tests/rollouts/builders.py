@@ -1,0 +1,66 @@
+"""Small fleets and releases for the planning tests, built in memory: sites with a region, a kind and the
+(GPU model, driver version) of each GPU box."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from edgefleet.ids import BoxId, ClusterId, SiteId
+from edgefleet.inventory import Box, GpuSpec, Inventory, Site
+from edgefleet.releases import ReleaseManifest
+
+SiteSpec = tuple[str, str, list[tuple[str, str]]]  # id, region, GPU boxes' (model, driver)
+
+
+def fleet(
+    sites: list[SiteSpec],
+    *,
+    central: list[str] = (),
+    timezone: str = "Asia/Shanghai",  # type: ignore[assignment]
+) -> Inventory:
+    """An inventory of transfer centers (and central sites, by id) with an edge node and the GPU boxes given."""
+    out_sites: dict[SiteId, Site] = {}
+    boxes: dict[BoxId, Box] = {}
+    for site_id, region, gpus in sites:
+        kind = "central" if site_id in central else "transfer-center"
+        ids: list[BoxId] = []
+        edge = BoxId(f"{site_id}-edge-01")
+        boxes[edge] = Box(edge, SiteId(site_id), "cluster-node" if kind == "central" else "edge-node", None, None)
+        ids.append(edge)
+        for i, (model, driver) in enumerate(gpus, start=1):
+            box = BoxId(f"{site_id}-gpu-{i:02}")
+            boxes[box] = Box(
+                box, SiteId(site_id), "gpu-box", None, GpuSpec(model=model, count=1, driver_version=driver)
+            )
+            ids.append(box)
+        out_sites[SiteId(site_id)] = Site(
+            id=SiteId(site_id),
+            kind=kind,  # type: ignore[arg-type]
+            display_name=site_id,
+            region=region,
+            timezone=timezone,
+            interval_s=10.0,
+            missed_beats=3,
+            boxes=tuple(ids),
+            source=f"sites/{site_id}.yaml",
+            cluster=ClusterId("test-edge"),
+        )
+    return Inventory(out_sites, boxes)
+
+
+def release(*, app: str = "sorting-recognition", version: str = "3.6.0", **strategy: Any) -> ReleaseManifest:
+    spec: dict[str, Any] = {
+        "app": app,
+        "version": version,
+        "images": {app: f"registry.local:5000/edgefleet/{app}:{version}"},
+        "strategy": strategy,
+    }
+    overrides = strategy.pop("overrides", None)
+    if overrides is not None:
+        spec["overrides"] = overrides
+    return msgspec.convert(
+        {"apiVersion": "edgefleet.io/v1", "kind": "Release", "metadata": {"name": f"{app}-x"}, "spec": spec},
+        ReleaseManifest,
+    )
