@@ -192,6 +192,8 @@ class SiteStatus:
     started_at: float | None = None
     soaking_since: float | None = None
     reverted: bool = False
+    # Started inside a blackout window by the rollout's override: the window and the override's reason.
+    blackout_override: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,27 +463,29 @@ class _Tick:
         return changed
 
     def _start(self, site: SiteId, current: SiteStatus, observed: SiteObservation, override: str | None) -> SiteStatus:
-        reason = "started"
-        if observed.blackout is not None:
-            reason = f"started inside its blackout window ({observed.blackout}): {override}"
+        overridden = (
+            None if observed.blackout is None else f"inside its blackout window ({observed.blackout}): {override}"
+        )
         if current.applied:
             # Back after a deferral: the release was applied before; gate it again from now.
             return replace(
                 current,
                 state="in-progress",
-                reason=f"{reason} again after being offline",
+                reason="started again after being offline",
                 started_at=self.now,
                 soaking_since=None,
+                blackout_override=overridden or current.blackout_override,
             )
         self.actions.append(Apply(site, self.spec.release))
         return replace(
             current,
             state="in-progress",
-            reason=reason,
+            reason="started",
             applied=True,
             previous_release=observed.running_release,
             started_at=self.now,
             soaking_since=None,
+            blackout_override=overridden,
         )
 
     def _settle_rollout_state(self) -> bool:
