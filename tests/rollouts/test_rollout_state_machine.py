@@ -303,3 +303,13 @@ def test_a_site_in_two_waves_is_refused() -> None:
             version="3.6.0",
             waves=(Wave("w0", (SiteId("a"),)), Wave("w1", (SiteId("a"),))),
         )
+
+
+def test_sites_deferred_in_one_tick_make_one_notification() -> None:
+    rollout = Rollout(spec(["a", "b", "c", "d"]))
+    first = rollout.tick(0, {"a": offline("a"), "b": offline("b"), "c": rolling("c"), "d": offline("d")})
+    deferred = [a for a in first.actions if isinstance(a, Notify) and a.kind == "sites-deferred"]
+    assert [(d.sites, d.message) for d in deferred] == [
+        ((SiteId("a"), SiteId("b"), SiteId("d")), "3 sites offline, deferred: a, b, d")
+    ]
+    assert notes(rollout.tick(10, {"a": offline("a"), "b": offline("b"), "c": rolling("c"), "d": offline("d")})) == []
