@@ -22,7 +22,7 @@ from edgefleet.cloud.rollouts.deciding import (
     initial_status,
 )
 from edgefleet.ids import SiteId
-from tests.rollouts.builders import PREVIOUS, RELEASE, bad, good, offline, rolling, spec
+from tests.rollouts.builders import PREVIOUS, RELEASE, bad, boxes, good, offline, rolling, spec
 
 
 class Rollout:
@@ -313,3 +313,16 @@ def test_sites_deferred_in_one_tick_make_one_notification() -> None:
         ((SiteId("a"), SiteId("b"), SiteId("d")), "3 sites offline, deferred: a, b, d")
     ]
     assert notes(rollout.tick(10, {"a": offline("a"), "b": offline("b"), "c": rolling("c"), "d": offline("d")})) == []
+
+
+def test_a_site_whose_boxes_are_all_offline_is_deferred_even_when_reachable() -> None:
+    dark = replace(rolling("b"), boxes=boxes("b", online=False))
+    rollout = Rollout(spec(["a", "b"]))
+    first = rollout.tick(0, {"a": rolling("a"), "b": dark})
+    assert applies(first) == ["a"]
+    assert rollout.state("b") == "deferred"
+    # In flight, the same: deferred, not failed, even when the threshold allows no failure.
+    strict = Rollout(spec(["c"], threshold=FailureThreshold(sites=0, percent_of_wave=0)))
+    strict.tick(0, {"c": rolling("c")})
+    strict.tick(10, {"c": replace(good("c"), boxes=boxes("c", online=False))})
+    assert (strict.state("c"), strict.overall()) == ("deferred", "running")

@@ -283,7 +283,6 @@ class _Notes:
     awaiting: list[str] = field(default_factory=list)
     started: bool = False
     aborted: str | None = None
-    reverted: list[SiteId] = field(default_factory=list)
     ended: RolloutState | None = None
 
 
@@ -304,9 +303,9 @@ class _Tick:
         self.reason = status.reason
         self.started = status.started
         self.stopped_because = status.stopped_because
-        self.waves: list[WaveState] = list(status.waves) + ["waiting"] * (len(spec.waves) - len(status.waves))
+        known = list(status.waves[: len(spec.waves)])
+        self.waves: list[WaveState] = known + ["waiting"] * (len(spec.waves) - len(known))
         self.sites: dict[SiteId, SiteStatus] = {site: status.site(site) for wave in spec.waves for site in wave.sites}
-        self.wave_of: dict[SiteId, int] = {site: i for i, wave in enumerate(spec.waves) for site in wave.sites}
         self.actions: list[Apply | Revert] = []
         self.gates: dict[SiteId, SiteGates] = {}
         self.notes = _Notes()
@@ -446,16 +445,17 @@ class _Tick:
                 observed = self.observed(site)
                 if observed.held is not None:
                     new = replace(current, state="held", reason=f"held: {observed.held}")
-                elif not observed.reachable:
+                elif _offline(observed):
                     if current.state != "deferred":
                         self.notes.deferred.append(site)
                     new = replace(current, state="deferred", reason="offline when its turn came")
                 elif observed.blackout is not None and override is None:
                     new = replace(current, state="blocked", reason=f"in a blackout window: {observed.blackout}")
-                elif paused or in_flight >= self.spec.max_in_flight:
-                    why = "the rollout is paused" if paused else f"{in_flight} sites in flight (at most "
-                    why = why if paused else f"{why}{self.spec.max_in_flight})"
-                    new = replace(current, state="pending", reason=f"waiting: {why}")
+                elif paused:
+                    new = replace(current, state="pending", reason="waiting: the rollout is paused")
+                elif in_flight >= self.spec.max_in_flight:
+                    why = f"waiting: {in_flight} sites in flight (at most {self.spec.max_in_flight})"
+                    new = replace(current, state="pending", reason=why)
                 else:
                     new = self._start(site, current, observed, override)
                     in_flight += 1
@@ -524,7 +524,6 @@ class _Tick:
             if not self.observed(site).reachable:
                 continue  # Reverted when it is back: a site that cannot be reached cannot be changed.
             self.actions.append(Revert(site, current.previous_release))
-            self.notes.reverted.append(site)
             changed |= self.set(
                 site, replace(current, state="rolled-back", reason="reverted", reverted=True, soaking_since=None)
             )
@@ -578,6 +577,11 @@ class _Tick:
         if notes.ended == "done":
             out.append(Notify("done", f"Rollout of {release} done: {self.reason}"))
         return out
+
+
+def _offline(observed: SiteObservation) -> bool:
+    """Unreachable, or every box that runs the app is offline (the agents' gate could never pass)."""
+    return not observed.reachable or (bool(observed.boxes) and not any(box.online for box in observed.boxes))
 
 
 def _waiting_for(sites: Mapping[SiteId, SiteStatus], left: Sequence[SiteId]) -> str:
