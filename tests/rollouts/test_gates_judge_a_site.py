@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgefleet.cloud.k8s.rollout import RolloutStatus as WorkloadRollout
 from edgefleet.cloud.rollouts.gates import (
@@ -191,3 +193,59 @@ def test_a_site_whose_boxes_are_all_offline_is_offline_not_failed() -> None:
     )
     assert gates.offline
     assert gates.verdict == "wait"
+
+
+box_states = st.builds(
+    BoxApp,
+    box=st.sampled_from([BoxId(f"b{i}") for i in range(6)]),
+    online=st.booleans(),
+    version=st.sampled_from(["3.5.0", "3.6.0", None]),
+    state=st.sampled_from(["running", "failed", "pending", None]),
+    running_since=st.one_of(st.none(), st.floats(0, 100)),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(box_states, max_size=6), st.sampled_from([0.0, 50.0, 90.0, 100.0]))
+def test_offline_boxes_never_change_the_agents_verdict(site_boxes: list[BoxApp], percent: float) -> None:
+    criteria = GateCriteria(app="sorting-recognition", version="3.6.0", release=RELEASE, running_percent=percent)
+    gate, since, all_offline = agents_gate(criteria, site_boxes, now=100.0)
+    online = [b for b in site_boxes if b.online]
+    assert gate.verdict != "fail"
+    assert all_offline == (bool(site_boxes) and not online)
+    if online:
+        alone, alone_since, _ = agents_gate(criteria, online, now=100.0)
+        assert (alone.verdict, alone_since) == (gate.verdict, since)
+    if gate.verdict == "pass" and since is not None:
+        assert since <= 100.0
+
+
+figures = st.floats(0, 1000, allow_nan=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(figures, figures, st.sampled_from([0.0, 10.0, 25.0]))
+def test_a_figure_fails_exactly_when_worse_beyond_the_tolerance(base: float, value: float, tolerance: float) -> None:
+    criteria = GateCriteria(
+        app="sorting-recognition", version="3.6.0", release=RELEASE, health_tolerance_percent=tolerance
+    )
+    fps = figures_gate(
+        criteria,
+        SiteHealth(
+            current={"fps": value, "inference_latency_ms": 1}, baseline={"fps": base, "inference_latency_ms": 1}
+        ),
+    )
+    latency = figures_gate(
+        criteria,
+        SiteHealth(
+            current={"fps": 1, "inference_latency_ms": value}, baseline={"fps": 1, "inference_latency_ms": base}
+        ),
+    )
+    allowed = base * tolerance / 100
+    assert (fps.verdict == "fail") == (base - value > allowed)
+    assert (latency.verdict == "fail") == (value - base > allowed)
+    # Better is never worse.
+    if value >= base:
+        assert fps.verdict == "pass"
+    if value <= base:
+        assert latency.verdict == "pass"
