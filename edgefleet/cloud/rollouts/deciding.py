@@ -41,7 +41,10 @@ of one wave's planned sites, turns the rollout to ``aborting`` in the same call 
 ``Apply``: in flight, soaking, passed, failed, or deferred after its apply) gets exactly one ``Revert`` to the
 release it ran before. A touched site that is offline is reverted when it returns; the rollout stays ``aborting``
 until then, and ends ``aborted`` (``rolled-back`` when a rollback was asked for). ``rolled_back`` on a ``done``
-rollout reverts every site it changed.
+rollout reverts every site it changed; ``aborted`` on a ``done`` rollout does nothing (there is nothing to stop).
+
+Wave indexes (``Commands.promoted``) count from 0, the canary; a release's ``approvalBefore: [1]`` (1 = the first
+wave after the canary) is wave 1 here when the plan has a canary.
 """
 
 from __future__ import annotations
