@@ -361,6 +361,18 @@ class Blackout:
     dates: tuple[dt.date, dt.date] | None = None
     sites: tuple[SiteId, ...] = ()
 
+    @property
+    def kind(self) -> Literal["daily", "dates"]:
+        return "daily" if self.daily is not None else "dates"
+
+    @property
+    def window(self) -> str:
+        """The window as a release writes it (``20:00-02:00``, ``2026-11-10..2026-11-12``); parses back."""
+        if self.dates is not None:
+            return f"{self.dates[0].isoformat()}..{self.dates[1].isoformat()}"
+        assert self.daily is not None
+        return "-".join(f"{m // 60:02}:{m % 60:02}" for m in self.daily)
+
     def applies_to(self, site: SiteId) -> bool:
         return not self.sites or site in self.sites
 

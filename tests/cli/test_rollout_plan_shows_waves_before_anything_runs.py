@@ -103,8 +103,8 @@ def test_a_refused_plan_exits_1_with_the_line_field_and_reason(
 
     assert result.exit_code == 1
     assert (
-        "error: the release was refused: line 11, field spec.strategy.canary.sites[0]: no site 'sh-nowhere' in the "
-        "inventory" in result.output
+        "error: the release was refused: line 11, field spec.strategy.canary.sites[0]: names site 'sh-nowhere', "
+        "which the inventory has not" in result.output
     )
 
 

@@ -1,15 +1,15 @@
 """Small fleets and releases for the planning tests, built in memory: sites with a region, a kind and the
-(GPU model, driver version) of each GPU box."""
+(GPU model, driver version) of each GPU box; a release written as a file would be and read by the release loader
+against the fleet, as the API reads one."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
-
-import msgspec
 
 from edgefleet.ids import BoxId, ClusterId, SiteId
 from edgefleet.inventory import Box, GpuSpec, Inventory, Site
-from edgefleet.releases import ReleaseManifest
+from edgefleet.releases import Release, load_release_text
 
 SiteSpec = tuple[str, str, list[tuple[str, str]]]  # id, region, GPU boxes' (model, driver)
 
@@ -50,17 +50,30 @@ def fleet(
     return Inventory(out_sites, boxes)
 
 
-def release(*, app: str = "sorting-recognition", version: str = "3.6.0", **strategy: Any) -> ReleaseManifest:
+def release_text(*, app: str = "sorting-recognition", version: str = "3.6.0", **strategy: Any) -> str:
+    """A release manifest (JSON, which is YAML) with the strategy given; ``overrides`` go to ``spec.overrides``."""
     spec: dict[str, Any] = {
         "app": app,
         "version": version,
         "images": {app: f"registry.local:5000/edgefleet/{app}:{version}"},
         "strategy": strategy,
     }
+    if app == "sorting-recognition":
+        spec["model"] = {
+            "name": "rough-handling",
+            "version": "2026.11.2",
+            "sha256": "ab" * 32,
+            "url": "https://models.local/rough-handling/2026.11.2.onnx",
+        }
     overrides = strategy.pop("overrides", None)
     if overrides is not None:
         spec["overrides"] = overrides
-    return msgspec.convert(
-        {"apiVersion": "edgefleet.io/v1", "kind": "Release", "metadata": {"name": f"{app}-x"}, "spec": spec},
-        ReleaseManifest,
-    )
+    document = {"apiVersion": "edgefleet.io/v1", "kind": "Release", "metadata": {"name": f"{app}-x"}, "spec": spec}
+    return json.dumps(document, indent=2)
+
+
+def release(
+    inventory: Inventory, *, app: str = "sorting-recognition", version: str = "3.6.0", **strategy: Any
+) -> Release:
+    """The release, loaded against ``inventory``; raises ReleaseError as the loader does."""
+    return load_release_text(release_text(app=app, version=version, **strategy), "test-release.yaml", inventory)

@@ -1,28 +1,18 @@
 """Blackout windows hold in each site's own local time (``rollouts.windows``): a daily window blocks the wall-clock
-minutes inside it, also across midnight and on DST days; a date range blocks whole local days, both ends
-included. The strategy's other small languages (wave sizes, durations) are refused with a reason."""
+minutes inside it, also across midnight, up to 24:00 and on DST days; a date range blocks whole local days, both
+ends included. The windows are the loader's (``edgefleet.releases.Blackout``); their text is parsed and refused
+there (tests/releases/)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from edgefleet.cloud.rollouts.windows import (
-    Blackout,
-    Daily,
-    Dates,
-    blocked,
-    next_window,
-    parse_blackout,
-    parse_daily,
-    parse_dates,
-    parse_duration,
-    parse_wave,
-)
+from edgefleet.cloud.rollouts.windows import blocked, next_window
+from edgefleet.releases import Blackout, parse_daily, parse_dates
 
 ZONES = ["Asia/Shanghai", "Asia/Urumqi", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "UTC"]
 zones = st.sampled_from(ZONES)
@@ -39,7 +29,7 @@ def at(zone: str, day: date, minute: int) -> float | None:
 
 
 def daily(start: int, end: int) -> Blackout:
-    return Blackout(Daily(start, end), f"{start // 60:02}:{start % 60:02}-{end // 60:02}:{end % 60:02}", "peak")
+    return Blackout("peak", daily=(start, end))
 
 
 def inside(start: int, end: int, minute: int) -> bool:
@@ -103,7 +93,7 @@ def test_a_date_range_blocks_whole_local_days_both_ends_included(
     now = at(zone, day, minute)
     assume(now is not None)
     assert now is not None
-    window = Blackout(Dates(first, last), f"{first}..{last}", "sales peak")
+    window = Blackout("sales peak", dates=(first, last))
 
     found = blocked(zone, [window], now)
 
@@ -133,7 +123,7 @@ def test_the_next_window_starts_after_now_and_nothing_starts_before_it(
 def test_the_same_instant_is_blocked_at_one_site_and_not_at_another() -> None:
     # 2026-12-01 12:30 UTC is 20:30 in Shanghai (in the sorting peak) and 13:30 in Berlin.
     now = datetime(2026, 12, 1, 12, 30, tzinfo=ZoneInfo("UTC")).timestamp()
-    peak = parse_blackout("20:00-02:00", None, "sorting peak", [])
+    peak = Blackout("sorting peak", daily=parse_daily("20:00-02:00"))
 
     shanghai = blocked("Asia/Shanghai", [peak], now)
     berlin = blocked("Europe/Berlin", [peak], now)
@@ -149,7 +139,7 @@ def test_the_same_instant_is_blocked_at_one_site_and_not_at_another() -> None:
 
 def test_a_daily_window_on_the_day_berlin_changes_clocks_is_wall_time() -> None:
     # 2026-03-29: 02:00 CET becomes 03:00 CEST. A 01:00-04:00 window lasts two hours of real time that night.
-    window = parse_blackout("01:00-04:00", None, "maintenance", [])
+    window = Blackout("maintenance", daily=parse_daily("01:00-04:00"))
     now = datetime(2026, 3, 29, 3, 30, tzinfo=ZoneInfo("Europe/Berlin")).timestamp()
 
     found = blocked("Europe/Berlin", [window], now)
@@ -159,53 +149,23 @@ def test_a_daily_window_on_the_day_berlin_changes_clocks_is_wall_time() -> None:
 
 
 def test_date_ranges_that_are_over_have_no_next_window() -> None:
-    over = parse_blackout(None, "2025-11-10..2025-11-12", "Double 11", [])
+    over = Blackout("Double 11", dates=parse_dates("2025-11-10..2025-11-12"))
     now = datetime(2026, 12, 1, tzinfo=ZoneInfo("UTC")).timestamp()
 
     assert blocked("Asia/Shanghai", [over], now) is None
     assert next_window("Asia/Shanghai", [over], now) is None
 
 
-@pytest.mark.parametrize(
-    ("text", "percent", "count"),
-    [("10%", 10.0, None), ("100%", 100.0, None), ("12.5%", 12.5, None), ("5", None, 5)],
-)
-def test_wave_sizes_are_percentages_or_counts(text: str, percent: float | None, count: int | None) -> None:
-    size = parse_wave(text)
-    assert (size.percent, size.count) == (percent, count)
+@settings(max_examples=200, deadline=None)
+@given(zones, days, st.integers(min_value=1, max_value=24 * 60 - 1))
+def test_a_window_that_ends_at_24_00_ends_at_the_next_midnight(zone: str, day: date, start: int) -> None:
+    window = daily(start, 24 * 60)
+    now = at(zone, day, 24 * 60 - 1)  # 23:59
+    assume(now is not None)
+    assert now is not None
 
+    found = blocked(zone, [window], now)
 
-@pytest.mark.parametrize(
-    ("parse", "text", "says"),
-    [
-        (parse_wave, "0%", "over 0%"),
-        (parse_wave, "150%", "at most 100%"),
-        (parse_wave, "0", "at least 1"),
-        (parse_wave, "ten", "no wave size"),
-        (parse_duration, "10 minutes", "no duration"),
-        (parse_duration, "", "no duration"),
-        (parse_duration, "30m1h", "no duration"),
-        (parse_daily, "20:00 - 02:00", "HH:MM-HH:MM"),
-        (parse_daily, "24:00-02:00", "no time of day"),
-        (parse_daily, "08:00-08:00", "same time"),
-        (parse_dates, "2026-11-12..2026-11-10", "ends before it starts"),
-        (parse_dates, "2026-02-30..2026-03-01", "day is out of range"),
-        (parse_dates, "2026-11-10", "YYYY-MM-DD..YYYY-MM-DD"),
-    ],
-)
-def test_bad_strategy_text_is_refused_with_what_to_write(parse: object, text: str, says: str) -> None:
-    assert callable(parse)
-    with pytest.raises(ValueError, match=says):
-        parse(text)
-
-
-@pytest.mark.parametrize(("text", "seconds"), [("10m", 600), ("1h30m", 5400), ("45s", 45), ("0s", 0), ("2h", 7200)])
-def test_durations_read_hours_minutes_and_seconds(text: str, seconds: float) -> None:
-    assert parse_duration(text) == seconds
-
-
-def test_a_blackout_is_either_daily_or_dates() -> None:
-    with pytest.raises(ValueError, match="exactly one"):
-        parse_blackout("20:00-02:00", "2026-11-10..2026-11-12", "both", [])
-    with pytest.raises(ValueError, match="exactly one"):
-        parse_blackout(None, None, "neither", [])
+    assert found is not None
+    assert found.ends.date() == day + timedelta(days=1)
+    assert (found.ends.hour, found.ends.minute) == (0, 0)

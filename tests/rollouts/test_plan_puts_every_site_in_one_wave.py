@@ -1,6 +1,7 @@
 """The plan of a rollout (``rollouts.planning``): a canary that covers the fleet's hardware with few sites, then
 cumulative waves over the rest; held and offline sites deferred in their wave, never dropped; sites already on the
-version left out; and every problem of the strategy refused with its field."""
+version left out; and every problem that depends on the fleet refused with its field. What the text of a release
+may say is the loader's to refuse (tests/releases/); planning never sees such a release."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from edgefleet.cloud.rollouts.planning import Plan, PlanRefused, SiteFacts, plan_rollout, site_hardware
+from edgefleet.errors import ReleaseError
 from edgefleet.ids import SiteId
 from edgefleet.inventory import Inventory
 from tests.rollouts.builders import SiteSpec, fleet, release
@@ -44,7 +46,7 @@ FOUR = fleet(
 
 
 def test_the_canary_covers_every_gpu_model_and_driver_with_the_fewest_sites() -> None:
-    plan = plan_rollout(release(waves=["50%", "100%"]), FOUR, online(FOUR), now=NOW)
+    plan = plan_rollout(release(FOUR, waves=["50%", "100%"]), FOUR, online(FOUR), now=NOW)
 
     # c covers two pairs at once, d the third; then the rest by region and id, cumulatively.
     assert waves_of(plan) == [["c-north", "d-north"], ["a-east"], ["b-east"]]
@@ -55,21 +57,21 @@ def test_the_canary_covers_every_gpu_model_and_driver_with_the_fewest_sites() ->
 
 def test_a_tie_goes_to_the_site_that_can_start_now_then_to_the_lower_site_id() -> None:
     twins = fleet([("x-one", "east", [L4]), ("y-two", "east", [L4]), ("z-three", "east", [L4])])
-    assert waves_of(plan_rollout(release(waves=["100%"]), twins, online(twins), now=NOW))[0] == ["x-one"]
+    assert waves_of(plan_rollout(release(twins, waves=["100%"]), twins, online(twins), now=NOW))[0] == ["x-one"]
 
     offline_first = online(twins, x_one=SiteFacts(reachable=False))
-    assert waves_of(plan_rollout(release(waves=["100%"]), twins, offline_first, now=NOW))[0] == ["y-two"]
+    assert waves_of(plan_rollout(release(twins, waves=["100%"]), twins, offline_first, now=NOW))[0] == ["y-two"]
 
 
 def test_named_canary_sites_come_first_and_sites_are_added_for_the_hardware_they_miss() -> None:
-    plan = plan_rollout(release(canary={"sites": ["a-east"]}, waves=["100%"]), FOUR, online(FOUR), now=NOW)
+    plan = plan_rollout(release(FOUR, canary={"sites": ["a-east"]}, waves=["100%"]), FOUR, online(FOUR), now=NOW)
     # a covers L4; b (T4) and d (A10) are the fewest that add the rest.
     assert waves_of(plan)[0] == ["a-east", "b-east", "d-north"]
 
 
 def test_without_cover_hardware_the_canary_is_the_named_sites_only() -> None:
     strategy = {"canary": {"sites": ["a-east"], "coverHardware": False}, "waves": ["100%"]}
-    assert waves_of(plan_rollout(release(**strategy), FOUR, online(FOUR), now=NOW)) == [
+    assert waves_of(plan_rollout(release(FOUR, **strategy), FOUR, online(FOUR), now=NOW)) == [
         ["a-east"],
         ["b-east", "c-north", "d-north"],
     ]
@@ -77,24 +79,24 @@ def test_without_cover_hardware_the_canary_is_the_named_sites_only() -> None:
 
 def test_waves_are_cumulative_over_the_sites_after_the_canary_by_percentage_or_count() -> None:
     ten = fleet([(f"s{i:02}", "east" if i % 2 else "north", [L4]) for i in range(11)])
-    plan = plan_rollout(release(waves=["10%", "5", "100%"]), ten, online(ten), now=NOW)
+    plan = plan_rollout(release(ten, waves=["1", "50%", "100%"]), ten, online(ten), now=NOW)
 
     rest = sorted((ten.sites[SiteId(s)].region, s) for s in ten.sites if s != "s00")
     order = [s for _, s in rest]
     assert waves_of(plan) == [["s00"], order[:1], order[1:5], order[5:]]
-    assert [w.size for w in plan.waves] == ["canary", "10%", "5", "100%"]
+    assert [w.size for w in plan.waves] == ["canary", "1", "50%", "100%"]
 
 
 def test_a_small_percentage_still_takes_one_site() -> None:
     four = fleet([(f"s{i}", "east", [L4]) for i in range(4)])
-    plan = plan_rollout(release(waves=["1%", "2%", "100%"]), four, online(four), now=NOW)
+    plan = plan_rollout(release(four, waves=["1%", "2%", "100%"]), four, online(four), now=NOW)
     # 1% and 2% of three sites round down to none: each wave still takes one more.
     assert waves_of(plan) == [["s0"], ["s1"], ["s2"], ["s3"]]
 
 
 def test_held_and_offline_sites_stay_in_their_wave_and_are_listed_apart() -> None:
     facts = online(FOUR, b_east=SiteFacts(reachable=False, versions=frozenset({"3.5.0"})))
-    plan = plan_rollout(release(waves=["100%"]), FOUR, facts, held=frozenset({SiteId("a-east")}), now=NOW)
+    plan = plan_rollout(release(FOUR, waves=["100%"]), FOUR, facts, held=frozenset({SiteId("a-east")}), now=NOW)
 
     assert waves_of(plan) == [["c-north", "d-north"], ["a-east", "b-east"]]
     assert plan.held == ("a-east",)
@@ -110,7 +112,7 @@ def test_sites_already_on_the_version_are_up_to_date_and_in_no_wave() -> None:
         # d's boxes report no sorting-recognition at all: it must get it.
         d_north=SiteFacts(reachable=True, versions=frozenset()),
     )
-    plan = plan_rollout(release(waves=["100%"]), FOUR, facts, now=NOW)
+    plan = plan_rollout(release(FOUR, waves=["100%"]), FOUR, facts, now=NOW)
 
     assert plan.up_to_date == ("a-east",)
     assert "a-east" not in plan.sites
@@ -122,13 +124,16 @@ def test_sites_already_on_the_version_are_up_to_date_and_in_no_wave() -> None:
 def test_a_central_site_gets_a_transfer_center_app_only_when_the_release_names_it() -> None:
     inventory = fleet([("a-east", "east", [L4]), ("central-bj", "north", [])], central=["central-bj"])
 
-    plan = plan_rollout(release(app="scan-upload", waves=["100%"]), inventory, online(inventory), now=NOW)
+    plan = plan_rollout(release(inventory, app="scan-upload", waves=["100%"]), inventory, online(inventory), now=NOW)
     assert plan.sites == ("a-east",)
     assert plan.left_out[0][0] == "central-bj"
     assert "central site" in plan.left_out[0][1]
 
     named = release(
-        app="scan-upload", waves=["100%"], overrides=[{"sites": ["central-bj"], "env": {"LOG_LEVEL": "debug"}}]
+        inventory,
+        app="scan-upload",
+        waves=["100%"],
+        overrides=[{"sites": ["central-bj"], "env": {"LOG_LEVEL": "debug"}}],
     )
     assert sorted(plan_rollout(named, inventory, online(inventory), now=NOW).sites) == ["a-east", "central-bj"]
 
@@ -136,8 +141,10 @@ def test_a_central_site_gets_a_transfer_center_app_only_when_the_release_names_i
 def test_sorting_recognition_skips_a_site_without_gpu_boxes_and_scan_upload_does_not() -> None:
     inventory = fleet([("a-east", "east", [L4]), ("b-east", "east", [])])
 
-    sorting = plan_rollout(release(waves=["100%"]), inventory, online(inventory), now=NOW)
-    scanning = plan_rollout(release(app="scan-upload", waves=["100%"]), inventory, online(inventory), now=NOW)
+    sorting = plan_rollout(release(inventory, waves=["100%"]), inventory, online(inventory), now=NOW)
+    scanning = plan_rollout(
+        release(inventory, app="scan-upload", waves=["100%"]), inventory, online(inventory), now=NOW
+    )
 
     assert sorting.sites == ("a-east",)
     assert sorting.left_out == (("b-east", "no GPU box to run sorting-recognition on"),)
@@ -152,7 +159,7 @@ def test_each_site_lists_the_blackout_in_force_and_the_next_in_its_local_time() 
             {"dates": "2026-12-12..2026-12-12", "reason": "Double 12"},
         ],
     }
-    plan = plan_rollout(release(**strategy), FOUR, online(FOUR), now=NOW)
+    plan = plan_rollout(release(FOUR, **strategy), FOUR, online(FOUR), now=NOW)
     windows = {w.site: w for w in plan.windows}
 
     a = windows[SiteId("a-east")]
@@ -169,7 +176,10 @@ def test_each_site_lists_the_blackout_in_force_and_the_next_in_its_local_time() 
 
 def test_soak_approval_and_max_in_flight_are_carried_into_the_plan() -> None:
     plan = plan_rollout(
-        release(waves=["50%", "100%"], soak="1h30m", approvalBefore=[2], maxInFlight=3), FOUR, online(FOUR), now=NOW
+        release(FOUR, waves=["50%", "100%"], soak="1h30m", approvalBefore=[2], maxInFlight=3),
+        FOUR,
+        online(FOUR),
+        now=NOW,
     )
     assert (plan.soak_s, plan.approval_before, plan.max_in_flight) == (5400.0, (2,), 3)
     assert [w.needs_approval for w in plan.waves] == [False, False, True]
@@ -178,27 +188,9 @@ def test_soak_approval_and_max_in_flight_are_carried_into_the_plan() -> None:
 @pytest.mark.parametrize(
     ("strategy", "held", "field", "says"),
     [
-        ({"canary": {"sites": ["nowhere"]}}, (), "spec.strategy.canary.sites[0]", "no site 'nowhere'"),
+        # Two sites follow the canary (c, d): a count of 5 takes both, leaving nothing to the next wave.
         ({"waves": ["5", "100%"]}, (), "spec.strategy.waves[1]", "wave 2 (100%) is empty"),
         ({"waves": ["1%", "2%", "100%"]}, (), "spec.strategy.waves[2]", "is empty"),
-        ({"waves": ["10%"]}, (), "spec.strategy.waves", 'end them with "100%"'),
-        ({"waves": []}, (), "spec.strategy.waves", "at least one wave"),
-        ({"waves": ["ten"]}, (), "spec.strategy.waves[0]", "no wave size"),
-        ({"soak": "10 minutes"}, (), "spec.strategy.soak", "no duration"),
-        ({"approvalBefore": [4]}, (), "spec.strategy.approvalBefore[0]", "there is no wave 4"),
-        ({"blackouts": [{"daily": "8-9", "reason": "x"}]}, (), "spec.strategy.blackouts[0].daily", "HH:MM-HH:MM"),
-        (
-            {"blackouts": [{"dates": "2026-11-12..2026-11-10", "reason": "x"}]},
-            (),
-            "spec.strategy.blackouts[0].dates",
-            "ends before it starts",
-        ),
-        (
-            {"blackouts": [{"daily": "20:00-02:00", "reason": "x", "sites": ["nowhere"]}]},
-            (),
-            "spec.strategy.blackouts[0].sites[0]",
-            "no site 'nowhere'",
-        ),
         # d-north alone has the A10, and it is held: no canary can cover it.
         ({}, ("d-north",), "spec.strategy.canary", "cannot cover NVIDIA A10 with driver 535.183.01"),
         ({"canary": {"coverHardware": False}}, (), "spec.strategy.canary", "the canary is empty"),
@@ -208,33 +200,57 @@ def test_a_strategy_that_cannot_be_planned_is_refused_with_its_field(
     strategy: dict[str, object], held: tuple[str, ...], field: str, says: str
 ) -> None:
     with pytest.raises(PlanRefused) as refused:
-        plan_rollout(release(**strategy), FOUR, online(FOUR), held=frozenset(SiteId(s) for s in held), now=NOW)
+        plan_rollout(release(FOUR, **strategy), FOUR, online(FOUR), held=frozenset(SiteId(s) for s in held), now=NOW)
 
     assert any(r.field == field and says in r.reason for r in refused.value.refusals), refused.value.refusals
 
 
+@pytest.mark.parametrize(
+    ("strategy", "field", "says"),
+    [
+        ({"canary": {"sites": ["nowhere"]}}, "spec.strategy.canary.sites[0]", "names site 'nowhere'"),
+        ({"waves": ["10%"]}, "spec.strategy.waves", "must be '100%'"),
+        ({"waves": []}, "spec.strategy.waves", "at least one wave"),
+        ({"waves": ["ten"]}, "spec.strategy.waves[0]", "is no wave"),
+        ({"soak": "10 minutes"}, "spec.strategy.soak", "is no duration"),
+        ({"approvalBefore": [4]}, "spec.strategy.approvalBefore[0]", "there is no wave 4"),
+        ({"blackouts": [{"daily": "8-9", "reason": "x"}]}, "spec.strategy.blackouts[0].daily", "HH:MM-HH:MM"),
+        (
+            {"blackouts": [{"daily": "20:00-02:00", "reason": "x", "sites": ["nowhere"]}]},
+            "spec.strategy.blackouts[0].sites[0]",
+            "names site 'nowhere'",
+        ),
+    ],
+)
+def test_what_the_text_of_a_release_gets_wrong_is_the_loaders_to_refuse(
+    strategy: dict[str, object], field: str, says: str
+) -> None:
+    # Planning takes a loaded Release: such a strategy never reaches it.
+    with pytest.raises(ReleaseError) as refused:
+        release(FOUR, **strategy)
+
+    assert any(p.field == field and says in p.reason for p in refused.value.problems), refused.value.problems
+
+
 def test_a_canary_site_that_cannot_take_the_app_is_refused() -> None:
-    inventory = fleet([("a-east", "east", [L4]), ("central-bj", "north", [])], central=["central-bj"])
-    # Naming a central site in the canary names it for the release; a GPU app still needs a GPU box there.
-    with pytest.raises(
-        PlanRefused, match=r"canary.sites\[0\]: 'central-bj' cannot take sorting-recognition: no GPU box"
-    ):
-        plan_rollout(release(canary={"sites": ["central-bj"]}), inventory, online(inventory), now=NOW)
+    inventory = fleet([("a-east", "east", [L4]), ("b-east", "east", [])])
+    # A transfer center the loader takes as a canary; a GPU app still needs a GPU box there.
+    with pytest.raises(PlanRefused, match=r"canary.sites\[0\]: 'b-east' cannot take sorting-recognition: no GPU box"):
+        plan_rollout(release(inventory, canary={"sites": ["b-east"]}), inventory, online(inventory), now=NOW)
 
 
 def test_a_release_every_site_runs_already_is_refused() -> None:
     with pytest.raises(PlanRefused, match=r"already runs sorting-recognition 3\.6\.0"):
-        plan_rollout(release(waves=["100%"]), FOUR, online(FOUR, version="3.6.0"), now=NOW)
+        plan_rollout(release(FOUR, waves=["100%"]), FOUR, online(FOUR, version="3.6.0"), now=NOW)
 
 
 def test_every_problem_is_reported_at_once() -> None:
+    # d-north alone has the A10 and is held; the canary (c-north) leaves a, b and d, which "5" takes at once.
     with pytest.raises(PlanRefused) as refused:
-        plan_rollout(release(waves=["ten"], soak="soon", approvalBefore=[9]), FOUR, online(FOUR), now=NOW)
-    assert {r.field for r in refused.value.refusals} >= {
-        "spec.strategy.waves[0]",
-        "spec.strategy.soak",
-        "spec.strategy.approvalBefore[0]",
-    }
+        plan_rollout(
+            release(FOUR, waves=["5", "100%"]), FOUR, online(FOUR), held=frozenset({SiteId("d-north")}), now=NOW
+        )
+    assert {r.field for r in refused.value.refusals} == {"spec.strategy.canary", "spec.strategy.waves[1]"}
 
 
 # --- properties -------------------------------------------------------------------------------------------
@@ -260,10 +276,11 @@ def fleets(draw: st.DrawFn) -> tuple[Inventory, dict[SiteId, SiteFacts], frozens
     return inventory, facts, held
 
 
-wave_lists = st.lists(
-    st.one_of(st.integers(min_value=1, max_value=99).map(lambda p: f"{p}%"), st.integers(1, 20).map(str)),
-    max_size=3,
-).map(lambda waves: [*waves, "100%"])
+# What the loader takes: growing counts, then growing shares, ending at 100%.
+wave_lists = st.tuples(
+    st.lists(st.integers(1, 20), unique=True, max_size=2).map(sorted),
+    st.lists(st.integers(1, 99), unique=True, max_size=2).map(sorted),
+).map(lambda parts: [*map(str, parts[0]), *(f"{p}%" for p in parts[1]), "100%"])
 
 ALLOWED_REFUSALS = {"spec.strategy.canary", "spec.version"}
 
@@ -279,8 +296,9 @@ def test_every_site_to_update_is_in_exactly_one_wave_and_none_is_dropped(
     inventory, facts, held = world
     named = [n for n in named if n in inventory.sites]
     strategy = {"canary": {"sites": named, "coverHardware": cover}, "waves": waves}
+    plan_release = release(inventory, **strategy)
     try:
-        plan = plan_rollout(release(**strategy), inventory, facts, held=held, now=NOW)
+        plan = plan_rollout(plan_release, inventory, facts, held=held, now=NOW)
     except PlanRefused as refused:
         event("refused")
         for r in refused.refusals:
@@ -316,5 +334,5 @@ def test_every_site_to_update_is_in_exactly_one_wave_and_none_is_dropped(
         assert {p for s in to_update for p in site_hardware(inventory, s)} <= covered
     # Deterministic: the same input, given in another order, plans the same.
     shuffled = Inventory(dict(reversed(list(inventory.sites.items()))), dict(reversed(list(inventory.boxes.items()))))
-    again = plan_rollout(release(**strategy), shuffled, dict(reversed(list(facts.items()))), held=held, now=NOW)
+    again = plan_rollout(plan_release, shuffled, dict(reversed(list(facts.items()))), held=held, now=NOW)
     assert again == plan

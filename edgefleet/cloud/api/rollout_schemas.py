@@ -103,7 +103,7 @@ def _window(occurrence: Occurrence | None) -> WindowPublic | None:
     blackout = occurrence.blackout
     return WindowPublic(
         kind=blackout.kind,
-        window=blackout.text,
+        window=blackout.window,
         reason=blackout.reason,
         starts=occurrence.starts,
         ends=occurrence.ends,

@@ -1,7 +1,13 @@
-"""The plan of a rollout: which sites go in the canary and in each wave, before anything runs. Pure: the release,
-the inventory, the facts of each site now and ``now`` come in; a ``Plan`` comes out, or ``PlanRefused`` listing
-every problem (field and reason). Called by ``POST /api/v1/rollouts/plan`` (what ``edgefleet rollout plan``
-shows) and, later, when a rollout starts. docs/rollouts.md says the same for users.
+"""The plan of a rollout: which sites go in the canary and in each wave, before anything runs. Pure: the release
+(``edgefleet.releases.Release``, parsed and checked by the release loader), the inventory, the facts of each site
+now and ``now`` come in; a ``Plan`` comes out, or ``PlanRefused`` listing every problem (field and reason). Called
+by ``POST /api/v1/rollouts/plan`` (what ``edgefleet rollout plan`` shows) and, later, when a rollout starts:
+``rollout_spec(plan, release)`` is the spec ``deciding.decide`` runs from. docs/rollouts.md says the same for
+users.
+
+What the text of a release may say (wave sizes, durations, windows, site names) is the loader's to refuse, with
+its line; planning refuses only what depends on the fleet now: a canary that cannot take the app or cannot cover
+the hardware, a wave left with no site, a release every site already runs.
 
 Rules, each kept by a property test (tests/rollouts/):
 - The sites targeted: every transfer center (both apps are transfer-center apps); a central site only when the
@@ -15,8 +21,8 @@ Rules, each kept by a property test (tests/rollouts/):
   nothing (it may not start); a pair found only at held sites refuses the plan.
 - The waves after the canary are cumulative over the rest, ordered by region then site id: ``"10%"`` reaches
   10% of them (rounded down), ``"5"`` five of them; each wave takes at least one site more than the one before.
-  The last wave must reach every site; a wave with nothing left to take refuses the plan. When the canary takes
-  every site to update, the plan is the canary alone.
+  The loader makes the last wave ``"100%"``, so the waves reach every site; a wave with nothing left to take
+  refuses the plan. When the canary takes every site to update, the plan is the canary alone.
 - Held and offline sites stay in their wave and are listed apart (``held``, ``offline``): the rollout defers
   them, it never drops them.
 """
@@ -27,21 +33,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from edgefleet.cloud.rollouts.windows import (
-    Blackout,
-    Occurrence,
-    WaveSize,
-    blocked,
-    next_window,
-    parse_blackout,
-    parse_duration,
-    parse_wave,
-)
+from edgefleet.cloud.rollouts import deciding
+from edgefleet.cloud.rollouts.windows import Occurrence, blocked, next_window
 from edgefleet.errors import EdgefleetError
 from edgefleet.ids import SiteId
 from edgefleet.inventory import Inventory, Site
 from edgefleet.manifests import ManifestPath, dotted
-from edgefleet.releases import ReleaseManifest
+from edgefleet.releases import Release
+from edgefleet.releases import Wave as WaveSize
 
 # The apps that run at transfer centers; a central site gets them only when the release names it.
 TRANSFER_CENTER_APPS: Final = frozenset({"scan-upload", "sorting-recognition"})
@@ -132,13 +131,6 @@ class Plan:
         return tuple(s for wave in self.waves for s in wave.sites)
 
 
-@dataclass(frozen=True, slots=True)
-class _Strategy:
-    waves: list[WaveSize]
-    soak_s: float
-    blackouts: list[Blackout]
-
-
 def site_hardware(inventory: Inventory, site: SiteId) -> frozenset[Hardware]:
     """The (GPU model, driver version) pairs of a site's GPU boxes."""
     return frozenset(
@@ -150,16 +142,16 @@ def _order(site: Site) -> tuple[str, str]:
     return (site.region, site.id)
 
 
-def _named_sites(release: ReleaseManifest) -> set[str]:
-    named = set(release.spec.strategy.canary.sites)
-    for override in release.spec.overrides:
+def _named_sites(release: Release) -> set[SiteId]:
+    named = set(release.strategy.canary.sites)
+    for override in release.overrides:
         named.update(override.sites)
     return named
 
 
-def _targets(release: ReleaseManifest, inventory: Inventory) -> tuple[list[Site], list[tuple[SiteId, str]]]:
+def _targets(release: Release, inventory: Inventory) -> tuple[list[Site], list[tuple[SiteId, str]]]:
     """The sites the release goes to, and those left out with the reason."""
-    app = release.spec.app
+    app = release.app
     named = _named_sites(release)
     targets: list[Site] = []
     left_out: list[tuple[SiteId, str]] = []
@@ -173,35 +165,12 @@ def _targets(release: ReleaseManifest, inventory: Inventory) -> tuple[list[Site]
     return targets, left_out
 
 
-def _parse_strategy(release: ReleaseManifest, inventory: Inventory, refusals: list[Refusal]) -> _Strategy:
-    strategy = release.spec.strategy
-    waves: list[WaveSize] = []
-    for i, text in enumerate(strategy.waves):
-        try:
-            waves.append(parse_wave(text))
-        except ValueError as exc:
-            refusals.append(Refusal(("spec", "strategy", "waves", i), str(exc)))
-    if not strategy.waves:
-        refusals.append(
-            Refusal(("spec", "strategy", "waves"), 'list at least one wave after the canary, e.g. ["100%"]')
-        )
-    soak_s = 0.0
-    try:
-        soak_s = parse_duration(strategy.soak)
-    except ValueError as exc:
-        refusals.append(Refusal(("spec", "strategy", "soak"), str(exc)))
-    blackouts: list[Blackout] = []
-    for i, entry in enumerate(strategy.blackouts):
-        where: ManifestPath = ("spec", "strategy", "blackouts", i)
-        try:
-            blackouts.append(parse_blackout(entry.daily, entry.dates, entry.reason, entry.sites))
-        except ValueError as exc:
-            one = (entry.daily is None) != (entry.dates is None)
-            refusals.append(Refusal((*where, "daily" if entry.daily else "dates") if one else where, str(exc)))
-        for j, site in enumerate(entry.sites):
-            if site not in inventory.sites:
-                refusals.append(Refusal((*where, "sites", j), f"no site {site!r} in the inventory"))
-    return _Strategy(waves, soak_s, blackouts)
+def _reach(size: WaveSize, total: int) -> int:
+    """How many of ``total`` sites the waves up to ``size`` hold at most (a percentage rounds down)."""
+    if size.percent is not None:
+        return min(total, int(total * size.percent / 100))
+    assert size.count is not None
+    return min(total, size.count)
 
 
 def _is_up_to_date(facts: SiteFacts | None, version: str) -> bool:
@@ -251,7 +220,7 @@ def _hardware_of(
 
 
 def plan_rollout(
-    release: ReleaseManifest,
+    release: Release,
     inventory: Inventory,
     facts: Mapping[SiteId, SiteFacts],
     *,
@@ -259,27 +228,27 @@ def plan_rollout(
     now: float,
 ) -> Plan:
     """The plan of ``release`` over ``inventory`` given each site's ``facts`` now (a site without facts counts
-    as offline, running nothing) and the sites ``held``; raises ``PlanRefused`` listing every problem."""
+    as offline, running nothing) and the sites ``held``; raises ``PlanRefused`` listing every problem.
+    ``release`` was loaded against ``inventory`` (every site it names is there)."""
     refusals: list[Refusal] = []
-    spec = release.spec
-    strategy = spec.strategy
-    parsed = _parse_strategy(release, inventory, refusals)
+    strategy = release.strategy
     targets, left_out = _targets(release, inventory)
     target_ids = {s.id for s in targets}
 
     named: list[Site] = []
     for i, name in enumerate(strategy.canary.sites):
         where = ("spec", "strategy", "canary", "sites", i)
-        site = inventory.sites.get(SiteId(name))
+        site = inventory.sites.get(name)
         if site is None:
+            # The loader refuses it; a release loaded against another inventory (a reload since) lands here.
             refusals.append(Refusal(where, f"no site {name!r} in the inventory"))
         elif site.id not in target_ids:
             reason = next(r for s, r in left_out if s == site.id)
-            refusals.append(Refusal(where, f"{name!r} cannot take {spec.app}: {reason}"))
+            refusals.append(Refusal(where, f"{name!r} cannot take {release.app}: {reason}"))
         elif site not in named:
             named.append(site)
 
-    up_to_date = [s for s in targets if _is_up_to_date(facts.get(s.id), spec.version)]
+    up_to_date = [s for s in targets if _is_up_to_date(facts.get(s.id), release.version)]
     to_update = [s for s in targets if s not in up_to_date]
     hardware = {s.id: site_hardware(inventory, s.id) for s in targets}
     reachable = {s.id: (facts[s.id].reachable if s.id in facts else False) for s in targets}
@@ -309,7 +278,7 @@ def plan_rollout(
         )
     if not to_update:
         refusals.append(
-            Refusal(("spec", "version"), f"every site the release goes to already runs {spec.app} {spec.version}")
+            Refusal(("spec", "version"), f"every site the release goes to already runs {release.app} {release.version}")
         )
 
     canary_ids = {s.id for s in canary}
@@ -326,42 +295,35 @@ def plan_rollout(
     reached = 0
     # A canary that takes every site to update (a small fleet, all hardware different) is the whole rollout: the
     # waves after it have nothing to plan, which is no fault of how they are written.
-    for i, size in enumerate(parsed.waves if rest else []):
+    for i, size in enumerate(strategy.waves if rest else ()):
         number = i + 1
-        reach = max(size.reach(len(rest)), reached + 1)
+        reach = max(_reach(size, len(rest)), reached + 1)
         if reached >= len(rest):
             refusals.append(
                 Refusal(
                     ("spec", "strategy", "waves", i),
-                    f"wave {number} ({size.text}) is empty: the waves before it already take all {len(rest)} "
+                    f"wave {number} ({size}) is empty: the waves before it already take all {len(rest)} "
                     "site(s) after the canary; remove it",
                 )
             )
             continue
         sites = tuple(s.id for s in rest[reached:reach])
-        waves.append(Wave(number, size.text, sites, _hardware_of(sites, hardware), number in strategy.approval_before))
+        waves.append(Wave(number, str(size), sites, _hardware_of(sites, hardware), number in strategy.approval_before))
         reached = reach
-    if parsed.waves and len(parsed.waves) == len(strategy.waves) and reached < len(rest):
+    if rest and reached < len(rest):
+        # The loader ends the waves at "100%"; a Release built by hand may not.
         refusals.append(
             Refusal(
                 ("spec", "strategy", "waves"),
                 f'the waves reach {reached} of the {len(rest)} site(s) after the canary: end them with "100%"',
             )
         )
-    for i, number in enumerate(strategy.approval_before):
-        if number > len(strategy.waves):
-            refusals.append(
-                Refusal(
-                    ("spec", "strategy", "approvalBefore", i),
-                    f"there is no wave {number}: the waves after the canary are numbered 1 to {len(strategy.waves)}",
-                )
-            )
     if refusals:
         raise PlanRefused(refusals)
 
     windows: list[SiteWindows] = []
     for site in sorted(to_update, key=_order):
-        covering = [b for b in parsed.blackouts if b.covers(site.id)]
+        covering = [b for b in strategy.blackouts if b.applies_to(site.id)]
         if covering:
             windows.append(
                 SiteWindows(
@@ -373,9 +335,9 @@ def plan_rollout(
             )
     ordered = [s for w in waves for s in w.sites]
     return Plan(
-        release=release.metadata.name,
-        app=spec.app,
-        version=spec.version,
+        release=release.name,
+        app=release.app,
+        version=release.version,
         waves=tuple(waves),
         up_to_date=tuple(s.id for s in up_to_date),
         held=tuple(s for s in ordered if s in held),
@@ -384,7 +346,29 @@ def plan_rollout(
         windows=tuple(windows),
         fleet_hardware=tuple(sorted(fleet_hardware)),
         max_in_flight=strategy.max_in_flight,
-        soak_s=parsed.soak_s,
+        soak_s=float(strategy.soak_s),
         approval_before=tuple(sorted(set(strategy.approval_before))),
         at=now,
+    )
+
+
+def rollout_spec(plan: Plan, release: Release) -> deciding.RolloutSpec:
+    """The spec a rollout of ``plan`` runs from (``deciding.decide``): the plan's canary as wave 0 and its waves
+    after it, each needing a promotion where the release's ``approvalBefore`` says (wave n there is wave n here),
+    and the release's soak, sites in flight, failure threshold and gate criteria. No command given yet."""
+    if plan.release != release.name:
+        raise ValueError(f"the plan is of release {plan.release!r}, not of {release.name!r}")
+    strategy = release.strategy
+    return deciding.RolloutSpec(
+        release=release.name,
+        app=release.app,
+        version=release.version,
+        waves=tuple(deciding.Wave(w.name, w.sites, needs_approval=w.needs_approval) for w in plan.waves),
+        threshold=deciding.FailureThreshold(
+            sites=strategy.failure_sites, percent_of_wave=strategy.failure_percent_of_wave
+        ),
+        running_percent=strategy.running_percent,
+        health_tolerance_percent=strategy.health_tolerance_percent,
+        soak_s=float(strategy.soak_s),
+        max_in_flight=strategy.max_in_flight,
     )

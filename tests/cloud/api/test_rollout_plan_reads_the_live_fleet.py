@@ -1,6 +1,7 @@
 """``POST /api/v1/rollouts/plan`` plans a release over the fleet as the controller hears it now: the versions the
-boxes report, the sites no box of which is online; a release that does not parse, or cannot be planned, is
-refused with 422 naming the line and field of each problem. A real uvicorn over the in-memory controller."""
+boxes report, the sites no box of which is online; a release the loader refuses (as ``edgefleet releases
+validate`` would), or one that cannot be planned, is refused with 422 naming the line and field of each problem.
+A real uvicorn over the in-memory controller."""
 
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ spec:
   version: 3.6.0
   images:
     sorting-recognition: registry.local:5000/edgefleet/sorting-recognition:3.6.0
+  model:
+    name: rough-handling
+    version: 2026.11.2
+    sha256: 3f5a000000000000000000000000000000000000000000000000000000000000
+    url: https://models.local/rough-handling/2026.11.2.onnx
   strategy:
     canary: {sites: [], coverHardware: true}
     waves: ["100%"]
@@ -83,22 +89,45 @@ def test_a_release_that_does_not_parse_is_refused_with_line_and_field(client: ht
     assert "unknown field" in error["message"]
 
 
-def test_a_release_that_cannot_be_planned_is_refused_with_line_and_field(client: httpx.Client) -> None:
-    bad = RELEASE.replace('waves: ["100%"]', 'waves: ["ten"]').replace("soak: 10m", "soak: soon")
+def test_every_problem_the_loader_finds_is_refused_with_line_and_field(client: httpx.Client) -> None:
+    bad = (
+        RELEASE.replace('waves: ["100%"]', 'waves: ["ten"]')
+        .replace("soak: 10m", "soak: soon")
+        .replace("canary: {sites: []", "canary: {sites: [sh-pudung]")
+    )
 
     answer = client.post("/api/v1/rollouts/plan", json={"release": bad})
 
     assert answer.status_code == 422
     message = answer.json()["error"]["message"]
-    assert "line 12, field spec.strategy.waves[0]: 'ten' is no wave size" in message
-    assert "line 13, field spec.strategy.soak: 'soon' is no duration" in message
+    assert "line 17, field spec.strategy.waves[0]: 'ten' is no wave" in message
+    assert "line 18, field spec.strategy.soak: 'soon' is no duration" in message
+    # Checked against the controller's inventory.
+    assert "field spec.strategy.canary.sites[0]: names site 'sh-pudung', which the inventory has not; did you mean" in (
+        message
+    )
+
+
+def test_a_release_that_cannot_be_planned_over_the_fleet_now_names_the_line_of_its_field(
+    client: httpx.Client, memory: MemoryController
+) -> None:
+    for box in ("sh-pudong-gpu-01", "sh-pudong-gpu-02", "bj-daxing-gpu-01"):
+        memory.beat(box, app_report=running("3.6.0"))
+
+    answer = client.post("/api/v1/rollouts/plan", json={"release": RELEASE})
+
+    assert answer.status_code == 422
+    assert answer.json()["error"]["message"] == (
+        "the release was refused: line 7, field spec.version: every site the release goes to already runs "
+        "sorting-recognition 3.6.0"
+    )
 
 
 def test_yaml_that_is_no_release_is_refused(client: httpx.Client) -> None:
     for text, says in [
         ("apiVersion: edgefleet.io/v1\nkind: Site\n", "expected apiVersion 'edgefleet.io/v1' and kind 'Release'"),
         ("spec: [unclosed\n", "is not valid YAML"),
-        (RELEASE + "---\n" + RELEASE, "send one release manifest, not 2 YAML documents"),
+        (RELEASE + "---\n" + RELEASE, "holds more than one document"),
     ]:
         answer = client.post("/api/v1/rollouts/plan", json={"release": text})
         assert answer.status_code == 422, text

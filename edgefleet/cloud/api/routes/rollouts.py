@@ -2,14 +2,13 @@
 ``edgefleet rollout plan`` shows), before anything runs.
 
 The body is JSON, ``{"release": "<the release manifest as YAML text>"}``: the CLI sends the file as written, so
-every problem can name its line. A release that does not parse, or that cannot be planned over the fleet now,
-is refused with 422 naming every problem as "line N, field F: reason".
+every problem can name its line. The release loader (``edgefleet.releases.load_release_text``) reads it against
+the controller's inventory, as ``edgefleet releases validate`` does a file; then the plan is made over the fleet
+now. A release the loader refuses, or one that cannot be planned over the fleet now, is refused with 422 naming
+every problem as "line N, field F: reason" in the API's error shape.
 """
 
 from __future__ import annotations
-
-import tempfile
-from pathlib import Path
 
 from fastapi import APIRouter, Depends
 
@@ -19,9 +18,9 @@ from edgefleet.cloud.api.rollout_schemas import PlanPublic, PlanRequest, plan_pu
 from edgefleet.cloud.api.schemas import error_responses
 from edgefleet.cloud.rollouts.facts import site_facts
 from edgefleet.cloud.rollouts.planning import PlanRefused, plan_rollout
-from edgefleet.errors import Problem
-from edgefleet.manifests import Document, check_kind, convert, read_documents
-from edgefleet.releases import API_VERSION, KIND, ReleaseManifest
+from edgefleet.errors import Problem, ReleaseError
+from edgefleet.manifests import parse_documents
+from edgefleet.releases import load_release_text
 
 router = APIRouter(
     prefix="/api/v1/rollouts",
@@ -30,7 +29,8 @@ router = APIRouter(
     responses=error_responses(403, 422, 500),
 )
 
-_FIELDS_DOC = "docs/rollouts.md"
+# What problems name as the file: the API's messages give line and field only.
+_SHOWN = "release"
 
 
 def _where(line: int | None, field: str) -> str:
@@ -43,27 +43,6 @@ def _refuse(problems: list[Problem]) -> Invalid:
     return Invalid(f"the release was refused: {said}")
 
 
-def _read_release(text: str) -> tuple[ReleaseManifest, Document]:
-    """The release in ``text``, with its document (for the line of a field); raises ``Invalid`` naming every
-    problem. The release loader (``edgefleet.releases``) takes this over when it lands."""
-    problems: list[Problem] = []
-    with tempfile.TemporaryDirectory() as directory:
-        file = Path(directory) / "release.yaml"
-        file.write_text(text, encoding="utf-8")
-        documents = read_documents(file, problems)
-    if not problems and len(documents) != 1:
-        problems.append(Problem("", None, "", f"send one release manifest, not {len(documents)} YAML documents"))
-    if problems:
-        raise _refuse(problems)
-    document = documents[0]
-    release = None
-    if check_kind(document, "", API_VERSION, KIND, problems):
-        release = convert(document, ReleaseManifest, "", problems, fields_doc=_FIELDS_DOC)
-    if release is None:
-        raise _refuse(problems)
-    return release, document
-
-
 @router.post(
     "/plan",
     summary="Plan a release over the fleet as it is now",
@@ -73,14 +52,19 @@ def plan_release(controller: ControllerDep, principal: PrincipalDep, body: PlanR
     """The canary and the waves of the release, their sites and hardware, the sites held, offline or up to date,
     and the blackouts in force or next at each site; 422 naming the line and field of every problem."""
     authorize(principal, None)
-    release, document = _read_release(body.release)
     state = controller.state
     inventory = state.inventory  # one inventory for the whole plan, even if a reload lands meanwhile
+    try:
+        release = load_release_text(body.release, _SHOWN, inventory)
+    except ReleaseError as exc:
+        raise _refuse(exc.problems) from exc
     now = controller.clock.now()
-    facts = site_facts(state, release.spec.app, now=now)
+    facts = site_facts(state, release.app, now=now)
     try:
         # No site can be held yet: holds come with the rollout store (issue 15, control); the plan takes them then.
         plan = plan_rollout(release, inventory, facts, held=frozenset(), now=now)
     except PlanRefused as exc:
-        raise _refuse([Problem("", document.line(r.path), r.field, r.reason) for r in exc.refusals]) from exc
+        # The loader read this text already: its one document gives each refused field its line.
+        document = parse_documents(body.release, _SHOWN, [])[0]
+        raise _refuse([Problem(_SHOWN, document.line(r.path), r.field, r.reason) for r in exc.refusals]) from exc
     return plan_public(plan, inventory)
