@@ -44,7 +44,8 @@ until then, and ends ``aborted`` (``rolled-back`` when a rollback was asked for)
 rollout reverts every site it changed; ``aborted`` on a ``done`` rollout does nothing (there is nothing to stop).
 
 Wave indexes (``Commands.promoted``) count from 0, the canary; a release's ``approvalBefore: [1]`` (1 = the first
-wave after the canary) is wave 1 here when the plan has a canary.
+wave after the canary) is wave 1 here: ``planning.rollout_spec(plan, release)`` builds the spec from a plan, which
+always starts with its canary.
 """
 
 from __future__ import annotations
