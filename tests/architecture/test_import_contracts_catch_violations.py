@@ -34,6 +34,10 @@ PURE_ALERTING = "The pure alerting decisions import no I/O library and none of t
 PURE_ALERTING_SHELL_FREE = (
     "The pure alerting decisions start no thread and read no clock, file, socket or random source themselves"
 )
+PURE_ROLLOUTS = "The pure rollout decisions import no I/O library and none of the controller's I/O modules"
+PURE_ROLLOUTS_SHELL_FREE = (
+    "The pure rollout decisions start no thread and read no clock, file, socket or random source themselves"
+)
 ROUTES_APART = "API routes do not import each other"
 API_SURFACE = "The API's routes and helpers use the controller's public surface, not its internals"
 
@@ -148,6 +152,27 @@ VIOLATIONS = [
         (Plant("edgefleet/cloud/alerting/node_rules.py", "import time"),),
         PURE_ALERTING_SHELL_FREE,
         "edgefleet.cloud.alerting.node_rules -> time",
+    ),
+    # The pure rollout decisions: planning, windows, gates, deciding and rendering; facts.py is their shell.
+    Violation(
+        (Plant("edgefleet/cloud/rollouts/planning.py", "from edgefleet.cloud.rollouts import facts"),),
+        PURE_ROLLOUTS,
+        "edgefleet.cloud.rollouts.planning -> edgefleet.cloud.rollouts.facts",
+    ),
+    Violation(
+        (Plant("edgefleet/cloud/rollouts/gates.py", "import httpx"),),
+        PURE_ROLLOUTS,
+        "edgefleet.cloud.rollouts.gates -> httpx",
+    ),
+    Violation(
+        (Plant("edgefleet/cloud/rollouts/deciding.py", "import time"),),
+        PURE_ROLLOUTS_SHELL_FREE,
+        "edgefleet.cloud.rollouts.deciding -> time",
+    ),
+    Violation(
+        (Plant("edgefleet/cloud/rollouts/windows.py", "import threading"),),
+        PURE_ROLLOUTS_SHELL_FREE,
+        "edgefleet.cloud.rollouts.windows -> threading",
     ),
     # The API.
     Violation(
