@@ -2,8 +2,11 @@
 anything runs: the canary and the waves, their sites and the hardware each covers, the sites held, offline or
 already up to date, the blackouts in force or next at each site, the soak and the approvals.
 
-The file is read here and sent as written to ``POST /api/v1/rollouts/plan`` (the controller knows the live fleet),
-so every problem comes back with its line and field; a refused plan ends the command with exit code 1.
+The file is read here and sent as written to ``POST /api/v1/rollouts/plan``: the controller checks it with the
+release loader against its own inventory (the live fleet's, which a local ``sites/`` may not match; ``edgefleet
+releases validate`` checks a file against a local one) and plans it, so every problem comes back with its line
+and field, and a refused release or plan ends the command with exit code 1. What the loader accepted but deserves
+a look comes back as ``warning:`` lines on stderr, as with ``releases validate``.
 Takes ``-o table|json|yaml`` (``wide`` adds each site's hardware). ``edgefleet.cli.app`` calls ``register``.
 """
 
@@ -55,13 +58,16 @@ def rollout_plan(
     """Show the waves a rollout of the release in FILE would take over the fleet now, and why a plan is refused."""
     from rich.markup import escape
 
-    from edgefleet.cli.output import fail, is_data, new_table, print_data, show
+    from edgefleet.cli.output import err_console, fail, is_data, new_table, print_data, show
 
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         fail(escape(f"cannot read the release {str(file)!r}: {exc}"), hint="give the path of a release manifest")
     plan = call(api, "POST", "/api/v1/rollouts/plan", body={"release": text})
+    err = err_console()
+    for warning in plan["warnings"]:
+        err.print(f"[bold yellow]warning:[/] {escape(warning)}")
     if is_data(output):
         print_data(plan, output)
         return

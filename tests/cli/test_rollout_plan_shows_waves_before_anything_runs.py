@@ -75,6 +75,11 @@ def test_the_plan_shows_waves_sites_hardware_windows_soak_and_approval(
     assert table["bj-daxing"][3].startswith("frozen for the test (2020-01-01..2100-12-31): 2020-01-01 00:00 to")
     assert "offline (1), deferred until they come back: bj-daxing" in out
     assert "left out: central-bj: a central site; scan-upload goes to one only when the release names it" in out
+    # What the loader accepted but deserves a look, as releases validate says it.
+    assert (
+        "warning: line 9, field spec.images['scan-upload']: 'registry.local:5000/edgefleet/scan-upload:2.4.0' is "
+        "given by tag only; it is pinned by digest when the rollout starts" in result.stderr
+    )
 
 
 def test_json_and_yaml_give_the_apis_plan(

@@ -91,6 +91,10 @@ class PlanPublic(_Public):
     max_in_flight: int
     soak_s: float
     approval_before: list[int]
+    warnings: list[str] = Field(
+        description='What the release loader accepted but deserves a look, as "line N, field F: reason" (an image '
+        "given by tag only)."
+    )
 
 
 def _hardware(pairs: tuple[Hardware, ...] | list[Hardware]) -> list[HardwarePublic]:
@@ -110,7 +114,7 @@ def _window(occurrence: Occurrence | None) -> WindowPublic | None:
     )
 
 
-def plan_public(plan: Plan, inventory: Inventory) -> PlanPublic:
+def plan_public(plan: Plan, inventory: Inventory, warnings: list[str]) -> PlanPublic:
     held, offline = set(plan.held), set(plan.offline)
     windows = {w.site: w for w in plan.windows}
     sites: list[SitePlanPublic] = []
@@ -158,4 +162,5 @@ def plan_public(plan: Plan, inventory: Inventory) -> PlanPublic:
         max_in_flight=plan.max_in_flight,
         soak_s=plan.soak_s,
         approval_before=list(plan.approval_before),
+        warnings=warnings,
     )

@@ -59,6 +59,11 @@ def test_the_plan_covers_the_hardware_and_lists_offline_and_up_to_date_sites(
     assert plan["left_out"][0]["site"] == "central-bj"
     assert plan["soak_s"] == 600
     assert plan["approval_before"] == [1]
+    # The loader's warnings come with the plan, each with its line and field.
+    assert any(
+        w.startswith("line 9, field spec.images['sorting-recognition']: ") and "given by tag only" in w
+        for w in plan["warnings"]
+    ), plan["warnings"]
     # The fake clock starts at 2026-... UTC; every site lists the sorting peak in Shanghai time.
     window = plan["sites"][0]["next_blackout"] or plan["sites"][0]["blackout_now"]
     assert window["reason"] == "sorting peak"

@@ -38,9 +38,14 @@ def _where(line: int | None, field: str) -> str:
     return ", ".join(parts)
 
 
+def _said(problem: Problem) -> str:
+    return (
+        f"{_where(problem.line, problem.field)}: {problem.reason}" if problem.line or problem.field else problem.reason
+    )
+
+
 def _refuse(problems: list[Problem]) -> Invalid:
-    said = "; ".join(f"{_where(p.line, p.field)}: {p.reason}" if p.line or p.field else p.reason for p in problems)
-    return Invalid(f"the release was refused: {said}")
+    return Invalid("the release was refused: " + "; ".join(_said(p) for p in problems))
 
 
 @router.post(
@@ -67,4 +72,4 @@ def plan_release(controller: ControllerDep, principal: PrincipalDep, body: PlanR
         # The loader read this text already: its one document gives each refused field its line.
         document = parse_documents(body.release, _SHOWN, [])[0]
         raise _refuse([Problem(_SHOWN, document.line(r.path), r.field, r.reason) for r in exc.refusals]) from exc
-    return plan_public(plan, inventory)
+    return plan_public(plan, inventory, [_said(w) for w in release.warnings])
