@@ -84,6 +84,7 @@ def test_openapi_documents_every_route_with_tags(client: httpx.Client) -> None:
         "silences",
         "inventory",
         "clusters",
+        "rollouts",
     }
     routes = {(path, method): op for path, ops in spec["paths"].items() for method, op in ops.items()}
     assert set(routes) == {
@@ -105,6 +106,7 @@ def test_openapi_documents_every_route_with_tags(client: httpx.Client) -> None:
         ("/api/v1/silences/{silence}", "delete"),
         ("/api/v1/inventory", "get"),
         ("/api/v1/inventory/reload", "post"),
+        ("/api/v1/rollouts/plan", "post"),
     }
     for op in routes.values():
         assert op["tags"]
