@@ -83,6 +83,22 @@ def test_a_date_range_reads_back_and_covers_its_days(first: dt.date, length: int
     assert blackout.covers(dt.datetime.combine(day, dt.time(12))) == (0 <= offset <= length)
 
 
+@given(
+    st.integers(0, DAY_MINUTES - 1),
+    st.integers(1, DAY_MINUTES),
+    st.dates(max_value=dt.date(9999, 11, 30)),
+    st.integers(0, 30),
+)
+def test_a_blackouts_window_text_parses_back(start: int, end: int, first: dt.date, length: int) -> None:
+    # The plan shows a blackout's window as a release writes it (edgefleet rollout plan, the API).
+    if start != end % DAY_MINUTES:
+        daily = Blackout("peak", daily=(start, end))
+        assert (daily.kind, parse_daily(daily.window)) == ("daily", (start, end))
+    last = first + dt.timedelta(days=length)
+    dates = Blackout("sale", dates=(first, last))
+    assert (dates.kind, parse_dates(dates.window)) == ("dates", (first, last))
+
+
 @given(st.text(max_size=24))
 def test_windows_that_are_not_their_grammar_are_refused(text: str) -> None:
     if not re.fullmatch(r"\d\d:\d\d-\d\d:\d\d", text.strip()):
