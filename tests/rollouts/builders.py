@@ -5,6 +5,7 @@ against the fleet, as the API reads one."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from edgefleet.ids import BoxId, ClusterId, SiteId
@@ -17,8 +18,8 @@ SiteSpec = tuple[str, str, list[tuple[str, str]]]  # id, region, GPU boxes' (mod
 def fleet(
     sites: list[SiteSpec],
     *,
-    central: list[str] = (),
-    timezone: str = "Asia/Shanghai",  # type: ignore[assignment]
+    central: Sequence[str] = (),
+    timezone: str = "Asia/Shanghai",
 ) -> Inventory:
     """An inventory of transfer centers (and central sites, by id) with an edge node and the GPU boxes given."""
     out_sites: dict[SiteId, Site] = {}
@@ -50,8 +51,12 @@ def fleet(
     return Inventory(out_sites, boxes)
 
 
-def release_text(*, app: str = "sorting-recognition", version: str = "3.6.0", **strategy: Any) -> str:
-    """A release manifest (JSON, which is YAML) with the strategy given; ``overrides`` go to ``spec.overrides``."""
+def release_text(**given: Any) -> str:
+    """A release manifest (JSON, which is YAML): ``app`` (sorting-recognition), ``version`` (3.6.0), ``overrides``
+    (to ``spec.overrides``); every other keyword is a field of ``spec.strategy``."""
+    strategy = dict(given)
+    app: str = strategy.pop("app", "sorting-recognition")
+    version: str = strategy.pop("version", "3.6.0")
     spec: dict[str, Any] = {
         "app": app,
         "version": version,
@@ -72,8 +77,6 @@ def release_text(*, app: str = "sorting-recognition", version: str = "3.6.0", **
     return json.dumps(document, indent=2)
 
 
-def release(
-    inventory: Inventory, *, app: str = "sorting-recognition", version: str = "3.6.0", **strategy: Any
-) -> Release:
-    """The release, loaded against ``inventory``; raises ReleaseError as the loader does."""
-    return load_release_text(release_text(app=app, version=version, **strategy), "test-release.yaml", inventory)
+def release(inventory: Inventory, **given: Any) -> Release:
+    """``release_text(**given)``, loaded against ``inventory``; raises ReleaseError as the loader does."""
+    return load_release_text(release_text(**given), "test-release.yaml", inventory)
