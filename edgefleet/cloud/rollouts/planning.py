@@ -88,7 +88,7 @@ class Wave:
     ones included (they are deferred, not dropped)."""
 
     number: int
-    size: str  # as written ("10%", "5"); "canary" for the canary
+    size: str  # the wave as the release gives it ("10%", "5"); "canary" for the canary
     sites: tuple[SiteId, ...]
     hardware: tuple[Hardware, ...]
     needs_approval: bool
