@@ -44,7 +44,8 @@ def kubeconfig(cluster: BackgroundCluster, tmp_path: Path) -> Path:
     return write_kubeconfig(tmp_path / "kubeconfig", {cluster.api.name: cluster.url})
 
 
-def _kubectl(which: str, kubeconfig: Path, tmp_path: Path) -> Kubectl:
+def kubectl_runner(which: str, kubeconfig: Path, tmp_path: Path) -> Kubectl:
+    """Runs one of ``KUBECTLS`` against ``kubeconfig`` with a HOME of its own (skips the test if it is missing)."""
     binary, missing = kubectl_binary(which)
     if binary is None:
         pytest.skip(missing)
@@ -74,10 +75,10 @@ def _kubectl(which: str, kubeconfig: Path, tmp_path: Path) -> Kubectl:
 @pytest.fixture
 def kubectl(kubeconfig: Path, tmp_path: Path) -> Kubectl:
     """The kubectl on PATH."""
-    return _kubectl(ON_PATH, kubeconfig, tmp_path)
+    return kubectl_runner(ON_PATH, kubeconfig, tmp_path)
 
 
 @pytest.fixture(params=KUBECTLS)
 def each_kubectl(request: pytest.FixtureRequest, kubeconfig: Path, tmp_path: Path) -> Kubectl:
     """The kubectl on PATH, then the wheel's."""
-    return _kubectl(str(request.param), kubeconfig, tmp_path)
+    return kubectl_runner(str(request.param), kubeconfig, tmp_path)

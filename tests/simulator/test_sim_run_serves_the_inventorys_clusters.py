@@ -18,26 +18,10 @@ import pytest
 
 from simulator.running import SimulatorOptions, start_in_background
 from tests.simulator.conftest import CENTRAL, SITE_A, SITE_B_BOXES
-from tests.support.clusters import TEST_HOST
+from tests.support.clusters import TEST_HOST, pinned_deployment
 from tests.support.kubectls import ON_PATH, kubectl_binary
 from tests.support.peers import wait_for
 
-WORKLOAD = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: web}}
-spec:
-  replicas: 2
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      nodeSelector: {{apps.kubeedge.io/belonging-to: {group}}}
-      tolerations:
-      - {{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute}}
-      - {{key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute}}
-      containers: [{{name: web, image: "registry.example/web:1.0"}}]
-"""
 # Short enough for a test; the kubelets then renew every 0.2 s and the controller looks every 0.1 s.
 GRACE_S = 1.0
 
@@ -103,7 +87,7 @@ def test_kubectl_sees_the_clusters_and_a_cut_sites_nodes_go_unreachable(
 
         # A workload pinned to the site, tolerating unreachable and not-ready forever, as edgefleet's are.
         manifest = tmp_path / "web.yaml"
-        manifest.write_text(WORKLOAD.format(group=SITE_A))
+        manifest.write_text(pinned_deployment(SITE_A, replicas=2))
         _kubectl(kubeconfig, home, "--context", TEST_HOST, "apply", "--validate=false", "-f", str(manifest))
         rolled = _kubectl(kubeconfig, home, "--context", TEST_HOST, "rollout", "status", "deploy/web", "--timeout=25s")
         assert 'deployment "web" successfully rolled out' in rolled

@@ -22,3 +22,26 @@ def write_host_cluster(directory: Path, name: str = TEST_HOST) -> Path:
     path = directory / "clusters.yaml"
     path.write_text(cluster_manifest(name))
     return path
+
+
+def pinned_deployment(node_group: str, *, replicas: int, change_cause: str | None = None) -> str:
+    """A Deployment ``web`` pinned to one site's node group, tolerating a lost site link as edgefleet's workloads
+    do (docs/kubernetes.md), as a user would write it for ``kubectl apply -f``."""
+    annotations = f"\n  annotations: {{kubernetes.io/change-cause: {change_cause}}}" if change_cause else ""
+    return f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web{annotations}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      nodeSelector: {{apps.kubeedge.io/belonging-to: {node_group}}}
+      tolerations:
+      - {{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute}}
+      - {{key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute}}
+      containers: [{{name: web, image: "registry.example/web:1.0"}}]
+"""
