@@ -33,6 +33,17 @@ NonNegInt = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 NonNegFloat = Annotated[float, Meta(ge=0, le=1e18)]
 Percent = Annotated[float, Meta(ge=0, le=100)]
 ShortText = Annotated[str, Meta(max_length=256)]
+# An app's health figures (docs/protocol.md, "App health figures"): a handful of named, finite numbers. Bounded so
+# that 64 apps with figures still fit a heartbeat (8 x ~40 bytes per app); the agent drops what would break these
+# bounds and says so in the app's detail, so a box never loses its whole heartbeat to one bad figure.
+MAX_FIGURES: Final = 8
+FIGURE_NAME_PATTERN: Final = "^[a-z][a-z0-9_]*$"
+MAX_FIGURE_NAME: Final = 40
+# Finite only, and within what any gauge of an app can mean; 1e999 decodes as infinity and is refused here.
+MAX_FIGURE_VALUE: Final = 1e15
+FigureName = Annotated[str, Meta(pattern=FIGURE_NAME_PATTERN, min_length=1, max_length=MAX_FIGURE_NAME)]
+FigureValue = Annotated[float, Meta(ge=-MAX_FIGURE_VALUE, le=MAX_FIGURE_VALUE)]
+Figures = Annotated[dict[FigureName, FigureValue], Meta(max_length=MAX_FIGURES)]
 
 
 class HostSample(Struct, frozen=True, kw_only=True):
@@ -86,6 +97,9 @@ class AppState(Struct, frozen=True, kw_only=True):
     version: ShortText
     state: AppRunState
     detail: ShortText | None = None
+    # Health figures the app reports (``upload_backlog``, ``fps``...); absent when it reports none or they could
+    # not be read (then ``detail`` says why). An older controller ignores the field, an older agent omits it.
+    figures: Figures | None = None
 
 
 class AppReport(Struct, frozen=True, kw_only=True):

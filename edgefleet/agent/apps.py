@@ -7,6 +7,9 @@ MetaServer, which serves the node's own pods as a subset of the Kubernetes API o
 ``cli`` chooses it. A source never raises: whatever went wrong is said in ``AppReport.error``, in words that tell
 site staff what to fix, and the heartbeat still goes out.
 
+Each app may carry health figures (``AppState.figures``, ``edgefleet.agent.figures``): the apps file gives them
+per app; for the MetaServer's pods the agent scrapes the pod's own Prometheus endpoint (``figures_url``).
+
 Only the standard library talks HTTP here (urllib.request): the agent stays small (no httpx, requests or pydantic).
 """
 
@@ -16,6 +19,7 @@ import logging
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final, get_args
 from urllib.parse import urlsplit
@@ -23,6 +27,7 @@ from urllib.parse import urlsplit
 import msgspec
 from msgspec import Struct
 
+from edgefleet.agent.figures import METRICS_PATH, SCRAPE_TIMEOUT_S, clean_figures, scrape_figures
 from edgefleet.messages import AppReport, AppRunState, AppState
 
 log = logging.getLogger(__name__)
@@ -41,6 +46,12 @@ MAX_APPS: Final = 64
 SYSTEM_NAMESPACES: Final = ("kube-system", "kubeedge")
 NAME_LABELS: Final = ("app.kubernetes.io/name", "app")
 VERSION_LABEL: Final = "app.kubernetes.io/version"
+# Where a pod serves its /metrics page: this annotation's port, else the container port named "metrics".
+FIGURES_PORT_ANNOTATION: Final = "edgefleet.io/figures-port"
+METRICS_PORT_NAME: Final = "metrics"
+# Scrapes per heartbeat: each may wait SCRAPE_TIMEOUT_S for a stuck app, and the heartbeat must keep its schedule.
+# A box runs one or two apps with figures; a node full of pods naming a metrics port gets the first few read.
+MAX_SCRAPES: Final = 4
 # Container waiting reasons that will not clear without a human (a bad image, a bad config, a crashing app).
 FAILED_WAITING_REASONS: Final = frozenset(
     {
@@ -57,7 +68,8 @@ FAILED_WAITING_REASONS: Final = frozenset(
 APP_STATES: Final[frozenset[str]] = frozenset(get_args(AppRunState))
 _TEXT_MAX: Final = 256
 _FILE_FORMAT_HINT: Final = (
-    'expected JSON {"apps": [{"name": ..., "version": ..., "state": "running|pending|stopped|failed|unknown"}]} '
+    'expected JSON {"apps": [{"name": ..., "version": ..., "state": "running|pending|stopped|failed|unknown", '
+    '"figures": {"fps": 25.0}}]} '
     "or lines 'NAME VERSION STATE [DETAIL]'"
 )
 
@@ -103,8 +115,36 @@ class NoAppSource:
 # --- the apps file -------------------------------------------------------------------------------------------
 
 
+class _FileApp(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An app of the apps file: an AppState whose figures are taken as written, then cleaned (``clean_figures``),
+    so one bad figure drops that figure, with a note, and not the whole file."""
+
+    name: str
+    version: str
+    state: AppRunState
+    detail: str | None = None
+    figures: dict[str, float | int | None] | None = None
+
+
 class _AppsFile(Struct, forbid_unknown_fields=True):
-    apps: list[AppState]
+    apps: list[_FileApp]
+
+
+def _with_note(detail: str | None, note: str | None) -> str | None:
+    if note is None:
+        return detail
+    return _short(f"{detail}; {note}" if detail else note)
+
+
+def _file_app(app: _FileApp) -> AppState:
+    figures, note = clean_figures(app.figures or {})
+    return AppState(
+        name=_short(app.name),
+        version=_short(app.version),
+        state=app.state,
+        detail=_with_note(_short(app.detail) if app.detail else None, note),
+        figures=figures,
+    )
 
 
 _apps_file_decoder = msgspec.json.Decoder(_AppsFile)
@@ -114,7 +154,7 @@ def parse_apps_file(text: str) -> list[AppState]:
     """The apps listed in an apps file (JSON, or one app a line); raises ValueError saying where and what is wrong."""
     if text.lstrip().startswith("{"):
         try:
-            return _apps_file_decoder.decode(text.encode()).apps
+            return [_file_app(app) for app in _apps_file_decoder.decode(text.encode()).apps]
         except msgspec.ValidationError as exc:
             raise ValueError(f"{exc}; {_FILE_FORMAT_HINT}") from exc
         except msgspec.DecodeError as exc:
@@ -183,12 +223,19 @@ class _Meta(Struct, rename="camel"):
     name: str = ""
     namespace: str = "default"
     labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
     deletion_timestamp: str | None = None
+
+
+class _Port(Struct, rename="camel"):
+    name: str | None = None
+    container_port: int = 0
 
 
 class _Container(Struct):
     name: str = ""
     image: str = ""
+    ports: list[_Port] | None = None
 
 
 class _PodSpec(Struct):
@@ -220,6 +267,7 @@ class _ContainerStatus(Struct, rename="camel"):
 class _PodStatus(Struct, rename="camel"):
     phase: str | None = None
     reason: str | None = None
+    pod_ip: str | None = msgspec.field(default=None, name="podIP")
     container_statuses: list[_ContainerStatus] | None = None
 
 
@@ -280,9 +328,43 @@ def pod_state(pod: Pod) -> tuple[AppRunState, str | None]:
     return "running", (f"restarts {restarts}" if restarts else None)
 
 
-def apps_from_pods(pods: PodList, *, skip_namespaces: tuple[str, ...] = SYSTEM_NAMESPACES) -> list[AppState]:
-    """One app per pod of the node, named and versioned by its app.kubernetes.io labels."""
+def figures_url(pod: Pod) -> tuple[str | None, str | None]:
+    """Where the pod serves its /metrics page (``http://<podIP>:<port>/metrics``), from its
+    ``edgefleet.io/figures-port`` annotation or else its container port named ``metrics``; (None, None) when it
+    names none, (None, why) when it names one that cannot be used."""
+    annotated = (pod.metadata.annotations or {}).get(FIGURES_PORT_ANNOTATION)
+    port: int | None = None
+    if annotated is not None:
+        if not annotated.strip().isdigit() or not 0 < int(annotated) < 65536:
+            return None, f"figures: annotation {FIGURES_PORT_ANNOTATION}={annotated[:20]!r} is not a port number"
+        port = int(annotated)
+    else:
+        named = [
+            p.container_port
+            for c in pod.spec.containers or []
+            for p in c.ports or []
+            if p.name == METRICS_PORT_NAME and 0 < p.container_port < 65536
+        ]
+        port = named[0] if named else None
+    if port is None:
+        return None, None
+    if not pod.status.pod_ip:
+        return None, "figures: the pod has no IP yet"
+    host = f"[{pod.status.pod_ip}]" if ":" in pod.status.pod_ip else pod.status.pod_ip
+    return f"http://{host}:{port}{METRICS_PATH}", None
+
+
+Scrape = Callable[[str], tuple[dict[str, float] | None, str | None]]
+
+
+def apps_from_pods(
+    pods: PodList, *, skip_namespaces: tuple[str, ...] = SYSTEM_NAMESPACES, scrape: Scrape | None = None
+) -> list[AppState]:
+    """One app per pod of the node, named and versioned by its app.kubernetes.io labels. With ``scrape``, a running
+    pod that names a metrics endpoint (``figures_url``) gets the figures read there, or a note why not in its
+    detail; without it (the simulator's boxes) no app has figures."""
     apps = []
+    scrapes = 0
     for pod in pods.items or []:
         if pod.metadata.namespace in skip_namespaces:
             continue
@@ -292,12 +374,22 @@ def apps_from_pods(pods: PodList, *, skip_namespaces: tuple[str, ...] = SYSTEM_N
         version = labels.get(VERSION_LABEL) or (image_tag(containers[0].image) if containers else "unknown")
         state, why = pod_state(pod)
         where = f"pod {pod.metadata.namespace}/{pod.metadata.name}"
+        figures: dict[str, float] | None = None
+        note: str | None = None
+        if scrape is not None and state == "running":
+            url, note = figures_url(pod)
+            if url is not None and scrapes >= MAX_SCRAPES:
+                note = f"figures: not read, at most {MAX_SCRAPES} pods are scraped per heartbeat"
+            elif url is not None:
+                scrapes += 1
+                figures, note = scrape(url)
         apps.append(
             AppState(
                 name=_short(name or "unnamed"),
                 version=_short(version),
                 state=state,
-                detail=_short(f"{where}: {why}" if why else where),
+                detail=_with_note(_short(f"{where}: {why}" if why else where), note),
+                figures=figures,
             )
         )
     return apps
@@ -312,9 +404,11 @@ class MetaServerAppSource:
         *,
         timeout_s: float = METASERVER_TIMEOUT_S,
         skip_namespaces: tuple[str, ...] = SYSTEM_NAMESPACES,
+        figures_timeout_s: float = SCRAPE_TIMEOUT_S,
     ) -> None:
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
+        self.figures_timeout_s = figures_timeout_s
         self.skip_namespaces = skip_namespaces
         self.source = _short(f"metaserver:{self.url}")
         self._errors = _ErrorLog(self.source)
@@ -348,8 +442,12 @@ class MetaServerAppSource:
             return self._error(f"{where} sent no PodList for GET {PODS_PATH}: {exc}")
         if pods.kind and pods.kind != "PodList":
             return self._error(f"{where} sent a {pods.kind[:40]} for GET {PODS_PATH}, expected a PodList")
-        apps, error = limit_apps(apps_from_pods(pods, skip_namespaces=self.skip_namespaces))
+        apps, error = limit_apps(apps_from_pods(pods, skip_namespaces=self.skip_namespaces, scrape=self._scrape))
         return self._errors.report(self.source, error, apps)
+
+    def _scrape(self, url: str) -> tuple[dict[str, float] | None, str | None]:
+        # The pod's IP is on this node: the same no-proxy opener as the MetaServer's.
+        return scrape_figures(url, opener=self._opener, timeout_s=self.figures_timeout_s)
 
     def _error(self, text: str) -> AppReport:
         return self._errors.report(self.source, text)
