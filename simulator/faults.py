@@ -13,8 +13,9 @@ seconds), ``overheat`` (a GPU held at a temperature), ``skew`` (the box's clock 
 Faults of the simulated clusters (``simulator.cluster``), for the rollout work: ``edgecore`` (a box's edgecore is
 down: its node goes NotReady while its agent stays online), ``api-errors`` (a cluster's API server answers a
 share of requests with 409, 429, 500, 503 or a timeout), ``api-down`` (a cluster's API server is unreachable),
-``crash-loop`` (pods of one image version crash on one GPU model or at one site) and ``pull`` (image pulls at a
-site are slow or fail).
+``crash-loop`` (pods of one image version crash on one GPU model or at one site), ``pull`` (image pulls at a
+site are slow or fail) and ``slow`` (one app version runs, but its health figures are worse by a percentage:
+fps lower, latency, backlog and error rate higher; see ``simulator.figures``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,18 @@ from simulator.cluster.pods import Fate
 from simulator.cluster.troubles import API_ERRORS, ApiError, ApiTrouble
 
 FaultKind = Literal[
-    "stop", "drop", "cut", "overheat", "skew", "malformed", "edgecore", "api-errors", "api-down", "crash-loop", "pull"
+    "stop",
+    "drop",
+    "cut",
+    "overheat",
+    "skew",
+    "malformed",
+    "edgecore",
+    "api-errors",
+    "api-down",
+    "crash-loop",
+    "pull",
+    "slow",
 ]
 FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
 MalformedVariant = Literal["random-bytes", "wrong-shape", "wrong-schema", "other-box"]
@@ -45,6 +57,10 @@ MAX_PULL_DELAY_S: Final = 3_600.0
 MIXED: Final = "mixed"
 
 DEFAULT_OVERHEAT_C: Final = 95.0
+# A release 30% slower is what a site-baseline gate with a 10-20% tolerance must catch; up to 10x covers a release
+# that is badly broken but still runs.
+DEFAULT_SLOW_PERCENT: Final = 30.0
+MAX_SLOW_PERCENT: Final = 1_000.0
 DEFAULT_MALFORMED_COUNT: Final = 1
 # A day: longer faults are typos; an operator who wants longer clears and sets it again.
 MAX_SECONDS: Final = 86_400.0
@@ -89,6 +105,7 @@ class FaultRequest:
     gpu_model: str | None = None
     mode: str | None = None
     delay_s: float | None = None
+    by: float | None = None
 
 
 # Which request fields each kind needs and which it allows besides ``kind``.
@@ -104,6 +121,7 @@ _REQUIRED: Final[dict[str, frozenset[str]]] = {
     "api-down": frozenset({"cluster"}),
     "crash-loop": frozenset({"version"}),  # and a site or a GPU model: checked in ``check``
     "pull": frozenset({"site", "mode"}),
+    "slow": frozenset({"version"}),  # everywhere, or at a site or on a GPU model
 }
 _ALLOWED: Final[dict[str, frozenset[str]]] = {
     "stop": frozenset({"box", "site", "seconds"}),
@@ -117,6 +135,7 @@ _ALLOWED: Final[dict[str, frozenset[str]]] = {
     "api-down": frozenset({"cluster", "seconds"}),
     "crash-loop": frozenset({"version", "app", "site", "gpu_model", "seconds"}),
     "pull": frozenset({"site", "mode", "delay_s", "seconds"}),
+    "slow": frozenset({"version", "app", "site", "gpu_model", "by", "seconds"}),
 }
 # Kinds that target a whole cluster rather than a site or a box.
 _CLUSTER_KINDS: Final = frozenset({"api-errors", "api-down"})
@@ -138,7 +157,7 @@ class Fault:
 
     id: str
     kind: FaultKind
-    # None for the faults of a whole cluster (``cluster``) or, for crash-loop, of a GPU model everywhere.
+    # None for the faults of a whole cluster (``cluster``) or, for crash-loop and slow, of a GPU model or everywhere.
     site: SiteId | None
     box: BoxId | None
     started_at: float
@@ -152,6 +171,8 @@ class Fault:
     gpu_model: str | None = None
     mode: PullMode | None = None
     delay_s: float | None = None
+    # slow: how much worse the version's figures are, in percent.
+    by: float | None = None
     gpu: int | None = None
     temperature_c: float | None = None
     offset_s: float | None = None
@@ -202,6 +223,8 @@ class Faults:
                     field="site",
                 )
             fault = Fault(id="", kind=kind, site=None, box=None, started_at=0.0, expires_at=None)
+        elif kind == "slow" and request.site is None:
+            fault = Fault(id="", kind=kind, site=None, box=None, started_at=0.0, expires_at=None)
         else:
             site, box = self._target(kind, request)
             fault = Fault(id="", kind=kind, site=site, box=box, started_at=0.0, expires_at=None)
@@ -242,8 +265,15 @@ class Faults:
             _check_range("rate", request.rate, 0.0, 1.0, low_open=True)
             fault.rate = request.rate
             fault.errors = self._api_errors(request.errors)
-        elif kind == "crash-loop":
+        elif kind in ("crash-loop", "slow"):
             assert request.version is not None  # required above
+            if kind == "slow":
+                if request.site is not None and request.gpu_model is not None:
+                    raise FaultRejected(
+                        "invalid", "a slow fault is at a site or on a GPU model, not both", field="gpu_model"
+                    )
+                fault.by = DEFAULT_SLOW_PERCENT if request.by is None else request.by
+                _check_range("by", fault.by, 0.0, MAX_SLOW_PERCENT, low_open=True)
             fault.version = _text("version", request.version)
             fault.app = None if request.app is None else _text("app", request.app)
             if request.gpu_model is not None:
@@ -440,6 +470,24 @@ class Faults:
             return Fate(pull_error=error, crashes=crashes)
         return Fate(pull_s=latest.delay_s if latest is not None else None, crashes=crashes)
 
+    def slowdown_of(self, box: BoxId, app: str, version: str, now: float) -> float:
+        """How much worse (percent) the figures of ``app`` at ``version`` on ``box`` are now; 0 when no slow fault
+        matches. Of two matching faults the later one counts, as for the other kinds."""
+        known = self._inventory.boxes[box]
+        gpu_model = known.gpu.model if known.gpu is not None else None
+        matching = [
+            f.by
+            for f in self._faults.values()
+            if f.kind == "slow"
+            and f.active_at(now)
+            and f.version == version
+            and (f.app is None or f.app == app)
+            and (f.site is None or f.site == known.site)
+            and (f.gpu_model is None or f.gpu_model == gpu_model)
+            and f.by is not None
+        ]
+        return matching[-1] if matching else 0.0
+
     def take_malformed(self, box: BoxId, now: float) -> MalformedVariant | None:
         """The variant the box's next heartbeat is corrupted as, or None; counts it against the oldest fault."""
         for fault in self._for_box("malformed", box, now):
@@ -462,8 +510,9 @@ def _field_help(name: str) -> str:
         "offset_s": "an offset ('offset_s': seconds the box's clock is ahead, negative when behind)",
         "cluster": "a cluster ('cluster': a Cluster manifest's name)",
         "rate": "a rate ('rate': the share of requests that fail, more than 0 and at most 1)",
-        "version": "an image version ('version': the image tag that crashes)",
+        "version": "an image version ('version': the image tag the fault is about)",
         "mode": "a mode ('mode': slow or fail)",
+        "by": "a percentage ('by': how much worse the figures are)",
     }.get(name, repr(name))
 
 

@@ -47,6 +47,7 @@ from simulator.cluster.playing import SimulatedClusters
 from simulator.cluster.pods import Fate
 from simulator.cluster.troubles import ApiTrouble
 from simulator.faults import Fault, FaultRejected, FaultRequest, Faults
+from simulator.figures import SimulatedFigures
 from simulator.listening import listen_tcp
 from simulator.malformed import malformed_payload
 from simulator.networking import Connection, LinkDriver
@@ -298,7 +299,7 @@ class Simulation:
                 clock=self.clock,
                 skew=self._skew_reader(box_id),
                 overheat=self._overheat_reader(box_id),
-                apps=NodePodsAppSource(self._pods_reader(box)),
+                apps=NodePodsAppSource(self._pods_reader(box), figures=self._figures_reader(box)),
             )
             self.boxes.append(sim_box)
             self._by_id[box_id] = (sim_box, self.driver.add(sim_box.link))
@@ -314,6 +315,14 @@ class Simulation:
             return self.clusters.node_pods(cluster, box.node_name)
 
         return pods
+
+    def _figures_reader(self, box: Box) -> SimulatedFigures:
+        """The box's apps' figures: its site's baseline, worse by the slow faults on the app's version now."""
+
+        def slowdown(app: str, version: str) -> float:
+            return self.faults.slowdown_of(box.id, app, version, self.clock.monotonic())
+
+        return SimulatedFigures(seed=self.options.seed, site=box.site, box=box.id, slowdown=slowdown)
 
     def _skew_reader(self, box: BoxId) -> Callable[[], float]:
         return lambda: self.faults.skew_of(box, self.clock.monotonic())

@@ -238,10 +238,17 @@ class NodePodsAppSource:
     agent's own ``apps_from_pods``, so the agent's view and Kubernetes' agree unless a fault parts them.
 
     ``pods()`` gives the node's pods as its MetaServer serves them, or None while edgecore is down (the MetaServer
-    with it): then the report carries the agent's own error for an unreachable MetaServer and no apps."""
+    with it): then the report carries the agent's own error for an unreachable MetaServer and no apps.
+    ``figures(app)`` gives a running app's health figures (``simulator.figures.SimulatedFigures``)."""
 
-    def __init__(self, pods: Callable[[], list[dict[str, Any]] | None]) -> None:
+    def __init__(
+        self,
+        pods: Callable[[], list[dict[str, Any]] | None],
+        *,
+        figures: Callable[[AppState], dict[str, float] | None] | None = None,
+    ) -> None:
         self._pods = pods
+        self._figures = figures
 
     def read(self) -> AppReport:
         pods = self._pods()
@@ -249,4 +256,7 @@ class NodePodsAppSource:
             return AppReport(source=METASERVER_SOURCE, error=METASERVER_DOWN)
         listed = msgspec.convert({"kind": "PodList", "items": pods}, PodList)
         apps, error = limit_apps(apps_from_pods(listed))
+        if self._figures is not None:
+            # What the agent would scrape from each running pod's /metrics (``simulator.figures``).
+            apps = [msgspec.structs.replace(app, figures=self._figures(app)) for app in apps]
         return AppReport(source=METASERVER_SOURCE, error=error, apps=apps)

@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final, get_args
+from typing import Any, Final, get_args
 from urllib.parse import urlsplit
 
 import msgspec
@@ -123,7 +123,7 @@ class _FileApp(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     version: str
     state: AppRunState
     detail: str | None = None
-    figures: dict[str, float | int | None] | None = None
+    figures: dict[str, Any] | None = None
 
 
 class _AppsFile(Struct, forbid_unknown_fields=True):
