@@ -47,6 +47,7 @@ class FaultBody(BaseModel):
     gpu_model: str | None = None
     mode: str | None = None
     delay_s: float | None = None
+    by: float | None = None
 
 
 def get_simulation(request: Request) -> Simulation:
@@ -84,6 +85,8 @@ def fault_view(fault: Fault, simulation: Simulation) -> dict[str, Any]:
         view |= {"version": fault.version, "app": fault.app, "gpu_model": fault.gpu_model}
     elif fault.kind == "pull":
         view |= {"mode": fault.mode, "delay_s": fault.delay_s}
+    elif fault.kind == "slow":
+        view |= {"version": fault.version, "app": fault.app, "gpu_model": fault.gpu_model, "by": fault.by}
     return view
 
 

@@ -336,6 +336,38 @@ def fault_crash_loop(
     )
 
 
+@fault_app.command("slow")
+def fault_slow(
+    version: Annotated[str, typer.Option("--version", metavar="TAG", help="The app version that runs slower.")],
+    app: Annotated[
+        str | None, typer.Option("--app", metavar="APP", help="Only this app (e.g. sorting-recognition).")
+    ] = None,
+    site: Annotated[str | None, typer.Option("--site", metavar="SITE", help="Only at this site.")] = None,
+    gpu_model: Annotated[
+        str | None, typer.Option("--gpu-model", metavar="MODEL", help="Only on boxes with this GPU model.")
+    ] = None,
+    by: Annotated[
+        float | None,
+        typer.Option("--by", metavar="PERCENT", help="How much worse its figures are (default 30)."),
+    ] = None,
+    seconds: ForOption = None,
+    url: UrlOption = DEFAULT_SIM_URL,
+) -> None:
+    """Make one app version's health figures worse (fps lower; latency, upload backlog, error rate higher)."""
+    _inject(
+        url,
+        {
+            "kind": "slow",
+            "version": version,
+            "app": app,
+            "site": site,
+            "gpu_model": gpu_model,
+            "by": by,
+            "seconds": seconds,
+        },
+    )
+
+
 @fault_app.command("pull")
 def fault_pull(
     site: Annotated[str, typer.Option("--site", metavar="SITE", help="The site whose image pulls are troubled.")],
@@ -396,8 +428,8 @@ def _inject(url: str, body: dict[str, Any]) -> None:
 
     fault = _call(url, "POST", "/faults", json={k: v for k, v in body.items() if v is not None})
     target = fault["box"] or (f"site {fault['site']}" if fault["site"] else f"cluster {fault.get('cluster')}")
-    if fault["kind"] == "crash-loop" and not fault["site"]:
-        target = f"GPU model {fault['gpu_model']}"
+    if fault["kind"] in ("crash-loop", "slow") and not fault["site"]:
+        target = f"GPU model {fault['gpu_model']}" if fault["gpu_model"] else "everywhere"
     until = "until cleared" if fault["remaining_s"] is None else f"for {fault['remaining_s']:g} s"
     if fault["kind"] == "drop":
         until = "(it reconnects by itself)"
@@ -485,6 +517,9 @@ def _details(fault: dict[str, Any]) -> str:
     if fault["kind"] == "crash-loop":
         where = [w for w in (fault["app"], fault["gpu_model"] and f"on {fault['gpu_model']}") if w]
         return " ".join([f"version {fault['version']}", *where])
+    if fault["kind"] == "slow":
+        where = [w for w in (fault["app"], fault["gpu_model"] and f"on {fault['gpu_model']}") if w]
+        return " ".join([f"version {fault['version']}", *where, f"{fault['by']:g}% worse"])
     if fault["kind"] == "pull":
         return "pulls fail" if fault["mode"] == "fail" else f"pulls take {fault['delay_s']:g} s"
     return ""

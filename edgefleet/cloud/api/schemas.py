@@ -178,6 +178,11 @@ class AppPublic(_Public):
     version: str
     state: AppRunState
     detail: str | None
+    figures: dict[str, float] | None = Field(
+        default=None,
+        description="The app's health figures as the box last reported them (upload_backlog, error_rate_percent, "
+        "fps, inference_latency_ms; docs/protocol.md); absent when it reports none.",
+    )
 
 
 class AppReportPublic(_Public):
