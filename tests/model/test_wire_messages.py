@@ -7,10 +7,13 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from edgefleet import topics
 from edgefleet.errors import MessageRejected
 from edgefleet.messages import (
+    MAX_FIGURE_VALUE,
+    MAX_FIGURES,
     MAX_MESSAGE_BYTES,
     SCHEMA_VERSION,
     AppReport,
@@ -122,3 +125,84 @@ def test_topic_builders_match_the_parser_and_filters() -> None:
     assert topics.parse_box_topic(topics.heartbeat_topic("a-1")) == ("a-1", "heartbeat")
     assert topics.parse_box_topic(topics.status_topic("a-1")) == ("a-1", "status")
     assert topics.shared(topics.HEARTBEAT_FILTER) == "$share/edgefleet-cloud/edgefleet/v1/boxes/+/heartbeat"
+
+
+# --- app health figures ------------------------------------------------------------------------------------------
+
+FIGURE_NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,39}", fullmatch=True)
+FIGURE_VALUES = st.floats(min_value=-MAX_FIGURE_VALUE, max_value=MAX_FIGURE_VALUE, allow_nan=False)
+
+
+def _with_figures(figures: object) -> bytes:
+    raw = json.loads(encode(heartbeat()))
+    raw["apps"]["apps"][0]["figures"] = figures
+    return json.dumps(raw).encode()
+
+
+@given(figures=st.none() | st.dictionaries(FIGURE_NAMES, FIGURE_VALUES, max_size=MAX_FIGURES))
+def test_app_figures_round_trip(figures: dict[str, float] | None) -> None:
+    app = AppState(name="sorting-recognition", version="2.3.1", state="running", figures=figures)
+    sent = heartbeat(apps=AppReport(source="none", apps=[app]))
+    assert decode_heartbeat(encode(sent)) == sent
+
+
+def test_a_heartbeat_without_figures_from_an_older_agent_decodes_with_none() -> None:
+    raw = json.loads(encode(heartbeat()))
+    del raw["apps"]["apps"][0]["figures"]
+    assert decode_heartbeat(json.dumps(raw).encode()).apps.apps[0].figures is None
+
+
+@pytest.mark.parametrize(
+    ("figures", "detail"),
+    [
+        ({"Fps": 25.0}, "Expected `str` matching regex '^[a-z][a-z0-9_]*$' - at `key` in `$.apps.apps[0].figures`"),
+        ({"": 1.0}, "at `key` in `$.apps.apps[0].figures`"),
+        ({"x" * 41: 1.0}, "length <= 40"),
+        ({"fps-now": 1.0}, "matching regex"),
+        (
+            {f"f{i}": 1.0 for i in range(MAX_FIGURES + 1)},
+            "Expected `object` of length <= 8 - at `$.apps.apps[0].figures`",
+        ),
+        ({"fps": 1e16}, "Expected `float` <= 1000000000000000.0 - at `$.apps.apps[0].figures[...]`"),
+        ({"fps": -1e16}, "Expected `float` >= -1000000000000000.0"),
+        ({"fps": "25"}, "Expected `float`, got `str`"),
+        ({"fps": [25]}, "Expected `float`, got `array`"),
+        ([25], "Expected `object | null`, got `array` - at `$.apps.apps[0].figures`"),
+    ],
+)
+def test_bad_figures_are_refused_at_decode_naming_the_field(figures: object, detail: str) -> None:
+    with pytest.raises(MessageRejected) as caught:
+        decode_heartbeat(_with_figures(figures))
+    assert caught.value.cause == "malformed"
+    assert detail in str(caught.value)
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "1e999"])
+def test_json_without_finite_numbers_is_refused(literal: str) -> None:
+    """JSON has no NaN or infinity, and a number past a double's range is refused rather than read as infinity."""
+    payload = _with_figures({"fps": 0.0}).replace(b'"fps": 0.0', b'"fps": ' + literal.encode())
+    assert literal.encode() in payload
+    with pytest.raises(MessageRejected) as caught:
+        decode_heartbeat(payload)
+    assert caught.value.cause == "malformed"
+
+
+def test_64_apps_with_every_figure_at_its_bounds_fit_the_limit() -> None:
+    """The figures' bounds keep 64 apps of a real box (pod-length details), each with 8 figures of the longest
+    names and widest numbers, under MAX_MESSAGE_BYTES. (64 apps with every text at 256 characters exceed it even
+    without figures: the agent then leaves the apps list out, edgefleet.agent.running.)"""
+    figures = {f"{'f' * 38}{i:02d}": -MAX_FIGURE_VALUE / 3 for i in range(MAX_FIGURES)}
+    apps = [
+        AppState(
+            name=f"sorting-recognition-{i:02d}",
+            version="3.5.0-rc.1",
+            state="running",
+            detail=f"pod edgefleet/sorting-recognition-{i:02d}-5c6b7d8f9-abcde: restarts 12",
+            figures=figures,
+        )
+        for i in range(64)
+    ]
+    payload = encode(heartbeat(apps=AppReport(source="metaserver:http://127.0.0.1:10550", apps=apps)))
+    without = encode(heartbeat(apps=AppReport(source="none", apps=[replace(a, figures=None) for a in apps])))
+    assert len(payload) - len(without) > 30_000, "the figures are at their bounds"
+    assert len(payload) < MAX_MESSAGE_BYTES, len(payload)
