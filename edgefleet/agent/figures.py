@@ -127,8 +127,9 @@ def _parse_value(text: str, number: int) -> float:
 def parse_prometheus_text(text: str) -> list[Sample]:
     """Every sample line of a Prometheus text page, in order; raises MetricsParseError naming the first bad line."""
     samples = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
+    # Lines end at "\n" only (the format's rule): a label value may hold any other character, "\r" included.
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.strip(" \t\r")
         if not line or line.startswith("#"):
             continue
         match = _NAME.match(line)
