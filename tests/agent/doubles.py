@@ -237,3 +237,54 @@ def serve_metaserver(pods: dict[str, Any] = POD_LIST) -> Iterator[tuple[str, typ
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+METRICS_PAGE = """\
+# HELP scan_upload_backlog Scans waiting to be uploaded.
+# TYPE scan_upload_backlog gauge
+scan_upload_backlog{queue="express"} 12
+scan_upload_backlog{queue="standard"} 30
+# TYPE scan_upload_errors_ratio gauge
+scan_upload_errors_ratio 0.0042
+# TYPE process_cpu_seconds_total counter
+process_cpu_seconds_total 1234.5
+"""
+
+
+class FakeMetrics(BaseHTTPRequestHandler):
+    """An app's /metrics page: answers every GET with ``body`` and ``status`` (after ``hold`` is set, when given)."""
+
+    body: ClassVar[bytes] = METRICS_PAGE.encode()
+    status: ClassVar[int] = 200
+    hold: ClassVar[threading.Event | None] = None
+    paths: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.paths.append(self.path)
+        if self.hold is not None:
+            self.hold.wait(10)  # released by the test's teardown; the agent gives up long before
+        self.send_response(self.status)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def serve_metrics(**attributes: Any) -> Iterator[tuple[int, type[FakeMetrics]]]:
+    """An app serving its /metrics page on a free port of 127.0.0.1: the port and the handler class."""
+    handler = type("Handler", (FakeMetrics,), {"paths": [], **attributes})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], handler
+    finally:
+        if handler.hold is not None:
+            handler.hold.set()
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -9,11 +9,8 @@ import math
 import re
 import threading
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import msgspec
 import pytest
@@ -39,19 +36,10 @@ from edgefleet.agent.figures import (
     scrape_figures,
 )
 from edgefleet.messages import MAX_FIGURES, AppState
-from tests.agent.doubles import POD_LIST, serve_metaserver
+from tests.agent.doubles import METRICS_PAGE, POD_LIST, serve_metaserver, serve_metrics
 from tests.support.peers import free_port
 
-PAGE = """\
-# HELP scan_upload_backlog Scans waiting to be uploaded.
-# TYPE scan_upload_backlog gauge
-scan_upload_backlog{queue="express"} 12
-scan_upload_backlog{queue="standard"} 30
-# TYPE scan_upload_errors_ratio gauge
-scan_upload_errors_ratio 0.0042
-# TYPE process_cpu_seconds_total counter
-process_cpu_seconds_total 1234.5
-"""
+PAGE = METRICS_PAGE
 
 
 # --- the Prometheus text parser ------------------------------------------------------------------------------
@@ -288,42 +276,6 @@ def test_a_pod_names_where_its_figures_are(pod: Pod, expected: tuple[str | None,
 
 
 # --- scraping, through real sockets --------------------------------------------------------------------------
-
-
-class _Metrics(BaseHTTPRequestHandler):
-    body: ClassVar[bytes] = PAGE.encode()
-    status: ClassVar[int] = 200
-    hold: ClassVar[threading.Event | None] = None
-    paths: ClassVar[list[str]] = []
-
-    def do_GET(self) -> None:
-        self.paths.append(self.path)
-        if self.hold is not None:
-            self.hold.wait(10)  # released by the test's teardown; the agent gives up long before
-        self.send_response(self.status)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextmanager
-def serve_metrics(**attributes: Any) -> Iterator[tuple[int, type[_Metrics]]]:
-    handler = type("Handler", (_Metrics,), {"paths": [], **attributes})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], handler
-    finally:
-        if handler.hold is not None:
-            handler.hold.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))

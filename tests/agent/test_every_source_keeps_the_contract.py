@@ -9,7 +9,9 @@ that is down...), a few samples each, all through the same checks."""
 
 from __future__ import annotations
 
+import copy
 import inspect
+import math
 import re
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -20,16 +22,18 @@ from typing import Any, Generic, TypeVar, get_args
 import pynvml
 import pytest
 
-from edgefleet.agent.apps import MAX_APPS, FileAppSource, MetaServerAppSource, NoAppSource
+from edgefleet.agent.apps import FIGURES_PORT_ANNOTATION, MAX_APPS, FileAppSource, MetaServerAppSource, NoAppSource
 from edgefleet.agent.gpu import NoGpuProbe, NvmlProbe
 from edgefleet.agent.probes import ProcHostProbe
 from edgefleet.agent.reporting import BoxReporter
 from edgefleet.agent.sources import AppSource, GpuProbe, HostProbe
 from edgefleet.agent.throttle_reasons import SW_POWER_CAP, SW_THERMAL_SLOWDOWN, THROTTLE_REASONS
 from edgefleet.clock import FakeClock
+from edgefleet.cloud.rollouts.gates import FIGURES as GATE_FIGURES
 from edgefleet.ids import BoxId, SiteId
 from edgefleet.inventory import Box, GpuSpec
 from edgefleet.messages import (
+    FIGURE_NAME_PATTERN,
     AppReport,
     AppRunState,
     AppState,
@@ -40,8 +44,10 @@ from edgefleet.messages import (
     decode_heartbeat,
     encode,
 )
+from simulator.figures import SHAPES as SIMULATED_FIGURES
+from simulator.figures import SimulatedFigures
 from simulator.sources import NodePodsAppSource, SimulatedAppSource, SimulatedGpuProbe, SimulatedHostProbe
-from tests.agent.doubles import LIBRARY_NOT_FOUND, FakeGpu, FakeNvml, serve_metaserver
+from tests.agent.doubles import LIBRARY_NOT_FOUND, POD_LIST, FakeGpu, FakeNvml, serve_metaserver, serve_metrics
 from tests.support.peers import free_port
 
 S = TypeVar("S", HostProbe, GpuProbe, AppSource)
@@ -132,6 +138,7 @@ class Case(Generic[S]):
 
     build: Callable[[ExitStack, Path], S]
     throttles: bool = False  # a GPU must show a throttle reason: the spelling check is not vacuous for this source
+    figures: bool = False  # an app must show figures: the figure checks are not vacuous for this source
 
 
 def _apps_file(text: str) -> Callable[[ExitStack, Path], FileAppSource]:
@@ -146,6 +153,29 @@ def _apps_file(text: str) -> Callable[[ExitStack, Path], FileAppSource]:
 def _metaserver(stack: ExitStack, tmp_path: Path) -> MetaServerAppSource:
     url, _ = stack.enter_context(serve_metaserver())
     return MetaServerAppSource(url)
+
+
+def _metaserver_with_figures(stack: ExitStack, tmp_path: Path) -> MetaServerAppSource:
+    """A MetaServer whose scan-upload pods name a metrics port: one served by the app, one where nothing listens."""
+    port, _ = stack.enter_context(serve_metrics())
+    pods = copy.deepcopy(POD_LIST)
+    served = next(p for p in pods["items"] if p["metadata"]["name"].startswith("scan-upload"))
+    down = copy.deepcopy(served)
+    for pod, to in ((served, port), (down, free_port())):
+        pod["metadata"]["annotations"] = {FIGURES_PORT_ANNOTATION: str(to)}
+        pod["status"]["podIP"] = "127.0.0.1"
+    down["metadata"]["name"] = "scan-upload-down"
+    pods["items"].append(down)
+    url, _ = stack.enter_context(serve_metaserver(pods))
+    return MetaServerAppSource(url)
+
+
+def _node_pods_with_figures(slowdown: float) -> Callable[[ExitStack, Path], NodePodsAppSource]:
+    def build(stack: ExitStack, tmp_path: Path) -> NodePodsAppSource:
+        figures = SimulatedFigures(seed=SEED, site="s", box="s-gpu-01", slowdown=lambda app, version: slowdown)
+        return NodePodsAppSource(_seeded_pods, figures=figures)
+
+    return build
 
 
 def _installed_nvml(stack: ExitStack, tmp_path: Path) -> NvmlProbe:
@@ -191,17 +221,27 @@ APP_SOURCES: dict[str, Case[AppSource]] = {
     "file-json": Case(
         _apps_file('{"apps": [{"name": "scan-upload", "version": "2.4.1", "state": "running", "detail": "ok"}]}')
     ),
+    "file-json-figures": Case(
+        _apps_file(
+            '{"apps": [{"name": "scan-upload", "version": "2.4.1", "state": "running", "figures": '
+            '{"upload_backlog": 84, "error_rate_percent": 0.31, "Bad": 1, "huge": 1e300, "text": "x"}}]}'
+        ),
+        figures=True,
+    ),
     "file-lines": Case(_apps_file("scan-upload 2.4.1 running\nlabel-print 0.3 stopped for maintenance\n")),
     "file-too-many": Case(_apps_file("".join(f"app-{i} 1.0 running\n" for i in range(MAX_APPS + 1)))),
     "file-malformed": Case(_apps_file("scan-upload 2.4.1 crashed\n")),
     "file-missing": Case(lambda stack, tmp: FileAppSource(tmp / "missing.json")),
     "metaserver": Case(_metaserver),
+    "metaserver-figures": Case(_metaserver_with_figures, figures=True),
     "metaserver-down": Case(lambda stack, tmp: MetaServerAppSource(f"http://127.0.0.1:{free_port()}")),
     "none": Case(lambda stack, tmp: NoAppSource()),
     "simulated-gpu-box": Case(lambda stack, tmp: SimulatedAppSource(GPU_BOX, seed=SEED)),
     "simulated-edge-node": Case(lambda stack, tmp: SimulatedAppSource(EDGE_NODE, seed=SEED)),
     "simulated-cluster-node": Case(lambda stack, tmp: SimulatedAppSource(CLUSTER_NODE, seed=SEED)),
     "simulated-node-pods": Case(lambda stack, tmp: NodePodsAppSource(_seeded_pods)),
+    "simulated-node-pods-figures": Case(_node_pods_with_figures(0.0), figures=True),
+    "simulated-node-pods-slow": Case(_node_pods_with_figures(300.0), figures=True),
     "simulated-metaserver-down": Case(lambda stack, tmp: NodePodsAppSource(lambda: None)),
 }
 
@@ -291,6 +331,7 @@ def test_every_gpu_probe_keeps_the_contract(name: str, stack: ExitStack, tmp_pat
 def test_every_apps_source_keeps_the_contract(name: str, stack: ExitStack, tmp_path: Path) -> None:
     source = APP_SOURCES[name].build(stack, tmp_path)
     forms = documented_app_sources()
+    with_figures = False
     for _ in range(SAMPLES):
         report = source.read()
         assert type(report) is AppReport
@@ -302,6 +343,38 @@ def test_every_apps_source_keeps_the_contract(name: str, stack: ExitStack, tmp_p
             assert app.name
             assert app.version
             assert app.detail is None or app.detail
+            assert app.figures is None or app.state == "running", "only a running app reports figures"
+            for figure, value in (app.figures or {}).items():
+                assert re.fullmatch(FIGURE_NAME_PATTERN, figure)
+                assert math.isfinite(value)
+                low, high = FIGURE_RANGES.get(figure, (-math.inf, math.inf))
+                assert low <= value <= high, f"{figure} {value} is not in its unit ({low}..{high})"
+            with_figures = with_figures or bool(app.figures)
+    assert with_figures or not APP_SOURCES[name].figures, "this source reports figures, so they are checked"
+
+
+# The documented figures' units (docs/protocol.md, "App health figures"): a backlog counts parcels, a rate is a
+# percentage, fps and milliseconds are never negative and a latency in seconds would show as under 1.
+FIGURE_RANGES: dict[str, tuple[float, float]] = {
+    "upload_backlog": (0.0, 1e9),
+    "error_rate_percent": (0.0, 100.0),
+    "fps": (0.0, 1000.0),
+    "inference_latency_ms": (1.0, 60_000.0),
+}
+
+
+def documented_figures() -> dict[str, tuple[str, str]]:
+    """Figure -> (app, better) from docs/protocol.md's table of app health figures."""
+    rows = re.findall(r"^\| ([a-z-]+) \| `([a-z_]+)` \| [^|]+ \| [^|]+ \| (higher|lower) \|$", doc(), re.MULTILINE)
+    assert rows, "docs/protocol.md no longer has the table of app health figures"
+    return {figure: (app, better) for app, figure, better in rows}
+
+
+def test_the_docs_the_health_gate_and_the_simulator_agree_on_the_figures() -> None:
+    gate = {f.name: (app, f.better) for app, figures in GATE_FIGURES.items() for f in figures}
+    simulated = {s.name: (app, s.better) for app, shapes in SIMULATED_FIGURES.items() for s in shapes}
+    assert documented_figures() == gate == simulated
+    assert set(FIGURE_RANGES) == set(gate)
 
 
 def at_most(part: int | None, whole: int | None) -> bool:
