@@ -1,6 +1,7 @@
 """``sim run``'s cluster faults through its control API: edgecore down on one box makes only that node NotReady
 while the box's agent stays connected; a cluster's API server down refuses connections and, back on the same
-URL, has not marked any node NotReady for its own outage; api-errors fail requests as the API server would."""
+URL, has not marked any node NotReady for its own outage; api-errors fail requests as the API server would; a
+slow version reports worse figures while the fault lasts."""
 
 from __future__ import annotations
 
@@ -157,6 +158,9 @@ def test_a_bad_version_crash_loops_where_the_fault_says_and_its_agent_says_so(
 
     detail = wait_for(crashing, timeout=30, interval=0.2, what="a GPU box reporting 9.9.9 failed")
     assert "CrashLoopBackOff" in detail or "exited with code" in detail, detail
+    failed = [a for b in GPUS_A for a in watcher.heartbeats(b)[-1].apps.apps if a.state == "failed"]
+    assert failed
+    assert all(a.figures is None for a in failed), "a crash-looping app reports no figures"
     # The site's edge node runs scan-upload untouched; the agent's view and Kubernetes' agree on the failure.
     assert [(a.name, a.state) for a in watcher.heartbeats(EDGE_A)[-1].apps.apps] == [("scan-upload", "running")]
     status = httpx.get(daemonset, timeout=10).json()["status"]
@@ -172,3 +176,44 @@ def test_edgecore_down_takes_the_metaserver_with_it(running: BackgroundSimulator
 
     wait_for(unreadable, timeout=10, what=f"{GPU_A} reporting its MetaServer unreachable")
     assert "is edgecore running" in (watcher.heartbeats(GPU_A)[-1].apps.error or "")
+
+
+def _latest_figures(watcher: Watcher, box: str) -> dict[str, float] | None:
+    beats = watcher.heartbeats(box)
+    apps = beats[-1].apps.apps if beats else []
+    return apps[0].figures if apps and apps[0].state == "running" else None
+
+
+def test_a_slow_version_reports_lower_fps_until_cleared(running: BackgroundSimulator, watcher: Watcher) -> None:
+    """Every box reports its site's figures; a slow fault on the version the site runs makes its fps drop (a
+    release twice as slow: half the frames) and its latency rise, and clearing it brings them back."""
+    before = wait_for(
+        lambda: all(_latest_figures(watcher, b) for b in (*GPUS_A, EDGE_A)) and _latest_figures(watcher, GPU_A),
+        timeout=20,
+        what="the site's boxes reporting figures",
+    )
+    assert set(before) == {"fps", "inference_latency_ms"}
+    scan = _latest_figures(watcher, EDGE_A)
+    assert scan is not None
+    assert set(scan) == {"upload_backlog", "error_rate_percent"}
+    version = _latest_apps(watcher, GPU_A)[0][1]
+    fault = _inject(running, kind="slow", version=version, app="sorting-recognition", site=SITE_A, by=100)
+    assert (fault["kind"], fault["version"], fault["by"]) == ("slow", version, 100.0)
+
+    def slowed() -> dict[str, float] | None:
+        now = _latest_figures(watcher, GPU_A)
+        return now if now is not None and now["fps"] < 0.7 * before["fps"] else None
+
+    during = wait_for(slowed, timeout=20, interval=0.2, what=f"{GPU_A} reporting lower fps")
+    assert during["inference_latency_ms"] > 1.4 * before["inference_latency_ms"]
+    edge = _latest_figures(watcher, EDGE_A)
+    assert edge is not None
+    assert edge["upload_backlog"] < 1.4 * scan["upload_backlog"], "scan-upload is not the slow app"
+
+    httpx.delete(f"{running.url}/faults/{fault['id']}", timeout=10).raise_for_status()
+    wait_for(
+        lambda: (now := _latest_figures(watcher, GPU_A)) is not None and now["fps"] > 0.85 * before["fps"],
+        timeout=20,
+        interval=0.2,
+        what=f"{GPU_A} back at its fps",
+    )
