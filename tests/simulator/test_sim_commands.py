@@ -79,6 +79,11 @@ def test_cluster_faults_are_injected_and_listed_in_readable_terms(sim: Backgroun
             "injected crash-loop-4: crash-loop GPU model NVIDIA L4 until cleared",
         ),
         (["pull", "--site", SITE_B, "--mode", "slow", "--delay", "90"], "injected pull-5: pull site site-02"),
+        (
+            ["slow", "--version", "3.5.0", "--app", "sorting-recognition", "--site", SITE_B, "--by", "40"],
+            "injected slow-6: slow site site-02 until cleared",
+        ),
+        (["slow", "--version", "1.13.1"], "injected slow-7: slow everywhere until cleared"),
     ]
     for args, said in steps:
         result = runner.invoke(app, ["fault", *args], env=env)
@@ -88,10 +93,12 @@ def test_cluster_faults_are_injected_and_listed_in_readable_terms(sim: Backgroun
     assert f"cluster {TEST_HOST}: 25% fail with 429, timeout" in listed
     assert "version 2.4.0 on NVIDIA L4" in listed
     assert "pulls take 90 s" in listed
+    assert "version 3.5.0 sorting-recognition 40% worse" in listed
+    assert "version 1.13.1 30% worse" in listed
     refused = runner.invoke(app, ["fault", "api-errors", "--cluster", "mars", "--rate", "1"], env=env)
     assert refused.exit_code != 0
     assert "no cluster 'mars' in the simulated fleet" in refused.output
-    assert "cleared 5 fault(s)" in runner.invoke(app, ["fault", "clear"], env=env).output
+    assert "cleared 7 fault(s)" in runner.invoke(app, ["fault", "clear"], env=env).output
 
 
 def test_status_shows_the_fleet_and_one_site(sim: BackgroundSimulator, runner: CliRunner) -> None:
