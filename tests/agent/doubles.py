@@ -276,7 +276,7 @@ class FakeMetrics(BaseHTTPRequestHandler):
 @contextmanager
 def serve_metrics(**attributes: Any) -> Iterator[tuple[int, type[FakeMetrics]]]:
     """An app serving its /metrics page on a free port of 127.0.0.1: the port and the handler class."""
-    handler = type("Handler", (FakeMetrics,), {"paths": [], **attributes})
+    handler: type[FakeMetrics] = type("Handler", (FakeMetrics,), {"paths": [], **attributes})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()

@@ -97,7 +97,7 @@ def test_the_parser_names_the_bad_line(text: str, error: str) -> None:
 
 NAMES = st.from_regex(r"[a-zA-Z_:][a-zA-Z0-9_:]{0,20}", fullmatch=True)
 LABEL_NAMES = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,10}", fullmatch=True)
-LABEL_VALUES = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+LABEL_VALUES = st.text(st.characters(codec="utf-8"), max_size=12)
 VALUES = st.floats(allow_nan=False)
 
 

@@ -187,11 +187,11 @@ def _latest_figures(watcher: Watcher, box: str) -> dict[str, float] | None:
 def test_a_slow_version_reports_lower_fps_until_cleared(running: BackgroundSimulator, watcher: Watcher) -> None:
     """Every box reports its site's figures; a slow fault on the version the site runs makes its fps drop (a
     release twice as slow: half the frames) and its latency rise, and clearing it brings them back."""
-    before = wait_for(
-        lambda: all(_latest_figures(watcher, b) for b in (*GPUS_A, EDGE_A)) and _latest_figures(watcher, GPU_A),
-        timeout=20,
-        what="the site's boxes reporting figures",
-    )
+
+    def reporting() -> dict[str, float] | None:
+        return _latest_figures(watcher, GPU_A) if all(_latest_figures(watcher, b) for b in (*GPUS_A, EDGE_A)) else None
+
+    before = wait_for(reporting, timeout=20, what="the site's boxes reporting figures")
     assert set(before) == {"fps", "inference_latency_ms"}
     scan = _latest_figures(watcher, EDGE_A)
     assert scan is not None

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from edgefleet.messages import AppReport, AppState
 from tests.cloud.api.memory import MemoryController, apps
 from tests.cloud.builders import gpus
 
@@ -137,3 +138,18 @@ def test_a_bad_history_window_is_a_422(client: httpx.Client, history_s: str) -> 
 
     assert response.status_code == 422
     assert response.json()["error"]["message"].startswith("query parameter 'history_s': ")
+
+
+def test_shows_each_apps_health_figures_as_the_box_sent_them(client: httpx.Client, memory: MemoryController) -> None:
+    report = AppReport(
+        source="metaserver:http://127.0.0.1:10550",
+        apps=[
+            AppState(name="sorting-recognition", version="3.5.0", state="running", figures={"fps": 26.5}),
+            AppState(name="scan-upload", version="1.13.1", state="failed", detail="CrashLoopBackOff"),
+        ],
+    )
+    memory.beat("sh-pudong-gpu-01", app_report=report)
+
+    shown = client.get("/api/v1/boxes/sh-pudong-gpu-01").json()["latest"]["apps"]["apps"]
+
+    assert [(a["name"], a["figures"]) for a in shown] == [("sorting-recognition", {"fps": 26.5}), ("scan-upload", None)]
