@@ -1,9 +1,9 @@
 """An app's health figures (``AppState.figures``): read from the app's own Prometheus endpoint, or given in the apps
 file, and cleaned so that what goes on the wire always passes the controller's decoder.
 
-- ``parse_prometheus_text`` reads the Prometheus text exposition format (version 0.0.4) with prometheus_client's
-  own parser (a dependency of the package already, and allowed by the agent's import contracts: it is not the
-  controller's stack; docs/decisions.md) and gives the samples with their labels.
+- ``parse_prometheus_text`` reads the Prometheus text exposition format (version 0.0.4): the sample lines, with
+  their labels; comments, ``# HELP`` and ``# TYPE`` lines are skipped. Small on purpose: the agent needs a few
+  gauges and counters, and ``prometheus_client`` is not among the agent's dependencies (docs/decisions.md).
 - ``figures_from_samples`` maps the apps' metric names to figure names and units (``METRICS``).
 - ``clean_figures`` keeps what the wire accepts (``edgefleet.messages.Figures``) and names what it dropped.
 - ``scrape_figures`` does the one HTTP GET (stdlib urllib, a short timeout) and never raises.
@@ -20,8 +20,6 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from edgefleet.messages import FIGURE_NAME_PATTERN, MAX_FIGURE_NAME, MAX_FIGURE_VALUE, MAX_FIGURES
 
@@ -54,11 +52,15 @@ METRICS: Final[Mapping[str, MetricFigure]] = {
     "sorting_recognition_inference_latency_seconds": MetricFigure("inference_latency_ms", factor=1000.0),
 }
 
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _FIGURE_NAME = re.compile(FIGURE_NAME_PATTERN)
+_ESCAPES: Final = {"\\": "\\", '"': '"', "n": "\n"}
+_SPECIAL_VALUES: Final = {"NaN": math.nan, "+Inf": math.inf, "Inf": math.inf, "-Inf": -math.inf}
 
 
 class MetricsParseError(ValueError):
-    """A /metrics page that is not the Prometheus text format; the message says what the parser found wrong."""
+    """A line of a /metrics page that is not the Prometheus text format; the message names the line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,17 +70,81 @@ class Sample:
     value: float
 
 
-def parse_prometheus_text(text: str) -> list[Sample]:
-    """Every sample of a Prometheus text page, in order; raises MetricsParseError on a page that is not one.
-    prometheus_client's own parser reads it (docs/decisions.md), its error translated here, at the one boundary."""
+def _parse_labels(text: str, start: int, number: int) -> tuple[tuple[tuple[str, str], ...], int]:
+    """The labels of ``{a="x",b="y"}`` starting after the ``{`` at ``start``; returns them and the index after ``}``."""
+    labels: list[tuple[str, str]] = []
+    i = start
+    while True:
+        while i < len(text) and text[i] in " \t":
+            i += 1
+        if i < len(text) and text[i] == "}":
+            return tuple(labels), i + 1
+        match = _LABEL_NAME.match(text, i)
+        if match is None:
+            raise MetricsParseError(f"line {number}: expected a label name at column {i + 1}")
+        name = match.group()
+        i = match.end()
+        if text[i : i + 2] != '="':
+            raise MetricsParseError(f'line {number}: expected =" after label {name!r}')
+        i += 2
+        value: list[str] = []
+        while True:
+            if i >= len(text):
+                raise MetricsParseError(f"line {number}: label {name!r} has no closing quote")
+            ch = text[i]
+            if ch == '"':
+                i += 1
+                break
+            if ch == "\\":
+                escaped = _ESCAPES.get(text[i + 1 : i + 2])
+                if escaped is None:
+                    raise MetricsParseError(f"line {number}: bad escape in label {name!r}")
+                value.append(escaped)
+                i += 2
+                continue
+            value.append(ch)
+            i += 1
+        labels.append((name, "".join(value)))
+        while i < len(text) and text[i] in " \t":
+            i += 1
+        if i < len(text) and text[i] == ",":
+            i += 1
+        elif i < len(text) and text[i] == "}":
+            return tuple(labels), i + 1
+        else:
+            raise MetricsParseError(f"line {number}: expected , or }} after label {name!r}")
+
+
+def _parse_value(text: str, number: int) -> float:
+    if text in _SPECIAL_VALUES:
+        return _SPECIAL_VALUES[text]
     try:
-        return [
-            Sample(sample.name, tuple(sample.labels.items()), float(sample.value))
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-        ]
-    except ValueError as exc:  # the parser's one error type, for every kind of bad line
-        raise MetricsParseError(str(exc)[:120]) from exc
+        return float(text)
+    except ValueError:
+        raise MetricsParseError(f"line {number}: {text[:40]!r} is not a number") from None
+
+
+def parse_prometheus_text(text: str) -> list[Sample]:
+    """Every sample line of a Prometheus text page, in order; raises MetricsParseError naming the first bad line."""
+    samples = []
+    # Lines end at "\n" only (the format's rule): a label value may hold any other character, "\r" included.
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.strip(" \t\r")
+        if not line or line.startswith("#"):
+            continue
+        match = _NAME.match(line)
+        if match is None:
+            raise MetricsParseError(f"line {number}: {line[:40]!r} does not start with a metric name")
+        name = match.group()
+        i = match.end()
+        labels: tuple[tuple[str, str], ...] = ()
+        if i < len(line) and line[i] == "{":
+            labels, i = _parse_labels(line, i + 1, number)
+        rest = line[i:].split()
+        if not rest or len(rest) > 2 or (i < len(line) and line[i] not in " \t"):
+            raise MetricsParseError(f"line {number}: expected 'NAME[{{LABELS}}] VALUE [TIMESTAMP]'")
+        samples.append(Sample(name, labels, _parse_value(rest[0], number)))
+    return samples
 
 
 def figures_from_samples(samples: Iterable[Sample], metrics: Mapping[str, MetricFigure] = METRICS) -> dict[str, float]:
