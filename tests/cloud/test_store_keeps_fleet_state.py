@@ -9,11 +9,13 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from edgefleet.cloud.fleet import BoxLive, HealthHistory, HealthPoint, UnknownBox, apply_heartbeat, apply_status
 from edgefleet.cloud.store import Store, StoreError
 from edgefleet.errors import UnreachableError
 from edgefleet.ids import BoxId
+from edgefleet.messages import AppReport, AppState
 from tests.cloud.builders import BOOT_A, BOX, BOX_2, SITE, T0, heartbeat, status
 from tests.support.peers import free_port
 
@@ -189,3 +191,18 @@ def test_in_memory_sqlite_is_one_database_for_every_thread() -> None:
     store.create_schema()
     store.save([live_box()], [], [])
     assert len(store.load()[0]) == 1
+
+
+def test_app_figures_load_back_with_their_heartbeat(store: Store) -> None:
+    """The health gate's baselines come from the figures the boxes last sent: a restarted controller has them."""
+    sent = heartbeat(7)
+    apps = AppReport(
+        source="metaserver:http://127.0.0.1:10550",
+        apps=[AppState(name="sorting-recognition", version="3.5.0", state="running", figures={"fps": 26.5})],
+    )
+    box = BoxLive(BOX, SITE)
+    apply_heartbeat(box, replace(sent, apps=apps), received_at=T0 + 70)
+    store.save([box], [], [])
+    (loaded,), _ = store.load()
+    assert loaded.heartbeat is not None
+    assert loaded.heartbeat.apps == apps
