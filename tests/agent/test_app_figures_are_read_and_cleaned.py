@@ -27,6 +27,7 @@ from edgefleet.agent.apps import (
     parse_apps_file,
 )
 from edgefleet.agent.figures import (
+    MAX_METRICS_BYTES,
     METRICS,
     MetricsParseError,
     Sample,
@@ -297,6 +298,7 @@ def test_a_scrape_reads_the_figures() -> None:
         ({"body": b"\xff\xfe"}, "sent no UTF-8 text"),
         ({"body": b"go_goroutines 12\n"}, "has none of scan_upload_backlog, "),
         ({"hold": threading.Event()}, "did not answer within 0.2 s"),
+        ({"body": b"x 1\n" * (MAX_METRICS_BYTES // 4 + 1)}, f"sent more than {MAX_METRICS_BYTES} bytes"),
     ],
 )
 def test_a_failed_scrape_gives_no_figures_and_says_why(attributes: dict[str, Any], why: str) -> None:
