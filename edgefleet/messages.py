@@ -34,12 +34,13 @@ NonNegFloat = Annotated[float, Meta(ge=0, le=1e18)]
 Percent = Annotated[float, Meta(ge=0, le=100)]
 ShortText = Annotated[str, Meta(max_length=256)]
 # An app's health figures (docs/protocol.md, "App health figures"): a handful of named, finite numbers. Bounded so
-# that 64 apps with figures still fit a heartbeat (8 x ~40 bytes per app); the agent drops what would break these
-# bounds and says so in the app's detail, so a box never loses its whole heartbeat to one bad figure.
+# that 64 apps of a real box with figures still fit a heartbeat (8 x at most ~65 bytes per app); the agent drops
+# what would break these bounds and says so in the app's detail, so a box never loses its heartbeat to one figure.
 MAX_FIGURES: Final = 8
 FIGURE_NAME_PATTERN: Final = "^[a-z][a-z0-9_]*$"
 MAX_FIGURE_NAME: Final = 40
-# Finite only, and within what any gauge of an app can mean; 1e999 decodes as infinity and is refused here.
+# Within what any gauge of an app can mean, so sums and means over a site stay finite. JSON has no NaN or infinity,
+# and msgspec refuses a number past a double's range (1e999) rather than reading it as infinity.
 MAX_FIGURE_VALUE: Final = 1e15
 FigureName = Annotated[str, Meta(pattern=FIGURE_NAME_PATTERN, min_length=1, max_length=MAX_FIGURE_NAME)]
 FigureValue = Annotated[float, Meta(ge=-MAX_FIGURE_VALUE, le=MAX_FIGURE_VALUE)]
