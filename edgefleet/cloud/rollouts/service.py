@@ -27,12 +27,24 @@ from edgefleet.cloud.rollouts.store import (
     ActiveRolloutExists,
     AuditEntry,
     Hold,
+    RolloutNotFound,
     RolloutStore,
     StoredRollout,
 )
 from edgefleet.errors import EdgefleetError
 from edgefleet.ids import SiteId
 from edgefleet.releases import Release, load_release_text
+
+__all__ = [
+    "COMMANDS",
+    "ActiveRolloutExists",
+    "Command",
+    "Hold",
+    "RolloutNotFound",
+    "RolloutRefused",
+    "RolloutService",
+    "StoredRollout",
+]
 
 Command = Literal["pause", "resume", "promote", "abort", "rollback"]
 COMMANDS: Final[tuple[Command, ...]] = ("pause", "resume", "promote", "abort", "rollback")
