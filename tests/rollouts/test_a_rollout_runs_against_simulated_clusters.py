@@ -14,6 +14,7 @@ from edgefleet.cloud.rollouts.service import RolloutRefused
 from edgefleet.cloud.rollouts.store import ActiveRolloutExists
 from edgefleet.cloud.store import StoreError
 from tests.rollouts.world import SITES, World, release, small_world
+from tests.support.peers import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -190,3 +191,20 @@ def test_a_release_older_than_what_runs_is_refused_unless_it_is_a_rollback(world
     rollout, created = world.service.start(release("1.0.0", rollback=True), by="tester")
     assert created
     world.run_until(rollout.id, "done")
+
+
+def test_the_scheduled_tick_runs_a_rollout_with_no_one_ticking_by_hand(world: World) -> None:
+    world.restart(interval_s=0.1)
+    world.reconciler.start()
+    try:
+        rollout, _ = world.service.start(release("1.0.0"), by="tester")
+
+        def done() -> bool:
+            world.beat()  # the agents keep reporting; the schedule does the rest
+            return world.rollouts.get(rollout.id).status.state == "done"
+
+        wait_for(done, timeout=60, what="the scheduled ticks to finish the rollout")
+    finally:
+        world.reconciler.stop()
+    assert world.reconciler.ticks > 1
+    assert all(world.site_release(s)[1] == rollout.id for s in SITES)

@@ -125,9 +125,15 @@ class World:
         self.rollouts.create_schema()
         self.restart()
 
-    def restart(self) -> None:
+    def restart(self, *, interval_s: float = 2.0) -> None:
         """A new reconciler and service over the same database and fleet (what a new controller builds)."""
-        self.reconciler = Reconciler(self.rollouts, self.state, self.gateway, clock=self.clock)  # type: ignore[arg-type]
+        self.reconciler = Reconciler(
+            self.rollouts,
+            self.state,
+            self.gateway,  # type: ignore[arg-type]
+            clock=self.clock,
+            interval_s=interval_s,
+        )
         self.service = RolloutService(self.rollouts, self.state, self.reconciler, clock=self.clock)
 
     def running(self, site: SiteId) -> dict[str, Any] | None:
