@@ -124,6 +124,7 @@ class Controller:
                 clock=clock,
                 alerting=lambda: self.alerting,
                 interval_s=rollout_tick_s,
+                releases_dir=settings.releases_dir,
             )
             self.rollouts: RolloutService | None = RolloutService(
                 self.rollout_store, self.state, self.reconciler, clock=clock

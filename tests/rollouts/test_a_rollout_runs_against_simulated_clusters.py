@@ -111,6 +111,51 @@ def test_a_site_past_the_threshold_aborts_and_every_touched_site_goes_back_to_it
     assert sorted(e.what for e in reverts) == sorted(f"revert {s} to scan-upload-1.0.0" for s in SITES)
 
 
+def _abort_with_a_stuck_site(world: World) -> str:
+    world.stuck.add(SITES[1])  # its agents never report 2.0.0
+    rollout, _ = world.service.start(release("2.0.0", failed_sites=0), by="tester")
+    for _ in range(200):
+        current = world.step(rollout.id)
+        if all(current.status.sites[s].state == "passed" for s in SITES if s != SITES[1]):
+            break
+    world.clock.advance(3601)
+    world.run_until(rollout.id, "aborted")
+    return rollout.id
+
+
+def test_a_workload_set_up_before_rollouts_goes_back_to_its_release_file(world: World, tmp_path: Path) -> None:
+    releases = tmp_path / "releases"
+    releases.mkdir()
+    (releases / "scan-upload-1.0.0.yaml").write_text(release("1.0.0"))
+    for site in SITES:
+        world.seed_unlabelled(site, "1.0.0")
+    world.releases_dir = releases
+    world.restart()
+
+    rollout_id = _abort_with_a_stuck_site(world)
+
+    assert world.rollouts.previous(rollout_id)[SITES[0]].release == "scan-upload-1.0.0"
+    for site in SITES:
+        assert world.site_release(site) == (
+            "scan-upload-1.0.0",
+            None,
+            "registry.local:5000/edgefleet/scan-upload:1.0.0",
+        )
+
+
+def test_a_previous_release_with_no_manifest_anywhere_is_left_running_never_deleted(world: World) -> None:
+    for site in SITES:
+        world.seed_unlabelled(site, "1.0.0")
+
+    rollout_id = _abort_with_a_stuck_site(world)
+
+    reverts = [e.what for e in world.rollouts.audit(rollout_id) if e.what.startswith("revert")]
+    assert reverts == [
+        f"revert {s}: not done, no manifest of scan-upload-1.0.0 on record; roll it out by hand" for s in SITES
+    ]
+    assert all(world.running(s) is not None for s in SITES)
+
+
 def test_a_revert_where_the_app_was_not_there_deletes_the_rollouts_workloads(world: World) -> None:
     rollout, _ = world.service.start(release("1.0.0"), by="tester")
     world.run_until(rollout.id, "done")

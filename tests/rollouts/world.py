@@ -18,13 +18,14 @@ from edgefleet.cloud.fleet import FleetState, apply_heartbeat
 from edgefleet.cloud.k8s.clients import ClusterClients, Timeouts
 from edgefleet.cloud.k8s.gateway import ClusterGateway, KubernetesGateway
 from edgefleet.cloud.rollouts.reconciling import Reconciler
-from edgefleet.cloud.rollouts.rendering import NAMESPACE, RELEASE_LABEL, ROLLOUT_LABEL
+from edgefleet.cloud.rollouts.rendering import NAMESPACE, RELEASE_LABEL, ROLLOUT_LABEL, namespace, render
 from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.rollouts.store import RolloutStore, StoredRollout
 from edgefleet.cloud.store import Store
 from edgefleet.ids import BoxId, ClusterId, SiteId
 from edgefleet.inventory import Inventory, load_inventory
 from edgefleet.messages import AppReport, AppState
+from edgefleet.releases import load_release_text
 from simulator.cluster.kubeconfig import write_kubeconfig
 from simulator.cluster.nodes import site_boxes
 from simulator.cluster.pods import PodTiming
@@ -118,6 +119,8 @@ class World:
     silent: set[SiteId] = field(default_factory=set)
     stuck: set[SiteId] = field(default_factory=set)
     seq: int = 0
+    # Where the reconciler finds release files (none: only releases brought by earlier rollouts).
+    releases_dir: Path | None = None
 
     def __post_init__(self) -> None:
         self.state = FleetState.for_inventory(self.inventory)
@@ -133,6 +136,7 @@ class World:
             self.gateway,  # type: ignore[arg-type]
             clock=self.clock,
             interval_s=interval_s,
+            releases_dir=self.releases_dir,
         )
         self.service = RolloutService(self.rollouts, self.state, self.reconciler, clock=self.clock)
 
@@ -169,7 +173,8 @@ class World:
         done = status.get("updatedReplicas", 0) == deployment["spec"].get("replicas") == status.get(
             "availableReplicas", 0
         ) and status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
-        version = str(deployment["metadata"]["labels"]["app.kubernetes.io/version"])
+        image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        version = str(image.rsplit(":", 1)[1])
         if not done:
             return self._last_version(site)
         if site in self.stuck:
@@ -181,6 +186,20 @@ class World:
         if box.heartbeat is None:
             return None
         return next((a.version for a in box.heartbeat.apps.apps if a.name == "scan-upload"), None)
+
+    def seed_unlabelled(self, site: SiteId, version: str) -> None:
+        """The site's scan-upload as a fleet set up before edgefleet's rollouts has it (the simulator's): the same
+        workload, but no release or version label, the version only in the image's tag."""
+        loaded = load_release_text(release(version), "seed.yaml", self.inventory)
+        self.gateway.inner.apply(CLUSTER, namespace(), force=True)
+        for manifest in render(loaded, site, self.inventory, rollout_id=None):
+            for labels in (
+                manifest["metadata"]["labels"],
+                manifest.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {}),
+            ):
+                labels.pop(RELEASE_LABEL, None)
+                labels.pop("app.kubernetes.io/version", None)
+            self.gateway.inner.apply(CLUSTER, manifest, force=True)
 
     def step(self, rollout_id: str) -> StoredRollout:
         self.beat()

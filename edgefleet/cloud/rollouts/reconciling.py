@@ -24,7 +24,11 @@ One tick, per active rollout:
 
 What a site ran before (the revert's target) is recorded before the first apply there, once: after a crash
 between an apply and the status write, the next tick re-applies, and the record still names the release that ran
-before, not the rollout's own. Everything a tick needs is in the database and the live fleet: ``kill -9`` at any
+before, not the rollout's own. It is the release its workload's label names; a workload without one (set up before
+edgefleet ran rollouts, as the simulator's) is named ``<app>-<version>`` from its image's tag. Its manifest comes
+from the rollout that brought it, else from the releases directory (``releases_dir``, by name, or by app and
+version); a previous release whose manifest is found nowhere is not reverted (audited so), never deleted. Only a
+site where the app had no workload at all has no previous release: a revert there deletes the rollout's workloads. Everything a tick needs is in the database and the live fleet: ``kill -9`` at any
 point, and the next controller's first tick resumes.
 
 Kept in memory only: since when each box has reported each version running (the agents' gate's
@@ -40,7 +44,8 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from pathlib import Path
+from typing import Any, Final
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -63,10 +68,10 @@ from edgefleet.cloud.rollouts.deciding import (
 from edgefleet.cloud.rollouts.gates import BoxApp, FiringAlert, Workload
 from edgefleet.cloud.rollouts.store import AuditEntry, PreviousRelease, RolloutStore, StoredRollout
 from edgefleet.cloud.rollouts.windows import blocked
-from edgefleet.errors import EdgefleetError
+from edgefleet.errors import EdgefleetError, ReleaseError
 from edgefleet.ids import BoxId, ClusterId, SiteId
 from edgefleet.inventory import Inventory, Site
-from edgefleet.releases import Release, load_release_text
+from edgefleet.releases import Release, load_release, load_release_text, release_files
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +117,10 @@ class Reconciler:
         clock: Clock,
         alerting: Callable[[], AlertService | None] = lambda: None,
         interval_s: float = TICK_S,
+        releases_dir: Path | None = None,
     ) -> None:
         self.store = store
+        self.releases_dir = releases_dir
         self.state = state
         self.gateway = gateway
         self.clock = clock
@@ -223,7 +230,7 @@ class Reconciler:
         now: float,
     ) -> dict[SiteId, SiteObservation]:
         sites = [inventory.sites[s] for wave in spec.waves for s in wave.sites if s in inventory.sites]
-        workloads = self._workloads(spec.app, {site.cluster for site in sites})
+        workloads, runs = self._workloads(spec.app, {site.cluster for site in sites})
         alerts = self._alerts()
         holds = self.store.holds()
         observations: dict[SiteId, SiteObservation] = {}
@@ -234,7 +241,7 @@ class Reconciler:
                 window = blocked(site.timezone, covering, now) if covering else None
                 seen = workloads.get(site.id, ())
                 recorded = previous.get(site.id)
-                running = recorded.release if recorded is not None else next((w.release for w in seen), None)
+                running = recorded.release if recorded is not None else runs.get(site.id)
                 hold = holds.get(site.id)
                 observations[site.id] = SiteObservation(
                     reachable=reachable,
@@ -272,11 +279,15 @@ class Reconciler:
             answer.append(BoxApp(box_id, online, reported.version, reported.state, since))
         return answer, reachable
 
-    def _workloads(self, app: str, clusters: set[ClusterId]) -> dict[SiteId, tuple[Workload, ...]]:
-        """The app's workloads in each cluster, by the site their label names (one list per cluster)."""
+    def _workloads(
+        self, app: str, clusters: set[ClusterId]
+    ) -> tuple[dict[SiteId, tuple[Workload, ...]], dict[SiteId, str]]:
+        """The app's workloads in each cluster, by the site their label names (one list per cluster), and the
+        release each site runs by them (``running_release``)."""
         found: dict[SiteId, list[Workload]] = defaultdict(list)
+        runs: dict[SiteId, str] = {}
         if self.gateway is None:
-            return {}
+            return {}, {}
         kind = _WORKLOAD_KIND[app]
         judge = deployment_rollout if kind == "Deployment" else daemonset_rollout
         for cluster in sorted(clusters):
@@ -291,7 +302,8 @@ class Reconciler:
                 found[SiteId(site)].append(
                     Workload(item["metadata"]["name"], labels.get(rendering.RELEASE_LABEL), judge(item))
                 )
-        return {site: tuple(sorted(ws, key=lambda w: w.name)) for site, ws in found.items()}
+                runs.setdefault(SiteId(site), running_release(app, item))
+        return {site: tuple(sorted(ws, key=lambda w: w.name)) for site, ws in found.items()}, runs
 
     def _alerts(self) -> dict[SiteId, list[FiringAlert]]:
         alerting = self._alerting()
@@ -322,7 +334,7 @@ class Reconciler:
                 recorded = previous.get(action.site)
                 if recorded is None:
                     running = observations[action.site].running_release
-                    yaml = self.store.release_yaml(running) if running is not None else None
+                    yaml = self._manifest_of(running, inventory) if running is not None else None
                     recorded = self.store.record_previous(
                         rollout.id, PreviousRelease(action.site, running, yaml), now=now
                     )
@@ -342,6 +354,20 @@ class Reconciler:
                 what = self._revert(rollout, release, recorded, inventory)
                 audit.append(AuditEntry(now, RECONCILER, what, release.name, recorded.release, rollout.id))
         return audit
+
+    def _manifest_of(self, release: str, inventory: Inventory) -> str | None:
+        """The manifest of ``release``: as a rollout of it was submitted, else its file in the releases directory."""
+        stored = self.store.release_yaml(release)
+        if stored is not None or self.releases_dir is None or not self.releases_dir.is_dir():
+            return stored
+        for path in release_files([self.releases_dir]):
+            try:
+                found = load_release(path, inventory)
+            except ReleaseError:
+                continue  # 'edgefleet releases validate' reports it; another file may be the one
+            if release in (found.name, f"{found.app}-{found.version}"):
+                return path.read_text(encoding="utf-8")
+        return None
 
     def _gateway(self) -> ClusterGateway:
         if self.gateway is None:
@@ -399,3 +425,18 @@ class Reconciler:
         before = load_release_text(recorded.yaml, f"release {recorded.release}", inventory)
         self._apply(before, site, inventory, rollout_id=None)
         return f"revert {site} to {recorded.release}"
+
+
+def running_release(app: str, workload: Mapping[str, Any]) -> str:
+    """The release a workload of ``app`` runs: its release label, else ``<app>-<version>`` from the tag of the
+    app's image (a workload set up before edgefleet's rollouts), else ``<app> (unknown release)``."""
+    labels = workload.get("metadata", {}).get("labels") or {}
+    label = labels.get(rendering.RELEASE_LABEL)
+    if label:
+        return str(label)
+    containers = workload.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
+    image = next((str(c.get("image", "")) for c in containers if c.get("name") == app), "")
+    name = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    if ":" in name:
+        return f"{app}-{name.rsplit(':', 1)[1]}"
+    return f"{app} (unknown release)"
