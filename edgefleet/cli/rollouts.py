@@ -250,11 +250,15 @@ def rollout_status(
     try:
         with Live(_view(rollout), console=console(), auto_refresh=False) as live:
             while rollout["state"] not in ENDED:
-                time.sleep(WATCH_INTERVAL_S)
+                _wait(WATCH_INTERVAL_S)
                 rollout = call(api, "GET", f"/api/v1/rollouts/{rollout_id}")
                 live.update(_view(rollout), refresh=True)
     except KeyboardInterrupt:
         show(f"stopped watching; rollout {rollout_id} goes on")
+
+
+def _wait(seconds: float) -> None:
+    time.sleep(seconds)
 
 
 def _counts(sites: dict[str, int]) -> str:

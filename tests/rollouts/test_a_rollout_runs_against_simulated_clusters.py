@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from edgefleet.cloud.rollouts.service import RolloutRefused
+from edgefleet.cloud.rollouts.reconciling import Reconciler
+from edgefleet.cloud.rollouts.service import RolloutRefused, RolloutService
 from edgefleet.cloud.rollouts.store import ActiveRolloutExists
 from edgefleet.cloud.store import StoreError
 from tests.rollouts.world import SITES, World, release, small_world
@@ -253,3 +254,11 @@ def test_the_scheduled_tick_runs_a_rollout_with_no_one_ticking_by_hand(world: Wo
         world.reconciler.stop()
     assert world.reconciler.ticks > 1
     assert all(world.site_release(s)[1] == rollout.id for s in SITES)
+
+
+def test_a_controller_without_clusters_refuses_to_start_a_rollout(world: World) -> None:
+    nowhere = Reconciler(world.rollouts, world.state, None, clock=world.clock)
+    service = RolloutService(world.rollouts, world.state, nowhere, clock=world.clock)
+    with pytest.raises(RolloutRefused, match="no Kubernetes cluster"):
+        service.start(release("1.0.0"), by="tester")
+    assert world.rollouts.page() == []

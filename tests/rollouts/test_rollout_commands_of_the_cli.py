@@ -105,3 +105,21 @@ def test_commands_holds_and_refusals(cli: typer.Typer, api: str, world: World, t
     code, out = _run(cli, "site", "release", SITES[3], "--api", api)
     assert code == 1
     assert "is not held" in out
+
+
+def test_ctrl_c_stops_watching_not_the_rollout(
+    cli: typer.Typer, api: str, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "release.yaml"
+    path.write_text(release("1.0.0"))
+    rollout_id = _run(cli, "rollout", "start", str(path), "--api", api)[1].split()[2]
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rollouts, "_wait", interrupted)
+    code, out = _run(cli, "rollout", "status", rollout_id, "--watch", "--api", api)
+
+    assert code == 0, out
+    assert out.rstrip().endswith(f"stopped watching; rollout {rollout_id} goes on")
+    assert world.rollouts.get(rollout_id).active

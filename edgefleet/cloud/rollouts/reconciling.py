@@ -132,6 +132,8 @@ class Reconciler:
         self._running_since: dict[tuple[BoxId, str], float] = {}
         # Clusters whose namespace this reconciler applied (again after a restart: applying twice is harmless).
         self._namespaced: set[ClusterId] = set()
+        # Rollouts whose release no longer loads, with why (logged once).
+        self._stalled: dict[str, str] = {}
         self.ticks = 0
 
     # --- schedule -------------------------------------------------------------------------------------------
@@ -192,9 +194,13 @@ class Reconciler:
         try:
             release = load_release_text(rollout.release_yaml, f"rollout {rollout.id}", inventory)
         except EdgefleetError as exc:
-            # Stalled: the inventory changed under the release (a site removed); a human must act.
-            log.warning("Failed to load a rollout's release", extra={"rollout": rollout.id, "error": str(exc)})
+            # Stalled: the inventory changed under the release (a site removed); a human must act. Said once per
+            # problem, not every tick.
+            if self._stalled.get(rollout.id) != str(exc):
+                log.warning("Failed to load a rollout's release", extra={"rollout": rollout.id, "error": str(exc)})
+            self._stalled[rollout.id] = str(exc)
             return TickResult(rollout.id, None, False, str(exc))
+        self._stalled.pop(rollout.id, None)
         now = self.clock.now()
         previous = self.store.previous(rollout.id)
         try:

@@ -85,6 +85,11 @@ class RolloutService:
                 return earlier, False
         inventory = self.state.inventory
         release = load_release_text(text, "release", inventory)
+        if self.reconciler.gateway is None:
+            raise RolloutRefused(
+                "the inventory declares no Kubernetes cluster: a rollout would have nothing to apply to; add the "
+                "sites' clusters (docs/inventory.md) and restart the controller"
+            )
         now = self.clock.now()
         facts = site_facts(self.state, release.app, now=now)
         running = {v for f in facts.values() for v in f.versions}

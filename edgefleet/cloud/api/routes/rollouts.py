@@ -24,6 +24,7 @@ from edgefleet.cloud.api.deps import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     ControllerDep,
+    FleetReader,
     PrincipalDep,
     RolloutsDep,
     authorize,
@@ -112,11 +113,20 @@ def plan_release(controller: ControllerDep, principal: PrincipalDep, body: PlanR
     now = controller.clock.now()
     facts = site_facts(state, release.app, now=now)
     try:
-        held = frozenset(controller.rollouts.holds()) if controller.rollouts is not None else frozenset()
-        plan = plan_rollout(release, inventory, facts, held=held, now=now)
+        plan = plan_rollout(release, inventory, facts, held=_held(controller), now=now)
     except PlanRefused as exc:
         raise _plan_refused(body.release, exc) from exc
     return plan_public(plan, inventory, [_said(w) for w in release.warnings])
+
+
+def _held(controller: FleetReader) -> frozenset[SiteId]:
+    """The sites held now (none where rollouts do not run)."""
+    if controller.rollouts is None:
+        return frozenset()
+    try:
+        return frozenset(controller.rollouts.holds())
+    except EdgefleetError as exc:
+        raise _unavailable(exc) from exc
 
 
 def _plan_refused(text: str, exc: PlanRefused) -> Invalid:
