@@ -293,10 +293,11 @@ def call(
     *,
     params: dict[str, str | int | None] | None = None,
     body: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Any:
     """One request to the API; an API error ends the command with its message, no connection raises
     UnreachableError. Every API-backed command goes through here (or through ``get_pages``)."""
-    return _request(api, method, path, params=params, body=body)[0]
+    return _request(api, method, path, params=params, body=body, headers=headers)[0]
 
 
 def get_pages(
@@ -323,6 +324,7 @@ def _request(
     *,
     params: dict[str, str | int | None] | None = None,
     body: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[Any, str | None]:
     """The API's answer and the cursor of its next page (None: none follows)."""
     import httpx
@@ -331,7 +333,9 @@ def _request(
 
     query = {k: v for k, v in (params or {}).items() if v is not None}
     try:
-        response = httpx.request(method, api.rstrip("/") + path, params=query, json=body, timeout=TIMEOUT_S)
+        response = httpx.request(
+            method, api.rstrip("/") + path, params=query, json=body, headers=headers, timeout=TIMEOUT_S
+        )
     except (httpx.InvalidURL, httpx.UnsupportedProtocol):
         fail(f"the API URL {api!r} is not an http:// or https:// URL", hint=f"e.g. --api {DEFAULT_API} (or {API_ENV})")
     except httpx.TimeoutException as exc:

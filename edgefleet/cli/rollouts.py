@@ -8,25 +8,83 @@ releases validate`` checks a file against a local one) and plans it, so every pr
 and field, and a refused release or plan ends the command with exit code 1. What the loader accepted but deserves
 a look comes back as ``warning:`` lines on stderr, as with ``releases validate``.
 Takes ``-o table|json|yaml`` (``wide`` adds each site's hardware). ``edgefleet.cli.app`` calls ``register``.
+
+``edgefleet rollout start FILE`` sends the file to ``POST /api/v1/rollouts`` with a fresh ``Idempotency-Key`` (or
+the one given), so a retried command never starts two; ``status`` lists the rollouts, ``status ID`` shows one
+(waves, sites per state, each site in flight with its gates' reasons), ``--watch`` redraws it every 2 s until it
+ends (Ctrl-C stops watching, not the rollout); ``pause|resume|promote|abort|rollback ID`` give the release
+manager's commands. ``edgefleet site hold S --reason R`` and ``site release S`` hold a site out of every rollout.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 
-from edgefleet.cli.fleet import DEFAULT_API, ApiOption, call, plural
+from edgefleet.cli.fleet import DEFAULT_API, ApiOption, call, get_pages, plural
 from edgefleet.cli.output import OutputFormat, OutputOption
 
+if TYPE_CHECKING:
+    from rich.console import Group
+
 STATE_STYLE = {"ready": "green", "held": "yellow", "offline": "bold red"}
+SITE_STYLE: Final = {
+    "passed": "green",
+    "in-progress": "cyan",
+    "soaking": "cyan",
+    "pending": "dim",
+    "deferred": "yellow",
+    "held": "yellow",
+    "blocked": "yellow",
+    "failed": "bold red",
+    "rolled-back": "magenta",
+}
+ENDED: Final = frozenset({"done", "aborted", "rolled-back"})
+# How often --watch asks again: the reconciler ticks every 2 s.
+WATCH_INTERVAL_S: Final = 2.0
 
 
 def register(app: typer.Typer) -> None:
     rollout = typer.Typer(help="Staged rollouts of a release to the fleet.", add_completion=False, no_args_is_help=True)
     rollout.command("plan")(rollout_plan)
-    app.add_typer(rollout, name="rollout", help="Staged rollouts: 'plan' shows the waves of a release before it runs.")
+    rollout.command("start")(rollout_start)
+    rollout.command("status")(rollout_status)
+    for command in ("pause", "resume", "promote", "abort", "rollback"):
+        rollout.command(command, help=_COMMAND_HELP[command])(_commander(command))
+    app.add_typer(
+        rollout,
+        name="rollout",
+        help="Staged rollouts: 'plan' shows the waves of a release before it runs, 'start' runs it, 'status' follows.",
+    )
+    site = typer.Typer(help="Hold a site out of every rollout, or release it.", add_completion=False,
+                       no_args_is_help=True)  # fmt: skip
+    site.command("hold")(site_hold)
+    site.command("release")(site_release)
+    app.add_typer(site, name="site", help="Hold a site out of rollouts ('hold S --reason R'), or 'release' it.")
+
+
+_COMMAND_HELP: Final = {
+    "pause": "Pause the rollout: no site starts; sites in flight are still gated.",
+    "resume": "Resume a paused rollout.",
+    "promote": "Promote the wave that waits for a release manager's approval.",
+    "abort": "Abort the rollout: stop, and revert every site it touched to its previous release.",
+    "rollback": "Roll back every site the rollout changed to its previous release (also once it is done).",
+}
+
+
+def _read(file: Path) -> str:
+    from rich.markup import escape
+
+    from edgefleet.cli.output import fail
+
+    try:
+        return file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(escape(f"cannot read the release {str(file)!r}: {exc}"), hint="give the path of a release manifest")
 
 
 def _hardware(pairs: list[dict[str, Any]]) -> str:
@@ -58,12 +116,9 @@ def rollout_plan(
     """Show the waves a rollout of the release in FILE would take over the fleet now, and why a plan is refused."""
     from rich.markup import escape
 
-    from edgefleet.cli.output import err_console, fail, is_data, new_table, print_data, show
+    from edgefleet.cli.output import err_console, is_data, new_table, print_data, show
 
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(escape(f"cannot read the release {str(file)!r}: {exc}"), hint="give the path of a release manifest")
+    text = _read(file)
     plan = call(api, "POST", "/api/v1/rollouts/plan", body={"release": text})
     err = err_console()
     for warning in plan["warnings"]:
@@ -127,3 +182,160 @@ def rollout_plan(
         *(f"left out: {s['site']}: {escape(s['reason'])}" for s in plan["left_out"]),
     ]
     show(*lines, waves, sites, *tail)
+
+
+# --- start, status, commands ------------------------------------------------------------------------------
+
+
+def rollout_start(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="The release manifest, e.g. releases/x.yaml.")],
+    api: ApiOption = DEFAULT_API,
+    key: Annotated[
+        str | None,
+        typer.Option("--idempotency-key", help="Send this key (a retry with it never starts a second rollout)."),
+    ] = None,
+    by: Annotated[str | None, typer.Option(help="Who starts it, for the audit.")] = None,
+    output: OutputOption = OutputFormat.TABLE,
+) -> None:
+    """Start a rollout of the release in FILE; 'edgefleet rollout status ID --watch' follows it."""
+    from edgefleet.cli.output import is_data, print_data, show
+
+    body: dict[str, Any] = {"release": _read(file)}
+    if by:
+        body["by"] = by
+    rollout = call(api, "POST", "/api/v1/rollouts", body=body, headers={"Idempotency-Key": key or uuid.uuid4().hex})
+    if is_data(output):
+        print_data(rollout, output)
+        return
+    show(
+        f"Started rollout [bold]{rollout['id']}[/] of {rollout['release']}: "
+        f"{plural(sum(rollout['sites'].values()), 'site')} in {plural(len(rollout['waves']), 'wave')}",
+        f"follow it with: edgefleet rollout status {rollout['id']} --watch",
+    )
+
+
+def rollout_status(
+    rollout_id: Annotated[str | None, typer.Argument(metavar="[ID]", help="A rollout; none: list them.")] = None,
+    api: ApiOption = DEFAULT_API,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Redraw every 2 s until the rollout ends.")] = False,
+    output: OutputOption = OutputFormat.TABLE,
+) -> None:
+    """The rollouts, or one with its waves, its sites per state and the gates of the sites in flight."""
+    from edgefleet.cli.output import console, fail, is_data, new_table, print_data, show
+
+    if rollout_id is None:
+        if watch:
+            fail("--watch follows one rollout", hint="give its id: edgefleet rollout status ID --watch")
+        rollouts, _ = get_pages(api, "/api/v1/rollouts")
+        if is_data(output):
+            print_data(rollouts, output)
+            return
+        table = new_table("id", "release", "state", "sites", "started", "by", "reason", wrap={"reason"})
+        for r in rollouts:
+            table.add_row(
+                r["id"], r["release"], r["state"], _counts(r["sites"]), r["created_at"][:19].replace("T", " "),
+                r["created_by"], r["reason"],
+            )  # fmt: skip
+        show(table)
+        return
+    rollout = call(api, "GET", f"/api/v1/rollouts/{rollout_id}")
+    if is_data(output):
+        print_data(rollout, output)
+        return
+    if not watch:
+        show(_view(rollout))
+        return
+    from rich.live import Live
+
+    try:
+        with Live(_view(rollout), console=console(), auto_refresh=False) as live:
+            while rollout["state"] not in ENDED:
+                _wait(WATCH_INTERVAL_S)
+                rollout = call(api, "GET", f"/api/v1/rollouts/{rollout_id}")
+                live.update(_view(rollout), refresh=True)
+    except KeyboardInterrupt:
+        show(f"stopped watching; rollout {rollout_id} goes on")
+
+
+def _wait(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def _counts(sites: dict[str, int]) -> str:
+    return ", ".join(f"{n} {state}" for state, n in sites.items()) or "-"
+
+
+def _view(rollout: dict[str, Any]) -> Group:
+    """The rollout as a screen: its state, a line per wave with its sites per state, the sites in flight or
+    stopped with their reasons and gates."""
+    from rich.console import Group
+    from rich.markup import escape
+
+    from edgefleet.cli.output import new_table
+
+    head = f"Rollout [bold]{rollout['id']}[/] of {escape(rollout['release'])}: [bold]{rollout['state']}[/]" + (
+        f" ({escape(rollout['reason'])})" if rollout["reason"] else ""
+    )
+    waves = new_table("wave", "state", "approval", "sites", right={"sites"}, wrap={"sites"})
+    detail = new_table("site", "wave", "state", "reason", "gates", wrap={"reason", "gates"})
+    for wave in rollout["waves"]:
+        per_state: dict[str, int] = {}
+        for site in wave["sites"]:
+            per_state[site["state"]] = per_state.get(site["state"], 0) + 1
+            if site["state"] in ("pending", "passed") and not site["gates"]:
+                continue
+            style = SITE_STYLE.get(site["state"], "")
+            gates = "; ".join(f"{g['name']} {g['verdict']}: {g['reason']}" for g in site["gates"]) or "-"
+            detail.add_row(site["site"], wave["name"], f"[{style}]{site['state']}[/]", escape(site["reason"]),
+                           escape(gates))  # fmt: skip
+        counts = ", ".join(f"[{SITE_STYLE.get(s, '')}]{n} {s}[/]" for s, n in sorted(per_state.items()))
+        waves.add_row(wave["name"], wave["state"], "needed" if wave["needs_approval"] else "-", counts)
+    lines: list[Any] = [head, waves]
+    if detail.row_count:
+        lines.append(detail)
+    if rollout["stopped_because"]:
+        lines.append(f"stopped because: {escape(rollout['stopped_because'])}")
+    lines.append(f"deferred (offline): {', '.join(rollout['deferred']) or '-'}")
+    lines.append(f"held: {', '.join(rollout['held']) or '-'}")
+    return Group(*lines)
+
+
+def _commander(command: str) -> Any:
+    def run(
+        rollout: Annotated[str, typer.Argument(metavar="ROLLOUT", help="The rollout's id.")],
+        api: ApiOption = DEFAULT_API,
+        by: Annotated[str | None, typer.Option(help="Who gives the command, for the audit.")] = None,
+    ) -> None:
+        from edgefleet.cli.output import show
+
+        answer = call(api, "POST", f"/api/v1/rollouts/{rollout}/{command}", body={"by": by} if by else {})
+        show(f"{command}: rollout {answer['id']} is {answer['state']}; the controller acts on it within a tick")
+
+    run.__doc__ = _COMMAND_HELP[command]
+    run.__name__ = f"rollout_{command}"
+    return run
+
+
+def site_hold(
+    site: Annotated[str, typer.Argument(metavar="SITE", help="The site to hold.")],
+    reason: Annotated[str, typer.Option(help="Why (maintenance, a peak day): every rollout shows it.")],
+    api: ApiOption = DEFAULT_API,
+    by: Annotated[str | None, typer.Option(help="Who holds it, for the audit.")] = None,
+) -> None:
+    """Hold SITE: every rollout skips it until it is released (a site already in flight is still gated)."""
+    from edgefleet.cli.output import show
+
+    body: dict[str, Any] = {"reason": reason, **({"by": by} if by else {})}
+    held = call(api, "POST", f"/api/v1/sites/{site}/hold", body=body)
+    show(f"held {held['site']}: {held['reason']}")
+
+
+def site_release(
+    site: Annotated[str, typer.Argument(metavar="SITE", help="The site to release.")],
+    api: ApiOption = DEFAULT_API,
+) -> None:
+    """Release SITE's hold: rollouts start it as soon as a slot is free."""
+    from edgefleet.cli.output import show
+
+    released = call(api, "DELETE", f"/api/v1/sites/{site}/hold")
+    show(f"released {released['site']} (was held: {released['reason']})")

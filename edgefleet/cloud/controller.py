@@ -46,6 +46,9 @@ from edgefleet.cloud.leading import take_database_lock
 from edgefleet.cloud.node_watching import NodeWatch
 from edgefleet.cloud.persisting import Persister
 from edgefleet.cloud.probing import PROBE_INTERVAL_S, ClusterProbing
+from edgefleet.cloud.rollouts.reconciling import TICK_S, Reconciler
+from edgefleet.cloud.rollouts.service import RolloutService
+from edgefleet.cloud.rollouts.store import RolloutStore
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.settings import Settings
 from edgefleet.cloud.store import Store
@@ -66,18 +69,23 @@ NOT_REACHED_UNTIL_RESTART: Final = (
 
 class Controller:
     def __init__(
-        self, settings: Settings, *, clock: Clock = _SYSTEM_CLOCK, cluster_probe_interval_s: float = PROBE_INTERVAL_S
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = _SYSTEM_CLOCK,
+        cluster_probe_interval_s: float = PROBE_INTERVAL_S,
+        rollout_tick_s: float = TICK_S,
     ) -> None:
         # One controller per database (edgefleet.cloud.leading): a second is refused before it reads or opens
         # anything, and a construction that fails lets the next one in.
         self._database_lock = take_database_lock(settings.database_url, clock=clock)
         try:
-            self._build(settings, clock, cluster_probe_interval_s)
+            self._build(settings, clock, cluster_probe_interval_s, rollout_tick_s)
         except BaseException:
             self._database_lock.release()
             raise
 
-    def _build(self, settings: Settings, clock: Clock, cluster_probe_interval_s: float) -> None:
+    def _build(self, settings: Settings, clock: Clock, cluster_probe_interval_s: float, rollout_tick_s: float) -> None:
         self.settings = settings
         self.clock = clock
         inventory = load_inventory(settings.sites_dir)
@@ -106,6 +114,21 @@ class Controller:
             )
             self.delivery = DeliveryWorker(self.alert_loop.outbox, notifications, clock=clock)
             self.alerting: AlertService = AlertCommands(self.alert_loop)
+            # Rollouts: their tables, the reconciler's tick, and what the API asks (edgefleet.cloud.rollouts).
+            self.rollout_store = RolloutStore(self.store)
+            self.rollout_store.create_schema()
+            self.reconciler = Reconciler(
+                self.rollout_store,
+                self.state,
+                self.gateway,
+                clock=clock,
+                alerting=lambda: self.alerting,
+                interval_s=rollout_tick_s,
+                releases_dir=settings.releases_dir,
+            )
+            self.rollouts: RolloutService | None = RolloutService(
+                self.rollout_store, self.state, self.reconciler, clock=clock
+            )
         except BaseException:
             self.store.close()
             raise
@@ -217,6 +240,7 @@ class Controller:
         self.alert_loop.start()
         if self.cluster_probing is not None:
             self.cluster_probing.start()
+        self.reconciler.start()
         settle_heap()
         log.info(
             "Started controller",
@@ -236,6 +260,7 @@ class Controller:
         """Stop taking messages, then save what is left. Safe to call twice, and without ``start``."""
         if self._running:
             self._running = False
+            self.reconciler.stop()
             if self.cluster_probing is not None:
                 self.cluster_probing.stop()
             self.alert_loop.stop()

@@ -35,6 +35,9 @@ DEFAULT_BROKER_URL: Final = "mqtt://127.0.0.1:1883"
 DEFAULT_DATABASE_URL: Final = "sqlite:///var/edgefleet.db"
 DEFAULT_LISTEN: Final = "127.0.0.1:8000"
 DEFAULT_SITES_DIR: Final = "sites"
+# Where a rollout finds the manifest of a release that ran before it when no earlier rollout brought it (the
+# releases a fleet was set up with): what an abort or rollback goes back to.
+DEFAULT_RELEASES_DIR: Final = "releases"
 # Two seconds of heartbeats (~400 at fleet scale) per transaction: few commits, and a crash loses little.
 DEFAULT_FLUSH_INTERVAL_S: Final = 2.0
 # A day of health history in the database for charts: the last hour as received, older as 5-minute buckets
@@ -53,6 +56,7 @@ ENV_BROKER_URL: Final = "EDGEFLEET_BROKER_URL"
 ENV_DATABASE_URL: Final = "EDGEFLEET_DATABASE_URL"
 ENV_LISTEN: Final = "EDGEFLEET_LISTEN"
 ENV_SITES_DIR: Final = "EDGEFLEET_SITES_DIR"
+ENV_RELEASES_DIR: Final = "EDGEFLEET_RELEASES_DIR"
 ENV_FLUSH_INTERVAL: Final = "EDGEFLEET_FLUSH_INTERVAL"
 ENV_HISTORY_RETENTION: Final = "EDGEFLEET_HISTORY_RETENTION"
 ENV_HISTORY_MAX_POINTS: Final = "EDGEFLEET_HISTORY_MAX_POINTS"
@@ -78,6 +82,7 @@ class Settings:
     listen_host: str = "127.0.0.1"
     listen_port: int = 8000
     sites_dir: Path = Path(DEFAULT_SITES_DIR)
+    releases_dir: Path = Path(DEFAULT_RELEASES_DIR)
     flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S
     history_retention_s: float = DEFAULT_HISTORY_RETENTION_S
     history_max_points: int = DEFAULT_HISTORY_MAX_POINTS
@@ -175,6 +180,9 @@ class Settings:
         sites_value, name = raw("sites_dir", ENV_SITES_DIR, DEFAULT_SITES_DIR)
         sites_dir = sites_value if isinstance(sites_value, Path) else Path(_text(sites_value, name))
 
+        releases_value, name = raw("releases_dir", ENV_RELEASES_DIR, DEFAULT_RELEASES_DIR)
+        releases_dir = releases_value if isinstance(releases_value, Path) else Path(_text(releases_value, name))
+
         flush_value, name = raw("flush_interval_s", ENV_FLUSH_INTERVAL, str(DEFAULT_FLUSH_INTERVAL_S))
         flush_interval_s = _duration(flush_value, name)
 
@@ -208,6 +216,7 @@ class Settings:
             listen_host=listen_host,
             listen_port=listen_port,
             sites_dir=sites_dir,
+            releases_dir=releases_dir,
             flush_interval_s=flush_interval_s,
             history_retention_s=history_retention_s,
             history_max_points=history_max_points,
@@ -224,6 +233,7 @@ _OVERRIDABLE: Final = frozenset(
         "database_url",
         "listen",
         "sites_dir",
+        "releases_dir",
         "flush_interval_s",
         "history_retention_s",
         "history_max_points",

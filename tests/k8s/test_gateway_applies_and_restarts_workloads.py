@@ -111,7 +111,9 @@ def test_a_manifest_without_a_namespace_is_refused_before_any_call(gateway: Kube
     del manifest["metadata"]["namespace"]
     with pytest.raises(ValueError, match=r"has no metadata\.namespace"):
         gateway.apply(EAST, manifest)
-    with pytest.raises(ValueError, match="cannot apply kind 'ConfigMap'"):
+    with pytest.raises(ValueError, match="cannot apply kind 'Secret'"):
+        gateway.apply(EAST, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}})
+    with pytest.raises(ValueError, match=r"ConfigMap 'x' to apply has no metadata\.namespace"):
         gateway.apply(EAST, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})
 
 

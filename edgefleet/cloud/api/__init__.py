@@ -82,6 +82,7 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
     app.include_router(inventory.router)
     app.include_router(clusters.router)
     app.include_router(rollouts.router)
+    app.include_router(rollouts.holds_router)
     return app
 
 

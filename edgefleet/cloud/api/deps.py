@@ -3,7 +3,7 @@ in-memory one) and the one access check every route goes through.
 
 ``create_app`` puts the controller and the settings into the lifespan state; routes take them as
 ``ControllerDep`` and ``SettingsDep``, alerting as ``AlertingDep`` (the typed ``AlertService``, 503 where it does not
-run), and the caller as ``PrincipalDep``. Routes depend on this module and never on each other. Identity and roles come in a later issue: ``require_access`` then fills in who calls, and
+run), rollouts as ``RolloutsDep`` (``rollouts.service.RolloutService``, 503 likewise), and the caller as ``PrincipalDep``. Routes depend on this module and never on each other. Identity and roles come in a later issue: ``require_access`` then fills in who calls, and
 routes already pass the site they read to ``authorize`` so that site scoping needs no change to them.
 """
 
@@ -21,6 +21,7 @@ from edgefleet.cloud.api.errors import Forbidden, Unavailable
 from edgefleet.cloud.fleet import FleetState, HealthPoint, InventoryChange
 from edgefleet.cloud.hearing import Hearing, IngestStats
 from edgefleet.cloud.k8s.health import ClusterHealth
+from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.settings import Settings
 from edgefleet.ids import BoxId, SiteId
@@ -80,6 +81,11 @@ class FleetReader(Protocol):
         """Alerts and silences; None where alerting does not run (the routes answer 503)."""
         ...
 
+    @property
+    def rollouts(self) -> RolloutService | None:
+        """Rollouts and site holds; None where they do not run (the routes answer 503)."""
+        ...
+
     def saving(self) -> SavingHealth:
         """How the writes to the database fare (fleet state flushes, alert saves), for /healthz and /metrics."""
         ...
@@ -132,6 +138,16 @@ def get_alerting(controller: ControllerDep) -> AlertService:
 
 
 AlertingDep = Annotated[AlertService, Depends(get_alerting)]
+
+
+def get_rollouts(controller: ControllerDep) -> RolloutService:
+    rollouts = controller.rollouts
+    if rollouts is None:
+        raise Unavailable("rollouts do not run in this controller; start it with 'edgefleet cloud serve'")
+    return rollouts
+
+
+RolloutsDep = Annotated[RolloutService, Depends(get_rollouts)]
 
 
 def store_unavailable(exc: Exception) -> Unavailable:

@@ -1,5 +1,6 @@
 """The API's rollout bodies: the plan of a release (``POST /api/v1/rollouts/plan``), built from
-``rollouts.planning.Plan``. Times of day are the site's local time with its UTC offset (a blackout is written in
+``rollouts.planning.Plan``; a rollout, its waves and sites with their gates, and site holds, built from the rollout
+store's records (``rollouts.service``). Times of day are the site's local time with its UTC offset (a blackout is written in
 local time); the plan's own time is UTC, as everywhere in the API."""
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from edgefleet.cloud.api.fields import PRINTABLE_LINES
-from edgefleet.cloud.api.schemas import _Public, utc
+from edgefleet.cloud.api.fields import PRINTABLE_LINES, Comment, Who
+from edgefleet.cloud.api.schemas import _Public, utc, utc_or_none
 from edgefleet.cloud.rollouts.planning import Hardware, Plan
+from edgefleet.cloud.rollouts.service import Hold, StoredRollout
 from edgefleet.cloud.rollouts.windows import Occurrence
 from edgefleet.ids import SiteId
 from edgefleet.inventory import Inventory
@@ -163,4 +165,161 @@ def plan_public(plan: Plan, inventory: Inventory, warnings: list[str]) -> PlanPu
         soak_s=plan.soak_s,
         approval_before=list(plan.approval_before),
         warnings=warnings,
+    )
+
+
+# --- rollouts (POST /api/v1/rollouts, GET /api/v1/rollouts[/{id}], the commands, site holds) ------------------
+
+
+class RolloutRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    release: ReleaseText = Field(description="The release manifest as YAML text (a file of releases/), as written.")
+    by: Who | None = Field(
+        default=None, description="Who starts it, for the audit (access control will name the caller)."
+    )
+
+
+class CommandRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    by: Who | None = Field(default=None, description="Who gives the command, for the audit.")
+
+
+class HoldRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Comment = Field(description="Why the site is held (maintenance, a peak day), shown in every rollout.")
+    by: Who | None = Field(default=None, description="Who holds it, for the audit.")
+
+
+class HoldPublic(_Public):
+    site: str
+    reason: str
+    by: str
+    since: datetime
+
+
+class GatePublic(_Public):
+    name: str = Field(description="kubernetes, agents, alerts or health.")
+    verdict: Literal["pass", "wait", "fail"]
+    reason: str
+    known: bool = Field(description="False when the verdict was taken without the data to judge it.")
+
+
+class SiteRolloutPublic(_Public):
+    site: str
+    state: str = Field(
+        description="pending, in-progress, soaking, passed, failed, deferred, held, blocked, rolled-back."
+    )
+    reason: str
+    previous_release: str | None = Field(description="What the site ran before the rollout (what a revert restores).")
+    started_at: datetime | None
+    soaking_since: datetime | None
+    gates: list[GatePublic] = Field(description="The gates as the last tick judged them (sites in flight).")
+
+
+class WaveRolloutPublic(_Public):
+    number: int = Field(description="0 is the canary.")
+    name: str
+    state: str = Field(description="waiting, awaiting-approval, running or passed.")
+    needs_approval: bool
+    sites: list[SiteRolloutPublic]
+
+
+class RolloutSummaryPublic(_Public):
+    id: str
+    app: str
+    release: str
+    version: str
+    state: str = Field(description="running, paused, awaiting-approval, aborting, aborted, rolled-back or done.")
+    reason: str
+    active: bool
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    sites: dict[str, int] = Field(description="How many sites are in each state.")
+
+
+class RolloutPublic(RolloutSummaryPublic):
+    stopped_because: str
+    paused: bool
+    promoted: list[int]
+    aborted: bool
+    rolled_back: bool
+    waves: list[WaveRolloutPublic]
+    deferred: list[str] = Field(description="Sites offline when their turn came (or cut off), caught up when back.")
+    held: list[str] = Field(description="Sites held by their staff, started once released.")
+
+
+def hold_public(hold: Hold) -> HoldPublic:
+    return HoldPublic(site=hold.site, reason=hold.reason, by=hold.by, since=utc(hold.since))
+
+
+def _counts(rollout: StoredRollout) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for status in rollout.status.sites.values():
+        counts[status.state] = counts.get(status.state, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def rollout_summary(rollout: StoredRollout) -> RolloutSummaryPublic:
+    return RolloutSummaryPublic(**_summary(rollout))
+
+
+def _summary(rollout: StoredRollout) -> dict[str, object]:
+    return {
+        "id": rollout.id,
+        "app": rollout.app,
+        "release": rollout.release_name,
+        "version": rollout.spec.version,
+        "state": rollout.status.state,
+        "reason": rollout.status.reason,
+        "active": rollout.active,
+        "created_at": utc(rollout.created_at),
+        "created_by": rollout.created_by,
+        "updated_at": utc(rollout.updated_at),
+        "sites": _counts(rollout),
+    }
+
+
+def rollout_public(rollout: StoredRollout) -> RolloutPublic:
+    status, spec, commands = rollout.status, rollout.spec, rollout.spec.commands
+    waves = []
+    for number, wave in enumerate(spec.waves):
+        sites = []
+        for site in wave.sites:
+            current = status.site(site)
+            gates = rollout.gates.get(site)
+            sites.append(
+                SiteRolloutPublic(
+                    site=site,
+                    state=current.state,
+                    reason=current.reason,
+                    previous_release=current.previous_release,
+                    started_at=utc_or_none(current.started_at),
+                    soaking_since=utc_or_none(current.soaking_since),
+                    gates=[
+                        GatePublic(name=g.name, verdict=g.verdict, reason=g.reason, known=g.known)
+                        for g in (gates.gates if gates is not None else ())
+                    ],
+                )
+            )
+        state = status.waves[number] if number < len(status.waves) else "waiting"
+        waves.append(
+            WaveRolloutPublic(
+                number=number, name=wave.name, state=state, needs_approval=wave.needs_approval, sites=sites
+            )
+        )
+    every = [s for wave in spec.waves for s in wave.sites]
+    return RolloutPublic(
+        **_summary(rollout),
+        stopped_because=status.stopped_because,
+        paused=commands.paused,
+        promoted=sorted(commands.promoted),
+        aborted=commands.aborted,
+        rolled_back=commands.rolled_back,
+        waves=waves,
+        deferred=[s for s in every if status.site(s).state == "deferred"],
+        held=[s for s in every if status.site(s).state == "held"],
     )

@@ -60,8 +60,8 @@ __all__ = [
 ]
 
 RawObject = dict[str, Any]
-Kind = Literal["Deployment", "DaemonSet", "Pod", "Node", "Event"]
-KINDS: Final[tuple[Kind, ...]] = ("Deployment", "DaemonSet", "Pod", "Node", "Event")
+Kind = Literal["Deployment", "DaemonSet", "Pod", "Node", "Event", "Namespace", "ConfigMap"]
+KINDS: Final[tuple[Kind, ...]] = ("Deployment", "DaemonSet", "Pod", "Node", "Event", "Namespace", "ConfigMap")
 # What ``kubectl rollout`` restarts and follows here.
 WorkloadKind = Literal["Deployment", "DaemonSet"]
 
@@ -280,6 +280,26 @@ _RESOURCES: Final[dict[Kind, _Resource]] = {
         lambda c: client.CoreV1Api(c).read_namespaced_event,
         lambda c: client.CoreV1Api(c).delete_namespaced_event,
         lambda c: client.CoreV1Api(c).patch_namespaced_event,
+    ),
+    # What a release's rendering applies beside its workloads (``rollouts.rendering``): the apps' namespace and
+    # each workload's config.
+    "Namespace": _Resource(
+        "namespaces",
+        False,
+        lambda c: client.CoreV1Api(c).list_namespace,
+        lambda c: client.CoreV1Api(c).list_namespace,
+        lambda c: client.CoreV1Api(c).read_namespace,
+        lambda c: client.CoreV1Api(c).delete_namespace,
+        lambda c: client.CoreV1Api(c).patch_namespace,
+    ),
+    "ConfigMap": _Resource(
+        "configmaps",
+        True,
+        lambda c: client.CoreV1Api(c).list_namespaced_config_map,
+        lambda c: client.CoreV1Api(c).list_config_map_for_all_namespaces,
+        lambda c: client.CoreV1Api(c).read_namespaced_config_map,
+        lambda c: client.CoreV1Api(c).delete_namespaced_config_map,
+        lambda c: client.CoreV1Api(c).patch_namespaced_config_map,
     ),
     "Node": _Resource(
         "nodes",

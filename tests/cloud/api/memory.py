@@ -19,6 +19,7 @@ from edgefleet.cloud.fleet import (
 )
 from edgefleet.cloud.hearing import Hearing, IngestStats
 from edgefleet.cloud.k8s.health import ClusterHealth
+from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.errors import UnreachableError
 from edgefleet.ids import BoxId, ClusterId
@@ -147,6 +148,8 @@ class MemoryController:
         self.saving_health = SavingHealth()
         # No alerting here: the alert and silence routes answer 503 (their tests run the real controller).
         self.alerting: AlertService | None = None
+        # No rollouts either, unless a test sets a service (tests/rollouts/test_rollout_api.py does).
+        self.rollouts: RolloutService | None = None
         self.hearing = Hearing("hearing", 0.0, "hearing the fleet")
         # What a probe found, by cluster; a cluster not here was never probed.
         self.clusters_probed: dict[ClusterId, ClusterHealth] = {}

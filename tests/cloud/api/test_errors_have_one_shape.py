@@ -107,6 +107,12 @@ def test_openapi_documents_every_route_with_tags(client: httpx.Client) -> None:
         ("/api/v1/inventory", "get"),
         ("/api/v1/inventory/reload", "post"),
         ("/api/v1/rollouts/plan", "post"),
+        ("/api/v1/rollouts", "post"),
+        ("/api/v1/rollouts", "get"),
+        ("/api/v1/rollouts/{rollout_id}", "get"),
+        *(("/api/v1/rollouts/{rollout_id}/" + c, "post") for c in ("pause", "resume", "promote", "abort", "rollback")),
+        ("/api/v1/sites/{site}/hold", "post"),
+        ("/api/v1/sites/{site}/hold", "delete"),
     }
     for op in routes.values():
         assert op["tags"]

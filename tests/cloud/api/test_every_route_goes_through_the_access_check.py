@@ -49,6 +49,7 @@ def test_every_route_is_refused_when_the_check_refuses(memory: MemoryController)
             "alert": "an-alert",
             "silence": "a-silence",
             "cluster": "test-edge",
+            "rollout_id": "r-20261201-abcdef",
         }
         answers = {
             (method, path): client.request(method, path.format(**ids)).status_code
@@ -56,7 +57,7 @@ def test_every_route_is_refused_when_the_check_refuses(memory: MemoryController)
             for method in methods
         }
 
-    assert len(answers) == 19
+    assert len(answers) == 29
     assert answers == dict.fromkeys(answers, 403)
 
 

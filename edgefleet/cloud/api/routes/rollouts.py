@@ -1,5 +1,11 @@
 """``/api/v1/rollouts``: the plan of a release over the live fleet (``POST /api/v1/rollouts/plan``, what
-``edgefleet rollout plan`` shows), before anything runs.
+``edgefleet rollout plan`` shows), before anything runs; starting a rollout (``POST /api/v1/rollouts``, honouring an
+``Idempotency-Key`` header: a retried request answers the rollout the first one started, 200 instead of 201), the
+rollouts (``GET``, paged newest first, and one with its waves, sites and gates), the release manager's commands
+(``POST /api/v1/rollouts/{id}/pause|resume|promote|abort|rollback``), and site holds
+(``POST|DELETE /api/v1/sites/{site}/hold``, on ``holds_router``). Refusals: 409 for a second active rollout of an
+app (naming the active one), a release older than what runs without ``rollback: true``, or a command the
+rollout's state does not take; 404 for an unknown rollout or site; 503 when the database cannot be used.
 
 The body is JSON, ``{"release": "<the release manifest as YAML text>"}``: the CLI sends the file as written, so
 every problem can name its line. The release loader (``edgefleet.releases.load_release_text``) reads it against
@@ -10,15 +16,50 @@ every problem as "line N, field F: reason" in the API's error shape.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
 
-from edgefleet.cloud.api.deps import ControllerDep, PrincipalDep, authorize, require_access
-from edgefleet.cloud.api.errors import Invalid
-from edgefleet.cloud.api.rollout_schemas import PlanPublic, PlanRequest, plan_public
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+
+from edgefleet.cloud.api.deps import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    ControllerDep,
+    FleetReader,
+    PrincipalDep,
+    RolloutsDep,
+    authorize,
+    require_access,
+)
+from edgefleet.cloud.api.errors import Conflict, Invalid, NotFound, Unavailable
+from edgefleet.cloud.api.fields import Name
+from edgefleet.cloud.api.paging import CursorQuery, decode_cursor, encode_cursor, set_next_page
+from edgefleet.cloud.api.rollout_schemas import (
+    CommandRequest,
+    HoldPublic,
+    HoldRequest,
+    PlanPublic,
+    PlanRequest,
+    RolloutPublic,
+    RolloutRequest,
+    RolloutSummaryPublic,
+    hold_public,
+    plan_public,
+    rollout_public,
+    rollout_summary,
+)
 from edgefleet.cloud.api.schemas import error_responses
 from edgefleet.cloud.rollouts.facts import site_facts
 from edgefleet.cloud.rollouts.planning import PlanRefused, plan_rollout
-from edgefleet.errors import Problem, ReleaseError
+from edgefleet.cloud.rollouts.service import (
+    ActiveRolloutExists,
+    Command,
+    RolloutNotFound,
+    RolloutRefused,
+    RolloutService,
+    StoredRollout,
+)
+from edgefleet.errors import EdgefleetError, Problem, ReleaseError
+from edgefleet.ids import SiteId
 from edgefleet.manifests import parse_documents
 from edgefleet.releases import load_release_text
 
@@ -27,6 +68,12 @@ router = APIRouter(
     tags=["rollouts"],
     dependencies=[Depends(require_access)],
     responses=error_responses(403, 422, 500),
+)
+holds_router = APIRouter(
+    prefix="/api/v1/sites",
+    tags=["rollouts"],
+    dependencies=[Depends(require_access)],
+    responses=error_responses(403, 404, 422, 500, 503),
 )
 
 # What problems name as the file: the API's messages give line and field only.
@@ -66,10 +113,219 @@ def plan_release(controller: ControllerDep, principal: PrincipalDep, body: PlanR
     now = controller.clock.now()
     facts = site_facts(state, release.app, now=now)
     try:
-        # No site can be held yet: holds come with the rollout store (issue 15, control); the plan takes them then.
-        plan = plan_rollout(release, inventory, facts, held=frozenset(), now=now)
+        plan = plan_rollout(release, inventory, facts, held=_held(controller), now=now)
     except PlanRefused as exc:
-        # The loader read this text already: its one document gives each refused field its line.
-        document = parse_documents(body.release, _SHOWN, [])[0]
-        raise _refuse([Problem(_SHOWN, document.line(r.path), r.field, r.reason) for r in exc.refusals]) from exc
+        raise _plan_refused(body.release, exc) from exc
     return plan_public(plan, inventory, [_said(w) for w in release.warnings])
+
+
+def _held(controller: FleetReader) -> frozenset[SiteId]:
+    """The sites held now (none where rollouts do not run)."""
+    if controller.rollouts is None:
+        return frozenset()
+    try:
+        return frozenset(controller.rollouts.holds())
+    except EdgefleetError as exc:
+        raise _unavailable(exc) from exc
+
+
+def _plan_refused(text: str, exc: PlanRefused) -> Invalid:
+    # The loader read this text already: its one document gives each refused field its line.
+    document = parse_documents(text, _SHOWN, [])[0]
+    return _refuse([Problem(_SHOWN, document.line(r.path), r.field, r.reason) for r in exc.refusals])
+
+
+def _unavailable(exc: EdgefleetError) -> Unavailable:
+    return Unavailable(f"cannot use the rollout store now: {exc}")
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="A key of the client's choosing: a request retried with the same key answers the rollout the "
+        "first one started, and never starts a second.",
+    ),
+]
+RolloutId = Annotated[str, Path(min_length=1, max_length=63, pattern=r"^[0-9a-z][0-9a-z-]*$")]
+
+
+@router.post(
+    "",
+    summary="Start a rollout of a release",
+    response_model=RolloutPublic,
+    status_code=201,
+    responses=error_responses(409, 503),
+)
+def start_rollout(
+    controller: ControllerDep,
+    rollouts: RolloutsDep,
+    principal: PrincipalDep,
+    body: RolloutRequest,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> RolloutPublic:
+    """Plan the release over the fleet now and start rolling it out; 201 with the rollout, or 200 with the one a
+    first request with the same ``Idempotency-Key`` started. 422 names every problem of the release or plan; 409
+    when another rollout of the app is active, or the release is older than what runs (without ``rollback: true``)."""
+    authorize(principal, None)
+    try:
+        rollout, created = rollouts.start(body.release, by=body.by or principal.name, idempotency_key=idempotency_key)
+    except ReleaseError as exc:
+        raise _refuse(exc.problems) from exc
+    except PlanRefused as exc:
+        raise _plan_refused(body.release, exc) from exc
+    except (ActiveRolloutExists, RolloutRefused) as exc:
+        raise Conflict(str(exc)) from exc
+    except EdgefleetError as exc:
+        raise _unavailable(exc) from exc
+    if not created:
+        response.status_code = 200
+    return rollout_public(rollout)
+
+
+@router.get("", summary="List rollouts", response_model=list[RolloutSummaryPublic], responses=error_responses(503))
+def list_rollouts(
+    request: Request,
+    response: Response,
+    rollouts: RolloutsDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many.")] = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> list[RolloutSummaryPublic]:
+    """Rollouts newest first (by start, then id), a page at a time: when more follow, the ``X-Next-Cursor`` header
+    holds the ``cursor`` of the next page."""
+    authorize(principal, None)
+    after = decode_cursor(cursor, "rollouts", (float, str)) if cursor is not None else None
+    try:
+        page = rollouts.page(after=(float(after[0]), str(after[1])) if after else None, limit=limit + 1)
+    except EdgefleetError as exc:
+        raise _unavailable(exc) from exc
+    more = len(page) > limit
+    page = page[:limit]
+    last = page[-1] if page else None
+    set_next_page(request, response, encode_cursor("rollouts", (last.created_at, last.id)) if more and last else None)
+    return [rollout_summary(r) for r in page]
+
+
+def _rollout(rollouts: RolloutService, rollout_id: str) -> StoredRollout:
+    try:
+        return rollouts.get(rollout_id)
+    except RolloutNotFound as exc:
+        raise NotFound(str(exc)) from exc
+    except EdgefleetError as exc:
+        raise _unavailable(exc) from exc
+
+
+@router.get(
+    "/{rollout_id}",
+    summary="Show a rollout: each wave and site with its state, gates and reasons",
+    response_model=RolloutPublic,
+    responses=error_responses(404, 503),
+)
+def get_rollout(rollouts: RolloutsDep, principal: PrincipalDep, rollout_id: RolloutId) -> RolloutPublic:
+    """The rollout's state and reason, each wave with its sites (state, reason, previous release, the gates the
+    last tick judged), and the sites deferred and held; 404 for an unknown id."""
+    authorize(principal, None)
+    return rollout_public(_rollout(rollouts, rollout_id))
+
+
+def _command(
+    rollouts: RolloutService, principal_name: str, rollout_id: str, command: Command, body: CommandRequest | None
+) -> RolloutPublic:
+    _rollout(rollouts, rollout_id)
+    by = body.by if body is not None and body.by else principal_name
+    try:
+        return rollout_public(rollouts.command(rollout_id, command, by=by))
+    except (RolloutRefused, ActiveRolloutExists) as exc:
+        raise Conflict(str(exc)) from exc
+    except EdgefleetError as exc:
+        raise _unavailable(exc) from exc
+
+
+_COMMAND_RESPONSES = error_responses(404, 409, 503)
+
+
+@router.post("/{rollout_id}/pause", summary="Pause: no site starts", response_model=RolloutPublic,
+             responses=_COMMAND_RESPONSES)  # fmt: skip
+def pause_rollout(
+    rollouts: RolloutsDep, principal: PrincipalDep, rollout_id: RolloutId, body: CommandRequest | None = None
+) -> RolloutPublic:
+    """Sites in flight are still gated (and the failure threshold still aborts); no new site starts."""
+    authorize(principal, None)
+    return _command(rollouts, principal.name, rollout_id, "pause", body)
+
+
+@router.post("/{rollout_id}/resume", summary="Resume a paused rollout", response_model=RolloutPublic,
+             responses=_COMMAND_RESPONSES)  # fmt: skip
+def resume_rollout(
+    rollouts: RolloutsDep, principal: PrincipalDep, rollout_id: RolloutId, body: CommandRequest | None = None
+) -> RolloutPublic:
+    """Sites start again where the rollout paused."""
+    authorize(principal, None)
+    return _command(rollouts, principal.name, rollout_id, "resume", body)
+
+
+@router.post("/{rollout_id}/promote", summary="Promote the wave that waits for approval", response_model=RolloutPublic,
+             responses=_COMMAND_RESPONSES)  # fmt: skip
+def promote_rollout(
+    rollouts: RolloutsDep, principal: PrincipalDep, rollout_id: RolloutId, body: CommandRequest | None = None
+) -> RolloutPublic:
+    """The wave awaiting approval (or, before it waits, the next one that needs it) may start."""
+    authorize(principal, None)
+    return _command(rollouts, principal.name, rollout_id, "promote", body)
+
+
+@router.post("/{rollout_id}/abort", summary="Abort: stop and revert the sites touched", response_model=RolloutPublic,
+             responses=_COMMAND_RESPONSES)  # fmt: skip
+def abort_rollout(
+    rollouts: RolloutsDep, principal: PrincipalDep, rollout_id: RolloutId, body: CommandRequest | None = None
+) -> RolloutPublic:
+    """No site starts; every site the rollout applied goes back to the release it ran before (an offline one when
+    it returns)."""
+    authorize(principal, None)
+    return _command(rollouts, principal.name, rollout_id, "abort", body)
+
+
+@router.post("/{rollout_id}/rollback", summary="Roll back every site the rollout changed", response_model=RolloutPublic,
+             responses=_COMMAND_RESPONSES)  # fmt: skip
+def rollback_rollout(
+    rollouts: RolloutsDep, principal: PrincipalDep, rollout_id: RolloutId, body: CommandRequest | None = None
+) -> RolloutPublic:
+    """Each site the rollout applied goes back to the release it ran before, also after the rollout is done."""
+    authorize(principal, None)
+    return _command(rollouts, principal.name, rollout_id, "rollback", body)
+
+
+SitePath = Name
+
+
+@holds_router.post("/{site}/hold", summary="Hold a site: rollouts skip it until released", response_model=HoldPublic)
+def hold_site(
+    controller: ControllerDep, rollouts: RolloutsDep, principal: PrincipalDep, site: SitePath, body: HoldRequest
+) -> HoldPublic:
+    """Rollouts skip the site until it is released (a site already in flight is still gated); 404 for a site not
+    in the inventory."""
+    authorize(principal, SiteId(site))
+    if site not in controller.state.inventory.sites:
+        raise NotFound(f"no site {site!r} in the inventory; 'edgefleet sites' lists them")
+    try:
+        return hold_public(rollouts.hold(SiteId(site), reason=body.reason, by=body.by or principal.name))
+    except EdgefleetError as exc:
+        raise _unavailable(exc) from exc
+
+
+@holds_router.delete("/{site}/hold", summary="Release a site's hold", response_model=HoldPublic)
+def release_site(rollouts: RolloutsDep, principal: PrincipalDep, site: SitePath) -> HoldPublic:
+    """The hold released; 404 when the site is not held."""
+    authorize(principal, SiteId(site))
+    try:
+        released = rollouts.release_hold(SiteId(site), by=principal.name)
+    except EdgefleetError as exc:
+        raise _unavailable(exc) from exc
+    if released is None:
+        raise NotFound(f"site {site!r} is not held")
+    return hold_public(released)

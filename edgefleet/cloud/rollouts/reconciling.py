@@ -1,0 +1,448 @@
+"""The rollouts' shell: one tick re-reads every active rollout, asks ``deciding.decide`` what comes next, applies
+it through the gateway and only then writes the new status (DESIGN.md, "One tick of a rollout, as data").
+
+``Reconciler`` is built by the controller (``edgefleet.cloud.controller``) and runs as one APScheduler job
+(``max_instances=1, coalesce=True``, a fixed id, every ``TICK_S``); ``wake()`` runs it early (the API's commands
+call it), never instead of the schedule. Tests call ``tick()``.
+
+One tick, per active rollout:
+1. the rollout (its release manifest as submitted, the spec with the commands, the status) from the store; the
+   release is loaded again against the inventory in force;
+2. a ``SiteObservation`` per site of the spec: reachable (a box of the site is online, ``facts.site_facts``); the
+   boxes that run the app (edge or cluster nodes for scan-upload, GPU boxes for sorting-recognition) with the
+   version and state of their latest heartbeat; the site's workloads of the app as the cluster serves them (one
+   list per cluster, the release label and kubectl's rollout rule); the site's active alerts with their start;
+   the hold from the store; the blackout window in force in the site's time zone (``windows.blocked``); the
+   release the site runs (the recorded previous release once the rollout touched it, else the workload's label);
+3. ``decide``; its ``Apply`` and ``Revert`` actions through the gateway: the namespace once per cluster, then
+   every manifest of the site's rendering with server-side apply (forced: edgefleet owns these objects); a
+   workload of the app at the site that the rendering no longer lists is deleted; a ``Revert`` applies the
+   previous release's rendering, or deletes the rollout's workloads where the app was not there before;
+4. the new status and gates and the audit of the actions, in one transaction, only when every action was
+   applied. A failed apply writes nothing: the next tick decides again from the old status and issues the same
+   actions, each a statement of state ("site X runs release R"), so applying twice is harmless.
+
+What a site ran before (the revert's target) is recorded before the first apply there, once: after a crash
+between an apply and the status write, the next tick re-applies, and the record still names the release that ran
+before, not the rollout's own. It is the release its workload's label names; a workload without one (set up before
+edgefleet ran rollouts, as the simulator's) is named ``<app>-<version>`` from its image's tag. Its manifest comes
+from the rollout that brought it, else from the releases directory (``releases_dir``, by name, or by app and
+version); a previous release whose manifest is found nowhere is not reverted (audited so), never deleted. Only a
+site where the app had no workload at all has no previous release: a revert there deletes the rollout's workloads. Everything a tick needs is in the database and the live fleet: ``kill -9`` at any
+point, and the next controller's first tick resumes.
+
+Kept in memory only: since when each box has reported each version running (the agents' gate's
+``running_since``; heartbeats carry no start time). After a restart a soak starts again: never shorter.
+Notifications (``Notify``) are logged; grouping them into the alert routing is for later.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from edgefleet.clock import Clock
+from edgefleet.cloud.alerting.service import AlertService
+from edgefleet.cloud.fleet import FleetState, box_reachability
+from edgefleet.cloud.k8s.errors import ClusterError
+from edgefleet.cloud.k8s.gateway import ClusterGateway, Kind
+from edgefleet.cloud.k8s.rollout import daemonset_rollout, deployment_rollout
+from edgefleet.cloud.rollouts import rendering
+from edgefleet.cloud.rollouts.deciding import (
+    Apply,
+    Decision,
+    Notify,
+    Revert,
+    RolloutSpec,
+    SiteObservation,
+    decide,
+)
+from edgefleet.cloud.rollouts.gates import BoxApp, FiringAlert, Workload
+from edgefleet.cloud.rollouts.store import AuditEntry, PreviousRelease, RolloutStore, StoredRollout
+from edgefleet.cloud.rollouts.windows import blocked
+from edgefleet.errors import EdgefleetError, ReleaseError
+from edgefleet.ids import BoxId, ClusterId, SiteId
+from edgefleet.inventory import Inventory, Site
+from edgefleet.releases import Release, load_release, load_release_text, release_files
+
+log = logging.getLogger(__name__)
+
+# A tick reads the store and one list per cluster: cheap enough every 2 s, and an abort lands within one tick.
+TICK_S: Final = 2.0
+JOB_ID: Final = "rollouts:reconcile"
+# Who the audit names for what the reconciler itself did.
+RECONCILER: Final = "reconciler"
+
+# Which kind of workload runs each app (rendering's shapes), and which boxes run it.
+_WORKLOAD_KIND: Final[Mapping[str, Kind]] = {"scan-upload": "Deployment", "sorting-recognition": "DaemonSet"}
+
+
+def app_boxes(inventory: Inventory, site: Site, app: str) -> list[BoxId]:
+    """The boxes of ``site`` that run ``app`` (as ``rendering`` places it)."""
+    if app == "sorting-recognition":
+        roles = {"gpu-box"}
+    else:
+        roles = {"edge-node"} if site.kind == "transfer-center" else {"cluster-node"}
+    return [box.id for box in inventory.site_boxes(site.id) if box.role in roles]
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    """What one rollout's reconcile did: the decision, and whether its actions were applied and its status saved
+    (False after a failed apply, with the error)."""
+
+    rollout_id: str
+    decision: Decision | None
+    saved: bool
+    error: str | None = None
+
+
+class Reconciler:
+    """Ticks every active rollout of ``store``. Thread-safe: ticks are serialised by a lock."""
+
+    def __init__(
+        self,
+        store: RolloutStore,
+        state: FleetState,
+        gateway: ClusterGateway | None,
+        *,
+        clock: Clock,
+        alerting: Callable[[], AlertService | None] = lambda: None,
+        interval_s: float = TICK_S,
+        releases_dir: Path | None = None,
+    ) -> None:
+        self.store = store
+        self.releases_dir = releases_dir
+        self.state = state
+        self.gateway = gateway
+        self.clock = clock
+        self._alerting = alerting
+        self.interval_s = interval_s
+        self._lock = threading.Lock()
+        self._scheduler: BackgroundScheduler | None = None
+        # (box, version) -> since when (controller time) the box has reported that version running.
+        self._running_since: dict[tuple[BoxId, str], float] = {}
+        # Clusters whose namespace this reconciler applied (again after a restart: applying twice is harmless).
+        self._namespaced: set[ClusterId] = set()
+        # Rollouts whose release no longer loads, with why (logged once).
+        self._stalled: dict[str, str] = {}
+        self.ticks = 0
+
+    # --- schedule -------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._scheduler is not None:
+            return
+        scheduler = BackgroundScheduler(timezone="UTC")
+        scheduler.add_job(
+            self._scheduled_tick,
+            "interval",
+            seconds=self.interval_s,
+            id=JOB_ID,
+            max_instances=1,
+            coalesce=True,
+            replace_existing=True,
+            next_run_time=datetime.now(UTC),
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def stop(self) -> None:
+        """Stop ticking, waiting for a tick in flight. Safe to call twice."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+
+    def wake(self) -> None:
+        """Tick as soon as possible (a command came); the schedule goes on as before."""
+        scheduler = self._scheduler
+        if scheduler is not None:
+            job = scheduler.get_job(JOB_ID)
+            if job is not None:
+                job.modify(next_run_time=datetime.now(UTC))
+
+    def _scheduled_tick(self) -> None:
+        try:
+            self.tick()
+        except EdgefleetError as exc:  # the database away: the next tick tries again
+            log.warning("Failed to tick rollouts", extra={"error": str(exc)})
+        except Exception:  # pragma: no cover - a bug; the schedule must go on
+            log.exception("Failed to tick rollouts")
+
+    # --- one tick -------------------------------------------------------------------------------------------
+
+    def tick(self) -> list[TickResult]:
+        """Reconcile every active rollout once."""
+        with self._lock:
+            self.ticks += 1
+            return [self._reconcile(rollout) for rollout in self.store.active()]
+
+    def reconcile(self, rollout_id: str) -> TickResult:
+        with self._lock:
+            return self._reconcile(self.store.get(rollout_id))
+
+    def _reconcile(self, rollout: StoredRollout) -> TickResult:
+        inventory = self.state.inventory
+        try:
+            release = load_release_text(rollout.release_yaml, f"rollout {rollout.id}", inventory)
+        except EdgefleetError as exc:
+            # Stalled: the inventory changed under the release (a site removed); a human must act. Said once per
+            # problem, not every tick.
+            if self._stalled.get(rollout.id) != str(exc):
+                log.warning("Failed to load a rollout's release", extra={"rollout": rollout.id, "error": str(exc)})
+            self._stalled[rollout.id] = str(exc)
+            return TickResult(rollout.id, None, False, str(exc))
+        self._stalled.pop(rollout.id, None)
+        now = self.clock.now()
+        previous = self.store.previous(rollout.id)
+        try:
+            observations = self._observe(rollout.spec, release, inventory, previous, now=now)
+        except ClusterError as exc:
+            log.warning("Failed to observe a rollout's sites", extra={"rollout": rollout.id, "error": str(exc)})
+            return TickResult(rollout.id, None, False, str(exc))
+        decision = decide(rollout.spec, rollout.status, observations, now=now)
+        try:
+            audit = self._act(rollout, release, inventory, decision, observations, previous, now=now)
+        except (ClusterError, EdgefleetError, ValueError) as exc:
+            log.warning(
+                "Failed to apply a rollout's actions; the next tick issues them again",
+                extra={"rollout": rollout.id, "error": str(exc)},
+            )
+            return TickResult(rollout.id, decision, False, str(exc))
+        if decision.status != rollout.status or dict(decision.gates) != dict(rollout.gates) or audit:
+            self.store.save_status(rollout.id, decision.status, decision.gates, now=now, audit=audit)
+        for action in decision.actions:
+            if isinstance(action, Notify):
+                log.info(action.message, extra={"rollout": rollout.id, "notify": action.kind, "sites": action.sites})
+        return TickResult(rollout.id, decision, True)
+
+    # --- observing ------------------------------------------------------------------------------------------
+
+    def _observe(
+        self,
+        spec: RolloutSpec,
+        release: Release,
+        inventory: Inventory,
+        previous: Mapping[SiteId, PreviousRelease],
+        *,
+        now: float,
+    ) -> dict[SiteId, SiteObservation]:
+        sites = [inventory.sites[s] for wave in spec.waves for s in wave.sites if s in inventory.sites]
+        workloads, runs = self._workloads(spec.app, {site.cluster for site in sites})
+        alerts = self._alerts()
+        holds = self.store.holds()
+        observations: dict[SiteId, SiteObservation] = {}
+        with self.state.lock:
+            for site in sites:
+                boxes, reachable = self._boxes(inventory, site, spec.app, now=now)
+                covering = [b for b in release.strategy.blackouts if b.applies_to(site.id)]
+                window = blocked(site.timezone, covering, now) if covering else None
+                seen = workloads.get(site.id, ())
+                recorded = previous.get(site.id)
+                running = recorded.release if recorded is not None else runs.get(site.id)
+                hold = holds.get(site.id)
+                observations[site.id] = SiteObservation(
+                    reachable=reachable,
+                    held=hold.reason if hold is not None else None,
+                    blackout=window.blackout.reason if window is not None else None,
+                    running_release=running,
+                    workloads=seen,
+                    boxes=tuple(boxes),
+                    alerts=tuple(alerts.get(site.id, ())),
+                )
+        return observations
+
+    def _boxes(self, inventory: Inventory, site: Site, app: str, *, now: float) -> tuple[list[BoxApp], bool]:
+        """The boxes that run the app, as their agents last said, and whether any box of the site is online.
+        Called under the fleet's lock."""
+        reachable = False
+        for box_id in site.boxes:
+            if box_reachability(self.state, self.state.boxes[box_id], now=now).state == "online":
+                reachable = True
+        answer: list[BoxApp] = []
+        for box_id in app_boxes(inventory, site, app):
+            live = self.state.boxes[box_id]
+            online = box_reachability(self.state, live, now=now).state == "online"
+            reported = None
+            if live.heartbeat is not None:
+                reported = next((a for a in live.heartbeat.apps.apps if a.name == app), None)
+            if reported is None:
+                answer.append(BoxApp(box_id, online=online))
+                continue
+            since: float | None = None
+            if reported.state == "running":
+                since = self._running_since.setdefault((box_id, reported.version), now)
+            else:
+                self._running_since.pop((box_id, reported.version), None)
+            answer.append(BoxApp(box_id, online, reported.version, reported.state, since))
+        return answer, reachable
+
+    def _workloads(
+        self, app: str, clusters: set[ClusterId]
+    ) -> tuple[dict[SiteId, tuple[Workload, ...]], dict[SiteId, str]]:
+        """The app's workloads in each cluster, by the site their label names (one list per cluster), and the
+        release each site runs by them (``running_release``)."""
+        found: dict[SiteId, list[Workload]] = defaultdict(list)
+        runs: dict[SiteId, str] = {}
+        if self.gateway is None:
+            return {}, {}
+        kind = _WORKLOAD_KIND[app]
+        judge = deployment_rollout if kind == "Deployment" else daemonset_rollout
+        for cluster in sorted(clusters):
+            listed = self.gateway.list_objects(
+                cluster, kind, namespace=rendering.NAMESPACE, label_selector=f"{rendering.NAME_LABEL}={app}"
+            )
+            for item in listed.items:
+                labels = item.get("metadata", {}).get("labels") or {}
+                site = labels.get(rendering.SITE_LABEL)
+                if site is None:
+                    continue
+                found[SiteId(site)].append(
+                    Workload(item["metadata"]["name"], labels.get(rendering.RELEASE_LABEL), judge(item))
+                )
+                runs.setdefault(SiteId(site), running_release(app, item))
+        return {site: tuple(sorted(ws, key=lambda w: w.name)) for site, ws in found.items()}, runs
+
+    def _alerts(self) -> dict[SiteId, list[FiringAlert]]:
+        alerting = self._alerting()
+        if alerting is None:
+            return {}
+        by_site: dict[SiteId, list[FiringAlert]] = defaultdict(list)
+        for state in ("firing", "acknowledged"):
+            for alert in alerting.list_alerts(state=state, limit=10_000):
+                by_site[alert.key.site].append(FiringAlert(str(alert.key.kind), alert.started_at, alert.summary))
+        return by_site
+
+    # --- acting ---------------------------------------------------------------------------------------------
+
+    def _act(
+        self,
+        rollout: StoredRollout,
+        release: Release,
+        inventory: Inventory,
+        decision: Decision,
+        observations: Mapping[SiteId, SiteObservation],
+        previous: Mapping[SiteId, PreviousRelease],
+        *,
+        now: float,
+    ) -> list[AuditEntry]:
+        audit: list[AuditEntry] = []
+        for action in decision.actions:
+            if isinstance(action, Apply):
+                recorded = previous.get(action.site)
+                if recorded is None:
+                    running = observations[action.site].running_release
+                    yaml = self._manifest_of(running, inventory) if running is not None else None
+                    recorded = self.store.record_previous(
+                        rollout.id, PreviousRelease(action.site, running, yaml), now=now
+                    )
+                self._apply(release, action.site, inventory, rollout_id=rollout.id)
+                audit.append(
+                    AuditEntry(
+                        now,
+                        RECONCILER,
+                        f"apply {release.name} at {action.site}",
+                        recorded.release,
+                        release.name,
+                        rollout.id,
+                    )
+                )
+            elif isinstance(action, Revert):
+                recorded = previous.get(action.site) or PreviousRelease(action.site, action.previous_release, None)
+                what = self._revert(rollout, release, recorded, inventory)
+                audit.append(AuditEntry(now, RECONCILER, what, release.name, recorded.release, rollout.id))
+        return audit
+
+    def _manifest_of(self, release: str, inventory: Inventory) -> str | None:
+        """The manifest of ``release``: as a rollout of it was submitted, else its file in the releases directory."""
+        stored = self.store.release_yaml(release)
+        if stored is not None or self.releases_dir is None or not self.releases_dir.is_dir():
+            return stored
+        for path in release_files([self.releases_dir]):
+            try:
+                found = load_release(path, inventory)
+            except ReleaseError:
+                continue  # 'edgefleet releases validate' reports it; another file may be the one
+            if release in (found.name, f"{found.app}-{found.version}"):
+                return path.read_text(encoding="utf-8")
+        return None
+
+    def _gateway(self) -> ClusterGateway:
+        if self.gateway is None:
+            raise EdgefleetError("the inventory declares no cluster: a rollout has nothing to apply to")
+        return self.gateway
+
+    def _apply(self, release: Release, site: SiteId, inventory: Inventory, *, rollout_id: str | None) -> None:
+        """Site ``site`` runs ``release``: its rendering applied, the app's other workloads there deleted."""
+        gateway = self._gateway()
+        cluster = inventory.sites[site].cluster
+        if cluster not in self._namespaced:
+            gateway.apply(cluster, rendering.namespace(), force=True)
+            self._namespaced.add(cluster)
+        manifests = rendering.render(release, site, inventory, rollout_id=rollout_id)
+        for manifest in manifests:
+            gateway.apply(cluster, manifest, force=True)
+        keep = {(m["kind"], m["metadata"]["name"]) for m in manifests}
+        self._delete(cluster, release.app, site, keep=keep)
+        log.info("Applied release to site", extra={"site": site, "release": release.name, "rollout": rollout_id})
+
+    def _delete(
+        self, cluster: ClusterId, app: str, site: SiteId, *, keep: set[tuple[str, str]], rollout: str = ""
+    ) -> int:
+        """Delete the app's workloads and configs at ``site`` but those of ``keep`` (``rollout``: only that
+        rollout's); how many were deleted."""
+        gateway = self._gateway()
+        selector = f"{rendering.NAME_LABEL}={app},{rendering.SITE_LABEL}={site}"
+        if rollout:
+            selector += f",{rendering.ROLLOUT_LABEL}={rollout}"
+        deleted = 0
+        kinds: Sequence[Kind] = (_WORKLOAD_KIND[app], "ConfigMap")
+        for kind in kinds:
+            for item in gateway.list_objects(
+                cluster, kind, namespace=rendering.NAMESPACE, label_selector=selector
+            ).items:
+                name = item["metadata"]["name"]
+                if (kind, name) not in keep and gateway.delete(cluster, kind, name, namespace=rendering.NAMESPACE):
+                    deleted += 1
+        return deleted
+
+    def _revert(self, rollout: StoredRollout, release: Release, recorded: PreviousRelease, inventory: Inventory) -> str:
+        """The site runs what it ran before; the audit's words for what was done."""
+        site, cluster = recorded.site, inventory.sites[recorded.site].cluster
+        if recorded.release is None:
+            deleted = self._delete(cluster, release.app, site, keep=set(), rollout=rollout.id)
+            log.info("Reverted site: the app was not there before", extra={"site": site, "deleted": deleted})
+            return f"revert {site}: deleted {release.app} (it was not there before)"
+        if recorded.yaml is None:
+            # The release that ran before never went through a rollout here: its manifest is not on record.
+            log.warning(
+                "Failed to revert site: the previous release's manifest is not on record",
+                extra={"site": site, "previous_release": recorded.release, "rollout": rollout.id},
+            )
+            return f"revert {site}: not done, no manifest of {recorded.release} on record; roll it out by hand"
+        before = load_release_text(recorded.yaml, f"release {recorded.release}", inventory)
+        self._apply(before, site, inventory, rollout_id=None)
+        return f"revert {site} to {recorded.release}"
+
+
+def running_release(app: str, workload: Mapping[str, Any]) -> str:
+    """The release a workload of ``app`` runs: its release label, else ``<app>-<version>`` from the tag of the
+    app's image (a workload set up before edgefleet's rollouts), else ``<app> (unknown release)``."""
+    labels = workload.get("metadata", {}).get("labels") or {}
+    label = labels.get(rendering.RELEASE_LABEL)
+    if label:
+        return str(label)
+    containers = workload.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
+    image = next((str(c.get("image", "")) for c in containers if c.get("name") == app), "")
+    name = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    if ":" in name:
+        return f"{app}-{name.rsplit(':', 1)[1]}"
+    return f"{app} (unknown release)"

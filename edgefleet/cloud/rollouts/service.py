@@ -1,0 +1,196 @@
+"""What the API asks of rollouts: start one, read them, the release manager's commands, site holds.
+
+``RolloutService`` is built by the controller beside the reconciler and read by the API's rollout routes (through
+``FleetReader.rollouts``). Starting a rollout checks the release (the loader, against the inventory in force),
+refuses one older than what runs unless it says ``rollback: true``, plans it over the fleet now (holds included)
+and stores it with its idempotency key; the store keeps one active rollout per app. Commands are desired state
+(``deciding.Commands``): each sets a field of the stored spec and writes its audit row, then wakes the reconciler,
+which does the rest on its tick. Nothing here talks to a cluster.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Final, Literal
+
+from edgefleet.clock import Clock
+from edgefleet.cloud.fleet import FleetState
+from edgefleet.cloud.rollouts.deciding import Commands, initial_status
+from edgefleet.cloud.rollouts.facts import site_facts
+from edgefleet.cloud.rollouts.planning import plan_rollout, rollout_spec
+from edgefleet.cloud.rollouts.reconciling import Reconciler
+from edgefleet.cloud.rollouts.store import (
+    ENDED_STATES,
+    ActiveRolloutExists,
+    AuditEntry,
+    Hold,
+    RolloutNotFound,
+    RolloutStore,
+    StoredRollout,
+)
+from edgefleet.errors import EdgefleetError
+from edgefleet.ids import SiteId
+from edgefleet.releases import Release, load_release_text
+
+__all__ = [
+    "COMMANDS",
+    "ActiveRolloutExists",
+    "Command",
+    "Hold",
+    "RolloutNotFound",
+    "RolloutRefused",
+    "RolloutService",
+    "StoredRollout",
+]
+
+Command = Literal["pause", "resume", "promote", "abort", "rollback"]
+COMMANDS: Final[tuple[Command, ...]] = ("pause", "resume", "promote", "abort", "rollback")
+
+
+class RolloutRefused(EdgefleetError):
+    """A rollout that cannot start as asked (a release older than what runs), or a command its state forbids."""
+
+
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """A version as comparable parts: numbers as numbers, other runs as text ("1.10.0" > "1.9.2")."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.findall(r"\d+|[A-Za-z]+", version))
+
+
+def older_than_running(release: Release, running: set[str]) -> str | None:
+    """The newest version that runs when it is newer than the release's, else None."""
+    newer = [v for v in running if version_key(v) > version_key(release.version)]
+    return max(newer, key=version_key) if newer else None
+
+
+class RolloutService:
+    def __init__(self, store: RolloutStore, state: FleetState, reconciler: Reconciler, *, clock: Clock) -> None:
+        self.store = store
+        self.state = state
+        self.reconciler = reconciler
+        self.clock = clock
+
+    def _new_id(self, now: float) -> str:
+        return f"r-{datetime.fromtimestamp(now, UTC):%Y%m%d}-{secrets.token_hex(3)}"
+
+    def start(self, text: str, *, by: str, idempotency_key: str | None = None) -> tuple[StoredRollout, bool]:
+        """Start a rollout of the release ``text``; (the rollout, True when it was started now). Raises
+        ``ReleaseError`` / ``PlanRefused`` (the release or its plan refused), ``RolloutRefused`` (older than what
+        runs), ``ActiveRolloutExists`` (another rollout of the app is active)."""
+        if idempotency_key is not None:
+            earlier = self.store.by_idempotency_key(idempotency_key)
+            if earlier is not None:
+                return earlier, False
+        inventory = self.state.inventory
+        release = load_release_text(text, "release", inventory)
+        if self.reconciler.gateway is None:
+            raise RolloutRefused(
+                "the inventory declares no Kubernetes cluster: a rollout would have nothing to apply to; add the "
+                "sites' clusters (docs/inventory.md) and restart the controller"
+            )
+        now = self.clock.now()
+        facts = site_facts(self.state, release.app, now=now)
+        running = {v for f in facts.values() for v in f.versions}
+        newer = older_than_running(release, running)
+        if newer is not None and not release.rollback:
+            raise RolloutRefused(
+                f"{release.name} ({release.app} {release.version}) is older than {newer}, which runs in the fleet; "
+                "set 'rollback: true' in the release to roll back to it"
+            )
+        active = self.store.active_for(release.app)
+        if active is not None:
+            raise ActiveRolloutExists(active)
+        held = frozenset(self.store.holds())
+        plan = plan_rollout(release, inventory, facts, held=held, now=now)
+        spec = rollout_spec(plan, release)
+        rollout = StoredRollout(
+            id=self._new_id(now),
+            app=release.app,
+            release_name=release.name,
+            release_yaml=text,
+            spec=spec,
+            status=initial_status(spec),
+            gates={},
+            active=True,
+            created_at=now,
+            created_by=by,
+            updated_at=now,
+            idempotency_key=idempotency_key,
+        )
+        audit = AuditEntry(now, by, f"start rollout of {release.name}", None, release.name, rollout.id)
+        stored, created = self.store.create(rollout, audit)
+        if created:
+            self.reconciler.wake()
+        return stored, created
+
+    def get(self, rollout_id: str) -> StoredRollout:
+        return self.store.get(rollout_id)
+
+    def page(self, *, after: tuple[float, str] | None = None, limit: int = 100) -> list[StoredRollout]:
+        return self.store.page(after=after, limit=limit)
+
+    def command(self, rollout_id: str, command: Command, *, by: str) -> StoredRollout:
+        """Record the release manager's ``command`` as the spec's desired state; the next tick acts on it."""
+        rollout = self.store.get(rollout_id)
+        commands = rollout.spec.commands
+        state = rollout.status.state
+        ended = state in ENDED_STATES
+        activate = False
+        if command == "rollback":
+            if state in ("aborted", "rolled-back"):
+                raise RolloutRefused(f"rollout {rollout_id} is {state}: its sites were reverted already")
+            new = replace(commands, rolled_back=True)
+            activate = ended  # a done rollout: revert every site it changed
+        elif ended:
+            raise RolloutRefused(f"rollout {rollout_id} is {state}; only 'rollback' applies to a rollout that ended")
+        elif command == "pause":
+            new = replace(commands, paused=True)
+        elif command == "resume":
+            new = replace(commands, paused=False)
+        elif command == "abort":
+            new = replace(commands, aborted=True)
+        else:
+            waiting = [i for i, w in enumerate(rollout.status.waves) if w == "awaiting-approval"]
+            waves = rollout.spec.waves
+            if not waiting:
+                # Promote ahead: the next wave that needs a promotion and has not started.
+                waiting = [
+                    i
+                    for i, w in enumerate(waves)
+                    if w.needs_approval and i not in commands.promoted and rollout.status.waves[i] == "waiting"
+                ][:1]
+            if not waiting:
+                raise RolloutRefused(f"rollout {rollout_id}: no wave waits for a promotion")
+            new = replace(commands, promoted=commands.promoted | {waiting[0]})
+        now = self.clock.now()
+        audit = AuditEntry(now, by, f"{command} rollout", _commands(commands), _commands(new), rollout_id)
+        self.store.set_commands(rollout_id, new, activate=activate, audit=audit)
+        self.reconciler.wake()
+        return self.store.get(rollout_id)
+
+    def hold(self, site: SiteId, *, reason: str, by: str) -> Hold:
+        if site not in self.state.inventory.sites:
+            raise KeyError(site)
+        held = self.store.hold(Hold(site, reason, by, self.clock.now()))
+        self.reconciler.wake()
+        return held
+
+    def release_hold(self, site: SiteId, *, by: str) -> Hold | None:
+        released = self.store.release_hold(site, by=by, now=self.clock.now())
+        self.reconciler.wake()
+        return released
+
+    def holds(self) -> dict[SiteId, Hold]:
+        return self.store.holds()
+
+
+def _commands(commands: Commands) -> str:
+    parts = [
+        *(["paused"] if commands.paused else []),
+        *(["promoted " + ",".join(str(i) for i in sorted(commands.promoted))] if commands.promoted else []),
+        *(["aborted"] if commands.aborted else []),
+        *(["rolled back"] if commands.rolled_back else []),
+    ]
+    return ", ".join(parts) or "none"

@@ -1,0 +1,252 @@
+"""A small fleet for the rollout's end-to-end tests: four transfer centers on one simulated cluster (its workload
+controllers running, pods timed a tenth of the default), the live fleet state fed heartbeats directly, the
+reconciler and the rollout service over a SQLite file, all on a FakeClock (the cluster keeps real time)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from edgefleet.clock import FakeClock
+from edgefleet.cloud.fleet import FleetState, apply_heartbeat
+from edgefleet.cloud.k8s.clients import ClusterClients, Timeouts
+from edgefleet.cloud.k8s.gateway import ClusterGateway, KubernetesGateway
+from edgefleet.cloud.rollouts.reconciling import Reconciler
+from edgefleet.cloud.rollouts.rendering import NAMESPACE, RELEASE_LABEL, ROLLOUT_LABEL, namespace, render
+from edgefleet.cloud.rollouts.service import RolloutService
+from edgefleet.cloud.rollouts.store import RolloutStore, StoredRollout
+from edgefleet.cloud.store import Store
+from edgefleet.ids import BoxId, ClusterId, SiteId
+from edgefleet.inventory import Inventory, load_inventory
+from edgefleet.messages import AppReport, AppState
+from edgefleet.releases import load_release_text
+from simulator.cluster.kubeconfig import write_kubeconfig
+from simulator.cluster.nodes import site_boxes
+from simulator.cluster.pods import PodTiming
+from simulator.cluster.server import BackgroundCluster, start_cluster_in_background
+from tests.cloud.builders import heartbeat
+from tests.support.clusters import TEST_HOST, write_host_cluster
+from tests.support.peers import wait_for
+
+CLUSTER = ClusterId(TEST_HOST)
+SITES = [SiteId(s) for s in ("site-a", "site-b", "site-c", "site-d")]
+
+SITE_YAML = """\
+apiVersion: edgefleet.io/v1
+kind: Site
+metadata: {{name: {name}}}
+spec:
+  kind: transfer-center
+  displayName: {name}
+  region: east
+  timezone: Asia/Shanghai
+  cluster: test-edge
+  boxes:
+    - {{name: {name}-edge-01, role: edge-node}}
+    - {{name: {name}-gpu-01, role: gpu-box, gpu: {{model: NVIDIA T4, count: 1, driverVersion: "535.183.01"}}}}
+"""
+
+
+def release(
+    version: str,
+    *,
+    canary: str = "site-a",
+    waves: str = '["100%"]',
+    failed_sites: int = 3,
+    rollback: bool = False,
+    image: str | None = None,
+) -> str:
+    """A scan-upload release with no soak, no blackout and no approval."""
+    return f"""\
+apiVersion: edgefleet.io/v1
+kind: Release
+metadata: {{name: scan-upload-{version}}}
+spec:
+  app: scan-upload
+  version: {version}
+  images:
+    scan-upload: {image or f"registry.local:5000/edgefleet/scan-upload:{version}"}
+  config: {{upload.batch-size: "50"}}
+  rollback: {str(rollback).lower()}
+  strategy:
+    canary: {{sites: [{canary}], coverHardware: false}}
+    waves: {waves}
+    maxInFlight: 10
+    soak: 0s
+    failureThreshold: {{sites: {failed_sites}, percentOfWave: 100}}
+    gates: {{runningPercent: 100, healthTolerancePercent: 10}}
+"""
+
+
+class CountingGateway:
+    """The real gateway, counting the applies and deletes that go through it (our own seam)."""
+
+    def __init__(self, inner: ClusterGateway) -> None:
+        self.inner = inner
+        self.applied: list[tuple[str, str]] = []
+        self.deleted: list[tuple[str, str]] = []
+
+    def apply(self, cluster: ClusterId, obj: Mapping[str, Any], *, force: bool = False) -> dict[str, Any]:
+        self.applied.append((str(obj["kind"]), str(obj["metadata"]["name"])))
+        return self.inner.apply(cluster, obj, force=force)
+
+    def delete(self, cluster: ClusterId, kind: Any, name: str, *, namespace: str | None = None) -> bool:
+        self.deleted.append((str(kind), name))
+        return self.inner.delete(cluster, kind, name, namespace=namespace)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@dataclass
+class World:
+    inventory: Inventory
+    cluster: BackgroundCluster
+    gateway: CountingGateway
+    clock: FakeClock
+    store: Store
+    state: FleetState = field(init=False)
+    rollouts: RolloutStore = field(init=False)
+    reconciler: Reconciler = field(init=False)
+    service: RolloutService = field(init=False)
+    # Sites whose agents say nothing (offline), and sites whose agents never report the new version.
+    silent: set[SiteId] = field(default_factory=set)
+    stuck: set[SiteId] = field(default_factory=set)
+    seq: int = 0
+    # Where the reconciler finds release files (none: only releases brought by earlier rollouts).
+    releases_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.state = FleetState.for_inventory(self.inventory)
+        self.rollouts = RolloutStore(self.store)
+        self.rollouts.create_schema()
+        self.restart()
+
+    def restart(self, *, interval_s: float = 2.0) -> None:
+        """A new reconciler and service over the same database and fleet (what a new controller builds)."""
+        self.reconciler = Reconciler(
+            self.rollouts,
+            self.state,
+            self.gateway,  # type: ignore[arg-type]
+            clock=self.clock,
+            interval_s=interval_s,
+            releases_dir=self.releases_dir,
+        )
+        self.service = RolloutService(self.rollouts, self.state, self.reconciler, clock=self.clock)
+
+    def running(self, site: SiteId) -> dict[str, Any] | None:
+        """The site's scan-upload Deployment as the cluster serves it (None when there is none)."""
+        items = self.gateway.list_objects(
+            CLUSTER, "Deployment", namespace=NAMESPACE, label_selector=f"edgefleet.io/site={site}"
+        ).items
+        return items[0] if items else None
+
+    def beat(self, versions: Mapping[SiteId, str | None] | None = None) -> None:
+        """One heartbeat from every box of every site not silent, reporting the scan-upload version its site's
+        workload runs once rolled out (as an agent reads it from the pod), unless the site is stuck."""
+        self.seq += 1
+        now = self.clock.now()
+        with self.state.lock:
+            for site in SITES:
+                if site in self.silent:
+                    continue
+                version = (versions or {}).get(site) or self._rolled_out_version(site)
+                apps = [AppState(name="scan-upload", version=version, state="running")] if version else []
+                for box in self.inventory.sites[site].boxes:
+                    beat = msgspec.structs.replace(
+                        heartbeat(self.seq, box=box, site=site, sent_at=now, boot_started=now - 10.0 * self.seq),
+                        apps=AppReport(source="simulator", apps=apps),
+                    )
+                    apply_heartbeat(self.state.boxes[BoxId(box)], beat, received_at=now)
+
+    def _rolled_out_version(self, site: SiteId) -> str | None:
+        deployment = self.running(site)
+        if deployment is None:
+            return None
+        status = deployment.get("status", {})
+        done = status.get("updatedReplicas", 0) == deployment["spec"].get("replicas") == status.get(
+            "availableReplicas", 0
+        ) and status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
+        image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        version = str(image.rsplit(":", 1)[1])
+        if not done:
+            return self._last_version(site)
+        if site in self.stuck:
+            return self._last_version(site)
+        return version
+
+    def _last_version(self, site: SiteId) -> str | None:
+        box = self.state.boxes[self.inventory.sites[site].boxes[0]]
+        if box.heartbeat is None:
+            return None
+        return next((a.version for a in box.heartbeat.apps.apps if a.name == "scan-upload"), None)
+
+    def seed_unlabelled(self, site: SiteId, version: str) -> None:
+        """The site's scan-upload as a fleet set up before edgefleet's rollouts has it (the simulator's): the same
+        workload, but no release or version label, the version only in the image's tag."""
+        loaded = load_release_text(release(version), "seed.yaml", self.inventory)
+        self.gateway.inner.apply(CLUSTER, namespace(), force=True)
+        for manifest in render(loaded, site, self.inventory, rollout_id=None):
+            for labels in (
+                manifest["metadata"]["labels"],
+                manifest.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {}),
+            ):
+                labels.pop(RELEASE_LABEL, None)
+                labels.pop("app.kubernetes.io/version", None)
+            self.gateway.inner.apply(CLUSTER, manifest, force=True)
+
+    def step(self, rollout_id: str) -> StoredRollout:
+        self.beat()
+        self.reconciler.tick()
+        return self.rollouts.get(rollout_id)
+
+    def run_until(self, rollout_id: str, *states: str, timeout: float = 60.0) -> StoredRollout:
+        """Beat and tick until the rollout is in one of ``states``."""
+
+        def reached() -> StoredRollout | None:
+            rollout = self.step(rollout_id)
+            if rollout.status.state in states:
+                return rollout
+            time.sleep(0.05)
+            return None
+
+        return wait_for(reached, timeout=timeout, interval=0.0, what=f"rollout {rollout_id} to be {states}")
+
+    def site_release(self, site: SiteId) -> tuple[str | None, str | None, str | None]:
+        """(release label, rollout label, image) of the site's Deployment."""
+        deployment = self.running(site)
+        if deployment is None:
+            return (None, None, None)
+        labels = deployment["metadata"]["labels"]
+        image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        return labels.get(RELEASE_LABEL), labels.get(ROLLOUT_LABEL), image
+
+
+@contextmanager
+def small_world(directory: Path) -> Iterator[World]:
+    sites = directory / "sites"
+    sites.mkdir()
+    write_host_cluster(sites)
+    for name in SITES:
+        (sites / f"{name}.yaml").write_text(SITE_YAML.format(name=name))
+    inventory = load_inventory(sites)
+    boxes = [box for site in SITES for box in site_boxes(inventory, site)]
+    cluster = start_cluster_in_background(CLUSTER, boxes, controllers=True, pod_timing=PodTiming().scaled(0.1))
+    kubeconfig = write_kubeconfig(directory / "kubeconfig", {CLUSTER: cluster.url})
+    gateway = KubernetesGateway(
+        ClusterClients({CLUSTER: CLUSTER}, kubeconfig), clock=FakeClock(), timeouts=Timeouts(connect_s=2.0, read_s=5.0)
+    )
+    store = Store(f"sqlite:///{directory / 'edgefleet.db'}")
+    store.create_schema()
+    try:
+        yield World(inventory, cluster, CountingGateway(gateway), FakeClock(), store)
+    finally:
+        store.close()
+        gateway.close()
+        cluster.stop()
