@@ -112,6 +112,21 @@ def test_a_site_past_the_threshold_aborts_and_every_touched_site_goes_back_to_it
     assert sorted(e.what for e in reverts) == sorted(f"revert {s} to scan-upload-1.0.0" for s in SITES)
 
 
+def test_a_release_that_is_only_slower_at_a_site_fails_its_own_baseline_and_is_rolled_back(world: World) -> None:
+    _done(world, "1.0.0")
+    world.slow[SITES[1]] = ("2.0.0", 1.5)  # half as much backlog again: past the 10% tolerance
+    rollout, _ = world.service.start(release("2.0.0", failed_sites=0), by="tester")
+
+    ended = world.run_until(rollout.id, "aborted")
+
+    gates = ended.gates[SITES[1]]
+    assert gates.health.verdict == "fail"
+    assert gates.health.reason == "upload backlog 60 is 50% above this site's 40 on 1.0.0 (tolerance 10%)"
+    assert world.rollouts.previous(rollout.id)[SITES[1]].baseline == {"error_rate_percent": 0.4, "upload_backlog": 40.0}
+    for site in SITES:
+        assert world.site_release(site)[0] == "scan-upload-1.0.0"
+
+
 def _abort_with_a_stuck_site(world: World) -> str:
     world.stuck.add(SITES[1])  # its agents never report 2.0.0
     rollout, _ = world.service.start(release("2.0.0", failed_sites=0), by="tester")

@@ -119,6 +119,8 @@ class World:
     silent: set[SiteId] = field(default_factory=set)
     stuck: set[SiteId] = field(default_factory=set)
     seq: int = 0
+    # Sites where this version of scan-upload is slower: its backlog and error rate that many times worse.
+    slow: dict[SiteId, tuple[str, float]] = field(default_factory=dict)
     # Where the reconciler finds release files (none: only releases brought by earlier rollouts).
     releases_dir: Path | None = None
 
@@ -157,13 +159,28 @@ class World:
                 if site in self.silent:
                     continue
                 version = (versions or {}).get(site) or self._rolled_out_version(site)
-                apps = [AppState(name="scan-upload", version=version, state="running")] if version else []
+                apps = (
+                    [
+                        AppState(
+                            name="scan-upload", version=version, state="running", figures=self._figures(site, version)
+                        )
+                    ]
+                    if version
+                    else []
+                )
                 for box in self.inventory.sites[site].boxes:
                     beat = msgspec.structs.replace(
                         heartbeat(self.seq, box=box, site=site, sent_at=now, boot_started=now - 10.0 * self.seq),
                         apps=AppReport(source="simulator", apps=apps),
                     )
                     apply_heartbeat(self.state.boxes[BoxId(box)], beat, received_at=now)
+
+    def _figures(self, site: SiteId, version: str) -> dict[str, float]:
+        """The app's health figures as its agent reads them: the same at every site and version, unless the version
+        is slow there."""
+        slow_version, factor = self.slow.get(site, ("", 1.0))
+        worse = factor if version == slow_version else 1.0
+        return {"upload_backlog": 40.0 * worse, "error_rate_percent": 0.4 * worse}
 
     def _rolled_out_version(self, site: SiteId) -> str | None:
         deployment = self.running(site)

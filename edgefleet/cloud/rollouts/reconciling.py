@@ -65,7 +65,8 @@ from edgefleet.cloud.rollouts.deciding import (
     SiteObservation,
     decide,
 )
-from edgefleet.cloud.rollouts.gates import BoxApp, FiringAlert, Workload
+from edgefleet.cloud.rollouts.facts import site_figures
+from edgefleet.cloud.rollouts.gates import BoxApp, FiringAlert, SiteHealth, Workload
 from edgefleet.cloud.rollouts.store import AuditEntry, PreviousRelease, RolloutStore, StoredRollout
 from edgefleet.cloud.rollouts.windows import blocked
 from edgefleet.errors import EdgefleetError, ReleaseError
@@ -240,6 +241,8 @@ class Reconciler:
         alerts = self._alerts()
         holds = self.store.holds()
         observations: dict[SiteId, SiteObservation] = {}
+        # The sites' figures on the release now, read before taking the fleet's lock (site_figures takes it).
+        current = {site.id: site_figures(self.state, site.id, spec.app, now=now).get(release.version) for site in sites}
         with self.state.lock:
             for site in sites:
                 boxes, reachable = self._boxes(inventory, site, spec.app, now=now)
@@ -257,6 +260,11 @@ class Reconciler:
                     workloads=seen,
                     boxes=tuple(boxes),
                     alerts=tuple(alerts.get(site.id, ())),
+                    health=SiteHealth(
+                        current=dict(current[site.id] or {}),
+                        baseline=recorded.baseline if recorded is not None else None,
+                        previous_version=_version_of(recorded.release) if recorded is not None else None,
+                    ),
                 )
         return observations
 
@@ -341,8 +349,9 @@ class Reconciler:
                 if recorded is None:
                     running = observations[action.site].running_release
                     yaml = self._manifest_of(running, inventory) if running is not None else None
+                    baseline = self._baseline(action.site, release, now=now)
                     recorded = self.store.record_previous(
-                        rollout.id, PreviousRelease(action.site, running, yaml), now=now
+                        rollout.id, PreviousRelease(action.site, running, yaml, baseline), now=now
                     )
                 self._apply(release, action.site, inventory, rollout_id=rollout.id)
                 audit.append(
@@ -360,6 +369,32 @@ class Reconciler:
                 what = self._revert(rollout, release, recorded, inventory)
                 audit.append(AuditEntry(now, RECONCILER, what, release.name, recorded.release, rollout.id))
         return audit
+
+    def _baseline(self, site: SiteId, release: Release, *, now: float) -> dict[str, float] | None:
+        """The site's own health figures before the release reaches it: the mean over its online boxes of the
+        version most of them run now (not the release's), or None when none reports figures."""
+        before = {
+            version: figures
+            for version, figures in site_figures(self.state, site, release.app, now=now).items()
+            if version != release.version and figures
+        }
+        if not before:
+            return None
+        counts = self._versions(site, release.app, now=now)
+        return dict(before[max(before, key=lambda version: (counts.get(version, 0), version))])
+
+    def _versions(self, site: SiteId, app: str, *, now: float) -> dict[str, int]:
+        """How many of the site's online boxes report each version of ``app``."""
+        counts: dict[str, int] = defaultdict(int)
+        with self.state.lock:
+            for box_id in self.state.inventory.sites[site].boxes:
+                live = self.state.boxes[box_id]
+                if live.heartbeat is None or box_reachability(self.state, live, now=now).state != "online":
+                    continue
+                for app_state in live.heartbeat.apps.apps:
+                    if app_state.name == app:
+                        counts[app_state.version] += 1
+        return counts
 
     def _manifest_of(self, release: str, inventory: Inventory) -> str | None:
         """The manifest of ``release``: as a rollout of it was submitted, else its file in the releases directory."""
@@ -446,3 +481,10 @@ def running_release(app: str, workload: Mapping[str, Any]) -> str:
     if ":" in name:
         return f"{app}-{name.rsplit(':', 1)[1]}"
     return f"{app} (unknown release)"
+
+
+def _version_of(release: str | None) -> str | None:
+    """The version a release's name carries (``sorting-recognition-3.5.0`` -> ``3.5.0``), for the gate's words."""
+    if release is None:
+        return None
+    return release.rsplit("-", 1)[-1] if "-" in release else release

@@ -85,6 +85,9 @@ class RolloutSiteRow(SQLModel, table=True):
     previous_release: str | None = Field(default=None, max_length=253)
     # The previous release's manifest, when the controller has it (it ran through an earlier rollout).
     previous_yaml: str | None = Field(default=None, sa_type=Text)
+    # The site's own health figures on the previous version when it was recorded (JSON name -> value): the health
+    # gate's baseline. None: no box reported figures then.
+    baseline: str | None = Field(default=None, sa_type=Text)
     recorded_at: float
 
 
@@ -150,6 +153,8 @@ class PreviousRelease:
     site: SiteId
     release: str | None
     yaml: str | None
+    # The site's health figures on that release when it was recorded: the health gate's baseline.
+    baseline: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,6 +386,9 @@ class RolloutStore:
             site=previous.site,
             previous_release=previous.release,
             previous_yaml=previous.yaml,
+            baseline=None
+            if previous.baseline is None
+            else msgspec.json.encode(dict(sorted(previous.baseline.items()))).decode(),
             recorded_at=now,
         )
         with self.store.transaction("record a site's previous release") as connection:
@@ -392,7 +400,13 @@ class RolloutStore:
         with self.store.transaction("read the sites' previous releases") as connection:
             rows = connection.execute(query).all()
         return {
-            SiteId(row.site): PreviousRelease(SiteId(row.site), row.previous_release, row.previous_yaml) for row in rows
+            SiteId(row.site): PreviousRelease(
+                SiteId(row.site),
+                row.previous_release,
+                row.previous_yaml,
+                None if row.baseline is None else msgspec.json.decode(row.baseline, type=dict[str, float]),
+            )
+            for row in rows
         }
 
     def release_yaml(self, release: str) -> str | None:
