@@ -46,6 +46,7 @@ from edgefleet.cloud.leading import take_database_lock
 from edgefleet.cloud.node_watching import NodeWatch
 from edgefleet.cloud.persisting import Persister
 from edgefleet.cloud.probing import PROBE_INTERVAL_S, ClusterProbing
+from edgefleet.cloud.rollouts.announcing import RolloutAnnouncer
 from edgefleet.cloud.rollouts.reconciling import TICK_S, Reconciler
 from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.rollouts.store import RolloutStore
@@ -125,6 +126,13 @@ class Controller:
                 alerting=lambda: self.alerting,
                 interval_s=rollout_tick_s,
                 releases_dir=settings.releases_dir,
+                # Rollout news through the alert routes and outbox; sent only by this controller, which ticks
+                # rollouts only while it holds the database's lock.
+                announcer=RolloutAnnouncer(
+                    self.alert_loop.outbox,
+                    lambda: self.alert_loop.config,
+                    on_accepted=self.delivery.wake,
+                ),
             )
             self.rollouts: RolloutService | None = RolloutService(
                 self.rollout_store, self.state, self.reconciler, clock=clock

@@ -43,8 +43,10 @@ from edgefleet.cloud.alerting.routes import (
     DEFAULT_GROUP_WAIT_S,
     DEFAULT_REPEAT_INTERVAL_S,
     DEFAULT_TIMEZONE,
+    ROLLOUT_EVENTS,
     Channel,
     ChannelKind,
+    RolloutEvent,
     Route,
     Routes,
     Timing,
@@ -111,6 +113,8 @@ class RouteSpec(_Manifest, kw_only=True):
     regions: list[Text] | None = None
     severities: list[Severity] | None = None
     kinds: list[AlertKind] | None = None
+    # Rollout events this route takes (docs/alerting.md, "Rollout notifications"); such a route takes no alerts.
+    rollouts: list[RolloutEvent] | None = None
 
 
 class TimingSpec(_Manifest, kw_only=True):
@@ -157,6 +161,7 @@ _CHOICES: Final[dict[str, tuple[str, ...]]] = {
     "kind": CHANNEL_KINDS,
     "severities": tuple(str(s) for s in Severity),
     "kinds": tuple(str(k) for k in AlertKind),
+    "rollouts": ROLLOUT_EVENTS,
 }
 
 
@@ -449,6 +454,7 @@ def _routes(
                 regions=frozenset(route.regions) if route.regions is not None else None,
                 severities=frozenset(route.severities) if route.severities is not None else None,
                 kinds=frozenset(route.kinds) if route.kinds is not None else None,
+                rollouts=frozenset(route.rollouts) if route.rollouts is not None else None,
             )
         )
     default = channels_of(spec.default_channels, ("spec", "defaultChannels"))

@@ -301,22 +301,7 @@ class Outbox:
         encoded = encode_state(state)
         if not notifications and encoded == self._saved_state:
             return
-        rows = [
-            {
-                "message_id": n.id,
-                "channel_kind": n.channel.kind,
-                "channel_name": n.channel.name,
-                "groups": ",".join(n.groups),
-                "alerts": len(n.notices),
-                "listed": n.listed,
-                "body": n.body,
-                "created_at": n.at,
-                "state": "pending",
-                "attempts": 0,
-                "next_attempt_at": n.at,
-            }
-            for n in notifications
-        ]
+        rows = [_message_row(n) for n in notifications]
         state_row = {"id": _STATE_ROW_ID, "version": STATE_VERSION, "sequence": state.sequence, "state": encoded}
         with self.store.transaction("put notifications in the outbox") as connection:
             if rows:
@@ -332,6 +317,17 @@ class Outbox:
                     state_row,
                 )
         self._saved_state = encoded
+
+    def accept(self, notifications: Sequence[Notification]) -> None:
+        """Accept ``notifications`` planned outside the alert planner (a rollout's news, ``rollouts.announcing``)
+        for delivery, in one transaction; the planner's state is not touched. A message id already in the outbox
+        is a no-op for that message, so a caller that plans the same ids again after a failure sends each once.
+        Safe to call from another thread than ``put``'s (one statement in a transaction of its own)."""
+        if not notifications:
+            return
+        insert = self._insert(_MESSAGES).on_conflict_do_nothing(index_elements=[_MESSAGES.c.message_id])
+        with self.store.transaction("accept notifications in the outbox") as connection:
+            connection.execute(insert, [_message_row(n) for n in notifications])
 
     def _insert(self, table: sa.Table) -> Any:
         return sqlite.insert(table) if self.store.dialect == "sqlite" else postgresql.insert(table)
@@ -574,6 +570,22 @@ class Outbox:
                 sa.delete(_MESSAGES).where(_MESSAGES.c.state == "failed", _MESSAGES.c.failed_at < now - FAILED_KEEP_S)
             ).rowcount
         return int(delivered) + int(failed)
+
+
+def _message_row(n: Notification) -> dict[str, Any]:
+    return {
+        "message_id": n.id,
+        "channel_kind": n.channel.kind,
+        "channel_name": n.channel.name,
+        "groups": ",".join(n.groups),
+        "alerts": len(n.notices),
+        "listed": n.listed,
+        "body": n.body,
+        "created_at": n.at,
+        "state": "pending",
+        "attempts": 0,
+        "next_attempt_at": n.at,
+    }
 
 
 def _unconfigured(channel: Channel, target: ChannelTarget | None, sender: Sender | None) -> str:

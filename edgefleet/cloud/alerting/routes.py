@@ -1,5 +1,6 @@
 """Where notifications go and how they are paced: channels (a DingTalk robot, a webhook, an Alertmanager), routes
-that match alerts by site, region, severity and kind, and the grouping timers.
+that match alerts by site, region, severity and kind, routes that take rollout notifications (``rollouts``: the
+events they take, narrowed by site and region), and the grouping timers.
 
 Pure data with a pure ``route_channels`` and ``validate_routes``; the I/O step's loader builds ``Routes`` from the
 notification file and knows each channel's URL and secret (never held here). Read by ``notifying``.
@@ -17,6 +18,21 @@ from edgefleet.ids import SiteId
 
 ChannelKind = Literal["dingtalk", "webhook", "alertmanager"]
 CHANNEL_KINDS: Final = ("dingtalk", "webhook", "alertmanager")
+# A rollout's events as the rollout decisions name them (``deciding.NotifyKind``; a test keeps the two equal).
+RolloutEvent = Literal[
+    "started", "wave-passed", "awaiting-approval", "sites-deferred", "aborted", "rolled-back", "done"
+]
+ROLLOUT_EVENTS: Final[tuple[RolloutEvent, ...]] = (
+    "started",
+    "wave-passed",
+    "awaiting-approval",
+    "sites-deferred",
+    "aborted",
+    "rolled-back",
+    "done",
+)
+# Alertmanager takes alerts, not news of a rollout: rollout notifications never go to an Alertmanager channel.
+ROLLOUT_CHANNEL_KINDS: Final = ("dingtalk", "webhook")
 
 # Nothing here waits blindly for a site cut to unfold: evaluation holds the first box alerts of a site that is
 # going quiet and fires one site alert (it knows the fleet; this does not). A wait here would add its length to
@@ -51,20 +67,34 @@ class Channel:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Alerts that match every matcher given (None matches any) go to ``channels``."""
+    """Alerts that match every matcher given (None matches any) go to ``channels``. A route with ``rollouts`` is a
+    rollout route: it takes rollout notifications of those events and no alerts."""
 
     channels: tuple[Channel, ...]
     sites: frozenset[SiteId] | None = None
     regions: frozenset[str] | None = None
     severities: frozenset[Severity] | None = None
     kinds: frozenset[AlertKind] | None = None
+    rollouts: frozenset[RolloutEvent] | None = None
 
     def matches(self, alert: StoredAlert) -> bool:
         return (
-            (self.sites is None or alert.key.site in self.sites)
+            self.rollouts is None
+            and (self.sites is None or alert.key.site in self.sites)
             and (self.regions is None or alert.labels.get("region") in self.regions)
             and (self.severities is None or alert.severity in self.severities)
             and (self.kinds is None or alert.key.kind in self.kinds)
+        )
+
+    def takes_rollout(self, event: RolloutEvent, sites: Iterable[SiteId], regions: Iterable[str]) -> bool:
+        """Whether this rollout route takes a notification of ``event`` about ``sites`` (in ``regions``): its
+        sites and regions matchers narrow it to notifications naming at least one of theirs; a notification that
+        names no site (started, done) passes them."""
+        if self.rollouts is None or event not in self.rollouts:
+            return False
+        named, in_regions = set(sites), set(regions)
+        return (self.sites is None or not named or bool(self.sites & named)) and (
+            self.regions is None or not in_regions or bool(self.regions & in_regions)
         )
 
 
@@ -101,16 +131,42 @@ def route_channels(routes: Routes, alert: StoredAlert) -> tuple[Channel, ...]:
     return tuple(matched) if matched else routes.default
 
 
+def rollout_channels(
+    routes: Routes, event: RolloutEvent, sites: Iterable[SiteId] = (), regions: Iterable[str] = ()
+) -> tuple[Channel, ...]:
+    """The channels a rollout notification of ``event`` about ``sites`` goes to: those of every rollout route that
+    takes it, else the default channels; Alertmanager channels left out (they take alerts only)."""
+    named, in_regions = tuple(sites), tuple(regions)
+    matched = _unique(
+        c for route in routes.routes if route.takes_rollout(event, named, in_regions) for c in route.channels
+    )
+    chosen = matched if matched else routes.default
+    return tuple(c for c in chosen if c.kind in ROLLOUT_CHANNEL_KINDS)
+
+
 def validate_routes(routes: Routes) -> list[str]:
     """Every problem of ``routes`` (empty when they are good), each saying what to change."""
     problems: list[str] = []
     for i, route in enumerate(routes.routes):
         if not route.channels:
             problems.append(f"routes[{i}] names no channel; add one or remove the route")
-        for matcher in ("sites", "regions", "severities", "kinds"):
+        for matcher in ("sites", "regions", "severities", "kinds", "rollouts"):
             value = getattr(route, matcher)
             if value is not None and not value:
                 problems.append(f"routes[{i}].{matcher} is empty and matches nothing; leave it out to match any")
+        if route.rollouts:
+            for matcher in ("severities", "kinds"):
+                if getattr(route, matcher) is not None:
+                    problems.append(
+                        f"routes[{i}].{matcher} matches alerts, and a route with rollouts takes rollout notifications "
+                        "only; make it two routes"
+                    )
+            for channel in route.channels:
+                if channel.kind not in ROLLOUT_CHANNEL_KINDS:
+                    problems.append(
+                        f"routes[{i}].rollouts: channel {channel.name!r} is an {channel.kind} channel, which takes "
+                        "alerts only; route rollouts to a DingTalk robot or a webhook"
+                    )
     if not routes.routes and not routes.default:
         problems.append("no route and no default channel: every alert would go nowhere")
     for channel in routes.channels():

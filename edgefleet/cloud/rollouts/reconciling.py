@@ -33,7 +33,8 @@ point, and the next controller's first tick resumes.
 
 Kept in memory only: since when each box has reported each version running (the agents' gate's
 ``running_since``; heartbeats carry no start time). After a restart a soak starts again: never shorter.
-Notifications (``Notify``) are logged; grouping them into the alert routing is for later.
+Notifications (``Notify``) go to the announcer (``announcing.RolloutAnnouncer``: one grouped message per channel
+per rollout and tick, through the alert routes and outbox) before the status is written, and are logged.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from edgefleet.cloud.k8s.errors import ClusterError
 from edgefleet.cloud.k8s.gateway import ClusterGateway, Kind
 from edgefleet.cloud.k8s.rollout import daemonset_rollout, deployment_rollout
 from edgefleet.cloud.rollouts import rendering
+from edgefleet.cloud.rollouts.announcing import RolloutAnnouncer
 from edgefleet.cloud.rollouts.deciding import (
     Apply,
     Decision,
@@ -119,8 +121,10 @@ class Reconciler:
         alerting: Callable[[], AlertService | None] = lambda: None,
         interval_s: float = TICK_S,
         releases_dir: Path | None = None,
+        announcer: RolloutAnnouncer | None = None,
     ) -> None:
         self.store = store
+        self.announcer = announcer
         self.releases_dir = releases_dir
         self.state = state
         self.gateway = gateway
@@ -218,11 +222,22 @@ class Reconciler:
                 extra={"rollout": rollout.id, "error": str(exc)},
             )
             return TickResult(rollout.id, decision, False, str(exc))
+        notes = [action for action in decision.actions if isinstance(action, Notify)]
+        if notes and self.announcer is not None:
+            # Before the status: a notification accepted and a status not written is decided again next tick, with
+            # the same message ids (kept once); the other order could lose the notification.
+            try:
+                self.announcer.announce(rollout, notes, inventory, now=now)
+            except EdgefleetError as exc:
+                log.warning(
+                    "Failed to accept a rollout's notifications; the next tick decides them again",
+                    extra={"rollout": rollout.id, "error": str(exc)},
+                )
+                return TickResult(rollout.id, decision, False, str(exc))
         if decision.status != rollout.status or dict(decision.gates) != dict(rollout.gates) or audit:
             self.store.save_status(rollout.id, decision.status, decision.gates, now=now, audit=audit)
-        for action in decision.actions:
-            if isinstance(action, Notify):
-                log.info(action.message, extra={"rollout": rollout.id, "notify": action.kind, "sites": action.sites})
+        for note in notes:
+            log.info(note.message, extra={"rollout": rollout.id, "notify": note.kind, "sites": note.sites})
         return TickResult(rollout.id, decision, True)
 
     # --- observing ------------------------------------------------------------------------------------------
