@@ -231,8 +231,8 @@ def test_a_hundred_site_rollout_to_done_is_a_handful_of_messages() -> None:
             break
     assert rollout.overall() == "done"
     robot = [m for m in sent if m.channel == OPS]
-    # started, then one per tick in which a wave passed (the last with done): 100 sites, 4 waves, 5 messages.
-    assert len(robot) <= len(waves) + 1 < ticks + 1
+    # One per tick (started, each wave passed, the last with done): 100 sites, 4 waves, 5 messages.
+    assert len(robot) == len(waves) + 1 == ticks
     told = " ".join(text(m.body) for m in robot)
     assert "started" in told
     assert "done" in told
