@@ -36,12 +36,12 @@ class RolloutAnnouncer:
         on_accepted: Callable[[], None] = lambda: None,
     ) -> None:
         self.outbox = outbox
-        self._config = config
+        self.config = config
         self._on_accepted = on_accepted
 
     def announce(self, rollout: StoredRollout, notes: Sequence[Notify], inventory: Inventory, *, now: float) -> int:
         """Accept the messages for one rollout's tick; how many. Raises ``StoreError`` when the database is away."""
-        config = self._config()
+        config = self.config()
         if config is None or not notes:
             return 0
         regions = {s: inventory.sites[s].region for n in notes for s in n.sites if s in inventory.sites}
