@@ -94,10 +94,11 @@ def test_a_site_past_the_threshold_aborts_and_every_touched_site_goes_back_to_it
     world.stuck.add(SITES[1])  # its agents never report 2.0.0
     rollout, _ = world.service.start(release("2.0.0", failed_sites=0), by="tester")
     # Let every other site pass, then go past the site's deadline: it fails, and the rollout aborts.
-    for _ in range(200):
-        current = world.step(rollout.id)
-        if all(current.status.sites[s].state == "passed" for s in SITES if s != SITES[1]):
-            break
+    world.step_until(
+        rollout.id,
+        lambda current: all(current.status.sites[s].state == "passed" for s in SITES if s != SITES[1]),
+        what="to pass every site but the stuck one",
+    )
     world.clock.advance(3601)
 
     ended = world.run_until(rollout.id, "aborted")
@@ -130,10 +131,11 @@ def test_a_release_that_is_only_slower_at_a_site_fails_its_own_baseline_and_is_r
 def _abort_with_a_stuck_site(world: World) -> str:
     world.stuck.add(SITES[1])  # its agents never report 2.0.0
     rollout, _ = world.service.start(release("2.0.0", failed_sites=0), by="tester")
-    for _ in range(200):
-        current = world.step(rollout.id)
-        if all(current.status.sites[s].state == "passed" for s in SITES if s != SITES[1]):
-            break
+    world.step_until(
+        rollout.id,
+        lambda current: all(current.status.sites[s].state == "passed" for s in SITES if s != SITES[1]),
+        what="to pass every site but the stuck one",
+    )
     world.clock.advance(3601)
     world.run_until(rollout.id, "aborted")
     return rollout.id
@@ -189,10 +191,9 @@ def test_an_offline_site_is_deferred_then_caught_up(world: World) -> None:
     rollout, _ = world.service.start(release("1.0.0"), by="tester")
 
     waiting = world.run_until(rollout.id, "running")
-    for _ in range(200):
-        waiting = world.step(rollout.id)
-        if waiting.status.waves == ("passed", "passed"):
-            break
+    waiting = world.step_until(
+        rollout.id, lambda current: current.status.waves == ("passed", "passed"), what="to pass both waves"
+    )
     assert waiting.status.sites[SITES[2]].state == "deferred"
     assert waiting.status.state == "running"  # not done while a site waits to catch up
     assert world.running(SITES[2]) is None
@@ -221,10 +222,9 @@ def test_a_held_site_is_skipped_until_released(world: World) -> None:
     world.service.hold(SITES[3], reason="peak day", by="site staff")
     rollout, _ = world.service.start(release("1.0.0"), by="tester")
 
-    for _ in range(200):
-        current = world.step(rollout.id)
-        if current.status.waves == ("passed", "passed"):
-            break
+    current = world.step_until(
+        rollout.id, lambda rollout: rollout.status.waves == ("passed", "passed"), what="to pass both waves"
+    )
     assert current.status.sites[SITES[3]].state == "held"
     assert current.status.sites[SITES[3]].reason == "held: peak day"
     assert world.running(SITES[3]) is None

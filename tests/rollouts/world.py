@@ -5,7 +5,7 @@ reconciler and the rollout service over a SQLite file, all on a FakeClock (the c
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,15 +225,24 @@ class World:
 
     def run_until(self, rollout_id: str, *states: str, timeout: float = 60.0) -> StoredRollout:
         """Beat and tick until the rollout is in one of ``states``."""
+        return self.step_until(
+            rollout_id, lambda rollout: rollout.status.state in states, what=f"to be {states}", timeout=timeout
+        )
+
+    def step_until(
+        self, rollout_id: str, condition: Callable[[StoredRollout], bool], *, what: str, timeout: float = 60.0
+    ) -> StoredRollout:
+        """Beat and tick until ``condition`` holds of the rollout, however long the cluster's pods take (up to
+        ``timeout`` seconds of real time): a count of ticks would race the pods on a busy machine."""
 
         def reached() -> StoredRollout | None:
             rollout = self.step(rollout_id)
-            if rollout.status.state in states:
+            if condition(rollout):
                 return rollout
             time.sleep(0.05)
             return None
 
-        return wait_for(reached, timeout=timeout, interval=0.0, what=f"rollout {rollout_id} to be {states}")
+        return wait_for(reached, timeout=timeout, interval=0.0, what=f"rollout {rollout_id} {what}")
 
     def site_release(self, site: SiteId) -> tuple[str | None, str | None, str | None]:
         """(release label, rollout label, image) of the site's Deployment."""
