@@ -68,11 +68,18 @@ def _metadata(app: str, site: Site) -> tuple[dict[str, Any], dict[str, str]]:
 
 
 def _pod_template(
-    app: str, version: str, selector: dict[str, str], node_selector: dict[str, str], resources: dict[str, Any]
+    app: str,
+    version: str,
+    selector: dict[str, str],
+    node_selector: dict[str, str],
+    resources: dict[str, Any],
+    *,
+    affinity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "metadata": {"labels": dict(selector)},
         "spec": {
+            **({"affinity": affinity} if affinity else {}),
             "nodeSelector": node_selector,
             "tolerations": TOLERATIONS,
             "containers": [
@@ -96,14 +103,21 @@ def _scan_upload(site: Site, replicas: int, version: str) -> dict[str, Any]:
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": selector},
-            # An edge node has room for one more copy: replace one pod at a time, never below replicas - 1.
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            # One copy per edge node (required pod anti-affinity by host), replaced in place one at a time.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
             "template": _pod_template(
                 "scan-upload",
                 version,
                 selector,
                 {SITE_LABEL: site.node_group or site.id, ROLE_LABEL: "edge-node"},
                 {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+                affinity={
+                    "podAntiAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": [
+                            {"labelSelector": {"matchLabels": dict(selector)}, "topologyKey": "kubernetes.io/hostname"}
+                        ]
+                    }
+                },
             ),
         },
     }

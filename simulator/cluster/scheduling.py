@@ -27,6 +27,7 @@ from typing import Any, Final
 from simulator.cluster.matching import (
     Obj,
     QuantityError,
+    label_selector,
     node_matches,
     node_taints,
     parse_quantity,
@@ -39,6 +40,7 @@ DEFAULT_CPU: Final = Decimal("0.1")
 DEFAULT_MEMORY: Final = Decimal(200 * 2**20)
 AFFINITY_REASON: Final = "node(s) didn't match Pod's node affinity/selector"
 CORDONED_REASON: Final = "node(s) were unschedulable"
+ANTI_AFFINITY_REASON: Final = "node(s) didn't match pod anti-affinity rules"
 TOO_MANY_PODS: Final = "Too many pods"
 # Filters whose failure no preemption can fix (UnschedulableAndUnresolvable in the scheduler).
 _UNRESOLVABLE: Final = ("node(s) had untolerated taint", AFFINITY_REASON, CORDONED_REASON)
@@ -52,6 +54,8 @@ class NodeView:
     allocatable: dict[str, Decimal]
     requested: dict[str, Decimal] = field(default_factory=dict)
     pods: int = 0
+    # The namespace and labels of every pod bound here (pod anti-affinity reads them).
+    pod_labels: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     # For scoring only: requests with the scheduler's non-zero defaults.
     scored_cpu: Decimal = Decimal(0)
     scored_memory: Decimal = Decimal(0)
@@ -87,7 +91,39 @@ def node_view(node: Obj, bound: Iterable[Obj]) -> NodeView:
     view = NodeView(node, allocatable)
     for pod in bound:
         view.bind(pod_requests(pod.get("spec") or {}))
+        view.pod_labels.append(_labels_of(pod))
     return view
+
+
+def _labels_of(pod: Obj) -> tuple[str, dict[str, str]]:
+    metadata = pod.get("metadata") or {}
+    return str(metadata.get("namespace") or ""), dict(metadata.get("labels") or {})
+
+
+def _anti_affinity_blocked(pod: Obj, nodes: list[NodeView]) -> set[str]:
+    """The nodes the pod's required pod anti-affinity rules out (InterPodAffinity's filter, incoming pod's side):
+    for each term, every node whose ``topologyKey`` label has the value of a node already running a pod that the
+    term's selector matches, in the term's namespaces (the pod's own by default)."""
+    spec = pod.get("spec") or {}
+    terms = ((spec.get("affinity") or {}).get("podAntiAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or []
+    blocked: set[str] = set()
+    namespace = _labels_of(pod)[0]
+    for term in terms:
+        key = str(term.get("topologyKey") or "")
+        selector = label_selector(term.get("labelSelector"))
+        namespaces = set(term.get("namespaces") or [namespace])
+        occupied = {
+            labels.get(key)
+            for view in nodes
+            if any(ns in namespaces and selector.matches(pod_labels) for ns, pod_labels in view.pod_labels)
+            for labels in [(view.node.get("metadata") or {}).get("labels") or {}]
+        } - {None}
+        blocked |= {
+            view.name for view in nodes if ((view.node.get("metadata") or {}).get("labels") or {}).get(key) in occupied
+        }
+    return blocked
 
 
 def pod_requests(spec: dict[str, Any]) -> dict[str, Decimal]:
@@ -211,6 +247,7 @@ def plan_schedule(pods: list[Obj], nodes: list[NodeView]) -> list[tuple[Obj, Pla
             reasons_by_node = [_static_reason(spec, view.node) for view in candidates]
             static[signature] = reasons_by_node
         requests = pod_requests(spec)
+        repelled = _anti_affinity_blocked(pod, nodes)
         failures: Counter[str] = Counter()
         if len(candidates) < len(nodes):
             failures[AFFINITY_REASON] += len(nodes) - len(candidates)
@@ -219,6 +256,9 @@ def plan_schedule(pods: list[Obj], nodes: list[NodeView]) -> list[tuple[Obj, Pla
         for view, reason in zip(candidates, reasons_by_node, strict=True):
             if reason is not None:
                 failures[reason] += 1
+                continue
+            if view.name in repelled:
+                failures[ANTI_AFFINITY_REASON] += 1
                 continue
             short = _resource_reasons(requests, view)
             if short:
@@ -231,5 +271,6 @@ def plan_schedule(pods: list[Obj], nodes: list[NodeView]) -> list[tuple[Obj, Pla
             placements.append((pod, Placement(None, failure_message(len(nodes), failures))))
             continue
         best.bind(requests)
+        best.pod_labels.append(_labels_of(pod))
         placements.append((pod, Placement(best.name)))
     return placements

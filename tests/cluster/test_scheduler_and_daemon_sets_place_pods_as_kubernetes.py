@@ -362,3 +362,41 @@ def test_a_daemon_set_rolls_within_max_unavailable(nodes: int, max_unavailable: 
     assert not final.create_on
     assert final.status.get("updatedNumberScheduled") == nodes
     assert final.status.get("numberAvailable") == nodes
+
+
+def _labelled(name: str, labels: dict[str, str], **spec: Any) -> dict[str, Any]:
+    pod = _pod(name, **spec)
+    pod["metadata"]["labels"] = labels
+    return pod
+
+
+ONE_PER_NODE = {
+    "podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}
+        ]
+    }
+}
+
+
+def test_required_pod_anti_affinity_keeps_one_copy_per_node() -> None:
+    nodes = [_node("n-1"), _node("n-2"), _node("n-3")]
+    running = _labelled("web-old", {"app": "web"})
+    views = [node_view(nodes[0], [running]), node_view(nodes[1], []), node_view(nodes[2], [])]
+    copies = [_labelled(f"web-{i}", {"app": "web"}, affinity=ONE_PER_NODE) for i in range(3)]
+    placed = [placement for _, placement in plan_schedule(copies, views)]
+    # n-1 runs a copy already; the two others take one each, and the third copy has nowhere to go.
+    assert [p.node for p in placed] == ["n-2", "n-3", None]
+    assert placed[2].message.startswith("0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules.")
+    # Planted: the same copies without the rule stack where the scores say.
+    stacked = [
+        placement.node
+        for _, placement in plan_schedule(
+            [_labelled(f"web-{i}", {"app": "web"}) for i in range(3)],
+            [node_view(nodes[0], [running]), node_view(nodes[1], []), node_view(nodes[2], [])],
+        )
+    ]
+    assert None not in stacked, "without the rule every copy finds a node"
+    other = _labelled("db-0", {"app": "db"}, affinity=ONE_PER_NODE)
+    ((_, alone),) = plan_schedule([other], [node_view(nodes[0], []), node_view(nodes[1], [])])
+    assert alone.node is not None, "no copy of the selected pods anywhere: every node fits"

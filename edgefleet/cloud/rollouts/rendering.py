@@ -156,6 +156,8 @@ def _scan_upload(release: Release, place: Site, boxes: list[Box], labels: dict[s
     name = f"{release.app}-{place.id}"
     selector: dict[str, str] = {NAME_LABEL: release.app, SITE_LABEL: place.id}
     values = effective(release, place.id, None)
+    template = _pod_template(release, name, labels, values, _node_selector(place, **{BOX_ROLE_LABEL: role}))
+    template["spec"]["affinity"] = one_per_node(selector)
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -163,12 +165,25 @@ def _scan_upload(release: Release, place: Site, boxes: list[Box], labels: dict[s
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": selector},
-            # An edge node has room for one more copy: replace one pod at a time, never below replicas - 1.
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "template": _pod_template(release, name, labels, values, _node_selector(place, **{BOX_ROLE_LABEL: role})),
+            # One copy per node (the anti-affinity below), so an update replaces one pod at a time in place: a surge
+            # copy would have no node to go to.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
+            "template": template,
         },
     }
     return [_config_map(name, labels, values), deployment]
+
+
+def one_per_node(selector: dict[str, str]) -> dict[str, Any]:
+    """Required pod anti-affinity by host: every edge node of the site uploads its own scans, so each runs exactly
+    one scan-upload (without it a scheduler may stack two copies on one node and leave another without any)."""
+    return {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": dict(selector)}, "topologyKey": "kubernetes.io/hostname"}
+            ]
+        }
+    }
 
 
 def _sorting_recognition(
