@@ -10,7 +10,8 @@ One tick, per active rollout:
    release is loaded again against the inventory in force;
 2. a ``SiteObservation`` per site of the spec: reachable (a box of the site is online, ``facts.site_facts``); the
    boxes that run the app (edge or cluster nodes for scan-upload, GPU boxes for sorting-recognition) with the
-   version and state of their latest heartbeat; the site's workloads of the app as the cluster serves them (one
+   version and state of their latest heartbeat (less those that report no such app while another box reports it:
+   ``_without_boxes_that_run_none``); the site's workloads of the app as the cluster serves them (one
    list per cluster, the release label and kubectl's rollout rule); the site's active alerts with their start;
    the hold from the store; the blackout window in force in the site's time zone (``windows.blocked``); the
    release the site runs (the recorded previous release once the rollout touched it, else the workload's label);
@@ -291,7 +292,7 @@ class Reconciler:
             else:
                 self._running_since.pop((box_id, reported.version), None)
             answer.append(BoxApp(box_id, online, reported.version, reported.state, since))
-        return answer, reachable
+        return _without_boxes_that_run_none(answer, self.state), reachable
 
     def _workloads(
         self, app: str, clusters: set[ClusterId]
@@ -466,6 +467,23 @@ class Reconciler:
         before = load_release_text(recorded.yaml, f"release {recorded.release}", inventory)
         self._apply(before, site, inventory, rollout_id=None)
         return f"revert {site} to {recorded.release}"
+
+
+def _without_boxes_that_run_none(boxes: list[BoxApp], state: FleetState) -> list[BoxApp]:
+    """Leave out a box whose agent's latest heartbeat read its apps and lists not the app, once another box of the
+    site reports the app: a Deployment's replicas need not land one on each edge node (two may share a node and
+    leave another without a pod), and a box that runs no replica would keep the agents' gate waiting until the
+    site's deadline. While no box reports the app (a first install), every box counts, so the gate still waits
+    for an agent to report the new version."""
+    if not any(box.version is not None for box in boxes):
+        return boxes
+    kept = []
+    for box in boxes:
+        heartbeat = state.boxes[box.box].heartbeat
+        runs_none = box.version is None and heartbeat is not None and heartbeat.apps.error is None
+        if not runs_none:
+            kept.append(box)
+    return kept
 
 
 def running_release(app: str, workload: Mapping[str, Any]) -> str:
