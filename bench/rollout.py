@@ -120,17 +120,6 @@ def strategy(text: str, *, version: str, soak: str, max_in_flight: int, failed_s
     return str(yaml.safe_dump(document, sort_keys=False))
 
 
-def write_releases(directory: Path) -> Path:
-    """What an abort or rollback goes back to: the shipped releases, and scan-upload 1.12.0 (some sites run it
-    when the simulator starts; no file of it ships) as a copy of 1.13.1."""
-    directory.mkdir()
-    for path in (REPO / "releases").glob("*.yaml"):
-        (directory / path.name).write_text(path.read_text())
-    older = (REPO / "releases" / "scan-upload-1.13.1.yaml").read_text().replace("1.13.1", "1.12.0")
-    (directory / "scan-upload-1.12.0.yaml").write_text(older)
-    return directory
-
-
 def reported(controller: Controller) -> dict[str, str]:
     """The version of scan-upload each box's latest heartbeat reports running."""
     found = {}
@@ -196,7 +185,7 @@ def main() -> int:
                 database_url=f"sqlite:///{directory}/edgefleet.db",
                 sites_dir=REPO / "sites",
                 kubeconfig=kubeconfig,
-                releases_dir=write_releases(directory / "releases"),
+                releases_dir=REPO / "releases",  # what an abort or rollback goes back to
                 notifications_file=directory / "notifications.yaml",
             )
             controller = Controller(settings, clock=SystemClock())
