@@ -16,7 +16,8 @@ by hand: the rollouts are started and commanded through ``RolloutService``, as t
 3. **Auto-abort latency**: scan-upload 1.15.0 (the same release, renamed), a threshold of 0 failed sites and a
    soak of 60 s, with the simulator's ``crash-loop`` fault for 1.15.0 at the canary site; the controller's alert
    rules say an app is down after 5 s. The latency is from the ``app-down`` alert at that site (its start: the
-   moment the site's gate can fail) to the rollout being seen ``aborting``/``aborted`` (polled every 0.1 s).
+   moment it fired: from then the site's alerts gate fails) to the rollout being seen ``aborting``/``aborted``
+   (polled every 0.1 s).
 4. **Baseline**: one site's release applied directly through the gateway (no rollout, no gate), timed until its
    edge node's heartbeat reports the version: the floor every wave pays (image pull plus up to one heartbeat).
 
@@ -227,6 +228,7 @@ def main() -> int:
             ended, done = until(controller, rollout.id, {"done", "aborted", "aborting"}, timeout=600)
             calls = counting.reset()
             sites = len(done.status.sites)
+            failed = {s: v.reason for s, v in done.status.sites.items() if v.state == "failed"}
             figures["rollout"] = {
                 "state": done.status.state,
                 "reason": done.status.reason,
@@ -236,6 +238,7 @@ def main() -> int:
                 "gateway_calls": dict(calls),
                 "gateway_calls_per_site": round(sum(calls.values()) / max(1, sites), 2),
                 "ticks": controller.reconciler.ticks,
+                "failed": failed,
             }
             print("rollout:", json.dumps(figures["rollout"]), flush=True)
 
@@ -277,9 +280,10 @@ def main() -> int:
                 a
                 for state in ("firing", "acknowledged", "resolved")
                 for a in alerting.list_alerts(state=state, limit=10_000)
-                if str(a.key.kind) == "app-down" and a.key.site == canary_site and a.started_at >= started
+                if str(a.key.kind) == "app-down" and a.key.site == canary_site and a.fired_at >= started
             ]
-            crossing = min(a.started_at for a in downs) if downs else None
+            # When the alert fired: from then the site's alerts gate fails, and the threshold is crossed.
+            crossing = min(a.fired_at for a in downs) if downs else None
             figures["abort"] = {
                 "state": stopped.status.state,
                 "stopped_because": stopped.status.stopped_because,
