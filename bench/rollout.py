@@ -287,6 +287,14 @@ def main() -> int:
             figures["abort"] = {
                 "state": stopped.status.state,
                 "stopped_because": stopped.status.stopped_because,
+                "failing_gates": {
+                    str(site): [
+                        g.reason
+                        for g in (gates.kubernetes, gates.agents, gates.alerts, gates.health)
+                        if g.verdict == "fail"
+                    ]
+                    for site, gates in stopped.gates.items()
+                },
                 "seconds_from_start": round(seen - started, 1),
                 "seconds_after_alert": round(seen - crossing, 2) if crossing is not None else None,
             }
