@@ -132,6 +132,9 @@ class Reconciler:
         self._scheduler: BackgroundScheduler | None = None
         # (box, version) -> since when (controller time) the box has reported that version running.
         self._running_since: dict[tuple[BoxId, str], float] = {}
+        # Each site's figures per version, summed over the ticks that saw them (release, site, version): the health
+        # gate compares means, not one noisy reading with another (a single reading is a few % off either way).
+        self._figures = _FigureMeans()
         # Clusters whose namespace this reconciler applied (again after a restart: applying twice is harmless).
         self._namespaced: set[ClusterId] = set()
         # Rollouts whose release no longer loads, with why (logged once).
@@ -185,7 +188,9 @@ class Reconciler:
         """Reconcile every active rollout once."""
         with self._lock:
             self.ticks += 1
-            return [self._reconcile(rollout) for rollout in self.store.active()]
+            active = self.store.active()
+            self._figures.forget_all_but({rollout.release_name for rollout in active})
+            return [self._reconcile(rollout) for rollout in active]
 
     def reconcile(self, rollout_id: str) -> TickResult:
         with self._lock:
@@ -243,7 +248,9 @@ class Reconciler:
         holds = self.store.holds()
         observations: dict[SiteId, SiteObservation] = {}
         # The sites' figures on the release now, read before taking the fleet's lock (site_figures takes it).
-        current = {site.id: site_figures(self.state, site.id, spec.app, now=now).get(release.version) for site in sites}
+        for site in sites:
+            self._figures.add(release.name, site.id, site_figures(self.state, site.id, spec.app, now=now))
+        current = {site.id: self._figures.mean(release.name, site.id, release.version) for site in sites}
         with self.state.lock:
             for site in sites:
                 boxes, reachable = self._boxes(inventory, site, spec.app, now=now)
@@ -374,10 +381,11 @@ class Reconciler:
     def _baseline(self, site: SiteId, release: Release, *, now: float) -> dict[str, float] | None:
         """The site's own health figures before the release reaches it: the mean over its online boxes of the
         version most of them run now (not the release's), or None when none reports figures."""
+        self._figures.add(release.name, site, site_figures(self.state, site, release.app, now=now))
         before = {
             version: figures
-            for version, figures in site_figures(self.state, site, release.app, now=now).items()
-            if version != release.version and figures
+            for version in self._figures.versions(release.name, site)
+            if version != release.version and (figures := self._figures.mean(release.name, site, version))
         }
         if not before:
             return None
@@ -506,3 +514,32 @@ def _version_of(release: str | None) -> str | None:
     if release is None:
         return None
     return release.rsplit("-", 1)[-1] if "-" in release else release
+
+
+class _FigureMeans:
+    """Running sums of each site's health figures per version, per release being rolled out (in memory: after a
+    restart the means start again, as the soak does)."""
+
+    def __init__(self) -> None:
+        self._sums: dict[tuple[str, SiteId, str], dict[str, tuple[float, int]]] = {}
+
+    def add(self, release: str, site: SiteId, by_version: Mapping[str, Mapping[str, float]]) -> None:
+        for version, figures in by_version.items():
+            sums = self._sums.setdefault((release, site, version), {})
+            for name, value in figures.items():
+                total, count = sums.get(name, (0.0, 0))
+                sums[name] = (total + value, count + 1)
+
+    def mean(self, release: str, site: SiteId, version: str) -> dict[str, float] | None:
+        sums = self._sums.get((release, site, version))
+        if not sums:
+            return None
+        return {name: total / count for name, (total, count) in sums.items()}
+
+    def versions(self, release: str, site: SiteId) -> list[str]:
+        return sorted(version for (r, s, version) in self._sums if r == release and s == site)
+
+    def forget_all_but(self, releases: set[str]) -> None:
+        """Drop the sums of releases no longer being rolled out."""
+        for key in [key for key in self._sums if key[0] not in releases]:
+            del self._sums[key]
