@@ -35,12 +35,12 @@ def test_the_shipped_releases_are_ok_with_their_warnings(cli: typer.Typer, runne
     result = runner.invoke(cli, ["releases", "validate", str(RELEASES), "--sites", str(SITES)])
 
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "4 releases checked against 103 sites: OK (4 warnings)"
+    assert result.stdout.strip() == "6 releases checked against 103 sites: OK (6 warnings)"
     warnings = result.stderr.splitlines()
-    assert len(warnings) == 4
+    assert len(warnings) == 6
     assert warnings[0] == (
-        f"warning: {RELEASES}/scan-upload-1.13.1.yaml:13: spec.images['scan-upload']: "
-        "'registry.local:5000/edgefleet/scan-upload:1.13.1' is given by tag only; it is pinned by digest when the "
+        f"warning: {RELEASES}/scan-upload-1.12.0.yaml:13: spec.images['scan-upload']: "
+        "'registry.local:5000/edgefleet/scan-upload:1.12.0' is given by tag only; it is pinned by digest when the "
         "rollout starts"
     )
 

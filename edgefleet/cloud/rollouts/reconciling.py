@@ -10,7 +10,8 @@ One tick, per active rollout:
    release is loaded again against the inventory in force;
 2. a ``SiteObservation`` per site of the spec: reachable (a box of the site is online, ``facts.site_facts``); the
    boxes that run the app (edge or cluster nodes for scan-upload, GPU boxes for sorting-recognition) with the
-   version and state of their latest heartbeat; the site's workloads of the app as the cluster serves them (one
+   version and state of their latest heartbeat (less those that report no such app while another box reports it:
+   ``_without_boxes_that_run_none``); the site's workloads of the app as the cluster serves them (one
    list per cluster, the release label and kubectl's rollout rule); the site's active alerts with their start;
    the hold from the store; the blackout window in force in the site's time zone (``windows.blocked``); the
    release the site runs (the recorded previous release once the rollout touched it, else the workload's label);
@@ -135,6 +136,9 @@ class Reconciler:
         self._scheduler: BackgroundScheduler | None = None
         # (box, version) -> since when (controller time) the box has reported that version running.
         self._running_since: dict[tuple[BoxId, str], float] = {}
+        # Each site's figures per version, summed over the ticks that saw them (release, site, version): the health
+        # gate compares means, not one noisy reading with another (a single reading is a few % off either way).
+        self._figures = _FigureMeans()
         # Clusters whose namespace this reconciler applied (again after a restart: applying twice is harmless).
         self._namespaced: set[ClusterId] = set()
         # Rollouts whose release no longer loads, with why (logged once).
@@ -188,7 +192,9 @@ class Reconciler:
         """Reconcile every active rollout once."""
         with self._lock:
             self.ticks += 1
-            return [self._reconcile(rollout) for rollout in self.store.active()]
+            active = self.store.active()
+            self._figures.forget_all_but({rollout.release_name for rollout in active})
+            return [self._reconcile(rollout) for rollout in active]
 
     def reconcile(self, rollout_id: str) -> TickResult:
         with self._lock:
@@ -257,7 +263,9 @@ class Reconciler:
         holds = self.store.holds()
         observations: dict[SiteId, SiteObservation] = {}
         # The sites' figures on the release now, read before taking the fleet's lock (site_figures takes it).
-        current = {site.id: site_figures(self.state, site.id, spec.app, now=now).get(release.version) for site in sites}
+        for site in sites:
+            self._figures.add(release.name, site.id, site_figures(self.state, site.id, spec.app, now=now))
+        current = {site.id: self._figures.mean(release.name, site.id, release.version) for site in sites}
         with self.state.lock:
             for site in sites:
                 boxes, reachable = self._boxes(inventory, site, spec.app, now=now)
@@ -306,7 +314,7 @@ class Reconciler:
             else:
                 self._running_since.pop((box_id, reported.version), None)
             answer.append(BoxApp(box_id, online, reported.version, reported.state, since))
-        return answer, reachable
+        return _without_boxes_that_run_none(answer, self.state), reachable
 
     def _workloads(
         self, app: str, clusters: set[ClusterId]
@@ -388,10 +396,11 @@ class Reconciler:
     def _baseline(self, site: SiteId, release: Release, *, now: float) -> dict[str, float] | None:
         """The site's own health figures before the release reaches it: the mean over its online boxes of the
         version most of them run now (not the release's), or None when none reports figures."""
+        self._figures.add(release.name, site, site_figures(self.state, site, release.app, now=now))
         before = {
             version: figures
-            for version, figures in site_figures(self.state, site, release.app, now=now).items()
-            if version != release.version and figures
+            for version in self._figures.versions(release.name, site)
+            if version != release.version and (figures := self._figures.mean(release.name, site, version))
         }
         if not before:
             return None
@@ -483,6 +492,23 @@ class Reconciler:
         return f"revert {site} to {recorded.release}"
 
 
+def _without_boxes_that_run_none(boxes: list[BoxApp], state: FleetState) -> list[BoxApp]:
+    """Leave out a box whose agent's latest heartbeat read its apps and lists not the app, once another box of the
+    site reports the app: a Deployment's replicas need not land one on each edge node (two may share a node and
+    leave another without a pod), and a box that runs no replica would keep the agents' gate waiting until the
+    site's deadline. While no box reports the app (a first install), every box counts, so the gate still waits
+    for an agent to report the new version."""
+    if not any(box.version is not None for box in boxes):
+        return boxes
+    kept = []
+    for box in boxes:
+        heartbeat = state.boxes[box.box].heartbeat
+        runs_none = box.version is None and heartbeat is not None and heartbeat.apps.error is None
+        if not runs_none:
+            kept.append(box)
+    return kept
+
+
 def running_release(app: str, workload: Mapping[str, Any]) -> str:
     """The release a workload of ``app`` runs: its release label, else ``<app>-<version>`` from the tag of the
     app's image (a workload set up before edgefleet's rollouts), else ``<app> (unknown release)``."""
@@ -503,3 +529,32 @@ def _version_of(release: str | None) -> str | None:
     if release is None:
         return None
     return release.rsplit("-", 1)[-1] if "-" in release else release
+
+
+class _FigureMeans:
+    """Running sums of each site's health figures per version, per release being rolled out (in memory: after a
+    restart the means start again, as the soak does)."""
+
+    def __init__(self) -> None:
+        self._sums: dict[tuple[str, SiteId, str], dict[str, tuple[float, int]]] = {}
+
+    def add(self, release: str, site: SiteId, by_version: Mapping[str, Mapping[str, float]]) -> None:
+        for version, figures in by_version.items():
+            sums = self._sums.setdefault((release, site, version), {})
+            for name, value in figures.items():
+                total, count = sums.get(name, (0.0, 0))
+                sums[name] = (total + value, count + 1)
+
+    def mean(self, release: str, site: SiteId, version: str) -> dict[str, float] | None:
+        sums = self._sums.get((release, site, version))
+        if not sums:
+            return None
+        return {name: total / count for name, (total, count) in sums.items()}
+
+    def versions(self, release: str, site: SiteId) -> list[str]:
+        return sorted(version for (r, s, version) in self._sums if r == release and s == site)
+
+    def forget_all_but(self, releases: set[str]) -> None:
+        """Drop the sums of releases no longer being rolled out."""
+        for key in [key for key in self._sums if key[0] not in releases]:
+            del self._sums[key]
