@@ -26,6 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from edgefleet.clock import Clock
 from edgefleet.cloud.fleet import BoxLive, FleetState, UnknownBox, copy_box
 from edgefleet.cloud.saving import WriterHealth
+from edgefleet.cloud.scheduling import start_interval_job
 from edgefleet.cloud.store import DOWNSAMPLE_S, Sample
 from edgefleet.errors import EdgefleetError
 from edgefleet.ids import BoxId
@@ -113,18 +114,7 @@ class Persister:
     def start(self) -> None:
         if self._scheduler is not None:
             return
-        scheduler = BackgroundScheduler(timezone="UTC")
-        scheduler.add_job(
-            self.flush,
-            "interval",
-            seconds=self.interval_s,
-            id=JOB_ID,
-            max_instances=1,
-            coalesce=True,
-            replace_existing=True,
-        )
-        scheduler.start()
-        self._scheduler = scheduler
+        self._scheduler = start_interval_job(self.flush, seconds=self.interval_s, job_id=JOB_ID)
 
     def stop(self) -> None:
         """Stop the job (waiting for a running flush) and save what is left."""

@@ -85,6 +85,7 @@ from edgefleet.cloud.hearing import (
 )
 from edgefleet.cloud.nodes import NodeBook
 from edgefleet.cloud.saving import WriterHealth
+from edgefleet.cloud.scheduling import start_interval_job
 from edgefleet.cloud.store import Store
 from edgefleet.ids import BoxId
 from edgefleet.inventory import Inventory
@@ -287,12 +288,7 @@ class AlertLoop:
     def start(self) -> None:
         if self._scheduler is not None:
             return
-        scheduler = BackgroundScheduler(timezone="UTC")
-        scheduler.add_job(
-            self.tick, "interval", seconds=TICK_S, id=JOB_ID, max_instances=1, coalesce=True, replace_existing=True
-        )
-        scheduler.start()
-        self._scheduler = scheduler
+        self._scheduler = start_interval_job(self.tick, seconds=TICK_S, job_id=JOB_ID)
 
     def stop(self) -> None:
         """Stop the job, waiting for a pass in flight. Safe to call twice."""

@@ -72,6 +72,7 @@ from edgefleet.cloud.rollouts.facts import site_figures
 from edgefleet.cloud.rollouts.gates import BoxApp, FiringAlert, SiteHealth, Workload
 from edgefleet.cloud.rollouts.store import AuditEntry, PreviousRelease, RolloutStore, StoredRollout
 from edgefleet.cloud.rollouts.windows import blocked
+from edgefleet.cloud.scheduling import start_interval_job
 from edgefleet.errors import EdgefleetError, ReleaseError
 from edgefleet.ids import BoxId, ClusterId, SiteId
 from edgefleet.inventory import Inventory, Site
@@ -150,19 +151,7 @@ class Reconciler:
     def start(self) -> None:
         if self._scheduler is not None:
             return
-        scheduler = BackgroundScheduler(timezone="UTC")
-        scheduler.add_job(
-            self._scheduled_tick,
-            "interval",
-            seconds=self.interval_s,
-            id=JOB_ID,
-            max_instances=1,
-            coalesce=True,
-            replace_existing=True,
-            next_run_time=datetime.now(UTC),
-        )
-        scheduler.start()
-        self._scheduler = scheduler
+        self._scheduler = start_interval_job(self._scheduled_tick, seconds=self.interval_s, job_id=JOB_ID, run_now=True)
 
     def stop(self) -> None:
         """Stop ticking, waiting for a tick in flight. Safe to call twice."""
