@@ -521,8 +521,9 @@ def _version_of(release: str | None) -> str | None:
 
 
 class _FigureMeans:
-    """Running sums of each site's health figures per version, per release being rolled out (in memory: after a
-    restart the means start again, as the soak does)."""
+    """Running means of each site's health figures per version, per release being rolled out (in memory: after a
+    restart the means start again, as the soak does). Each mean is updated in place (``mean += (x - mean) / n``), so
+    equal readings keep their exact value where a sum divided by its count would drift by a rounding error."""
 
     def __init__(self) -> None:
         self._sums: dict[tuple[str, SiteId, str], dict[str, tuple[float, int]]] = {}
@@ -531,14 +532,14 @@ class _FigureMeans:
         for version, figures in by_version.items():
             sums = self._sums.setdefault((release, site, version), {})
             for name, value in figures.items():
-                total, count = sums.get(name, (0.0, 0))
-                sums[name] = (total + value, count + 1)
+                mean, count = sums.get(name, (0.0, 0))
+                sums[name] = (mean + (value - mean) / (count + 1), count + 1)
 
     def mean(self, release: str, site: SiteId, version: str) -> dict[str, float] | None:
         sums = self._sums.get((release, site, version))
         if not sums:
             return None
-        return {name: total / count for name, (total, count) in sums.items()}
+        return {name: mean for name, (mean, _count) in sums.items()}
 
     def versions(self, release: str, site: SiteId) -> list[str]:
         return sorted(version for (r, s, version) in self._sums if r == release and s == site)
