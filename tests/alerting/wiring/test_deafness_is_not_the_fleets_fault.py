@@ -26,7 +26,8 @@ from tests.alerting.wiring.fleets import (
 from tests.support.peers import Mosquitto, _spawn_mosquitto, mosquitto, wait_for
 from tests.support.receivers import RecordingReceiver, recording_receiver
 
-pytestmark = pytest.mark.slow
+# Real-time thresholds (a broker outage, a flood) that a loaded machine would blur: run alone, not beside other tests.
+pytestmark = [pytest.mark.serial, pytest.mark.slow]
 
 SITES = {"deaf-01": 4, "deaf-02": 4, "deaf-03": 4}
 # Beats every 5 s (a timeout of 18 s): as in production (10 s, 36 s), a box's timeout is longer than the few

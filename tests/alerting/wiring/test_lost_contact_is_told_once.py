@@ -7,8 +7,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from tests.alerting.wiring.fleets import TIMEOUT_S, Fleet
 from tests.support.peers import wait_for
+
+# Real-time timeouts of a few seconds that a loaded machine would blur: run alone, not beside other tests.
+pytestmark = pytest.mark.serial
 
 # The targets: a silent box is told within its heartbeat timeout + 2 s, a dropped connection within 2 s.
 SILENT_BOX_TARGET_S = TIMEOUT_S + 2.0
