@@ -61,8 +61,11 @@ def release(
     failed_sites: int = 3,
     rollback: bool = False,
     image: str | None = None,
+    soak: str = "0s",
+    strategy: str = "",
 ) -> str:
-    """A scan-upload release with no soak, no blackout and no approval."""
+    """A scan-upload release with no soak, no blackout and no approval (unless ``soak``, or ``strategy``: more
+    lines of ``spec.strategy``, indented as they are)."""
     return f"""\
 apiVersion: edgefleet.io/v1
 kind: Release
@@ -78,10 +81,10 @@ spec:
     canary: {{sites: [{canary}], coverHardware: false}}
     waves: {waves}
     maxInFlight: 10
-    soak: 0s
+    soak: {soak}
     failureThreshold: {{sites: {failed_sites}, percentOfWave: 100}}
     gates: {{runningPercent: 100, healthTolerancePercent: 10}}
-"""
+{strategy}"""
 
 
 class CountingGateway:

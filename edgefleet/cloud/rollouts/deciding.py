@@ -10,9 +10,10 @@ Level-triggered: commands are part of the spec, as desired state (``paused``, th
 again on the decision's status with the same observations changes nothing and issues no action: ``decide`` runs
 its rules to a fixed point within one call.
 
-Sites: ``pending`` -> ``in-progress`` (applied at ``started_at``) -> ``soaking`` (every gate passes since
-``soaking_since``) -> ``passed`` once the gates have passed for the whole soak, or ``failed`` when a gate fails or
-the gates still wait after ``site_deadline_s``. Beside that path:
+Sites: ``pending`` -> ``in-progress`` (applied at ``started_at``) -> ``soaking`` (the new version runs there and
+no gate fails since ``soaking_since``; the health gate judges the figures over the soak, ``gates.health_over_soak``)
+-> ``passed`` once the soak is over and every gate passes, or ``failed`` when a gate fails or the gates still wait
+after ``site_deadline_s`` (a site soaking is not held to the deadline until its soak is over). Beside that path:
 - ``deferred``: offline (unreachable, or every box of the app offline) when its turn came, or cut off while in
   flight. Never counted as failed and never blocks its wave. When it is back it is started (or, if it had been
   applied, gated again from scratch) as soon as a slot is free, even after later waves started.
@@ -363,6 +364,8 @@ class _Tick:
                 health=observed.health,
                 started_at=started_at,
                 now=self.now,
+                soaking_since=current.soaking_since if current.state == "soaking" else None,
+                soak_s=self.spec.soak_s,
             )
             self.gates[site] = gates
             changed |= self.set(site, self._judged(site, current, observed, gates, started_at))
@@ -380,17 +383,19 @@ class _Tick:
         verdict = gates.verdict
         if verdict == "fail":
             return replace(current, state="failed", reason=gates.reason, soaking_since=None)
-        if verdict == "wait":
+        since = gates.soaking_since
+        soak_over = since is not None and self.now - since >= self.spec.soak_s
+        if verdict == "pass" and soak_over:
+            return replace(current, state="passed", reason=gates.reason, soaking_since=since)
+        # The health gate waits during the soak (it judges over it), which does not stop the soak; waiting for
+        # anything else, or for figures still missing once the soak is over, runs against the site's deadline.
+        if since is None or soak_over:
             waited = self.now - started_at
             if waited > self.spec.site_deadline_s:
                 reason = f"gates still waiting {_duration(waited)} after the site started: {gates.reason}"
                 return replace(current, state="failed", reason=reason, soaking_since=None)
+        if since is None:
             return replace(current, state="in-progress", reason=gates.reason, soaking_since=None)
-        since = current.soaking_since if current.state == "soaking" and current.soaking_since is not None else self.now
-        if gates.running_since is not None:
-            since = max(since, gates.running_since)
-        if self.now - since >= self.spec.soak_s:
-            return replace(current, state="passed", reason=gates.reason, soaking_since=since)
         return replace(current, state="soaking", reason=gates.reason, soaking_since=since)
 
     def _threshold_crossed(self) -> str | None:

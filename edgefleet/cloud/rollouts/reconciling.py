@@ -43,7 +43,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -253,8 +253,11 @@ class Reconciler:
         observations: dict[SiteId, SiteObservation] = {}
         # The sites' figures on the release now, read before taking the fleet's lock (site_figures takes it).
         for site in sites:
-            self._figures.add(release.name, site.id, site_figures(self.state, site.id, spec.app, now=now))
+            self._figures.add(
+                release.name, site.id, site_figures(self.state, site.id, spec.app, now=now), self._reading(site.id)
+            )
         current = {site.id: self._figures.mean(release.name, site.id, release.version) for site in sites}
+        readings = {site.id: self._figures.readings(release.name, site.id, release.version) for site in sites}
         with self.state.lock:
             for site in sites:
                 boxes, reachable = self._boxes(inventory, site, spec.app, now=now)
@@ -276,6 +279,7 @@ class Reconciler:
                         current=dict(current[site.id] or {}),
                         baseline=recorded.baseline if recorded is not None else None,
                         previous_version=_version_of(recorded.release) if recorded is not None else None,
+                        readings=readings[site.id],
                     ),
                 )
         return observations
@@ -385,7 +389,7 @@ class Reconciler:
     def _baseline(self, site: SiteId, release: Release, *, now: float) -> dict[str, float] | None:
         """The site's own health figures before the release reaches it: the mean over its online boxes of the
         version most of them run now (not the release's), or None when none reports figures."""
-        self._figures.add(release.name, site, site_figures(self.state, site, release.app, now=now))
+        self._figures.add(release.name, site, site_figures(self.state, site, release.app, now=now), self._reading(site))
         before = {
             version: figures
             for version in self._figures.versions(release.name, site)
@@ -395,6 +399,13 @@ class Reconciler:
             return None
         counts = self._versions(site, release.app, now=now)
         return dict(before[max(before, key=lambda version: (counts.get(version, 0), version))])
+
+    def _reading(self, site: SiteId) -> tuple[tuple[str | None, int], ...]:
+        """Which heartbeats the site's figures come from now (each box's boot and sequence number): ticks come
+        faster than heartbeats, and a heartbeat read on two ticks is one reading, not two."""
+        with self.state.lock:
+            boxes = self.state.inventory.sites[site].boxes
+            return tuple((self.state.boxes[b].boot, self.state.boxes[b].seq) for b in boxes)
 
     def _versions(self, site: SiteId, app: str, *, now: float) -> dict[str, int]:
         """How many of the site's online boxes report each version of ``app``."""
@@ -523,12 +534,19 @@ def _version_of(release: str | None) -> str | None:
 class _FigureMeans:
     """Running means of each site's health figures per version, per release being rolled out (in memory: after a
     restart the means start again, as the soak does). Each mean is updated in place (``mean += (x - mean) / n``), so
-    equal readings keep their exact value where a sum divided by its count would drift by a rounding error."""
+    equal readings keep their exact value where a sum divided by its count would drift by a rounding error. A
+    reading is counted once: ``add`` with the same ``reading`` (which heartbeats it comes from) as the last one
+    for the site adds nothing, so the count says how many readings a mean rests on (the health gate's
+    ``readings``)."""
 
     def __init__(self) -> None:
         self._sums: dict[tuple[str, SiteId, str], dict[str, tuple[float, int]]] = {}
+        self._last: dict[tuple[str, SiteId], Hashable] = {}
 
-    def add(self, release: str, site: SiteId, by_version: Mapping[str, Mapping[str, float]]) -> None:
+    def add(self, release: str, site: SiteId, by_version: Mapping[str, Mapping[str, float]], reading: Hashable) -> None:
+        if self._last.get((release, site)) == reading:
+            return
+        self._last[(release, site)] = reading
         for version, figures in by_version.items():
             sums = self._sums.setdefault((release, site, version), {})
             for name, value in figures.items():
@@ -541,6 +559,11 @@ class _FigureMeans:
             return None
         return {name: mean for name, (mean, _count) in sums.items()}
 
+    def readings(self, release: str, site: SiteId, version: str) -> int:
+        """How many readings the means rest on: the fewest of any figure (0: none)."""
+        sums = self._sums.get((release, site, version))
+        return min((count for _mean, count in sums.values()), default=0) if sums else 0
+
     def versions(self, release: str, site: SiteId) -> list[str]:
         return sorted(version for (r, s, version) in self._sums if r == release and s == site)
 
@@ -548,3 +571,5 @@ class _FigureMeans:
         """Drop the sums of releases no longer being rolled out."""
         for key in [key for key in self._sums if key[0] not in releases]:
             del self._sums[key]
+        for last in [last for last in self._last if last[0] not in releases]:
+            del self._last[last]
