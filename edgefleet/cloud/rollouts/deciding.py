@@ -1,9 +1,10 @@
 """The rollout's state machine: ``decide(spec, status, observations, now) -> Decision`` (issue 15, DESIGN.md "One
 tick of a rollout, as data"). Pure: the reconciler reads the spec (with the release manager's commands), the
 stored status and the observations, calls ``decide``, applies the actions through the gateway, and writes the new
-status and the audit in one transaction. It commits the status only when every action was applied; after a failed
-apply the next tick decides again from the old status and issues the same actions, which is harmless because each
-action is a statement of state ("site X runs release R"), not a step.
+status and the audit in one transaction. When an action fails at a site, the reconciler decides again with that
+site unreachable, so the status it writes never says a site was changed when it was not; the next tick issues
+the same action again, which is harmless because each action is a statement of state ("site X runs release R"),
+not a step.
 
 Level-triggered: commands are part of the spec, as desired state (``paused``, the waves ``promoted``, ``aborted``,
 ``rolled_back``, a blackout override); site holds, blackout windows and reachability are observations. Deciding
@@ -167,9 +168,12 @@ class SiteObservation:
     """One site now. ``reachable``: the controller hears the site (the fleet's site health is not
     "unreachable"); ``held``: the hold's reason; ``blackout``: the reason of the blackout window the site is in
     now (windows are resolved in the site's time zone by the caller); ``running_release``: the app's release the
-    site runs now, None when it runs none (recorded at apply time as what a revert goes back to)."""
+    site runs now, None when it runs none (recorded at apply time as what a revert goes back to);
+    ``unreachable``: why the site cannot be reached beyond its boxes being offline (its cluster's API fails), for
+    the deferred site's reason."""
 
     reachable: bool = True
+    unreachable: str | None = None
     held: str | None = None
     blackout: str | None = None
     running_release: str | None = None
@@ -378,7 +382,11 @@ class _Tick:
             if current.state != "deferred":
                 self.notes.deferred.append(site)
             return replace(
-                current, state="deferred", reason="offline during its rollout", started_at=None, soaking_since=None
+                current,
+                state="deferred",
+                reason=_offline_because("offline during its rollout", observed),
+                started_at=None,
+                soaking_since=None,
             )
         verdict = gates.verdict
         if verdict == "fail":
@@ -457,7 +465,9 @@ class _Tick:
                 elif _offline(observed):
                     if current.state != "deferred":
                         self.notes.deferred.append(site)
-                    new = replace(current, state="deferred", reason="offline when its turn came")
+                    new = replace(
+                        current, state="deferred", reason=_offline_because("offline when its turn came", observed)
+                    )
                 elif observed.blackout is not None and override is None:
                     new = replace(current, state="blocked", reason=f"in a blackout window: {observed.blackout}")
                 elif paused:
@@ -591,6 +601,10 @@ class _Tick:
 def _offline(observed: SiteObservation) -> bool:
     """Unreachable, or every box that runs the app is offline (the agents' gate could never pass)."""
     return not observed.reachable or (bool(observed.boxes) and not any(box.online for box in observed.boxes))
+
+
+def _offline_because(reason: str, observed: SiteObservation) -> str:
+    return f"{reason}: {observed.unreachable}" if observed.unreachable else reason
 
 
 def _waiting_for(sites: Mapping[SiteId, SiteStatus], left: Sequence[SiteId]) -> str:
