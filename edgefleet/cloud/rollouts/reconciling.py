@@ -108,8 +108,9 @@ def app_boxes(inventory: Inventory, site: Site, app: str) -> list[BoxId]:
 
 @dataclass(frozen=True, slots=True)
 class TickResult:
-    """What one rollout's reconcile did: the decision, and whether its actions were applied and its status saved
-    (False after a failed apply, with the error)."""
+    """What one rollout's reconcile did: the decision, and whether its status was saved (False when the release
+    no longer loads or the store failed, with the error). Saved with an ``error``: the sites whose apply or revert
+    the cluster refused (left for the next tick)."""
 
     rollout_id: str
     decision: Decision | None
