@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.cluster.troubles import ApiTrouble
+from simulator.cluster.troubles import ApiError, ApiTrouble
 from tests.rollouts.world import CLUSTER_2, SITES, Trouble, World, release, small_world
 
 pytestmark = pytest.mark.slow
@@ -85,19 +85,26 @@ def test_a_cluster_that_refuses_every_apply_leaves_its_sites_unapplied_and_retri
     assert applies == {f"apply scan-upload-1.0.0 at {s}" for s in SITES}
 
 
-def test_an_abort_reverts_the_sites_it_can_reach_and_the_others_when_their_cluster_is_back(
-    world: World, trouble: Trouble
+# Down: the second cluster's sites are not seen, so no revert is tried; refusing writes: they are seen, the
+# revert is tried and fails, and the status must not say they were reverted.
+@pytest.mark.parametrize("error", ["503", "409"])
+def test_a_rollback_reverts_the_sites_it_can_reach_and_the_others_when_their_cluster_is_back(
+    world: World, trouble: Trouble, error: ApiError
 ) -> None:
     rollout, _ = world.service.start(release("1.0.0"), by="tester")
     world.run_until(rollout.id, "done")
-    trouble.now = ApiTrouble(rate=1.0, errors=("503",))
+    trouble.now = ApiTrouble(rate=1.0, errors=(error,))
     world.service.command(rollout.id, "rollback", by="tester")
 
     waiting = world.step(rollout.id)
     assert waiting.status.state == "aborting"
     assert all(waiting.status.sites[s].state == "rolled-back" for s in ON_FIRST)
     assert all(world.running(s) is None for s in ON_FIRST)
-    assert all(waiting.status.sites[s].state == "passed" for s in ON_SECOND)  # not reverted: not reachable
+    for site in ON_SECOND:  # not reverted: not reachable
+        assert (waiting.status.sites[site].state, waiting.status.sites[site].reverted) == ("passed", False)
+    assert f"offline, reverted when back: {', '.join(ON_SECOND)}" in waiting.status.reason
+    reverts = {e.what for e in world.rollouts.audit(rollout.id) if e.what.startswith("revert")}
+    assert reverts == {f"revert {s}: deleted scan-upload (it was not there before)" for s in ON_FIRST}
 
     trouble.now = None
     ended = world.run_until(rollout.id, "rolled-back")
