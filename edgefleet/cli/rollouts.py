@@ -13,7 +13,10 @@ Takes ``-o table|json|yaml`` (``wide`` adds each site's hardware). ``edgefleet.c
 the one given), so a retried command never starts two; ``status`` lists the rollouts, ``status ID`` shows one
 (waves, sites per state, each site in flight with its gates' reasons), ``--watch`` redraws it every 2 s until it
 ends (Ctrl-C stops watching, not the rollout); ``pause|resume|promote|abort|rollback ID`` give the release
-manager's commands. ``edgefleet site hold S --reason R`` and ``site release S`` hold a site out of every rollout.
+manager's commands. ``start FILE --override-blackout REASON`` lets the rollout start sites inside their blackout
+windows from the start; ``override-blackout ID --reason R`` does so for a rollout that runs (a blank reason is
+refused before anything is sent). ``edgefleet site hold S --reason R`` and ``site release S`` hold a site out of
+every rollout.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ def register(app: typer.Typer) -> None:
     rollout.command("status")(rollout_status)
     for command in ("pause", "resume", "promote", "abort", "rollback"):
         rollout.command(command, help=_COMMAND_HELP[command])(_commander(command))
+    rollout.command("override-blackout")(rollout_override_blackout)
     app.add_typer(
         rollout,
         name="rollout",
@@ -195,6 +199,14 @@ def rollout_start(
         typer.Option("--idempotency-key", help="Send this key (a retry with it never starts a second rollout)."),
     ] = None,
     by: Annotated[str | None, typer.Option(help="Who starts it, for the audit.")] = None,
+    override_blackout: Annotated[
+        str | None,
+        typer.Option(
+            "--override-blackout",
+            metavar="REASON",
+            help="Start sites inside their blackout windows too, for this reason (a ticket, the emergency).",
+        ),
+    ] = None,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Start a rollout of the release in FILE; 'edgefleet rollout status ID --watch' follows it."""
@@ -203,6 +215,8 @@ def rollout_start(
     body: dict[str, Any] = {"release": _read(file)}
     if by:
         body["by"] = by
+    if override_blackout is not None:
+        body["override_blackout"] = _override_reason(override_blackout, "--override-blackout")
     rollout = call(api, "POST", "/api/v1/rollouts", body=body, headers={"Idempotency-Key": key or uuid.uuid4().hex})
     if is_data(output):
         print_data(rollout, output)
@@ -210,7 +224,45 @@ def rollout_start(
     show(
         f"Started rollout [bold]{rollout['id']}[/] of {rollout['release']}: "
         f"{plural(sum(rollout['sites'].values()), 'site')} in {plural(len(rollout['waves']), 'wave')}",
+        *_override_line(rollout),
         f"follow it with: edgefleet rollout status {rollout['id']} --watch",
+    )
+
+
+def _override_reason(reason: str, option: str) -> str:
+    """The reason as given, or exit 1 saying what to give when it is blank."""
+    from edgefleet.cli.output import fail
+
+    if not reason.strip():
+        fail(
+            f"{option} needs a reason: the audit and the rollout's status show why its sites may start inside "
+            "their blackout windows",
+            hint=f"give one, e.g. {option} 'INC-4711: fix for the label printer crash'",
+        )
+    return reason
+
+
+def _override_line(rollout: dict[str, Any]) -> list[str]:
+    from rich.markup import escape
+
+    reason = rollout.get("blackout_override")
+    return [f"blackout windows overridden: {escape(reason)}"] if reason else []
+
+
+def rollout_override_blackout(
+    rollout: Annotated[str, typer.Argument(metavar="ROLLOUT", help="The rollout's id.")],
+    reason: Annotated[str, typer.Option(help="Why its sites may start inside their blackout windows.")],
+    api: ApiOption = DEFAULT_API,
+    by: Annotated[str | None, typer.Option(help="Who overrides, for the audit.")] = None,
+) -> None:
+    """Let the rollout start its sites inside their blackout windows, for REASON (audited, shown in its status)."""
+    from edgefleet.cli.output import show
+
+    body: dict[str, Any] = {"reason": _override_reason(reason, "--reason"), **({"by": by} if by else {})}
+    answer = call(api, "POST", f"/api/v1/rollouts/{rollout}/override-blackout", body=body)
+    show(
+        f"override-blackout: rollout {answer['id']} may start sites inside their blackout windows "
+        f"({answer['blackout_override']}); the controller acts on it within a tick"
     )
 
 
@@ -297,6 +349,11 @@ def _view(rollout: dict[str, Any]) -> Group:
         lines.append(f"stopped because: {escape(rollout['stopped_because'])}")
     lines.append(f"deferred (offline): {', '.join(rollout['deferred']) or '-'}")
     lines.append(f"held: {', '.join(rollout['held']) or '-'}")
+    lines.append(f"blocked (in a blackout window): {', '.join(rollout['blocked']) or '-'}")
+    lines.extend(_override_line(rollout))
+    overridden = [s for w in rollout["waves"] for s in w["sites"] if s.get("blackout_override")]
+    for site in overridden:
+        lines.append(f"  {site['site']} started {escape(site['blackout_override'])}")
     return Group(*lines)
 
 

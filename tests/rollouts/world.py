@@ -16,6 +16,7 @@ import msgspec
 from edgefleet.clock import FakeClock
 from edgefleet.cloud.fleet import FleetState, apply_heartbeat
 from edgefleet.cloud.k8s.clients import ClusterClients, Timeouts
+from edgefleet.cloud.k8s.errors import ClusterError
 from edgefleet.cloud.k8s.gateway import ClusterGateway, KubernetesGateway
 from edgefleet.cloud.rollouts.reconciling import Reconciler
 from edgefleet.cloud.rollouts.rendering import NAMESPACE, RELEASE_LABEL, ROLLOUT_LABEL, namespace, render
@@ -30,8 +31,9 @@ from simulator.cluster.kubeconfig import write_kubeconfig
 from simulator.cluster.nodes import site_boxes
 from simulator.cluster.pods import PodTiming
 from simulator.cluster.server import BackgroundCluster, start_cluster_in_background
+from simulator.cluster.troubles import ApiTrouble
 from tests.cloud.builders import heartbeat
-from tests.support.clusters import TEST_HOST, write_host_cluster
+from tests.support.clusters import TEST_HOST, cluster_manifest, write_host_cluster
 from tests.support.peers import wait_for
 
 CLUSTER = ClusterId(TEST_HOST)
@@ -46,7 +48,7 @@ spec:
   displayName: {name}
   region: east
   timezone: Asia/Shanghai
-  cluster: test-edge
+  cluster: {cluster}
   boxes:
     - {{name: {name}-edge-01, role: edge-node}}
     - {{name: {name}-gpu-01, role: gpu-box, gpu: {{model: NVIDIA T4, count: 1, driverVersion: "535.183.01"}}}}
@@ -61,8 +63,11 @@ def release(
     failed_sites: int = 3,
     rollback: bool = False,
     image: str | None = None,
+    soak: str = "0s",
+    strategy: str = "",
 ) -> str:
-    """A scan-upload release with no soak, no blackout and no approval."""
+    """A scan-upload release with no soak, no blackout and no approval (unless ``soak``, or ``strategy``: more
+    lines of ``spec.strategy``, indented as they are)."""
     return f"""\
 apiVersion: edgefleet.io/v1
 kind: Release
@@ -78,10 +83,10 @@ spec:
     canary: {{sites: [{canary}], coverHardware: false}}
     waves: {waves}
     maxInFlight: 10
-    soak: 0s
+    soak: {soak}
     failureThreshold: {{sites: {failed_sites}, percentOfWave: 100}}
     gates: {{runningPercent: 100, healthTolerancePercent: 10}}
-"""
+{strategy}"""
 
 
 class CountingGateway:
@@ -143,9 +148,12 @@ class World:
         self.service = RolloutService(self.rollouts, self.state, self.reconciler, clock=self.clock)
 
     def running(self, site: SiteId) -> dict[str, Any] | None:
-        """The site's scan-upload Deployment as the cluster serves it (None when there is none)."""
+        """The site's scan-upload Deployment as its cluster serves it (None when there is none)."""
         items = self.gateway.list_objects(
-            CLUSTER, "Deployment", namespace=NAMESPACE, label_selector=f"edgefleet.io/site={site}"
+            self.inventory.sites[site].cluster,
+            "Deployment",
+            namespace=NAMESPACE,
+            label_selector=f"edgefleet.io/site={site}",
         ).items
         return items[0] if items else None
 
@@ -183,7 +191,10 @@ class World:
         return {"upload_backlog": 40.0 * worse, "error_rate_percent": 0.4 * worse}
 
     def _rolled_out_version(self, site: SiteId) -> str | None:
-        deployment = self.running(site)
+        try:
+            deployment = self.running(site)
+        except ClusterError:  # the test cannot read the site's cluster now: its agents say what they said
+            return self._last_version(site)
         if deployment is None:
             return None
         status = deployment.get("status", {})
@@ -254,25 +265,53 @@ class World:
         return labels.get(RELEASE_LABEL), labels.get(ROLLOUT_LABEL), image
 
 
+# The second cluster of ``small_world(..., second_cluster=True)``: it holds the last two sites.
+CLUSTER_2 = ClusterId("test-edge-2")
+
+
+@dataclass
+class Trouble:
+    """What the second cluster's API server does to each request now (the simulator's api-errors fault, set by
+    the test): None, every request served."""
+
+    now: ApiTrouble | None = None
+
+
 @contextmanager
-def small_world(directory: Path) -> Iterator[World]:
+def small_world(directory: Path, *, second_cluster: Trouble | None = None) -> Iterator[World]:
+    """The four sites on one cluster; with ``second_cluster``, site-c and site-d on a second one whose API
+    server fails requests as that ``Trouble`` says."""
     sites = directory / "sites"
     sites.mkdir()
     write_host_cluster(sites)
+    on: dict[SiteId, ClusterId] = dict.fromkeys(SITES, CLUSTER)
+    if second_cluster is not None:
+        (sites / "clusters-2.yaml").write_text(cluster_manifest(CLUSTER_2))
+        on.update(dict.fromkeys(SITES[2:], CLUSTER_2))
     for name in SITES:
-        (sites / f"{name}.yaml").write_text(SITE_YAML.format(name=name))
+        (sites / f"{name}.yaml").write_text(SITE_YAML.format(name=name, cluster=on[name]))
     inventory = load_inventory(sites)
-    boxes = [box for site in SITES for box in site_boxes(inventory, site)]
-    cluster = start_cluster_in_background(CLUSTER, boxes, controllers=True, pod_timing=PodTiming().scaled(0.1))
-    kubeconfig = write_kubeconfig(directory / "kubeconfig", {CLUSTER: cluster.url})
+    clusters: dict[ClusterId, BackgroundCluster] = {}
+    for cluster_id in sorted(set(on.values())):
+        boxes = [box for site in SITES if on[site] == cluster_id for box in site_boxes(inventory, site)]
+        options: dict[str, Any] = {}
+        if cluster_id == CLUSTER_2 and second_cluster is not None:
+            options["trouble"] = lambda: second_cluster.now
+        clusters[cluster_id] = start_cluster_in_background(
+            cluster_id, boxes, controllers=True, pod_timing=PodTiming().scaled(0.1), **options
+        )
+    kubeconfig = write_kubeconfig(directory / "kubeconfig", {c: served.url for c, served in clusters.items()})
     gateway = KubernetesGateway(
-        ClusterClients({CLUSTER: CLUSTER}, kubeconfig), clock=FakeClock(), timeouts=Timeouts(connect_s=2.0, read_s=5.0)
+        ClusterClients({c: c for c in clusters}, kubeconfig),
+        clock=FakeClock(),
+        timeouts=Timeouts(connect_s=2.0, read_s=5.0),
     )
     store = Store(f"sqlite:///{directory / 'edgefleet.db'}")
     store.create_schema()
     try:
-        yield World(inventory, cluster, CountingGateway(gateway), FakeClock(), store)
+        yield World(inventory, clusters[CLUSTER], CountingGateway(gateway), FakeClock(), store)
     finally:
         store.close()
         gateway.close()
-        cluster.stop()
+        for served in clusters.values():
+            served.stop()

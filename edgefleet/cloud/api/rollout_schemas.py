@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from edgefleet.cloud.api.fields import PRINTABLE_LINES, Comment, Who
 from edgefleet.cloud.api.schemas import _Public, utc, utc_or_none
@@ -171,6 +171,14 @@ def plan_public(plan: Plan, inventory: Inventory, warnings: list[str]) -> PlanPu
 # --- rollouts (POST /api/v1/rollouts, GET /api/v1/rollouts[/{id}], the commands, site holds) ------------------
 
 
+def _not_blank(reason: str | None) -> str | None:
+    if reason is not None and not reason.strip():
+        raise ValueError(
+            "give the reason the blackout windows are overridden (a ticket, the emergency), not only blanks"
+        )
+    return reason
+
+
 class RolloutRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -178,12 +186,31 @@ class RolloutRequest(BaseModel):
     by: Who | None = Field(
         default=None, description="Who starts it, for the audit (access control will name the caller)."
     )
+    override_blackout: Comment | None = Field(
+        default=None,
+        description="Why sites may start inside their blackout windows (a ticket, the emergency); audited and "
+        "shown. Absent: no site starts in its window.",
+    )
+
+    _reason = field_validator("override_blackout")(_not_blank)
 
 
 class CommandRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     by: Who | None = Field(default=None, description="Who gives the command, for the audit.")
+
+
+class OverrideRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Comment = Field(
+        description="Why the rollout may start sites inside their blackout windows (a ticket, the emergency); "
+        "audited and shown on the rollout and on each site started so."
+    )
+    by: Who | None = Field(default=None, description="Who overrides, for the audit.")
+
+    _reason = field_validator("reason")(_not_blank)
 
 
 class HoldRequest(BaseModel):
@@ -217,6 +244,9 @@ class SiteRolloutPublic(_Public):
     started_at: datetime | None
     soaking_since: datetime | None
     gates: list[GatePublic] = Field(description="The gates as the last tick judged them (sites in flight).")
+    blackout_override: str | None = Field(
+        default=None, description="Started inside its blackout window by the override: the window and the reason."
+    )
 
 
 class WaveRolloutPublic(_Public):
@@ -247,9 +277,13 @@ class RolloutPublic(RolloutSummaryPublic):
     promoted: list[int]
     aborted: bool
     rolled_back: bool
+    blackout_override: str | None = Field(
+        description="Why the rollout may start sites inside their blackout windows; None: it may not."
+    )
     waves: list[WaveRolloutPublic]
     deferred: list[str] = Field(description="Sites offline when their turn came (or cut off), caught up when back.")
     held: list[str] = Field(description="Sites held by their staff, started once released.")
+    blocked: list[str] = Field(description="Sites in a blackout window now, started when it ends (or overridden).")
 
 
 def hold_public(hold: Hold) -> HoldPublic:
@@ -303,6 +337,7 @@ def rollout_public(rollout: StoredRollout) -> RolloutPublic:
                         GatePublic(name=g.name, verdict=g.verdict, reason=g.reason, known=g.known)
                         for g in (gates.gates if gates is not None else ())
                     ],
+                    blackout_override=current.blackout_override,
                 )
             )
         state = status.waves[number] if number < len(status.waves) else "waiting"
@@ -319,7 +354,9 @@ def rollout_public(rollout: StoredRollout) -> RolloutPublic:
         promoted=sorted(commands.promoted),
         aborted=commands.aborted,
         rolled_back=commands.rolled_back,
+        blackout_override=commands.blackout_override,
         waves=waves,
         deferred=[s for s in every if status.site(s).state == "deferred"],
         held=[s for s in every if status.site(s).state == "held"],
+        blocked=[s for s in every if status.site(s).state == "blocked"],
     )

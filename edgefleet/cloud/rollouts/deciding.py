@@ -1,18 +1,20 @@
 """The rollout's state machine: ``decide(spec, status, observations, now) -> Decision`` (issue 15, DESIGN.md "One
 tick of a rollout, as data"). Pure: the reconciler reads the spec (with the release manager's commands), the
 stored status and the observations, calls ``decide``, applies the actions through the gateway, and writes the new
-status and the audit in one transaction. It commits the status only when every action was applied; after a failed
-apply the next tick decides again from the old status and issues the same actions, which is harmless because each
-action is a statement of state ("site X runs release R"), not a step.
+status and the audit in one transaction. When an action fails at a site, the reconciler decides again with that
+site unreachable, so the status it writes never says a site was changed when it was not; the next tick issues
+the same action again, which is harmless because each action is a statement of state ("site X runs release R"),
+not a step.
 
 Level-triggered: commands are part of the spec, as desired state (``paused``, the waves ``promoted``, ``aborted``,
 ``rolled_back``, a blackout override); site holds, blackout windows and reachability are observations. Deciding
 again on the decision's status with the same observations changes nothing and issues no action: ``decide`` runs
 its rules to a fixed point within one call.
 
-Sites: ``pending`` -> ``in-progress`` (applied at ``started_at``) -> ``soaking`` (every gate passes since
-``soaking_since``) -> ``passed`` once the gates have passed for the whole soak, or ``failed`` when a gate fails or
-the gates still wait after ``site_deadline_s``. Beside that path:
+Sites: ``pending`` -> ``in-progress`` (applied at ``started_at``) -> ``soaking`` (the new version runs there and
+no gate fails since ``soaking_since``; the health gate judges the figures over the soak, ``gates.health_over_soak``)
+-> ``passed`` once the soak is over and every gate passes, or ``failed`` when a gate fails or the gates still wait
+after ``site_deadline_s`` (a site soaking is not held to the deadline until its soak is over). Beside that path:
 - ``deferred``: offline (unreachable, or every box of the app offline) when its turn came, or cut off while in
   flight. Never counted as failed and never blocks its wave. When it is back it is started (or, if it had been
   applied, gated again from scratch) as soon as a slot is free, even after later waves started.
@@ -166,9 +168,12 @@ class SiteObservation:
     """One site now. ``reachable``: the controller hears the site (the fleet's site health is not
     "unreachable"); ``held``: the hold's reason; ``blackout``: the reason of the blackout window the site is in
     now (windows are resolved in the site's time zone by the caller); ``running_release``: the app's release the
-    site runs now, None when it runs none (recorded at apply time as what a revert goes back to)."""
+    site runs now, None when it runs none (recorded at apply time as what a revert goes back to);
+    ``unreachable``: why the site cannot be reached beyond its boxes being offline (its cluster's API fails), for
+    the deferred site's reason."""
 
     reachable: bool = True
+    unreachable: str | None = None
     held: str | None = None
     blackout: str | None = None
     running_release: str | None = None
@@ -363,6 +368,8 @@ class _Tick:
                 health=observed.health,
                 started_at=started_at,
                 now=self.now,
+                soaking_since=current.soaking_since if current.state == "soaking" else None,
+                soak_s=self.spec.soak_s,
             )
             self.gates[site] = gates
             changed |= self.set(site, self._judged(site, current, observed, gates, started_at))
@@ -375,22 +382,28 @@ class _Tick:
             if current.state != "deferred":
                 self.notes.deferred.append(site)
             return replace(
-                current, state="deferred", reason="offline during its rollout", started_at=None, soaking_since=None
+                current,
+                state="deferred",
+                reason=_offline_because("offline during its rollout", observed),
+                started_at=None,
+                soaking_since=None,
             )
         verdict = gates.verdict
         if verdict == "fail":
             return replace(current, state="failed", reason=gates.reason, soaking_since=None)
-        if verdict == "wait":
+        since = gates.soaking_since
+        soak_over = since is not None and self.now - since >= self.spec.soak_s
+        if verdict == "pass" and soak_over:
+            return replace(current, state="passed", reason=gates.reason, soaking_since=since)
+        # The health gate waits during the soak (it judges over it), which does not stop the soak; waiting for
+        # anything else, or for figures still missing once the soak is over, runs against the site's deadline.
+        if since is None or soak_over:
             waited = self.now - started_at
             if waited > self.spec.site_deadline_s:
                 reason = f"gates still waiting {_duration(waited)} after the site started: {gates.reason}"
                 return replace(current, state="failed", reason=reason, soaking_since=None)
+        if since is None:
             return replace(current, state="in-progress", reason=gates.reason, soaking_since=None)
-        since = current.soaking_since if current.state == "soaking" and current.soaking_since is not None else self.now
-        if gates.running_since is not None:
-            since = max(since, gates.running_since)
-        if self.now - since >= self.spec.soak_s:
-            return replace(current, state="passed", reason=gates.reason, soaking_since=since)
         return replace(current, state="soaking", reason=gates.reason, soaking_since=since)
 
     def _threshold_crossed(self) -> str | None:
@@ -452,7 +465,9 @@ class _Tick:
                 elif _offline(observed):
                     if current.state != "deferred":
                         self.notes.deferred.append(site)
-                    new = replace(current, state="deferred", reason="offline when its turn came")
+                    new = replace(
+                        current, state="deferred", reason=_offline_because("offline when its turn came", observed)
+                    )
                 elif observed.blackout is not None and override is None:
                     new = replace(current, state="blocked", reason=f"in a blackout window: {observed.blackout}")
                 elif paused:
@@ -586,6 +601,10 @@ class _Tick:
 def _offline(observed: SiteObservation) -> bool:
     """Unreachable, or every box that runs the app is offline (the agents' gate could never pass)."""
     return not observed.reachable or (bool(observed.boxes) and not any(box.online for box in observed.boxes))
+
+
+def _offline_because(reason: str, observed: SiteObservation) -> str:
+    return f"{reason}: {observed.unreachable}" if observed.unreachable else reason
 
 
 def _waiting_for(sites: Mapping[SiteId, SiteStatus], left: Sequence[SiteId]) -> str:

@@ -27,8 +27,22 @@ Four gates, each ``pass``, ``wait`` or ``fail`` with a reason in the release man
   compared and the gate passes, saying so (waiting for a baseline that will never come would stall the rollout);
   a figure with a baseline but no current value waits (the agent has not reported it yet).
 
-The shell passes figures as it wants them compared (e.g. an average over the last minutes); this module does no
-smoothing.
+**Over the whole soak** (issue 15: the gates hold "for the whole soak"). The soak of a site runs from the moment
+the new version runs there (the kubernetes and agents gates pass, and the agents' share holds: ``running_since``)
+for ``soak_s``; ``evaluate_site`` says since when (``SiteGates.soaking_since``). The health gate's verdict covers
+that soak (``health_over_soak``): the figures it compares are the means since the new version ran at the site
+(``SiteHealth.readings`` says over how many readings), and the gate
+- *passes* only once the soak is over and the means are within the tolerance (zero soak: the first means);
+- *waits* during the soak ("so far within 10%..., judged at the end of the soak"), which does not stop the soak;
+- *fails* at the end of the soak when the means are worse, or before it ends only when they are worse over at
+  least ``MIN_READINGS_TO_FAIL_EARLY`` readings: a mean of one or two readings is a few percent off either way (the
+  first means of a canary site rest on one heartbeat), so judging early on it fails good sites on noise; a mean
+  of five readings that is still beyond the tolerance is clearly bad, and waiting out a ten-minute soak to say so
+  would only leave a bad release running longer. A figure without a baseline has nothing to judge over the soak:
+  the gate passes at once, saying so.
+
+The shell passes the figures as it wants them compared (the reconciler: running means per version); this module
+does no smoothing.
 """
 
 from __future__ import annotations
@@ -42,6 +56,12 @@ from edgefleet.cloud.k8s.rollout import RolloutStatus
 from edgefleet.ids import BoxId
 
 Verdict = Literal["pass", "wait", "fail"]
+
+# Before its soak ends, a site fails on its health figures only when their mean over at least this many readings
+# (distinct heartbeats of the site, not ticks) is worse than its baseline beyond the tolerance. The simulator's
+# figures vary 2-5% per box and reading, so a mean of 5 readings strays about 2% at most: beyond a 10% tolerance
+# it is a bad release, not noise. With one reading a heartbeat interval (10 s), that is under a minute.
+MIN_READINGS_TO_FAIL_EARLY: Final = 5
 GateName = Literal["kubernetes", "agents", "alerts", "health"]
 Better = Literal["higher", "lower"]
 
@@ -116,11 +136,13 @@ class FiringAlert:
 
 @dataclass(frozen=True, slots=True)
 class SiteHealth:
-    """The site's figures now and its own baseline on the previous release (name -> value; absent = unknown)."""
+    """The site's figures now and its own baseline on the previous release (name -> value; absent = unknown).
+    ``readings``: how many readings the current figures are the mean of (the fewest of any figure)."""
 
     current: Mapping[str, float]
     baseline: Mapping[str, float] | None
     previous_version: str | None = None
+    readings: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +174,8 @@ class SiteGates:
     # Since when the agents' share has held: the soak cannot have started before. None: no such bound (the
     # gate waits, or there is no box to count).
     running_since: float | None
+    # Since when the site soaks: the new version runs there (kubernetes and agents pass). None: it does not yet.
+    soaking_since: float | None = None
 
     @property
     def gates(self) -> tuple[Gate, Gate, Gate, Gate]:
@@ -184,16 +208,26 @@ def evaluate_site(
     health: SiteHealth,
     started_at: float,
     now: float,
+    soaking_since: float | None = None,
+    soak_s: float = 0.0,
 ) -> SiteGates:
-    """Every gate of one site that started the release at ``started_at``, judged at ``now``."""
+    """Every gate of one site that started the release at ``started_at``, judged at ``now``. ``soaking_since``:
+    since when the site has soaked so far (None: it was not soaking); the soak lasts ``soak_s``, and the health
+    gate judges over it (``health_over_soak``)."""
     kubernetes = kubernetes_gate(criteria.release, workloads)
     agents, running_since, offline = agents_gate(criteria, boxes, now=now)
     alert_gate = alerts_gate(alerts, started_at=started_at)
+    since: float | None = None
     if kubernetes.verdict == "pass" and agents.verdict == "pass":
-        health_gate = figures_gate(criteria, health)
+        # The soak started when the site first soaked, and no earlier than the agents' share has held (a box that
+        # restarted between two ticks restarts it).
+        since = soaking_since if soaking_since is not None else now
+        if running_since is not None:
+            since = max(since, running_since)
+        health_gate = health_over_soak(criteria, health, soak_over=now - since >= soak_s)
     else:
         health_gate = Gate("health", "wait", "judged once the new version runs")
-    return SiteGates(kubernetes, agents, alert_gate, health_gate, offline, running_since)
+    return SiteGates(kubernetes, agents, alert_gate, health_gate, offline, running_since, since)
 
 
 def kubernetes_gate(release: str, workloads: Sequence[Workload]) -> Gate:
@@ -285,6 +319,30 @@ def figures_gate(criteria: GateCriteria, health: SiteHealth, figures: Sequence[F
         known = "; ".join(compared) if compared else "nothing compared"
         return Gate("health", "pass", f"{known}; no baseline {previous} for {', '.join(unknown)}", known=False)
     return Gate("health", "pass", f"{'; '.join(compared)} {previous}, within {tolerance:g}%")
+
+
+def health_over_soak(
+    criteria: GateCriteria, health: SiteHealth, *, soak_over: bool, figures: Sequence[Figure] | None = None
+) -> Gate:
+    """The health gate over the soak (module docstring): ``figures_gate`` on the means so far, final only once the
+    soak is over, or early for a mean of at least ``MIN_READINGS_TO_FAIL_EARLY`` readings that is worse."""
+    compared = figures_gate(criteria, health, figures)
+    rules = FIGURES.get(criteria.app, ()) if figures is None else figures
+    baseline = health.baseline or {}
+    if compared.verdict == "wait" or not any(figure.name in baseline for figure in rules):
+        return compared  # a figure not reported yet, or nothing to compare over the soak
+    mean = f"mean of {health.readings} reading{'' if health.readings == 1 else 's'}"
+    if compared.verdict == "fail":
+        if soak_over:
+            return Gate("health", "fail", f"{compared.reason}; {mean} on the new version")
+        if health.readings >= MIN_READINGS_TO_FAIL_EARLY:
+            return Gate("health", "fail", f"{compared.reason}; {mean}, before the soak ended")
+        return Gate("health", "wait", f"so far {compared.reason}; {mean}, judged over the soak")
+    if soak_over:
+        return Gate("health", "pass", f"{compared.reason}; {mean} on the new version", known=compared.known)
+    return Gate(
+        "health", "wait", f"so far {compared.reason}; {mean}, judged at the end of the soak", known=compared.known
+    )
 
 
 def _worse(figure: Figure, value: float, base: float, worse_by: float, previous: str, tolerance: float) -> str:

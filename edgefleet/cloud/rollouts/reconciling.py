@@ -19,9 +19,16 @@ One tick, per active rollout:
    every manifest of the site's rendering with server-side apply (forced: edgefleet owns these objects); a
    workload of the app at the site that the rendering no longer lists is deleted; a ``Revert`` applies the
    previous release's rendering, or deletes the rollout's workloads where the app was not there before;
-4. the new status and gates and the audit of the actions, in one transaction, only when every action was
-   applied. A failed apply writes nothing: the next tick decides again from the old status and issues the same
-   actions, each a statement of state ("site X runs release R"), so applying twice is harmless.
+4. the new status and gates and the audit of the actions, in one transaction.
+
+One cluster does not stall the others: a cluster whose workloads cannot be listed makes its sites unreachable
+for the tick (``SiteObservation.unreachable`` says why; deferred, never failed), and each action is applied on
+its own. When a site's apply or revert fails, ``decide`` runs again from the old status with that site
+unreachable, and the actions of the other sites that are left are applied (those applied already are not applied
+again): the status written says of the failed site only what is true (deferred, not applied; or not reverted),
+and the next tick tries it again. A store that fails writes nothing: the next tick decides again from the old
+status and issues the same actions, each a statement of state ("site X runs release R"), so applying twice is
+harmless.
 
 What a site ran before (the revert's target) is recorded before the first apply there, once: after a crash
 between an apply and the status write, the next tick re-applies, and the record still names the release that ran
@@ -43,8 +50,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -101,8 +108,9 @@ def app_boxes(inventory: Inventory, site: Site, app: str) -> list[BoxId]:
 
 @dataclass(frozen=True, slots=True)
 class TickResult:
-    """What one rollout's reconcile did: the decision, and whether its actions were applied and its status saved
-    (False after a failed apply, with the error)."""
+    """What one rollout's reconcile did: the decision, and whether its status was saved (False when the release
+    no longer loads or the store failed, with the error). Saved with an ``error``: the sites whose apply or revert
+    the cluster refused (left for the next tick)."""
 
     rollout_id: str
     decision: Decision | None
@@ -203,20 +211,30 @@ class Reconciler:
         self._stalled.pop(rollout.id, None)
         now = self.clock.now()
         previous = self.store.previous(rollout.id)
-        try:
-            observations = self._observe(rollout.spec, release, inventory, previous, now=now)
-        except ClusterError as exc:
-            log.warning("Failed to observe a rollout's sites", extra={"rollout": rollout.id, "error": str(exc)})
-            return TickResult(rollout.id, None, False, str(exc))
-        decision = decide(rollout.spec, rollout.status, observations, now=now)
-        try:
-            audit = self._act(rollout, release, inventory, decision, observations, previous, now=now)
-        except (ClusterError, EdgefleetError, ValueError) as exc:
-            log.warning(
-                "Failed to apply a rollout's actions; the next tick issues them again",
-                extra={"rollout": rollout.id, "error": str(exc)},
-            )
-            return TickResult(rollout.id, decision, False, str(exc))
+        observations = self._observe(rollout.spec, release, inventory, previous, now=now)
+        audit: list[AuditEntry] = []
+        done: set[Apply | Revert] = set()
+        refused: dict[SiteId, str] = {}
+        # A site whose apply or revert failed is unreachable for this tick: decide again without it, so the status
+        # never says a site was changed when it was not, and the other sites go on. Each round leaves one site
+        # more out (an unreachable site gets no action), so this ends.
+        for _ in range(len(observations) + 1):
+            decision = decide(rollout.spec, rollout.status, observations, now=now)
+            try:
+                failed = self._act(rollout, release, inventory, decision, observations, previous, audit, done, now=now)
+            except EdgefleetError as exc:  # the store, or no gateway at all: nothing of this tick is kept
+                log.warning(
+                    "Failed to apply a rollout's actions; the next tick issues them again",
+                    extra={"rollout": rollout.id, "error": str(exc)},
+                )
+                return TickResult(rollout.id, decision, False, str(exc))
+            if not failed:
+                break
+            refused.update(failed)
+            for site, error in failed.items():
+                observations[site] = replace(observations[site], reachable=False, unreachable=error)
+        else:  # pragma: no cover - every round leaves a site out, so the loop breaks before
+            return TickResult(rollout.id, None, False, "deciding around failed applies did not settle")
         notes = [action for action in decision.actions if isinstance(action, Notify)]
         if notes and self.announcer is not None:
             # Before the status: a notification accepted and a status not written is decided again next tick, with
@@ -233,7 +251,8 @@ class Reconciler:
             self.store.save_status(rollout.id, decision.status, decision.gates, now=now, audit=audit)
         for note in notes:
             log.info(note.message, extra={"rollout": rollout.id, "notify": note.kind, "sites": note.sites})
-        return TickResult(rollout.id, decision, True)
+        errors = "; ".join(f"{site}: {error}" for site, error in sorted(refused.items()))
+        return TickResult(rollout.id, decision, True, errors or None)
 
     # --- observing ------------------------------------------------------------------------------------------
 
@@ -247,14 +266,17 @@ class Reconciler:
         now: float,
     ) -> dict[SiteId, SiteObservation]:
         sites = [inventory.sites[s] for wave in spec.waves for s in wave.sites if s in inventory.sites]
-        workloads, runs = self._workloads(spec.app, {site.cluster for site in sites})
+        workloads, runs, unreachable = self._workloads(spec.app, {site.cluster for site in sites})
         alerts = self._alerts()
         holds = self.store.holds()
         observations: dict[SiteId, SiteObservation] = {}
         # The sites' figures on the release now, read before taking the fleet's lock (site_figures takes it).
         for site in sites:
-            self._figures.add(release.name, site.id, site_figures(self.state, site.id, spec.app, now=now))
+            self._figures.add(
+                release.name, site.id, site_figures(self.state, site.id, spec.app, now=now), self._reading(site.id)
+            )
         current = {site.id: self._figures.mean(release.name, site.id, release.version) for site in sites}
+        readings = {site.id: self._figures.readings(release.name, site.id, release.version) for site in sites}
         with self.state.lock:
             for site in sites:
                 boxes, reachable = self._boxes(inventory, site, spec.app, now=now)
@@ -264,8 +286,12 @@ class Reconciler:
                 recorded = previous.get(site.id)
                 running = recorded.release if recorded is not None else runs.get(site.id)
                 hold = holds.get(site.id)
+                cluster_error = unreachable.get(site.cluster)
                 observations[site.id] = SiteObservation(
-                    reachable=reachable,
+                    # Its cluster cannot be listed: it cannot be changed or judged now, so it is unreachable
+                    # (deferred, never failed), whatever its boxes say.
+                    reachable=reachable and cluster_error is None,
+                    unreachable=cluster_error,
                     held=hold.reason if hold is not None else None,
                     blackout=window.blackout.reason if window is not None else None,
                     running_release=running,
@@ -276,6 +302,7 @@ class Reconciler:
                         current=dict(current[site.id] or {}),
                         baseline=recorded.baseline if recorded is not None else None,
                         previous_version=_version_of(recorded.release) if recorded is not None else None,
+                        readings=readings[site.id],
                     ),
                 )
         return observations
@@ -307,19 +334,26 @@ class Reconciler:
 
     def _workloads(
         self, app: str, clusters: set[ClusterId]
-    ) -> tuple[dict[SiteId, tuple[Workload, ...]], dict[SiteId, str]]:
-        """The app's workloads in each cluster, by the site their label names (one list per cluster), and the
-        release each site runs by them (``running_release``)."""
+    ) -> tuple[dict[SiteId, tuple[Workload, ...]], dict[SiteId, str], dict[ClusterId, str]]:
+        """The app's workloads in each cluster, by the site their label names (one list per cluster), the release
+        each site runs by them (``running_release``), and the clusters that could not be listed, with why: one
+        cluster down must not stall the sites of the others."""
         found: dict[SiteId, list[Workload]] = defaultdict(list)
         runs: dict[SiteId, str] = {}
+        failed: dict[ClusterId, str] = {}
         if self.gateway is None:
-            return {}, {}
+            return {}, {}, {}
         kind = _WORKLOAD_KIND[app]
         judge = deployment_rollout if kind == "Deployment" else daemonset_rollout
         for cluster in sorted(clusters):
-            listed = self.gateway.list_objects(
-                cluster, kind, namespace=rendering.NAMESPACE, label_selector=f"{rendering.NAME_LABEL}={app}"
-            )
+            try:
+                listed = self.gateway.list_objects(
+                    cluster, kind, namespace=rendering.NAMESPACE, label_selector=f"{rendering.NAME_LABEL}={app}"
+                )
+            except ClusterError as exc:
+                log.warning("Failed to list a cluster's workloads", extra={"cluster": cluster, "error": str(exc)})
+                failed[cluster] = f"cluster {cluster} cannot be reached ({exc.message})"
+                continue
             for item in listed.items:
                 labels = item.get("metadata", {}).get("labels") or {}
                 site = labels.get(rendering.SITE_LABEL)
@@ -329,7 +363,7 @@ class Reconciler:
                     Workload(item["metadata"]["name"], labels.get(rendering.RELEASE_LABEL), judge(item))
                 )
                 runs.setdefault(SiteId(site), running_release(app, item))
-        return {site: tuple(sorted(ws, key=lambda w: w.name)) for site, ws in found.items()}, runs
+        return {site: tuple(sorted(ws, key=lambda w: w.name)) for site, ws in found.items()}, runs, failed
 
     def _alerts(self) -> dict[SiteId, list[FiringAlert]]:
         alerting = self._alerting()
@@ -350,42 +384,53 @@ class Reconciler:
         inventory: Inventory,
         decision: Decision,
         observations: Mapping[SiteId, SiteObservation],
-        previous: Mapping[SiteId, PreviousRelease],
+        previous: dict[SiteId, PreviousRelease],
+        audit: list[AuditEntry],
+        done: set[Apply | Revert],
         *,
         now: float,
-    ) -> list[AuditEntry]:
-        audit: list[AuditEntry] = []
+    ) -> dict[SiteId, str]:
+        """Apply the decision's actions but those ``done`` already, each on its own: the sites whose change the
+        cluster refused, with why (the others are applied, added to ``done`` and audited in ``audit``). A store
+        that fails raises: nothing of the tick is kept then."""
+        failed: dict[SiteId, str] = {}
+        before: str | None
+        after: str | None
         for action in decision.actions:
-            if isinstance(action, Apply):
-                recorded = previous.get(action.site)
-                if recorded is None:
-                    running = observations[action.site].running_release
-                    yaml = self._manifest_of(running, inventory) if running is not None else None
-                    baseline = self._baseline(action.site, release, now=now)
-                    recorded = self.store.record_previous(
-                        rollout.id, PreviousRelease(action.site, running, yaml, baseline), now=now
-                    )
-                self._apply(release, action.site, inventory, rollout_id=rollout.id)
-                audit.append(
-                    AuditEntry(
-                        now,
-                        RECONCILER,
-                        f"apply {release.name} at {action.site}",
-                        recorded.release,
-                        release.name,
-                        rollout.id,
-                    )
+            if not isinstance(action, Apply | Revert) or action in done:
+                continue
+            try:
+                if isinstance(action, Apply):
+                    recorded = previous.get(action.site)
+                    if recorded is None:
+                        running = observations[action.site].running_release
+                        yaml = self._manifest_of(running, inventory) if running is not None else None
+                        baseline = self._baseline(action.site, release, now=now)
+                        recorded = previous[action.site] = self.store.record_previous(
+                            rollout.id, PreviousRelease(action.site, running, yaml, baseline), now=now
+                        )
+                    self._apply(release, action.site, inventory, rollout_id=rollout.id)
+                    what, before, after = f"apply {release.name} at {action.site}", recorded.release, release.name
+                else:
+                    recorded = previous.get(action.site) or PreviousRelease(action.site, action.previous_release, None)
+                    what = self._revert(rollout, release, recorded, inventory)
+                    before, after = release.name, recorded.release
+            except (ClusterError, ReleaseError, ValueError) as exc:
+                doing = "apply" if isinstance(action, Apply) else "revert"
+                log.warning(
+                    f"Failed to {doing} a site; it is left for the next tick",
+                    extra={"rollout": rollout.id, "site": action.site, "error": str(exc)},
                 )
-            elif isinstance(action, Revert):
-                recorded = previous.get(action.site) or PreviousRelease(action.site, action.previous_release, None)
-                what = self._revert(rollout, release, recorded, inventory)
-                audit.append(AuditEntry(now, RECONCILER, what, release.name, recorded.release, rollout.id))
-        return audit
+                failed[action.site] = f"its cluster refused the {doing} ({exc})"
+                continue
+            done.add(action)
+            audit.append(AuditEntry(now, RECONCILER, what, before, after, rollout.id))
+        return failed
 
     def _baseline(self, site: SiteId, release: Release, *, now: float) -> dict[str, float] | None:
         """The site's own health figures before the release reaches it: the mean over its online boxes of the
         version most of them run now (not the release's), or None when none reports figures."""
-        self._figures.add(release.name, site, site_figures(self.state, site, release.app, now=now))
+        self._figures.add(release.name, site, site_figures(self.state, site, release.app, now=now), self._reading(site))
         before = {
             version: figures
             for version in self._figures.versions(release.name, site)
@@ -395,6 +440,13 @@ class Reconciler:
             return None
         counts = self._versions(site, release.app, now=now)
         return dict(before[max(before, key=lambda version: (counts.get(version, 0), version))])
+
+    def _reading(self, site: SiteId) -> tuple[tuple[str | None, int], ...]:
+        """Which heartbeats the site's figures come from now (each box's boot and sequence number): ticks come
+        faster than heartbeats, and a heartbeat read on two ticks is one reading, not two."""
+        with self.state.lock:
+            boxes = self.state.inventory.sites[site].boxes
+            return tuple((self.state.boxes[b].boot, self.state.boxes[b].seq) for b in boxes)
 
     def _versions(self, site: SiteId, app: str, *, now: float) -> dict[str, int]:
         """How many of the site's online boxes report each version of ``app``."""
@@ -523,12 +575,19 @@ def _version_of(release: str | None) -> str | None:
 class _FigureMeans:
     """Running means of each site's health figures per version, per release being rolled out (in memory: after a
     restart the means start again, as the soak does). Each mean is updated in place (``mean += (x - mean) / n``), so
-    equal readings keep their exact value where a sum divided by its count would drift by a rounding error."""
+    equal readings keep their exact value where a sum divided by its count would drift by a rounding error. A
+    reading is counted once: ``add`` with the same ``reading`` (which heartbeats it comes from) as the last one
+    for the site adds nothing, so the count says how many readings a mean rests on (the health gate's
+    ``readings``)."""
 
     def __init__(self) -> None:
         self._sums: dict[tuple[str, SiteId, str], dict[str, tuple[float, int]]] = {}
+        self._last: dict[tuple[str, SiteId], Hashable] = {}
 
-    def add(self, release: str, site: SiteId, by_version: Mapping[str, Mapping[str, float]]) -> None:
+    def add(self, release: str, site: SiteId, by_version: Mapping[str, Mapping[str, float]], reading: Hashable) -> None:
+        if self._last.get((release, site)) == reading:
+            return
+        self._last[(release, site)] = reading
         for version, figures in by_version.items():
             sums = self._sums.setdefault((release, site, version), {})
             for name, value in figures.items():
@@ -541,6 +600,11 @@ class _FigureMeans:
             return None
         return {name: mean for name, (mean, _count) in sums.items()}
 
+    def readings(self, release: str, site: SiteId, version: str) -> int:
+        """How many readings the means rest on: the fewest of any figure (0: none)."""
+        sums = self._sums.get((release, site, version))
+        return min((count for _mean, count in sums.values()), default=0) if sums else 0
+
     def versions(self, release: str, site: SiteId) -> list[str]:
         return sorted(version for (r, s, version) in self._sums if r == release and s == site)
 
@@ -548,3 +612,5 @@ class _FigureMeans:
         """Drop the sums of releases no longer being rolled out."""
         for key in [key for key in self._sums if key[0] not in releases]:
             del self._sums[key]
+        for last in [last for last in self._last if last[0] not in releases]:
+            del self._last[last]

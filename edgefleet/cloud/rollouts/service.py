@@ -6,6 +6,11 @@ refuses one older than what runs unless it says ``rollback: true``, plans it ove
 and stores it with its idempotency key; the store keeps one active rollout per app. Commands are desired state
 (``deciding.Commands``): each sets a field of the stored spec and writes its audit row, then wakes the reconciler,
 which does the rest on its tick. Nothing here talks to a cluster.
+
+Blackout windows are overridden with a reason (``Commands.blackout_override``): at the start (``start(...,
+override_blackout=reason)``, when the rollout is known to be urgent before it runs) or later
+(``override_blackout``, when its status shows sites blocked). The reason is audited and shown; a blank one is
+refused (``BadOverride``): an override is a release manager's decision that the audit must explain.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from edgefleet.releases import Release, load_release_text
 __all__ = [
     "COMMANDS",
     "ActiveRolloutExists",
+    "BadOverride",
     "Command",
     "Hold",
     "RolloutNotFound",
@@ -52,6 +58,21 @@ COMMANDS: Final[tuple[Command, ...]] = ("pause", "resume", "promote", "abort", "
 
 class RolloutRefused(EdgefleetError):
     """A rollout that cannot start as asked (a release older than what runs), or a command its state forbids."""
+
+
+class BadOverride(EdgefleetError):
+    """A blackout override without a reason."""
+
+
+def override_reason(reason: str) -> str:
+    """The reason of a blackout override, stripped; a blank one is refused."""
+    stripped = reason.strip()
+    if not stripped:
+        raise BadOverride(
+            "overriding the blackout windows needs a reason (a ticket, the emergency), for the audit and the "
+            "rollout's status; give it, e.g. --override-blackout 'INC-4711: fix for the label printer crash'"
+        )
+    return stripped
 
 
 def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
@@ -75,10 +96,14 @@ class RolloutService:
     def _new_id(self, now: float) -> str:
         return f"r-{datetime.fromtimestamp(now, UTC):%Y%m%d}-{secrets.token_hex(3)}"
 
-    def start(self, text: str, *, by: str, idempotency_key: str | None = None) -> tuple[StoredRollout, bool]:
-        """Start a rollout of the release ``text``; (the rollout, True when it was started now). Raises
+    def start(
+        self, text: str, *, by: str, idempotency_key: str | None = None, override_blackout: str | None = None
+    ) -> tuple[StoredRollout, bool]:
+        """Start a rollout of the release ``text``; (the rollout, True when it was started now). With
+        ``override_blackout``, the reason its sites may start inside their blackout windows. Raises
         ``ReleaseError`` / ``PlanRefused`` (the release or its plan refused), ``RolloutRefused`` (older than what
-        runs), ``ActiveRolloutExists`` (another rollout of the app is active)."""
+        runs), ``ActiveRolloutExists`` (another rollout of the app is active), ``BadOverride`` (a blank reason)."""
+        override = override_reason(override_blackout) if override_blackout is not None else None
         if idempotency_key is not None:
             earlier = self.store.by_idempotency_key(idempotency_key)
             if earlier is not None:
@@ -105,6 +130,8 @@ class RolloutService:
         held = frozenset(self.store.holds())
         plan = plan_rollout(release, inventory, facts, held=held, now=now)
         spec = rollout_spec(plan, release)
+        if override is not None:
+            spec = replace(spec, commands=replace(spec.commands, blackout_override=override))
         rollout = StoredRollout(
             id=self._new_id(now),
             app=release.app,
@@ -119,7 +146,10 @@ class RolloutService:
             updated_at=now,
             idempotency_key=idempotency_key,
         )
-        audit = AuditEntry(now, by, f"start rollout of {release.name}", None, release.name, rollout.id)
+        what = f"start rollout of {release.name}"
+        if override is not None:
+            what += f", overriding blackout windows: {override}"
+        audit = AuditEntry(now, by, what, None, release.name, rollout.id)
         stored, created = self.store.create(rollout, audit)
         if created:
             self.reconciler.wake()
@@ -170,6 +200,25 @@ class RolloutService:
         self.reconciler.wake()
         return self.store.get(rollout_id)
 
+    def override_blackout(self, rollout_id: str, *, reason: str, by: str) -> StoredRollout:
+        """From now on the rollout may start sites inside their blackout windows, for ``reason`` (audited, shown
+        on the rollout and on each site it starts so). A second override replaces the reason."""
+        given = override_reason(reason)
+        rollout = self.store.get(rollout_id)
+        state = rollout.status.state
+        if state in ENDED_STATES:
+            raise RolloutRefused(
+                f"rollout {rollout_id} is {state}: no site starts any more, so no blackout to override"
+            )
+        commands = rollout.spec.commands
+        new = replace(commands, blackout_override=given)
+        audit = AuditEntry(
+            self.clock.now(), by, f"override blackout windows: {given}", _commands(commands), _commands(new), rollout_id
+        )
+        self.store.set_commands(rollout_id, new, activate=False, audit=audit)
+        self.reconciler.wake()
+        return self.store.get(rollout_id)
+
     def hold(self, site: SiteId, *, reason: str, by: str) -> Hold:
         if site not in self.state.inventory.sites:
             raise KeyError(site)
@@ -192,5 +241,6 @@ def _commands(commands: Commands) -> str:
         *(["promoted " + ",".join(str(i) for i in sorted(commands.promoted))] if commands.promoted else []),
         *(["aborted"] if commands.aborted else []),
         *(["rolled back"] if commands.rolled_back else []),
+        *([f"blackouts overridden: {commands.blackout_override}"] if commands.blackout_override else []),
     ]
     return ", ".join(parts) or "none"

@@ -57,7 +57,7 @@ def test_every_route_is_refused_when_the_check_refuses(memory: MemoryController)
             for method in methods
         }
 
-    assert len(answers) == 29
+    assert len(answers) == 30
     assert answers == dict.fromkeys(answers, 403)
 
 

@@ -2,8 +2,11 @@
 ``edgefleet rollout plan`` shows), before anything runs; starting a rollout (``POST /api/v1/rollouts``, honouring an
 ``Idempotency-Key`` header: a retried request answers the rollout the first one started, 200 instead of 201), the
 rollouts (``GET``, paged newest first, and one with its waves, sites and gates), the release manager's commands
-(``POST /api/v1/rollouts/{id}/pause|resume|promote|abort|rollback``), and site holds
-(``POST|DELETE /api/v1/sites/{site}/hold``, on ``holds_router``). Refusals: 409 for a second active rollout of an
+(``POST /api/v1/rollouts/{id}/pause|resume|promote|abort|rollback``), overriding the blackout windows with a
+reason (``override_blackout`` in the start's body, or ``POST /api/v1/rollouts/{id}/override-blackout`` with
+``{"reason": ...}`` once the rollout runs: an urgent release is known to be urgent before it starts, and a
+running one shows its blocked sites before anyone decides to override; a blank reason is refused with 422), and
+site holds (``POST|DELETE /api/v1/sites/{site}/hold``, on ``holds_router``). Refusals: 409 for a second active rollout of an
 app (naming the active one), a release older than what runs without ``rollback: true``, or a command the
 rollout's state does not take; 404 for an unknown rollout or site; 503 when the database cannot be used.
 
@@ -37,6 +40,7 @@ from edgefleet.cloud.api.rollout_schemas import (
     CommandRequest,
     HoldPublic,
     HoldRequest,
+    OverrideRequest,
     PlanPublic,
     PlanRequest,
     RolloutPublic,
@@ -52,6 +56,7 @@ from edgefleet.cloud.rollouts.facts import site_facts
 from edgefleet.cloud.rollouts.planning import PlanRefused, plan_rollout
 from edgefleet.cloud.rollouts.service import (
     ActiveRolloutExists,
+    BadOverride,
     Command,
     RolloutNotFound,
     RolloutRefused,
@@ -173,7 +178,14 @@ def start_rollout(
     when another rollout of the app is active, or the release is older than what runs (without ``rollback: true``)."""
     authorize(principal, None)
     try:
-        rollout, created = rollouts.start(body.release, by=body.by or principal.name, idempotency_key=idempotency_key)
+        rollout, created = rollouts.start(
+            body.release,
+            by=body.by or principal.name,
+            idempotency_key=idempotency_key,
+            override_blackout=body.override_blackout,
+        )
+    except BadOverride as exc:
+        raise Invalid(str(exc)) from exc
     except ReleaseError as exc:
         raise _refuse(exc.problems) from exc
     except PlanRefused as exc:
@@ -298,6 +310,25 @@ def rollback_rollout(
     """Each site the rollout applied goes back to the release it ran before, also after the rollout is done."""
     authorize(principal, None)
     return _command(rollouts, principal.name, rollout_id, "rollback", body)
+
+
+@router.post("/{rollout_id}/override-blackout", summary="Let the rollout start sites inside their blackout windows",
+             response_model=RolloutPublic, responses=_COMMAND_RESPONSES)  # fmt: skip
+def override_blackout(
+    rollouts: RolloutsDep, principal: PrincipalDep, rollout_id: RolloutId, body: OverrideRequest
+) -> RolloutPublic:
+    """From now on the rollout starts sites blocked by their blackout windows, for the reason given (audited, shown
+    on the rollout and on each site started so); 422 for a blank reason, 409 once the rollout ended."""
+    authorize(principal, None)
+    _rollout(rollouts, rollout_id)
+    try:
+        return rollout_public(rollouts.override_blackout(rollout_id, reason=body.reason, by=body.by or principal.name))
+    except BadOverride as exc:
+        raise Invalid(str(exc)) from exc
+    except RolloutRefused as exc:
+        raise Conflict(str(exc)) from exc
+    except EdgefleetError as exc:
+        raise _unavailable(exc) from exc
 
 
 SitePath = Name
