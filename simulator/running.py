@@ -635,15 +635,8 @@ async def run_simulator(
     registries_stop = asyncio.Event()
     registries: list[asyncio.Task[None]] = []
     try:
-        await simulation.clusters.start()
-        servers = simulation.clusters.servers()
-        if servers:
-            simulation.kubeconfig = _write_kubeconfig(options.kubeconfig or default_kubeconfig(port), servers)
-            log.info(
-                "Wrote kubeconfig of the simulated clusters",
-                extra={"kubeconfig": str(simulation.kubeconfig), "contexts": ",".join(servers)},
-            )
-        registries = await _serve_registries(simulation, registries_stop)
+        # Before the kubeconfig: whoever waits for the kubeconfig (scripts/demo) finds the registry hosts written.
+        await _serve_registries(simulation, registries_stop, registries)
         if simulation.registries:
             simulation.registry_hosts = _write_registry_hosts(
                 options.registry_hosts or default_registry_hosts(port), simulation.registries
@@ -651,6 +644,14 @@ async def run_simulator(
             log.info(
                 "Wrote registry hosts of the simulated registry",
                 extra={"registry_hosts": str(simulation.registry_hosts), "hosts": ",".join(simulation.registries)},
+            )
+        await simulation.clusters.start()
+        servers = simulation.clusters.servers()
+        if servers:
+            simulation.kubeconfig = _write_kubeconfig(options.kubeconfig or default_kubeconfig(port), servers)
+            log.info(
+                "Wrote kubeconfig of the simulated clusters",
+                extra={"kubeconfig": str(simulation.kubeconfig), "contexts": ",".join(servers)},
             )
         await simulation.run(stop, ready=(lambda: ready(simulation, url)) if ready else None)
     finally:
@@ -679,10 +680,10 @@ def _write_kubeconfig(path: Path, servers: dict[str, str]) -> Path:
         ) from exc
 
 
-async def _serve_registries(simulation: Simulation, stop: asyncio.Event) -> list[asyncio.Task[None]]:
-    """Serve one simulated registry per registry host of the simulation's images; returns once each listens (its
-    URL in ``simulation.registries``)."""
-    tasks = []
+async def _serve_registries(simulation: Simulation, stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    """Serve one simulated registry per registry host of the simulation's images (each task added to ``tasks``,
+    for the caller to await once ``stop`` is set); returns once each listens (its URL in
+    ``simulation.registries``)."""
     for host in sorted(simulation.registry.hosts):
 
         def listening(url: str, host: str = host) -> None:
@@ -695,7 +696,6 @@ async def _serve_registries(simulation: Simulation, stop: asyncio.Event) -> list
     for task in tasks:
         if task.done() and task.exception() is not None:
             raise SimulatorError(f"cannot serve the simulated registry: {task.exception()}")
-    return tasks
 
 
 def _write_registry_hosts(path: Path, servers: dict[str, str]) -> Path:

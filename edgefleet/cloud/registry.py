@@ -224,10 +224,12 @@ class RegistryClient:
         with httpx.Client(timeout=self.timeout, verify=endpoint.verify, transport=self.transport) as client:
             response = self._send(client, "HEAD", url)
             digest = response.headers.get(DIGEST_HEADER)
-            if response.status_code == 200 and not digest:
-                # Not every registry sends the header on HEAD: the digest is the sha256 of the manifest's bytes.
+            if response.status_code != 200 or not digest:
+                # A HEAD's answer has no body: the GET's says why (the spec's error code and message). And not every
+                # registry sends the digest on HEAD: it is the sha256 of the manifest's bytes.
                 response = self._send(client, "GET", url)
-                digest = "sha256:" + hashlib.sha256(response.content).hexdigest()
+                if response.status_code == 200:
+                    digest = "sha256:" + hashlib.sha256(response.content).hexdigest()
         if response.status_code == 200:
             if reference.startswith("sha256:") and digest != reference:
                 raise RegistryUnavailable(f"{url} answered digest {digest} for {reference}: the registry is broken")
@@ -275,7 +277,8 @@ def _said(response: httpx.Response) -> str:
 @dataclass(frozen=True, slots=True)
 class ImagePin:
     """One container's image as the rollout will apply it: ``pinned`` (the image with its digest) or, where no
-    registry could be asked, the image as given with ``warning``; ``problem`` when it refuses the start."""
+    registry could be asked, the image as given with ``warning`` (the reason alone: the caller names the field);
+    ``problem`` (naming the field) when it refuses the start."""
 
     container: str
     image: str
@@ -298,8 +301,12 @@ def pin_images(release: Release, hosts: RegistryHosts | None, client: RegistryCl
         endpoints = hosts.endpoints(host) if hosts is not None else None
         if not endpoints:
             configured = f"in {hosts.source}" if hosts is not None else "(EDGEFLEET_REGISTRY_CONFIG is not set)"
-            what = "is not checked" if ref.digest else "stays a bare tag: each site pulls what the tag names then"
-            warning = f"{image_field(container)}: no registry is configured for {host} {configured}; {image} {what}"
+            warning = (
+                f"{image!r} is not checked: no registry is configured for {host} {configured}"
+                if ref.digest
+                else f"{image!r} is given by tag only, and no registry is configured for {host} {configured}: it "
+                "stays a bare tag, and each site pulls what the tag names when the rollout reaches it"
+            )
             pins.append(ImagePin(container, image, host, pinned=image if ref.digest else None, warning=warning))
             continue
         try:

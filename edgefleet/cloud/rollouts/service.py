@@ -163,7 +163,10 @@ class RolloutService:
             raise ImagesNotPinned(problems, unavailable=unavailable)
         for pin in pins:
             if pin.warning:
-                log.warning("Left image unpinned", extra={"release": release.name, "reason": pin.warning})
+                log.warning(
+                    "Left image unpinned",
+                    extra={"release": release.name, "container": pin.container, "reason": pin.warning},
+                )
         rollout = StoredRollout(
             id=self._new_id(now),
             app=release.app,

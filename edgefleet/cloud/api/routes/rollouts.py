@@ -18,6 +18,7 @@ every problem as "line N, field F: reason" in the API's error shape.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
@@ -121,12 +122,17 @@ def plan_release(controller: ControllerDep, principal: PrincipalDep, body: PlanR
     except PlanRefused as exc:
         raise _plan_refused(body.release, exc) from exc
     pins = controller.rollouts.pins(release) if controller.rollouts is not None else []
-    pinned = {image_field(p.container) for p in pins if p.pinned and p.pinned != p.image}
-    # An image the start would pin loses the loader's "given by tag only" warning; what pinning says comes instead.
-    warnings = [_said(w) for w in release.warnings if w.field not in pinned]
-    warnings += [p.warning for p in pins if p.warning] + [
-        f"a start would be refused: {p.problem}" for p in pins if p.problem
+    # What pinning says of an image replaces the loader's "given by tag only" warning (at the same line): nothing
+    # once it would be pinned, why not when it would not.
+    by_field = {image_field(p.container): p for p in pins}
+    warnings = [
+        _said(replace(w, reason=pin.warning) if pin is not None and pin.warning else w)
+        for w in release.warnings
+        if (pin := by_field.get(w.field)) is None or pin.warning
     ]
+    told = {w.field for w in release.warnings}
+    warnings += [f"{field}: {p.warning}" for field, p in by_field.items() if p.warning and field not in told]
+    warnings += [f"a start would be refused: {p.problem}" for p in pins if p.problem]
     public = plan_public(plan, inventory, warnings)
     public.images = [
         ImagePinPublic(container=p.container, image=p.image, pinned=p.pinned, warning=p.warning, problem=p.problem)
