@@ -23,6 +23,7 @@ from edgefleet.cloud.registry import (
     load_registry_hosts,
     pin_images,
 )
+from edgefleet.cloud.rollouts.rendering import NAMESPACE
 from edgefleet.cloud.rollouts.service import ImagesNotPinned
 from edgefleet.cloud.settings import Settings
 from edgefleet.inventory import Inventory, load_inventory
@@ -31,8 +32,9 @@ from simulator.listening import listen_tcp
 from simulator.registry import BackgroundRegistry, RegistryContent, write_hosts_dir
 from tests.cloud.api.memory import MemoryController
 from tests.cloud.api.serving import serving
-from tests.rollouts.world import SITE_YAML, SITES, World, release, small_world
+from tests.rollouts.world import CLUSTER, SITE_YAML, SITES, World, release, small_world
 from tests.support.clusters import write_host_cluster
+from tests.support.peers import wait_for
 
 HOST = "registry.local:5000"
 REPOSITORY = f"{HOST}/edgefleet/scan-upload"
@@ -261,6 +263,16 @@ def test_every_site_gets_the_digest_pinned_at_the_start_even_after_the_tag_moved
         repository.tags["1.0.0"] = moved
     for site in SITES:
         assert world.site_release(site)[2] == f"{REPOSITORY}:1.0.0@{digest}"
+
+    def running_the_digest() -> bool:
+        pods = world.gateway.list_objects(
+            CLUSTER, "Pod", namespace=NAMESPACE, label_selector="app.kubernetes.io/name=scan-upload"
+        ).items
+        ids = {c.get("imageID") for p in pods for c in p.get("status", {}).get("containerStatuses", [])}
+        return len(pods) == len(SITES) and ids == {f"{REPOSITORY}@{digest}"}
+
+    # The kubelets report the digest they run, as a real one reports what it pulled.
+    wait_for(running_the_digest, timeout=30, interval=0.1, what="every site's pod running the pinned digest")
     world.restart()  # a new controller reads the same pinned manifest
     assert world.rollouts.get(rollout.id).release_yaml == rollout.release_yaml
 
