@@ -44,7 +44,9 @@ This module holds the manifest's types (msgspec Structs, camelCase on the wire, 
 inventory and return a frozen ``Release`` of parsed values (waves, soak seconds, blackout windows), or raise
 ``ReleaseError`` with every problem - file, line, camelCase field and reason - so nothing is ever half-loaded.
 What is accepted but deserves a look (an image given by tag only) comes back as ``Release.warnings``.
-``load_releases`` reads a directory (``edgefleet releases validate``). The parsers of durations, windows and waves
+``load_releases`` reads a directory (``edgefleet releases validate``). ``pin_release_text`` writes a manifest's
+images pinned by digest in place (what a rollout stores when it starts; ``registry_of`` says which registry an image
+is resolved through, ``edgefleet.cloud.registry`` asks it). The parsers of durations, windows and waves
 are pure functions of their text. Planning, gates and rendering live in ``edgefleet.cloud.rollouts``.
 docs/releases.md describes every field and refusal.
 """

@@ -256,8 +256,8 @@ def _pinned_text(text: str, release: Release, pins: list[ImagePin], inventory: I
         return text
     out = pin_release_text(text, "release", pinned)
     again = load_release_text(out, "release", inventory)
-    expected = {**release.images, **pinned}
-    if dict(again.images) != expected or any(parse_image(i).digest is None for i in pinned.values()):
+    expected = dict(release.pin({c: str(parse_image(i).digest) for c, i in pinned.items()}).images)
+    if dict(again.images) != expected:
         raise EdgefleetError(f"pinning the images changed more than the images: {dict(again.images)} != {expected}")
     return out
 
