@@ -335,3 +335,11 @@ def test_the_api_plans_the_pins_refuses_an_unknown_tag_and_shows_the_pinned_imag
     started = client.post("/api/v1/rollouts", json={"release": release("1.0.0")})
     assert started.status_code == 201
     assert started.json()["images"] == {"scan-upload": pinned}
+
+
+def test_an_image_written_across_lines_cannot_be_pinned_in_place_and_says_so() -> None:
+    text = release("1.0.0").replace(
+        f"    scan-upload: {REPOSITORY}:1.0.0\n", f"    scan-upload:\n      {REPOSITORY}:1.0.0\n"
+    )
+    with pytest.raises(ValueError, match="write the image on the same line as its container name"):
+        pin_release_text(text, "r.yaml", {"scan-upload": f"{REPOSITORY}:1.0.0@sha256:{'c' * 64}"})

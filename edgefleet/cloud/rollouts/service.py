@@ -254,7 +254,10 @@ def _pinned_text(text: str, release: Release, pins: list[ImagePin], inventory: I
     pinned = {pin.container: pin.pinned for pin in pins if pin.pinned and pin.pinned != pin.image}
     if not pinned:
         return text
-    out = pin_release_text(text, "release", pinned)
+    try:
+        out = pin_release_text(text, "release", pinned)
+    except ValueError as exc:  # an image written across lines: the release's author can put it on one
+        raise ImagesNotPinned([str(exc)], unavailable=False) from None
     again = load_release_text(out, "release", inventory)
     expected = dict(release.pin({c: str(parse_image(i).digest) for c, i in pinned.items()}).images)
     if dict(again.images) != expected:
