@@ -44,7 +44,9 @@ This module holds the manifest's types (msgspec Structs, camelCase on the wire, 
 inventory and return a frozen ``Release`` of parsed values (waves, soak seconds, blackout windows), or raise
 ``ReleaseError`` with every problem - file, line, camelCase field and reason - so nothing is ever half-loaded.
 What is accepted but deserves a look (an image given by tag only) comes back as ``Release.warnings``.
-``load_releases`` reads a directory (``edgefleet releases validate``). The parsers of durations, windows and waves
+``load_releases`` reads a directory (``edgefleet releases validate``). ``pin_release_text`` writes a manifest's
+images pinned by digest in place (what a rollout stores when it starts; ``registry_of`` says which registry an image
+is resolved through, ``edgefleet.cloud.registry`` asks it). The parsers of durations, windows and waves
 are pure functions of their text. Planning, gates and rendering live in ``edgefleet.cloud.rollouts``.
 docs/releases.md describes every field and refusal.
 """
@@ -54,7 +56,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Final, Literal, get_args
@@ -241,6 +243,55 @@ def parse_image(text: str) -> ImageRef:
     if match.group("tag") is None and match.group("digest") is None:
         raise ValueError(f"{text!r} names neither a tag nor a digest; give the version's tag (and its digest)")
     return ImageRef(name, match.group("tag"), match.group("digest"))
+
+
+# Docker's rule (github.com/distribution/reference): a first path component is a registry host only when it holds a
+# '.' or a ':' or is ``localhost``; else the image is on Docker Hub, whose official images live under ``library/``.
+DOCKER_HUB: Final = "docker.io"
+
+
+def registry_of(ref: ImageRef) -> tuple[str, str]:
+    """(registry host, repository) of an image, as a container runtime reads its name:
+    ``registry.local:5000/edgefleet/app`` -> (``registry.local:5000``, ``edgefleet/app``); ``nginx`` ->
+    (``docker.io``, ``library/nginx``)."""
+    first, sep, rest = ref.name.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first, rest
+    return DOCKER_HUB, ref.name if sep else f"library/{ref.name}"
+
+
+def _constant(text: str) -> Callable[[re.Match[str]], str]:
+    return lambda _: text
+
+
+def pin_release_text(text: str, shown: str, pinned: Mapping[str, str]) -> str:
+    """The release manifest ``text`` with each image of ``pinned`` (container name -> the image reference pinned,
+    ``name:tag@sha256:...``) written in place of the one it gives, every other byte (comments, order, quotes) kept:
+    a rollout stores this, so every site it reaches, later or after a restart, gets the same digests. Raises
+    ValueError when an image cannot be found on its line (an image written across lines)."""
+    problems: list[Problem] = []
+    documents = parse_documents(text, shown, problems)
+    if problems or len(documents) != 1:
+        raise ValueError(f"{shown} is not one release manifest; load it first")
+    document = documents[0]
+    images = ((document.data or {}).get("spec") or {}).get("images") or {}
+    lines = text.splitlines(keepends=True)
+    for container, image in pinned.items():
+        before = images.get(container)
+        line = document.lines.get(("spec", "images", container))
+        if not isinstance(before, str) or line is None:
+            raise ValueError(f"{shown} has no image for container {container!r}")
+        # The reference as a whole word: not the start of a longer one (``app:1`` inside ``app:1.2``).
+        whole = re.compile(rf"(?<![\w.:/@-]){re.escape(before)}(?![\w.:/@-])")
+        # A function, not a template: the reference is put in as it is.
+        new, count = whole.subn(_constant(image), lines[line - 1], count=1)
+        if count != 1:
+            raise ValueError(
+                f"{shown}:{line}: spec.images[{container!r}]: cannot find {before!r} on its line to pin it; write the "
+                "image on the same line as its container name"
+            )
+        lines[line - 1] = new
+    return "".join(lines)
 
 
 def parse_duration(text: str) -> int:
@@ -546,6 +597,11 @@ class _Checker:
 def _did_you_mean(name: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(known), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def image_field(container: str) -> str:
+    """The field a container's image is named by in problems: ``spec.images['scan-upload']``."""
+    return _dotted(("spec", "images", container))
 
 
 def _dotted(path: ManifestPath) -> str:

@@ -45,12 +45,15 @@ from simulator.cluster.lifecycle import NODE_MONITOR_GRACE_S
 from simulator.cluster.nodes import ClusterBox
 from simulator.cluster.playing import SimulatedClusters
 from simulator.cluster.pods import Fate
+from simulator.cluster.releases import seeded_images
 from simulator.cluster.troubles import ApiTrouble
 from simulator.faults import Fault, FaultRejected, FaultRequest, Faults
 from simulator.figures import SimulatedFigures
 from simulator.listening import listen_tcp
 from simulator.malformed import malformed_payload
 from simulator.networking import Connection, LinkDriver
+from simulator.registry import RegistryContent, SimulatedRegistry, release_images, remove_hosts_dir, serve_registry
+from simulator.registry import write_hosts_dir as write_registry_hosts
 from simulator.scheduling import MAX_JITTER, HeartbeatSchedule
 from simulator.sources import NodePodsAppSource, stream
 from simulator.threads import LoopThread
@@ -58,6 +61,7 @@ from simulator.threads import LoopThread
 log = logging.getLogger(__name__)
 
 DEFAULT_SITES_DIR: Final = "sites"
+DEFAULT_RELEASES_DIR: Final = "releases"
 DEFAULT_BROKER_URL: Final = "mqtt://127.0.0.1:1883"
 DEFAULT_LISTEN: Final = "127.0.0.1:8100"
 # Faults end on time to within this; a cut's recovery is what depends on it.
@@ -100,6 +104,10 @@ class SimulatorOptions:
     kubeconfig: Path | None = None
     # kube-controller-manager's node-monitor grace period; tests shorten it.
     node_grace_s: float = NODE_MONITOR_GRACE_S
+    # Whose images the simulated registry serves (beside the seeded apps'), and where its hosts directory goes
+    # (None: ``default_registry_hosts`` of the control port).
+    releases_dir: Path = Path(DEFAULT_RELEASES_DIR)
+    registry_hosts: Path | None = None
 
     def broker(self) -> BrokerAddress:
         try:
@@ -145,6 +153,11 @@ class SimulatorOptions:
             raise SimulatorError(
                 f"--kubeconfig {self.kubeconfig} is a directory", "pass the path of a file the simulator may overwrite"
             )
+
+
+def default_registry_hosts(control_port: int) -> Path:
+    """Where the registry hosts directory goes when not told: beside the default kubeconfig."""
+    return Path(tempfile.gettempdir()) / f"edgefleet-sim-{control_port}.registries"
 
 
 def default_kubeconfig(control_port: int) -> Path:
@@ -243,9 +256,10 @@ def _open_fds() -> int | None:
 class FaultedClusters:
     """The simulator's faults as its clusters feel them (``simulator.cluster.playing.Troubles``), read now."""
 
-    def __init__(self, faults: Faults, clock: Clock) -> None:
+    def __init__(self, faults: Faults, clock: Clock, registry: RegistryContent | None = None) -> None:
         self._faults = faults
         self._clock = clock
+        self._registry = registry
 
     def kubelet_silent(self, box: ClusterBox) -> bool:
         return box.box is not None and self._faults.kubelet_silent(BoxId(box.box), self._clock.monotonic())
@@ -259,7 +273,13 @@ class FaultedClusters:
     def pod_fate(self, box: ClusterBox, images: list[str]) -> Fate:
         if box.box is None:
             return Fate()
-        return self._faults.pod_fate(BoxId(box.box), images, self._clock.monotonic())
+        fate = self._faults.pod_fate(BoxId(box.box), images, self._clock.monotonic())
+        if fate != Fate() or self._registry is None:
+            # A fault names what happens to the pod (a crash-loop fault stands for an image that exists).
+            return fate
+        # An image of a registry the simulator serves that it does not have cannot be pulled.
+        error = next((e for image in images if (e := self._registry.pull_error(image)) is not None), None)
+        return Fate(pull_error=error) if error is not None else fate
 
 
 class Simulation:
@@ -271,15 +291,19 @@ class Simulation:
         self.clock: Clock = clock or SystemClock()
         self.faults = Faults(fleet)
         self.counters = Counters()
+        # Every image the release files and the seeded apps name (simulator.registry), served once clusters run.
+        self.registry = RegistryContent([*release_images(options.releases_dir), *seeded_images()])
         self.clusters = SimulatedClusters(
             fleet,
             clock=self.clock,
-            troubles=FaultedClusters(self.faults, self.clock),
+            troubles=FaultedClusters(self.faults, self.clock, self.registry),
             grace_s=options.node_grace_s,
             seed=options.seed,
         )
         # Set by ``run_simulator`` once written.
         self.kubeconfig: Path | None = None
+        self.registry_hosts: Path | None = None
+        self.registries: dict[str, str] = {}
         self.started_at = self.clock.now()
         self._cpu = _CpuMeter()
         self._loss_rng = stream(options.seed, "loss")
@@ -491,6 +515,8 @@ class Simulation:
             },
             "faults_active": len(self.faults.active(now)),
             "kubeconfig": str(self.kubeconfig) if self.kubeconfig is not None else None,
+            "registry_hosts": str(self.registry_hosts) if self.registry_hosts is not None else None,
+            "registries": dict(self.registries),
             "clusters": self.clusters.status(),
             "process": {
                 "pid": os.getpid(),
@@ -606,7 +632,19 @@ async def run_simulator(
         "Started simulator",
         extra={"boxes": len(fleet.boxes), "sites": len(fleet.sites), "broker": str(options.broker()), "control": url},
     )
+    registries_stop = asyncio.Event()
+    registries: list[asyncio.Task[None]] = []
     try:
+        # Before the kubeconfig: whoever waits for the kubeconfig (scripts/demo) finds the registry hosts written.
+        await _serve_registries(simulation, registries_stop, registries)
+        if simulation.registries:
+            simulation.registry_hosts = _write_registry_hosts(
+                options.registry_hosts or default_registry_hosts(port), simulation.registries
+            )
+            log.info(
+                "Wrote registry hosts of the simulated registry",
+                extra={"registry_hosts": str(simulation.registry_hosts), "hosts": ",".join(simulation.registries)},
+            )
         await simulation.clusters.start()
         servers = simulation.clusters.servers()
         if servers:
@@ -619,11 +657,14 @@ async def run_simulator(
     finally:
         server.should_exit = True
         stopping_api.cancel()
-        await asyncio.gather(serving, stopping_api, return_exceptions=True)
+        registries_stop.set()
+        await asyncio.gather(serving, stopping_api, *registries, return_exceptions=True)
         await simulation.clusters.close()
         if simulation.kubeconfig is not None:
             # Its URLs die with the simulator; a later one writes its own.
             simulation.kubeconfig.unlink(missing_ok=True)
+        if simulation.registry_hosts is not None:
+            remove_hosts_dir(simulation.registry_hosts, simulation.registries)
         listener.close()
         if in_main_thread:
             for signum in (signal.SIGINT, signal.SIGTERM):
@@ -636,6 +677,34 @@ def _write_kubeconfig(path: Path, servers: dict[str, str]) -> Path:
     except OSError as exc:
         raise SimulatorError(
             f"cannot write the kubeconfig {path}: {exc.strerror or exc}", "pass --kubeconfig PATH somewhere writable"
+        ) from exc
+
+
+async def _serve_registries(simulation: Simulation, stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    """Serve one simulated registry per registry host of the simulation's images (each task added to ``tasks``,
+    for the caller to await once ``stop`` is set); returns once each listens (its URL in
+    ``simulation.registries``)."""
+    for host in sorted(simulation.registry.hosts):
+
+        def listening(url: str, host: str = host) -> None:
+            simulation.registries[host] = url
+
+        registry = SimulatedRegistry(simulation.registry, host)
+        tasks.append(asyncio.create_task(serve_registry(registry, stop=stop, ready=listening), name=f"registry-{host}"))
+    while len(simulation.registries) < len(tasks) and not any(t.done() for t in tasks):
+        await asyncio.sleep(0.01)
+    for task in tasks:
+        if task.done() and task.exception() is not None:
+            raise SimulatorError(f"cannot serve the simulated registry: {task.exception()}")
+
+
+def _write_registry_hosts(path: Path, servers: dict[str, str]) -> Path:
+    try:
+        return write_registry_hosts(path, servers)
+    except OSError as exc:
+        raise SimulatorError(
+            f"cannot write the registry hosts directory {path}: {exc.strerror or exc}",
+            "pass --registry-hosts DIR somewhere writable",
         ) from exc
 
 

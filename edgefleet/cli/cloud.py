@@ -87,6 +87,15 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    registry_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--registry-config",
+            help="The registry hosts directory (<dir>/<host>/hosts.toml) a rollout pins its images through "
+            "[env EDGEFLEET_REGISTRY_CONFIG; none: images go out as the release gives them].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the controller and serve its API until Ctrl-C or SIGTERM."""
     import os
@@ -110,6 +119,7 @@ def serve(
             sites_dir=sites,
             notifications_file=notifications,
             kubeconfig=kubeconfig,
+            registry_config=registry_config,
         )
     except ValueError as exc:
         fail(escape(str(exc)), hint="see 'edgefleet cloud serve --help' for the settings and their variables")

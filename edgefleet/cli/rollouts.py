@@ -178,6 +178,11 @@ def rollout_plan(
             else "no approval needed"
         ),
         f"hardware of the fleet: {escape(_hardware(plan['fleet_hardware']))}",
+        *(
+            f"image {escape(i['container'])}: "
+            + escape(i["pinned"] or f"{i['image']} ({'refused' if i['problem'] else 'not pinned'})")
+            for i in plan.get("images", [])
+        ),
     ]
     tail = [
         f"held ({len(plan['held'])}): {', '.join(plan['held']) or '-'}",
@@ -225,6 +230,7 @@ def rollout_start(
         f"Started rollout [bold]{rollout['id']}[/] of {rollout['release']}: "
         f"{plural(sum(rollout['sites'].values()), 'site')} in {plural(len(rollout['waves']), 'wave')}",
         *_override_line(rollout),
+        *(f"image {c}: {image}" for c, image in rollout.get("images", {}).items()),
         f"follow it with: edgefleet rollout status {rollout['id']} --watch",
     )
 

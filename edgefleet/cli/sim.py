@@ -92,6 +92,28 @@ def run_command(
             " [default: $TMPDIR/edgefleet-sim-<control port>.kubeconfig].",
         ),
     ] = None,
+    releases: Annotated[
+        Path,
+        typer.Option(
+            "--releases",
+            envvar="EDGEFLEET_RELEASES_DIR",
+            show_envvar=True,
+            metavar="DIR",
+            help="Release files whose images the simulated registry serves, beside the seeded apps'.",
+        ),
+    ] = Path("releases"),
+    registry_hosts: Annotated[
+        Path | None,
+        typer.Option(
+            "--registry-hosts",
+            envvar="EDGEFLEET_SIM_REGISTRY_HOSTS",
+            show_envvar=True,
+            metavar="DIR",
+            help="Write the simulated registry's hosts directory here (<DIR>/<host>/hosts.toml; removed on stop)"
+            " [default: $TMPDIR/edgefleet-sim-<control port>.registries]; point the controller at it with"
+            " EDGEFLEET_REGISTRY_CONFIG.",
+        ),
+    ] = None,
     node_grace: Annotated[
         float,
         typer.Option(
@@ -121,6 +143,8 @@ def run_command(
         seed=seed,
         kubeconfig=kubeconfig,
         node_grace_s=node_grace,
+        releases_dir=releases,
+        registry_hosts=registry_hosts,
     )
     try:
         run(options)
@@ -201,6 +225,12 @@ def status_command(
         for row in found["clusters"]:
             clusters.add_row(row["context"], row["role"], row["url"], str(row["nodes"]), str(row["ready"]))
         show(clusters)
+    if found.get("registries"):
+        show(f"registries (EDGEFLEET_REGISTRY_CONFIG={found.get('registry_hosts')}):")
+        registries = _table("host", "url")
+        for host, served_at in found["registries"].items():
+            registries.add_row(host, served_at)
+        show(registries)
 
 
 # --- faults --------------------------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ class Controller:
                 ),
             )
             self.rollouts: RolloutService | None = RolloutService(
-                self.rollout_store, self.state, self.reconciler, clock=clock
+                self.rollout_store, self.state, self.reconciler, clock=clock, registry_config=settings.registry_config
             )
         except BaseException:
             self.store.close()

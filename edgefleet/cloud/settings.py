@@ -14,6 +14,10 @@ values themselves are left out of ``repr``.
 Kubernetes: the clusters of the inventory are reached through one kubeconfig file, ``EDGEFLEET_KUBECONFIG``
 (default ``~/.kube/config``), by each cluster's context; a controller running in a pod (``KUBERNETES_SERVICE_HOST``
 set) with no file named uses its in-cluster configuration instead. Only the setting is read and checked here.
+
+Registries: ``EDGEFLEET_REGISTRY_CONFIG`` names a containerd-style hosts directory (``<dir>/<host>/hosts.toml``,
+``edgefleet.cloud.registry``) through which a rollout pins its images by digest when it starts; unset, no
+registry is asked and images go out as the release gives them (docs/releases.md).
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ ENV_BROKER_USERNAME: Final = "EDGEFLEET_BROKER_USERNAME"
 ENV_BROKER_PASSWORD: Final = "EDGEFLEET_BROKER_PASSWORD"
 ENV_BROKER_PASSWORD_FILE: Final = "EDGEFLEET_BROKER_PASSWORD_FILE"
 ENV_KUBECONFIG: Final = "EDGEFLEET_KUBECONFIG"
+ENV_REGISTRY_CONFIG: Final = "EDGEFLEET_REGISTRY_CONFIG"
 # Set by Kubernetes in every pod's environment.
 ENV_IN_POD: Final = "KUBERNETES_SERVICE_HOST"
 
@@ -93,6 +98,8 @@ class Settings:
     broker_password: str | None = field(default=None, repr=False)
     # Where the clusters' kubeconfig comes from: a file, or the pod's in-cluster configuration.
     kubeconfig: KubeconfigSource = field(default_factory=lambda: Path(DEFAULT_KUBECONFIG).expanduser())
+    # The registry hosts directory a rollout resolves its images' tags through; None: none is asked.
+    registry_config: Path | None = None
 
     def __post_init__(self) -> None:
         # Direct construction (tests, embedding) gets the same checks as the environment, named by field.
@@ -210,6 +217,16 @@ class Settings:
 
         kubeconfig = _kubeconfig(environ, given.get("kubeconfig"))
 
+        registry_value, name = raw("registry_config", ENV_REGISTRY_CONFIG, "")
+        registry_config = _optional_path(registry_value, name)
+        if registry_config is not None:
+            registry_config = _expand_home(str(registry_config), environ)
+            if not registry_config.is_dir():
+                raise ValueError(
+                    f"{name}={str(registry_value)!r}: no such directory ({registry_config}); name the registry hosts "
+                    "directory (<dir>/<host>/hosts.toml, as `edgefleet sim run` logs it), or leave it unset"
+                )
+
         return cls(
             broker_url=broker,
             database_url=database_url,
@@ -224,6 +241,7 @@ class Settings:
             broker_username=broker_username,
             broker_password=broker_password,
             kubeconfig=kubeconfig,
+            registry_config=registry_config,
         )
 
 
@@ -241,6 +259,7 @@ _OVERRIDABLE: Final = frozenset(
         "broker_username",
         "broker_password_file",
         "kubeconfig",
+        "registry_config",
     }
 )
 

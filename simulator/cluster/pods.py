@@ -192,16 +192,15 @@ def host_ip(node: Obj) -> str:
 
 
 def _image_id(image: str) -> str:
-    repository = (
-        image.split("@", maxsplit=1)[0].rsplit(":", 1)[0]
-        if ":" in image.rsplit("/", 1)[-1]
-        else image.split("@", maxsplit=1)[0]
-    )
+    name, _, digest = image.partition("@")
+    # A tag's ':' sits after the last '/'; a registry's port before it.
+    repository = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
     if "/" not in repository:
         repository = f"docker.io/library/{repository}"
     elif "." not in repository.split("/")[0]:
         repository = f"docker.io/{repository}"
-    return f"{repository}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
+    # A pinned image runs the digest it names; a tag stands for a digest of its own (no registry is asked here).
+    return f"{repository}@{digest or 'sha256:' + hashlib.sha256(image.encode()).hexdigest()}"
 
 
 def _conditions(pod: Obj, *, ready: bool, now: float, not_ready: list[str]) -> list[Obj]:

@@ -18,7 +18,7 @@ from edgefleet.inventory import Inventory, Site
 from simulator.cluster.nodes import GPU_PRESENT_LABEL, GPU_RESOURCE, ROLE_LABEL, SITE_LABEL
 from simulator.cluster.resources import DAEMON_SETS, DEPLOYMENTS, NAMESPACES
 from simulator.cluster.store import Store
-from simulator.sources import site_release
+from simulator.sources import RELEASES, site_release
 
 APPS_NAMESPACE: Final = "edgefleet"
 REGISTRY: Final = "registry.local:5000/edgefleet"
@@ -30,6 +30,15 @@ TOLERATIONS: Final = [
     {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"},
     {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"},
 ]
+
+
+def image(app: str, version: str) -> str:
+    return f"{REGISTRY}/{app}:{version}"
+
+
+def seeded_images() -> list[str]:
+    """Every image the fleet's workloads can start with (what the simulated registry must serve)."""
+    return [image(app, version) for app, versions in RELEASES.items() for version in versions]
 
 
 def namespace_manifest() -> dict[str, Any]:
@@ -85,7 +94,7 @@ def _pod_template(
             "containers": [
                 {
                     "name": app,
-                    "image": f"{REGISTRY}/{app}:{version}",
+                    "image": image(app, version),
                     "resources": resources,
                     "ports": [{"name": "metrics", "containerPort": 9100, "protocol": "TCP"}],
                 }

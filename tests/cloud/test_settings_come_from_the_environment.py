@@ -147,3 +147,18 @@ def test_a_named_kubeconfig_that_is_not_there_is_refused_naming_where_it_was_nam
 ) -> None:
     with pytest.raises(ValueError, match=f"^{name}='/nowhere/config': no such kubeconfig file"):
         Settings.from_env(environ, **overrides)
+
+
+# --- the registry hosts directory (docs/releases.md, "Pinning images by digest") --------------------------------
+
+
+def test_no_registry_is_asked_unless_a_hosts_directory_is_named(tmp_path: Path) -> None:
+    assert Settings.from_env({"HOME": str(tmp_path)}).registry_config is None
+    (tmp_path / "registries").mkdir()
+    environ = {"HOME": str(tmp_path), "EDGEFLEET_REGISTRY_CONFIG": "~/registries"}
+    assert Settings.from_env(environ).registry_config == tmp_path / "registries"
+
+
+def test_a_named_registry_hosts_directory_that_is_not_there_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^EDGEFLEET_REGISTRY_CONFIG='/nowhere/registries': no such directory"):
+        Settings.from_env({"EDGEFLEET_REGISTRY_CONFIG": "/nowhere/registries"})

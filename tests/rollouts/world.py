@@ -26,7 +26,7 @@ from edgefleet.cloud.store import Store
 from edgefleet.ids import BoxId, ClusterId, SiteId
 from edgefleet.inventory import Inventory, load_inventory
 from edgefleet.messages import AppReport, AppState
-from edgefleet.releases import load_release_text
+from edgefleet.releases import load_release_text, parse_image
 from simulator.cluster.kubeconfig import write_kubeconfig
 from simulator.cluster.nodes import site_boxes
 from simulator.cluster.pods import PodTiming
@@ -128,6 +128,8 @@ class World:
     slow: dict[SiteId, tuple[str, float]] = field(default_factory=dict)
     # Where the reconciler finds release files (none: only releases brought by earlier rollouts).
     releases_dir: Path | None = None
+    # The registry hosts directory the service pins images through (none: images go out as given).
+    registry_config: Path | None = None
 
     def __post_init__(self) -> None:
         self.state = FleetState.for_inventory(self.inventory)
@@ -145,7 +147,9 @@ class World:
             interval_s=interval_s,
             releases_dir=self.releases_dir,
         )
-        self.service = RolloutService(self.rollouts, self.state, self.reconciler, clock=self.clock)
+        self.service = RolloutService(
+            self.rollouts, self.state, self.reconciler, clock=self.clock, registry_config=self.registry_config
+        )
 
     def running(self, site: SiteId) -> dict[str, Any] | None:
         """The site's scan-upload Deployment as its cluster serves it (None when there is none)."""
@@ -202,7 +206,7 @@ class World:
             "availableReplicas", 0
         ) and status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
         image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
-        version = str(image.rsplit(":", 1)[1])
+        version = str(parse_image(image).tag)
         if not done:
             return self._last_version(site)
         if site in self.stuck:

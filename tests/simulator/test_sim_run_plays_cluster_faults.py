@@ -1,10 +1,12 @@
 """``sim run``'s cluster faults through its control API: edgecore down on one box makes only that node NotReady
 while the box's agent stays connected; a cluster's API server down refuses connections and, back on the same
 URL, has not marked any node NotReady for its own outage; api-errors fail requests as the API server would; a
-slow version reports worse figures while the fault lasts."""
+slow version reports worse figures while the fault lasts; its registry serves the fleet's images through the hosts
+directory it writes, and a pod whose image the registry lacks fails its pull as containerd says."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import replace
@@ -15,6 +17,7 @@ import httpx
 import pytest
 import yaml
 
+from edgefleet.cloud.registry import load_registry_hosts
 from simulator.running import BackgroundSimulator, SimulatorOptions, start_in_background
 from tests.simulator.conftest import ALL_BOXES, EDGE_A, GPU2_A, GPU_A, SITE_A
 from tests.simulator.fleets import Watcher
@@ -217,3 +220,54 @@ def test_a_slow_version_reports_lower_fps_until_cleared(running: BackgroundSimul
         interval=0.2,
         what=f"{GPU_A} back at its fps",
     )
+
+
+def test_its_registry_serves_the_fleets_images_through_the_hosts_file_and_a_tag_it_lacks_fails_the_pull(
+    running: BackgroundSimulator,
+) -> None:
+    status = httpx.get(f"{running.url}/status", timeout=10).json()
+    hosts = load_registry_hosts(Path(status["registry_hosts"]))
+    endpoints = hosts.endpoints("registry.local:5000")
+    assert endpoints is not None
+    assert endpoints[0].url == status["registries"]["registry.local:5000"]
+    url = _host_url(running)
+    daemonset = f"{url}/apis/apps/v1/namespaces/edgefleet/daemonsets/sorting-recognition-{SITE_A}"
+    old_image = httpx.get(daemonset, timeout=10).json()["spec"]["template"]["spec"]["containers"][0]["image"]
+    # What the site runs is in the registry, under the digest a real client computes from the bytes served.
+    repository, _, tag = old_image.removeprefix("registry.local:5000/").rpartition(":")
+    served = httpx.get(
+        f"{endpoints[0].url}/v2/{repository}/manifests/{tag}",
+        headers={"Accept": "application/vnd.oci.image.index.v1+json"},
+        timeout=10,
+    )
+    assert served.status_code == 200
+    assert served.headers["Docker-Content-Digest"] == "sha256:" + hashlib.sha256(served.content).hexdigest()
+
+    missing = old_image.rsplit(":", 1)[0] + ":9.9.8"
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "sorting-recognition", "image": missing}]}}}}
+    answer = httpx.patch(
+        daemonset, json=patch, headers={"Content-Type": "application/strategic-merge-patch+json"}, timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+
+    def refused() -> dict[str, str] | None:
+        pods = httpx.get(
+            f"{url}/api/v1/namespaces/edgefleet/pods",
+            params={"labelSelector": f"edgefleet.io/site={SITE_A}"},
+            timeout=10,
+        ).json()["items"]
+        for pod in pods:
+            for container in pod.get("status", {}).get("containerStatuses", []):
+                waiting = container.get("state", {}).get("waiting", {})
+                if container.get("image") == missing and waiting.get("reason") in ("ErrImagePull", "ImagePullBackOff"):
+                    return dict(waiting)
+        return None
+
+    waiting = wait_for(refused, timeout=30, interval=0.2, what=f"a pod failing to pull {missing}")
+    if waiting["reason"] == "ErrImagePull":
+        assert waiting["message"] == (
+            f'Failed to pull image "{missing}": rpc error: code = NotFound desc = failed to pull and unpack image '
+            f'"{missing}": failed to resolve reference "{missing}": {missing}: not found'
+        )
+    else:
+        assert waiting["message"] == f'Back-off pulling image "{missing}"'

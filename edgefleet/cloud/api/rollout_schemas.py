@@ -17,6 +17,7 @@ from edgefleet.cloud.rollouts.service import Hold, StoredRollout
 from edgefleet.cloud.rollouts.windows import Occurrence
 from edgefleet.ids import SiteId
 from edgefleet.inventory import Inventory
+from edgefleet.manifests import parse_documents
 
 # A release file is a few KiB; the API's body limit (64 KiB) bounds it anyway.
 MAX_RELEASE_CHARS = 60_000
@@ -76,6 +77,17 @@ class LeftOutPublic(_Public):
     reason: str
 
 
+class ImagePinPublic(_Public):
+    container: str
+    image: str = Field(description="The image as the release gives it.")
+    pinned: str | None = Field(
+        description="The image with the digest its registry resolves it to now: what the rollout would apply "
+        "(null: not pinned, see warning or problem)."
+    )
+    warning: str | None = Field(description="Why the image would go out as given (no registry configured).")
+    problem: str | None = Field(description="Why a start would be refused (no such image, registry not answering).")
+
+
 class PlanPublic(_Public):
     release: str
     app: str
@@ -96,6 +108,9 @@ class PlanPublic(_Public):
     warnings: list[str] = Field(
         description='What the release loader accepted but deserves a look, as "line N, field F: reason" (an image '
         "given by tag only)."
+    )
+    images: list[ImagePinPublic] = Field(
+        default_factory=list, description="Each image and the digest a start would pin it to, through its registry."
     )
 
 
@@ -284,6 +299,10 @@ class RolloutPublic(RolloutSummaryPublic):
     deferred: list[str] = Field(description="Sites offline when their turn came (or cut off), caught up when back.")
     held: list[str] = Field(description="Sites held by their staff, started once released.")
     blocked: list[str] = Field(description="Sites in a blackout window now, started when it ends (or overridden).")
+    images: dict[str, str] = Field(
+        default_factory=dict,
+        description="Container -> image as every site gets it: pinned by digest when the rollout started.",
+    )
 
 
 def hold_public(hold: Hold) -> HoldPublic:
@@ -359,4 +378,13 @@ def rollout_public(rollout: StoredRollout) -> RolloutPublic:
         deferred=[s for s in every if status.site(s).state == "deferred"],
         held=[s for s in every if status.site(s).state == "held"],
         blocked=[s for s in every if status.site(s).state == "blocked"],
+        images=_images(rollout.release_yaml),
     )
+
+
+def _images(release_yaml: str) -> dict[str, str]:
+    """The images of the manifest the rollout stored (the loader checked it when the rollout started)."""
+    documents = parse_documents(release_yaml, "release", [])
+    spec = (documents[0].data or {}).get("spec") if documents and isinstance(documents[0].data, dict) else None
+    images = spec.get("images") if isinstance(spec, dict) else None
+    return {str(k): str(v) for k, v in images.items()} if isinstance(images, dict) else {}

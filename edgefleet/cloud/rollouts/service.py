@@ -2,8 +2,11 @@
 
 ``RolloutService`` is built by the controller beside the reconciler and read by the API's rollout routes (through
 ``FleetReader.rollouts``). Starting a rollout checks the release (the loader, against the inventory in force),
-refuses one older than what runs unless it says ``rollback: true``, plans it over the fleet now (holds included)
-and stores it with its idempotency key; the store keeps one active rollout per app. Commands are desired state
+refuses one older than what runs unless it says ``rollback: true``, plans it over the fleet now (holds included),
+pins each image by digest through its registry (``edgefleet.cloud.registry``; refused when a registry has no such
+image or cannot be asked) and stores it with its idempotency key, the manifest stored with the pinned images in
+place of the tags: every site the reconciler reaches, now, later or after a restart, and every revert to it, gets
+those digests. The store keeps one active rollout per app. Commands are desired state
 (``deciding.Commands``): each sets a field of the stored spec and writes its audit row, then wakes the reconciler,
 which does the rest on its tick. Nothing here talks to a cluster.
 
@@ -15,14 +18,23 @@ refused (``BadOverride``): an override is a release manager's decision that the 
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Final, Literal
 
 from edgefleet.clock import Clock
 from edgefleet.cloud.fleet import FleetState
+from edgefleet.cloud.registry import (
+    ImagePin,
+    RegistryClient,
+    RegistryConfigError,
+    load_registry_hosts,
+    pin_images,
+)
 from edgefleet.cloud.rollouts.deciding import Commands, initial_status
 from edgefleet.cloud.rollouts.facts import site_facts
 from edgefleet.cloud.rollouts.planning import plan_rollout, rollout_spec
@@ -38,7 +50,8 @@ from edgefleet.cloud.rollouts.store import (
 )
 from edgefleet.errors import EdgefleetError
 from edgefleet.ids import SiteId
-from edgefleet.releases import Release, load_release_text
+from edgefleet.inventory import Inventory
+from edgefleet.releases import Release, load_release_text, parse_image, pin_release_text
 
 __all__ = [
     "COMMANDS",
@@ -46,11 +59,14 @@ __all__ = [
     "BadOverride",
     "Command",
     "Hold",
+    "ImagesNotPinned",
     "RolloutNotFound",
     "RolloutRefused",
     "RolloutService",
     "StoredRollout",
 ]
+
+log = logging.getLogger(__name__)
 
 Command = Literal["pause", "resume", "promote", "abort", "rollback"]
 COMMANDS: Final[tuple[Command, ...]] = ("pause", "resume", "promote", "abort", "rollback")
@@ -75,6 +91,16 @@ def override_reason(reason: str) -> str:
     return stripped
 
 
+class ImagesNotPinned(EdgefleetError):
+    """A rollout not started because an image could not be pinned; ``unavailable`` when only because a registry
+    could not be asked (try again later), else a registry said it has no such image (fix the release)."""
+
+    def __init__(self, problems: list[str], *, unavailable: bool) -> None:
+        self.problems = problems
+        self.unavailable = unavailable
+        super().__init__("the rollout was not started: " + "; ".join(problems))
+
+
 def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
     """A version as comparable parts: numbers as numbers, other runs as text ("1.10.0" > "1.9.2")."""
     return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.findall(r"\d+|[A-Za-z]+", version))
@@ -87,11 +113,35 @@ def older_than_running(release: Release, running: set[str]) -> str | None:
 
 
 class RolloutService:
-    def __init__(self, store: RolloutStore, state: FleetState, reconciler: Reconciler, *, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: RolloutStore,
+        state: FleetState,
+        reconciler: Reconciler,
+        *,
+        clock: Clock,
+        registry_config: Path | None = None,
+        registry_client: RegistryClient | None = None,
+    ) -> None:
         self.store = store
         self.state = state
         self.reconciler = reconciler
         self.clock = clock
+        # The registry hosts directory (EDGEFLEET_REGISTRY_CONFIG), read at every start; None: no registry is
+        # asked and images go out as the release gives them.
+        self.registry_config = registry_config
+        self.registry_client = registry_client or RegistryClient()
+
+    def pins(self, release: Release) -> list[ImagePin]:
+        """What each image of ``release`` would be pinned to now (the plan shows it; the start does it)."""
+        try:
+            hosts = load_registry_hosts(self.registry_config) if self.registry_config is not None else None
+        except RegistryConfigError as exc:
+            return [
+                ImagePin(container, image, "", problem=f"cannot pin the images: {exc}")
+                for container, image in sorted(release.images.items())
+            ]
+        return pin_images(release, hosts, self.registry_client)
 
     def _new_id(self, now: float) -> str:
         return f"r-{datetime.fromtimestamp(now, UTC):%Y%m%d}-{secrets.token_hex(3)}"
@@ -132,11 +182,23 @@ class RolloutService:
         spec = rollout_spec(plan, release)
         if override is not None:
             spec = replace(spec, commands=replace(spec.commands, blackout_override=override))
+        pins = self.pins(release)
+        problems = [pin.problem for pin in pins if pin.problem]
+        if problems:
+            # Refused before anything is stored: no site is touched.
+            unavailable = all(pin.unknown is False for pin in pins if pin.problem)
+            raise ImagesNotPinned(problems, unavailable=unavailable)
+        for pin in pins:
+            if pin.warning:
+                log.warning(
+                    "Left image unpinned",
+                    extra={"release": release.name, "container": pin.container, "reason": pin.warning},
+                )
         rollout = StoredRollout(
             id=self._new_id(now),
             app=release.app,
             release_name=release.name,
-            release_yaml=text,
+            release_yaml=_pinned_text(text, release, pins, inventory),
             spec=spec,
             status=initial_status(spec),
             gates={},
@@ -233,6 +295,23 @@ class RolloutService:
 
     def holds(self) -> dict[SiteId, Hold]:
         return self.store.holds()
+
+
+def _pinned_text(text: str, release: Release, pins: list[ImagePin], inventory: Inventory) -> str:
+    """The manifest ``text`` with each image pinned in place; checked by loading it again, so what the reconciler
+    reads on every tick is the release with exactly these images."""
+    pinned = {pin.container: pin.pinned for pin in pins if pin.pinned and pin.pinned != pin.image}
+    if not pinned:
+        return text
+    try:
+        out = pin_release_text(text, "release", pinned)
+    except ValueError as exc:  # an image written across lines: the release's author can put it on one
+        raise ImagesNotPinned([str(exc)], unavailable=False) from None
+    again = load_release_text(out, "release", inventory)
+    expected = dict(release.pin({c: str(parse_image(i).digest) for c, i in pinned.items()}).images)
+    if dict(again.images) != expected:
+        raise EdgefleetError(f"pinning the images changed more than the images: {dict(again.images)} != {expected}")
+    return out
 
 
 def _commands(commands: Commands) -> str:

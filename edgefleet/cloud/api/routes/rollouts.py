@@ -8,7 +8,9 @@ reason (``override_blackout`` in the start's body, or ``POST /api/v1/rollouts/{i
 running one shows its blocked sites before anyone decides to override; a blank reason is refused with 422), and
 site holds (``POST|DELETE /api/v1/sites/{site}/hold``, on ``holds_router``). Refusals: 409 for a second active rollout of an
 app (naming the active one), a release older than what runs without ``rollback: true``, or a command the
-rollout's state does not take; 404 for an unknown rollout or site; 503 when the database cannot be used.
+rollout's state does not take; 404 for an unknown rollout or site; 503 when the database cannot be used. A start
+whose image a registry does not have is refused with 422, one whose registry cannot be asked with 503, each
+naming the image, the registry and what it said (docs/releases.md, "Pinning"); the plan shows each image's pin.
 
 The body is JSON, ``{"release": "<the release manifest as YAML text>"}``: the CLI sends the file as written, so
 every problem can name its line. The release loader (``edgefleet.releases.load_release_text``) reads it against
@@ -19,6 +21,7 @@ every problem as "line N, field F: reason" in the API's error shape.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
@@ -40,6 +43,7 @@ from edgefleet.cloud.api.rollout_schemas import (
     CommandRequest,
     HoldPublic,
     HoldRequest,
+    ImagePinPublic,
     OverrideRequest,
     PlanPublic,
     PlanRequest,
@@ -58,6 +62,7 @@ from edgefleet.cloud.rollouts.service import (
     ActiveRolloutExists,
     BadOverride,
     Command,
+    ImagesNotPinned,
     RolloutNotFound,
     RolloutRefused,
     RolloutService,
@@ -66,7 +71,7 @@ from edgefleet.cloud.rollouts.service import (
 from edgefleet.errors import EdgefleetError, Problem, ReleaseError
 from edgefleet.ids import SiteId
 from edgefleet.manifests import parse_documents
-from edgefleet.releases import load_release_text
+from edgefleet.releases import image_field, load_release_text
 
 router = APIRouter(
     prefix="/api/v1/rollouts",
@@ -121,7 +126,24 @@ def plan_release(controller: ControllerDep, principal: PrincipalDep, body: PlanR
         plan = plan_rollout(release, inventory, facts, held=_held(controller), now=now)
     except PlanRefused as exc:
         raise _plan_refused(body.release, exc) from exc
-    return plan_public(plan, inventory, [_said(w) for w in release.warnings])
+    pins = controller.rollouts.pins(release) if controller.rollouts is not None else []
+    # What pinning says of an image replaces the loader's "given by tag only" warning (at the same line): nothing
+    # once it would be pinned, why not when it would not.
+    by_field = {image_field(p.container): p for p in pins}
+    warnings = [
+        _said(replace(w, reason=pin.warning) if pin is not None and pin.warning else w)
+        for w in release.warnings
+        if (pin := by_field.get(w.field)) is None or pin.warning
+    ]
+    told = {w.field for w in release.warnings}
+    warnings += [f"{field}: {p.warning}" for field, p in by_field.items() if p.warning and field not in told]
+    warnings += [f"a start would be refused: {p.problem}" for p in pins if p.problem]
+    public = plan_public(plan, inventory, warnings)
+    public.images = [
+        ImagePinPublic(container=p.container, image=p.image, pinned=p.pinned, warning=p.warning, problem=p.problem)
+        for p in pins
+    ]
+    return public
 
 
 def _held(controller: FleetReader) -> frozenset[SiteId]:
@@ -192,6 +214,9 @@ def start_rollout(
         raise _plan_refused(body.release, exc) from exc
     except (ActiveRolloutExists, RolloutRefused) as exc:
         raise Conflict(str(exc)) from exc
+    except ImagesNotPinned as exc:
+        # A registry not answering may answer later (503); one without the image needs the release fixed (422).
+        raise (Unavailable(str(exc)) if exc.unavailable else Invalid(str(exc))) from exc
     except EdgefleetError as exc:
         raise _unavailable(exc) from exc
     if not created:
