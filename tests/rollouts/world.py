@@ -1,6 +1,8 @@
 """A small fleet for the rollout's end-to-end tests: four transfer centers on one simulated cluster (its workload
 controllers running, pods timed a tenth of the default), the live fleet state fed heartbeats directly, the
-reconciler and the rollout service over a SQLite file, all on a FakeClock (the cluster keeps real time)."""
+reconciler and the rollout service over a SQLite file, all on a FakeClock (the cluster keeps real time).
+``small_world(directory, central=True)`` adds a central site, ``CENTRAL_SITE``, whose cluster is a central cluster
+of its own (``CENTRAL``, its own context in the kubeconfig, its three cluster nodes)."""
 
 from __future__ import annotations
 
@@ -31,11 +33,13 @@ from simulator.cluster.nodes import site_boxes
 from simulator.cluster.pods import PodTiming
 from simulator.cluster.server import BackgroundCluster, start_cluster_in_background
 from tests.cloud.builders import heartbeat
-from tests.support.clusters import TEST_HOST, write_host_cluster
+from tests.support.clusters import TEST_HOST, cluster_manifest, write_host_cluster
 from tests.support.peers import wait_for
 
 CLUSTER = ClusterId(TEST_HOST)
 SITES = [SiteId(s) for s in ("site-a", "site-b", "site-c", "site-d")]
+CENTRAL = ClusterId("central-test")
+CENTRAL_SITE = SiteId("central-test")
 
 SITE_YAML = """\
 apiVersion: edgefleet.io/v1
@@ -50,6 +54,23 @@ spec:
   boxes:
     - {{name: {name}-edge-01, role: edge-node}}
     - {{name: {name}-gpu-01, role: gpu-box, gpu: {{model: NVIDIA T4, count: 1, driverVersion: "535.183.01"}}}}
+"""
+
+# A central site is its whole cluster (docs/kubernetes.md): scan-upload runs on its cluster nodes.
+CENTRAL_SITE_YAML = f"""\
+apiVersion: edgefleet.io/v1
+kind: Site
+metadata: {{name: {CENTRAL_SITE}}}
+spec:
+  kind: central
+  displayName: Central cluster for tests
+  region: east
+  timezone: Asia/Shanghai
+  cluster: {CENTRAL}
+  boxes:
+    - {{name: {CENTRAL_SITE}-node-01, role: cluster-node}}
+    - {{name: {CENTRAL_SITE}-node-02, role: cluster-node}}
+    - {{name: {CENTRAL_SITE}-node-03, role: cluster-node}}
 """
 
 
@@ -123,6 +144,8 @@ class World:
     slow: dict[SiteId, tuple[str, float]] = field(default_factory=dict)
     # Where the reconciler finds release files (none: only releases brought by earlier rollouts).
     releases_dir: Path | None = None
+    # The sites whose boxes beat (the central site too, when the world has one).
+    sites: tuple[SiteId, ...] = tuple(SITES)
 
     def __post_init__(self) -> None:
         self.state = FleetState.for_inventory(self.inventory)
@@ -143,9 +166,12 @@ class World:
         self.service = RolloutService(self.rollouts, self.state, self.reconciler, clock=self.clock)
 
     def running(self, site: SiteId) -> dict[str, Any] | None:
-        """The site's scan-upload Deployment as the cluster serves it (None when there is none)."""
+        """The site's scan-upload Deployment as its cluster serves it (None when there is none)."""
         items = self.gateway.list_objects(
-            CLUSTER, "Deployment", namespace=NAMESPACE, label_selector=f"edgefleet.io/site={site}"
+            self.inventory.sites[site].cluster,
+            "Deployment",
+            namespace=NAMESPACE,
+            label_selector=f"edgefleet.io/site={site}",
         ).items
         return items[0] if items else None
 
@@ -155,7 +181,7 @@ class World:
         self.seq += 1
         now = self.clock.now()
         with self.state.lock:
-            for site in SITES:
+            for site in self.sites:
                 if site in self.silent:
                     continue
                 version = (versions or {}).get(site) or self._rolled_out_version(site)
@@ -255,24 +281,38 @@ class World:
 
 
 @contextmanager
-def small_world(directory: Path) -> Iterator[World]:
+def small_world(directory: Path, *, central: bool = False) -> Iterator[World]:
     sites = directory / "sites"
     sites.mkdir()
     write_host_cluster(sites)
     for name in SITES:
         (sites / f"{name}.yaml").write_text(SITE_YAML.format(name=name))
+    if central:
+        with (sites / "clusters.yaml").open("a") as declared:
+            declared.write("---\n" + cluster_manifest(CENTRAL, "central"))
+        (sites / f"{CENTRAL_SITE}.yaml").write_text(CENTRAL_SITE_YAML)
     inventory = load_inventory(sites)
+    timing = PodTiming().scaled(0.1)
     boxes = [box for site in SITES for box in site_boxes(inventory, site)]
-    cluster = start_cluster_in_background(CLUSTER, boxes, controllers=True, pod_timing=PodTiming().scaled(0.1))
-    kubeconfig = write_kubeconfig(directory / "kubeconfig", {CLUSTER: cluster.url})
+    clusters: dict[ClusterId, BackgroundCluster] = {
+        CLUSTER: start_cluster_in_background(CLUSTER, boxes, controllers=True, pod_timing=timing)
+    }
+    if central:
+        central_boxes = site_boxes(inventory, CENTRAL_SITE)
+        clusters[CENTRAL] = start_cluster_in_background(CENTRAL, central_boxes, controllers=True, pod_timing=timing)
+    kubeconfig = write_kubeconfig(directory / "kubeconfig", {name: cluster.url for name, cluster in clusters.items()})
     gateway = KubernetesGateway(
-        ClusterClients({CLUSTER: CLUSTER}, kubeconfig), clock=FakeClock(), timeouts=Timeouts(connect_s=2.0, read_s=5.0)
+        ClusterClients({name: name for name in clusters}, kubeconfig),
+        clock=FakeClock(),
+        timeouts=Timeouts(connect_s=2.0, read_s=5.0),
     )
     store = Store(f"sqlite:///{directory / 'edgefleet.db'}")
     store.create_schema()
+    beating = (*SITES, CENTRAL_SITE) if central else tuple(SITES)
     try:
-        yield World(inventory, cluster, CountingGateway(gateway), FakeClock(), store)
+        yield World(inventory, clusters[CLUSTER], CountingGateway(gateway), FakeClock(), store, sites=beating)
     finally:
         store.close()
         gateway.close()
-        cluster.stop()
+        for cluster in clusters.values():
+            cluster.stop()
