@@ -60,7 +60,7 @@ def test_a_site_cut_during_its_wave_is_deferred_then_gated_again_when_back(world
     assert cut.status.sites[CUT].reason == "offline during its rollout"
     assert cut.status.reason == f"every wave passed; waiting for 1 deferred ({CUT})"
     assert all(cut.status.sites[s].state == "passed" for s in SITES if s != CUT)
-    assert ("sites-deferred", (CUT,)) in notified
+    assert [note for note in notified if note[0] == "sites-deferred"] == [("sites-deferred", (CUT,))]  # once
 
     # Back, its agents still on the old version: started again, gated from its return, nothing applied again.
     world.silent.clear()
