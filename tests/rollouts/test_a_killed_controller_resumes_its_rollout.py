@@ -4,19 +4,20 @@ again, and it resumes where it was, applies nothing twice harmfully and forgets 
 The real thing, process by process: a real Mosquitto, the simulator (its boxes beating over MQTT, its cluster
 running the pods of scan-upload at every site), and ``edgefleet cloud serve`` as a child process on a SQLite file,
 its rollout reconciler ticking every 0.3 s (``EDGEFLEET_ROLLOUT_TICK``). The rollout is started through the API,
-one site at a time (``maxInFlight: 1``) over a canary and two waves, and the controller is SIGKILLed the moment
-the test sees, through the cluster, that the rollout's label reached one more site: right after the start, then
-after each of the first three applies (the last one in the middle of the last wave). Where a kill lands inside
-the tick (before or after the status and audit are written) is not chosen; the in-process test of a status write
-lost after an apply (``test_a_rollout_runs_against_simulated_clusters.py``) pins that exact point.
+one site at a time (``maxInFlight: 1``) over a canary and two waves, and the controller is SIGKILLed and started
+again at points the test sees through the cluster: right after the start was accepted, once the canary carries the
+rollout's label, and once the first site of the last wave does (in the middle of that wave). Once the rollout is
+done, a rollback, and one more SIGKILL as soon as one site is back on what it ran before. Where a kill lands inside
+the tick (among the applies, before or after the status and audit are written) is not chosen; the in-process test
+of a status write lost after an apply (``test_a_rollout_runs_against_simulated_clusters.py``) pins that point.
 
-What must hold at the end: the rollout is ``done`` with every site passed; the audit holds exactly one apply per
-site, each from the release the site ran before to the new one, and no revert; each site's recorded previous
-release is the one it ran before (never the rollout's own); each Deployment is the same object (same uid, never
-deleted and re-created) whose generation moved by exactly one (one spec change; server-side apply of an
-identical object does not bump it, ``tests/k8s/test_gateway_applies_and_restarts_workloads.py``); no site that
-passed was ever seen in another state after a restart; and no site was ever deferred or failed (the controller's
-absence is not the sites').
+What must hold: the rollout ends ``done`` with every site passed; no site was ever seen deferred or failed (the
+controller's absence is not the sites'), nor left ``passed`` once there; each Deployment is the same object (same
+uid, never deleted and re-created) whose generation moved by exactly one for the rollout and one more for the
+rollback (one per release change: server-side apply of an identical object does not bump it,
+``tests/k8s/test_gateway_applies_and_restarts_workloads.py``), back on its previous image and release; the audit
+holds exactly one apply per site, from the release it ran before to the new one, and one revert back to it; and
+each site's recorded previous release is the one it ran before (never the rollout's own).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import pytest
 from edgefleet.clock import FakeClock
 from edgefleet.cloud.k8s.clients import ClusterClients, Timeouts
 from edgefleet.cloud.k8s.gateway import KubernetesGateway
-from edgefleet.cloud.rollouts.rendering import NAME_LABEL, NAMESPACE, ROLLOUT_LABEL, SITE_LABEL
+from edgefleet.cloud.rollouts.rendering import NAME_LABEL, NAMESPACE, RELEASE_LABEL, ROLLOUT_LABEL, SITE_LABEL
 from edgefleet.cloud.rollouts.store import RolloutStore
 from edgefleet.cloud.store import Store
 from edgefleet.ids import ClusterId
@@ -55,8 +56,9 @@ SITES = ("site-01", "site-02", "site-03", "site-04")
 INTERVAL_S = 0.5
 NEW = "scan-upload-1.14.0"
 NEW_IMAGE = "registry.local:5000/edgefleet/scan-upload:1.14.0"
-# Kill the controller once the rollout's label is on this many sites: 0 is right after the start was accepted.
-KILL_AFTER_APPLIES = (0, 1, 2, 3)
+# Kill the controller once the rollout's label is on this many sites: 0 is right after the start was accepted, 1
+# the canary, 3 the first site of the last wave (its second site not started yet).
+KILL_AFTER_APPLIES = (0, 1, 3)
 
 
 def write_sites(directory: Path) -> Path:
@@ -233,7 +235,9 @@ def rig(tmp_path: Path, broker: Mosquitto) -> Iterator[Rig]:
         sim.stop()
 
 
-def test_a_controller_killed_at_several_points_resumes_its_rollout_and_applies_nothing_twice(rig: Rig) -> None:
+def test_a_controller_killed_at_several_points_resumes_its_rollout_and_rollback_and_applies_nothing_twice(
+    rig: Rig,
+) -> None:
     def every_site() -> dict[str, dict[str, Any]] | None:
         found = rig.deployments()
         return found if set(found) == set(SITES) else None
@@ -276,7 +280,6 @@ def test_a_controller_killed_at_several_points_resumes_its_rollout_and_applies_n
 
     done = wait_for(ended, timeout=90, interval=0.1, what=f"rollout {rollout_id} to be done after the restarts")
     assert rig.runs == len(KILL_AFTER_APPLIES) + 1
-    rig.stop_controller()
 
     # Forgets no site: every one passed, runs the new image, and never left "passed" once it got there.
     assert {site["site"]: site["state"] for wave in done["waves"] for site in wave["sites"]} == dict.fromkeys(
@@ -295,14 +298,42 @@ def test_a_controller_killed_at_several_points_resumes_its_rollout_and_applies_n
         # The same object, changed once: one apply per release change, a repeated apply changed nothing.
         assert (metadata["uid"], int(metadata["generation"])) == (before[site][0], before[site][1] + 1), site
 
-    # The audit and the records: one apply per site, from what it ran before; no revert.
+    # Then a rollback, the controller killed as soon as the cluster shows one site back on what it ran before
+    # (every revert is issued in one tick: the kill lands among them, or before the status write).
+    asked = httpx.post(f"{rig.api}/api/v1/rollouts/{rollout_id}/rollback", json={"by": "tester"}, timeout=30)
+    assert asked.status_code == 200, asked.text
+    wait_for(lambda: len(rig.applied(rollout_id)) < len(SITES), timeout=60, interval=0.02, what="a site to be reverted")
+    rig.kill_controller()
+    rig.start_controller()
+
+    def rolled_back() -> dict[str, Any] | None:
+        shown = rig.rollout(rollout_id)
+        assert shown is None or shown["state"] in ("done", "aborting", "rolled-back"), shown
+        return shown if shown is not None and shown["state"] == "rolled-back" else None
+
+    wait_for(rolled_back, timeout=60, interval=0.1, what=f"rollout {rollout_id} to be rolled back after the restart")
+    rig.stop_controller()
+    back = rig.deployments()
+    for site in SITES:
+        metadata = back[site]["metadata"]
+        old_image = f"registry.local:5000/edgefleet/scan-upload:{site_release(SEED, site, 'scan-upload')}"
+        assert back[site]["spec"]["template"]["spec"]["containers"][0]["image"] == old_image
+        assert (metadata["labels"].get(RELEASE_LABEL), metadata["labels"].get(ROLLOUT_LABEL)) == (
+            ran_before[site],
+            None,
+        )
+        # Changed once more: the revert, however many times the restarted controller stated it.
+        assert (metadata["uid"], int(metadata["generation"])) == (before[site][0], before[site][1] + 2), site
+
+    # The audit and the records: one apply per site, from what it ran before, and one revert back to it.
     store = Store(rig.database_url)
     try:
         rollouts = RolloutStore(store)
         audit = rollouts.audit(rollout_id)
         applies_seen = sorted((e.what, e.before, e.after) for e in audit if e.what.startswith("apply"))
         assert applies_seen == sorted((f"apply {NEW} at {site}", ran_before[site], NEW) for site in SITES)
-        assert not [e for e in audit if e.what.startswith("revert")]
+        reverts_seen = sorted((e.what, e.before, e.after) for e in audit if e.what.startswith("revert"))
+        assert reverts_seen == sorted((f"revert {site} to {ran_before[site]}", NEW, ran_before[site]) for site in SITES)
         assert {site: p.release for site, p in rollouts.previous(rollout_id).items()} == ran_before
     finally:
         store.close()
