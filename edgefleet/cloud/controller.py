@@ -47,7 +47,7 @@ from edgefleet.cloud.node_watching import NodeWatch
 from edgefleet.cloud.persisting import Persister
 from edgefleet.cloud.probing import PROBE_INTERVAL_S, ClusterProbing
 from edgefleet.cloud.rollouts.announcing import RolloutAnnouncer
-from edgefleet.cloud.rollouts.reconciling import TICK_S, Reconciler
+from edgefleet.cloud.rollouts.reconciling import Reconciler
 from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.rollouts.store import RolloutStore
 from edgefleet.cloud.saving import SavingHealth
@@ -75,13 +75,15 @@ class Controller:
         *,
         clock: Clock = _SYSTEM_CLOCK,
         cluster_probe_interval_s: float = PROBE_INTERVAL_S,
-        rollout_tick_s: float = TICK_S,
+        rollout_tick_s: float | None = None,
     ) -> None:
         # One controller per database (edgefleet.cloud.leading): a second is refused before it reads or opens
         # anything, and a construction that fails lets the next one in.
         self._database_lock = take_database_lock(settings.database_url, clock=clock)
         try:
-            self._build(settings, clock, cluster_probe_interval_s, rollout_tick_s)
+            # The rollout reconciler's tick: the settings' (EDGEFLEET_ROLLOUT_TICK) unless a test gives its own.
+            tick_s = settings.rollout_tick_s if rollout_tick_s is None else rollout_tick_s
+            self._build(settings, clock, cluster_probe_interval_s, tick_s)
         except BaseException:
             self._database_lock.release()
             raise

@@ -58,6 +58,9 @@ _QUIET: Final = frozenset({LEASES.key, EVENTS.key})
 BURST_PODS: Final = 500
 # How soon a failed write or step is tried again.
 RETRY_S: Final = 1.0
+# How soon a kubelet cut off from the API server looks again: a real one resyncs its pods as soon as its link is
+# back, and a cut shorter than the node grace period changes nothing else in the cluster that would wake us.
+CUT_RECHECK_S: Final = 1.0
 # How often Events past their TTL are swept (the API server lets etcd expire each on its own).
 EXPIRE_EVERY_S: Final = 60.0
 
@@ -431,6 +434,7 @@ class WorkloadControllers:
                     self._write_status(PODS, pod, status)
                 continue
             if self._is_cut(str(node_name)):
+                self._wake(now + CUT_RECHECK_S)
                 continue
             progress = self._kubelet.get(uid)
             if progress is None and (pod.get("status") or {}).get("phase") == "Running":

@@ -22,6 +22,7 @@ def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.flush_interval_s == 2.0
     assert settings.history_retention_s == 86_400.0
     assert settings.history_max_points == 720
+    assert settings.rollout_tick_s == 2.0
 
 
 def test_environment_is_read(tmp_path: Path) -> None:
@@ -33,6 +34,7 @@ def test_environment_is_read(tmp_path: Path) -> None:
         "EDGEFLEET_FLUSH_INTERVAL": "0.5",
         "EDGEFLEET_HISTORY_RETENTION": "6h",
         "EDGEFLEET_HISTORY_MAX_POINTS": "100",
+        "EDGEFLEET_ROLLOUT_TICK": "0.3s",
     }
     settings = Settings.from_env(environ)
     assert (settings.broker_host, settings.broker_port) == ("broker.local", 11883)
@@ -42,6 +44,7 @@ def test_environment_is_read(tmp_path: Path) -> None:
     assert settings.flush_interval_s == 0.5
     assert settings.history_retention_s == 6 * 3600
     assert settings.history_max_points == 100
+    assert settings.rollout_tick_s == 0.3
 
 
 def test_overrides_win_and_none_is_ignored(tmp_path: Path) -> None:
@@ -80,6 +83,8 @@ def test_password_stays_out_of_repr() -> None:
         ("EDGEFLEET_HISTORY_RETENTION", "-1h", "expected seconds"),
         ("EDGEFLEET_HISTORY_MAX_POINTS", "0", "whole number >= 1"),
         ("EDGEFLEET_HISTORY_MAX_POINTS", "12.5", "whole number >= 1"),
+        ("EDGEFLEET_ROLLOUT_TICK", "often", "expected seconds"),
+        ("EDGEFLEET_ROLLOUT_TICK", "0s", "greater than 0"),
         ("EDGEFLEET_SITES_DIR", "  ", "non-empty"),
     ],
 )

@@ -1,7 +1,7 @@
 """The workload controllers' shell (``controlling.WorkloadControllers``) over a store on a fake clock: a
 Deployment becomes Ready pods on its site's nodes with the objects, labels, owners and events Kubernetes' own
 controllers write; a lost node's pods are marked not Ready, and those without a forever toleration are evicted
-after the 300 s the admission gave them and replaced; a crashing or unpullable image shows as the kubelet shows it;
+after the 300 s the admission gave them and replaced; a kubelet back from a short cut carries on with its pods; a crashing or unpullable image shows as the kubelet shows it;
 deleting a Deployment or DaemonSet deletes what it owns."""
 
 from __future__ import annotations
@@ -55,7 +55,11 @@ class Cluster:
         self.clock = FakeClock()
         self.store = Store(self.clock, cluster="test", admit=admission.admit)
         seed_cluster(self.store, _boxes(), now=self.clock.now())
-        self.controllers = WorkloadControllers(self.store, self.clock, timing=TIMING, fate=fate)
+        # Nodes whose kubelet cannot reach the API server now (a site's link cut), as the simulator tells them.
+        self.silent: set[str] = set()
+        self.controllers = WorkloadControllers(
+            self.store, self.clock, timing=TIMING, fate=fate, is_cut=lambda node: node in self.silent
+        )
 
     def run(self, seconds: float, *, every: float = 0.5) -> None:
         """Move the clock on, stepping the controllers as their loop would."""
@@ -221,6 +225,23 @@ def test_pods_on_a_lost_node_are_marked_not_ready_and_evicted_unless_they_tolera
     assert len(cluster.events("TaintManagerEviction")) == len(before)
     assert staying <= {p["metadata"]["name"] for p in cluster.pods(app="stays")}
     assert len(cluster.pods(app="stays")) == 4
+
+
+def test_a_kubelet_back_from_a_short_cut_carries_on_with_its_pods() -> None:
+    # A cut shorter than the node's grace period: the node stays Ready, nothing in the cluster changes when the
+    # link returns, and the kubelet must still pick up the pod it was given meanwhile (and finish its pull).
+    cluster = Cluster()
+    cluster.silent.update(box.name for box in _boxes())
+    cluster.store.create(DEPLOYMENTS, deployment(replicas=1, tolerations=FOREVER), "default")
+    cluster.run(5)
+    (pod,) = cluster.pods(app="web")
+    assert pod["spec"].get("nodeName")  # scheduled
+    assert "containerStatuses" not in pod["status"]  # but its kubelet has not heard of it
+    cluster.silent.clear()
+    cluster.run(TIMING.pull_s + 2)
+    (pod,) = cluster.pods(app="web")
+    assert pod["status"]["phase"] == "Running"
+    assert cluster.store.get(DEPLOYMENTS, "default", "web")["status"].get("availableReplicas") == 1
 
 
 class _Faulty:

@@ -143,7 +143,10 @@ def test_a_site_cut_during_its_wave_is_deferred_not_failed_and_not_applied_again
     rollout.tick(0, {"a": rolling("a"), "b": rolling("b")})
     rollout.tick(10, {"a": offline("a"), "b": good("b")})
     assert rollout.state("a") == "deferred"
+    assert rollout.status.site(SiteId("a")).reason == "offline during its rollout"  # not "when its turn came"
     assert rollout.overall() == "running"
+    rollout.tick(15, {"a": offline("a"), "b": good("b")})
+    assert rollout.status.site(SiteId("a")).reason == "offline during its rollout"
     back = rollout.tick(20, {"a": rolling("a"), "b": good("b")})
     assert applies(back) == []
     assert rollout.state("a") == "in-progress"

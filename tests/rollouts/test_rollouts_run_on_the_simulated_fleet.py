@@ -10,6 +10,8 @@ by hand and nothing is fed to the fleet state but what the boxes report.
   through its control API before the start) is stopped in the canary, which covers every GPU model: the
   crash-looping app raises the ``app-down`` alert at that site, the alerts gate fails it, the threshold (0 sites)
   aborts the rollout, and every canary site's DaemonSet goes back to the image it ran before.
+- A site cut during its wave (the simulator's ``cut`` fault while its pods still pull) is deferred, not failed;
+  the rollout goes on with the next wave, and when the link returns the site is gated again and passes.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ SITES = {"site-01": "NVIDIA L4", "site-02": "NVIDIA T4", "site-03": "NVIDIA L4"}
 EDGE_NODES = {"site-01": 2}
 BAD_MODEL = "NVIDIA T4"
 BAD_SITE = SiteId("site-02")
+# How long a site's link is cut: longer than its boxes take to be seen offline (three 0.5 s beats, or the broker's
+# Last Will 1.5 keepalives after the link froze) and than the other sites take to pass.
+CUT_S = 8.0
 NAMESPACE = "edgefleet"
 # The alerting rules of the test's controller: a crash-looping app is "down" after 3 s (a pod's image pull, 1.5 s,
 # is not); corrected ECC errors, which the simulator's GPUs show now and then, raise nothing. The rollout reads
@@ -262,3 +267,46 @@ def test_a_release_that_crash_loops_on_one_gpu_model_is_stopped_in_the_canary_an
     (after,) = {SiteId(s) for s in SITES} - canary
     assert aborted.status.sites[after].state == "pending"  # never started
     assert fleet.image("DaemonSet", after, "sorting-recognition") == before[after]
+
+
+def test_a_site_cut_during_its_wave_is_deferred_and_caught_up_when_its_link_returns(fleet: Fleet) -> None:
+    # Slow image pulls at the T4 site keep it in flight (its gates waiting) for longer than the cut lasts; the cut
+    # (the simulator's "cut" fault: its boxes' links frozen, its nodes' kubelets away from the API) comes while it
+    # is in flight. No failed site is allowed: a cut counted as a failure would abort the rollout.
+    pull = httpx.post(
+        f"{fleet.sim.url}/faults",
+        json={"kind": "pull", "site": BAD_SITE, "mode": "slow", "delay_s": CUT_S + 4},
+        timeout=10,
+    )
+    assert pull.status_code == 201, pull.text
+    rollout_id = fleet.start(release("scan-upload", "1.14.0"))
+    store = fleet.controller.rollout_store
+    canary = set(store.get(rollout_id).spec.waves[0].sites)
+    assert BAD_SITE in canary  # one canary site per GPU model
+    (later,) = {SiteId(s) for s in SITES} - canary
+
+    def state(site: SiteId) -> str:
+        current = store.get(rollout_id)
+        assert current.status.state == "running", current.status  # never aborted, never done while cut
+        return current.status.sites[site].state
+
+    wait_for(lambda: state(BAD_SITE) == "in-progress", timeout=20, interval=0.05, what=f"{BAD_SITE} in flight")
+    cut = httpx.post(f"{fleet.sim.url}/faults", json={"kind": "cut", "site": BAD_SITE, "seconds": CUT_S}, timeout=10)
+    assert cut.status_code == 201, cut.text
+
+    wait_for(lambda: state(BAD_SITE) == "deferred", timeout=CUT_S, interval=0.05, what=f"{BAD_SITE} deferred")
+    assert store.get(rollout_id).status.sites[BAD_SITE].reason == "offline during its rollout"
+    # The rollout goes on without it: the canary passes, and the next wave's site starts while it is still cut.
+    wait_for(
+        lambda: state(later) in ("in-progress", "soaking", "passed") and state(BAD_SITE) == "deferred",
+        timeout=CUT_S,
+        interval=0.05,
+        what=f"the next wave to start while {BAD_SITE} is cut",
+    )
+
+    done = fleet.ended(rollout_id, "done")
+
+    assert {site: s.state for site, s in done.status.sites.items()} == dict.fromkeys(SITES, "passed")
+    assert fleet.image("Deployment", BAD_SITE, "scan-upload") == "registry.local:5000/edgefleet/scan-upload:1.14.0"
+    applies = [e.what for e in store.audit(rollout_id) if e.what.startswith("apply")]
+    assert applies.count(f"apply scan-upload-1.14.0 at {BAD_SITE}") == 1  # gated again when back, not re-applied

@@ -1,6 +1,8 @@
 """A small fleet for the rollout's end-to-end tests: four transfer centers on one simulated cluster (its workload
 controllers running, pods timed a tenth of the default), the live fleet state fed heartbeats directly, the
-reconciler and the rollout service over a SQLite file, all on a FakeClock (the cluster keeps real time)."""
+reconciler and the rollout service over a SQLite file, all on a FakeClock (the cluster keeps real time).
+``small_world(directory, central=True)`` adds a central site, ``CENTRAL_SITE``, whose cluster is a central cluster
+of its own (``CENTRAL``, its own context in the kubeconfig, its three cluster nodes)."""
 
 from __future__ import annotations
 
@@ -38,6 +40,8 @@ from tests.support.peers import wait_for
 
 CLUSTER = ClusterId(TEST_HOST)
 SITES = [SiteId(s) for s in ("site-a", "site-b", "site-c", "site-d")]
+CENTRAL = ClusterId("central-test")
+CENTRAL_SITE = SiteId("central-test")
 
 SITE_YAML = """\
 apiVersion: edgefleet.io/v1
@@ -52,6 +56,23 @@ spec:
   boxes:
     - {{name: {name}-edge-01, role: edge-node}}
     - {{name: {name}-gpu-01, role: gpu-box, gpu: {{model: NVIDIA T4, count: 1, driverVersion: "535.183.01"}}}}
+"""
+
+# A central site is its whole cluster (docs/kubernetes.md): scan-upload runs on its cluster nodes.
+CENTRAL_SITE_YAML = f"""\
+apiVersion: edgefleet.io/v1
+kind: Site
+metadata: {{name: {CENTRAL_SITE}}}
+spec:
+  kind: central
+  displayName: Central cluster for tests
+  region: east
+  timezone: Asia/Shanghai
+  cluster: {CENTRAL}
+  boxes:
+    - {{name: {CENTRAL_SITE}-node-01, role: cluster-node}}
+    - {{name: {CENTRAL_SITE}-node-02, role: cluster-node}}
+    - {{name: {CENTRAL_SITE}-node-03, role: cluster-node}}
 """
 
 
@@ -130,6 +151,8 @@ class World:
     releases_dir: Path | None = None
     # The registry hosts directory the service pins images through (none: images go out as given).
     registry_config: Path | None = None
+    # The sites whose boxes beat (the central site too, when the world has one).
+    sites: tuple[SiteId, ...] = tuple(SITES)
 
     def __post_init__(self) -> None:
         self.state = FleetState.for_inventory(self.inventory)
@@ -167,7 +190,7 @@ class World:
         self.seq += 1
         now = self.clock.now()
         with self.state.lock:
-            for site in SITES:
+            for site in self.sites:
                 if site in self.silent:
                     continue
                 version = (versions or {}).get(site) or self._rolled_out_version(site)
@@ -282,9 +305,9 @@ class Trouble:
 
 
 @contextmanager
-def small_world(directory: Path, *, second_cluster: Trouble | None = None) -> Iterator[World]:
+def small_world(directory: Path, *, second_cluster: Trouble | None = None, central: bool = False) -> Iterator[World]:
     """The four sites on one cluster; with ``second_cluster``, site-c and site-d on a second one whose API
-    server fails requests as that ``Trouble`` says."""
+    server fails requests as that ``Trouble`` says; with ``central``, a central site on its own central cluster."""
     sites = directory / "sites"
     sites.mkdir()
     write_host_cluster(sites)
@@ -294,7 +317,12 @@ def small_world(directory: Path, *, second_cluster: Trouble | None = None) -> It
         on.update(dict.fromkeys(SITES[2:], CLUSTER_2))
     for name in SITES:
         (sites / f"{name}.yaml").write_text(SITE_YAML.format(name=name, cluster=on[name]))
+    if central:
+        with (sites / "clusters.yaml").open("a") as declared:
+            declared.write("---\n" + cluster_manifest(CENTRAL, "central"))
+        (sites / f"{CENTRAL_SITE}.yaml").write_text(CENTRAL_SITE_YAML)
     inventory = load_inventory(sites)
+    timing = PodTiming().scaled(0.1)
     clusters: dict[ClusterId, BackgroundCluster] = {}
     for cluster_id in sorted(set(on.values())):
         boxes = [box for site in SITES if on[site] == cluster_id for box in site_boxes(inventory, site)]
@@ -302,8 +330,11 @@ def small_world(directory: Path, *, second_cluster: Trouble | None = None) -> It
         if cluster_id == CLUSTER_2 and second_cluster is not None:
             options["trouble"] = lambda: second_cluster.now
         clusters[cluster_id] = start_cluster_in_background(
-            cluster_id, boxes, controllers=True, pod_timing=PodTiming().scaled(0.1), **options
+            cluster_id, boxes, controllers=True, pod_timing=timing, **options
         )
+    if central:
+        central_boxes = site_boxes(inventory, CENTRAL_SITE)
+        clusters[CENTRAL] = start_cluster_in_background(CENTRAL, central_boxes, controllers=True, pod_timing=timing)
     kubeconfig = write_kubeconfig(directory / "kubeconfig", {c: served.url for c, served in clusters.items()})
     gateway = KubernetesGateway(
         ClusterClients({c: c for c in clusters}, kubeconfig),
@@ -312,8 +343,9 @@ def small_world(directory: Path, *, second_cluster: Trouble | None = None) -> It
     )
     store = Store(f"sqlite:///{directory / 'edgefleet.db'}")
     store.create_schema()
+    beating = (*SITES, CENTRAL_SITE) if central else tuple(SITES)
     try:
-        yield World(inventory, clusters[CLUSTER], CountingGateway(gateway), FakeClock(), store)
+        yield World(inventory, clusters[CLUSTER], CountingGateway(gateway), FakeClock(), store, sites=beating)
     finally:
         store.close()
         gateway.close()

@@ -463,8 +463,10 @@ class _Tick:
                 if observed.held is not None:
                     new = replace(current, state="held", reason=f"held: {observed.held}")
                 elif _offline(observed):
-                    if current.state != "deferred":
-                        self.notes.deferred.append(site)
+                    if current.state == "deferred":
+                        # Still offline: keep why it was deferred (a site cut in flight was not offline at its turn).
+                        continue
+                    self.notes.deferred.append(site)
                     new = replace(
                         current, state="deferred", reason=_offline_because("offline when its turn came", observed)
                     )
