@@ -1,5 +1,5 @@
 # Sourced by scripts/demo and scripts/test: brings a fresh Debian machine with Python 3.11 to a working
-# checkout - system packages (Mosquitto, promtool, Alertmanager) and the virtualenv in .venv - doing only
+# checkout - system packages (Mosquitto, promtool, Alertmanager; Chromium for the tests) and the virtualenv in .venv - doing only
 # what is missing, so a second run costs a second.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
