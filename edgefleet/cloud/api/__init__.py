@@ -1,4 +1,5 @@
-"""The controller's HTTP API (FastAPI): sites, boxes, unknown boxes, clusters, /healthz and /metrics.
+"""The controller's HTTP API (FastAPI): sites, boxes, unknown boxes, clusters, /healthz and /metrics, and the web
+console (its pages, its assets at ``/console``, its event stream).
 
 ``create_app(settings)`` builds the app; its lifespan builds, starts and stops a ``Controller`` from
 ``settings``. A caller that already runs a controller (``edgefleet cloud serve``, which starts it first so that
@@ -13,13 +14,27 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from edgefleet import __version__
 from edgefleet.cloud.api import errors
 from edgefleet.cloud.api.deps import FleetReader
+from edgefleet.cloud.api.live import FleetFeed
 from edgefleet.cloud.api.metrics import build_registry
-from edgefleet.cloud.api.routes import alerts, boxes, clusters, inventory, rollouts, silences, sites, system
+from edgefleet.cloud.api.routes import (
+    alerts,
+    boxes,
+    clusters,
+    events,
+    inventory,
+    pages,
+    rollouts,
+    silences,
+    sites,
+    system,
+)
+from edgefleet.cloud.console.assets import static_dir
 from edgefleet.cloud.settings import Settings
 
 __all__ = ["create_app"]
@@ -39,6 +54,7 @@ TAGS = [
         "description": "Planned maintenance: alerts of a site, box or kind not notified until a time.",
     },
     {"name": "rollouts", "description": "Staged rollouts of a release: the plan of waves over the fleet as it is now."},
+    {"name": "console", "description": "The web console's heat map of the fleet, whole and as it changes (SSE)."},
 ]
 
 
@@ -83,6 +99,11 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
     app.include_router(clusters.router)
     app.include_router(rollouts.router)
     app.include_router(rollouts.holds_router)
+    app.include_router(events.router)
+    app.include_router(pages.router)
+    # The console's scripts, styles and string catalogues: no fleet data, and the sign-in page that identity
+    # brings needs them before anyone is signed in; the pages and the data behind them pass the access check.
+    app.mount("/console", StaticFiles(directory=static_dir()), name="console")
     return app
 
 
@@ -93,4 +114,5 @@ def _state(settings: Settings, controller: FleetReader) -> dict[str, Any]:
         "controller": controller,
         "metrics_registry": build_registry(controller),
         "health_log": system.HealthLog(),
+        "console_feed": FleetFeed(controller),
     }

@@ -1,0 +1,105 @@
+"""The console's data: ``/api/v1/overview`` (the fleet as heat-map cells) and ``/api/v1/events``, the one
+server-sent event stream a page opens: a ``snapshot`` first, then ``changes`` events naming only the cells that
+changed. Against a real uvicorn with the in-memory controller (tests/cloud/api/fixtures.py), read as a browser's
+EventSource reads it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from edgefleet.cloud.api.live import COALESCE_S
+from tests.cloud.api.memory import MemoryController
+from tests.cloud.builders import gpus
+
+GPU_BOXES = ["sh-pudong-gpu-01", "sh-pudong-gpu-02"]
+PUDONG = [*GPU_BOXES, "sh-pudong-edge-01"]
+SILENT = ["bj-daxing-gpu-01", "bj-daxing-edge-01", "central-bj-node-01"]
+
+
+def beat_pudong(memory: MemoryController) -> None:
+    for box in GPU_BOXES:
+        memory.beat(box, gpu=gpus((66.0, 40.0), (58.0, 50.0)))
+    memory.beat("sh-pudong-edge-01")
+
+
+def events(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(event name, data) of each event of the stream, as an EventSource parses them; comments are skipped."""
+    name, data = "message", ""
+    for line in response.iter_lines():
+        if line == "":
+            if data:
+                yield name, json.loads(data)
+            name, data = "message", ""
+        elif line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            data += line.removeprefix("data: ")
+
+
+def test_the_overview_has_a_cell_for_every_box_by_region_and_site(
+    memory: MemoryController, client: httpx.Client
+) -> None:
+    beat_pudong(memory)
+    memory.clock.advance(COALESCE_S)
+
+    body = client.get("/api/v1/overview").json()
+
+    assert [(r["name"], [s["id"] for s in r["sites"]]) for r in body["regions"]] == [
+        ("east", ["sh-pudong"]),
+        ("north", ["bj-daxing", "central-bj"]),
+    ]
+    assert body["regions"][0]["sites"][0]["boxes"] == PUDONG
+    assert body["cells"]["sh-pudong-gpu-01"] == ["sh-pudong", "online", 66.0, 45.0, "app-0 1.4.2"]
+    assert body["cells"]["sh-pudong-edge-01"][1] == "online"
+    assert body["cells"]["bj-daxing-gpu-01"] == ["bj-daxing", "never-seen", None, None, None]
+    assert body["counters"] == {
+        "sites": 3,
+        "boxes": 6,
+        "boxes_online": 3,
+        "boxes_lost": 0,
+        "active_rollouts": None,  # neither rollouts nor alerting run in the in-memory controller
+        "firing_alerts": None,
+    }
+
+
+def test_the_stream_sends_a_snapshot_then_only_the_changed_cells(memory: MemoryController, api_url: str) -> None:
+    beat_pudong(memory)
+    memory.clock.advance(COALESCE_S)
+    with (
+        httpx.Client(base_url=api_url, timeout=10) as client,
+        client.stream("GET", "/api/v1/events") as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        stream = events(response)
+
+        name, snapshot = next(stream)
+        assert name == "snapshot"
+        assert {box: cell[1] for box, cell in snapshot["cells"].items()} == {
+            **dict.fromkeys(PUDONG, "online"),
+            **dict.fromkeys(SILENT, "never-seen"),
+        }
+
+        # One box stops (its clean "offline"), another runs hot: one batch names those two and nothing else.
+        memory.say("sh-pudong-gpu-02", "offline", "shutdown")
+        memory.beat("sh-pudong-gpu-01", gpu=gpus((83.0, 40.0), (58.0, 50.0)))
+        memory.clock.advance(COALESCE_S)
+        name, changes = next(stream)
+
+        assert name == "changes"
+        assert changes["cells"] == {
+            "sh-pudong-gpu-01": ["sh-pudong", "online", 83.0, 45.0, "app-0 1.4.2"],
+            "sh-pudong-gpu-02": ["sh-pudong", "lost", 66.0, 45.0, "app-0 1.4.2"],
+        }
+        assert (changes["counters"]["boxes_online"], changes["counters"]["boxes_lost"]) == (2, 1)
+
+        # The other boxes go too: the whole site is unreachable, which the stream says of every one of its boxes.
+        memory.say("sh-pudong-gpu-01", "offline", "connection-lost")
+        memory.say("sh-pudong-edge-01", "offline", "connection-lost")
+        memory.clock.advance(COALESCE_S)
+        name, changes = next(stream)
+        assert {box: cell[1] for box, cell in changes["cells"].items()} == dict.fromkeys(PUDONG, "unreachable")
