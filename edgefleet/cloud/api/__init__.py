@@ -9,6 +9,7 @@ owning it. Called by ``edgefleet.cli.cloud`` and by tests; nothing is kept in mo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -37,7 +38,7 @@ from edgefleet.cloud.api.routes import (
 from edgefleet.cloud.console.assets import static_dir
 from edgefleet.cloud.settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "end_streams"]
 
 TAGS = [
     {"name": "sites", "description": "Parcel transfer centers and central clusters, with box counts and health."},
@@ -61,10 +62,13 @@ TAGS = [
 def create_app(settings: Settings, *, controller: FleetReader | None = None) -> FastAPI:
     """The API app. Without ``controller`` its lifespan runs one built from ``settings``."""
 
+    # Shared by the lifespan's feed and ``end_streams``, which the server's shutdown calls before the lifespan ends.
+    ending = threading.Event()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         if controller is not None:
-            yield _state(settings, controller)
+            yield _state(settings, controller, ending)
             return
         from edgefleet.clock import SystemClock
         from edgefleet.cloud.controller import Controller
@@ -73,7 +77,7 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
         owned = await run_in_threadpool(lambda: Controller(settings, clock=SystemClock()))
         await run_in_threadpool(owned.start)
         try:
-            yield _state(settings, owned)
+            yield _state(settings, owned, ending)
         finally:
             await run_in_threadpool(owned.stop)
 
@@ -104,15 +108,23 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
     # The console's scripts, styles and string catalogues: no fleet data, and the sign-in page that identity
     # brings needs them before anyone is signed in; the pages and the data behind them pass the access check.
     app.mount("/console", StaticFiles(directory=static_dir()), name="console")
+    app.state.ending_streams = ending
     return app
 
 
-def _state(settings: Settings, controller: FleetReader) -> dict[str, Any]:
+def end_streams(app: FastAPI) -> None:
+    """End the console's event streams (within a batch). A server calls it as it begins to shut down: uvicorn
+    waits for open responses before it ends the lifespan, and a browser's stream never ends by itself."""
+    ending: threading.Event = app.state.ending_streams
+    ending.set()
+
+
+def _state(settings: Settings, controller: FleetReader, ending: threading.Event) -> dict[str, Any]:
     """What every request sees as ``request.state``."""
     return {
         "settings": settings,
         "controller": controller,
         "metrics_registry": build_registry(controller),
         "health_log": system.HealthLog(),
-        "console_feed": FleetFeed(controller),
+        "console_feed": FleetFeed(controller, ending),
     }

@@ -58,6 +58,9 @@ class _Extras:
 @dataclass(slots=True)
 class FleetFeed:
     controller: FleetReader
+    # Set when the server begins to shut down (``edgefleet.cloud.api.end_streams``): every stream then ends within
+    # a batch, so the server's graceful shutdown is not kept waiting by a browser left open.
+    ending: threading.Event = field(default_factory=threading.Event)
     coalesce_s: float = COALESCE_S
     extras_every_s: float = EXTRAS_EVERY_S
     _frame: Frame | None = None

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from edgefleet.cloud.api import create_app
 from edgefleet.cloud.api.live import COALESCE_S
+from edgefleet.cloud.settings import Settings
 from tests.cloud.api.memory import MemoryController
+from tests.cloud.api.serving import serving
 from tests.cloud.builders import gpus
 
 GPU_BOXES = ["sh-pudong-gpu-01", "sh-pudong-gpu-02"]
@@ -103,3 +107,18 @@ def test_the_stream_sends_a_snapshot_then_only_the_changed_cells(memory: MemoryC
         memory.clock.advance(COALESCE_S)
         name, changes = next(stream)
         assert {box: cell[1] for box, cell in changes["cells"].items()} == dict.fromkeys(PUDONG, "unreachable")
+
+
+def test_an_open_stream_ends_when_the_server_shuts_down(tmp_path: Path) -> None:
+    """uvicorn waits for open responses before it stops, and a browser's stream never ends by itself: the server's
+    shutdown ends it (``end_streams``, as ``edgefleet cloud serve`` calls it), else a console left open would hold
+    the controller's shutdown, and its last save, for ever."""
+    memory = MemoryController.small(tmp_path / "sites")
+    with httpx.Client(timeout=10) as client:
+        with serving(create_app(Settings(), controller=memory)) as url:
+            response = client.send(client.build_request("GET", f"{url}/api/v1/events"), stream=True)
+            stream = events(response)
+            assert next(stream)[0] == "snapshot"
+        # The server has stopped: the stream ends (a stream still open would time out here after 10 s).
+        assert list(stream) == []
+        response.close()

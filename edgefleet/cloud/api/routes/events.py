@@ -3,7 +3,8 @@
 ``/api/v1/events`` is the one event stream a browser opens (server-sent events): first a ``snapshot`` event (the
 body of ``/api/v1/overview``), then a ``changes`` event whenever cells or counters changed, at most one per
 ``live.COALESCE_S``, and a comment line every ``KEEPALIVE_S`` while nothing changes (so proxies keep the
-connection). A new inventory sends a new ``snapshot``. Both go through the access check like every route, and
+connection). A new inventory sends a new ``snapshot``. The stream ends when the server shuts down
+(``end_streams``). Both go through the access check like every route, and
 carry only the sites the caller may read.
 """
 
@@ -89,6 +90,8 @@ async def _events(feed: FleetFeed, principal: Principal) -> AsyncIterator[str]:
     quiet_s = 0.0
     while True:
         await asyncio.sleep(feed.coalesce_s)
+        if feed.ending.is_set():
+            return  # the server shuts down; the browser reconnects to the next one
         newer = await run_in_threadpool(feed.frame)
         if newer is not frame:
             version, frame = frame.inventory_version, newer
