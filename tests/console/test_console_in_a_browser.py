@@ -48,6 +48,17 @@ def test_the_overview_shows_every_box_of_every_site(console: Console, page: Page
     expect(page.locator("#heatmap .site:visible")).to_have_count(SITES + 1)
     screenshot(page, "overview")
 
+    # Coloured by GPU temperature: a GPU box by its reading (and says it on hover), a box without a GPU grey.
+    page.locator("[data-filter='filter.colour']").select_option("temperature")
+    gpu_box = page.locator("#heatmap .cell[data-box=site-01-gpu-01]")
+    expect(gpu_box).to_have_attribute("style", re.compile(r"background: (rgb|hsl)"))
+    expect(gpu_box).not_to_have_class(re.compile(r"\bs-online\b"))
+    gpu_box.hover()
+    expect(page.locator("#tip")).to_have_text(re.compile(r"^site-01-gpu-01 · online · \d+ °C$"))
+    edge = page.locator("#heatmap .cell[data-box=site-01-edge-01]")
+    assert edge.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(184, 190, 201)"  # --never-seen grey
+    screenshot(page, "overview-temperature")
+
 
 def test_a_cut_site_turns_red_without_a_reload(console: Console, page: Page) -> None:
     open_overview(page, console)
@@ -68,6 +79,11 @@ def test_a_cut_site_turns_red_without_a_reload(console: Console, page: Page) -> 
     expect(page.locator("[data-counter='counter.lost'] b")).to_have_text(str(BOXES_PER_SITE))
     assert page.evaluate("window.sameDocument") is True
     screenshot(page, "overview-site-cut")
+
+    page.locator("[data-filter='filter.state']").select_option("unreachable")
+    expect(page.locator("#heatmap .site:visible")).to_have_count(1)
+    expect(page.locator("#heatmap .site:visible")).to_have_attribute("data-site", CUT_SITE)
+    page.locator("[data-filter='filter.state']").select_option("")
 
     console.end_fault(str(fault["id"]))  # the site is back: the other tests want the whole fleet online
     expect(page.locator(f"#heatmap .site[data-site={CUT_SITE}] .cell[data-state=online]")).to_have_count(
@@ -101,6 +117,10 @@ def test_two_clicks_reach_a_box_through_its_site(console: Console, page: Page) -
     page.goto(console.url + "/")
     page.locator(f"#heatmap .cell[data-box={box}]").click()
     expect(page).to_have_url(console.url + f"/boxes/{box}")
+
+    # A mistyped address says what the API says, not a blank page.
+    page.goto(console.url + "/boxes/site-01-gpu-99")
+    expect(page.locator("main .error")).to_contain_text("no box 'site-01-gpu-99' in the inventory")
 
 
 def test_the_language_switch_is_remembered(console: Console, page: Page) -> None:

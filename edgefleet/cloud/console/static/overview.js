@@ -90,7 +90,26 @@ export function mountOverview(main) {
       select("filter.colour", view.colouring, COLOURINGS.map((c) => [c, t(`colour.${c}`)]), (v) => {
         view.colouring = v;
         for (const [box, el] of elements) paint(el, box, view.cells[box]);
+        drawLegend();
       }),
+    );
+  }
+
+  function drawLegend() {
+    const legend = main.querySelector(".legend");
+    if (view.colouring === "state") {
+      legend.replaceChildren(...STATES.map((s) => h("span", {}, h("i", { class: `s-${s}` }), t(`state.${s}`))));
+      return;
+    }
+    const swatch = (cell) => h("i", { style: `background: ${paintOf(cell, view.colouring)}` });
+    const scale = {
+      temperature: [[null, "online", 35, null, null], [null, "online", 62, null, null], [null, "online", 90, null, null]],
+      utilization: [[null, "online", null, 0, null], [null, "online", null, 50, null], [null, "online", null, 100, null]],
+      version: [],
+    }[view.colouring];
+    legend.replaceChildren(
+      ...scale.map((cell) => h("span", {}, swatch(cell), view.colouring === "temperature" ? `${cell[TEMPERATURE]} °C` : `${cell[UTILIZATION]} %`)),
+      h("span", {}, h("i", { class: "s-never-seen" }), t(`legend.${view.colouring}`)),
     );
   }
 
@@ -147,10 +166,11 @@ export function mountOverview(main) {
       h("h1", {}, t("overview.title")),
       h("div", { class: "counters" }),
       drawTools(),
-      h("div", { class: "legend" }, STATES.map((s) => h("span", {}, h("i", { class: `s-${s}` }), t(`state.${s}`)))),
+      h("div", { class: "legend" }),
       map,
     );
     drawCounters();
+    drawLegend();
     applyFilters();
     drawn = true;
     document.body.dataset.ready = "overview";
