@@ -14,8 +14,10 @@ import httpx
 
 from edgefleet.cloud.api import create_app
 from edgefleet.cloud.api.live import COALESCE_S
+from edgefleet.cloud.fleet import replace_inventory
 from edgefleet.cloud.settings import Settings
-from tests.cloud.api.memory import MemoryController
+from edgefleet.inventory import load_inventory
+from tests.cloud.api.memory import MemoryController, write_inventory
 from tests.cloud.api.serving import serving
 from tests.cloud.builders import gpus
 
@@ -122,3 +124,26 @@ def test_an_open_stream_ends_when_the_server_shuts_down(tmp_path: Path) -> None:
         # The server has stopped: the stream ends (a stream still open would time out here after 10 s).
         assert list(stream) == []
         response.close()
+
+
+def test_a_new_inventory_sends_a_new_snapshot(memory: MemoryController, api_url: str, tmp_path: Path) -> None:
+    smaller = write_inventory(tmp_path / "sites")
+    (smaller / "bj-daxing.yaml").unlink()
+    inventory = load_inventory(smaller)
+    with (
+        httpx.Client(base_url=api_url, timeout=10) as client,
+        client.stream("GET", "/api/v1/events") as response,
+    ):
+        stream = events(response)
+        name, first = next(stream)
+        assert "bj-daxing" in {site["id"] for region in first["regions"] for site in region["sites"]}
+
+        with memory.state.lock:
+            replace_inventory(memory.state, inventory)
+        memory.clock.advance(COALESCE_S)
+        name, again = next(stream)
+
+    assert name == "snapshot"
+    assert again["inventory_version"] == inventory.version != first["inventory_version"]
+    assert [s["id"] for region in again["regions"] for s in region["sites"]] == ["sh-pudong", "central-bj"]
+    assert set(again["cells"]) == {*PUDONG, "central-bj-node-01"}
