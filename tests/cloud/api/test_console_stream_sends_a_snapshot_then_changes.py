@@ -81,6 +81,7 @@ def test_the_stream_sends_a_snapshot_then_only_the_changed_cells(memory: MemoryC
     ):
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["content-encoding"] == "gzip"  # httpx takes gzip, as browsers do, and unpacks it
         stream = events(response)
 
         name, snapshot = next(stream)
@@ -147,3 +148,13 @@ def test_a_new_inventory_sends_a_new_snapshot(memory: MemoryController, api_url:
     assert again["inventory_version"] == inventory.version != first["inventory_version"]
     assert [s["id"] for region in again["regions"] for s in region["sites"]] == ["sh-pudong", "central-bj"]
     assert set(again["cells"]) == {*PUDONG, "central-bj-node-01"}
+
+
+def test_a_client_that_takes_no_gzip_gets_the_stream_plain(api_url: str) -> None:
+    with (
+        httpx.Client(base_url=api_url, timeout=10) as client,
+        client.stream("GET", "/api/v1/events", headers={"Accept-Encoding": "identity"}) as response,
+    ):
+        assert "content-encoding" not in response.headers
+        raw = response.iter_raw()
+        assert next(raw).startswith(b"retry: 2000\n\n")
