@@ -105,11 +105,15 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    """A fresh browser context per test (its own localStorage), a tablet-sized window, English unless chosen."""
+    """A fresh browser context per test (its own localStorage), a tablet-sized window, English unless chosen. A
+    script error on any page fails the test."""
     context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
     opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
     yield opened
     context.close()
+    assert errors == [], f"script errors on the page: {errors}"
 
 
 def screenshot(page: Page, name: str) -> Path:

@@ -134,11 +134,12 @@ def visible(frame: Frame, principal: Principal) -> tuple[tuple[RegionView, ...],
     """The part of ``frame`` that ``principal`` may read: its layout and cells."""
     if principal.sites is None:
         return frame.layout, dict(frame.cells)
-    layout = fleet_layout_of(frame.layout, principal)
+    layout = readable_layout(frame.layout, principal)
     cells = {box: frame.cells[box] for region in layout for site in region.sites for box in site.boxes}
     return layout, cells
 
 
-def fleet_layout_of(layout: tuple[RegionView, ...], principal: Principal) -> tuple[RegionView, ...]:
+def readable_layout(layout: tuple[RegionView, ...], principal: Principal) -> tuple[RegionView, ...]:
+    """The regions and sites of ``layout`` that ``principal`` may read; a region left with none goes."""
     kept = (RegionView(r.name, tuple(s for s in r.sites if principal.may_read(s.id))) for r in layout)
     return tuple(r for r in kept if r.sites)

@@ -50,9 +50,10 @@ export async function api(path) {
   return body;
 }
 
-export function ago(iso) {
-  if (!iso) return t("never");
-  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+/** "12 s ago" from an age in seconds as the controller computed it (the browser's clock may be off). */
+export function ago(seconds) {
+  if (seconds === null || seconds === undefined) return t("never");
+  const s = Math.max(0, seconds);
   if (s < 90) return t("ago.s", { n: Math.round(s) });
   if (s < 5400) return t("ago.m", { n: Math.round(s / 60) });
   return t("ago.h", { n: Math.round(s / 3600) });

@@ -26,7 +26,7 @@ export function mountBox(main, boxId) {
       ["box.site", h("a", { href: `/sites/${encodeURIComponent(box.site)}` }, box.site)],
       ["col.state", badge(stateOf(box, cells))],
       ["box.reachability", `${box.reachability.state} (${box.reachability.reason})`],
-      ["col.last_seen", ago(box.last_seen)],
+      ["col.last_seen", ago(box.last_seen_age_s)],
       ["box.node", `${box.node.name}: ${box.node.state} (${box.node.reason})`],
       ["box.model", box.model ?? "—"],
       ["box.agent", box.agent_version ?? "—"],

@@ -36,7 +36,7 @@ export function mountSite(main, siteId) {
         h("td", {}, h("a", { href: `/boxes/${encodeURIComponent(box.id)}` }, box.id)),
         h("td", {}, box.role),
         h("td", { class: "state" }, badge(stateOf(box, cells))),
-        h("td", {}, ago(box.last_seen)),
+        h("td", {}, ago(box.last_seen_age_s)),
         h("td", {}, fmt(box.gpu_utilization_avg_percent, " %")),
         h("td", {}, fmt(box.gpu_temperature_max_c, " °C")),
         h("td", {}, gpuMemory(box)),
