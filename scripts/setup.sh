@@ -1,6 +1,6 @@
 # Sourced by scripts/demo and scripts/test: brings a fresh Debian machine with Python 3.11 to a working
-# checkout - system packages (Mosquitto, promtool, Alertmanager) and the virtualenv in .venv - doing only
-# what is missing, so a second run costs a second.
+# checkout - system packages (Mosquitto, promtool, Alertmanager; Chromium and a Chinese font for the tests) and
+# the virtualenv in .venv - doing only what is missing, so a second run costs a second.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -9,10 +9,12 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 ensure_debian_packages() {
-  # $@: pairs of "command:package"; installs the packages whose command is missing.
+  # $@: pairs of "command:package"; installs the packages whose command is missing. A command that is an absolute
+  # path stands for a file the package installs (a font has no command).
   local missing=() pair
   for pair in "$@"; do
-    command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || [ -x "/usr/bin/${pair%%:*}" ] || missing+=("${pair#*:}")
+    command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || [ -x "/usr/bin/${pair%%:*}" ] \
+      || { [[ "${pair%%:*}" == /* ]] && [ -e "${pair%%:*}" ]; } || missing+=("${pair#*:}")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""

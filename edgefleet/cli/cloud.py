@@ -183,10 +183,17 @@ def _bind(settings: Settings) -> socket.socket:
 def _run_api(settings: Settings, controller: Controller, sock: socket.socket) -> None:
     import uvicorn
 
-    from edgefleet.cloud.api import create_app
+    from edgefleet.cloud.api import create_app, end_streams
+
+    app = create_app(settings, controller=controller)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            end_streams(app)  # else an open console page would hold the shutdown (and the last save) forever
+            await super().shutdown(sockets)
 
     config = uvicorn.Config(
-        create_app(settings, controller=controller),
+        app,
         host=settings.listen_host,
         port=settings.listen_port,
         log_config=None,  # our handler (``_configure_logging``) formats uvicorn's records too
@@ -197,7 +204,7 @@ def _run_api(settings: Settings, controller: Controller, sock: socket.socket) ->
     previous = signal.signal(signal.SIGTERM, _note_terminated)
     previous_hup = signal.signal(signal.SIGHUP, lambda signum, frame: _reload_in_background(controller))
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        Server(config).run(sockets=[sock])
     finally:
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGHUP, previous_hup)

@@ -38,6 +38,12 @@ PURE_ROLLOUTS = "The pure rollout decisions import no I/O library and none of th
 PURE_ROLLOUTS_SHELL_FREE = (
     "The pure rollout decisions start no thread and read no clock, file, socket or random source themselves"
 )
+PURE_CONSOLE = (
+    "The console is view models and assets: no I/O library, not the API, none of the controller's I/O modules"
+)
+PURE_CONSOLE_SHELL_FREE = (
+    "The console's view models start no thread and read no clock, file, socket or random source themselves"
+)
 ROUTES_APART = "API routes do not import each other"
 API_SURFACE = "The API's routes and helpers use the controller's public surface, not its internals"
 
@@ -173,6 +179,22 @@ VIOLATIONS = [
         (Plant("edgefleet/cloud/rollouts/windows.py", "import threading"),),
         PURE_ROLLOUTS_SHELL_FREE,
         "edgefleet.cloud.rollouts.windows -> threading",
+    ),
+    # The console: view models and assets; the API serves it and it never imports the API back.
+    Violation(
+        (Plant("edgefleet/cloud/console/views.py", "from edgefleet.cloud.api import live"),),
+        PURE_CONSOLE,
+        "edgefleet.cloud.console.views -> edgefleet.cloud.api",
+    ),
+    Violation(
+        (Plant("edgefleet/cloud/console/charts.py", "import fastapi"),),
+        PURE_CONSOLE,
+        "edgefleet.cloud.console.charts -> fastapi",
+    ),
+    Violation(
+        (Plant("edgefleet/cloud/console/views.py", "import time"),),
+        PURE_CONSOLE_SHELL_FREE,
+        "edgefleet.cloud.console.views -> time",
     ),
     # The API.
     Violation(

@@ -1,4 +1,5 @@
-"""The controller's HTTP API (FastAPI): sites, boxes, unknown boxes, clusters, /healthz and /metrics.
+"""The controller's HTTP API (FastAPI): sites, boxes, unknown boxes, clusters, /healthz and /metrics, and the web
+console (its pages, its assets at ``/console``, its event stream).
 
 ``create_app(settings)`` builds the app; its lifespan builds, starts and stops a ``Controller`` from
 ``settings``. A caller that already runs a controller (``edgefleet cloud serve``, which starts it first so that
@@ -8,21 +9,36 @@ owning it. Called by ``edgefleet.cli.cloud`` and by tests; nothing is kept in mo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from edgefleet import __version__
 from edgefleet.cloud.api import errors
 from edgefleet.cloud.api.deps import FleetReader
+from edgefleet.cloud.api.live import FleetFeed
 from edgefleet.cloud.api.metrics import build_registry
-from edgefleet.cloud.api.routes import alerts, boxes, clusters, inventory, rollouts, silences, sites, system
+from edgefleet.cloud.api.routes import (
+    alerts,
+    boxes,
+    clusters,
+    events,
+    inventory,
+    pages,
+    rollouts,
+    silences,
+    sites,
+    system,
+)
+from edgefleet.cloud.console.assets import static_dir
 from edgefleet.cloud.settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "end_streams"]
 
 TAGS = [
     {"name": "sites", "description": "Parcel transfer centers and central clusters, with box counts and health."},
@@ -39,16 +55,20 @@ TAGS = [
         "description": "Planned maintenance: alerts of a site, box or kind not notified until a time.",
     },
     {"name": "rollouts", "description": "Staged rollouts of a release: the plan of waves over the fleet as it is now."},
+    {"name": "console", "description": "The web console's heat map of the fleet, whole and as it changes (SSE)."},
 ]
 
 
 def create_app(settings: Settings, *, controller: FleetReader | None = None) -> FastAPI:
     """The API app. Without ``controller`` its lifespan runs one built from ``settings``."""
 
+    # Shared by the lifespan's feed and ``end_streams``, which the server's shutdown calls before the lifespan ends.
+    ending = threading.Event()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         if controller is not None:
-            yield _state(settings, controller)
+            yield _state(settings, controller, ending)
             return
         from edgefleet.clock import SystemClock
         from edgefleet.cloud.controller import Controller
@@ -57,7 +77,7 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
         owned = await run_in_threadpool(lambda: Controller(settings, clock=SystemClock()))
         await run_in_threadpool(owned.start)
         try:
-            yield _state(settings, owned)
+            yield _state(settings, owned, ending)
         finally:
             await run_in_threadpool(owned.stop)
 
@@ -83,14 +103,28 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
     app.include_router(clusters.router)
     app.include_router(rollouts.router)
     app.include_router(rollouts.holds_router)
+    app.include_router(events.router)
+    app.include_router(pages.router)
+    # The console's scripts, styles and string catalogues: no fleet data, and the sign-in page that identity
+    # brings needs them before anyone is signed in; the pages and the data behind them pass the access check.
+    app.mount("/console", StaticFiles(directory=static_dir()), name="console")
+    app.state.ending_streams = ending
     return app
 
 
-def _state(settings: Settings, controller: FleetReader) -> dict[str, Any]:
+def end_streams(app: FastAPI) -> None:
+    """End the console's event streams (within a batch). A server calls it as it begins to shut down: uvicorn
+    waits for open responses before it ends the lifespan, and a browser's stream never ends by itself."""
+    ending: threading.Event = app.state.ending_streams
+    ending.set()
+
+
+def _state(settings: Settings, controller: FleetReader, ending: threading.Event) -> dict[str, Any]:
     """What every request sees as ``request.state``."""
     return {
         "settings": settings,
         "controller": controller,
         "metrics_registry": build_registry(controller),
         "health_log": system.HealthLog(),
+        "console_feed": FleetFeed(controller, ending),
     }

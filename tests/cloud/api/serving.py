@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
+from edgefleet.cloud.api import end_streams
 from tests.support.peers import wait_for
 
 
@@ -37,6 +38,7 @@ def serving(app: FastAPI) -> Iterator[str]:
             raise RuntimeError("the app did not start (its lifespan failed; see the log)")
         yield f"http://127.0.0.1:{port}"
     finally:
+        end_streams(app)  # as `edgefleet cloud serve` does: an open console stream must not hold the shutdown
         server.should_exit = True
         thread.join(10)
         sock.close()

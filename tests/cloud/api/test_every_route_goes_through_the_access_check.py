@@ -57,8 +57,12 @@ def test_every_route_is_refused_when_the_check_refuses(memory: MemoryController)
             for method in methods
         }
 
-    assert len(answers) == 30
+        # The console's pages are not in the OpenAPI (they are HTML, not API); they are refused all the same.
+        pages = {path: client.get(path).status_code for path in ["/", "/sites/sh-pudong", "/boxes/sh-pudong-gpu-01"]}
+
+    assert len(answers) == 32
     assert answers == dict.fromkeys(answers, 403)
+    assert pages == dict.fromkeys(pages, 403)
 
 
 @pytest.fixture
@@ -82,6 +86,10 @@ def test_a_site_scoped_caller_sees_only_their_site(staff_client: httpx.Client) -
                 "message": "'pudong-staff' may not read site 'bj-daxing'; ask an admin to grant access",
             }
         }
+    overview = staff_client.get("/api/v1/overview").json()
+    assert [site["id"] for region in overview["regions"] for site in region["sites"]] == ["sh-pudong"]
+    assert {cell[0] for cell in overview["cells"].values()} == {"sh-pudong"}
+    assert overview["counters"]["active_rollouts"] is None  # rollouts span the fleet: fleet-wide data
     for path in ["/metrics", "/api/v1/unknown-boxes"]:
         response = staff_client.get(path)
         assert response.status_code == 403, path

@@ -1,0 +1,136 @@
+// The console's entry point: language, navigation, the one event stream, and the page the address names.
+// Plain JavaScript modules, no build step: what is here is what the browser runs.
+import en from "./strings/en.js";
+import zhCN from "./strings/zh-CN.js";
+import { mountOverview } from "./overview.js";
+import { mountSite } from "./site.js";
+import { mountBox } from "./box.js";
+
+const CATALOGUES = { en, "zh-CN": zhCN };
+const LANG_KEY = "edgefleet.lang";
+
+// The navigation; the alerts, rollouts and versions pages join it here when they land.
+const NAV = [{ key: "nav.overview", href: "/", match: (path) => path === "/" }];
+
+let lang = pickLanguage();
+
+function pickLanguage() {
+  const stored = localStorage.getItem(LANG_KEY);
+  if (stored && stored in CATALOGUES) return stored;
+  return (navigator.language || "").toLowerCase().startsWith("zh") ? "zh-CN" : "en";
+}
+
+/** The string `key` in the chosen language, with `{name}` filled from `values`. */
+export function t(key, values = {}) {
+  const text = CATALOGUES[lang][key] ?? CATALOGUES.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
+}
+
+/** An element: `h("a", {href: "/"}, "text", child)`. Text is set as text, never parsed as HTML. */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "class") el.className = value;
+    else if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else el.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+/** GET a path of the versioned API as JSON; throws an Error with the API's own message. */
+export async function api(path) {
+  const response = await fetch(path, { headers: { Accept: "application/json" } });
+  const body = await response.json().catch(() => null);
+  if (!response.ok) throw new Error(body?.error?.message ?? `${response.status} ${response.statusText}`);
+  return body;
+}
+
+/** "12 s ago" from an age in seconds as the controller computed it (the browser's clock may be off). */
+export function ago(seconds) {
+  if (seconds === null || seconds === undefined) return t("never");
+  const s = Math.max(0, seconds);
+  if (s < 90) return t("ago.s", { n: Math.round(s) });
+  if (s < 5400) return t("ago.m", { n: Math.round(s / 60) });
+  return t("ago.h", { n: Math.round(s / 3600) });
+}
+
+export function fmt(value, unit = "", digits = 0) {
+  return value === null || value === undefined ? "—" : `${Number(value).toFixed(digits)}${unit}`;
+}
+
+export function bytes(value) {
+  if (value === null || value === undefined) return "—";
+  const gib = value / 2 ** 30;
+  return gib >= 1 ? `${gib.toFixed(1)} GiB` : `${(value / 2 ** 20).toFixed(0)} MiB`;
+}
+
+// --- the one event stream --------------------------------------------------------------------------------
+const listeners = new Set();
+
+/** Listen to the fleet's events: `handler(kind, body)` with kind "snapshot" or "changes". Returns a stop. */
+export function onFleet(handler) {
+  listeners.add(handler);
+  return () => listeners.delete(handler);
+}
+
+function openStream() {
+  const live = document.getElementById("live");
+  const show = (state) => {
+    live.dataset.state = state;
+    live.textContent = t(`live.${state}`);
+  };
+  show("connecting");
+  const source = new EventSource("/api/v1/events");
+  source.onopen = () => show("open");
+  source.onerror = () => show(source.readyState === EventSource.CLOSED ? "closed" : "connecting");
+  for (const kind of ["snapshot", "changes"]) {
+    source.addEventListener(kind, (event) => {
+      show("open");
+      const body = JSON.parse(event.data);
+      for (const handler of listeners) handler(kind, body);
+    });
+  }
+  return show;
+}
+
+// --- pages -----------------------------------------------------------------------------------------------
+function route(path) {
+  let match;
+  if ((match = path.match(/^\/sites\/([^/]+)$/))) return (main) => mountSite(main, decodeURIComponent(match[1]));
+  if ((match = path.match(/^\/boxes\/([^/]+)$/))) return (main) => mountBox(main, decodeURIComponent(match[1]));
+  return mountOverview;
+}
+
+function drawChrome() {
+  document.documentElement.lang = lang;
+  document.getElementById("lang").value = lang;
+  document.getElementById("lang-label").textContent = t("lang.label");
+  const nav = document.getElementById("nav");
+  nav.replaceChildren(
+    ...NAV.map((item) =>
+      h("a", { href: item.href, "aria-current": item.match(location.pathname) ? "page" : null }, t(item.key)),
+    ),
+  );
+  const live = document.getElementById("live");
+  live.textContent = t(`live.${live.dataset.state}`);
+}
+
+function start() {
+  drawChrome();
+  const main = document.getElementById("main");
+  const page = route(location.pathname)(main);
+  document.getElementById("lang").addEventListener("change", (event) => {
+    lang = event.target.value;
+    localStorage.setItem(LANG_KEY, lang);
+    drawChrome();
+    page.redraw();
+  });
+  openStream();
+}
+
+start();

@@ -1,0 +1,93 @@
+// A box's page: what the inventory says of it, its reachability and node, and its latest heartbeat in full.
+// Read again when the event stream says the box changed.
+import { ago, api, bytes, fmt, h, onFleet, t } from "./app.js";
+import { badge, stateOf } from "./site.js";
+
+const REFRESH_MS = 1000;
+
+function table(heads, rows) {
+  return h("div", { class: "scroll" }, h("table", {},
+    h("thead", {}, h("tr", {}, heads.map((k) => h("th", {}, t(k))))),
+    h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c) => h("td", {}, c))))),
+  ));
+}
+
+export function mountBox(main, boxId) {
+  let box = null, error = null, cells = {}, timer = null;
+
+  function draw() {
+    if (error) {
+      main.replaceChildren(h("p", { class: "error" }, t("error.load", { what: boxId, message: error })));
+      return;
+    }
+    if (!box) return;
+    const beat = box.latest;
+    const facts = [
+      ["box.site", h("a", { href: `/sites/${encodeURIComponent(box.site)}` }, box.site)],
+      ["col.state", badge(stateOf(box, cells))],
+      ["box.reachability", `${box.reachability.state} (${box.reachability.reason})`],
+      ["col.last_seen", ago(box.last_seen_age_s)],
+      ["box.node", `${box.node.name}: ${box.node.state} (${box.node.reason})`],
+      ["box.model", box.model ?? "—"],
+      ["box.agent", box.agent_version ?? "—"],
+      ["box.boot", box.boot ?? "—"],
+      ["box.clock_skew", fmt(box.clock_skew_s, " s", 2)],
+    ];
+    const parts = [
+      h("h1", {}, `${t("box.title")} ${box.id}`),
+      h("dl", { class: "facts", id: "facts" }, facts.flatMap(([k, v]) => [h("dt", {}, t(k)), h("dd", { "data-fact": k }, v)])),
+      h("h2", {}, t("box.heartbeat")),
+    ];
+    if (!beat) {
+      parts.push(h("p", { class: "muted" }, t("box.no_heartbeat")));
+    } else {
+      const host = beat.host;
+      parts.push(
+        h("dl", { class: "facts" },
+          h("dt", {}, t("box.sent_at")), h("dd", {}, new Date(beat.sent_at).toLocaleString()),
+          h("dt", {}, t("box.uptime")), h("dd", {}, fmt(beat.uptime_s / 3600, " h", 1)),
+        ),
+        h("h2", {}, t("box.host")),
+        table(["host.cpu", "host.load", "host.memory", "host.disk"], [[
+          fmt(host.cpu_percent, " %"),
+          [host.load1, host.load5, host.load15].map((l) => fmt(l, "", 2)).join(" / "),
+          `${bytes(host.memory_available_bytes)} / ${bytes(host.memory_total_bytes)}`,
+          `${bytes(host.disk_free_bytes)} / ${bytes(host.disk_total_bytes)} (${host.disk_path})`,
+        ]]),
+        h("h2", {}, t("box.gpus")),
+        beat.gpu.available
+          ? table(["gpu.name", "gpu.util", "gpu.temp", "gpu.memory", "gpu.power"], beat.gpu.gpus.map((g) => [
+              `${g.index}: ${g.name}`, fmt(g.utilization_percent, " %"), fmt(g.temperature_c, " °C"),
+              `${bytes(g.memory_used_bytes)} / ${bytes(g.memory_total_bytes)}`, fmt(g.power_w, " W"),
+            ]))
+          : h("p", { class: "muted" }, beat.gpu.reason ?? "—"),
+        h("h2", {}, t("box.apps")),
+        table(["app.name", "app.version", "app.state", "app.detail"], beat.apps.apps.map((a) => [a.name, a.version, a.state, a.detail ?? ""])),
+        h("details", {}, h("summary", {}, t("box.raw")), h("pre", {}, JSON.stringify(beat, null, 2))),
+      );
+    }
+    main.replaceChildren(...parts);
+    document.body.dataset.ready = "box";
+  }
+
+  async function load() {
+    timer = null;
+    try {
+      box = await api(`/api/v1/boxes/${encodeURIComponent(boxId)}?history_s=60`);
+      error = null;
+    } catch (e) {
+      error = e.message;
+    }
+    draw();
+  }
+
+  onFleet((kind, body) => {
+    const cell = body.cells[boxId];
+    if (!cell) return;
+    cells[boxId] = cell;
+    if (kind === "changes" && timer === null) timer = setTimeout(load, REFRESH_MS);
+    else if (box) draw();
+  });
+  load();
+  return { redraw: draw };
+}

@@ -1,0 +1,123 @@
+"""The console's browser tests: Debian's headless Chromium, driven by Playwright, against a real controller (the
+app's lifespan runs it: SQLite, a real Mosquitto, the gateway on the simulator's clusters) and the simulator
+playing a small fleet over MQTT. One of each per module: starting them costs seconds, a page costs milliseconds.
+
+Playwright never downloads a browser here: ``executable_path`` is the ``chromium`` package's
+(``scripts/test`` installs it where missing). Screenshots go to docs/screenshots/ (the README shows them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from edgefleet.cloud.api import create_app
+from edgefleet.cloud.settings import Settings
+from simulator.running import BackgroundSimulator, SimulatorOptions, start_in_background
+from tests.cloud.api.serving import serving
+from tests.conftest import REPO
+from tests.simulator.fleets import write_inventory
+from tests.support.peers import mosquitto, wait_for
+
+SCREENSHOTS = REPO / "docs" / "screenshots"
+# Fast enough that a change shows within a second; a keepalive short enough that a cut site's Last Wills come
+# within seconds (the broker waits ~1.5-2 x keepalive).
+INTERVAL_S = 0.5
+KEEPALIVE_S = 2
+SITES = 4
+BOXES_PER_SITE = 5
+
+
+def chromium_path() -> str:
+    found = shutil.which("chromium")
+    if found is None:
+        pytest.fail("Debian's chromium is not installed: run scripts/test (it installs it) or apt-get install chromium")
+    return found
+
+
+@dataclass(frozen=True)
+class Console:
+    url: str
+    sim: BackgroundSimulator
+    boxes: list[str]
+
+    def fault(self, **body: object) -> dict[str, object]:
+        """Inject a fault through the simulator's control API (as ``edgefleet sim fault`` does)."""
+        response = httpx.post(f"{self.sim.url}/faults", json=body, timeout=10)
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def end_fault(self, fault_id: str) -> None:
+        httpx.delete(f"{self.sim.url}/faults/{fault_id}", timeout=10).raise_for_status()
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    directory = tmp_path_factory.mktemp("console")
+    sites = directory / "sites"
+    write_inventory(sites, sites=SITES, boxes_per_site=BOXES_PER_SITE, central=True)
+    kubeconfig = directory / "sim.kubeconfig"
+    with contextlib.ExitStack() as stack:
+        broker = stack.enter_context(mosquitto(directory))
+        sim = start_in_background(
+            SimulatorOptions(
+                sites_dir=sites,
+                broker_url=broker.url,
+                listen="127.0.0.1:0",
+                interval_override_s=INTERVAL_S,
+                keepalive_s=KEEPALIVE_S,
+                seed=7,
+                kubeconfig=kubeconfig,
+            )
+        )
+        stack.callback(sim.stop)
+        settings = Settings(
+            broker_url=broker.url,
+            database_url=f"sqlite:///{directory / 'edgefleet.db'}",
+            sites_dir=sites,
+            kubeconfig=kubeconfig,
+        )
+        url = stack.enter_context(serving(create_app(settings)))
+        boxes = httpx.get(f"{url}/api/v1/overview", timeout=10).json()["cells"]
+
+        def all_online() -> bool:
+            cells = httpx.get(f"{url}/api/v1/overview", timeout=10).json()["cells"]
+            return all(cell[1] == "online" for cell in cells.values())
+
+        wait_for(all_online, timeout=30, what="every simulated box to show online")
+        yield Console(url, sim, sorted(boxes))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path(), headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser context per test (its own localStorage), a tablet-sized window, English unless chosen. A
+    script error on any page fails the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    yield opened
+    context.close()
+    assert errors == [], f"script errors on the page: {errors}"
+
+
+def screenshot(page: Page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
