@@ -4,6 +4,7 @@ with a rising sequence, reports its inventory's GPUs and apps, and says "offline
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import replace
 
 import httpx
@@ -109,7 +110,11 @@ def test_loss_drops_heartbeats_before_publishing_and_jitter_varies_the_gaps(
 ) -> None:
     running = start_in_background(replace(options, loss=0.3, jitter=0.2))
     try:
-        wait_for(lambda: len(watcher.heartbeats()) >= 24, what="24 heartbeats")
+        # Once every box reports its apps running, no pod changes, and only the schedule sends heartbeats (a box
+        # whose pods change sends one at once, between the scheduled ones).
+        wait_for(_apps_settled(watcher), timeout=30, what="every box to report its apps running")
+        since = watcher.mark()
+        wait_for(lambda: len(watcher.heartbeats(since=since)) >= 24, what="24 heartbeats")
         lost = httpx.get(f"{running.url}/status").json()["heartbeats"]["lost"]
     finally:
         running.stop()
@@ -117,7 +122,7 @@ def test_loss_drops_heartbeats_before_publishing_and_jitter_varies_the_gaps(
     gaps_in_seq = 0
     spacing = []
     for box in ALL_BOXES:
-        beats = watcher.heartbeats(box)
+        beats = watcher.heartbeats(box, since=since)
         for a, b in itertools.pairwise(beats):
             gaps_in_seq += b.seq - a.seq - 1
             if b.seq == a.seq + 1:
@@ -129,3 +134,15 @@ def test_loss_drops_heartbeats_before_publishing_and_jitter_varies_the_gaps(
     assert low >= INTERVAL_S * 0.8 - 0.05, spacing
     assert high <= INTERVAL_S * 1.2 + 0.05, spacing
     assert high - low > INTERVAL_S * 0.1, "jittered, not a metronome"
+
+
+def _apps_settled(watcher: Watcher) -> Callable[[], bool]:
+    def check() -> bool:
+        latest = {}
+        for beat in watcher.heartbeats():
+            latest[beat.box] = beat
+        return set(latest) >= set(ALL_BOXES) and all(
+            app.state == "running" for beat in latest.values() for app in beat.apps.apps
+        )
+
+    return check
