@@ -149,14 +149,21 @@ def main() -> int:
             broker_url=broker.url, database_url=f"sqlite:///{directory}/edgefleet.db", sites_dir=REPO / "sites"
         )
         controller = Controller(settings, clock=SystemClock())
-        # The passes must run while measured; the warm-up (30 s for sites/) would leave them out.
-        controller.alert_loop._warm_up_s = 5.0
+        # The passes must judge the fleet while measured. A fresh database remembers no box online, so the
+        # controller's start-up hold (``hearing``: recovering until the boxes seen before are heard again) ends as
+        # soon as the ingest is subscribed; whether it did is printed (``hearing`` and ``evaluating``).
         controller.start()
         if args.unfrozen:
             gc.unfreeze()
         started = time.perf_counter()
+        judging: list[float] = []
         try:
-            time.sleep(args.seconds)
+            deadline = started + args.seconds
+            while (left := deadline - time.perf_counter()) > 0:
+                time.sleep(min(1.0, left))
+                if controller.alert_loop.evaluating:
+                    judging.append(time.perf_counter())
+            hearing = controller.alert_loop.hearing
         finally:
             controller.stop()
             simulator.terminate()
@@ -178,7 +185,19 @@ def main() -> int:
             print(f"tick at {at - started:.1f} s took {1000 * seconds:.0f} ms; overlapping: {overlapping}")
     measured = args.seconds - args.settle
     print(f"boxes online {online} of {len(controller.state.boxes)}; {skipped} skipped ticks in {measured:.0f} s")
-    print(json.dumps({"unfrozen": args.unfrozen, "seconds": measured, "skipped": skipped, "figures": result}))
+    evaluating_from = round(min(judging) - started, 1) if judging else None
+    print(f"hearing at the end: {hearing.state} ({hearing.reason}); passes judged the fleet from {evaluating_from} s")
+    print(
+        json.dumps(
+            {
+                "unfrozen": args.unfrozen,
+                "seconds": measured,
+                "skipped": skipped,
+                "evaluating_from_s": evaluating_from,
+                "figures": result,
+            }
+        )
+    )
     overran = result.get("tick", {}).get("over_tick", 0)
     return 1 if skipped or overran else 0
 

@@ -145,6 +145,22 @@ def until(controller: Controller, rollout_id: str, states: set[str], *, timeout:
     return time.time(), found
 
 
+def wave_times(rollout: StoredRollout, started: float) -> list[dict[str, float | None]]:
+    """Per wave, seconds from the rollout's start to the tick that applied its sites and to the tick that saw the
+    gates of its last site pass (with no soak: when it passed). Ticks date their decisions when they begin."""
+
+    def since(times: list[float]) -> float | None:
+        return round(max(times) - started, 1) if times else None
+
+    out = []
+    for wave in rollout.spec.waves:
+        sites = [rollout.status.site(s) for s in wave.sites]
+        applied = since([s.started_at for s in sites if s.started_at is not None])
+        passed = since([s.soaking_since for s in sites if s.soaking_since is not None])
+        out.append({"applied": applied, "passed": passed})
+    return out
+
+
 def timed(call: Callable[[], object]) -> float:
     started = time.perf_counter()
     call()
@@ -238,7 +254,9 @@ def main() -> int:
                 "gateway_calls": dict(calls),
                 "gateway_calls_per_site": round(sum(calls.values()) / max(1, sites), 2),
                 "ticks": controller.reconciler.ticks,
+                "wakes": controller.reconciler.wakes,
                 "failed": failed,
+                "waves_s": wave_times(done, started),
             }
             print("rollout:", json.dumps(figures["rollout"]), flush=True)
 

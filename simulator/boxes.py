@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from edgefleet.agent.link import BoxLink, BrokerAddress
 from edgefleet.agent.reporting import BoxReporter
+from edgefleet.agent.running import AppStates, app_states
 from edgefleet.agent.sources import AppSource
 from edgefleet.clock import Clock
 from edgefleet.inventory import Box
@@ -40,10 +41,20 @@ class SimulatedBox:
     gpu: SimulatedGpuProbe
     apps: AppSource
     heartbeats_sent: int = 0
+    # The apps' states its last heartbeat was made with (None before the first): what the agent's glance between
+    # heartbeats compares with (``apps_changed``).
+    apps_reported: AppStates | None = None
 
     def heartbeat(self) -> Heartbeat:
         """The box's next heartbeat from fresh samples (its sequence number moves on)."""
-        return self.reporter.heartbeat(self.host.sample(), self.gpu.sample(), self.apps.read())
+        apps = self.apps.read()
+        self.apps_reported = app_states(apps)
+        return self.reporter.heartbeat(self.host.sample(), self.gpu.sample(), apps)
+
+    def apps_changed(self) -> bool:
+        """Whether its apps' states differ from those of its last heartbeat, as the real agent looks between
+        heartbeats (``edgefleet.agent.running``: then it sends one at once)."""
+        return self.apps_reported is not None and app_states(self.apps.states()) != self.apps_reported
 
 
 def build_box(

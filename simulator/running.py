@@ -34,6 +34,7 @@ import uvicorn
 
 from edgefleet import topics
 from edgefleet.agent.link import DEFAULT_KEEPALIVE_S, BrokerAddress
+from edgefleet.agent.running import APP_CHECK_S
 from edgefleet.clock import Clock, SystemClock
 from edgefleet.credentials import hide_in_logs
 from edgefleet.errors import EdgefleetError
@@ -392,14 +393,29 @@ class Simulation:
             jitter=self.options.jitter,
             rng=stream(self.options.seed, "jitter"),
         )
+        # Between heartbeats each box's agent glances at its apps every APP_CHECK_S and sends its heartbeat at once
+        # when their states changed, as the real agent does (``edgefleet.agent.running``); the grid stays.
+        glances = HeartbeatSchedule(
+            [min(APP_CHECK_S, b.reporter.interval_s) for b in self.boxes],
+            start=loop.time(),
+            jitter=self.options.jitter,
+            rng=stream(self.options.seed, "glances"),
+        )
         while True:
-            for index in schedule.pop_due(loop.time()):
-                try:
-                    self._beat(self.boxes[index])
-                except Exception:
-                    log.exception("Failed to send heartbeat of box", extra={"box": self.boxes[index].box.id})
-            due = schedule.next_due()
+            now = loop.time()
+            for index in schedule.pop_due(now):
+                self._beat_or_log(self.boxes[index])
+            for index in glances.pop_due(now):
+                if self.boxes[index].apps_changed():
+                    self._beat_or_log(self.boxes[index])
+            due = min((d for d in (schedule.next_due(), glances.next_due()) if d is not None), default=None)
             await asyncio.sleep(max(0.0, (due if due is not None else loop.time() + 1.0) - loop.time()))
+
+    def _beat_or_log(self, sim_box: SimulatedBox) -> None:
+        try:
+            self._beat(sim_box)
+        except Exception:
+            log.exception("Failed to send heartbeat of box", extra={"box": sim_box.box.id})
 
     def _beat(self, sim_box: SimulatedBox) -> None:
         box_id = sim_box.box.id

@@ -223,6 +223,9 @@ class SimulatedAppSource:
     def read(self) -> AppReport:
         return self._report
 
+    def states(self) -> AppReport:
+        return self._report
+
 
 # Where a simulated box on a simulated cluster reads its pods: edgecore's MetaServer on the box, as the agent's
 # MetaServerAppSource does on a real KubeEdge box.
@@ -251,12 +254,18 @@ class NodePodsAppSource:
         self._figures = figures
 
     def read(self) -> AppReport:
+        return self._read(figures=True)
+
+    def states(self) -> AppReport:
+        return self._read(figures=False)
+
+    def _read(self, *, figures: bool) -> AppReport:
         pods = self._pods()
         if pods is None:
             return AppReport(source=METASERVER_SOURCE, error=METASERVER_DOWN)
         listed = msgspec.convert({"kind": "PodList", "items": pods}, PodList)
         apps, error = limit_apps(apps_from_pods(listed))
-        if self._figures is not None:
+        if figures and self._figures is not None:
             # What the agent would scrape from each running pod's /metrics (``simulator.figures``).
             apps = [msgspec.structs.replace(app, figures=self._figures(app)) for app in apps]
         return AppReport(source=METASERVER_SOURCE, error=error, apps=apps)

@@ -111,6 +111,9 @@ class NoAppSource:
     def read(self) -> AppReport:
         return AppReport(source=self.source)
 
+    def states(self) -> AppReport:
+        return self.read()
+
 
 # --- the apps file -------------------------------------------------------------------------------------------
 
@@ -210,6 +213,9 @@ class FileAppSource:
             return self._error(f"apps file {self.path}: {exc}")
         apps, error = limit_apps(apps)
         return self._errors.report(self.source, error, apps)
+
+    def states(self) -> AppReport:
+        return self.read()  # the figures are in the file: nothing more to read
 
     def _error(self, text: str) -> AppReport:
         return self._errors.report(self.source, text)
@@ -416,6 +422,12 @@ class MetaServerAppSource:
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def read(self) -> AppReport:
+        return self._read(self._scrape)
+
+    def states(self) -> AppReport:
+        return self._read(None)
+
+    def _read(self, scrape: Scrape | None) -> AppReport:
         where = f"KubeEdge MetaServer at {self.url}"
         request = urllib.request.Request(self.url + PODS_PATH, headers={"Accept": "application/json"})
         try:
@@ -442,7 +454,7 @@ class MetaServerAppSource:
             return self._error(f"{where} sent no PodList for GET {PODS_PATH}: {exc}")
         if pods.kind and pods.kind != "PodList":
             return self._error(f"{where} sent a {pods.kind[:40]} for GET {PODS_PATH}, expected a PodList")
-        apps, error = limit_apps(apps_from_pods(pods, skip_namespaces=self.skip_namespaces, scrape=self._scrape))
+        apps, error = limit_apps(apps_from_pods(pods, skip_namespaces=self.skip_namespaces, scrape=scrape))
         return self._errors.report(self.source, error, apps)
 
     def _scrape(self, url: str) -> tuple[dict[str, float] | None, str | None]:

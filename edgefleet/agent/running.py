@@ -6,7 +6,9 @@ The MQTT side is ``BoxLink`` on paho's own network thread (``loop_start()``: one
 is fine here); this module's thread only samples and schedules.
 
 - Schedule: heartbeats are due at fixed points of monotonic time (start + k x interval), so the time spent sampling
-  never adds up into drift; points missed while the box was suspended are skipped, not sent in a burst.
+  never adds up into drift; points missed while the box was suspended are skipped, not sent in a burst. Between
+  them the agent looks at its apps' states every ``APP_CHECK_S`` (``AppSource.states``: no figures scraped) and
+  sends a heartbeat at once when an app's version or state changed; the grid stays where it was.
 - Broker unreachable: paho retries with backoff (1 s doubling to 60 s) from the first attempt on; heartbeats made
   meanwhile wait in the reporter's bounded buffer (newest kept) and go out after the next "online". One log line
   says where the agent tried and what to check, repeated every ``UNREACHABLE_REMINDER_S`` while it lasts.
@@ -47,6 +49,19 @@ UNREACHABLE_REMINDER_S: Final = 600.0
 SLOW_SAMPLE_SHARE: Final = 0.5
 
 
+# Between heartbeats the agent looks at its apps' states this often (no figures: one local read), and sends a
+# heartbeat at once when one changed: a rollout's gates then hear of a new version within seconds, not an interval.
+# A crash-looping app sends at most one extra heartbeat per look.
+APP_CHECK_S: Final = 2.0
+# What an early heartbeat is sent for: each app's name, version and state, and the source's error.
+AppStates = tuple[str | None, tuple[tuple[str, str, str], ...]]
+
+
+def app_states(report: AppReport) -> AppStates:
+    """What of an apps report makes an early heartbeat worth sending when it changes (figures move all the time)."""
+    return report.error, tuple((app.name, app.version, app.state) for app in report.apps)
+
+
 def next_beat_at(scheduled: float, now: float, interval_s: float) -> float:
     """When the heartbeat after the one due at ``scheduled`` is due, seen at monotonic time ``now``: the next point
     on the grid ``scheduled + k x interval_s`` (k >= 1) that is not already past."""
@@ -67,11 +82,22 @@ def _sample(what: str, read: Callable[[], _T], fallback: Callable[[str], _T]) ->
 
 def make_heartbeat(reporter: BoxReporter, host: HostProbe, gpu: GpuProbe, apps: AppSource) -> Heartbeat:
     """Sample every source and let the reporter number the heartbeat; it always fits ``MAX_MESSAGE_BYTES``."""
+    return _sampled_heartbeat(reporter, host, gpu, apps)[0]
+
+
+def _sampled_heartbeat(
+    reporter: BoxReporter, host: HostProbe, gpu: GpuProbe, apps: AppSource
+) -> tuple[Heartbeat, AppReport]:
+    """The heartbeat, and the apps as read (before ``fit_heartbeat`` may have left them out)."""
     host_sample = _sample("host", host.sample, lambda _why: HostSample())
     gpu_report = _sample("GPU", gpu.sample, lambda why: GpuReport(available=False, reason=why))
-    app_report = _sample("apps", apps.read, lambda why: AppReport(source="none", error=why))
+    app_report = _sample("apps", apps.read, _apps_failed)
     heartbeat = reporter.heartbeat(host_sample, gpu_report, app_report)
-    return fit_heartbeat(heartbeat)
+    return fit_heartbeat(heartbeat), app_report
+
+
+def _apps_failed(why: str) -> AppReport:
+    return AppReport(source="none", error=why)
 
 
 def fit_heartbeat(heartbeat: Heartbeat) -> Heartbeat:
@@ -157,12 +183,27 @@ class Agent:
             if self.link.connected:
                 self._unreachable_logged_at = None
             started = self.clock.monotonic()
-            self.link.send(make_heartbeat(self.reporter, self.host, self.gpu, self.apps))
+            heartbeat, apps_read = _sampled_heartbeat(self.reporter, self.host, self.gpu, self.apps)
+            self.link.send(heartbeat)
             now = self.clock.monotonic()
             self._check_slow(now - started, interval)
-            scheduled = next_beat_at(scheduled, now, interval)
-            self._stop.wait(max(0.0, scheduled - now))
+            if now >= scheduled:  # a heartbeat of the grid, not an early one: the next point of the grid
+                scheduled = next_beat_at(scheduled, now, interval)
+            self._wait_for_beat_or_change(scheduled, app_states(apps_read))
         return self._say_offline()
+
+    def _wait_for_beat_or_change(self, scheduled: float, sent: AppStates) -> None:
+        """Until the heartbeat due at ``scheduled`` (monotonic), stopped, or the apps' states differ from ``sent``
+        (looked at every ``APP_CHECK_S``, figures not read): then the next heartbeat goes out at once."""
+        while True:
+            now = self.clock.monotonic()
+            if now >= scheduled or self._stop.wait(min(APP_CHECK_S, scheduled - now)):
+                return
+            if self.clock.monotonic() >= scheduled:
+                return
+            glance = _sample("apps", self.apps.states, _apps_failed)
+            if app_states(glance) != sent:
+                return
 
     def _say_offline(self) -> int:
         info = self.link.stop()

@@ -24,3 +24,8 @@ class AppSource(Protocol):
     def read(self) -> AppReport:
         """The apps on the box and their states. Never raises: a failure is reported in ``error``."""
         ...
+
+    def states(self) -> AppReport:
+        """The apps as ``read`` gives them but without their health figures, where those cost more to read (a
+        scrape of each app's /metrics): what the agent glances at between heartbeats. Never raises."""
+        ...

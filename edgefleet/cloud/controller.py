@@ -136,6 +136,8 @@ class Controller:
                     on_accepted=self.delivery.wake,
                 ),
             )
+            # A heartbeat that changes what a rollout waits for wakes the reconciler (its filter is a dict lookup).
+            self.ingest.on_heartbeat = self.reconciler.heartbeat_taken
             self.rollouts: RolloutService | None = RolloutService(
                 self.rollout_store, self.state, self.reconciler, clock=clock, registry_config=settings.registry_config
             )

@@ -16,7 +16,9 @@ are listed (id, claimed site, first and last seen) so that ops can add them; not
 The hot path (paho's ``on_message`` -> msgspec decode -> dict lookup -> compare -> assign, under the fleet lock)
 does no database work, no logging and allocates little beyond the decoded message: the topic is looked up in a
 table of the inventory's topics, and the health point is written into the box's ring of floats
-(``fleet.HealthHistory``). Its cost, and the benchmark against a bare paho subscriber: docs/performance.md.
+(``fleet.HealthHistory``). A heartbeat taken is then shown, outside the lock, to ``on_heartbeat`` when one is set
+(the controller sets the rollouts' reconciler's filter: a dict lookup for a box no rollout waits on). Its cost, and
+the benchmark against a bare paho subscriber: docs/performance.md.
 
 Retained status at start-up (measured with Mosquitto 2.0.11 and paho 2.2, see tests/cloud): Mosquitto does
 deliver retained messages to a new *shared* subscriber (MQTT 5 says a server need not, and others do not),
@@ -42,7 +44,7 @@ import statistics
 import threading
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, Literal, get_args
 
 import msgspec
@@ -59,7 +61,7 @@ from edgefleet.cloud.settings import broker_url_login, parse_broker_url
 from edgefleet.credentials import mask_url
 from edgefleet.errors import MessageRejected
 from edgefleet.ids import BoxId, is_valid_id
-from edgefleet.messages import MAX_MESSAGE_BYTES, decode_heartbeat, decode_status
+from edgefleet.messages import MAX_MESSAGE_BYTES, Heartbeat, decode_heartbeat, decode_status
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,8 @@ Outcome = Literal[
     "bad-topic",
     "internal-error",
 ]
+# What ``Ingest.on_heartbeat`` is called with: the box, its heartbeat before this one (None: its first), this one.
+HeartbeatListener = Callable[[BoxId, Heartbeat | None, Heartbeat], None]
 # Outcomes of a message that was taken into the state.
 _TAKEN: Final = frozenset({"accepted", "clock-skew-clamped"})
 # Every outcome, in the order above: counters and /metrics list them all, zeros included.
@@ -126,8 +130,13 @@ class Ingest:
         keepalive_s: int = KEEPALIVE_S,
         reconnect_min_s: float = RECONNECT_MIN_S,
         reconnect_max_s: float = RECONNECT_MAX_S,
+        on_heartbeat: HeartbeatListener | None = None,
     ) -> None:
         self.state = state
+        # Told of every heartbeat taken, with the box's one before it (the rollouts' reconciler wakes on a change
+        # of the apps a rollout waits for). Called on paho's thread, outside the fleet lock, ~200 times a second:
+        # it must be cheap and must not block.
+        self.on_heartbeat = on_heartbeat
         # Only the masked URL is kept: it goes into log lines and /healthz.
         self.broker_shown = mask_url(broker_url)
         self.host, self.port = parse_broker_url(broker_url)
@@ -278,9 +287,13 @@ class Ingest:
                         return self._reject(problem[0], box, problem[1])
                 received_at = self.clock.now()
                 with self._lock:
+                    before = live.heartbeat
                     outcome = apply_heartbeat(live, heartbeat, received_at=received_at)
                 if outcome == "accepted":
                     self._meter.heartbeat(box, received_at - heartbeat.sent_at)
+                if outcome in _TAKEN and self.on_heartbeat is not None:
+                    # Outside the fleet lock: the listener may wake a reconciler, never wait for one.
+                    self.on_heartbeat(box, before, heartbeat)
             else:
                 status = decode_status(payload)
                 problem = _mismatch(box, live.site, status.box, status.site, status.session)

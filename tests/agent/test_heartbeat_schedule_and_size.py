@@ -91,12 +91,18 @@ class _Apps:
         ]
         return AppReport(source="file:/etc/edgefleet/apps.json", apps=apps)
 
+    def states(self) -> AppReport:
+        return self.read()
+
 
 class _Broken:
     def sample(self) -> GpuReport:
         raise RuntimeError("boom")
 
     def read(self) -> AppReport:
+        raise RuntimeError("boom")
+
+    def states(self) -> AppReport:
         raise RuntimeError("boom")
 
 

@@ -15,8 +15,10 @@ from typing import Any
 
 import msgspec
 
+from edgefleet import topics
 from edgefleet.clock import FakeClock
 from edgefleet.cloud.fleet import FleetState, apply_heartbeat
+from edgefleet.cloud.ingesting import Ingest
 from edgefleet.cloud.k8s.clients import ClusterClients, Timeouts
 from edgefleet.cloud.k8s.errors import ClusterError
 from edgefleet.cloud.k8s.gateway import ClusterGateway, KubernetesGateway
@@ -27,7 +29,7 @@ from edgefleet.cloud.rollouts.store import RolloutStore, StoredRollout
 from edgefleet.cloud.store import Store
 from edgefleet.ids import BoxId, ClusterId, SiteId
 from edgefleet.inventory import Inventory, load_inventory
-from edgefleet.messages import AppReport, AppState
+from edgefleet.messages import AppReport, AppState, Heartbeat
 from edgefleet.releases import load_release_text, parse_image
 from simulator.cluster.kubeconfig import write_kubeconfig
 from simulator.cluster.nodes import site_boxes
@@ -184,31 +186,36 @@ class World:
         ).items
         return items[0] if items else None
 
-    def beat(self, versions: Mapping[SiteId, str | None] | None = None) -> None:
+    def beat(self, versions: Mapping[SiteId, str | None] | None = None, *, through: Ingest | None = None) -> None:
         """One heartbeat from every box of every site not silent, reporting the scan-upload version its site's
-        workload runs once rolled out (as an agent reads it from the pod), unless the site is stuck."""
+        workload runs once rolled out (as an agent reads it from the pod), unless the site is stuck. Taken into
+        the fleet state directly, or ``through`` an ingest as the controller takes them from the broker."""
         self.seq += 1
         now = self.clock.now()
-        with self.state.lock:
-            for site in self.sites:
-                if site in self.silent:
-                    continue
-                version = (versions or {}).get(site) or self._rolled_out_version(site)
-                apps = (
-                    [
-                        AppState(
-                            name="scan-upload", version=version, state="running", figures=self._figures(site, version)
-                        )
-                    ]
-                    if version
-                    else []
+        beats: list[tuple[BoxId, Heartbeat]] = []
+        for site in self.sites:
+            if site in self.silent:
+                continue
+            version = (versions or {}).get(site) or self._rolled_out_version(site)
+            apps = (
+                [AppState(name="scan-upload", version=version, state="running", figures=self._figures(site, version))]
+                if version
+                else []
+            )
+            for box in self.inventory.sites[site].boxes:
+                beat = msgspec.structs.replace(
+                    heartbeat(self.seq, box=box, site=site, sent_at=now, boot_started=now - 10.0 * self.seq),
+                    apps=AppReport(source="simulator", apps=apps),
                 )
-                for box in self.inventory.sites[site].boxes:
-                    beat = msgspec.structs.replace(
-                        heartbeat(self.seq, box=box, site=site, sent_at=now, boot_started=now - 10.0 * self.seq),
-                        apps=AppReport(source="simulator", apps=apps),
-                    )
-                    apply_heartbeat(self.state.boxes[BoxId(box)], beat, received_at=now)
+                beats.append((BoxId(box), beat))
+        if through is not None:
+            for box, beat in beats:
+                outcome = through.handle(topics.heartbeat_topic(box), msgspec.json.encode(beat))
+                assert outcome == "accepted", f"the ingest did not take the heartbeat of {box}: {outcome}"
+            return
+        with self.state.lock:
+            for box, beat in beats:
+                apply_heartbeat(self.state.boxes[box], beat, received_at=now)
 
     def _figures(self, site: SiteId, version: str) -> dict[str, float]:
         """The app's health figures as its agent reads them: the same at every site and version, unless the version

@@ -4,6 +4,7 @@ with a rising sequence, reports its inventory's GPUs and apps, and says "offline
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import replace
 
 import httpx
@@ -107,22 +108,32 @@ def test_boxes_come_back_after_a_broker_restart(sim: BackgroundSimulator, broker
 def test_loss_drops_heartbeats_before_publishing_and_jitter_varies_the_gaps(
     options: SimulatorOptions, watcher: Watcher
 ) -> None:
-    def gaps_in_seq() -> int:
-        return sum(b.seq - a.seq - 1 for box in ALL_BOXES for a, b in itertools.pairwise(watcher.heartbeats(box)))
+    def gaps_in_seq(since: int) -> int:
+        return sum(
+            b.seq - a.seq - 1 for box in ALL_BOXES for a, b in itertools.pairwise(watcher.heartbeats(box, since=since))
+        )
 
     running = start_in_background(replace(options, loss=0.3, jitter=0.2))
     try:
-        wait_for(lambda: len(watcher.heartbeats()) >= 24, what="24 heartbeats")
+        # Once every box reports its apps running, no pod changes, and only the schedule sends heartbeats (a box
+        # whose pods change sends one at once, between the scheduled ones).
+        wait_for(_apps_settled(watcher), timeout=30, what="every box to report its apps running")
+        since = watcher.mark()
+        wait_for(lambda: len(watcher.heartbeats(since=since)) >= 24, what="24 heartbeats")
         # Which beats are lost is chance: a loss before a box's first or after its last received beat leaves no gap
         # in what was seen, so keep listening until one does (at 30 % loss, within a few more beats).
-        wait_for(gaps_in_seq, timeout=30, what="a lost heartbeat to leave a gap in the sequence, as a real loss would")
+        wait_for(
+            lambda: gaps_in_seq(since),
+            timeout=30,
+            what="a lost heartbeat to leave a gap in the sequence, as a real loss would",
+        )
         lost = httpx.get(f"{running.url}/status").json()["heartbeats"]["lost"]
     finally:
         running.stop()
     assert lost > 0
     spacing = []
     for box in ALL_BOXES:
-        for a, b in itertools.pairwise(watcher.heartbeats(box)):
+        for a, b in itertools.pairwise(watcher.heartbeats(box, since=since)):
             if b.seq == a.seq + 1:
                 spacing.append(b.sent_at - a.sent_at)
     # The 10th and 90th percentiles: a loop stalled by another test on the shared cores may delay a beat or two.
@@ -131,3 +142,15 @@ def test_loss_drops_heartbeats_before_publishing_and_jitter_varies_the_gaps(
     assert low >= INTERVAL_S * 0.8 - 0.05, spacing
     assert high <= INTERVAL_S * 1.2 + 0.05, spacing
     assert high - low > INTERVAL_S * 0.1, "jittered, not a metronome"
+
+
+def _apps_settled(watcher: Watcher) -> Callable[[], bool]:
+    def check() -> bool:
+        latest = {}
+        for beat in watcher.heartbeats():
+            latest[beat.box] = beat
+        return set(latest) >= set(ALL_BOXES) and all(
+            app.state == "running" for beat in latest.values() for app in beat.apps.apps
+        )
+
+    return check

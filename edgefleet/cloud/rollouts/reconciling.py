@@ -2,8 +2,12 @@
 it through the gateway and only then writes the new status (DESIGN.md, "One tick of a rollout, as data").
 
 ``Reconciler`` is built by the controller (``edgefleet.cloud.controller``) and runs as one APScheduler job
-(``max_instances=1, coalesce=True``, a fixed id, every ``TICK_S``); ``wake()`` runs it early (the API's commands
-call it), never instead of the schedule. Tests call ``tick()``.
+(``max_instances=1, coalesce=True``, a fixed id, every ``TICK_S``); ``wake()`` runs it early, never instead of the
+schedule: the API's commands call it, and so does ``heartbeat_taken``, which the ingest calls with every heartbeat
+it takes, when a box of a site in flight reports another version or state of the rollout's app than before (the
+agents' gate waits for exactly that). Wakes are coalesced: at most one woken tick is pending. Workloads are not
+watched (the gateway watches only Nodes): a tick lists them, and the kubectl rule is met by the time the pod's
+agent reports the new version anyway. Tests call ``tick()``.
 
 One tick, per active rollout:
 1. the rollout (its release manifest as submitted, the spec with the commands, the status) from the store; the
@@ -52,7 +56,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -83,6 +87,7 @@ from edgefleet.cloud.scheduling import start_interval_job
 from edgefleet.errors import EdgefleetError, ReleaseError
 from edgefleet.ids import BoxId, ClusterId, SiteId
 from edgefleet.inventory import Inventory, Site
+from edgefleet.messages import Heartbeat
 from edgefleet.releases import Release, load_release, load_release_text, release_files
 
 log = logging.getLogger(__name__)
@@ -90,8 +95,14 @@ log = logging.getLogger(__name__)
 # A tick reads the store and one list per cluster: cheap enough every 2 s, and an abort lands within one tick.
 TICK_S: Final = 2.0
 JOB_ID: Final = "rollouts:reconcile"
+# A woken tick starts this long after the wake (or after the tick in flight ends): a wave's boxes report their new
+# version over a second or so, and their wakes fold into a few ticks rather than one tick per heartbeat.
+WAKE_DELAY_S: Final = 0.2
 # Who the audit names for what the reconciler itself did.
 RECONCILER: Final = "reconciler"
+
+# Sites whose agents' reports the gates wait on (``deciding``'s sites in flight).
+_IN_FLIGHT: Final = frozenset({"in-progress", "soaking"})
 
 # Which kind of workload runs each app (rendering's shapes), and which boxes run it.
 _WORKLOAD_KIND: Final[Mapping[str, Kind]] = {"scan-upload": "Deployment", "sorting-recognition": "DaemonSet"}
@@ -153,6 +164,14 @@ class Reconciler:
         # Rollouts whose release no longer loads, with why (logged once).
         self._stalled: dict[str, str] = {}
         self.ticks = 0
+        # The boxes of the sites in flight, with the rollout's app: what ``heartbeat_taken`` looks a box up in.
+        # Replaced whole at the end of each tick, so the ingest's thread reads it without the tick's lock.
+        self._awaited: Mapping[BoxId, str] = {}
+        # Wakes: one pending at most; a wake while a scheduled tick runs is run after it (``_scheduled_tick``).
+        self._wake_lock = threading.Lock()
+        self._wake_pending = False
+        self._ticking = False
+        self.wakes = 0
 
     # --- schedule -------------------------------------------------------------------------------------------
 
@@ -168,20 +187,61 @@ class Reconciler:
             self._scheduler = None
 
     def wake(self) -> None:
-        """Tick as soon as possible (a command came); the schedule goes on as before."""
+        """Tick soon (``WAKE_DELAY_S``): a command came, or a heartbeat changed what a rollout waits for. The
+        schedule goes on as before. Coalesced: a wake while one is pending does nothing; one while a scheduled tick
+        runs is run after that tick, which may have read the state before the change."""
+        with self._wake_lock:
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+            self.wakes += 1
+            if self._ticking:
+                return
+        self._run_soon()
+
+    @property
+    def idle(self) -> bool:
+        """No scheduled tick runs and no woken one is pending (the next tick is the schedule's)."""
+        with self._wake_lock:
+            return not (self._ticking or self._wake_pending)
+
+    def heartbeat_taken(self, box: BoxId, before: Heartbeat | None, after: Heartbeat) -> None:
+        """The ingest took ``after``, the heartbeat of ``box`` that follows ``before``: wake when the box is one a
+        rollout waits on and it reports another version or state of the rollout's app. Called on the ingest's
+        thread for every heartbeat taken (~200 a second for 2,000 boxes): one dict lookup for the other boxes, and
+        never the tick's lock."""
+        app = self._awaited.get(box)
+        if app is not None and _reported(before, app) != _reported(after, app):
+            self.wake()
+
+    def _run_soon(self) -> None:
         scheduler = self._scheduler
-        if scheduler is not None:
-            job = scheduler.get_job(JOB_ID)
-            if job is not None:
-                job.modify(next_run_time=datetime.now(UTC))
+        if scheduler is None:
+            return
+        job = scheduler.get_job(JOB_ID)
+        at = datetime.now(UTC) + timedelta(seconds=WAKE_DELAY_S)
+        # Only ever earlier than the schedule: a wake never puts off a scheduled tick.
+        if job is not None and (job.next_run_time is None or at < job.next_run_time):
+            job.modify(next_run_time=at)
 
     def _scheduled_tick(self) -> None:
+        with self._wake_lock:
+            self._ticking = True
+            self._wake_pending = False  # this tick reads the state after every wake so far
         try:
             self.tick()
         except EdgefleetError as exc:  # the database away: the next tick tries again
             log.warning("Failed to tick rollouts", extra={"error": str(exc)})
         except Exception:  # pragma: no cover - a bug; the schedule must go on
             log.exception("Failed to tick rollouts")
+        finally:
+            with self._wake_lock:
+                self._ticking = False
+                again = self._wake_pending
+            if again:
+                # Woken while ticking. WAKE_DELAY_S from now, the scheduler has long seen this run end (one
+                # that had not would skip the woken run, and the next scheduled tick would see the change).
+                self._run_soon()
 
     # --- one tick -------------------------------------------------------------------------------------------
 
@@ -191,7 +251,21 @@ class Reconciler:
             self.ticks += 1
             active = self.store.active()
             self._figures.forget_all_but({rollout.release_name for rollout in active})
-            return [self._reconcile(rollout) for rollout in active]
+            results = [self._reconcile(rollout) for rollout in active]
+            self._awaited = self._boxes_awaited(active, results)
+            return results
+
+    def _boxes_awaited(self, active: Sequence[StoredRollout], results: Sequence[TickResult]) -> dict[BoxId, str]:
+        """The boxes whose agents' next report a rollout waits for (those of its sites in flight), with its app."""
+        inventory = self.state.inventory
+        awaited: dict[BoxId, str] = {}
+        for rollout, result in zip(active, results, strict=True):
+            status = result.decision.status if result.decision is not None else rollout.status
+            for site_id, site in status.sites.items():
+                if site.state in _IN_FLIGHT and site_id in inventory.sites:
+                    for box in app_boxes(inventory, inventory.sites[site_id], rollout.spec.app):
+                        awaited[box] = rollout.spec.app
+        return awaited
 
     def reconcile(self, rollout_id: str) -> TickResult:
         with self._lock:
@@ -563,6 +637,16 @@ def running_release(app: str, workload: Mapping[str, Any]) -> str:
     if ":" in name:
         return f"{app}-{name.rsplit(':', 1)[1]}"
     return f"{app} (unknown release)"
+
+
+def _reported(heartbeat: Heartbeat | None, app: str) -> tuple[str, str] | None:
+    """The version and state of ``app`` that ``heartbeat`` reports (None: it reports no such app)."""
+    if heartbeat is None:
+        return None
+    for reported in heartbeat.apps.apps:
+        if reported.name == app:
+            return reported.version, reported.state
+    return None
 
 
 def _version_of(release: str | None) -> str | None:
