@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from edgefleet.cloud.k8s.rollout import RolloutStatus as WorkloadRollout
 from edgefleet.cloud.rollouts.gates import (
+    MIN_READINGS_TO_FAIL,
     BoxApp,
     FiringAlert,
     GateCriteria,
@@ -172,7 +173,9 @@ def test_a_zero_baseline_allows_only_noise(current: dict[str, float], verdict: s
 
 
 def test_health_is_judged_only_once_the_new_version_runs() -> None:
-    slow = SiteHealth(current={"fps": 1.0, "inference_latency_ms": 400.0}, baseline=BASELINE)
+    slow = SiteHealth(
+        current={"fps": 1.0, "inference_latency_ms": 400.0}, baseline=BASELINE, readings=MIN_READINGS_TO_FAIL
+    )
     common = {"alerts": (), "health": slow, "started_at": 0.0, "now": 10.0}
     half = evaluate_site(CRITERIA, workloads=rolled_out("a", state="waiting"), boxes=boxes("a"), **common)  # type: ignore[arg-type]
     assert (half.health.verdict, half.verdict) == ("wait", "wait")

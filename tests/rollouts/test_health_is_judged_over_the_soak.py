@@ -1,7 +1,7 @@
 """The health gate judges a site over its whole soak: it passes only once the soak is over with the means since
 the new version ran within the tolerance, fails at the end of the soak when they are worse, and fails before the
-end only when they are worse over at least ``MIN_READINGS_TO_FAIL_EARLY`` readings. Zero soak: one judgement on
-the first means."""
+end, and at the end, only when they are worse over at least ``MIN_READINGS_TO_FAIL`` readings (fewer: it waits for
+more, bounded by the site's deadline). Zero soak: the first means, judged as at the end of a soak."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgefleet.cloud.rollouts.deciding import RolloutStatus, SiteObservation, decide, initial_status
-from edgefleet.cloud.rollouts.gates import MIN_READINGS_TO_FAIL_EARLY, GateCriteria, SiteHealth, health_over_soak
+from edgefleet.cloud.rollouts.gates import MIN_READINGS_TO_FAIL, GateCriteria, SiteHealth, health_over_soak
 from edgefleet.ids import SiteId
 from tests.rollouts.observations import BASELINE, RELEASE, good, spec
 from tests.rollouts.world import SITES, small_world
@@ -38,12 +38,16 @@ def _health(current: dict[str, float], readings: int, baseline: dict[str, float]
         (BASELINE, 30, True, "pass", "fps 24 (site's 24); inference latency 40 ms (site's 40 ms) on 3.5.0, within "
          "10%; mean of 30 readings on the new version"),
         # Worse on a few readings: not yet a verdict; on enough readings, or at the end of the soak, it fails.
-        (SLOW, MIN_READINGS_TO_FAIL_EARLY - 1, False, "wait", "so far fps 18 is 25% below this site's 24 on 3.5.0 "
-         f"(tolerance 10%); mean of {MIN_READINGS_TO_FAIL_EARLY - 1} readings, judged over the soak"),
-        (SLOW, MIN_READINGS_TO_FAIL_EARLY, False, "fail", "fps 18 is 25% below this site's 24 on 3.5.0 (tolerance "
-         f"10%); mean of {MIN_READINGS_TO_FAIL_EARLY} readings, before the soak ended"),
-        (SLOW, 1, True, "fail", "fps 18 is 25% below this site's 24 on 3.5.0 (tolerance 10%); mean of 1 reading on "
-         "the new version"),
+        (SLOW, MIN_READINGS_TO_FAIL - 1, False, "wait", "so far fps 18 is 25% below this site's 24 on 3.5.0 "
+         f"(tolerance 10%); mean of {MIN_READINGS_TO_FAIL - 1} readings, too few to fail on (at least 5)"),
+        (SLOW, MIN_READINGS_TO_FAIL, False, "fail", "fps 18 is 25% below this site's 24 on 3.5.0 (tolerance "
+         f"10%); mean of {MIN_READINGS_TO_FAIL} readings, before the soak ended"),
+        # At the end of the soak too: a mean of one reading is noise as much as a verdict (a zero soak judges the
+        # first means), so it waits for more.
+        (SLOW, 1, True, "wait", "so far fps 18 is 25% below this site's 24 on 3.5.0 (tolerance 10%); mean of 1 "
+         "reading, too few to fail on (at least 5)"),
+        (SLOW, MIN_READINGS_TO_FAIL, True, "fail", "fps 18 is 25% below this site's 24 on 3.5.0 (tolerance 10%); "
+         f"mean of {MIN_READINGS_TO_FAIL} readings on the new version"),
         # A figure not reported yet waits, whatever the soak.
         ({"fps": 24.0}, 4, True, "wait", "waiting for the site to report inference latency"),
     ],
@@ -87,7 +91,7 @@ def test_a_site_passes_only_at_the_end_of_its_soak() -> None:
 def test_a_mean_worse_on_a_few_readings_does_not_fail_a_site_that_recovers_within_its_soak() -> None:
     site = Site(soak_s=600)
     assert site.tick(0, SLOW, 1) == "soaking"  # one noisy first reading
-    assert site.tick(10, SLOW, MIN_READINGS_TO_FAIL_EARLY - 1) == "soaking"
+    assert site.tick(10, SLOW, MIN_READINGS_TO_FAIL - 1) == "soaking"
     assert site.status.site(A).soaking_since == 0  # the soak goes on
     assert site.tick(600, {"fps": 23.0, "inference_latency_ms": 41.0}, 60) == "passed"
 
@@ -95,20 +99,27 @@ def test_a_mean_worse_on_a_few_readings_does_not_fail_a_site_that_recovers_withi
 def test_a_mean_worse_over_enough_readings_fails_before_the_soak_ends() -> None:
     site = Site(soak_s=600)
     site.tick(0, SLOW, 1)
-    assert site.tick(50, SLOW, MIN_READINGS_TO_FAIL_EARLY) == "failed"
+    assert site.tick(50, SLOW, MIN_READINGS_TO_FAIL) == "failed"
     assert site.status.site(A).reason.endswith("before the soak ended")
 
 
-def test_a_mean_worse_at_the_end_of_the_soak_fails_however_few_its_readings() -> None:
+def test_a_mean_worse_at_the_end_of_the_soak_on_few_readings_waits_for_enough_then_fails() -> None:
     site = Site(soak_s=600)
     site.tick(0, BASELINE, 1)
-    assert site.tick(600, SLOW, 2) == "failed"
+    assert site.tick(600, SLOW, 2) == "soaking"
+    assert site.status.site(A).reason.endswith("too few to fail on (at least 5)")
+    assert site.tick(610, SLOW, MIN_READINGS_TO_FAIL) == "failed"
     assert site.status.site(A).reason.startswith("health: fps 18 is 25% below")
 
 
-@pytest.mark.parametrize(("current", "state"), [(BASELINE, "passed"), (SLOW, "failed")])
-def test_zero_soak_judges_the_first_means(current: dict[str, float], state: str) -> None:
-    assert Site(soak_s=0).tick(0, current, 1) == state
+@pytest.mark.parametrize(
+    ("current", "readings", "state"),
+    [(BASELINE, 1, "passed"), (SLOW, 1, "soaking"), (SLOW, MIN_READINGS_TO_FAIL, "failed")],
+)
+def test_zero_soak_judges_the_first_means_and_fails_only_on_enough_readings(
+    current: dict[str, float], readings: int, state: str
+) -> None:
+    assert Site(soak_s=0).tick(0, current, readings) == state
 
 
 fps = st.floats(10, 30, allow_nan=False)
@@ -119,7 +130,7 @@ fps = st.floats(10, 30, allow_nan=False)
     st.sampled_from([0.0, 100.0, 600.0]),
     st.lists(st.tuples(st.sampled_from([0.0, 10.0, 60.0, 300.0]), fps, st.integers(0, 3)), min_size=1, max_size=15),
 )
-def test_a_site_passes_only_after_its_soak_with_good_means_and_fails_early_only_on_enough_readings(
+def test_a_site_passes_only_after_its_soak_with_good_means_and_fails_only_on_enough_readings(
     soak_s: float, ticks: list[tuple[float, float, int]]
 ) -> None:
     site = Site(soak_s=soak_s)
@@ -138,12 +149,9 @@ def test_a_site_passes_only_after_its_soak_with_good_means_and_fails_early_only_
             assert now - soaked_since >= soak_s
             assert mean >= allowed
         if state == "failed":
+            # Early or at the end of the soak: only on a mean over enough readings.
             assert mean < allowed
-            soaked_since = before.soaking_since if before.state == "soaking" else now
-            assert soaked_since is not None
-            if now - soaked_since < soak_s:
-                # Early: only on a mean over enough readings.
-                assert readings >= MIN_READINGS_TO_FAIL_EARLY
+            assert readings >= MIN_READINGS_TO_FAIL
         if mean >= allowed:
             assert state in ("soaking", "passed")
 
@@ -166,7 +174,7 @@ def test_the_reconciler_counts_heartbeats_not_ticks_and_fails_a_slow_site_once_t
         health = soaking.gates[SITES[0]].health
         assert (health.verdict, health.reason.startswith("so far upload backlog 60 is 50% above")) == ("wait", True)
         readings = _readings(health.reason)
-        assert readings < MIN_READINGS_TO_FAIL_EARLY
+        assert readings < MIN_READINGS_TO_FAIL
         # Ticks without a new heartbeat add no reading.
         world.reconciler.tick()
         world.reconciler.tick()
@@ -179,7 +187,7 @@ def test_the_reconciler_counts_heartbeats_not_ticks_and_fails_a_slow_site_once_t
         )
         assert failed.status.sites[SITES[0]].reason == (
             "health: upload backlog 60 is 50% above this site's 40 on 1.0.0 (tolerance 10%); "
-            f"mean of {MIN_READINGS_TO_FAIL_EARLY} readings, before the soak ended"
+            f"mean of {MIN_READINGS_TO_FAIL} readings, before the soak ended"
         )
 
 

@@ -140,7 +140,7 @@ def inventory(tmp_path_factory: pytest.TempPathFactory) -> Inventory:
     sites = tmp_path_factory.mktemp("sites")
     write_host_cluster(sites)
     for name in SITES:
-        (sites / f"{name}.yaml").write_text(SITE_YAML.format(name=name))
+        (sites / f"{name}.yaml").write_text(SITE_YAML.format(name=name, cluster=CLUSTER))
     return load_inventory(sites)
 
 
