@@ -20,7 +20,10 @@ from tests.support.peers import wait_for
 pytestmark = pytest.mark.slow
 
 AN_HOUR = 3600.0
-NEW = "registry.local:5000/edgefleet/scan-upload:9.9.9"
+# A version the simulated registry serves (releases/scan-upload-1.14.0.yaml) and no site is seeded with: an image
+# the registry lacks would never run (ErrImagePull), as on a real node.
+NEW_VERSION = "1.14.0"
+NEW = f"registry.local:5000/edgefleet/scan-upload:{NEW_VERSION}"
 
 
 @pytest.fixture
@@ -41,7 +44,7 @@ def test_a_new_version_on_the_node_goes_out_before_the_next_heartbeat(
         watcher.wait_online([EDGE_A])
         first = wait_for(lambda: watcher.heartbeats(EDGE_A), timeout=30, what="the edge node's first heartbeat")[0]
         assert [a.name for a in first.apps.apps] == ["scan-upload"]
-        assert first.apps.apps[0].version != "9.9.9"
+        assert first.apps.apps[0].version != NEW_VERSION
         subprocess.run(
             [
                 *("kubectl", "--kubeconfig", str(kubeconfig), "-n", APPS_NAMESPACE),
@@ -54,11 +57,11 @@ def test_a_new_version_on_the_node_goes_out_before_the_next_heartbeat(
 
         def reported() -> Heartbeat | None:
             for beat in watcher.heartbeats(EDGE_A):
-                if ("9.9.9", "running") in {(a.version, a.state) for a in beat.apps.apps}:
+                if (NEW_VERSION, "running") in {(a.version, a.state) for a in beat.apps.apps}:
                     return beat
             return None
 
-        beat = wait_for(reported, timeout=60, what="a heartbeat of the edge node reporting 9.9.9 running")
+        beat = wait_for(reported, timeout=60, what=f"a heartbeat of the edge node reporting {NEW_VERSION} running")
     finally:
         running.stop()
     assert beat.seq > first.seq

@@ -112,6 +112,7 @@ def test_openapi_documents_every_route_with_tags(client: httpx.Client) -> None:
         ("/api/v1/rollouts", "get"),
         ("/api/v1/rollouts/{rollout_id}", "get"),
         *(("/api/v1/rollouts/{rollout_id}/" + c, "post") for c in ("pause", "resume", "promote", "abort", "rollback")),
+        ("/api/v1/rollouts/{rollout_id}/override-blackout", "post"),
         ("/api/v1/sites/{site}/hold", "post"),
         ("/api/v1/sites/{site}/hold", "delete"),
         ("/api/v1/overview", "get"),
