@@ -4,6 +4,8 @@
 - ``GET /status`` (``?site=`` for one site and its boxes)
 - ``GET /faults``, ``POST /faults`` (201 with the fault), ``DELETE /faults/{id}``, ``DELETE /faults`` (all, or
   ``?box=`` / ``?site=``)
+- the receivers of ``simulator.inbox``: ``POST /receivers/dingtalk/{robot}/robot/send``,
+  ``POST /receivers/webhook/{name}``, ``GET /receivers/messages?since=N`` (``edgefleet sim inbox``)
 
 Every route is ``async def`` on purpose: it then runs on the loop that owns the boxes, never in a worker
 thread, so the simulation needs no locks. Errors are JSON ``{"error": ..., "field": ...}`` with 400 (a request
@@ -138,5 +140,22 @@ def create_control_app(simulation: Simulation) -> FastAPI:
         site: Annotated[str | None, Query()] = None,
     ) -> dict[str, Any]:
         return {"cleared": [fault_view(f, sim) for f in sim.clear(box=box, site=site)]}
+
+    @app.post("/receivers/dingtalk/{robot}/robot/send")
+    async def dingtalk_robot(sim: SimulationDep, robot: str, request: Request) -> dict[str, Any]:
+        errcode, errmsg = sim.inbox.dingtalk(
+            robot, dict(request.query_params), await request.body(), now=sim.clock.now()
+        )
+        return {"errcode": errcode, "errmsg": errmsg}
+
+    @app.post("/receivers/webhook/{name}")
+    async def webhook(sim: SimulationDep, name: str, request: Request) -> JSONResponse:
+        if not sim.inbox.webhook(name, await request.body(), now=sim.clock.now()):
+            return _error(400, "the body is not JSON", None)
+        return JSONResponse({"accepted": True})
+
+    @app.get("/receivers/messages")
+    async def messages(sim: SimulationDep, since: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+        return {"messages": [m.view() for m in sim.inbox.messages(since)]}
 
     return app

@@ -50,6 +50,7 @@ from simulator.cluster.releases import seeded_images
 from simulator.cluster.troubles import ApiTrouble
 from simulator.faults import Fault, FaultRejected, FaultRequest, Faults
 from simulator.figures import SimulatedFigures
+from simulator.inbox import Inbox
 from simulator.listening import listen_tcp
 from simulator.malformed import malformed_payload
 from simulator.networking import Connection, LinkDriver
@@ -109,6 +110,10 @@ class SimulatorOptions:
     # (None: ``default_registry_hosts`` of the control port).
     releases_dir: Path = Path(DEFAULT_RELEASES_DIR)
     registry_hosts: Path | None = None
+    # The DingTalk-like receiver's robot token and signing secret (simulator.inbox); None: any is accepted. Left
+    # out of repr: secrets.
+    dingtalk_token: str | None = field(default=None, repr=False)
+    dingtalk_secret: str | None = field(default=None, repr=False)
 
     def broker(self) -> BrokerAddress:
         try:
@@ -294,6 +299,8 @@ class Simulation:
         self.counters = Counters()
         # Every image the release files and the seeded apps name (simulator.registry), served once clusters run.
         self.registry = RegistryContent([*release_images(options.releases_dir), *seeded_images()])
+        # The receivers the demo's notifications go to (``edgefleet sim inbox`` reads them).
+        self.inbox = Inbox(options.dingtalk_token, options.dingtalk_secret)
         self.clusters = SimulatedClusters(
             fleet,
             clock=self.clock,

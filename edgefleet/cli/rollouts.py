@@ -273,7 +273,10 @@ def rollout_override_blackout(
 
 
 def rollout_status(
-    rollout_id: Annotated[str | None, typer.Argument(metavar="[ID]", help="A rollout; none: list them.")] = None,
+    rollout_id: Annotated[
+        str | None,
+        typer.Argument(metavar="[ID]", help="A rollout; none: list them (with --watch: follow the active one)."),
+    ] = None,
     api: ApiOption = DEFAULT_API,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Redraw every 2 s until the rollout ends.")] = False,
     output: OutputOption = OutputFormat.TABLE,
@@ -281,9 +284,17 @@ def rollout_status(
     """The rollouts, or one with its waves, its sites per state and the gates of the sites in flight."""
     from edgefleet.cli.output import console, fail, is_data, new_table, print_data, show
 
+    if rollout_id is None and watch:
+        # Following "the" rollout: the one active now, when there is exactly one (one per app can be active).
+        active = [r["id"] for r in get_pages(api, "/api/v1/rollouts")[0] if r["state"] not in ENDED]
+        if len(active) != 1:
+            fail(
+                f"--watch follows one rollout, and {len(active) or 'none'} {'is' if len(active) < 2 else 'are'} active"
+                + (f" ({', '.join(active)})" if active else ""),
+                hint="give its id: edgefleet rollout status ID --watch",
+            )
+        rollout_id = active[0]
     if rollout_id is None:
-        if watch:
-            fail("--watch follows one rollout", hint="give its id: edgefleet rollout status ID --watch")
         rollouts, _ = get_pages(api, "/api/v1/rollouts")
         if is_data(output):
             print_data(rollouts, output)

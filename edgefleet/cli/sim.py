@@ -122,6 +122,24 @@ def run_command(
             help="Node-monitor grace period of the simulated clusters (tests, demos).",
         ),
     ] = 50.0,
+    dingtalk_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="EDGEFLEET_SIM_DINGTALK_TOKEN",
+            show_envvar=True,
+            hidden=True,
+            help="The access token the simulated DingTalk robot accepts (any when unset).",
+        ),
+    ] = None,
+    dingtalk_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="EDGEFLEET_SIM_DINGTALK_SECRET",
+            show_envvar=True,
+            hidden=True,
+            help="The signing secret the simulated DingTalk robot checks (none when unset).",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every box's connects too.")] = False,
 ) -> None:
     """Play every box of the inventory as an agent over its own MQTT connection, and every cluster as a Kubernetes
@@ -145,6 +163,8 @@ def run_command(
         node_grace_s=node_grace,
         releases_dir=releases,
         registry_hosts=registry_hosts,
+        dingtalk_token=dingtalk_token,
+        dingtalk_secret=dingtalk_secret,
     )
     try:
         run(options)
@@ -410,6 +430,54 @@ def fault_pull(
 ) -> None:
     """Make image pulls at a site slow or failing."""
     _inject(url, {"kind": "pull", "site": site, "mode": mode, "delay_s": delay, "seconds": seconds})
+
+
+@app.command("inbox")
+def inbox_command(
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing messages as they come.")] = False,
+    url: UrlOption = DEFAULT_SIM_URL,
+    output: OutputOption = OutputFormat.TABLE,
+) -> None:
+    """What the simulator's DingTalk robot and webhooks received: the demo's alerts and rollout news."""
+    import time
+
+    from edgefleet.cli.output import is_data, print_data, show
+
+    since = 0
+    while True:
+        messages = _call(url, "GET", "/receivers/messages", params={"since": since})["messages"]
+        if is_data(output):
+            if messages or not follow:
+                print_data(messages, output)
+        elif messages:
+            for message in messages:
+                show(_inbox_entry(message))
+        elif not follow and since == 0:
+            show("nothing received yet")
+        if not follow:
+            return
+        since = messages[-1]["number"] if messages else since
+        time.sleep(1.0)
+
+
+def _inbox_entry(message: dict[str, Any]) -> str:
+    """One received message as a person reads it: receiver, time, and the text DingTalk would show."""
+    from datetime import datetime
+
+    from rich.markup import escape
+
+    at = datetime.fromtimestamp(message["received_at"]).strftime("%H:%M:%S")
+    body = message["body"]
+    if message["kind"] == "dingtalk" and isinstance(body, dict):
+        content = body.get(body.get("msgtype", ""), {})
+        text = content.get("text") or content.get("content") or content.get("title") or ""
+        title = content.get("title")
+        head = f"[bold]#{message['number']} {at} dingtalk/{escape(message['receiver'])}[/]"
+        return "\n".join([head, *([escape(title)] if title and title not in text else []), escape(str(text)), ""])
+    import json
+
+    head = f"[bold]#{message['number']} {at} webhook/{escape(message['receiver'])}[/]"
+    return f"{head}\n{escape(json.dumps(body, ensure_ascii=False, indent=1)[:4000])}\n"
 
 
 @fault_app.command("list")

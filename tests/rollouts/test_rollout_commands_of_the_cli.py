@@ -107,9 +107,12 @@ def test_commands_holds_and_refusals(cli: typer.Typer, api: str, world: World, t
     assert "is not held" in out
 
 
-def test_ctrl_c_stops_watching_not_the_rollout(
+def test_watch_without_an_id_follows_the_active_rollout_and_ctrl_c_stops_watching_not_the_rollout(
     cli: typer.Typer, api: str, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    code, out = _run(cli, "rollout", "status", "--watch", "--api", api)
+    assert code == 1
+    assert "--watch follows one rollout, and none is active" in out
     path = tmp_path / "release.yaml"
     path.write_text(release("1.0.0"))
     rollout_id = _run(cli, "rollout", "start", str(path), "--api", api)[1].split()[2]
@@ -118,7 +121,7 @@ def test_ctrl_c_stops_watching_not_the_rollout(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(rollouts, "_wait", interrupted)
-    code, out = _run(cli, "rollout", "status", rollout_id, "--watch", "--api", api)
+    code, out = _run(cli, "rollout", "status", "--watch", "--api", api)
 
     assert code == 0, out
     assert out.rstrip().endswith(f"stopped watching; rollout {rollout_id} goes on")
