@@ -5,12 +5,21 @@ import zhCN from "./strings/zh-CN.js";
 import { mountOverview } from "./overview.js";
 import { mountSite } from "./site.js";
 import { mountBox } from "./box.js";
+import { mountVersions } from "./versions.js";
+import { mountAlerts } from "./alerts.js";
+import { mountRollout, mountRollouts, mountNewRollout } from "./rollouts.js";
 
 const CATALOGUES = { en, "zh-CN": zhCN };
 const LANG_KEY = "edgefleet.lang";
+const WHO_KEY = "edgefleet.who";
 
-// The navigation; the alerts, rollouts and versions pages join it here when they land.
-const NAV = [{ key: "nav.overview", href: "/", match: (path) => path === "/" }];
+// The navigation: a new page joins it here.
+const NAV = [
+  { key: "nav.overview", href: "/", match: (path) => path === "/" },
+  { key: "nav.versions", href: "/versions", match: (path) => path === "/versions" },
+  { key: "nav.rollouts", href: "/rollouts", match: (path) => path.startsWith("/rollouts") },
+  { key: "nav.alerts", href: "/alerts", match: (path) => path === "/alerts" },
+];
 
 let lang = pickLanguage();
 
@@ -50,6 +59,34 @@ export async function api(path) {
   return body;
 }
 
+/** POST (or DELETE...) JSON to a path of the versioned API, as the CLI does; throws an Error with the API's message. */
+export async function send(method, path, body = undefined, headers = {}) {
+  const response = await fetch(path, {
+    method,
+    headers: { Accept: "application/json", ...(body === undefined ? {} : { "Content-Type": "application/json" }), ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const answer = await response.json().catch(() => null);
+  if (!response.ok) throw new Error(answer?.error?.message ?? `${response.status} ${response.statusText}`);
+  return answer;
+}
+
+/** Who acts, for the audit: asked once, then remembered in this browser (identity will name the caller). Null: the
+ * user cancelled. */
+export function who() {
+  const known = localStorage.getItem(WHO_KEY);
+  if (known) return known;
+  const answer = prompt(t("who.prompt"), "");
+  if (answer === null || !answer.trim()) return null;
+  localStorage.setItem(WHO_KEY, answer.trim());
+  return answer.trim();
+}
+
+/** A time as the browser's local time, "—" for none. */
+export function when(iso) {
+  return iso ? new Date(iso).toLocaleString() : "—";
+}
+
 /** "12 s ago" from an age in seconds as the controller computed it (the browser's clock may be off). */
 export function ago(seconds) {
   if (seconds === null || seconds === undefined) return t("never");
@@ -72,10 +109,20 @@ export function bytes(value) {
 // --- the one event stream --------------------------------------------------------------------------------
 const listeners = new Set();
 
+const activityListeners = new Set();
+let lastActivity = null;
+
 /** Listen to the fleet's events: `handler(kind, body)` with kind "snapshot" or "changes". Returns a stop. */
 export function onFleet(handler) {
   listeners.add(handler);
   return () => listeners.delete(handler);
+}
+
+/** Listen to the rollouts' and alerts' changes: `handler(what)` with what "rollouts" or "alerts", called when its
+ * token changes (not for the first tokens the stream sends: a page reads its API when it opens). */
+export function onActivity(handler) {
+  activityListeners.add(handler);
+  return () => activityListeners.delete(handler);
 }
 
 function openStream() {
@@ -88,6 +135,15 @@ function openStream() {
   const source = new EventSource("/api/v1/events");
   source.onopen = () => show("open");
   source.onerror = () => show(source.readyState === EventSource.CLOSED ? "closed" : "connecting");
+  source.addEventListener("activity", (event) => {
+    const body = JSON.parse(event.data);
+    const before = lastActivity;
+    lastActivity = body;
+    if (before === null) return;
+    for (const what of ["rollouts", "alerts"]) {
+      if (body[what] !== before[what]) for (const handler of activityListeners) handler(what);
+    }
+  });
   for (const kind of ["snapshot", "changes"]) {
     source.addEventListener(kind, (event) => {
       show("open");
@@ -103,6 +159,11 @@ function route(path) {
   let match;
   if ((match = path.match(/^\/sites\/([^/]+)$/))) return (main) => mountSite(main, decodeURIComponent(match[1]));
   if ((match = path.match(/^\/boxes\/([^/]+)$/))) return (main) => mountBox(main, decodeURIComponent(match[1]));
+  if (path === "/versions") return mountVersions;
+  if (path === "/alerts") return mountAlerts;
+  if (path === "/rollouts") return mountRollouts;
+  if (path === "/rollouts/new") return mountNewRollout;
+  if ((match = path.match(/^\/rollouts\/([^/]+)$/))) return (main) => mountRollout(main, decodeURIComponent(match[1]));
   return mountOverview;
 }
 

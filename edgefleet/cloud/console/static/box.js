@@ -1,9 +1,14 @@
-// A box's page: what the inventory says of it, its reachability and node, and its latest heartbeat in full.
-// Read again when the event stream says the box changed.
-import { ago, api, bytes, fmt, h, onFleet, t } from "./app.js";
-import { badge, stateOf } from "./site.js";
+// A box's page: what the inventory says of it, its reachability and node, charts of its last hours (GPU
+// temperature and utilisation, from the stored history), its alerts, and its latest heartbeat in full.
+// Read again when the event stream says the box changed; the alerts when it says alerts changed; the charts every
+// minute. The history holds readings, not app versions: the apps are the latest heartbeat's.
+import { ago, api, bytes, fmt, h, onActivity, onFleet, t } from "./app.js";
+import { alertsTable } from "./alerts.js";
+import { badge, gpuCharts, HISTORY_S, stateOf } from "./site.js";
 
 const REFRESH_MS = 1000;
+const CHARTS_EVERY_MS = 60_000;
+const ALERTS_SHOWN = 20;
 
 function table(heads, rows) {
   return h("div", { class: "scroll" }, h("table", {},
@@ -14,6 +19,42 @@ function table(heads, rows) {
 
 export function mountBox(main, boxId) {
   let box = null, error = null, cells = {}, timer = null;
+  let alerts = [], history = null, notice = null;
+  const alertsBox = h("div", { id: "box-alerts" }), chartsBox = h("div", { id: "box-charts" });
+
+  function drawAlerts() {
+    alertsBox.replaceChildren(
+      notice ? h("p", { class: "error" }, notice) : "",
+      alertsTable(alerts, { changed: loadAlerts, failed: (m) => { notice = m; drawAlerts(); } }),
+    );
+  }
+
+  function drawCharts() {
+    // A gap of a few missed heartbeats breaks the line: the box was silent then.
+    if (history) chartsBox.replaceChildren(gpuCharts(history.points, 3 * 1000 * (history.interval_s ?? 10)));
+  }
+
+  async function loadAlerts() {
+    try {
+      const site = box?.site;
+      if (!site) return;
+      const found = await api(`/api/v1/alerts?site=${encodeURIComponent(site)}&limit=200`);
+      alerts = found.filter((a) => a.box === boxId).slice(0, ALERTS_SHOWN);
+      drawAlerts();
+    } catch (e) {
+      alertsBox.replaceChildren(h("p", { class: "muted" }, e.message));
+    }
+  }
+
+  async function loadCharts() {
+    try {
+      const long = await api(`/api/v1/boxes/${encodeURIComponent(boxId)}?history_s=${HISTORY_S}`);
+      history = { points: long.history, interval_s: null };
+      drawCharts();
+    } catch (e) {
+      chartsBox.replaceChildren(h("p", { class: "muted" }, e.message));
+    }
+  }
 
   function draw() {
     if (error) {
@@ -36,6 +77,10 @@ export function mountBox(main, boxId) {
     const parts = [
       h("h1", {}, `${t("box.title")} ${box.id}`),
       h("dl", { class: "facts", id: "facts" }, facts.flatMap(([k, v]) => [h("dt", {}, t(k)), h("dd", { "data-fact": k }, v)])),
+      h("h2", {}, t("site.charts", { hours: HISTORY_S / 3600 })),
+      chartsBox,
+      h("h2", {}, t("site.alerts")),
+      alertsBox,
       h("h2", {}, t("box.heartbeat")),
     ];
     if (!beat) {
@@ -67,6 +112,8 @@ export function mountBox(main, boxId) {
       );
     }
     main.replaceChildren(...parts);
+    drawAlerts();
+    drawCharts();
     document.body.dataset.ready = "box";
   }
 
@@ -88,6 +135,10 @@ export function mountBox(main, boxId) {
     if (kind === "changes" && timer === null) timer = setTimeout(load, REFRESH_MS);
     else if (box) draw();
   });
-  load();
+  onActivity((what) => {
+    if (what === "alerts") loadAlerts();
+  });
+  load().then(() => Promise.all([loadAlerts(), loadCharts()]));
+  setInterval(loadCharts, CHARTS_EVERY_MS);
   return { redraw: draw };
 }
