@@ -2,7 +2,7 @@
 // the site alert that inhibits them); acknowledge and silence from the page (silence after a confirmation).
 // Read from /api/v1/alerts and /api/v1/silences; read again when the event stream says the alerts changed.
 // `alertsTable` is the compact list the site and box pages show.
-import { api, h, onActivity, send, t, when, who } from "./app.js";
+import { api, fill, h, onActivity, send, t, when, who } from "./app.js";
 
 // Newest first; a page of alerts this long holds every active one of a fleet on a normal day, and the latest
 // resolved. More are a filter away in the API (and the CLI).
@@ -92,7 +92,7 @@ export function mountAlerts(main) {
     const muter = (key, list) => {
       const silenced = list[0].muted === "silenced";
       const s = silenced ? bySilence[list[0].muted_by[0]] : null;
-      const what = s ? t("alerts.silence_by", { id: s.id.slice(0, 8), who: s.created_by, comment: s.comment, until: when(s.ends_at) })
+      const what = s ? t("alerts.silence_by", { id: s.id, who: s.created_by, comment: s.comment, until: when(s.ends_at) })
         : silenced ? t("alerts.silenced", { by: key }) : t("alerts.inhibited", { by: key });
       return h("details", { class: "muted-group", "data-muted-by": key },
         h("summary", {}, `${what} — ${t("alerts.count", { n: list.length })}`),
@@ -100,7 +100,7 @@ export function mountAlerts(main) {
       );
     };
     const handlers = { changed: load, failed: (m) => { notice = m; draw(); } };
-    main.replaceChildren(
+    fill(main, 
       h("h1", {}, t("alerts.title")),
       notice ? h("p", { class: "error", id: "notice" }, notice) : null,
       error ? h("p", { class: "error" }, t("error.load", { what: "alerts", message: error })) : null,

@@ -35,7 +35,8 @@ export function t(key, values = {}) {
   return text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
 }
 
-/** An element: `h("a", {href: "/"}, "text", child)`. Text is set as text, never parsed as HTML. */
+/** An element: `h("a", {href: "/"}, "text", child)`. Text is set as text, never parsed as HTML; children may be
+ * nested arrays, and null, undefined or false leave nothing. */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
@@ -44,11 +45,16 @@ export function h(tag, attrs = {}, ...children) {
     else if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
     else el.setAttribute(name, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined) continue;
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return el;
+}
+
+/** Replace what `el` holds with `children`, as `h` takes them (nested arrays; null, undefined and false skipped). */
+export function fill(el, ...children) {
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
 }
 
 /** GET a path of the versioned API as JSON; throws an Error with the API's own message. */

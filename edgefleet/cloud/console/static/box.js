@@ -2,7 +2,7 @@
 // temperature and utilisation, from the stored history), its alerts, and its latest heartbeat in full.
 // Read again when the event stream says the box changed; the alerts when it says alerts changed; the charts every
 // minute. The history holds readings, not app versions: the apps are the latest heartbeat's.
-import { ago, api, bytes, fmt, h, onActivity, onFleet, t } from "./app.js";
+import { ago, api, bytes, fill, fmt, h, onActivity, onFleet, t } from "./app.js";
 import { alertsTable } from "./alerts.js";
 import { badge, gpuCharts, HISTORY_S, stateOf } from "./site.js";
 
@@ -10,8 +10,8 @@ const REFRESH_MS = 1000;
 const CHARTS_EVERY_MS = 60_000;
 const ALERTS_SHOWN = 20;
 
-function table(heads, rows) {
-  return h("div", { class: "scroll" }, h("table", {},
+function table(heads, rows, id = null) {
+  return h("div", { class: "scroll" }, h("table", { id },
     h("thead", {}, h("tr", {}, heads.map((k) => h("th", {}, t(k))))),
     h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c) => h("td", {}, c))))),
   ));
@@ -23,7 +23,7 @@ export function mountBox(main, boxId) {
   const alertsBox = h("div", { id: "box-alerts" }), chartsBox = h("div", { id: "box-charts" });
 
   function drawAlerts() {
-    alertsBox.replaceChildren(
+    fill(alertsBox, 
       notice ? h("p", { class: "error" }, notice) : "",
       alertsTable(alerts, { changed: loadAlerts, failed: (m) => { notice = m; drawAlerts(); } }),
     );
@@ -31,7 +31,7 @@ export function mountBox(main, boxId) {
 
   function drawCharts() {
     // A gap of a few missed heartbeats breaks the line: the box was silent then.
-    if (history) chartsBox.replaceChildren(gpuCharts(history.points, 3 * 1000 * (history.interval_s ?? 10)));
+    if (history) fill(chartsBox, gpuCharts(history.points, 3 * 1000 * (history.interval_s ?? 10)));
   }
 
   async function loadAlerts() {
@@ -42,7 +42,7 @@ export function mountBox(main, boxId) {
       alerts = found.filter((a) => a.box === boxId).slice(0, ALERTS_SHOWN);
       drawAlerts();
     } catch (e) {
-      alertsBox.replaceChildren(h("p", { class: "muted" }, e.message));
+      fill(alertsBox, h("p", { class: "muted" }, e.message));
     }
   }
 
@@ -52,13 +52,13 @@ export function mountBox(main, boxId) {
       history = { points: long.history, interval_s: null };
       drawCharts();
     } catch (e) {
-      chartsBox.replaceChildren(h("p", { class: "muted" }, e.message));
+      fill(chartsBox, h("p", { class: "muted" }, e.message));
     }
   }
 
   function draw() {
     if (error) {
-      main.replaceChildren(h("p", { class: "error" }, t("error.load", { what: boxId, message: error })));
+      fill(main, h("p", { class: "error" }, t("error.load", { what: boxId, message: error })));
       return;
     }
     if (!box) return;
@@ -104,14 +104,14 @@ export function mountBox(main, boxId) {
           ? table(["gpu.name", "gpu.util", "gpu.temp", "gpu.memory", "gpu.power"], beat.gpu.gpus.map((g) => [
               `${g.index}: ${g.name}`, fmt(g.utilization_percent, " %"), fmt(g.temperature_c, " °C"),
               `${bytes(g.memory_used_bytes)} / ${bytes(g.memory_total_bytes)}`, fmt(g.power_w, " W"),
-            ]))
+            ]), "gpus")
           : h("p", { class: "muted" }, beat.gpu.reason ?? "—"),
         h("h2", {}, t("box.apps")),
         table(["app.name", "app.version", "app.state", "app.detail"], beat.apps.apps.map((a) => [a.name, a.version, a.state, a.detail ?? ""])),
         h("details", {}, h("summary", {}, t("box.raw")), h("pre", {}, JSON.stringify(beat, null, 2))),
       );
     }
-    main.replaceChildren(...parts);
+    fill(main, ...parts);
     drawAlerts();
     drawCharts();
     document.body.dataset.ready = "box";

@@ -41,6 +41,9 @@ export function lineChart({ title, unit, points, low = 0, high = 100, gap = Infi
       before = p.at;
     }
     graph.append(svg("path", { d: path.trim(), fill: "none", stroke: colour, "stroke-width": 1.5 }));
+    // The latest reading as a dot: it shows where the line ends, and a lone reading at all.
+    const end = known[known.length - 1];
+    graph.append(svg("circle", { cx: x(end.at).toFixed(1), cy: y(end.value).toFixed(1), r: 2.5, fill: colour }));
     for (const [v, cls] of [[max, "top"], [min, "bottom"]]) {
       const label = svg("text", { x: WIDTH - PAD, y: cls === "top" ? 12 : HEIGHT - 6, "text-anchor": "end", class: "chart-axis" });
       label.textContent = `${v.toFixed(0)}${unit}`;

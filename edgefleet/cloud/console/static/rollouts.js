@@ -3,7 +3,7 @@
 // (/rollouts/new: a release pasted or picked from a file, its plan previewed, then started). The commands call the
 // API the CLI calls; abort, rollback and start ask for a confirmation first. Read again when the event stream says
 // the rollouts changed.
-import { api, h, onActivity, send, t, when, who } from "./app.js";
+import { api, fill, h, onActivity, send, t, when, who } from "./app.js";
 
 const REFRESH_MS = 300;
 
@@ -32,7 +32,7 @@ export function mountRollouts(main) {
         h("td", {}, when(r.created_at)), h("td", {}, r.created_by),
       ),
     );
-    main.replaceChildren(
+    fill(main, 
       h("h1", {}, t("rollouts.title")),
       h("p", {}, h("a", { class: "button", href: "/rollouts/new", id: "new-rollout" }, t("rollouts.new"))),
       error ? h("p", { class: "error" }, t("error.load", { what: "rollouts", message: error })) : null,
@@ -73,6 +73,13 @@ function commands(r) {
   ].filter((c) => c.show);
 }
 
+/** "canary", "wave 2", and the wave's own name when the release gives it another. */
+function waveLabel(w) {
+  const label = w.number === 0 ? t("versions.canary") : t("versions.wave", { n: w.number });
+  const plain = w.number === 0 ? "canary" : `wave ${w.number}`;
+  return w.name && w.name !== plain ? `${label} (${w.name})` : label;
+}
+
 function gates(site) {
   return site.gates.map((g) => h("div", { class: `gate g-${g.verdict}`, "data-gate": g.name },
     `${g.name}: ${t(`gate.${g.verdict}`)}${g.known ? "" : ` (${t("gate.unknown")})`} — ${g.reason}`));
@@ -105,13 +112,13 @@ export function mountRollout(main, rolloutId) {
 
   function draw() {
     if (error) {
-      main.replaceChildren(h("p", { class: "error" }, t("error.load", { what: rolloutId, message: error })));
+      fill(main, h("p", { class: "error" }, t("error.load", { what: rolloutId, message: error })));
       return;
     }
     if (!rollout) return;
     const r = rollout;
     const list = (key, sites) => sites.length ? [h("dt", {}, t(key)), h("dd", { "data-list": key }, sites.join(", "))] : [];
-    main.replaceChildren(
+    fill(main, 
       h("h1", {}, `${t("rollout.title")} ${r.id} `, stateBadge(r.state)),
       h("div", { class: "actions", id: "commands" }, commands(r).map((c) =>
         h("button", { "data-command": c.name, class: c.confirm ? "danger" : null, disabled: busy, onclick: () => command(c) }, t(`command.${c.name}`)))),
@@ -128,7 +135,7 @@ export function mountRollout(main, rolloutId) {
         Object.entries(r.images).map(([c, image]) => [h("dt", {}, c), h("dd", { class: "mono" }, image)]),
       ),
       r.waves.map((w) => h("section", { class: "wave", "data-wave": w.number },
-        h("h2", {}, `${w.number === 0 ? t("versions.canary") : t("versions.wave", { n: w.number })} ${w.name} `,
+        h("h2", {}, `${waveLabel(w)} `,
           h("span", { class: `badge w-${w.state}` }, t(`wave.${w.state}`)),
           w.needs_approval ? h("span", { class: "muted" }, ` · ${t(r.promoted.includes(w.number) ? "wave.promoted" : "wave.needs_approval")}`) : null),
         h("div", { class: "scroll" }, h("table", {},
@@ -222,7 +229,7 @@ export function mountNewRollout(main) {
       h("div", { class: "scroll" }, h("table", { id: "plan-waves" },
         h("thead", {}, h("tr", {}, ["plan.wave", "plan.size", "col.sites", "plan.hardware", "plan.approval"].map((k) => h("th", {}, t(k))))),
         h("tbody", {}, p.waves.map((w) => h("tr", { "data-wave": w.number },
-          h("td", {}, `${w.number === 0 ? t("versions.canary") : t("versions.wave", { n: w.number })} ${w.name}`),
+          h("td", {}, waveLabel(w)),
           h("td", {}, w.size),
           h("td", {}, w.sites.map((s) => {
             const site = p.sites.find((x) => x.site === s);
@@ -249,14 +256,14 @@ export function mountNewRollout(main) {
     } });
     const buttons = h("div", { class: "actions" });
     function draw_buttons() {
-      buttons.replaceChildren(
+      fill(buttons, 
         h("button", { id: "preview", disabled: busy || !text.trim(), onclick: preview }, t("plan.preview")),
         h("button", { id: "start", class: "danger", disabled: busy || !plan || planned !== text, onclick: start }, t("command.start")),
         plan && planned !== text ? h("span", { class: "muted" }, t("plan.stale")) : null,
       );
     }
     draw_buttons();
-    main.replaceChildren(
+    fill(main, 
       h("h1", {}, t("rollouts.new")),
       h("p", { class: "muted" }, t("plan.help")),
       h("label", { class: "file" }, t("plan.file"), " ", file),

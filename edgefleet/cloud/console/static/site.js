@@ -3,7 +3,7 @@
 // utilisation. Read from /api/v1/sites/{site} and its boxes; read again (at most once a second) when the event
 // stream says one of its boxes changed, and the state badges follow the stream at once. The alerts are read again
 // when the stream says alerts changed; the charts every minute (a step of the history is a minute at least).
-import { ago, api, bytes, fmt, h, onActivity, onFleet, send, t, when, who } from "./app.js";
+import { ago, api, bytes, fill, fmt, h, onActivity, onFleet, send, t, when, who } from "./app.js";
 import { alertsTable } from "./alerts.js";
 import { lineChart } from "./charts.js";
 
@@ -54,8 +54,8 @@ export function mountSite(main, siteId) {
   const holdBox = h("div", { id: "hold" }), alertsBox = h("div", { id: "site-alerts" }), chartsBox = h("div", { id: "site-charts" });
 
   function drawHold() {
-    if (hold === undefined) return holdBox.replaceChildren();
-    holdBox.replaceChildren(
+    if (hold === undefined) return fill(holdBox, );
+    fill(holdBox, 
       hold
         ? h("p", { class: "held", "data-held": "true" }, t("hold.held", { reason: hold.reason, by: hold.by, since: when(hold.since) }), " ",
             h("button", { "data-action": "release", onclick: release }, t("hold.release")))
@@ -90,11 +90,11 @@ export function mountSite(main, siteId) {
   }
 
   function drawAlerts() {
-    alertsBox.replaceChildren(alertsTable(alerts, { changed: loadAlerts, failed: (m) => { notice = m; drawHold(); } }));
+    fill(alertsBox, alertsTable(alerts, { changed: loadAlerts, failed: (m) => { notice = m; drawHold(); } }));
   }
 
   function drawCharts() {
-    if (history) chartsBox.replaceChildren(gpuCharts(history.points, 2.5 * history.step_s * 1000));
+    if (history) fill(chartsBox, gpuCharts(history.points, 2.5 * history.step_s * 1000));
   }
 
   async function loadAlerts() {
@@ -102,7 +102,7 @@ export function mountSite(main, siteId) {
       alerts = await api(`/api/v1/alerts?site=${encodeURIComponent(siteId)}&limit=${ALERTS_SHOWN}`);
     } catch (e) {
       alerts = [];
-      alertsBox.replaceChildren(h("p", { class: "muted" }, e.message));
+      fill(alertsBox, h("p", { class: "muted" }, e.message));
       return;
     }
     drawAlerts();
@@ -113,13 +113,13 @@ export function mountSite(main, siteId) {
       history = await api(`/api/v1/sites/${encodeURIComponent(siteId)}/history?history_s=${HISTORY_S}`);
       drawCharts();
     } catch (e) {
-      chartsBox.replaceChildren(h("p", { class: "muted" }, e.message));
+      fill(chartsBox, h("p", { class: "muted" }, e.message));
     }
   }
 
   function draw() {
     if (error) {
-      main.replaceChildren(h("p", { class: "error" }, t("error.load", { what: siteId, message: error })));
+      fill(main, h("p", { class: "error" }, t("error.load", { what: siteId, message: error })));
       return;
     }
     if (!site) return;
@@ -136,7 +136,7 @@ export function mountSite(main, siteId) {
         h("td", {}, box.node.state),
       ),
     );
-    main.replaceChildren(
+    fill(main, 
       h("h1", {}, `${t("site.title")} ${site.display_name} `, h("span", { class: "muted" }, site.id)),
       h("dl", { class: "facts" },
         h("dt", {}, t("site.region")), h("dd", {}, site.region),

@@ -2,7 +2,7 @@
 // mixed versions, or lagging behind the app's newest (the active rollout's target), is highlighted; the active
 // rollout's waves are marked, the wave under way most. Read from /api/v1/versions; read again when the event
 // stream says boxes changed (a new version reported) or the rollouts changed.
-import { api, h, onActivity, onFleet, t } from "./app.js";
+import { api, fill, h, onActivity, onFleet, t } from "./app.js";
 
 const REFRESH_MS = 1000;
 
@@ -11,7 +11,7 @@ export function mountVersions(main) {
 
   function draw() {
     if (error) {
-      main.replaceChildren(h("p", { class: "error" }, t("error.load", { what: "versions", message: error })));
+      fill(main, h("p", { class: "error" }, t("error.load", { what: "versions", message: error })));
       return;
     }
     if (!matrix) return;
@@ -29,7 +29,7 @@ export function mountVersions(main) {
           if (!cell) return h("td", { class: "absent", "data-site": matrix.sites[i].id }, "—");
           const classes = ["version", cell.mixed && "mixed", cell.lagging && "lagging", cell.in_current_wave && "current-wave"].filter(Boolean);
           return h("td", {
-            class: classes.join(" "), "data-site": cell.site, "data-mixed": cell.mixed, "data-lagging": cell.lagging,
+            class: classes.join(" "), "data-site": cell.site, "data-mixed": String(cell.mixed), "data-lagging": String(cell.lagging),
             "data-wave": cell.wave ?? null, title: cell.versions.map(([v, n]) => t("versions.boxes", { version: v, n })).join("\n"),
           },
             cell.versions.map(([v, n]) => h("div", {}, cell.versions.length > 1 ? `${v} ×${n}` : v)),
@@ -38,7 +38,7 @@ export function mountVersions(main) {
         }),
       ),
     );
-    main.replaceChildren(
+    fill(main, 
       h("h1", {}, t("versions.title")),
       h("div", { class: "legend" },
         h("span", {}, h("i", { class: "v-mixed" }), t("versions.legend_mixed")),
