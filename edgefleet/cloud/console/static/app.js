@@ -3,11 +3,6 @@
 import en from "./strings/en.js";
 import zhCN from "./strings/zh-CN.js";
 import { mountOverview } from "./overview.js";
-import { mountSite } from "./site.js";
-import { mountBox } from "./box.js";
-import { mountVersions } from "./versions.js";
-import { mountAlerts } from "./alerts.js";
-import { mountRollout, mountRollouts, mountNewRollout } from "./rollouts.js";
 
 const CATALOGUES = { en, "zh-CN": zhCN };
 const LANG_KEY = "edgefleet.lang";
@@ -161,16 +156,18 @@ function openStream() {
 }
 
 // --- pages -----------------------------------------------------------------------------------------------
-function route(path) {
+// The overview is loaded with this module (it is the page to be ready in under a second with the whole fleet);
+// the other pages' modules only when their page is opened, so the overview does not carry their weight.
+async function route(path, main) {
   let match;
-  if ((match = path.match(/^\/sites\/([^/]+)$/))) return (main) => mountSite(main, decodeURIComponent(match[1]));
-  if ((match = path.match(/^\/boxes\/([^/]+)$/))) return (main) => mountBox(main, decodeURIComponent(match[1]));
-  if (path === "/versions") return mountVersions;
-  if (path === "/alerts") return mountAlerts;
-  if (path === "/rollouts") return mountRollouts;
-  if (path === "/rollouts/new") return mountNewRollout;
-  if ((match = path.match(/^\/rollouts\/([^/]+)$/))) return (main) => mountRollout(main, decodeURIComponent(match[1]));
-  return mountOverview;
+  if ((match = path.match(/^\/sites\/([^/]+)$/))) return (await import("./site.js")).mountSite(main, decodeURIComponent(match[1]));
+  if ((match = path.match(/^\/boxes\/([^/]+)$/))) return (await import("./box.js")).mountBox(main, decodeURIComponent(match[1]));
+  if (path === "/versions") return (await import("./versions.js")).mountVersions(main);
+  if (path === "/alerts") return (await import("./alerts.js")).mountAlerts(main);
+  if (path === "/rollouts") return (await import("./rollouts.js")).mountRollouts(main);
+  if (path === "/rollouts/new") return (await import("./rollouts.js")).mountNewRollout(main);
+  if ((match = path.match(/^\/rollouts\/([^/]+)$/))) return (await import("./rollouts.js")).mountRollout(main, decodeURIComponent(match[1]));
+  return mountOverview(main);
 }
 
 function drawChrome() {
@@ -187,10 +184,11 @@ function drawChrome() {
   live.textContent = t(`live.${live.dataset.state}`);
 }
 
-function start() {
+async function start() {
   drawChrome();
   const main = document.getElementById("main");
-  const page = route(location.pathname)(main);
+  // The page listens to the stream before the stream opens: its snapshot is not missed.
+  const page = await route(location.pathname, main);
   document.getElementById("lang").addEventListener("change", (event) => {
     lang = event.target.value;
     localStorage.setItem(LANG_KEY, lang);
