@@ -230,8 +230,9 @@ def test_a_rollout_is_previewed_started_paused_and_aborted_from_the_page(
     screenshot(page, "rollouts")
 
     # Back as it was: the canary's boxes report the release they ran before (the overview's tests want it so).
-    wait_for(
-        lambda: "1.15.0" not in str(api(console, "/api/v1/overview")["cells"]),
-        timeout=30,
-        what="the canary's boxes to report their previous release again",
-    )
+    def as_before() -> bool:
+        cells = api(console, "/api/v1/overview")["cells"]
+        assert isinstance(cells, dict)
+        return "1.15.0" not in str(cells) and all(cell[1] == "online" for cell in cells.values())
+
+    wait_for(as_before, timeout=30, what="the canary's boxes to run their previous release again, all online")

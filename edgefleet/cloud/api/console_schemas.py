@@ -129,9 +129,16 @@ class VersionRowPublic(BaseModel):
     cells: list[VersionCellPublic | None] = Field(description="One per site, in the order of sites; null: not there.")
 
 
+class VersionSitePublic(BaseModel):
+    id: str
+    display_name: str
+    kind: SiteKind
+    region: str
+
+
 class VersionsPublic(BaseModel):
     at: datetime
-    sites: list[SitePlacePublic]
+    sites: list[VersionSitePublic] = Field(description="The matrix's columns, by region, then site.")
     apps: list[VersionRowPublic]
 
 
@@ -139,8 +146,7 @@ def versions_public(at: float, matrix: VersionsMatrix) -> VersionsPublic:
     return VersionsPublic(
         at=utc(at),
         sites=[
-            SitePlacePublic(id=s.id, display_name=s.display_name, kind=s.kind, boxes=list(s.boxes))
-            for s in matrix.sites
+            VersionSitePublic(id=s.id, display_name=s.display_name, kind=s.kind, region=s.region) for s in matrix.sites
         ],
         apps=[
             VersionRowPublic(
