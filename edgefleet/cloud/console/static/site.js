@@ -54,7 +54,7 @@ export function mountSite(main, siteId) {
   const holdBox = h("div", { id: "hold" }), alertsBox = h("div", { id: "site-alerts" }), chartsBox = h("div", { id: "site-charts" });
 
   function drawHold() {
-    if (hold === undefined) return fill(holdBox, );
+    if (hold === undefined) return fill(holdBox);
     fill(holdBox, 
       hold
         ? h("p", { class: "held", "data-held": "true" }, t("hold.held", { reason: hold.reason, by: hold.by, since: when(hold.since) }), " ",
