@@ -14,7 +14,10 @@ headless Chromium driven by Playwright. Phases:
    took (HTML, CSS, scripts and catalogues as the browser counted them, and the snapshot the stream sends first,
    gzipped as the stream sends it);
 3. a live update: one site is cut (fault ``cut``); the time from the controller's API calling the site
-   unreachable to every cell of the site drawn "unreachable" in the open page, without a reload.
+   unreachable to every cell of the site drawn "unreachable" in the open page, without a reload;
+4. the versions matrix: ``GET /api/v1/versions`` over the whole inventory (time and size), the activity tokens'
+   database reads (``FleetFeed.activity`` with nothing cached), and the versions page, cold, from navigation start
+   to the matrix drawn.
 
     .venv/bin/python bench/console.py              # about 2 minutes
     scripts/bench console --rounds 10
@@ -250,6 +253,40 @@ def main() -> int:
                             "api_to_page_s": round(page_at - api_at, 2),
                         }
                         print("update:", json.dumps(figures["update"]), flush=True)
+
+                        # 4. The versions matrix: the route, the activity reads, the page.
+                        figures["versions_route_ms"] = summary(
+                            timed(lambda: api.get("/api/v1/versions", timeout=30).raise_for_status(), args.rounds * 2)
+                        )
+                        figures["versions_bytes"] = len(api.get("/api/v1/versions", timeout=30).content)
+                        # Nothing cached (extras_every_s 0): each call reads the alert tally, the newest alert
+                        # and the rollouts, as a feed does once a second however many browsers listen.
+                        uncached = FleetFeed(running, coalesce_s=0.0, extras_every_s=0.0)
+                        one_frame = uncached.frame()
+                        figures["activity_ms"] = summary(
+                            timed(lambda: uncached.activity(one_frame, ANONYMOUS_VIEWER), args.rounds * 4)
+                        )
+                        versions_ready = []
+                        for _ in range(args.rounds):
+                            context = browser.new_context(viewport={"width": 1920, "height": 1080})
+                            page = context.new_page()
+                            page.goto(url + "/versions")
+                            page.wait_for_selector("body[data-ready=versions]", state="attached", timeout=30_000)
+                            versions_ready.append(
+                                page.evaluate("performance.getEntriesByName('versions-drawn')[0].startTime")
+                            )
+                            context.close()
+                        figures["versions_ready_ms"] = summary(versions_ready)
+                        print(
+                            "versions:",
+                            json.dumps(
+                                {
+                                    k: figures[k]
+                                    for k in ("versions_route_ms", "versions_bytes", "activity_ms", "versions_ready_ms")
+                                }
+                            ),
+                            flush=True,
+                        )
                     finally:
                         browser.close()
         finally:

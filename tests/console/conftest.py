@@ -1,6 +1,8 @@
 """The console's browser tests: Debian's headless Chromium, driven by Playwright, against a real controller (the
-app's lifespan runs it: SQLite, a real Mosquitto, the gateway on the simulator's clusters) and the simulator
-playing a small fleet over MQTT. One of each per module: starting them costs seconds, a page costs milliseconds.
+app's lifespan runs it: SQLite, a real Mosquitto, the gateway on the simulator's clusters, the alert loop and the
+rollout reconciler) and the simulator playing a small fleet over MQTT. One of each for the whole package:
+starting them costs seconds, a page costs milliseconds. The modules run in name order, and each leaves the fleet
+online as it found it (the overview's tests count online boxes).
 
 Playwright never downloads a browser here: ``executable_path`` is the ``chromium`` package's
 (``scripts/test`` installs it where missing). Screenshots go to docs/screenshots/ (the README shows them).
@@ -21,6 +23,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from edgefleet.cloud.api import create_app
 from edgefleet.cloud.settings import Settings
 from simulator.running import BackgroundSimulator, SimulatorOptions, start_in_background
+from simulator.sources import site_release
 from tests.cloud.api.serving import serving
 from tests.conftest import REPO
 from tests.simulator.fleets import write_inventory
@@ -33,6 +36,57 @@ INTERVAL_S = 0.5
 KEEPALIVE_S = 2
 SITES = 4
 BOXES_PER_SITE = 5
+SEED = 7
+# sorting-recognition ships its recognition model (docs/releases.md).
+MODEL = """\
+  model:
+    name: rough-handling
+    version: 2026.11.2
+    sha256: ab22e69636038f76058fae6ec99ebe449a8968e2db050f96fd17657b238aaf61
+    url: https://models.local/rough-handling/2026.11.2.onnx
+"""
+# The reconciler's schedule: short, so a rollout's sites move within a second or two.
+ROLLOUT_TICK_S = 0.3
+# The alerting rules of the console's controller: a GPU held hot fires at once (the default waits two minutes,
+# which a test would wait out); the route (to a port nothing listens on) only makes the file complete.
+NOTIFICATIONS = """\
+apiVersion: edgefleet.io/v1
+kind: Notifications
+metadata: {name: console-tests}
+spec:
+  channels:
+    - {name: nowhere, kind: webhook, url: "http://127.0.0.1:9/hooks"}
+  routes:
+    - {kinds: [clock-skew], channels: [nowhere]}
+  rules:
+    defaults: {gpuTemperatureFor: 1s, eccCorrectedRise: 1000000}
+"""
+
+
+def release(app: str, version: str) -> str:
+    return f"""\
+apiVersion: edgefleet.io/v1
+kind: Release
+metadata: {{name: {app}-{version}}}
+spec:
+  app: {app}
+  version: {version}
+  images:
+    {app}: registry.local:5000/edgefleet/{app}:{version}
+{MODEL if app == "sorting-recognition" else ""}  strategy:
+    canary: {{sites: [], coverHardware: true}}
+    waves: ["100%"]
+"""
+
+
+def write_releases(directory: Path, sites: list[str]) -> Path:
+    """The releases the simulator's fleet runs when it starts: what a rollout's abort goes back to."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for app in ("scan-upload", "sorting-recognition"):
+        for site in sites:
+            version = site_release(SEED, site, app)
+            (directory / f"{app}-{version}.yaml").write_text(release(app, version))
+    return directory
 
 
 def chromium_path() -> str:
@@ -58,11 +112,11 @@ class Console:
         httpx.delete(f"{self.sim.url}/faults/{fault_id}", timeout=10).raise_for_status()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     directory = tmp_path_factory.mktemp("console")
     sites = directory / "sites"
-    write_inventory(sites, sites=SITES, boxes_per_site=BOXES_PER_SITE, central=True)
+    sim_sites = write_inventory(sites, sites=SITES, boxes_per_site=BOXES_PER_SITE, central=True)
     kubeconfig = directory / "sim.kubeconfig"
     with contextlib.ExitStack() as stack:
         broker = stack.enter_context(mosquitto(directory))
@@ -73,16 +127,21 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
                 listen="127.0.0.1:0",
                 interval_override_s=INTERVAL_S,
                 keepalive_s=KEEPALIVE_S,
-                seed=7,
+                seed=SEED,
                 kubeconfig=kubeconfig,
             )
         )
         stack.callback(sim.stop)
+        notifications = directory / "notifications.yaml"
+        notifications.write_text(NOTIFICATIONS)
         settings = Settings(
             broker_url=broker.url,
             database_url=f"sqlite:///{directory / 'edgefleet.db'}",
             sites_dir=sites,
             kubeconfig=kubeconfig,
+            notifications_file=notifications,
+            rollout_tick_s=ROLLOUT_TICK_S,
+            releases_dir=write_releases(directory / "releases", sim_sites),
         )
         url = stack.enter_context(serving(create_app(settings)))
         boxes = httpx.get(f"{url}/api/v1/overview", timeout=10).json()["cells"]
@@ -95,7 +154,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         yield Console(url, sim, sorted(boxes))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=chromium_path(), headless=True)
@@ -110,7 +169,7 @@ def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
     opened = context.new_page()
     errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
+    context.on("weberror", lambda error: errors.append(str(error.error)))
     yield opened
     context.close()
     assert errors == [], f"script errors on the page: {errors}"

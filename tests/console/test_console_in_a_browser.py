@@ -111,7 +111,10 @@ def test_two_clicks_reach_a_box_through_its_site(console: Console, page: Page) -
     expect(page.locator("h1")).to_have_text(f"Box {box}")
     expect(page.locator("[data-fact='col.state'] .badge")).to_have_attribute("data-state", "online")
     # The simulator's box has two GPUs (gpu-02) and runs the fleet's apps; the heartbeat shows them in full.
-    expect(page.locator("main table").nth(1).locator("tbody tr")).to_have_count(2)
+    expect(page.locator("#gpus tbody tr")).to_have_count(2)
+    # Its last hours, charted from the stored history, and its alerts (none: it runs cool).
+    expect(page.locator("#box-charts figure[data-chart=temperature]")).not_to_have_attribute("data-points", "0")
+    expect(page.locator("#box-alerts table")).to_be_attached()
     screenshot(page, "box")
 
     page.goto(console.url + "/")

@@ -3,8 +3,9 @@ listen, and the batches of changed cells each browser's event stream sends (``GE
 
 One ``FleetFeed`` per app (``create_app`` puts it in the lifespan state). A frame is built from the fleet state
 (``reading.read_fleet``: copies under the fleet lock, judged outside it) and the view models
-(``console.views``); the alert tally and the count of active rollouts, which read the database, are refreshed
-every ``EXTRAS_EVERY_S``. Each stream keeps the cells it has sent and sends what differs from the newest frame,
+(``console.views``); the alert tally and the rollouts, which read the database, are refreshed every
+``EXTRAS_EVERY_S``: the counters, and the activity tokens (``Activity``) that tell the alert and rollout pages to
+read their API again. Each stream keeps the cells it has sent and sends what differs from the newest frame,
 so a browser that missed frames still ends up with the fleet as it is. Called from a thread pool, never on the
 event loop: a frame of 2,000 boxes takes milliseconds (docs/performance.md).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -29,8 +31,9 @@ log = logging.getLogger(__name__)
 # Changes reach a browser within this (plus the network): well inside the 2 s the console promises, and at most
 # two reads of the fleet a second whatever the number of browsers.
 COALESCE_S: Final = 0.5
-# The alert tally and the rollout list are database reads; every 2 s keeps the counters fresh enough.
-EXTRAS_EVERY_S: Final = 2.0
+# The alert tally and the rollout list are database reads (a few milliseconds); every second keeps the counters
+# fresh, and an acknowledge or a rollout command shows on the pages within the 2 s the console promises.
+EXTRAS_EVERY_S: Final = 1.0
 # A rollout page this long holds every active rollout: one is active per app, and a fleet runs a few apps.
 ROLLOUT_PAGE: Final = 200
 
@@ -53,6 +56,20 @@ class Frame:
 class _Extras:
     at: float
     value: int | None
+    token: str | None  # changes when what was read changes (None: not known)
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """Tokens that change when the rollouts, or the caller's active alerts, change: a page showing them reads its
+    API again (event ``activity`` of the stream). None: not known (that service does not run, or not readable)."""
+
+    rollouts: str | None
+    alerts: str | None
+
+
+def _token(value: object) -> str:
+    return format(zlib.crc32(repr(value).encode()), "08x")
 
 
 @dataclass(slots=True)
@@ -89,45 +106,63 @@ class FleetFeed:
         return count(
             layout,
             frame.cells,
-            active_rollouts=self._active_rollouts(frame.at) if principal.may_read(None) else None,
-            firing_alerts=self._firing_alerts(frame.at, principal),
+            active_rollouts=self._active_rollouts(frame.at).value if principal.may_read(None) else None,
+            firing_alerts=self._firing_alerts(frame.at, principal).value,
         )
 
-    def _firing_alerts(self, now: float, principal: Principal) -> int | None:
+    def activity(self, frame: Frame, principal: Principal) -> Activity:
+        """The activity tokens as ``principal`` may see them (blocking, as ``counters``; the same reads)."""
+        return Activity(
+            rollouts=self._active_rollouts(frame.at).token if principal.may_read(None) else None,
+            alerts=self._firing_alerts(frame.at, principal).token,
+        )
+
+    def _firing_alerts(self, now: float, principal: Principal) -> _Extras:
         # ``now`` is the frame's: the tally is as fresh as the frame it goes out with, give or take EXTRAS_EVERY_S.
         key = None if principal.sites is None else frozenset(principal.sites)
         with self._lock:
             known = self._alerts.get(key)
             if known is not None and 0 <= now - known.at < self.extras_every_s:
-                return known.value
+                return known
         alerting = self.controller.alerting
         value: int | None = None
+        token: str | None = None
         if alerting is not None:
             try:
                 tallies = alerting.tally(sites=principal.sites)
+                # The newest alert too: one firing while another resolves leaves the tally as it was.
+                newest = alerting.list_alerts(sites=principal.sites, limit=1)
             except EdgefleetError as exc:
                 log.warning("Could not count firing alerts for the console", extra={"error": str(exc)})
             else:
                 value = sum(t.count for t in tallies if t.state == "firing" and t.muted is None)
+                token = _token((tallies, [(a.id, a.state) for a in newest]))
+        extras = _Extras(now, value, token)
         with self._lock:
-            self._alerts[key] = _Extras(now, value)
-        return value
+            self._alerts[key] = extras
+        return extras
 
-    def _active_rollouts(self, now: float) -> int | None:
+    def _active_rollouts(self, now: float) -> _Extras:
         with self._lock:
             known = self._rollouts
             if known is not None and 0 <= now - known.at < self.extras_every_s:
-                return known.value
+                return known
         rollouts = self.controller.rollouts
         value: int | None = None
+        token: str | None = None
         if rollouts is not None:
             try:
-                value = sum(1 for r in rollouts.page(limit=ROLLOUT_PAGE) if r.active)
+                page = rollouts.page(limit=ROLLOUT_PAGE)
             except EdgefleetError as exc:
                 log.warning("Could not count active rollouts for the console", extra={"error": str(exc)})
+            else:
+                value = sum(1 for r in page if r.active)
+                # A tick that changes a site's state or gates updates the rollout (its updated_at).
+                token = _token([(r.id, r.status.state, r.updated_at) for r in page])
+        extras = _Extras(now, value, token)
         with self._lock:
-            self._rollouts = _Extras(now, value)
-        return value
+            self._rollouts = extras
+        return extras
 
 
 def visible(frame: Frame, principal: Principal) -> tuple[tuple[RegionView, ...], dict[BoxId, BoxCell]]:

@@ -12,16 +12,21 @@ The fleet overview is a heat map of cells, one per box, grouped by region and si
 
 Readings are rounded (``TEMPERATURE_STEP_C``, ``UTILIZATION_STEP_PERCENT``) before they go into a cell, so a
 cell changes when its colour can, not at every heartbeat: that keeps the event stream's batches small.
-Called by ``edgefleet.cloud.api.live`` (which reads the fleet and streams the cells) and by the tests.
+The versions matrix (``versions_matrix``) is apps by sites from each box's latest report, with mixed and lagging
+sites and an active rollout's waves; a site's charts (``site_history``) are its boxes' health points in steps.
+
+Called by ``edgefleet.cloud.api.live`` (which reads the fleet and streams the cells), the console's routes and
+the tests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from edgefleet.cloud.fleet import BoxLive, Reachability, ReachabilityState, site_health
+from edgefleet.cloud.fleet import BoxLive, HealthPoint, Reachability, ReachabilityState, site_health
 from edgefleet.cloud.nodes import NodeState
 from edgefleet.ids import BoxId, SiteId
 from edgefleet.inventory import Box, Inventory, SiteKind
@@ -186,3 +191,164 @@ def count(
 def changed_cells(sent: Mapping[BoxId, BoxCell], current: Mapping[BoxId, BoxCell]) -> dict[BoxId, BoxCell]:
     """The cells of ``current`` that differ from (or are missing in) what was ``sent``: one batch of changes."""
     return {box: cell for box, cell in current.items() if sent.get(box) != cell}
+
+
+# --- the versions matrix: apps by sites ------------------------------------------------------------------
+
+
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """A version as comparable parts: numbers as numbers, other runs as text ("1.10.0" > "1.9.2"). The same rule
+    as the rollouts' (``rollouts.service.version_key``), which the console may not import: it reaches the store."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.findall(r"\d+|[A-Za-z]+", version))
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveRollout:
+    """What the matrix marks of a rollout that runs: its target version, its waves' sites and states."""
+
+    id: str
+    app: str
+    version: str
+    waves: tuple[tuple[SiteId, ...], ...]
+    wave_states: tuple[str, ...]  # waiting, awaiting-approval, running or passed, one per wave
+
+
+@dataclass(frozen=True, slots=True)
+class VersionCell:
+    """What one app runs at one site: each version with how many boxes report it, newest first."""
+
+    site: SiteId
+    versions: tuple[tuple[str, int], ...]
+    mixed: bool  # more than one version at the site
+    lagging: bool  # a box runs an older version than the app's newest (the rollout's target while one runs)
+    wave: int | None  # the site's wave in the app's active rollout
+    in_current_wave: bool  # ... and that wave is the one under way now
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRow:
+    app: str
+    newest: str  # the version the sites should reach: the active rollout's, else the newest reported
+    rollout: str | None  # the active rollout's id
+    current_wave: int | None
+    cells: tuple[VersionCell | None, ...]  # one per site of the matrix; None: no box of the site reports the app
+
+
+@dataclass(frozen=True, slots=True)
+class VersionsMatrix:
+    sites: tuple[SiteView, ...]
+    rows: tuple[VersionRow, ...]
+
+
+def current_wave(wave_states: Iterable[str]) -> int | None:
+    """The wave under way: the first running or awaiting approval, else the first still waiting; None when every
+    wave passed."""
+    states = list(wave_states)
+    for wanted in (("running", "awaiting-approval"), ("waiting",)):
+        for number, state in enumerate(states):
+            if state in wanted:
+                return number
+    return None
+
+
+def versions_matrix(
+    layout: Iterable[RegionView],
+    reports: Mapping[BoxId, Mapping[str, str]],
+    rollouts: Iterable[ActiveRollout],
+) -> VersionsMatrix:
+    """Apps (by name) by sites (those of ``layout``, in its order): which version runs where, from each box's
+    latest report (``reports``: box -> app -> version). A site with two versions of an app is mixed; one with a
+    box below the app's newest version (the active rollout's target while it runs) is lagging; the active
+    rollout's wave of each site is marked, and the wave under way."""
+    sites = tuple(site for region in layout for site in region.sites)
+    by_app: dict[str, dict[SiteId, dict[str, int]]] = {}
+    for site in sites:
+        for box in site.boxes:
+            for app, version in reports.get(box, {}).items():
+                counts = by_app.setdefault(app, {}).setdefault(site.id, {})
+                counts[version] = counts.get(version, 0) + 1
+    active = {r.app: r for r in rollouts}
+    rows = []
+    for app in sorted(set(by_app) | set(active)):
+        at_sites = by_app.get(app, {})
+        rollout = active.get(app)
+        seen = {version for per_site in at_sites.values() for version in per_site}
+        newest = rollout.version if rollout is not None else max(seen, key=version_key)
+        wave_of = {s: n for n, wave in enumerate(rollout.waves) for s in wave} if rollout is not None else {}
+        under_way = current_wave(rollout.wave_states) if rollout is not None else None
+        cells: list[VersionCell | None] = []
+        for site in sites:
+            here = at_sites.get(site.id)
+            if here is None:
+                cells.append(None)
+                continue
+            versions = tuple(sorted(here.items(), key=lambda item: version_key(item[0]), reverse=True))
+            wave = wave_of.get(site.id)
+            cells.append(
+                VersionCell(
+                    site=site.id,
+                    versions=versions,
+                    mixed=len(versions) > 1,
+                    lagging=version_key(versions[-1][0]) < version_key(newest),
+                    wave=wave,
+                    in_current_wave=wave is not None and wave == under_way,
+                )
+            )
+        rows.append(
+            VersionRow(
+                app=app,
+                newest=newest,
+                rollout=rollout.id if rollout is not None else None,
+                current_wave=under_way,
+                cells=tuple(cells),
+            )
+        )
+    return VersionsMatrix(sites, tuple(rows))
+
+
+# --- a site's history charts -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SiteHistoryPoint:
+    """One step of a site's charts: the hottest GPU of the site and its boxes' mean GPU utilisation."""
+
+    at: float  # the step's start
+    gpu_temperature_max_c: float | None
+    gpu_utilization_avg_percent: float | None
+    boxes: int  # boxes with a reading in the step
+
+
+def site_history(
+    points: Mapping[BoxId, Sequence[HealthPoint]], *, since: float, step_s: float
+) -> tuple[SiteHistoryPoint, ...]:
+    """The boxes' health points from ``since`` on as steps of ``step_s``, oldest first; a step without any point
+    is left out (the chart shows a gap). The utilisation is the mean of each box's mean in the step, so that a box
+    that beats more often does not count more."""
+    temperatures: dict[int, float] = {}
+    utilizations: dict[int, dict[BoxId, list[float]]] = {}
+    boxes: dict[int, set[BoxId]] = {}
+    for box, series in points.items():
+        for point in series:
+            if point.at < since:
+                continue
+            step = int((point.at - since) // step_s)
+            boxes.setdefault(step, set()).add(box)
+            if point.gpu_temperature_max_c is not None:
+                temperatures[step] = max(
+                    temperatures.get(step, point.gpu_temperature_max_c), point.gpu_temperature_max_c
+                )
+            if point.gpu_utilization_avg_percent is not None:
+                utilizations.setdefault(step, {}).setdefault(box, []).append(point.gpu_utilization_avg_percent)
+    out = []
+    for step in sorted(boxes):
+        per_box = [sum(values) / len(values) for values in utilizations.get(step, {}).values()]
+        out.append(
+            SiteHistoryPoint(
+                at=since + step * step_s,
+                gpu_temperature_max_c=temperatures.get(step),
+                gpu_utilization_avg_percent=sum(per_box) / len(per_box) if per_box else None,
+                boxes=len(boxes[step]),
+            )
+        )
+    return tuple(out)

@@ -1,6 +1,6 @@
 """The console's data: ``/api/v1/overview`` (the fleet as heat-map cells) and ``/api/v1/events``, the one
-server-sent event stream a page opens: a ``snapshot`` first, then ``changes`` events naming only the cells that
-changed. Against a real uvicorn with the in-memory controller (tests/cloud/api/fixtures.py), read as a browser's
+server-sent event stream a page opens: a ``snapshot`` and the ``activity`` tokens first, then ``changes`` events
+naming only the cells that changed. Against a real uvicorn with the in-memory controller (tests/cloud/api/fixtures.py), read as a browser's
 EventSource reads it."""
 
 from __future__ import annotations
@@ -90,6 +90,9 @@ def test_the_stream_sends_a_snapshot_then_only_the_changed_cells(memory: MemoryC
             **dict.fromkeys(PUDONG, "online"),
             **dict.fromkeys(SILENT, "never-seen"),
         }
+        # The tokens of the rollouts and alerts: none here, neither runs in the in-memory controller (the browser
+        # tests see them change: tests/console).
+        assert next(stream) == ("activity", {"rollouts": None, "alerts": None})
 
         # One box stops (its clean "offline"), another runs hot: one batch names those two and nothing else.
         memory.say("sh-pudong-gpu-02", "offline", "shutdown")
@@ -122,6 +125,7 @@ def test_an_open_stream_ends_when_the_server_shuts_down(tmp_path: Path) -> None:
             response = client.send(client.build_request("GET", f"{url}/api/v1/events"), stream=True)
             stream = events(response)
             assert next(stream)[0] == "snapshot"
+            assert next(stream)[0] == "activity"
         # The server has stopped: the stream ends (a stream still open would time out here after 10 s).
         assert list(stream) == []
         response.close()
@@ -137,6 +141,7 @@ def test_a_new_inventory_sends_a_new_snapshot(memory: MemoryController, api_url:
     ):
         stream = events(response)
         name, first = next(stream)
+        assert next(stream)[0] == "activity"
         assert "bj-daxing" in {site["id"] for region in first["regions"] for site in region["sites"]}
 
         with memory.state.lock:

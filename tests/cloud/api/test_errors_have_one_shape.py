@@ -111,12 +111,17 @@ def test_openapi_documents_every_route_with_tags(client: httpx.Client) -> None:
         ("/api/v1/rollouts", "post"),
         ("/api/v1/rollouts", "get"),
         ("/api/v1/rollouts/{rollout_id}", "get"),
-        *(("/api/v1/rollouts/{rollout_id}/" + c, "post") for c in ("pause", "resume", "promote", "abort", "rollback")),
-        ("/api/v1/rollouts/{rollout_id}/override-blackout", "post"),
+        *(
+            ("/api/v1/rollouts/{rollout_id}/" + c, "post")
+            for c in ("pause", "resume", "promote", "abort", "rollback", "override-blackout")
+        ),
+        ("/api/v1/sites/{site}/hold", "get"),
         ("/api/v1/sites/{site}/hold", "post"),
         ("/api/v1/sites/{site}/hold", "delete"),
+        ("/api/v1/sites/{site}/history", "get"),
         ("/api/v1/overview", "get"),
         ("/api/v1/events", "get"),
+        ("/api/v1/versions", "get"),
     }
     for op in routes.values():
         assert op["tags"]

@@ -58,9 +58,21 @@ def test_every_route_is_refused_when_the_check_refuses(memory: MemoryController)
         }
 
         # The console's pages are not in the OpenAPI (they are HTML, not API); they are refused all the same.
-        pages = {path: client.get(path).status_code for path in ["/", "/sites/sh-pudong", "/boxes/sh-pudong-gpu-01"]}
+        pages = {
+            path: client.get(path).status_code
+            for path in [
+                "/",
+                "/sites/sh-pudong",
+                "/boxes/sh-pudong-gpu-01",
+                "/versions",
+                "/alerts",
+                "/rollouts",
+                "/rollouts/new",
+                "/rollouts/r-20261201-abcdef",
+            ]
+        }
 
-    assert len(answers) == 32
+    assert len(answers) == 35
     assert answers == dict.fromkeys(answers, 403)
     assert pages == dict.fromkeys(pages, 403)
 
@@ -77,7 +89,13 @@ def test_a_site_scoped_caller_sees_only_their_site(staff_client: httpx.Client) -
     assert [s["id"] for s in staff_client.get("/api/v1/sites").json()] == ["sh-pudong"]
     assert staff_client.get("/api/v1/sites/sh-pudong/boxes").status_code == 200
     assert staff_client.get("/api/v1/boxes/sh-pudong-gpu-01").status_code == 200
-    for path in ["/api/v1/sites/bj-daxing", "/api/v1/sites/bj-daxing/boxes", "/api/v1/boxes/bj-daxing-gpu-01"]:
+    assert staff_client.get("/api/v1/sites/sh-pudong/history").status_code == 200
+    for path in [
+        "/api/v1/sites/bj-daxing",
+        "/api/v1/sites/bj-daxing/boxes",
+        "/api/v1/boxes/bj-daxing-gpu-01",
+        "/api/v1/sites/bj-daxing/history",
+    ]:
         response = staff_client.get(path)
         assert response.status_code == 403, path
         assert response.json() == {
@@ -90,6 +108,8 @@ def test_a_site_scoped_caller_sees_only_their_site(staff_client: httpx.Client) -
     assert [site["id"] for region in overview["regions"] for site in region["sites"]] == ["sh-pudong"]
     assert {cell[0] for cell in overview["cells"].values()} == {"sh-pudong"}
     assert overview["counters"]["active_rollouts"] is None  # rollouts span the fleet: fleet-wide data
+    versions = staff_client.get("/api/v1/versions").json()
+    assert [site["id"] for site in versions["sites"]] == ["sh-pudong"]
     for path in ["/metrics", "/api/v1/unknown-boxes"]:
         response = staff_client.get(path)
         assert response.status_code == 403, path

@@ -1,9 +1,11 @@
-"""``/api/v1/overview`` and ``/api/v1/events``: the fleet as the console's heat map, whole, then as it changes.
+"""``/api/v1/overview`` and ``/api/v1/events``: the fleet as the console's heat map, whole, then as it changes;
+``/api/v1/versions``: the versions matrix (apps by sites).
 
 ``/api/v1/events`` is the one event stream a browser opens (server-sent events): first a ``snapshot`` event (the
-body of ``/api/v1/overview``), then a ``changes`` event whenever cells or counters changed, at most one per
-``live.COALESCE_S``, and a comment line every ``KEEPALIVE_S`` while nothing changes (so proxies keep the
-connection). A new inventory sends a new ``snapshot``. The stream ends when the server shuts down
+body of ``/api/v1/overview``) and an ``activity`` event, then a ``changes`` event whenever cells or counters
+changed, an ``activity`` event whenever the rollouts or the caller's alerts changed (``live.Activity``: pages that
+show them read their API again), each at most one per ``live.COALESCE_S``, and a comment line every
+``KEEPALIVE_S`` while nothing changes (so proxies keep the connection). A new inventory sends a new ``snapshot``. The stream ends when the server shuts down
 (``end_streams``). Both go through the access check like every route, and
 carry only the sites the caller may read.
 """
@@ -19,11 +21,22 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from edgefleet.cloud.api.console_schemas import OverviewPublic, changes_public, overview_public
+from edgefleet.cloud.api.console_schemas import (
+    ActivityPublic,
+    OverviewPublic,
+    VersionsPublic,
+    changes_public,
+    overview_public,
+    versions_public,
+)
 from edgefleet.cloud.api.deps import Principal, PrincipalDep, require_access
-from edgefleet.cloud.api.live import FleetFeed, visible
+from edgefleet.cloud.api.errors import Unavailable
+from edgefleet.cloud.api.live import ROLLOUT_PAGE, Activity, FleetFeed, readable_layout, visible
+from edgefleet.cloud.api.reading import read_fleet
 from edgefleet.cloud.api.schemas import error_responses
-from edgefleet.cloud.console.views import changed_cells
+from edgefleet.cloud.console.views import ActiveRollout, changed_cells, versions_matrix
+from edgefleet.errors import EdgefleetError
+from edgefleet.ids import BoxId
 
 # Proxies and load balancers close a connection silent for a minute or so; a comment line every 15 s keeps it.
 KEEPALIVE_S: Final = 15.0
@@ -60,6 +73,43 @@ def get_overview(feed: FeedDep, principal: PrincipalDep) -> OverviewPublic:
 
 
 @router.get(
+    "/versions",
+    summary="Show which version of each app runs at each site",
+    response_model=VersionsPublic,
+    responses=error_responses(503),
+)
+def get_versions(feed: FeedDep, principal: PrincipalDep) -> VersionsPublic:
+    """Apps by the sites the caller may read, from each box's latest heartbeat: the versions at each site with how
+    many boxes run them, sites with mixed versions and sites lagging behind the app's newest version (the active
+    rollout's target while one runs), and each site's wave in the app's active rollout (fleet-wide callers only)."""
+    controller = feed.controller
+    now = controller.clock.now()
+    views = read_fleet(controller.state, now=now)
+    layout = readable_layout(feed.frame().layout, principal)
+    reports: dict[BoxId, dict[str, str]] = {
+        v.box.id: {a.name: a.version for a in v.live.heartbeat.apps.apps} for v in views if v.live.heartbeat is not None
+    }
+    active: list[ActiveRollout] = []
+    if controller.rollouts is not None and principal.may_read(None):
+        try:
+            page = controller.rollouts.page(limit=ROLLOUT_PAGE)
+        except EdgefleetError as exc:
+            raise Unavailable(f"cannot read the rollouts now: {exc}") from exc
+        active = [
+            ActiveRollout(
+                id=r.id,
+                app=r.app,
+                version=r.spec.version,
+                waves=tuple(tuple(w.sites) for w in r.spec.waves),
+                wave_states=tuple(r.status.waves),
+            )
+            for r in page
+            if r.active
+        ]
+    return versions_public(now, versions_matrix(layout, reports, active))
+
+
+@router.get(
     "/events",
     summary="Follow the fleet's changes (server-sent events)",
     response_class=StreamingResponse,
@@ -67,7 +117,8 @@ def get_overview(feed: FeedDep, principal: PrincipalDep) -> OverviewPublic:
         200: {
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
             "description": "A `snapshot` event (the body of /api/v1/overview), then `changes` events: the cells "
-            "and counters that changed, at most two a second.",
+            "and counters that changed, and `activity` events: tokens that change with the rollouts and the "
+            "alerts; each at most two a second.",
         }
     },
 )
@@ -96,6 +147,10 @@ def _event(name: str, data: str) -> str:
     return f"event: {name}\ndata: {data}\n\n"
 
 
+def _activity(activity: Activity) -> str:
+    return _event("activity", ActivityPublic(rollouts=activity.rollouts, alerts=activity.alerts).model_dump_json())
+
+
 async def _events(feed: FleetFeed, principal: Principal) -> AsyncIterator[str]:
     yield f"retry: {RETRY_MS}\n\n"
     frame = await run_in_threadpool(feed.frame)
@@ -104,6 +159,8 @@ async def _events(feed: FleetFeed, principal: Principal) -> AsyncIterator[str]:
     yield _event(
         "snapshot", overview_public(frame.at, frame.inventory_version, layout, sent, counters).model_dump_json()
     )
+    activity = await run_in_threadpool(feed.activity, frame, principal)
+    yield _activity(activity)
     quiet_s = 0.0
     while True:
         await asyncio.sleep(feed.coalesce_s)
@@ -114,6 +171,10 @@ async def _events(feed: FleetFeed, principal: Principal) -> AsyncIterator[str]:
             version, frame = frame.inventory_version, newer
             layout, cells = visible(frame, principal)
             now_counters = await run_in_threadpool(feed.counters, frame, layout, principal)
+            now_activity = await run_in_threadpool(feed.activity, frame, principal)
+            if now_activity != activity:
+                yield _activity(now_activity)
+                activity, quiet_s = now_activity, 0.0
             if frame.inventory_version != version:  # sites or boxes came or went: the page redraws the map
                 body = overview_public(frame.at, frame.inventory_version, layout, cells, now_counters)
                 yield _event("snapshot", body.model_dump_json())

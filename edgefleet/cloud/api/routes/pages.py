@@ -1,4 +1,5 @@
-"""The console's pages: ``/`` (fleet overview), ``/sites/{site}`` and ``/boxes/{box}``. Each answers the same
+"""The console's pages: ``/`` (fleet overview), ``/sites/{site}``, ``/boxes/{box}``, ``/versions``, ``/alerts``,
+``/rollouts``, ``/rollouts/new`` (the plan preview and start) and ``/rollouts/{rollout}``. Each answers the same
 ``index.html``, whose script draws the page the address names from the versioned API (``/api/v1/...``); the
 assets it loads are mounted at ``/console`` by ``create_app``.
 
@@ -36,4 +37,25 @@ def site_page(site: Name) -> FileResponse:
 
 @router.get("/boxes/{box}")
 def box_page(box: Name) -> FileResponse:
+    return _page()
+
+
+@router.get("/versions")
+def versions_page() -> FileResponse:
+    return _page()
+
+
+@router.get("/alerts")
+def alerts_page() -> FileResponse:
+    return _page()
+
+
+@router.get("/rollouts")
+def rollouts_page() -> FileResponse:
+    return _page()
+
+
+@router.get("/rollouts/{rollout}")
+def rollout_page(rollout: Name) -> FileResponse:
+    # /rollouts/new is the plan preview: the same page, which the script tells apart.
     return _page()

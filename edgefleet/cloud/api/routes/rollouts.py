@@ -6,7 +6,7 @@ rollouts (``GET``, paged newest first, and one with its waves, sites and gates),
 reason (``override_blackout`` in the start's body, or ``POST /api/v1/rollouts/{id}/override-blackout`` with
 ``{"reason": ...}`` once the rollout runs: an urgent release is known to be urgent before it starts, and a
 running one shows its blocked sites before anyone decides to override; a blank reason is refused with 422), and
-site holds (``POST|DELETE /api/v1/sites/{site}/hold``, on ``holds_router``). Refusals: 409 for a second active rollout of an
+site holds (``GET|POST|DELETE /api/v1/sites/{site}/hold``, on ``holds_router``: whether it is held, hold, release). Refusals: 409 for a second active rollout of an
 app (naming the active one), a release older than what runs without ``rollback: true``, or a command the
 rollout's state does not take; 404 for an unknown rollout or site; 503 when the database cannot be used. A start
 whose image a registry does not have is refused with 422, one whose registry cannot be asked with 503, each
@@ -357,6 +357,21 @@ def override_blackout(
 
 
 SitePath = Name
+
+
+@holds_router.get("/{site}/hold", summary="Show a site's hold", response_model=HoldPublic)
+def show_hold(controller: ControllerDep, rollouts: RolloutsDep, principal: PrincipalDep, site: SitePath) -> HoldPublic:
+    """The site's hold (reason, who, since); 404 when the site is not held, or not in the inventory."""
+    authorize(principal, SiteId(site))
+    if site not in controller.state.inventory.sites:
+        raise NotFound(f"no site {site!r} in the inventory; 'edgefleet sites' lists them")
+    try:
+        held = rollouts.holds().get(SiteId(site))
+    except EdgefleetError as exc:
+        raise _unavailable(exc) from exc
+    if held is None:
+        raise NotFound(f"site {site!r} is not held")
+    return hold_public(held)
 
 
 @holds_router.post("/{site}/hold", summary="Hold a site: rollouts skip it until released", response_model=HoldPublic)

@@ -1,12 +1,14 @@
-"""``/api/v1/sites``: every site with its box counts and health, one site, and the boxes of a site. Both lists
-page with a cursor (``paging``); a page holds up to ``FLEET_DEFAULT_LIMIT`` unless ``limit`` says fewer."""
+"""``/api/v1/sites``: every site with its box counts and health, one site, the boxes of a site, and the site's GPU
+history in steps (the console's site charts). Both lists page with a cursor (``paging``); a page holds up to
+``FLEET_DEFAULT_LIMIT`` unless ``limit`` says fewer."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from edgefleet.cloud.api.console_schemas import SiteHistoryPublic, site_history_public
 from edgefleet.cloud.api.deps import (
     FLEET_DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -15,8 +17,8 @@ from edgefleet.cloud.api.deps import (
     authorize,
     require_access,
 )
-from edgefleet.cloud.api.errors import Invalid, NotFound
-from edgefleet.cloud.api.fields import Name, Text
+from edgefleet.cloud.api.errors import Invalid, NotFound, Unavailable
+from edgefleet.cloud.api.fields import Name, Seconds, Text
 from edgefleet.cloud.api.paging import CursorQuery, decode_cursor, encode_cursor, page_after, set_next_page
 from edgefleet.cloud.api.reading import read_site, read_site_nodes
 from edgefleet.cloud.api.schemas import (
@@ -28,9 +30,17 @@ from edgefleet.cloud.api.schemas import (
     site_detail,
     site_public,
 )
+from edgefleet.cloud.console.views import site_history
 from edgefleet.cloud.fleet import FleetState, ReachabilityState, SiteHealth, summarize_site
+from edgefleet.errors import EdgefleetError
 from edgefleet.ids import SiteId
 from edgefleet.inventory import BoxRole, Site, SiteKind
+
+# Three hours: a shift's worth, what site staff look back on. A day at most (what the controller keeps by default).
+DEFAULT_HISTORY_S: Final = 3 * 3600.0
+MAX_HISTORY_S: Final = 24 * 3600.0
+# A chart a few hundred pixels wide shows no more than a few hundred steps: the step grows with the span.
+MAX_STEPS: Final = 360
 
 router = APIRouter(
     prefix="/api/v1/sites",
@@ -127,3 +137,31 @@ def list_site_boxes(
     more = len(matching) > limit
     set_next_page(request, response, encode_cursor(f"boxes of {found.id}", (page[-1].box.id,)) if more else None)
     return [box_public(v.box, v.live, v.reachability, v.node, now=now) for v in page]
+
+
+@router.get(
+    "/{site}/history",
+    summary="Show a site's GPU history in steps",
+    response_model=SiteHistoryPublic,
+    responses=error_responses(404, 503),
+)
+def get_site_history(
+    site: Name,
+    controller: ControllerDep,
+    principal: PrincipalDep,
+    history_s: Annotated[
+        Seconds, Query(gt=0, le=MAX_HISTORY_S, description="How far back the history goes, in seconds.")
+    ] = DEFAULT_HISTORY_S,
+) -> SiteHistoryPublic:
+    """The hottest GPU and the boxes' mean GPU utilisation of the site, in steps of at least a minute (at most
+    360 steps), from the boxes' stored health points."""
+    found = find_site(controller.state, site)
+    authorize(principal, found.id)
+    now = controller.clock.now()
+    since = now - history_s
+    step_s = max(60.0, history_s / MAX_STEPS)
+    try:
+        points = {box: controller.box_history(box, since) for box in found.boxes}
+    except EdgefleetError as exc:  # history older than memory holds comes from the database
+        raise Unavailable(f"cannot read the history of site {site!r} now: {exc}") from exc
+    return site_history_public(found.id, since, step_s, site_history(points, since=since, step_s=step_s))

@@ -3,14 +3,18 @@
 import en from "./strings/en.js";
 import zhCN from "./strings/zh-CN.js";
 import { mountOverview } from "./overview.js";
-import { mountSite } from "./site.js";
-import { mountBox } from "./box.js";
 
 const CATALOGUES = { en, "zh-CN": zhCN };
 const LANG_KEY = "edgefleet.lang";
+const WHO_KEY = "edgefleet.who";
 
-// The navigation; the alerts, rollouts and versions pages join it here when they land.
-const NAV = [{ key: "nav.overview", href: "/", match: (path) => path === "/" }];
+// The navigation: a new page joins it here.
+const NAV = [
+  { key: "nav.overview", href: "/", match: (path) => path === "/" },
+  { key: "nav.versions", href: "/versions", match: (path) => path === "/versions" },
+  { key: "nav.rollouts", href: "/rollouts", match: (path) => path.startsWith("/rollouts") },
+  { key: "nav.alerts", href: "/alerts", match: (path) => path === "/alerts" },
+];
 
 let lang = pickLanguage();
 
@@ -26,7 +30,8 @@ export function t(key, values = {}) {
   return text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
 }
 
-/** An element: `h("a", {href: "/"}, "text", child)`. Text is set as text, never parsed as HTML. */
+/** An element: `h("a", {href: "/"}, "text", child)`. Text is set as text, never parsed as HTML; children may be
+ * nested arrays, and null, undefined or false leave nothing. */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
@@ -35,11 +40,16 @@ export function h(tag, attrs = {}, ...children) {
     else if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
     else el.setAttribute(name, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined) continue;
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return el;
+}
+
+/** Replace what `el` holds with `children`, as `h` takes them (nested arrays; null, undefined and false skipped). */
+export function fill(el, ...children) {
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
 }
 
 /** GET a path of the versioned API as JSON; throws an Error with the API's own message. */
@@ -48,6 +58,34 @@ export async function api(path) {
   const body = await response.json().catch(() => null);
   if (!response.ok) throw new Error(body?.error?.message ?? `${response.status} ${response.statusText}`);
   return body;
+}
+
+/** POST (or DELETE...) JSON to a path of the versioned API, as the CLI does; throws an Error with the API's message. */
+export async function send(method, path, body = undefined, headers = {}) {
+  const response = await fetch(path, {
+    method,
+    headers: { Accept: "application/json", ...(body === undefined ? {} : { "Content-Type": "application/json" }), ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const answer = await response.json().catch(() => null);
+  if (!response.ok) throw new Error(answer?.error?.message ?? `${response.status} ${response.statusText}`);
+  return answer;
+}
+
+/** Who acts, for the audit: asked once, then remembered in this browser (identity will name the caller). Null: the
+ * user cancelled. */
+export function who() {
+  const known = localStorage.getItem(WHO_KEY);
+  if (known) return known;
+  const answer = prompt(t("who.prompt"), "");
+  if (answer === null || !answer.trim()) return null;
+  localStorage.setItem(WHO_KEY, answer.trim());
+  return answer.trim();
+}
+
+/** A time as the browser's local time, "—" for none. */
+export function when(iso) {
+  return iso ? new Date(iso).toLocaleString() : "—";
 }
 
 /** "12 s ago" from an age in seconds as the controller computed it (the browser's clock may be off). */
@@ -72,10 +110,20 @@ export function bytes(value) {
 // --- the one event stream --------------------------------------------------------------------------------
 const listeners = new Set();
 
+const activityListeners = new Set();
+let lastActivity = null;
+
 /** Listen to the fleet's events: `handler(kind, body)` with kind "snapshot" or "changes". Returns a stop. */
 export function onFleet(handler) {
   listeners.add(handler);
   return () => listeners.delete(handler);
+}
+
+/** Listen to the rollouts' and alerts' changes: `handler(what)` with what "rollouts" or "alerts", called when its
+ * token changes (not for the first tokens the stream sends: a page reads its API when it opens). */
+export function onActivity(handler) {
+  activityListeners.add(handler);
+  return () => activityListeners.delete(handler);
 }
 
 function openStream() {
@@ -88,6 +136,15 @@ function openStream() {
   const source = new EventSource("/api/v1/events");
   source.onopen = () => show("open");
   source.onerror = () => show(source.readyState === EventSource.CLOSED ? "closed" : "connecting");
+  source.addEventListener("activity", (event) => {
+    const body = JSON.parse(event.data);
+    const before = lastActivity;
+    lastActivity = body;
+    if (before === null) return;
+    for (const what of ["rollouts", "alerts"]) {
+      if (body[what] !== before[what]) for (const handler of activityListeners) handler(what);
+    }
+  });
   for (const kind of ["snapshot", "changes"]) {
     source.addEventListener(kind, (event) => {
       show("open");
@@ -99,11 +156,18 @@ function openStream() {
 }
 
 // --- pages -----------------------------------------------------------------------------------------------
-function route(path) {
+// The overview is loaded with this module (it is the page to be ready in under a second with the whole fleet);
+// the other pages' modules only when their page is opened, so the overview does not carry their weight.
+async function route(path, main) {
   let match;
-  if ((match = path.match(/^\/sites\/([^/]+)$/))) return (main) => mountSite(main, decodeURIComponent(match[1]));
-  if ((match = path.match(/^\/boxes\/([^/]+)$/))) return (main) => mountBox(main, decodeURIComponent(match[1]));
-  return mountOverview;
+  if ((match = path.match(/^\/sites\/([^/]+)$/))) return (await import("./site.js")).mountSite(main, decodeURIComponent(match[1]));
+  if ((match = path.match(/^\/boxes\/([^/]+)$/))) return (await import("./box.js")).mountBox(main, decodeURIComponent(match[1]));
+  if (path === "/versions") return (await import("./versions.js")).mountVersions(main);
+  if (path === "/alerts") return (await import("./alerts.js")).mountAlerts(main);
+  if (path === "/rollouts") return (await import("./rollouts.js")).mountRollouts(main);
+  if (path === "/rollouts/new") return (await import("./rollouts.js")).mountNewRollout(main);
+  if ((match = path.match(/^\/rollouts\/([^/]+)$/))) return (await import("./rollouts.js")).mountRollout(main, decodeURIComponent(match[1]));
+  return mountOverview(main);
 }
 
 function drawChrome() {
@@ -120,10 +184,11 @@ function drawChrome() {
   live.textContent = t(`live.${live.dataset.state}`);
 }
 
-function start() {
+async function start() {
   drawChrome();
   const main = document.getElementById("main");
-  const page = route(location.pathname)(main);
+  // The page listens to the stream before the stream opens: its snapshot is not missed.
+  const page = await route(location.pathname, main);
   document.getElementById("lang").addEventListener("change", (event) => {
     lang = event.target.value;
     localStorage.setItem(LANG_KEY, lang);

@@ -1,12 +1,17 @@
-// A box's page: what the inventory says of it, its reachability and node, and its latest heartbeat in full.
-// Read again when the event stream says the box changed.
-import { ago, api, bytes, fmt, h, onFleet, t } from "./app.js";
-import { badge, stateOf } from "./site.js";
+// A box's page: what the inventory says of it, its reachability and node, charts of its last hours (GPU
+// temperature and utilisation, from the stored history), its alerts, and its latest heartbeat in full.
+// Read again when the event stream says the box changed; the alerts when it says alerts changed; the charts every
+// minute. The history holds readings, not app versions: the apps are the latest heartbeat's.
+import { ago, api, bytes, fill, fmt, h, onActivity, onFleet, t } from "./app.js";
+import { alertsTable } from "./alerts.js";
+import { badge, gpuCharts, HISTORY_S, stateOf } from "./site.js";
 
 const REFRESH_MS = 1000;
+const CHARTS_EVERY_MS = 60_000;
+const ALERTS_SHOWN = 20;
 
-function table(heads, rows) {
-  return h("div", { class: "scroll" }, h("table", {},
+function table(heads, rows, id = null) {
+  return h("div", { class: "scroll" }, h("table", { id },
     h("thead", {}, h("tr", {}, heads.map((k) => h("th", {}, t(k))))),
     h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c) => h("td", {}, c))))),
   ));
@@ -14,10 +19,46 @@ function table(heads, rows) {
 
 export function mountBox(main, boxId) {
   let box = null, error = null, cells = {}, timer = null;
+  let alerts = [], history = null, notice = null;
+  const alertsBox = h("div", { id: "box-alerts" }), chartsBox = h("div", { id: "box-charts" });
+
+  function drawAlerts() {
+    fill(alertsBox, 
+      notice ? h("p", { class: "error" }, notice) : "",
+      alertsTable(alerts, { changed: loadAlerts, failed: (m) => { notice = m; drawAlerts(); } }),
+    );
+  }
+
+  function drawCharts() {
+    // A gap of a few missed heartbeats breaks the line: the box was silent then.
+    if (history) fill(chartsBox, gpuCharts(history.points, 3 * 1000 * (history.interval_s ?? 10)));
+  }
+
+  async function loadAlerts() {
+    try {
+      const site = box?.site;
+      if (!site) return;
+      const found = await api(`/api/v1/alerts?site=${encodeURIComponent(site)}&limit=200`);
+      alerts = found.filter((a) => a.box === boxId).slice(0, ALERTS_SHOWN);
+      drawAlerts();
+    } catch (e) {
+      fill(alertsBox, h("p", { class: "muted" }, e.message));
+    }
+  }
+
+  async function loadCharts() {
+    try {
+      const long = await api(`/api/v1/boxes/${encodeURIComponent(boxId)}?history_s=${HISTORY_S}`);
+      history = { points: long.history, interval_s: null };
+      drawCharts();
+    } catch (e) {
+      fill(chartsBox, h("p", { class: "muted" }, e.message));
+    }
+  }
 
   function draw() {
     if (error) {
-      main.replaceChildren(h("p", { class: "error" }, t("error.load", { what: boxId, message: error })));
+      fill(main, h("p", { class: "error" }, t("error.load", { what: boxId, message: error })));
       return;
     }
     if (!box) return;
@@ -36,6 +77,10 @@ export function mountBox(main, boxId) {
     const parts = [
       h("h1", {}, `${t("box.title")} ${box.id}`),
       h("dl", { class: "facts", id: "facts" }, facts.flatMap(([k, v]) => [h("dt", {}, t(k)), h("dd", { "data-fact": k }, v)])),
+      h("h2", {}, t("site.charts", { hours: HISTORY_S / 3600 })),
+      chartsBox,
+      h("h2", {}, t("site.alerts")),
+      alertsBox,
       h("h2", {}, t("box.heartbeat")),
     ];
     if (!beat) {
@@ -59,14 +104,16 @@ export function mountBox(main, boxId) {
           ? table(["gpu.name", "gpu.util", "gpu.temp", "gpu.memory", "gpu.power"], beat.gpu.gpus.map((g) => [
               `${g.index}: ${g.name}`, fmt(g.utilization_percent, " %"), fmt(g.temperature_c, " °C"),
               `${bytes(g.memory_used_bytes)} / ${bytes(g.memory_total_bytes)}`, fmt(g.power_w, " W"),
-            ]))
+            ]), "gpus")
           : h("p", { class: "muted" }, beat.gpu.reason ?? "—"),
         h("h2", {}, t("box.apps")),
         table(["app.name", "app.version", "app.state", "app.detail"], beat.apps.apps.map((a) => [a.name, a.version, a.state, a.detail ?? ""])),
         h("details", {}, h("summary", {}, t("box.raw")), h("pre", {}, JSON.stringify(beat, null, 2))),
       );
     }
-    main.replaceChildren(...parts);
+    fill(main, ...parts);
+    drawAlerts();
+    drawCharts();
     document.body.dataset.ready = "box";
   }
 
@@ -88,6 +135,10 @@ export function mountBox(main, boxId) {
     if (kind === "changes" && timer === null) timer = setTimeout(load, REFRESH_MS);
     else if (box) draw();
   });
-  load();
+  onActivity((what) => {
+    if (what === "alerts") loadAlerts();
+  });
+  load().then(() => Promise.all([loadAlerts(), loadCharts()]));
+  setInterval(loadCharts, CHARTS_EVERY_MS);
   return { redraw: draw };
 }
