@@ -212,3 +212,8 @@ def test_a_box_added_while_the_broker_runs_logs_in_at_once(secured: SecuredBroke
     assert secured.broker.process.poll() is None
     with secured.accounts() as accounts, pytest.raises(BrokerAccountError, match="already has a broker account"):
         accounts.add_box("box-c")
+    # The refused second add changed nothing: the box is still connected and heard, with its first password.
+    assert box_c.disconnects == []
+    assert box_c.publish(topics.heartbeat_topic("box-c"), b"again") == "Success"
+    wait_for(lambda: len(ctl.received(topics.heartbeat_topic("box-c"))) == 2, what="the box's second heartbeat")
+    assert secured.broker.process.poll() is None

@@ -162,8 +162,9 @@ class BrokerAccounts:
         role = grants.box_role(box)
         password = new_password()
         entry = grants.client(box, role_name=role, clientid=box, textname=f"box {box}")
-        # Refused before anything changes: deleting the role of a box that is connected stopped Mosquitto 2.0.11
-        # from answering at all (seen here), and a live box's grants must not be touched by a second add.
+        # Refused before anything changes: a live box's grants and password must not be touched by a second add,
+        # and deleting a role that an account still holds crashed Mosquitto 2.0.11 (SIGSEGV at the next command,
+        # reproduced here), so a role is only ever deleted when no account holds it.
         if self._run({"command": "getClient", "username": box}, missing_ok=True):
             raise BrokerAccountError(
                 f"box {box} already has a broker account; revoke it first ('edgefleet broker box revoke {box}')"
