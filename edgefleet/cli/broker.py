@@ -200,8 +200,10 @@ def box_add(
     """Give a box its own account on the running broker; its password is shown once (-o json) or written to a file."""
     from edgefleet.cloud.broker import configuring
     from edgefleet.cloud.broker.accounts import BrokerAccounts
+    from edgefleet.cloud.broker.grants import check_box
     from edgefleet.cloud.broker.pki import write_atomically
 
+    check_box(box)  # before anything else: a bad id is the first thing to say
     if password_file is None and not is_data(output):
         fail(
             "say where the new password goes: it is shown once only",
@@ -233,7 +235,9 @@ def box_revoke(
     """Delete a box's account: the broker disconnects it at once and refuses its login from then on."""
     from edgefleet.cloud.broker import configuring
     from edgefleet.cloud.broker.accounts import BrokerAccounts
+    from edgefleet.cloud.broker.grants import check_box
 
+    check_box(box)
     with BrokerAccounts.connect(configuring.read_settings(directory)) as accounts:
         accounts.revoke_box(box)
     show(f"Revoked box {box}: disconnected, and its login is refused.")

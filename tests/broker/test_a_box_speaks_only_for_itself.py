@@ -11,6 +11,7 @@ forbidden one would have been in before it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,8 +20,9 @@ from typing import Any
 import pytest
 
 from edgefleet import topics
-from edgefleet.cloud.broker import pki
-from edgefleet.cloud.broker.accounts import BoxAccount, BrokerAccountError
+from edgefleet.cloud.broker import grants, pki
+from edgefleet.cloud.broker.accounts import BoxAccount, BrokerAccountError, BrokerAccounts
+from edgefleet.errors import UnreachableError
 from tests.support.peers import wait_for
 from tests.support.secured_broker import Peer, SecuredBroker, box, connect, controller, secured_broker
 
@@ -217,3 +219,11 @@ def test_a_box_added_while_the_broker_runs_logs_in_at_once(secured: SecuredBroke
     assert box_c.publish(topics.heartbeat_topic("box-c"), b"again") == "Success"
     wait_for(lambda: len(ctl.received(topics.heartbeat_topic("box-c"))) == 2, what="the box's second heartbeat")
     assert secured.broker.process.poll() is None
+
+
+def test_only_the_admin_account_changes_accounts(secured: SecuredBroker) -> None:
+    as_controller = dataclasses.replace(secured.settings, admin_username=grants.CONTROLLER_USERNAME)
+    with pytest.raises(UnreachableError, match="subscribing to the plugin's answers was refused"):
+        BrokerAccounts.connect(as_controller, password=secured.controller_password())
+    with pytest.raises(UnreachableError, match="the admin login failed: Not authorized"):
+        BrokerAccounts.connect(secured.settings, password="not-the-admin-password")

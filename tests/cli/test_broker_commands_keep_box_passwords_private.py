@@ -86,11 +86,13 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     no_config = edgefleet("broker", "box", "list", "--dir", str(tmp_path))
     no_ca = edgefleet("broker", "config", "--dir", str(tmp_path / "b"), "--pki", str(tmp_path / "p"))
     bad_kind = edgefleet("pki", "issue", "router", "r1", "--dir", str(tmp_path))
+    bad_box = edgefleet("broker", "box", "add", "Box_1", "--dir", str(tmp_path), "-o", "json")
 
     assert no_destination.stderr.splitlines()[0] == "error: say where the new password goes: it is shown once only"
     assert no_config.stderr.startswith(f"error: {tmp_path / 'broker.json'} is missing; write the broker's")
     assert no_ca.stderr.startswith(f"error: {tmp_path / 'p' / 'ca.crt'} is missing; make the CA first")
     assert bad_kind.stderr.splitlines()[0] == "error: unknown certificate kind 'router'"
-    for done in (no_destination, no_config, no_ca, bad_kind):
+    assert bad_box.stderr.startswith("error: box id: 'Box_1' is not a valid id")
+    for done in (no_destination, no_config, no_ca, bad_kind, bad_box):
         assert done.returncode == 1
         assert "Traceback" not in done.stderr

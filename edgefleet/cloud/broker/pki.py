@@ -193,16 +193,17 @@ def load_trusted(directory: Path) -> list[x509.Certificate]:
 
 def list_certificates(directory: Path) -> list[Issued]:
     """Every certificate in the directory with its expiry, the CAs first."""
+    # ca.crt lists the current CA first and, during a rotation, the previous one after it (``rotate_ca``).
     found = [
         Issued(
-            "ca",
+            "ca" if index == 0 else "ca (previous)",
             _common_name(cert),
             directory / CA_CERT,
             directory / CA_KEY,
             cert.not_valid_after_utc,
             cert.serial_number,
         )
-        for cert in load_trusted(directory)
+        for index, cert in enumerate(load_trusted(directory))
     ]
     for path in sorted(directory.glob("*.crt")):
         kind, _, name = path.stem.partition("-")
