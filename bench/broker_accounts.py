@@ -83,6 +83,8 @@ def main() -> int:
                 assert gone.wait(10), "the revoked box was not disconnected within 10 s"
                 cut_off = time.perf_counter() - before
                 peer.close()
+                listed = len(admin.list_boxes())
+                assert listed == args.boxes - 1, f"listed {listed} box accounts, expected {args.boxes - 1}"
 
     first, last = times[:WINDOW], times[-WINDOW:]
     print(f"box accounts added: {args.boxes} in {total:.1f} s ({args.boxes / total:.0f}/s overall)")

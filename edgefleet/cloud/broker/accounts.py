@@ -202,7 +202,8 @@ class BrokerAccounts:
                 if grants.box_role(username) in roles:
                     found.append(BoxEntry(username, entry.get("clientid"), bool(entry.get("disabled", False))))
             total = int(data.get("totalCount", 0)) if isinstance(data, dict) else 0
-            offset += LIST_PAGE
+            # By what came back, not by what was asked: a broker may send a shorter page.
+            offset += len(clients)
             if offset >= total or not clients:
                 return sorted(found, key=lambda e: e.box)
 
