@@ -7,18 +7,23 @@ are taken: the forged ones never reach the controller, so nothing of theirs show
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from edgefleet import topics
 from edgefleet.clock import FakeClock
+from edgefleet.cloud.broker import grants
 from edgefleet.cloud.fleet import FleetState
 from edgefleet.cloud.ingesting import Ingest
 from edgefleet.cloud.settings import Settings
+from tests.cli.entry import spawn
+from tests.cloud.api.memory import write_inventory
 from tests.cloud.builders import BOX, BOX_2, OTHER_BOX, T0, heartbeat, inventory, status, wire
-from tests.support.peers import wait_for
+from tests.support.peers import free_port, wait_for
 from tests.support.secured_broker import Peer, SecuredBroker, box, secured_broker
 
 
@@ -72,3 +77,38 @@ def test_forged_messages_never_reach_the_controller(secured: SecuredBroker) -> N
         if shanghai is not None:
             shanghai.close()
         ingest.stop()
+
+
+def test_cloud_serve_connects_over_tls_with_its_account(secured: SecuredBroker, tmp_path: Path) -> None:
+    """``edgefleet cloud serve`` with its command-line options for the secured broker: /healthz says connected."""
+    port = free_port()
+    cert, key = secured.controller_cert()
+    with spawn(
+        "cloud", "serve", "--listen", f"127.0.0.1:{port}",
+        "--broker", f"mqtts://{grants.CONTROLLER_USERNAME}@127.0.0.1:{secured.port}",
+        "--broker-password-file", str(secured.config_dir / "controller.password"),
+        "--broker-ca-file", str(secured.ca_file), "--broker-cert-file", str(cert), "--broker-key-file", str(key),
+        "--sites", str(write_inventory(tmp_path / "sites")), "--database", f"sqlite:///{tmp_path / 'edgefleet.db'}",
+    ) as process:  # fmt: skip
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+
+                def connected() -> dict[str, object] | None:
+                    assert process.poll() is None, "the controller exited"
+                    try:
+                        body: dict[str, object] = client.get("/healthz").json()
+                    except httpx.TransportError:
+                        return None
+                    return body if body.get("broker_connected") else None
+
+                health = wait_for(connected, timeout=20, what="/healthz to say the broker is connected")
+            process.send_signal(signal.SIGTERM)
+            output, _ = process.communicate(timeout=20)
+        except BaseException:
+            process.kill()
+            print(process.communicate()[0])
+            raise
+
+    assert health["broker_connected"] is True
+    assert f"broker=mqtts://{grants.CONTROLLER_USERNAME}@127.0.0.1:{secured.port}" in output
+    assert secured.controller_password() not in output
