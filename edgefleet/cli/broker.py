@@ -29,10 +29,13 @@ box_app = typer.Typer(help="Box accounts on the running broker (no restart).", n
 broker_app.add_typer(box_app, name="box")
 
 PkiDirOption = Annotated[
-    Path, typer.Option("--dir", "-d", help="The PKI directory (ca.crt, ca.key, <kind>-<name>.crt/.key).")
+    Path, typer.Option("--dir", "--directory", "-d", help="The PKI directory (ca.crt, ca.key, <kind>-<name>.crt/.key).")
 ]
 BrokerDirOption = Annotated[
-    Path, typer.Option("--dir", "-d", help="The broker's configuration directory ('edgefleet broker config' wrote).")
+    Path,
+    typer.Option(
+        "--dir", "--directory", "-d", help="The broker's configuration directory ('edgefleet broker config' wrote)."
+    ),
 ]
 KIND_HELP = "broker (the listener's certificate), controller or box (client certificates)."
 
