@@ -198,6 +198,10 @@ def box_add(
     password_file: Annotated[
         Path | None, typer.Option(help="Write the new password to this file (0600) instead of printing it.")
     ] = None,
+    pki_dir: Annotated[
+        Path | None,
+        typer.Option("--pki", help="Also issue the box's certificate from this PKI directory (if it has none)."),
+    ] = None,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Give a box its own account on the running broker; its password is shown once (-o json) or written to a file."""
@@ -215,19 +219,38 @@ def box_add(
     if password_file is not None and password_file.exists():
         fail(f"{password_file} exists; name a new file (a password file is never overwritten)")
     settings = configuring.read_settings(directory)
+    # The certificate first: a PKI that cannot issue fails the command before the broker knows the box.
+    tls: dict[str, str] = {}
+    if pki_dir is not None:
+        from edgefleet.cloud.broker import pki
+
+        if not pki.cert_path(pki_dir, "box", box).exists():
+            pki.issue(pki_dir, "box", box, now=_now())
+        tls = {
+            "caFile": str(pki_dir / pki.CA_CERT),
+            "certFile": str(pki.cert_path(pki_dir, "box", box)),
+            "keyFile": str(pki.key_path(pki_dir, "box", box)),
+        }
     with BrokerAccounts.connect(settings) as accounts:
         account = accounts.add_box(box)
     if password_file is not None:
         write_atomically(password_file, account.password.encode() + b"\n", mode=0o600)
+    broker_url = f"mqtts://{settings.host}:{settings.port}"
     if is_data(output):
-        entry = {"box": account.box, "username": account.username, "clientId": account.clientid}
+        entry = {"box": account.box, "username": account.username, "clientId": account.clientid, "broker": broker_url}
         if password_file is None:
             entry["password"] = account.password
         else:
             entry["passwordFile"] = str(password_file)
-        print_data(entry, output)
+        print_data({**entry, **tls}, output)
         return
-    show(f"Added box {box} to the broker (username and client id {box}); its password is in {password_file}.")
+    command = f"edgefleet agent run --box {box} --site SITE --broker {broker_url} --username {box} --password-file FILE"
+    if tls:
+        command += f" --ca-file {tls['caFile']} --cert-file {tls['certFile']} --key-file {tls['keyFile']}"
+    show(
+        f"Added box {box} to the broker (username and client id {box}); its password is in {password_file}.",
+        f"On the box (with these files copied there): {command}",
+    )
 
 
 @box_app.command("revoke")

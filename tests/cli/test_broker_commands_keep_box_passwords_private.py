@@ -58,8 +58,26 @@ def test_from_nothing_to_a_box_on_the_secured_broker_and_off_again(tmp_path: Pat
             peer.close()
 
         to_file = tmp_path / "box-8.password"
-        _ok("broker", "box", "add", "box-8", "--dir", str(conf_dir), "--password-file", str(to_file))
+        told = _ok(
+            "broker", "box", "add", "box-8", "--dir", str(conf_dir), "--password-file", str(to_file),
+            "--pki", str(pki_dir),
+        )  # fmt: skip
         assert stat.S_IMODE(to_file.stat().st_mode) == 0o600
+        # With --pki the box's certificate was issued too, and the line says how the box runs with it all.
+        assert f"--broker mqtts://127.0.0.1:{port} --username box-8 --password-file FILE" in told
+        assert f"--cert-file {pki_dir / 'box-box-8.crt'} --key-file {pki_dir / 'box-box-8.key'}" in told
+        box_8 = connect(
+            port,
+            ca_file=pki_dir / "ca.crt",
+            client_id="box-8",
+            username="box-8",
+            password=to_file.read_text().strip(),
+            cert=(pki_dir / "box-box-8.crt", pki_dir / "box-box-8.key"),
+        )
+        try:
+            assert box_8.connected, box_8.refusal
+        finally:
+            box_8.close()
 
         listed = _ok("broker", "box", "list", "--dir", str(conf_dir), "-o", "json")
         assert json.loads(listed) == [
@@ -76,7 +94,7 @@ def test_from_nothing_to_a_box_on_the_secured_broker_and_off_again(tmp_path: Pat
     assert "Revoked box box-7" in revoked
     assert gone.returncode == 1
     assert gone.stderr.strip() == "error: box box-7 has no broker account"
-    for shown in (listed, table, revoked, again.stdout + again.stderr, gone.stderr):
+    for shown in (told, listed, table, revoked, again.stdout + again.stderr, gone.stderr):
         assert password not in shown
         assert to_file.read_text().strip() not in shown
 
