@@ -18,6 +18,9 @@ CHANNELS: Final[frozenset[str]] = frozenset({"heartbeat", "status"})
 
 HEARTBEAT_FILTER: Final = f"{PREFIX}/+/heartbeat"
 STATUS_FILTER: Final = f"{PREFIX}/+/status"
+# What the controller sends a box: reserved (nothing is sent yet). The broker lets each box read its own command
+# topic and no other (edgefleet.cloud.broker.grants), so the channel is confined before it carries anything.
+COMMANDS_CHANNEL: Final = "commands"
 
 # Controller replicas subscribe through this MQTT 5 shared-subscription group so the broker spreads boxes'
 # messages over them instead of sending every message to each.
@@ -30,6 +33,10 @@ def heartbeat_topic(box: str) -> str:
 
 def status_topic(box: str) -> str:
     return f"{PREFIX}/{box}/status"
+
+
+def command_topic(box: str) -> str:
+    return f"{PREFIX}/{box}/{COMMANDS_CHANNEL}"
 
 
 def shared(topic_filter: str, group: str = CONTROLLER_SHARE_GROUP) -> str:

@@ -12,6 +12,11 @@ The broker login comes from the broker URL (``mqtt://USER:PASSWORD@HOST:PORT``, 
 controller's (``edgefleet.cloud.settings``): a username or password given twice, or a password without a
 username, is refused with a line naming both places. The password is registered with ``credentials.hide_in_logs``
 and the broker is only ever shown masked (``BrokerAddress.__str__``).
+
+TLS: a ``mqtts://`` broker URL, with ``--ca-file`` (the CA that signed the broker's certificate; default: the
+system's trust store) and, where the broker requires client certificates, ``--cert-file`` and ``--key-file``
+(``edgefleet pki issue box NAME``). The files are loaded at start, so a wrong one ends the command with a line
+naming it instead of failing every reconnect.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import logging
 import math
 import os
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -41,7 +47,7 @@ from edgefleet.agent.apps import (
     metaserver_answers,
 )
 from edgefleet.agent.gpu import NoGpuProbe, NvmlProbe
-from edgefleet.agent.link import DEFAULT_KEEPALIVE_S, BoxLink, BrokerAddress
+from edgefleet.agent.link import DEFAULT_KEEPALIVE_S, BoxLink, BrokerAddress, TlsFiles
 from edgefleet.agent.probes import ProcHostProbe
 from edgefleet.agent.reporting import BoxReporter
 from edgefleet.agent.running import Agent, make_heartbeat
@@ -77,6 +83,9 @@ ENV: Final = {
     "username": "EDGEFLEET_MQTT_USERNAME",
     "password": "EDGEFLEET_MQTT_PASSWORD",
     "password_file": "EDGEFLEET_MQTT_PASSWORD_FILE",
+    "ca_file": "EDGEFLEET_MQTT_CA_FILE",
+    "cert_file": "EDGEFLEET_MQTT_CERT_FILE",
+    "key_file": "EDGEFLEET_MQTT_KEY_FILE",
 }
 
 
@@ -165,6 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--password",
         help="MQTT password [env EDGEFLEET_MQTT_PASSWORD; prefer --password-file: a command line is public]",
     )
+    run.add_argument(
+        "--ca-file",
+        metavar="PATH",
+        help="CA certificates to verify an mqtts:// broker with [env EDGEFLEET_MQTT_CA_FILE; default: the system's]",
+    )
+    run.add_argument(
+        "--cert-file",
+        metavar="PATH",
+        help="this box's TLS certificate, for a broker that requires one [env EDGEFLEET_MQTT_CERT_FILE]",
+    )
+    run.add_argument("--key-file", metavar="PATH", help="the key of --cert-file [env EDGEFLEET_MQTT_KEY_FILE]")
     commands.add_parser(
         "sample",
         parents=[common],
@@ -223,6 +243,7 @@ def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> AgentS
         raise UsageError(f"{where}: {exc}") from None
     if running:
         broker = _with_login(args, env, broker, where)
+        broker = _with_tls(args, env, broker, where)
         hide_in_logs(broker.password)
 
     raw_interval, where = _value(args, env, "interval")
@@ -288,6 +309,42 @@ def _with_login(
     if username is None and password is None:
         return broker
     return broker.with_login(username or broker.username, password if password is not None else broker.password)
+
+
+def _with_tls(
+    args: argparse.Namespace, env: Mapping[str, str], broker: BrokerAddress, broker_where: str
+) -> BrokerAddress:
+    """``broker`` with the TLS files given, each loaded once here so that a bad one is named now."""
+    ca_file, ca_where = _value(args, env, "ca_file")
+    cert_file, cert_where = _value(args, env, "cert_file")
+    key_file, key_where = _value(args, env, "key_file")
+    given = [where for value, where in ((ca_file, ca_where), (cert_file, cert_where), (key_file, key_where)) if value]
+    if broker.tls is None:
+        if given:
+            raise UsageError(
+                f"{given[0]} is for TLS, but {broker_where}={str(broker)!r} is plain MQTT; use mqtts://HOST:PORT"
+            )
+        return broker
+    if (cert_file is None) != (key_file is None):
+        missing = key_where if key_file is None else cert_where
+        raise UsageError(f"{missing} is missing: a client certificate needs its key (give --cert-file and --key-file)")
+    for value, where in ((ca_file, ca_where), (cert_file, cert_where), (key_file, key_where)):
+        if value is not None and not Path(value).expanduser().is_file():
+            raise UsageError(f"{where}: {value!r} is not a readable file")
+    tls = TlsFiles(
+        ca_file=str(Path(ca_file).expanduser()) if ca_file else None,
+        cert_file=str(Path(cert_file).expanduser()) if cert_file else None,
+        key_file=str(Path(key_file).expanduser()) if key_file else None,
+    )
+    # Each file alone first, so that the error names the one that is wrong.
+    for files, where in ((TlsFiles(ca_file=tls.ca_file), ca_where), (tls, cert_where)):
+        try:
+            files.context()
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(
+                f"{where}: the TLS files cannot be used ({exc}); give PEM files as 'edgefleet pki' writes them"
+            ) from None
+    return broker.with_tls(tls)
 
 
 def _password(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str | None, str]:

@@ -10,12 +10,15 @@ every connection attempt (``on_pre_connect``), and the controller ignores a will
 are flushed after it.
 
 The login travels in the ``BrokerAddress`` (from the broker URL or the agent's login options); the address shows
-itself masked, so no log line of the link can name the password.
+itself masked, so no log line of the link can name the password. ``mqtts://`` connects over TLS: the broker is
+verified against the CA file given (else the system's trust store) and, where the broker asks for one, the box
+presents its certificate (``edgefleet pki issue box NAME``, docs/security.md).
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
@@ -43,6 +46,26 @@ RECONNECT_MAX_S: Final = 60
 # MQTT 5 CONNACK reason codes that retrying cannot fix: bad user name or password, not authorised, bad
 # authentication method.
 CREDENTIALS_REFUSED: Final = frozenset({0x86, 0x87, 0x8C})
+DEFAULT_PORT: Final = 1883
+DEFAULT_TLS_PORT: Final = 8883
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """What a TLS connection verifies the broker with and shows of itself. No CA file: the system's trust store;
+    no certificate: the box presents none (a broker that requires one refuses the connection)."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def context(self) -> ssl.SSLContext:
+        """A client context that checks the broker's certificate and name; raises OSError/ssl.SSLError on a file
+        that cannot be used."""
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.cert_file is not None:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        return context
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +78,19 @@ class BrokerAddress:
     username: str | None = None
     # Never in a repr, a log line or a traceback.
     password: str | None = field(default=None, repr=False)
+    # None: plain MQTT (mqtt://); else TLS (mqtts://) with these files.
+    tls: TlsFiles | None = None
 
     @classmethod
     def parse(cls, url: str) -> BrokerAddress:
-        """``mqtt://[USER[:PASSWORD]@]HOST:PORT`` (or ``HOST:PORT``), the login percent-decoded; raises ValueError
-        saying what is wrong, with the URL masked (``credentials.mask_url``)."""
+        """``mqtt[s]://[USER[:PASSWORD]@]HOST:PORT`` (or ``HOST:PORT``), the login percent-decoded; raises ValueError
+        saying what is wrong, with the URL masked (``credentials.mask_url``). ``mqtts://`` means TLS with the
+        system's trust store until ``with_tls`` names files."""
         shown = mask_url(url)
         parts = urlsplit(url if "://" in url else f"mqtt://{url}")
-        if parts.scheme not in {"mqtt", "tcp"}:
-            raise ValueError(f"broker URL {shown!r}: scheme must be mqtt:// (TLS is not supported yet)")
+        if parts.scheme not in {"mqtt", "tcp", "mqtts", "ssl"}:
+            raise ValueError(f"broker URL {shown!r}: scheme must be mqtt:// or mqtts:// (TLS)")
+        tls = TlsFiles() if parts.scheme in {"mqtts", "ssl"} else None
         if parts.path.strip("/") or parts.query or parts.fragment:
             # Also what a password with a raw '/', '?' or '#' looks like to a URL parser.
             raise ValueError(
@@ -73,25 +100,29 @@ class BrokerAddress:
         if not parts.hostname:
             raise ValueError(f"broker URL {shown!r} names no host; expected mqtt://HOST:PORT")
         try:
-            port = parts.port or 1883
+            port = parts.port or (DEFAULT_TLS_PORT if tls is not None else DEFAULT_PORT)
         except ValueError:
             raise ValueError(f"broker URL {shown!r} has an invalid port") from None
         if parts.username is None:
-            return cls(parts.hostname, port)
+            return cls(parts.hostname, port, tls=tls)
         username = unquote(parts.username)
         if not username:
             raise ValueError(f"broker URL {shown!r}: the username in the URL is empty")
         password = unquote(parts.password) if parts.password is not None else None
-        return cls(parts.hostname, port, username, password)
+        return cls(parts.hostname, port, username, password, tls)
 
     def with_login(self, username: str | None, password: str | None) -> BrokerAddress:
         return replace(self, username=username, password=password)
 
+    def with_tls(self, tls: TlsFiles) -> BrokerAddress:
+        return replace(self, tls=tls)
+
     def __str__(self) -> str:
+        scheme = "mqtts" if self.tls is not None else "mqtt"
         if self.username is None:
-            return f"mqtt://{self.host}:{self.port}"
+            return f"{scheme}://{self.host}:{self.port}"
         login = quote(self.username, safe="") + (f":{REDACTED}" if self.password is not None else "")
-        return f"mqtt://{login}@{self.host}:{self.port}"
+        return f"{scheme}://{login}@{self.host}:{self.port}"
 
 
 class BoxLink:
@@ -120,6 +151,9 @@ class BoxLink:
         )
         if broker.username is not None:
             self.client.username_pw_set(broker.username, broker.password)
+        if broker.tls is not None:
+            # Built once here: every reconnect reuses it, and a bad file fails the agent's start, not a retry.
+            self.client.tls_set_context(broker.tls.context())
         self.client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)
         self.client.on_pre_connect = self._on_pre_connect
         self.client.on_connect = self._on_connect

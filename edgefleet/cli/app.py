@@ -27,13 +27,15 @@ def _root(
 
 def _register() -> None:
     # Each module adds its commands to ``app``; they import their heavy dependencies lazily.
-    from edgefleet.cli import alerts, cloud, clusters, fleet, releases, rollouts, sim
+    from edgefleet.cli import alerts, broker, cloud, clusters, fleet, releases, rollouts, sim
 
     if app.registered_groups:  # once per process: tests call ``run`` many times
         return
 
     app.add_typer(cloud.app, name="cloud", help="Run the cloud controller.")
     app.add_typer(sim.app, name="sim", help="Run the fleet simulator and inject faults.")
+    app.add_typer(broker.pki_app, name="pki", help="The broker's TLS certificate authority and certificates.")
+    app.add_typer(broker.broker_app, name="broker", help="The secured broker: configuration and box accounts.")
     fleet.register(app)
     clusters.register(app)
     alerts.register(app)

@@ -96,6 +96,24 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    broker_ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="With a mqtts:// broker: the CA to verify it with [env EDGEFLEET_BROKER_CA_FILE; default: the "
+            "system's].",
+            show_default=False,
+        ),
+    ] = None,
+    broker_cert_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="The controller's TLS client certificate [env EDGEFLEET_BROKER_CERT_FILE].", show_default=False
+        ),
+    ] = None,
+    broker_key_file: Annotated[
+        Path | None,
+        typer.Option(help="Its key [env EDGEFLEET_BROKER_KEY_FILE].", show_default=False),
+    ] = None,
 ) -> None:
     """Run the controller and serve its API until Ctrl-C or SIGTERM."""
     import os
@@ -120,6 +138,9 @@ def serve(
             notifications_file=notifications,
             kubeconfig=kubeconfig,
             registry_config=registry_config,
+            broker_ca_file=broker_ca_file,
+            broker_cert_file=broker_cert_file,
+            broker_key_file=broker_key_file,
         )
     except ValueError as exc:
         fail(escape(str(exc)), hint="see 'edgefleet cloud serve --help' for the settings and their variables")

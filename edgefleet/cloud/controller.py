@@ -101,7 +101,9 @@ class Controller:
         self.gateway: ClusterGateway | None = _build_gateway(inventory, settings, clock)
         # What each cluster says of its boxes' nodes, in ``state.nodes`` (the API and the alert loop read it).
         self.node_watch = NodeWatch(self.state, self.gateway, clock=clock)
-        self.ingest = Ingest(self.state, settings.broker_url, clock=clock, login=settings.broker_login)
+        self.ingest = Ingest(
+            self.state, settings.broker_url, clock=clock, login=settings.broker_login, tls=settings.broker_tls
+        )
         self.store = Store(settings.database_url)
         try:
             self.store.create_schema()

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import statistics
 import threading
 import uuid
@@ -57,7 +58,7 @@ from edgefleet import topics
 from edgefleet.clock import Clock
 from edgefleet.cloud.fleet import BoxLive, FleetState, apply_heartbeat, apply_status, note_unknown_box
 from edgefleet.cloud.hearing import IngestStats
-from edgefleet.cloud.settings import broker_url_login, parse_broker_url
+from edgefleet.cloud.settings import BrokerTls, broker_url_is_tls, broker_url_login, parse_broker_url
 from edgefleet.credentials import mask_url
 from edgefleet.errors import MessageRejected
 from edgefleet.ids import BoxId, is_valid_id
@@ -125,6 +126,7 @@ class Ingest:
         *,
         clock: Clock,
         login: tuple[str, str | None] | None = None,
+        tls: BrokerTls | None = None,
         client_id: str | None = None,
         share_group: str = topics.CONTROLLER_SHARE_GROUP,
         keepalive_s: int = KEEPALIVE_S,
@@ -182,6 +184,14 @@ class Ingest:
         )
         if login is not None:
             self._client.username_pw_set(login[0], login[1])
+        if tls is None and broker_url_is_tls(broker_url):
+            tls = BrokerTls(None, None, None)  # mqtts:// alone: the system's trust store, no client certificate
+        if tls is not None:
+            # Built once: every reconnect reuses it, and a file that cannot be used fails the start.
+            context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+            if tls.cert_file is not None:
+                context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+            self._client.tls_set_context(context)
         self.reconnect_max_s = reconnect_max_s
         self._client.reconnect_delay_set(min_delay=reconnect_min_s, max_delay=reconnect_max_s)  # type: ignore[arg-type]
         self._client.on_connect = self._on_connect

@@ -7,7 +7,10 @@ what is expected, so the CLI can print it as one line.
 
 Secrets: the broker login comes from the broker URL (``mqtt://USER:PASSWORD@HOST:PORT``, percent-encoded) or from
 ``EDGEFLEET_BROKER_USERNAME`` with ``EDGEFLEET_BROKER_PASSWORD`` or ``EDGEFLEET_BROKER_PASSWORD_FILE`` - one way
-only: a password given twice is refused, never silently chosen. Every password read here is registered with
+only: a password given twice is refused, never silently chosen. A ``mqtts://`` URL connects over TLS, verifying
+the broker against ``EDGEFLEET_BROKER_CA_FILE`` (default: the system's trust store) and presenting
+``EDGEFLEET_BROKER_CERT_FILE`` / ``EDGEFLEET_BROKER_KEY_FILE`` where the broker requires a client certificate
+(``edgefleet pki``, docs/security.md). Every password read here is registered with
 ``credentials.hide_in_logs``, and URLs are shown only through ``credentials.mask_url`` (``*_shown``); the
 values themselves are left out of ``repr``.
 
@@ -73,11 +76,16 @@ ENV_ROLLOUT_TICK: Final = "EDGEFLEET_ROLLOUT_TICK"
 ENV_BROKER_USERNAME: Final = "EDGEFLEET_BROKER_USERNAME"
 ENV_BROKER_PASSWORD: Final = "EDGEFLEET_BROKER_PASSWORD"
 ENV_BROKER_PASSWORD_FILE: Final = "EDGEFLEET_BROKER_PASSWORD_FILE"
+ENV_BROKER_CA_FILE: Final = "EDGEFLEET_BROKER_CA_FILE"
+ENV_BROKER_CERT_FILE: Final = "EDGEFLEET_BROKER_CERT_FILE"
+ENV_BROKER_KEY_FILE: Final = "EDGEFLEET_BROKER_KEY_FILE"
 ENV_KUBECONFIG: Final = "EDGEFLEET_KUBECONFIG"
 ENV_REGISTRY_CONFIG: Final = "EDGEFLEET_REGISTRY_CONFIG"
 # Set by Kubernetes in every pod's environment.
 ENV_IN_POD: Final = "KUBERNETES_SERVICE_HOST"
 
+_TLS_SCHEMES: Final = frozenset({"mqtts", "ssl"})
+DEFAULT_TLS_PORT: Final = 8883
 _DATABASE_SCHEMES: Final = frozenset({"sqlite", "postgresql", "postgres", "postgresql+psycopg"})
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT_S: Final = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -106,6 +114,10 @@ class Settings:
     kubeconfig: KubeconfigSource = field(default_factory=lambda: Path(DEFAULT_KUBECONFIG).expanduser())
     # The registry hosts directory a rollout resolves its images' tags through; None: none is asked.
     registry_config: Path | None = None
+    # TLS to the broker (a mqtts:// URL): the CA to verify it with (None: the system's), the client certificate.
+    broker_ca_file: Path | None = None
+    broker_cert_file: Path | None = None
+    broker_key_file: Path | None = None
 
     def __post_init__(self) -> None:
         # Direct construction (tests, embedding) gets the same checks as the environment, named by field.
@@ -117,6 +129,9 @@ class Settings:
             url_name="broker_url",
             username_name="broker_username",
             password_name="broker_password",
+        )
+        _check_broker_tls(
+            self.broker_url, self.broker_ca_file, self.broker_cert_file, self.broker_key_file, names=_TLS_FIELD_NAMES
         )
         _check_database_url(self.database_url, name="database_url")
         if not 0 < self.listen_port < 65536:
@@ -149,6 +164,13 @@ class Settings:
         if username is None:
             return None
         return username, url_password if url_password is not None else self.broker_password
+
+    @property
+    def broker_tls(self) -> BrokerTls | None:
+        """The TLS files to connect with, or None for plain MQTT (a mqtt:// URL)."""
+        if not broker_url_is_tls(self.broker_url):
+            return None
+        return BrokerTls(self.broker_ca_file, self.broker_cert_file, self.broker_key_file)
 
     @property
     def listen(self) -> str:
@@ -225,6 +247,20 @@ class Settings:
         )
         hide_in_logs(broker_password, broker_url_login(broker)[1])
 
+        tls_files: list[Path | None] = []
+        tls_names: list[str] = []
+        for key, env in (
+            ("broker_ca_file", ENV_BROKER_CA_FILE),
+            ("broker_cert_file", ENV_BROKER_CERT_FILE),
+            ("broker_key_file", ENV_BROKER_KEY_FILE),
+        ):
+            value, name = raw(key, env, "")
+            path = _optional_path(value, name)
+            tls_files.append(_expand_home(str(path), environ) if path is not None else None)
+            tls_names.append(name)
+        ca_file, cert_file, key_file = tls_files
+        _check_broker_tls(broker, ca_file, cert_file, key_file, names=tuple(tls_names))
+
         kubeconfig = _kubeconfig(environ, given.get("kubeconfig"))
 
         registry_value, name = raw("registry_config", ENV_REGISTRY_CONFIG, "")
@@ -253,6 +289,9 @@ class Settings:
             broker_password=broker_password,
             kubeconfig=kubeconfig,
             registry_config=registry_config,
+            broker_ca_file=ca_file,
+            broker_cert_file=cert_file,
+            broker_key_file=key_file,
         )
 
 
@@ -272,8 +311,41 @@ _OVERRIDABLE: Final = frozenset(
         "broker_password_file",
         "kubeconfig",
         "registry_config",
+        "broker_ca_file",
+        "broker_cert_file",
+        "broker_key_file",
     }
 )
+_TLS_FIELD_NAMES: Final = ("broker_ca_file", "broker_cert_file", "broker_key_file")
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerTls:
+    """What the controller verifies the broker with (None: the system's trust store) and shows of itself."""
+
+    ca_file: Path | None
+    cert_file: Path | None
+    key_file: Path | None
+
+
+def broker_url_is_tls(url: str) -> bool:
+    return urlsplit(url if "://" in url else f"mqtt://{url}").scheme in _TLS_SCHEMES
+
+
+def _check_broker_tls(
+    url: str, ca: Path | None, cert: Path | None, key: Path | None, *, names: tuple[str, ...]
+) -> None:
+    """TLS files only with a mqtts:// URL, a certificate only with its key, every file present."""
+    given = [(path, name) for path, name in zip((ca, cert, key), names, strict=True) if path is not None]
+    if given and not broker_url_is_tls(url):
+        raise ValueError(
+            f"{given[0][1]} is for TLS, but the broker URL {mask_url(url)!r} is plain; use mqtts://HOST:PORT"
+        )
+    if (cert is None) != (key is None):
+        raise ValueError(f"{names[1]} and {names[2]} go together: a client certificate needs its key")
+    for path, name in given:
+        if not path.is_file():
+            raise ValueError(f"{name}={str(path)!r}: no such file")
 
 
 def parse_broker_url(url: str, *, name: str = ENV_BROKER_URL) -> tuple[str, int]:
@@ -281,8 +353,8 @@ def parse_broker_url(url: str, *, name: str = ENV_BROKER_URL) -> tuple[str, int]
     ``name`` otherwise. The error shows the URL masked (``mask_url``)."""
     shown = mask_url(url)
     parts = urlsplit(url if "://" in url else f"mqtt://{url}")
-    if parts.scheme not in {"mqtt", "tcp"}:
-        raise ValueError(f"{name}={shown!r}: expected mqtt://HOST:PORT (TLS is not supported yet)")
+    if parts.scheme not in {"mqtt", "tcp", *_TLS_SCHEMES}:
+        raise ValueError(f"{name}={shown!r}: expected mqtt://HOST:PORT or mqtts://HOST:PORT (TLS)")
     if parts.path.strip("/") or parts.query or parts.fragment:
         # Also what a password with a raw '/', '?' or '#' looks like to a URL parser.
         raise ValueError(
@@ -292,7 +364,7 @@ def parse_broker_url(url: str, *, name: str = ENV_BROKER_URL) -> tuple[str, int]
     if not parts.hostname:
         raise ValueError(f"{name}={shown!r} names no host; expected mqtt://HOST:PORT, e.g. {DEFAULT_BROKER_URL}")
     try:
-        port = parts.port or 1883
+        port = parts.port or (DEFAULT_TLS_PORT if parts.scheme in _TLS_SCHEMES else 1883)
     except ValueError:
         raise ValueError(f"{name}={shown!r} has an invalid port; expected 1 to 65535") from None
     if port == 0:

@@ -26,6 +26,7 @@ FORBIDDEN_PACKAGES = frozenset(
     {
         "fastapi", "starlette", "sqlmodel", "sqlalchemy", "psycopg", "pydantic", "uvicorn", "kubernetes", "typer",
         "click", "rich", "httpx", "yaml", "apscheduler", "prometheus_client", "simulator",
+        "cryptography",
     }
 )  # fmt: skip
 FORBIDDEN_OURS = ("edgefleet.cloud", "edgefleet.manifests", "edgefleet.inventory")

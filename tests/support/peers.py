@@ -120,6 +120,17 @@ def mosquitto(directory: Path, *, extra_config: str = "", password_file: Path | 
 
 
 @contextlib.contextmanager
+def mosquitto_from(config: Path, port: int) -> Iterator[Mosquitto]:
+    """A Mosquitto run from a configuration written elsewhere (``edgefleet broker config``) that listens on
+    ``port`` of 127.0.0.1; stopped afterwards."""
+    broker = Mosquitto(port, _spawn_mosquitto(config, port), config)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@contextlib.contextmanager
 def postgres_database(server_url: str) -> Iterator[str]:
     """A database of this test run's own on the PostgreSQL server at ``server_url``, dropped afterwards."""
     import sqlalchemy as sa
