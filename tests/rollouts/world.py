@@ -149,6 +149,8 @@ class World:
     seq: int = 0
     # Sites where this version of scan-upload is slower: its backlog and error rate that many times worse.
     slow: dict[SiteId, tuple[str, float]] = field(default_factory=dict)
+    # The figures a site's agents report now, whatever the version (none: the usual ones).
+    figures_override: dict[SiteId, dict[str, float]] = field(default_factory=dict)
     # Where the reconciler finds release files (none: only releases brought by earlier rollouts).
     releases_dir: Path | None = None
     # The registry hosts directory the service pins images through (none: images go out as given).
@@ -220,6 +222,8 @@ class World:
     def _figures(self, site: SiteId, version: str) -> dict[str, float]:
         """The app's health figures as its agent reads them: the same at every site and version, unless the version
         is slow there."""
+        if site in self.figures_override:
+            return dict(self.figures_override[site])
         slow_version, factor = self.slow.get(site, ("", 1.0))
         worse = factor if version == slow_version else 1.0
         return {"upload_backlog": 40.0 * worse, "error_rate_percent": 0.4 * worse}

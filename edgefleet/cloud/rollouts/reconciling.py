@@ -80,7 +80,8 @@ from edgefleet.cloud.rollouts.deciding import (
     decide,
 )
 from edgefleet.cloud.rollouts.facts import site_figures
-from edgefleet.cloud.rollouts.gates import BoxApp, FiringAlert, SiteHealth, Workload
+from edgefleet.cloud.rollouts.figures import FigureWindow
+from edgefleet.cloud.rollouts.gates import MIN_READINGS_TO_FAIL, BoxApp, FiringAlert, SiteHealth, Workload
 from edgefleet.cloud.rollouts.store import AuditEntry, PreviousRelease, RolloutStore, StoredRollout
 from edgefleet.cloud.rollouts.windows import blocked
 from edgefleet.cloud.scheduling import start_interval_job
@@ -159,6 +160,10 @@ class Reconciler:
         # Each site's figures per version, summed over the ticks that saw them (release, site, version): the health
         # gate compares means, not one noisy reading with another (a single reading is a few % off either way).
         self._figures = _FigureMeans()
+        # Every site's figures over the last quarter of an hour, fed by every heartbeat the ingest takes: what a
+        # site's baseline is taken from when its rollout first reaches it (``_baseline``).
+        self._window = FigureWindow()
+        self._window_lock = threading.Lock()
         # Clusters whose namespace this reconciler applied (again after a restart: applying twice is harmless).
         self._namespaced: set[ClusterId] = set()
         # Rollouts whose release no longer loads, with why (logged once).
@@ -210,6 +215,10 @@ class Reconciler:
         rollout waits on and it reports another version or state of the rollout's app. Called on the ingest's
         thread for every heartbeat taken (~200 a second for 2,000 boxes): one dict lookup for the other boxes, and
         never the tick's lock."""
+        with self._window_lock:
+            now = self.clock.now()
+            for reported in after.apps.apps:
+                self._window.add(after.site, reported, now)
         app = self._awaited.get(box)
         if app is not None and _reported(before, app) != _reported(after, app):
             self.wake()
@@ -347,7 +356,10 @@ class Reconciler:
         # The sites' figures on the release now, read before taking the fleet's lock (site_figures takes it).
         for site in sites:
             self._figures.add(
-                release.name, site.id, site_figures(self.state, site.id, spec.app, now=now), self._reading(site.id)
+                release.name,
+                site.id,
+                site_figures(self.state, site.id, spec.app, now=now),
+                self._reading(site.id, spec.app),
             )
         current = {site.id: self._figures.mean(release.name, site.id, release.version) for site in sites}
         readings = {site.id: self._figures.readings(release.name, site.id, release.version) for site in sites}
@@ -504,8 +516,20 @@ class Reconciler:
     def _baseline(self, site: SiteId, release: Release, *, now: float) -> dict[str, float] | None:
         """The site's own health figures before the release reaches it: the mean over its online boxes of the
         version most of them run now (not the release's), or None when none reports figures."""
-        self._figures.add(release.name, site, site_figures(self.state, site, release.app, now=now), self._reading(site))
-        before = {
+        self._figures.add(
+            release.name, site, site_figures(self.state, site, release.app, now=now), self._reading(site, release.app)
+        )
+        # The site's figures over the last quarter of an hour (every heartbeat the ingest took), when they rest on
+        # enough readings; else the means this reconciler summed over its own ticks (a controller just started).
+        with self._window_lock:
+            windowed = {
+                version: found
+                for version in self._window.versions(site, release.app)
+                if version != release.version
+                and (found := self._window.mean(site, release.app, version, now)) is not None
+                and found[1] >= MIN_READINGS_TO_FAIL
+            }
+        before = {version: figures for version, (figures, _count) in windowed.items()} or {
             version: figures
             for version in self._figures.versions(release.name, site)
             if version != release.version and (figures := self._figures.mean(release.name, site, version))
@@ -515,11 +539,13 @@ class Reconciler:
         counts = self._versions(site, release.app, now=now)
         return dict(before[max(before, key=lambda version: (counts.get(version, 0), version))])
 
-    def _reading(self, site: SiteId) -> tuple[tuple[str | None, int], ...]:
-        """Which heartbeats the site's figures come from now (each box's boot and sequence number): ticks come
-        faster than heartbeats, and a heartbeat read on two ticks is one reading, not two."""
+    def _reading(self, site: SiteId, app: str) -> tuple[tuple[str | None, int], ...]:
+        """Which heartbeats the site's figures of ``app`` come from now (the boot and sequence number of each box
+        that runs it): ticks come faster than heartbeats, and a heartbeat read on two ticks is one reading, not
+        two; nor is a heartbeat of a box that does not run the app (a GPU box's says nothing of scan-upload)."""
+        inventory = self.state.inventory
+        boxes = app_boxes(inventory, inventory.sites[site], app)
         with self.state.lock:
-            boxes = self.state.inventory.sites[site].boxes
             return tuple((self.state.boxes[b].boot, self.state.boxes[b].seq) for b in boxes)
 
     def _versions(self, site: SiteId, app: str, *, now: float) -> dict[str, int]:
