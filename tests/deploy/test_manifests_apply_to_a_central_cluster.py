@@ -234,3 +234,34 @@ def test_the_systemd_unit_verifies(tmp_path: Path) -> None:
 
     assert (verified.returncode, verified.stderr) == (0, "")
     assert "Unknown key 'RestartSecs' in section [Service]" in mistyped.stderr
+
+
+def env_file(path: Path) -> dict[str, str]:
+    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    return dict(line.split("=", 1) for line in lines)
+
+
+def test_the_settings_in_deploy_are_ones_the_controller_and_the_agent_take(tmp_path: Path) -> None:
+    """A mistyped variable name or value in deploy/'s env files would only show when a pod starts: caught here."""
+    from edgefleet.agent.cli import ENV as AGENT_ENV
+    from edgefleet.cloud import settings
+
+    controller = env_file(DEPLOY / "controller" / "controller.env")
+    known = {value for name, value in vars(settings).items() if name.startswith("ENV_")}
+    assert set(controller) <= known, set(controller) - known
+    # The files the Secret provides in the pod, here in tmp_path; the database URL comes from the Secret too.
+    (tmp_path / "broker-password").write_text("secret\n")
+    (tmp_path / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
+    taken = settings.Settings.from_env(
+        {
+            **controller,
+            "EDGEFLEET_BROKER_PASSWORD_FILE": str(tmp_path / "broker-password"),
+            "EDGEFLEET_KUBECONFIG": str(tmp_path / "kubeconfig"),
+            "EDGEFLEET_DATABASE_URL": "postgresql://edgefleet:secret@db.example.internal/edgefleet",
+        }
+    )
+    assert (taken.listen_host, taken.listen_port) == ("0.0.0.0", 8000)
+    assert taken.broker_url_shown == "mqtt://mosquitto:1883"
+
+    agent = env_file(DEPLOY / "agent" / "agent.env")
+    assert set(agent) <= set(AGENT_ENV.values()), set(agent) - set(AGENT_ENV.values())
