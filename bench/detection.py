@@ -286,6 +286,7 @@ def pass_cost(sites_dir: Path, rounds: int) -> dict[str, float]:
     from edgefleet.clock import SystemClock
     from edgefleet.cloud.alerting.looping import AlertLoop
     from edgefleet.cloud.fleet import FleetState, apply_heartbeat, copy_box
+    from edgefleet.cloud.migrating import upgrade_schema
     from edgefleet.cloud.store import Store
     from edgefleet.inventory import load_inventory
     from edgefleet.messages import AppReport, AppState, GpuReport, GpuSample, HostSample
@@ -300,6 +301,7 @@ def pass_cost(sites_dir: Path, rounds: int) -> dict[str, float]:
         apply_heartbeat(state.boxes[box.id], reporter.heartbeat(host, gpu, apps), received_at=clock.now())
     store = Store("sqlite:///:memory:")
     try:
+        upgrade_schema(store)
         loop = AlertLoop(state, store, clock=clock, config=None)
         copies, passes = [], []
         for _ in range(rounds):

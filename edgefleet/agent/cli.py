@@ -86,6 +86,8 @@ ENV: Final = {
     "ca_file": "EDGEFLEET_MQTT_CA_FILE",
     "cert_file": "EDGEFLEET_MQTT_CERT_FILE",
     "key_file": "EDGEFLEET_MQTT_KEY_FILE",
+    "proc_root": "EDGEFLEET_PROC_ROOT",
+    "disk_path": "EDGEFLEET_DISK_PATH",
 }
 
 
@@ -107,6 +109,9 @@ class AgentSettings:
     gpu: bool
     keepalive_s: int
     log_level: str
+    # The host's /proc and the filesystem whose use is reported: in a container, the host's mounted inside it.
+    proc_root: Path = Path("/proc")
+    disk_path: str = "/"
 
     @property
     def username(self) -> str | None:
@@ -139,6 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="KubeEdge MetaServer to read the box's pods from [env EDGEFLEET_METASERVER_URL; default: "
         f"{DEFAULT_METASERVER_URL} when it answers at start, else no apps]",
+    )
+    common.add_argument(
+        "--proc-root",
+        metavar="PATH",
+        help="the host's /proc (in a container: where it is mounted) [env EDGEFLEET_PROC_ROOT, default /proc]",
+    )
+    common.add_argument(
+        "--disk-path",
+        metavar="PATH",
+        help="a path on the filesystem whose use is reported [env EDGEFLEET_DISK_PATH, default /]",
     )
     common.add_argument("--no-gpu", action="store_true", help="do not load NVML (a box without GPUs)")
     common.add_argument("--log-level", choices=LOG_LEVELS, default=None, help="default: info (run), warning (sample)")
@@ -274,6 +289,12 @@ def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> AgentS
         raise UsageError(f"{apps_where} and {where} both name the apps source; give one")
     if metaserver is not None:
         _check_http_url(metaserver, where)
+    proc_root, proc_where = _value(args, env, "proc_root")
+    if proc_root is not None and not Path(proc_root, "stat").is_file():
+        raise UsageError(f"{proc_where}: {proc_root!r} holds no 'stat' file; name the host's /proc (or its mount)")
+    disk_path, disk_where = _value(args, env, "disk_path")
+    if disk_path is not None and not Path(disk_path).exists():
+        raise UsageError(f"{disk_where}: {disk_path!r} does not exist; name a path on the disk to report")
 
     return AgentSettings(
         box=box,
@@ -285,6 +306,8 @@ def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> AgentS
         gpu=not args.no_gpu,
         keepalive_s=keepalive_s,
         log_level=args.log_level or ("info" if running else "warning"),
+        proc_root=Path(proc_root or "/proc"),
+        disk_path=disk_path or "/",
     )
 
 
@@ -407,7 +430,7 @@ def _run(settings: AgentSettings) -> int:
         keepalive_s=settings.keepalive_s,
     )
     apps = choose_app_source(settings)
-    agent = Agent(link, ProcHostProbe(), choose_gpu_probe(settings), apps)
+    agent = Agent(link, ProcHostProbe(settings.proc_root, settings.disk_path), choose_gpu_probe(settings), apps)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         agent.request_stop()
@@ -431,7 +454,7 @@ def _run(settings: AgentSettings) -> int:
 
 
 def _sample(settings: AgentSettings) -> int:
-    host = ProcHostProbe()
+    host = ProcHostProbe(settings.proc_root, settings.disk_path)
     time.sleep(SAMPLE_CPU_WINDOW_S)
     reporter = BoxReporter(settings.box, settings.site, interval_s=settings.interval_s, clock=SystemClock())
     heartbeat = make_heartbeat(reporter, host, choose_gpu_probe(settings), choose_app_source(settings))

@@ -1,10 +1,11 @@
 """``edgefleet cloud serve``: the controller (inventory, ingest, persister, alert loop) with its HTTP API under
-uvicorn.
+uvicorn; ``edgefleet cloud migrate``: the database's schema upgraded to this release's, which ``serve`` also does
+at start (``edgefleet.cloud.migrating``).
 
 Everything that can fail for a reason a person must fix is done before the API listens, and reported in one
 line (or, for the inventory and the notification file, one line per problem) with exit code 1: bad settings, a
-listen port already taken, a bad inventory or notification file, a database that cannot be reached or that another
-controller holds (``edgefleet.cloud.leading``).
+listen port already taken, a bad inventory or notification file, a database that cannot be reached, that another
+controller holds (``edgefleet.cloud.leading``) or whose schema a newer release upgraded (``edgefleet.cloud.migrating``).
 ``edgefleet.cli.app`` adds this app as ``cloud``.
 """
 
@@ -33,7 +34,6 @@ app = typer.Typer(help="Run the cloud controller.", no_args_is_help=True, add_co
 @app.callback()
 def _group() -> None:
     """Run the cloud controller."""
-    # A callback keeps ``serve`` a subcommand even though it is the only one (typer would collapse it).
 
 
 # The attributes every LogRecord has; anything else on a record came from ``extra={...}`` and is shown.
@@ -171,6 +171,40 @@ def serve(
         sock.close()
 
 
+@app.command()
+def migrate(
+    database: Annotated[
+        str | None,
+        typer.Option(help="sqlite:///PATH or postgresql://... [env EDGEFLEET_DATABASE_URL].", show_default=False),
+    ] = None,
+) -> None:
+    """Upgrade the database's schema to this release's ('serve' does it too, at start)."""
+    import os
+
+    from rich.markup import escape
+
+    from edgefleet.cli.output import fail, show
+    from edgefleet.cloud.migrating import upgrade_schema
+    from edgefleet.cloud.settings import ENV_DATABASE_URL, Settings
+    from edgefleet.cloud.store import Store
+
+    try:
+        # Only the database's setting: a migration job needs no broker, inventory or listen address.
+        only_database = {k: v for k, v in os.environ.items() if k == ENV_DATABASE_URL}
+        settings = Settings.from_env(only_database, database_url=database)
+    except ValueError as exc:
+        fail(escape(str(exc)), hint="see 'edgefleet cloud migrate --help'")
+    store = Store(settings.database_url)
+    try:
+        migrated = upgrade_schema(store)
+    finally:
+        store.close()
+    if migrated.changed:
+        show(f"Upgraded the schema of {escape(store.url_shown)} from {migrated.before or 'none'} to {migrated.after}.")
+    else:
+        show(f"The schema of {escape(store.url_shown)} is at {migrated.after} already.")
+
+
 def _bind(settings: Settings) -> socket.socket:
     """The API's socket, bound now so that a taken port is reported before the controller starts."""
     from edgefleet.cli.output import fail
@@ -257,5 +291,6 @@ def _note_terminated(signum: int, frame: FrameType | None) -> None:
 
 
 def _configure_logging() -> None:
-    # APScheduler logs every run of the persister's flush (every 2 s) at INFO; its warnings still show.
-    configure_logging(logging.INFO, quiet={"apscheduler": logging.WARNING})
+    # APScheduler logs every run of the persister's flush (every 2 s) at INFO; alembic its plugins and each step of
+    # a migration (the controller logs the upgrade in one line). Their warnings still show.
+    configure_logging(logging.INFO, quiet={"apscheduler": logging.WARNING, "alembic": logging.WARNING})

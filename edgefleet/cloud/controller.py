@@ -43,6 +43,7 @@ from edgefleet.cloud.k8s.clients import ClusterClients
 from edgefleet.cloud.k8s.gateway import ClusterGateway, KubernetesGateway
 from edgefleet.cloud.k8s.health import ClusterHealth
 from edgefleet.cloud.leading import take_database_lock
+from edgefleet.cloud.migrating import upgrade_schema
 from edgefleet.cloud.node_watching import NodeWatch
 from edgefleet.cloud.persisting import Persister
 from edgefleet.cloud.probing import PROBE_INTERVAL_S, ClusterProbing
@@ -106,7 +107,13 @@ class Controller:
         )
         self.store = Store(settings.database_url)
         try:
-            self.store.create_schema()
+            # The schema this release's tables expect, before a row is read (the database lock is held).
+            migrated = upgrade_schema(self.store)
+            if migrated.changed:
+                log.info(
+                    "Upgraded the database schema",
+                    extra={"from": migrated.before, "to": migrated.after, "database": self.store.url_shown},
+                )
             self._restore()
             # After the restore: the alert loop reads the restored fleet, and evaluates only once the ingest hears.
             self.alert_loop = AlertLoop(
@@ -121,7 +128,6 @@ class Controller:
             self.alerting: AlertService = AlertCommands(self.alert_loop)
             # Rollouts: their tables, the reconciler's tick, and what the API asks (edgefleet.cloud.rollouts).
             self.rollout_store = RolloutStore(self.store)
-            self.rollout_store.create_schema()
             self.reconciler = Reconciler(
                 self.rollout_store,
                 self.state,

@@ -8,14 +8,15 @@ what that costs.
 
 The only module that talks to the database, but for the controller lock's own session (``edgefleet.cloud.leading``).
 ``Store`` is called by the persister (``save`` in batches, ``trim``),
-by the controller (``create_schema``, ``load`` at start-up, ``history`` for charts older than memory holds) and
+by the controller (``load`` at start-up, ``history`` for charts older than memory holds) and
 by the API's health check (``check``). Tables never leave this module: callers pass and get the fleet state's
 own dataclasses. Database errors are translated here, once: ``UnreachableError`` when the database cannot be
 reached, ``StoreError`` otherwise; both name the URL with its password masked.
 
 SQLite runs in WAL mode with ``synchronous=NORMAL``: the persister writes while the API reads, and a power cut
 loses at most the last flush (the boxes' next heartbeats restore it). PostgreSQL is reached through psycopg 3.
-Schema changes are not migrated yet: ``create_schema`` creates missing tables only.
+The schema is migrated with alembic (``edgefleet.cloud.migrating``); ``create_schema`` creates missing tables
+only, for tests of one store.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ _BOX: Final[sa.Table] = BoxStateRow.__table__  # type: ignore[attr-defined]
 _SAMPLE: Final[sa.Table] = HealthSampleRow.__table__  # type: ignore[attr-defined]
 _ROLLUP: Final[sa.Table] = HealthRollupRow.__table__  # type: ignore[attr-defined]
 _UNKNOWN: Final[sa.Table] = UnknownBoxRow.__table__  # type: ignore[attr-defined]
-_TABLES: Final = [_BOX, _SAMPLE, _ROLLUP, _UNKNOWN]
+TABLES: Final = [_BOX, _SAMPLE, _ROLLUP, _UNKNOWN]
 _SAMPLE_FIELDS: Final = (
     "at",
     "cpu_percent",
@@ -232,9 +233,10 @@ class Store:
         return f"{reason}; check that PostgreSQL runs there and lets this user in (EDGEFLEET_DATABASE_URL)"
 
     def create_schema(self) -> None:
-        """Create the tables that are missing (existing ones are left as they are)."""
+        """Create the tables that are missing (existing ones are left as they are):
+        for tests of this store alone. The controller migrates instead (``edgefleet.cloud.migrating``)."""
         with self.transaction("create the tables") as connection:
-            SQLModel.metadata.create_all(connection, tables=_TABLES)
+            SQLModel.metadata.create_all(connection, tables=TABLES)
 
     def check(self) -> None:
         """Raise UnreachableError or StoreError when the database cannot be used now (for /healthz)."""

@@ -49,6 +49,7 @@ _DEFINITION_GROUPS: Final = {
     "apps": "apps",
     "coordination.k8s.io": "coordination",
     "autoscaling": "autoscaling",
+    "policy": "policy",
 }
 
 Schema = dict[str, Any]

@@ -131,6 +131,13 @@ REPLICA_SETS: Final = Resource(
     categories=("all",),
 )
 LEASES: Final = Resource("coordination.k8s.io", "v1", "leases", "lease", "Lease", True)
+# Stored and validated, with no controller behind them (the controller's deploy/ manifests are applied to them).
+STATEFUL_SETS: Final = Resource(
+    "apps", "v1", "statefulsets", "statefulset", "StatefulSet", True, ("sts",), True, True, categories=("all",)
+)
+POD_DISRUPTION_BUDGETS: Final = Resource(
+    "policy", "v1", "poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", True, ("pdb",), True
+)
 # The DaemonSet controller's template history, which kubectl rollout history/undo ds read.
 CONTROLLER_REVISIONS: Final = Resource(
     "apps", "v1", "controllerrevisions", "controllerrevision", "ControllerRevision", True
@@ -149,6 +156,8 @@ RESOURCES: Final = (
     REPLICA_SETS,
     CONTROLLER_REVISIONS,
     LEASES,
+    STATEFUL_SETS,
+    POD_DISRUPTION_BUDGETS,
 )
 # group/version -> plural -> resource
 BY_GROUP_VERSION: Final[dict[str, dict[str, Resource]]] = {}

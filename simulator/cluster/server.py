@@ -11,7 +11,9 @@
 - ``Accept: application/json;as=Table;g=meta.k8s.io;v=v1``: ``kubectl get``'s tables (``tables.table``)
 - errors as ``Status`` objects with the API server's reasons, codes and wording
 
-Server-side apply (``applying``) tracks apply managers only. Not served yet: dry runs (400), ``/openapi/v2`` (404; neither kubectl nor
+Writes honour ``dryRun=All`` (kubectl's ``--dry-run=server``): validated, admitted and answered as if stored, and
+nothing kept (``Store``'s ``dry_run``). Server-side apply (``applying``) tracks apply managers only. Not served yet:
+``/openapi/v2`` (404; neither kubectl nor
 the official client asks for it while v3 is there), aggregated discovery (kubectl falls back to the plain documents
 above).
 
@@ -121,6 +123,33 @@ def _seconds(value: str | None) -> float | None:
         else:
             return None
     return total if not number else None
+
+
+def _dry_run(values: list[str]) -> bool:
+    """``?dryRun=All`` (the only value the API server knows; kubectl --dry-run=server sends it), else a 400."""
+    for value in values:
+        if value != "All":
+            raise BadRequest(f'dryRun: Unsupported value: "{value}": supported values: "All"')
+    return bool(values)
+
+
+async def _delete_options_dry_run(request: Request) -> list[str]:
+    """A DELETE's ``DeleteOptions`` body may carry ``dryRun`` too (kubectl delete --dry-run=server sends it there)."""
+    # Only JSON bodies are read (kubectl's and the Python client's); a protobuf one (client-go's drain) is left as
+    # the deletion's own business.
+    if request.method != "DELETE" or "json" not in _content_type(request):
+        return []
+    raw = await request.body()
+    try:
+        options = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        raise BadRequest("the DeleteOptions body is not JSON") from None
+    values = options.get("dryRun") if isinstance(options, dict) else None
+    if values is None:
+        return []
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise BadRequest("DeleteOptions.dryRun must be a list of strings")
+    return values
 
 
 def _truthy(value: str | None) -> bool:
@@ -277,11 +306,10 @@ class ClusterApi:
         )
         if failure is not None:
             return await self._fail(failure)
-        if subresource == "scale":
-            return await self._scale_request(request, resource, namespace or "", str(name))
         query = request.query_params
-        if query.get("dryRun"):
-            raise BadRequest("dryRun is not supported by this simulated API server yet")
+        dry_run = _dry_run(query.getlist("dryRun") + (await _delete_options_dry_run(request)))
+        if subresource == "scale":
+            return await self._scale_request(request, resource, namespace or "", str(name), dry_run=dry_run)
         method = request.method
         if method == "GET" and name is None:
             if _truthy(query.get("watch")):
@@ -293,7 +321,7 @@ class ClusterApi:
         if method == "POST" and name is None and (namespace is not None or not resource.namespaced):
             body = self._decoded(request, resource, await self._body(request, resource, namespace))
             self._check_namespace_exists(namespace)
-            created = self.store.create(resource, body, namespace or "")
+            created = self.store.create(resource, body, namespace or "", dry_run=dry_run)
             return self._object_answer(request, resource, created, 201)
         if method == "PUT" and name is not None:
             body = self._decoded(request, resource, await self._body(request, resource, namespace))
@@ -302,12 +330,12 @@ class ClusterApi:
                     f"the name of the object ({body.get('metadata', {}).get('name')}) does not match the name on"
                     f" the URL ({name})"
                 )
-            updated = self.store.update(resource, body, namespace or "", subresource=subresource)
+            updated = self.store.update(resource, body, namespace or "", subresource=subresource, dry_run=dry_run)
             return self._object_answer(request, resource, updated)
         if method == "PATCH" and name is not None:
             force = query.get("force")
             if _content_type(request) == patching.APPLY_PATCH and not subresource:
-                return await self._apply(request, resource, namespace, name, force=_truthy(force))
+                return await self._apply(request, resource, namespace, name, force=_truthy(force), dry_run=dry_run)
             if force is not None:
                 raise Invalid(
                     'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified for non-apply patch'
@@ -325,10 +353,10 @@ class ClusterApi:
                 else json.dumps(patched, separators=(",", ":"))
             )
             patched = self._decoded(request, resource, patched, shown_patch=shown)
-            updated = self.store.update(resource, patched, namespace or "", subresource=subresource)
+            updated = self.store.update(resource, patched, namespace or "", subresource=subresource, dry_run=dry_run)
             return self._object_answer(request, resource, updated)
         if method == "DELETE" and name is not None and not subresource:
-            gone = self.store.delete(resource, namespace or "", name)
+            gone = self.store.delete(resource, namespace or "", name, dry_run=dry_run)
             return _answer(
                 {
                     "kind": "Status",
@@ -347,7 +375,8 @@ class ClusterApi:
             where = self._filter(request, resource, namespace)
             doomed = self.store.list_objects(resource, where).items
             deleted = [
-                self.store.delete(resource, o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in doomed
+                self.store.delete(resource, o["metadata"].get("namespace", ""), o["metadata"]["name"], dry_run=dry_run)
+                for o in doomed
             ]
             return _answer(self._list_body(resource, deleted, {"resourceVersion": str(self.store.resource_version)}))
         raise MethodNotAllowed("the server does not allow this method on the requested resource")
@@ -435,7 +464,7 @@ class ClusterApi:
                 raise BadRequest(f"the {part} of the patched object ({patched.get(part)}) must stay {expected}")
 
     async def _apply(
-        self, request: Request, resource: Resource, namespace: str | None, name: str, *, force: bool
+        self, request: Request, resource: Resource, namespace: str | None, name: str, *, force: bool, dry_run: bool
     ) -> Response:
         """Server-side apply: merge the configuration with field ownership (``applying``); creates a missing object."""
         try:
@@ -475,13 +504,16 @@ class ClusterApi:
         )
         if live is None:
             self._check_namespace_exists(namespace)
-            return self._object_answer(request, resource, self.store.create(resource, applied, namespace or ""), 201)
+            created = self.store.create(resource, applied, namespace or "", dry_run=dry_run)
+            return self._object_answer(request, resource, created, 201)
         # The live version is the precondition: the apply was computed from it.
         applied["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
-        updated = self.store.update(resource, applied, namespace or "")
+        updated = self.store.update(resource, applied, namespace or "", dry_run=dry_run)
         return self._object_answer(request, resource, updated)
 
-    async def _scale_request(self, request: Request, resource: Resource, namespace: str, name: str) -> Response:
+    async def _scale_request(
+        self, request: Request, resource: Resource, namespace: str, name: str, *, dry_run: bool
+    ) -> Response:
         """GET, PUT or PATCH ``.../<name>/scale``: the object as an autoscaling/v1 Scale; writes set its replicas."""
         current = self.store.get(resource, namespace, name)
         if request.method == "GET":
@@ -501,7 +533,7 @@ class ClusterApi:
             )
         else:
             raise MethodNotAllowed("the server does not allow this method on the requested resource")
-        updated = self.store.update(resource, scales.scaled(current, body), namespace)
+        updated = self.store.update(resource, scales.scaled(current, body), namespace, dry_run=dry_run)
         return _answer(scales.scale_of(updated))
 
     async def _body(self, request: Request, resource: Resource, namespace: str | None) -> dict[str, Any]:

@@ -266,7 +266,12 @@ class Store:
 
     # --- writes ----------------------------------------------------------------------------------------------
 
-    def create(self, resource: Resource, obj: dict[str, Any], namespace: str = "") -> dict[str, Any]:
+    def create(
+        self, resource: Resource, obj: dict[str, Any], namespace: str = "", *, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """Store a new object. ``dry_run`` (``?dryRun=All``): validated and admitted all the same, answered as it
+        would be stored but without a resourceVersion (the API server's dry run gives none), and nothing is kept:
+        no event, no version bump."""
         new = copy.deepcopy(obj)
         metadata = new.setdefault("metadata", {})
         if not isinstance(metadata, dict):
@@ -306,16 +311,25 @@ class Store:
         metadata.pop("deletionTimestamp", None)
         if resource.tracks_generation:
             metadata["generation"] = 1
+        if dry_run:
+            return new
         metadata["resourceVersion"] = str(version)
         self._commit("ADDED", resource, key, new, None)
         return new
 
     def update(
-        self, resource: Resource, obj: dict[str, Any], namespace: str = "", *, subresource: str = ""
+        self,
+        resource: Resource,
+        obj: dict[str, Any],
+        namespace: str = "",
+        *,
+        subresource: str = "",
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         """Replace an object (PUT). A stale ``metadata.resourceVersion`` is a 409 Conflict; none at all is an
         unconditional update, as the API server allows for these kinds. ``subresource="status"`` changes only
-        the status; a plain update of a kind with a status subresource keeps the stored status."""
+        the status; a plain update of a kind with a status subresource keeps the stored status. ``dry_run``: the
+        object as it would be stored, at its current resourceVersion and generation, and nothing kept."""
         metadata = obj.get("metadata")
         if not isinstance(metadata, dict) or not metadata.get("name"):
             raise BadRequest("the object to update has no metadata.name")
@@ -361,20 +375,25 @@ class Store:
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if new == old:
             return old
+        if dry_run:
+            return new
         if resource.tracks_generation and new.get("spec") != old.get("spec"):
             new["metadata"]["generation"] = int(old["metadata"].get("generation", 0)) + 1
         new["metadata"]["resourceVersion"] = str(self._resource_version + 1)
         self._commit("MODIFIED", resource, key, new, old)
         return new
 
-    def delete(self, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
+    def delete(self, resource: Resource, namespace: str, name: str, *, dry_run: bool = False) -> dict[str, Any]:
         """Remove an object at once (no finalizers or grace periods yet); returns it as it was last stored, with
-        the deletion's resourceVersion. Deleting a namespace deletes everything in it."""
+        the deletion's resourceVersion. Deleting a namespace deletes everything in it. ``dry_run``: the object as
+        stored, and nothing removed."""
         namespace = namespace if resource.namespaced else ""
         key = (namespace, name)
         old = self._objects.get(resource.key, {}).get(key)
         if old is None:
             raise not_found(resource, name)
+        if dry_run:
+            return old
         if resource.plural == "namespaces" and resource.group == "":
             for other, objects in list(self._objects.items()):
                 for inside in [k for k in objects if k[0] == name]:

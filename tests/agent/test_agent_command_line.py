@@ -216,3 +216,46 @@ def test_log_lines_are_plain_text_with_their_fields() -> None:
     except ValueError:
         record.exc_info = sys.exc_info()
     assert PlainFormatter().format(record).splitlines()[-1] == "ValueError: boom"
+
+
+def test_sample_reads_the_hosts_proc_and_disk_where_a_container_mounts_them(tmp_path: Path) -> None:
+    """The DaemonSet in deploy/ mounts the host's /proc at /host/proc: --proc-root and --disk-path (or their
+    variables) point the probe there."""
+    proc = tmp_path / "host" / "proc"
+    proc.mkdir(parents=True)
+    (proc / "stat").write_text("cpu  1000 0 500 8000 500 0 0 0 0 0\n")
+    (proc / "meminfo").write_text("MemTotal:       16384000 kB\nMemAvailable:    8192000 kB\n")
+    (proc / "uptime").write_text("4242.50 100.00\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "edgefleet.cli", "agent", "sample", "--no-gpu", "--proc-root", str(proc)],
+        capture_output=True,
+        cwd=REPO,
+        timeout=30,
+        check=False,
+        env={**os.environ, "EDGEFLEET_DISK_PATH": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    heartbeat = decode_heartbeat(result.stdout)
+    assert heartbeat.host.uptime_s == 4242.5
+    assert heartbeat.host.memory_total_bytes == 16384000 * 1024
+    assert heartbeat.host.disk_path == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--proc-root", "/nonexistent"], {}, "error: --proc-root: '/nonexistent' holds no 'stat' file"),
+        ([], {"EDGEFLEET_DISK_PATH": "/nonexistent"}, "error: EDGEFLEET_DISK_PATH (environment): '/nonexistent'"),
+    ],
+)
+def test_a_missing_proc_root_or_disk_path_is_one_error_line(
+    argv: list[str],
+    env: dict[str, str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main([*RUN, *argv]) == 2
+    assert capsys.readouterr().err.startswith(message)

@@ -20,6 +20,7 @@ from edgefleet.cloud.alerting.alerts import AlertKey, AlertKind, Severity, Store
 from edgefleet.cloud.alerting.commands import AlertCommands
 from edgefleet.cloud.alerting.looping import AlertLoop
 from edgefleet.cloud.api import create_app
+from edgefleet.cloud.migrating import upgrade_schema
 from edgefleet.cloud.settings import Settings
 from edgefleet.cloud.store import Store
 from edgefleet.ids import BoxId, SiteId
@@ -54,6 +55,7 @@ def cut_site(tmp_path: Path) -> Iterator[tuple[str, AlertLoop]]:
     inhibited by it; elsewhere one alert is acknowledged and one resolved."""
     memory = MemoryController.small(tmp_path / "sites")
     store = Store(f"sqlite:///{tmp_path / 'alerts.db'}")
+    upgrade_schema(store)
     loop = AlertLoop(memory.state, store, clock=memory.clock, config=None)
     loop.alerts.save(
         [

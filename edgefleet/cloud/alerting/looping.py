@@ -225,8 +225,6 @@ class AlertLoop:
         self._saving = WriterHealth()
         self._slow_passes = 0
         self._scheduler: BackgroundScheduler | None = None
-        self.alerts.create_schema()
-        self.outbox.create_schema()
         self._resume()
         self._track = self._resume_memory()
         # A (re)started controller recovers first; the time since the last receive it saved is nobody's silence.

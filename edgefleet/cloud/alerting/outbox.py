@@ -126,7 +126,7 @@ class NotifierStateRow(SQLModel, table=True):
 
 _MESSAGES: Final[sa.Table] = OutboxMessageRow.__table__  # type: ignore[attr-defined]
 _STATE: Final[sa.Table] = NotifierStateRow.__table__  # type: ignore[attr-defined]
-_TABLES: Final = [_MESSAGES, _STATE]
+TABLES: Final = [_MESSAGES, _STATE]
 _STATE_ROW_ID: Final = 1
 
 
@@ -289,9 +289,10 @@ class Outbox:
         return f"Outbox({self.store.url_shown!r})"
 
     def create_schema(self) -> None:
-        """Create the outbox's tables when they are missing (existing ones are left as they are)."""
+        """Create the outbox's tables when they are missing (existing ones are left as they are):
+        for tests of this store alone. The controller migrates instead (``edgefleet.cloud.migrating``)."""
         with self.store.transaction("create the outbox tables") as connection:
-            SQLModel.metadata.create_all(connection, tables=_TABLES)
+            SQLModel.metadata.create_all(connection, tables=TABLES)
 
     # --- writing --------------------------------------------------------------------------------------------
 

@@ -93,7 +93,7 @@ class SilenceRow(SQLModel, table=True):
 
 _ALERT: Final[sa.Table] = AlertRow.__table__  # type: ignore[attr-defined]
 _SILENCE: Final[sa.Table] = SilenceRow.__table__  # type: ignore[attr-defined]
-_TABLES: Final = [_ALERT, _SILENCE]
+TABLES: Final = [_ALERT, _SILENCE]
 
 
 # --- the store --------------------------------------------------------------------------------------------
@@ -109,9 +109,10 @@ class AlertStore:
         return f"AlertStore({self.store.url_shown!r})"
 
     def create_schema(self) -> None:
-        """Create the alert and silence tables when they are missing (existing ones are left as they are)."""
+        """Create the alert and silence tables when they are missing (existing ones are left as they are):
+        for tests of this store alone. The controller migrates instead (``edgefleet.cloud.migrating``)."""
         with self.store.transaction("create the alert tables") as connection:
-            SQLModel.metadata.create_all(connection, tables=_TABLES)
+            SQLModel.metadata.create_all(connection, tables=TABLES)
 
     # --- alerts -----------------------------------------------------------------------------------------------
 

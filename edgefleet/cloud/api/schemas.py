@@ -263,6 +263,15 @@ class Healthz(_Public):
     problems: list[str] = Field(description="What is down and what to check; empty when status is ok.")
 
 
+class Livez(_Public):
+    alive: bool = Field(description="Always true: the answer itself is the news.")
+
+
+class Readyz(_Public):
+    ready: bool = Field(description="The controller's database and broker connection are up: send it traffic.")
+    problems: list[str] = Field(description="What is down and what to check; empty when ready.")
+
+
 # --- builders -------------------------------------------------------------------------------------------
 
 

@@ -244,7 +244,8 @@ class RolloutStore:
         return f"RolloutStore({self.store.url_shown!r})"
 
     def create_schema(self) -> None:
-        """Create the rollout tables when they are missing (existing ones are left as they are)."""
+        """Create the rollout tables when they are missing (existing ones are left as they are):
+        for tests of this store alone. The controller migrates instead (``edgefleet.cloud.migrating``)."""
         with self.store.transaction("create the rollout tables") as connection:
             SQLModel.metadata.create_all(connection, tables=TABLES)
 

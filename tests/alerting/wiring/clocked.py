@@ -26,6 +26,7 @@ from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.fleet import FleetState, HealthPoint, InventoryChange
 from edgefleet.cloud.hearing import Hearing, IngestStats
 from edgefleet.cloud.k8s.health import ClusterHealth
+from edgefleet.cloud.migrating import upgrade_schema
 from edgefleet.cloud.persisting import Persister
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.store import Store
@@ -81,7 +82,7 @@ class ClockedAlerting:
                     live.first_seen,
                 )
         self.store = Store(database_url)
-        self.store.create_schema()
+        upgrade_schema(self.store)
         config = load_notifications(notifications, inventory=inventory) if notifications is not None else None
         self.sender = RecordingSender()
         # What the ingest measures of its own hearing; tests set it to play an outage or a flood.

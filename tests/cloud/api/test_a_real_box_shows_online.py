@@ -86,3 +86,25 @@ def test_healthz_turns_503_when_the_broker_goes_away(api: httpx.Client, broker: 
     assert body["problems"] == [
         f"not connected to the broker at {broker.url}; check that it runs and the controller's log"
     ]
+
+
+def test_readyz_is_ready_while_broker_and_database_are_up_and_503_without_the_broker_livez_stays_200(
+    api: httpx.Client, broker: Mosquitto
+) -> None:
+    """What the deploy/ readiness probe asks: the storage and the broker connection, nothing else."""
+    ready = api.get("/readyz")
+    assert (ready.status_code, ready.json()) == (200, {"ready": True, "problems": []})
+
+    broker.stop()
+
+    def unready() -> dict[str, Any] | None:
+        response = api.get("/readyz")
+        return response.json() if response.status_code == 503 else None
+
+    body = wait_for(unready, what="/readyz to notice the broker is gone")
+    assert body == {
+        "ready": False,
+        "problems": [f"not connected to the broker at {broker.url}; check that it runs and the controller's log"],
+    }
+    # Alive all the same: a liveness probe must not restart a controller for what it waits out.
+    assert (api.get("/livez").status_code, api.get("/livez").json()) == (200, {"alive": True})

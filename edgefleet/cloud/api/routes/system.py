@@ -1,5 +1,9 @@
-"""Operations routes: ``/healthz`` for probes and load balancers, ``/metrics`` for Prometheus, and
-``/api/v1/unknown-boxes`` (boxes that publish but are in no site manifest) for ops.
+"""Operations routes: ``/healthz`` for probes and load balancers, ``/readyz`` and ``/livez`` for Kubernetes' readiness
+and liveness probes,
+``/metrics`` for Prometheus, and ``/api/v1/unknown-boxes`` (boxes that publish but are in no site manifest) for ops.
+
+``/readyz`` is 200 while the controller's storage and broker connection are up, else 503 with what is down: the
+narrower question a readiness probe asks (a "degraded" controller still serves reads and alerts, so it stays in).
 
 ``/healthz`` has three answers. "ok" (200); "degraded" (200): the controller serves and alerts but cannot save
 (its database answers a ping but refuses writes, e.g. a full disk), keeping what it could not save in memory:
@@ -22,6 +26,7 @@ from edgefleet.cloud.api.deps import (
     FLEET_DEFAULT_LIMIT,
     MAX_LIMIT,
     ControllerDep,
+    FleetReader,
     PrincipalDep,
     SettingsDep,
     authorize,
@@ -30,8 +35,9 @@ from edgefleet.cloud.api.deps import (
 from edgefleet.cloud.api.metrics import CONTENT_TYPE, render
 from edgefleet.cloud.api.paging import CursorQuery, decode_cursor, encode_cursor, page_after, set_next_page
 from edgefleet.cloud.api.reading import read_unknown
-from edgefleet.cloud.api.schemas import Healthz, UnknownBoxPublic, error_responses, unknown_box_public
+from edgefleet.cloud.api.schemas import Healthz, Livez, Readyz, UnknownBoxPublic, error_responses, unknown_box_public
 from edgefleet.cloud.fleet import summarize_site
+from edgefleet.cloud.settings import Settings
 from edgefleet.errors import EdgefleetError
 
 log = logging.getLogger(__name__)
@@ -85,26 +91,7 @@ def healthz(response: Response, controller: ControllerDep, settings: SettingsDep
 
     Only aggregate counts: probes carry no identity, so nothing of a single site is shown.
     """
-    problems: list[str] = []
-    broker_connected = controller.ingest.connected
-    if not broker_connected:
-        # The URL only masked (this answer needs no identity), and the broker's refusal when there was one.
-        refused = controller.ingest.refused
-        problems.append(
-            f"not connected to the broker at {settings.broker_url_shown}: {refused}"
-            if refused
-            else f"not connected to the broker at {settings.broker_url_shown}; check that it runs and the "
-            "controller's log"
-        )
-    try:
-        controller.store.check()
-        database_ok = True
-    except EdgefleetError as exc:  # the store's own errors say where and what to check
-        database_ok = False
-        problems.append(str(exc))
-    except Exception as exc:  # anything else the driver raises: the probe must still answer, and say why
-        database_ok = False
-        problems.append(f"cannot use the database {settings.database_url_shown}: {type(exc).__name__}: {exc}")
+    broker_connected, database_ok, problems = _connections(controller, settings)
     saving = controller.saving()
     saving_problems = saving.problems()
     now = controller.clock.now()
@@ -132,6 +119,56 @@ def healthz(response: Response, controller: ControllerDep, settings: SettingsDep
         boxes_total=sum(s.boxes_total for s in summaries),
         problems=problems + saving_problems,
     )
+
+
+def _connections(controller: FleetReader, settings: Settings) -> tuple[bool, bool, list[str]]:
+    """Whether the broker is connected and the database usable now, and what to check for each that is not."""
+    problems: list[str] = []
+    broker_connected = controller.ingest.connected
+    if not broker_connected:
+        # The URL only masked (this answer needs no identity), and the broker's refusal when there was one.
+        refused = controller.ingest.refused
+        problems.append(
+            f"not connected to the broker at {settings.broker_url_shown}: {refused}"
+            if refused
+            else f"not connected to the broker at {settings.broker_url_shown}; check that it runs and the "
+            "controller's log"
+        )
+    try:
+        controller.store.check()
+        database_ok = True
+    except EdgefleetError as exc:  # the store's own errors say where and what to check
+        database_ok = False
+        problems.append(str(exc))
+    except Exception as exc:  # anything else the driver raises: the probe must still answer, and say why
+        database_ok = False
+        problems.append(f"cannot use the database {settings.database_url_shown}: {type(exc).__name__}: {exc}")
+    return broker_connected, database_ok, problems
+
+
+@router.get("/livez", tags=["system"], summary="Is the controller's process serving", response_model=Livez)
+async def livez() -> Livez:
+    """200 whenever the process answers HTTP: a Kubernetes liveness probe's question. Runs on the server's event
+    loop, so a loop that hangs fails it. It never looks at the broker or the database: restarting a controller
+    whose database is away would lose the saves it holds in memory until the database is back."""
+    return Livez(alive=True)
+
+
+@router.get(
+    "/readyz",
+    tags=["system"],
+    summary="Is the controller ready for traffic",
+    response_model=Readyz,
+    responses={503: {"model": Readyz, "description": "The broker or the database is down; problems says which."}},
+)
+def readyz(response: Response, controller: ControllerDep, settings: SettingsDep) -> Readyz:
+    """200 while the controller's database answers and its broker connection is up, else 503 saying which: a
+    Kubernetes readiness probe's question. Saves that fail or a controller that is not judging box silence yet
+    leave it ready (``/healthz`` says "degraded" for those)."""
+    _broker, _database, problems = _connections(controller, settings)
+    if problems:
+        response.status_code = 503
+    return Readyz(ready=not problems, problems=problems)
 
 
 @router.get(
