@@ -136,6 +136,21 @@ CONTROLLER_REVISIONS: Final = Resource(
     "apps", "v1", "controllerrevisions", "controllerrevision", "ControllerRevision", True
 )
 
+# A release's autoscaler (edgefleet renders them at central sites). Stored, validated and served as the API server
+# does; no controller scales by it here (docs/simulated-clusters.md).
+HORIZONTAL_POD_AUTOSCALERS: Final = Resource(
+    "autoscaling",
+    "v2",
+    "horizontalpodautoscalers",
+    "horizontalpodautoscaler",
+    "HorizontalPodAutoscaler",
+    True,
+    ("hpa",),
+    has_status=True,
+    tracks_generation=True,
+    categories=("all",),
+)
+
 RESOURCES: Final = (
     NAMESPACES,
     NODES,
@@ -149,6 +164,7 @@ RESOURCES: Final = (
     REPLICA_SETS,
     CONTROLLER_REVISIONS,
     LEASES,
+    HORIZONTAL_POD_AUTOSCALERS,
 )
 # group/version -> plural -> resource
 BY_GROUP_VERSION: Final[dict[str, dict[str, Resource]]] = {}
