@@ -43,6 +43,25 @@ spec:
       edgefleet: {hostGroup: bigdata}
       kube-system: {audit: false}
 """
+# A transfer center beside it, on a KubeEdge host: a rollout's canary is one.
+EDGE = """\
+apiVersion: edgefleet.io/v1
+kind: Site
+metadata: {name: tc-a}
+spec:
+  kind: transfer-center
+  displayName: Transfer center A
+  region: east
+  timezone: Asia/Shanghai
+  cluster: edge-x
+  boxes:
+    - {name: tc-a-edge-01, role: edge-node}
+---
+apiVersion: edgefleet.io/v1
+kind: Cluster
+metadata: {name: edge-x}
+spec: {role: kubeedge-host, context: edge-x, region: east}
+"""
 RELEASE = """\
 apiVersion: edgefleet.io/v1
 kind: Release
@@ -60,4 +79,5 @@ spec:
 
 def write_central(directory: Path) -> Path:
     (directory / "central-x.yaml").write_text(SITE)
+    (directory / "tc-a.yaml").write_text(EDGE)
     return directory

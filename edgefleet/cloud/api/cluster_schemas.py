@@ -8,9 +8,11 @@ from datetime import datetime
 
 from pydantic import Field
 
-from edgefleet.cloud.api.schemas import _Public, utc_or_none
+from edgefleet.cloud.api.schemas import _Public, utc, utc_or_none
+from edgefleet.cloud.auditing import Audit, Rule
 from edgefleet.cloud.k8s.health import ClusterHealth
 from edgefleet.inventory import Cluster, ClusterRole, Site
+from edgefleet.policies import ClusterPolicy
 
 
 class ClusterPublic(_Public):
@@ -31,6 +33,75 @@ class ClusterPublic(_Public):
         "credentials, a missing kubeconfig context); it stays after the cluster recovers, with last_error_at."
     )
     last_error_at: datetime | None
+    timezone: str | None = Field(default=None, description="The cluster's local time zone (its policy's windows).")
+    policy: list[str] = Field(
+        default_factory=list, description="The cluster's platform policy in words, one part a line; empty: none."
+    )
+
+
+def policy_lines(policy: ClusterPolicy) -> list[str]:
+    """The policy as people read it: ``overcommit cpu 10, memory 1.5``, ``exclusive bigdata 00:00-06:00 ...``."""
+    out = []
+    ratios = [f"{r} {float(v):g}" for r, v in (("cpu", policy.ratios.cpu), ("memory", policy.ratios.memory)) if v]
+    if ratios:
+        out.append("overcommit " + ", ".join(ratios))
+    for name, labels in sorted(policy.host_groups.items()):
+        out.append(f"host group {name}: " + ",".join(f"{k}={v}" for k, v in sorted(labels.items())))
+    if policy.host_group is not None:
+        out.append(f"workloads on host group {policy.host_group}")
+    for e in policy.exclusive:
+        who = ", ".join([*e.namespaces, *(f"app {a}" for a in e.apps)])
+        out.append(f"exclusive {e.host_group} {e.window if e.window is not None else 'always'} for {who}")
+    for name, apps in sorted(policy.anti_affinity.items()):
+        out.append(f"anti-affinity {name}: {', '.join(apps)}")
+    if policy.events:
+        out.append(f"{len(policy.events)} event forwarding rule(s)")
+    for name, own in sorted(policy.namespaces.items()):
+        parts = []
+        if own.ratios is not None:
+            parts += [f"{r} {float(v):g}" for r, v in (("cpu", own.ratios.cpu), ("memory", own.ratios.memory)) if v]
+        if own.host_group is not None:
+            parts.append(f"host group {own.host_group}")
+        if not own.audit:
+            parts.append("not audited")
+        out.append(f"namespace {name}: {', '.join(parts) or 'as the cluster'}")
+    return out
+
+
+class FindingPublic(_Public):
+    namespace: str
+    kind: str = Field(description="Deployment, DaemonSet or Pod.")
+    name: str
+    rule: Rule = Field(
+        description="off-ratio: requests are not limits / ratio; no-anti-affinity: an app of an anti-affinity "
+        "group does not avoid the others; exclusive-host: a pod on an exclusive host while it is kept for others."
+    )
+    message: str
+
+
+class ClusterAuditPublic(_Public):
+    cluster: str
+    checked_at: datetime = Field(description="When the cluster was read.")
+    local_time: str = Field(description="The cluster's local time then (its exclusive windows are in it).")
+    has_policy: bool = Field(description="Whether the cluster has a policy at all; without one nothing breaks it.")
+    workloads: int = Field(description="Deployments and DaemonSets read.")
+    pods: int
+    findings: list[FindingPublic] = Field(description="Every break of the policy, by namespace, kind and name.")
+
+
+def audit_public(audit: Audit) -> ClusterAuditPublic:
+    return ClusterAuditPublic(
+        cluster=audit.cluster,
+        checked_at=utc(audit.at),
+        local_time=audit.local.isoformat(timespec="minutes"),
+        has_policy=audit.has_policy,
+        workloads=audit.workloads,
+        pods=audit.pods,
+        findings=[
+            FindingPublic(namespace=f.namespace, kind=f.kind, name=f.name, rule=f.rule, message=f.message)
+            for f in audit.findings
+        ],
+    )
 
 
 def cluster_public(cluster: Cluster, sites: list[Site], health: ClusterHealth | None) -> ClusterPublic:
@@ -48,4 +119,6 @@ def cluster_public(cluster: Cluster, sites: list[Site], health: ClusterHealth | 
         last_success_at=utc_or_none(known.last_success_at),
         last_error=known.last_error,
         last_error_at=utc_or_none(known.last_error_at),
+        timezone=cluster.timezone,
+        policy=policy_lines(cluster.policy),
     )

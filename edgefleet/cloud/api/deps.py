@@ -20,6 +20,7 @@ from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.api.errors import Forbidden, Unavailable
 from edgefleet.cloud.fleet import FleetState, HealthPoint, InventoryChange
 from edgefleet.cloud.hearing import Hearing, IngestStats
+from edgefleet.cloud.k8s.gateway import ClusterGateway
 from edgefleet.cloud.k8s.health import ClusterHealth
 from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.saving import SavingHealth
@@ -92,6 +93,11 @@ class FleetReader(Protocol):
 
     def box_history(self, box: BoxId, since: float) -> list[HealthPoint]:
         """The box's health points received at ``since`` or later, oldest first."""
+        ...
+
+    @property
+    def gateway(self) -> ClusterGateway | None:
+        """The gateway to the inventory's clusters (reads that call a cluster: the policy audit); None without."""
         ...
 
     def cluster_health(self) -> list[ClusterHealth]:

@@ -25,6 +25,7 @@ from edgefleet.cloud.alerting.notifying import Notification
 from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.fleet import FleetState, HealthPoint, InventoryChange
 from edgefleet.cloud.hearing import Hearing, IngestStats
+from edgefleet.cloud.k8s.gateway import ClusterGateway
 from edgefleet.cloud.k8s.health import ClusterHealth
 from edgefleet.cloud.persisting import Persister
 from edgefleet.cloud.saving import SavingHealth
@@ -216,6 +217,10 @@ class ClockedController:
 
     def box_history(self, box: BoxId, since: float) -> list[HealthPoint]:
         return []
+
+    @property
+    def gateway(self) -> ClusterGateway | None:
+        return None
 
     def cluster_health(self) -> list[ClusterHealth]:
         # No gateway here: every cluster of the inventory, never probed.

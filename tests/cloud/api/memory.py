@@ -18,6 +18,7 @@ from edgefleet.cloud.fleet import (
     note_unknown_box,
 )
 from edgefleet.cloud.hearing import Hearing, IngestStats
+from edgefleet.cloud.k8s.gateway import ClusterGateway
 from edgefleet.cloud.k8s.health import ClusterHealth
 from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.saving import SavingHealth
@@ -153,6 +154,8 @@ class MemoryController:
         self.hearing = Hearing("hearing", 0.0, "hearing the fleet")
         # What a probe found, by cluster; a cluster not here was never probed.
         self.clusters_probed: dict[ClusterId, ClusterHealth] = {}
+        # No cluster is reached unless a test gives a gateway (to a simulated cluster): the audit answers 503.
+        self.gateway: ClusterGateway | None = None
 
     @classmethod
     def small(cls, directory: Path) -> MemoryController:

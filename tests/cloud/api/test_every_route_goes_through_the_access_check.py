@@ -60,7 +60,7 @@ def test_every_route_is_refused_when_the_check_refuses(memory: MemoryController)
         # The console's pages are not in the OpenAPI (they are HTML, not API); they are refused all the same.
         pages = {path: client.get(path).status_code for path in ["/", "/sites/sh-pudong", "/boxes/sh-pudong-gpu-01"]}
 
-    assert len(answers) == 32
+    assert len(answers) == 33
     assert answers == dict.fromkeys(answers, 403)
     assert pages == dict.fromkeys(pages, 403)
 
