@@ -14,6 +14,7 @@ same whether the template came from the user or back from a ReplicaSet (``kubect
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from simulator.cluster.matching import Obj
 from simulator.cluster.pods import admit_pod, default_pod_spec
@@ -38,6 +39,26 @@ def _default_template(spec: Obj) -> None:
         default_pod_spec(template["spec"])
 
 
+class FieldsInvalid(Invalid):
+    """422 naming each invalid field, as the registry's validation answers: the message joins them, and
+    ``details.causes`` carries each (kubectl prints them)."""
+
+    def __init__(self, resource: Resource, name: str, errors: list[tuple[str, str, str]]) -> None:
+        said = [f"{field}: {message}" for field, _, message in errors]
+        shown = said[0] if len(said) == 1 else "[" + ", ".join(said) + "]"
+        super().__init__(
+            f'{resource.group_kind} "{name}" is invalid: {shown}', name=name, kind=resource.kind, group=resource.group
+        )
+        self.errors = errors
+
+    def status(self) -> dict[str, Any]:
+        body = super().status()
+        body["details"]["causes"] = [
+            {"reason": reason, "message": message, "field": field} for field, reason, message in self.errors
+        ]
+        return body
+
+
 def _admit_autoscaler(obj: Obj) -> Obj:
     """An HorizontalPodAutoscaler defaulted (``minReplicas: 1``) and validated as the API server's registry does
     (``pkg/apis/autoscaling/validation``): replicas bounds, a target to scale, metrics with a positive target."""
@@ -47,36 +68,41 @@ def _admit_autoscaler(obj: Obj) -> Obj:
     obj = copy.deepcopy(obj)
     spec = obj["spec"]
     spec.setdefault("minReplicas", 1)
-    errors: list[str] = []
+    errors: list[tuple[str, str, str]] = []  # field, cause reason, message
     low, high = spec.get("minReplicas"), spec.get("maxReplicas")
     if isinstance(low, int) and low < 1:
-        errors.append(f"spec.minReplicas: Invalid value: {low}: must be greater than or equal to 1")
+        errors.append(
+            ("spec.minReplicas", "FieldValueInvalid", f"Invalid value: {low}: must be greater than or equal to 1")
+        )
     if high is None:
-        errors.append("spec.maxReplicas: Required value")
+        errors.append(("spec.maxReplicas", "FieldValueRequired", "Required value"))
     elif isinstance(high, int) and high < 1:
-        errors.append(f"spec.maxReplicas: Invalid value: {high}: must be greater than 0")
+        errors.append(("spec.maxReplicas", "FieldValueInvalid", f"Invalid value: {high}: must be greater than 0"))
     elif isinstance(high, int) and isinstance(low, int) and high < low:
-        errors.append(f"spec.maxReplicas: Invalid value: {high}: must be greater than or equal to `minReplicas`")
+        errors.append(
+            (
+                "spec.maxReplicas",
+                "FieldValueInvalid",
+                f"Invalid value: {high}: must be greater than or equal to `minReplicas`",
+            )
+        )
     target = spec.get("scaleTargetRef")
     for part in ("kind", "name"):
         if not isinstance(target, dict) or not target.get(part):
-            errors.append(f"spec.scaleTargetRef.{part}: Required value")
+            errors.append((f"spec.scaleTargetRef.{part}", "FieldValueRequired", "Required value"))
     for i, metric in enumerate(spec.get("metrics") or []):
         aim = ((metric or {}).get("resource") or {}).get("target") or {}
         value = aim.get("averageUtilization")
         if isinstance(value, int) and value < 1:
             errors.append(
-                f"spec.metrics[{i}].resource.target.averageUtilization: Invalid value: {value}: must be greater than 0"
+                (
+                    f"spec.metrics[{i}].resource.target.averageUtilization",
+                    "FieldValueInvalid",
+                    f"Invalid value: {value}: must be greater than 0",
+                )
             )
     if errors:
-        name = str((obj.get("metadata") or {}).get("name") or "")
-        shown = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
-        raise Invalid(
-            f'{HORIZONTAL_POD_AUTOSCALERS.group_kind} "{name}" is invalid: {shown}',
-            name=name,
-            kind=HORIZONTAL_POD_AUTOSCALERS.kind,
-            group=HORIZONTAL_POD_AUTOSCALERS.group,
-        )
+        raise FieldsInvalid(HORIZONTAL_POD_AUTOSCALERS, str((obj.get("metadata") or {}).get("name") or ""), errors)
     return obj
 
 
