@@ -1,7 +1,8 @@
 """``edgefleet clusters``: every Kubernetes cluster of the inventory, healthy or not, as the controller's probe
 last found it (reachable, latency, server version, last error), and each central cluster's policy, read from
 ``GET /api/v1/clusters``; ``edgefleet clusters audit C`` lists what in cluster C breaks its policy
-(``GET /api/v1/clusters/C/audit``).
+(``GET /api/v1/clusters/C/audit``). ``edgefleet restart --cluster C`` restarts C's Deployments in batches through
+``POST /api/v1/clusters/C/restart``, after a confirmation that names how many it touches, and follows it.
 
 Takes ``-o table|wide|json|yaml`` like the other lists (``edgefleet.cli.output``); ``edgefleet.cli.app`` calls
 ``register``. Reaching the API goes through ``edgefleet.cli.fleet`` (one error handling for every command).
@@ -13,7 +14,7 @@ from typing import Annotated, Any, Final
 
 import typer
 
-from edgefleet.cli.fleet import DEFAULT_API, ApiOption, get_json, get_pages, plural
+from edgefleet.cli.fleet import DEFAULT_API, ApiOption, call, get_json, get_pages, plural
 from edgefleet.cli.output import OutputFormat, OutputOption
 
 STATE_STYLE: Final = {"ok": "green", "unreachable": "bold red", "unknown": "dim"}
@@ -29,6 +30,7 @@ def register(app: typer.Typer) -> None:
     clusters = typer.Typer(help="List the clusters, or audit one against its policy.", add_completion=False)
     clusters.callback(invoke_without_command=True)(clusters_list)
     clusters.command("audit")(clusters_audit)
+    app.command("restart")(restart)
     app.add_typer(
         clusters,
         name="clusters",
@@ -144,3 +146,70 @@ def clusters_audit(
         show(*([table] if findings else []), summary)
     if findings:
         raise typer.Exit(FINDINGS_EXIT)
+
+
+# How often ``restart`` asks how the restart goes: its steps take seconds to minutes each.
+RESTART_POLL_S: Final = 1.0
+STEP_WORDS: Final = {"restarting": "restarted", "rolled-out": "rolled out", "failed": "FAILED"}
+
+
+def restart(
+    cluster: Annotated[str, typer.Option("--cluster", help="The cluster whose Deployments to restart.")],
+    namespace: Annotated[str | None, typer.Option(help="Only this namespace's Deployments.")] = None,
+    selector: Annotated[
+        str | None, typer.Option("--selector", "-l", help="Only the Deployments this label selector matches.")
+    ] = None,
+    max_in_flight: Annotated[int, typer.Option(min=1, max=50, help="Deployments restarted at once.")] = 1,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (for scripts).")] = False,
+    api: ApiOption = DEFAULT_API,
+) -> None:
+    """Restart Deployments as 'kubectl rollout restart' does, in batches of at most --max-in-flight, each batch
+    waited for until it has rolled out; stops at the first that fails to within its progress deadline (exit 1).
+    Asks first, naming how many Deployments it touches."""
+    import time
+
+    from rich.markup import escape
+
+    from edgefleet.cli.output import err_console, show
+
+    path = f"/api/v1/clusters/{cluster}/restart"
+    body: dict[str, Any] = {"namespace": namespace, "selector": selector, "max_in_flight": max_in_flight}
+    planned = call(api, "POST", path, body={**body, "dry_run": True})
+    count = len(planned["deployments"])
+    where = (
+        f"cluster {cluster}"
+        + (f", namespace {namespace}" if namespace else "")
+        + (f", selector {selector}" if selector else "")
+    )
+    if not count:
+        show(f"no Deployment in {escape(where)}: nothing to restart")
+        return
+    if not yes and not typer.confirm(
+        f"Restart {plural(count, 'Deployment')} in {where}, {max_in_flight} at a time?", default=False, err=True
+    ):
+        err_console().print("not restarted")
+        raise typer.Exit(1)
+    job = call(api, "POST", path, body={**body, "expect": count})
+    show(f"restart {job['id']}: {plural(count, 'Deployment')} in {escape(where)}, {max_in_flight} at a time")
+    shown = 0
+    while True:
+        for step in job["steps"][shown:]:
+            show(f"  {escape(step['deployment'])}: {STEP_WORDS[step['state']]} - {escape(step['message'])}")
+        shown = len(job["steps"])
+        if job["state"] != "running":
+            break
+        time.sleep(RESTART_POLL_S)
+        job = get_json(api, f"/api/v1/clusters/{cluster}/restarts/{job['id']}")
+    rolled = sum(1 for s in job["steps"] if s["state"] == "rolled-out")
+    if job["state"] == "done":
+        show(f"done: {plural(rolled, 'Deployment')} restarted and rolled out")
+        return
+    err = err_console()
+    err.print(
+        f"[bold red]error:[/] the restart stopped at {escape(job['failed'] or '?')}: {escape(job['reason'] or '')}"
+    )
+    err.print(
+        f"{rolled} rolled out; {plural(len(job['not_started']), 'Deployment')} not restarted: "
+        + (escape(", ".join(job["not_started"])) or "-")
+    )
+    raise typer.Exit(1)

@@ -22,6 +22,7 @@ from edgefleet.cloud.fleet import FleetState, HealthPoint, InventoryChange
 from edgefleet.cloud.hearing import Hearing, IngestStats
 from edgefleet.cloud.k8s.gateway import ClusterGateway
 from edgefleet.cloud.k8s.health import ClusterHealth
+from edgefleet.cloud.restarts import Restarts
 from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.settings import Settings
@@ -93,6 +94,11 @@ class FleetReader(Protocol):
 
     def box_history(self, box: BoxId, since: float) -> list[HealthPoint]:
         """The box's health points received at ``since`` or later, oldest first."""
+        ...
+
+    @property
+    def restarts(self) -> Restarts | None:
+        """Batch restarts of a cluster's Deployments; None without a gateway (the routes answer 503)."""
         ...
 
     @property

@@ -28,6 +28,7 @@ from edgefleet.cloud.hearing import Hearing, IngestStats
 from edgefleet.cloud.k8s.gateway import ClusterGateway
 from edgefleet.cloud.k8s.health import ClusterHealth
 from edgefleet.cloud.persisting import Persister
+from edgefleet.cloud.restarts import Restarts
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.store import Store
 from edgefleet.ids import BoxId
@@ -220,6 +221,10 @@ class ClockedController:
 
     @property
     def gateway(self) -> ClusterGateway | None:
+        return None
+
+    @property
+    def restarts(self) -> Restarts | None:
         return None
 
     def cluster_health(self) -> list[ClusterHealth]:

@@ -20,6 +20,7 @@ from edgefleet.cloud.fleet import (
 from edgefleet.cloud.hearing import Hearing, IngestStats
 from edgefleet.cloud.k8s.gateway import ClusterGateway
 from edgefleet.cloud.k8s.health import ClusterHealth
+from edgefleet.cloud.restarts import Restarts
 from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.errors import UnreachableError
@@ -156,6 +157,8 @@ class MemoryController:
         self.clusters_probed: dict[ClusterId, ClusterHealth] = {}
         # No cluster is reached unless a test gives a gateway (to a simulated cluster): the audit answers 503.
         self.gateway: ClusterGateway | None = None
+        # Nor restarted, unless a test gives restarts over that gateway.
+        self.restarts: Restarts | None = None
 
     @classmethod
     def small(cls, directory: Path) -> MemoryController:

@@ -50,6 +50,7 @@ def test_every_route_is_refused_when_the_check_refuses(memory: MemoryController)
             "silence": "a-silence",
             "cluster": "test-edge",
             "rollout_id": "r-20261201-abcdef",
+            "restart_id": "0123456789ab",
         }
         answers = {
             (method, path): client.request(method, path.format(**ids)).status_code
@@ -60,7 +61,7 @@ def test_every_route_is_refused_when_the_check_refuses(memory: MemoryController)
         # The console's pages are not in the OpenAPI (they are HTML, not API); they are refused all the same.
         pages = {path: client.get(path).status_code for path in ["/", "/sites/sh-pudong", "/boxes/sh-pudong-gpu-01"]}
 
-    assert len(answers) == 33
+    assert len(answers) == 35
     assert answers == dict.fromkeys(answers, 403)
     assert pages == dict.fromkeys(pages, 403)
 

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from edgefleet.cloud.api.cluster_schemas import ClusterAuditPublic, ClusterPublic, audit_public, cluster_public
+from edgefleet.cloud.api.cluster_schemas import (
+    ClusterAuditPublic,
+    ClusterPublic,
+    RestartPublic,
+    RestartRequest,
+    audit_public,
+    cluster_public,
+    restart_public,
+)
 from edgefleet.cloud.api.deps import (
     FLEET_DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -19,7 +27,7 @@ from edgefleet.cloud.api.deps import (
     authorize,
     require_access,
 )
-from edgefleet.cloud.api.errors import NotFound, Unavailable
+from edgefleet.cloud.api.errors import Conflict, NotFound, Unavailable
 from edgefleet.cloud.api.fields import Name
 from edgefleet.cloud.api.paging import CursorQuery, decode_cursor, encode_cursor, page_after, set_next_page
 from edgefleet.cloud.api.schemas import error_responses
@@ -89,6 +97,71 @@ def audit(cluster: Name, controller: ControllerDep, principal: PrincipalDep) -> 
         return audit_public(audit_cluster(gateway, found, clock=controller.clock))
     except ClusterError as exc:
         raise Unavailable(f"cannot read cluster {cluster!r}: {exc}") from exc
+
+
+@router.post(
+    "/{cluster}/restart",
+    summary="Restart a cluster's Deployments in batches",
+    response_model=RestartPublic,
+    status_code=202,
+    responses=error_responses(404, 409, 503),
+)
+def restart(
+    cluster: Name, body: RestartRequest, response: Response, controller: ControllerDep, principal: PrincipalDep
+) -> RestartPublic:
+    """Restart every Deployment of the cluster (of ``namespace``, matching ``selector``) as ``kubectl rollout
+    restart`` does, at most ``max_in_flight`` at a time, each batch waited for until it has rolled out, stopping at
+    the first that does not within its progress deadline. ``dry_run`` only names the Deployments (200); a start
+    must give ``expect``, the number confirmed, and is refused with 409 when the selection holds another number
+    now. 202 with the restart's id: ``GET .../restarts/{id}`` follows it. Every step goes to the audit."""
+    authorize(principal, None)
+    found = _cluster(controller, cluster)
+    restarts = controller.restarts
+    if restarts is None:
+        raise Unavailable("the controller reaches no Kubernetes cluster (its inventory declared none at start)")
+    by = body.by or principal.name
+    try:
+        targets = restarts.select(found.id, namespace=body.namespace, selector=body.selector)
+    except ClusterError as exc:
+        raise Unavailable(f"cannot list the Deployments of cluster {cluster!r}: {exc}") from exc
+    if body.dry_run:
+        response.status_code = 200
+        return restart_public(None, cluster=found.id, targets=targets, by=by, max_in_flight=body.max_in_flight)
+    if body.expect != len(targets):
+        confirmed = "no number was confirmed" if body.expect is None else f"{body.expect} were confirmed"
+        raise Conflict(
+            f"the selection holds {len(targets)} Deployment(s) of cluster {cluster!r} now and {confirmed}; "
+            "ask with dry_run, confirm that number, and send it as expect"
+        )
+    if not targets:
+        raise Conflict(f"the selection holds no Deployment of cluster {cluster!r}: nothing to restart")
+    job = restarts.start(found.id, targets, max_in_flight=body.max_in_flight, who=by)
+    return restart_public(job, cluster=found.id, targets=targets, by=by, max_in_flight=body.max_in_flight)
+
+
+@router.get(
+    "/{cluster}/restarts/{restart_id}",
+    summary="Follow a batch restart",
+    response_model=RestartPublic,
+    responses=error_responses(404, 503),
+)
+def get_restart(
+    cluster: Name,
+    restart_id: Annotated[str, Path(max_length=64, pattern=r"^[0-9a-f]+$", description="The restart's id.")],
+    controller: ControllerDep,
+    principal: PrincipalDep,
+) -> RestartPublic:
+    """A batch restart's Deployments, its steps so far, and where it stopped, if it did. Restarts are kept in the
+    controller's memory: a restarted controller knows none (the audit keeps what they did)."""
+    authorize(principal, None)
+    found = _cluster(controller, cluster)
+    restarts = controller.restarts
+    if restarts is None:
+        raise Unavailable("the controller reaches no Kubernetes cluster (its inventory declared none at start)")
+    job = restarts.get(restart_id)
+    if job is None or job.cluster != found.id:
+        raise NotFound(f"no batch restart {restart_id!r} of cluster {cluster!r} (a restarted controller forgets them)")
+    return restart_public(job, cluster=found.id, targets=job.targets, by=job.who, max_in_flight=job.max_in_flight)
 
 
 def _cluster(controller: ControllerDep, cluster: str) -> Cluster:
