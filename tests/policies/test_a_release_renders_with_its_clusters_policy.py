@@ -21,6 +21,7 @@ from edgefleet.cloud.k8s.clients import ClusterClients
 from edgefleet.cloud.k8s.errors import PermanentClusterError
 from edgefleet.cloud.k8s.gateway import KubernetesGateway
 from edgefleet.cloud.rollouts.rendering import NAMESPACE, namespace, render
+from edgefleet.errors import ReleaseError
 from edgefleet.ids import ClusterId, SiteId
 from edgefleet.inventory import Inventory, load_inventory
 from edgefleet.policies import (
@@ -39,7 +40,7 @@ from simulator.cluster.nodes import site_boxes
 from simulator.cluster.pods import PodTiming
 from simulator.cluster.server import BackgroundCluster, start_cluster_in_background
 from tests.k8s.conftest import TEST_TIMEOUTS
-from tests.policies.central import CLUSTER, RELEASE, write_central
+from tests.policies.central import CLUSTER, RELEASE, SITE, write_central
 from tests.support.peers import wait_for
 
 CENTRAL = ClusterId(CLUSTER)
@@ -112,8 +113,6 @@ def test_the_central_sites_workload_carries_every_policy(inventory: Inventory, r
 
 
 def test_a_cluster_without_policy_renders_as_before(tmp_path: Path) -> None:
-    from tests.policies.central import SITE
-
     plain = SITE[: SITE.index("  policy:")]
     (tmp_path / "central-x.yaml").write_text(plain)
     inventory = load_inventory(tmp_path)
@@ -141,8 +140,6 @@ def test_a_cluster_without_policy_renders_as_before(tmp_path: Path) -> None:
     ],
 )
 def test_autoscaling_settings_are_checked(inventory: Inventory, old: str, new: str, reason: str | None) -> None:
-    from edgefleet.errors import ReleaseError
-
     text = RELEASE.replace(old, new)
     if reason is None:
         assert load_release_text(text, "r.yaml", inventory).autoscaling is not None
