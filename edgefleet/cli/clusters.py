@@ -164,7 +164,7 @@ def restart(
     api: ApiOption = DEFAULT_API,
 ) -> None:
     """Restart Deployments as 'kubectl rollout restart' does, in batches of at most --max-in-flight, each batch
-    waited for until it has rolled out; stops at the first that fails to within its progress deadline (exit 1).
+    waited for until it has rolled out; stops at the first that does not roll out within its progress deadline (exit 1).
     Asks first, naming how many Deployments it touches."""
     import time
 
