@@ -19,6 +19,7 @@ import difflib
 import hashlib
 import re
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Final, Literal, get_args
@@ -28,7 +29,8 @@ from msgspec import Meta, Struct
 
 from edgefleet.errors import InventoryError, Problem
 from edgefleet.ids import ID_PATTERN, BoxId, ClusterId, SiteId
-from edgefleet.manifests import Document, ManifestPath, check_kind, convert, read_documents
+from edgefleet.manifests import Document, ManifestPath, check_kind, convert, dotted, read_documents
+from edgefleet.policies import ClusterPolicy, PolicySpec, check_policy
 
 API_VERSION: Final = "edgefleet.io/v1"
 KIND: Final = "Site"
@@ -105,6 +107,10 @@ class ClusterSpec(_Manifest, kw_only=True):
     role: ClusterRole
     context: Text
     region: Text
+    # The cluster's local time, for its policy's exclusive windows (an IANA zone, as a site's).
+    timezone: Text | None = None
+    # A central cluster's platform policy (edgefleet.policies, docs/central-clusters.md).
+    policy: PolicySpec | None = None
 
 
 class ClusterManifest(_Manifest, kw_only=True):
@@ -123,6 +129,8 @@ class Box:
     gpu: GpuSpec | None
     # The Kubernetes node name when the manifest gives one (``nodeName``); ``node_name`` says which applies.
     node: str | None = None
+    # The box's own node labels (``labels``): what a central cluster's host groups select nodes by.
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def node_name(self) -> str:
@@ -161,6 +169,8 @@ class Cluster:
     context: str
     region: str
     source: str
+    timezone: str | None = None
+    policy: ClusterPolicy = field(default_factory=ClusterPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,11 +281,51 @@ def _load_clusters(
                 )
             )
             continue
-        cluster = Cluster(cluster_id, spec.role, spec.context, spec.region, shown)
+        policy = _check_cluster_policy(spec, lines, shown, problems)
+        cluster = Cluster(cluster_id, spec.role, spec.context, spec.region, shown, spec.timezone, policy)
         clusters[cluster_id] = cluster
         name_lines[cluster_id] = lines.get(("metadata", "name"))
         by_context[spec.context] = cluster
     return clusters, name_lines
+
+
+def _line(lines: ManifestLines, path: ManifestPath) -> int | None:
+    """The line of ``path``, or of its nearest ancestor that has one."""
+    while path not in lines and path:
+        path = path[:-1]
+    return lines.get(path)
+
+
+def _check_cluster_policy(
+    spec: ClusterSpec, lines: ManifestLines, shown: str, problems: list[Problem]
+) -> ClusterPolicy:
+    """The cluster's policy, its problems (and its time zone's) added to ``problems``."""
+    if spec.timezone is not None and spec.timezone not in _timezones():
+        problems.append(
+            Problem(
+                shown,
+                lines.get(("spec", "timezone")),
+                "spec.timezone",
+                f"{spec.timezone!r} is no IANA time zone (for example 'Asia/Shanghai')",
+            )
+        )
+    if spec.policy is None:
+        return ClusterPolicy()
+    if spec.role != "central":
+        problems.append(
+            Problem(
+                shown,
+                lines.get(("spec", "policy")),
+                "spec.policy",
+                "a platform policy applies to a central cluster; a kubeedge-host cluster's sites have none",
+            )
+        )
+        return ClusterPolicy()
+    policy, found = check_policy(spec.policy, has_timezone=spec.timezone is not None)
+    for problem in found:
+        path: ManifestPath = ("spec", "policy", *problem.path)
+        problems.append(Problem(shown, _line(lines, path), dotted(path), problem.reason))
+    return policy
 
 
 @dataclass(slots=True)
@@ -466,7 +516,7 @@ def load_inventory(directory: Path) -> Inventory:
                 )
             where[box.name] = shown
             box_id = BoxId(box.name)
-            boxes[box_id] = Box(box_id, site_id, box.role, box.model, box.gpu, box.node_name)
+            boxes[box_id] = Box(box_id, site_id, box.role, box.model, box.gpu, box.node_name, dict(box.labels))
             site_boxes.append(box_id)
         site = Site(
             id=site_id,

@@ -149,6 +149,16 @@ class StrategySpec(_Manifest, kw_only=True):
     blackouts: list[BlackoutSpec] = []
 
 
+class AutoscalingSpec(_Manifest, kw_only=True):
+    """A HorizontalPodAutoscaler of the app's Deployment at central sites: replicas between the two, aiming at
+    the average utilization (percent of requests) of CPU and/or memory."""
+
+    min_replicas: int
+    max_replicas: int
+    cpu_utilization: int | None = None
+    memory_utilization: int | None = None
+
+
 class ReleaseSpec(_Manifest, kw_only=True):
     app: AppName
     version: Text
@@ -160,6 +170,7 @@ class ReleaseSpec(_Manifest, kw_only=True):
     overrides: list[OverrideSpec] = []
     strategy: StrategySpec = msgspec.field(default_factory=StrategySpec)
     rollback: bool = False
+    autoscaling: AutoscalingSpec | None = None
 
 
 class Metadata(_Manifest, kw_only=True):
@@ -471,6 +482,14 @@ class Override:
 
 
 @dataclass(frozen=True, slots=True)
+class Autoscaling:
+    min_replicas: int
+    max_replicas: int
+    cpu_utilization: int | None
+    memory_utilization: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Canary:
     sites: tuple[SiteId, ...]
     cover_hardware: bool
@@ -510,6 +529,8 @@ class Release:
     source: str
     labels: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[Problem, ...] = ()
+    # A HorizontalPodAutoscaler at central sites (``spec.autoscaling``); None: replicas as rendered.
+    autoscaling: Autoscaling | None = None
 
     @property
     def pinned(self) -> bool:
@@ -723,6 +744,42 @@ def _check_strategy(c: _Checker, spec: StrategySpec) -> Strategy:
     )
 
 
+# kube-apiserver refuses an autoscaler of 0 replicas unless a feature gate allows it; a utilization is a percent
+# of the requests and may exceed 100, but not by this much in any sane setting.
+_UTILIZATION_MAX: Final = 1000
+
+
+def _check_autoscaling(c: _Checker, spec: ReleaseSpec) -> Autoscaling | None:
+    given = spec.autoscaling
+    if given is None:
+        return None
+    path: ManifestPath = ("spec", "autoscaling")
+    if spec.app != "scan-upload":
+        c.add(path, f"{spec.app} runs as a DaemonSet, one pod per GPU box; only a Deployment (scan-upload) scales")
+    if given.min_replicas < 1:
+        c.add((*path, "minReplicas"), f"{given.min_replicas} replicas: an autoscaler keeps at least 1")
+    if given.max_replicas < max(given.min_replicas, 1):
+        c.add((*path, "maxReplicas"), f"{given.max_replicas} is below minReplicas ({given.min_replicas})")
+    if given.cpu_utilization is None and given.memory_utilization is None:
+        c.add(path, "an autoscaler aims at something: give cpuUtilization and/or memoryUtilization (percent)")
+    for name, value, resource in (
+        ("cpuUtilization", given.cpu_utilization, "cpu"),
+        ("memoryUtilization", given.memory_utilization, "memory"),
+    ):
+        if value is None:
+            continue
+        if not 1 <= value <= _UTILIZATION_MAX:
+            c.add(
+                (*path, name), f"{value} is no utilization target: a percent of the requests, 1 to {_UTILIZATION_MAX}"
+            )
+        elif resource not in spec.resources.requests and resource not in spec.resources.limits:
+            c.add(
+                (*path, name),
+                f"a utilization is a share of the {resource} request: give resources.limits.{resource} (or requests)",
+            )
+    return Autoscaling(given.min_replicas, given.max_replicas, given.cpu_utilization, given.memory_utilization)
+
+
 def _check(document: Document, manifest: ReleaseManifest, shown: str, inventory: Inventory) -> Release | _Checker:
     c = _Checker(shown, document, inventory)
     spec = manifest.spec
@@ -770,6 +827,7 @@ def _check(document: Document, manifest: ReleaseManifest, shown: str, inventory:
             )
         )
     strategy = _check_strategy(c, spec.strategy)
+    autoscaling = _check_autoscaling(c, spec)
     if c.problems:
         return c
     return Release(
@@ -787,6 +845,7 @@ def _check(document: Document, manifest: ReleaseManifest, shown: str, inventory:
         source=shown,
         labels=dict(manifest.metadata.labels),
         warnings=tuple(c.warnings),
+        autoscaling=autoscaling,
     )
 
 

@@ -1,5 +1,8 @@
 """``edgefleet clusters``: every Kubernetes cluster of the inventory, healthy or not, as the controller's probe
-last found it (reachable, latency, server version, last error), read from ``GET /api/v1/clusters``.
+last found it (reachable, latency, server version, last error), and each central cluster's policy, read from
+``GET /api/v1/clusters``; ``edgefleet clusters audit C`` lists what in cluster C breaks its policy
+(``GET /api/v1/clusters/C/audit``). ``edgefleet restart --cluster C`` restarts C's Deployments in batches through
+``POST /api/v1/clusters/C/restart``, after a confirmation that names how many it touches, and follows it.
 
 Takes ``-o table|wide|json|yaml`` like the other lists (``edgefleet.cli.output``); ``edgefleet.cli.app`` calls
 ``register``. Reaching the API goes through ``edgefleet.cli.fleet`` (one error handling for every command).
@@ -7,19 +10,32 @@ Takes ``-o table|wide|json|yaml`` like the other lists (``edgefleet.cli.output``
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import typer
 
-from edgefleet.cli.fleet import DEFAULT_API, ApiOption, get_pages, plural
+from edgefleet.cli.fleet import DEFAULT_API, ApiOption, call, get_json, get_pages, plural
 from edgefleet.cli.output import OutputFormat, OutputOption
 
 STATE_STYLE: Final = {"ok": "green", "unreachable": "bold red", "unknown": "dim"}
 ROW_STYLE: Final = {"unreachable": "bold red", "unknown": "magenta"}
+# ``clusters audit``'s exit status when the cluster breaks its policy: not an error (1), not a usage error (2).
+FINDINGS_EXIT: Final = 3
+
+
+RULE_STYLE: Final = {"off-ratio": "yellow", "no-anti-affinity": "yellow", "exclusive-host": "bold red"}
 
 
 def register(app: typer.Typer) -> None:
-    app.command("clusters")(clusters_list)
+    clusters = typer.Typer(help="List the clusters, or audit one against its policy.", add_completion=False)
+    clusters.callback(invoke_without_command=True)(clusters_list)
+    clusters.command("audit")(clusters_audit)
+    app.command("restart")(restart)
+    app.add_typer(
+        clusters,
+        name="clusters",
+        help="List the clusters with their health and policy; 'audit C' lists what in C breaks its policy.",
+    )
 
 
 def cluster_state(cluster: dict[str, Any]) -> str:
@@ -40,9 +56,11 @@ def _last_error(cluster: dict[str, Any], state: str) -> str:
     return escape(error)
 
 
-def clusters_list(api: ApiOption = DEFAULT_API, output: OutputOption = OutputFormat.TABLE) -> None:
+def clusters_list(ctx: typer.Context, api: ApiOption = DEFAULT_API, output: OutputOption = OutputFormat.TABLE) -> None:
     """Every cluster with its sites, whether the controller reaches its API server, latency, version and the
-    last error; a cluster that is not ok in colour."""
+    last error; a cluster that is not ok in colour; then each cluster's policy."""
+    if ctx.invoked_subcommand is not None:
+        return
     from rich.markup import escape
 
     from edgefleet.cli.output import is_data, new_table, show
@@ -84,4 +102,114 @@ def clusters_list(api: ApiOption = DEFAULT_API, output: OutputOption = OutputFor
     reached = sum(cluster_state(c) == "ok" for c in clusters)
     unreachable = sum(cluster_state(c) == "unreachable" for c in clusters)
     summary = f"{plural(len(clusters), 'cluster')}, {reached} reachable"
-    show(table, summary + (f", {unreachable} unreachable" if unreachable else ""))
+    policies = [
+        f"\n[bold]{escape(c['name'])}[/] policy ({escape(c.get('timezone') or 'UTC')}):\n"
+        + "\n".join(f"  {escape(line)}" for line in c["policy"])
+        for c in clusters
+        if c.get("policy")
+    ]
+    show(table, summary + (f", {unreachable} unreachable" if unreachable else ""), *policies)
+
+
+def clusters_audit(
+    cluster: Annotated[str, typer.Argument(help="The cluster to audit (as 'edgefleet clusters' names it).")],
+    api: ApiOption = DEFAULT_API,
+    output: OutputOption = OutputFormat.TABLE,
+) -> None:
+    """Every workload and pod in the cluster that breaks its policy: requests off the overcommit ratio, an app
+    that does not avoid its anti-affinity group, a pod on an exclusive host while it is kept for others. Reads
+    the cluster now; changes nothing. Exits 3 when something breaks the policy (for scripts)."""
+    from rich.markup import escape
+
+    from edgefleet.cli.output import is_data, new_table, print_data, show
+
+    audit = get_json(api, f"/api/v1/clusters/{cluster}/audit")
+    findings = audit["findings"]
+    if is_data(output):
+        print_data(audit, output)
+    elif not audit["has_policy"]:
+        show(f"cluster {escape(cluster)} has no policy: nothing to break (spec.policy, docs/central-clusters.md)")
+    else:
+        table = new_table("namespace", "kind", "name", "rule", "why", wrap={"why"})
+        for f in findings:
+            table.add_row(
+                escape(f["namespace"]),
+                f["kind"],
+                escape(f["name"]),
+                f"[{RULE_STYLE.get(f['rule'], '')}]{f['rule']}[/]",
+                escape(f["message"]),
+            )
+        summary = (
+            f"{plural(len(findings), 'finding')} in {plural(audit['workloads'], 'workload')} and "
+            f"{plural(audit['pods'], 'pod')} of {escape(cluster)}, at {audit['local_time']} cluster time"
+        )
+        show(*([table] if findings else []), summary)
+    if findings:
+        raise typer.Exit(FINDINGS_EXIT)
+
+
+# How often ``restart`` asks how the restart goes: its steps take seconds to minutes each.
+RESTART_POLL_S: Final = 1.0
+STEP_WORDS: Final = {"restarting": "restarted", "rolled-out": "rolled out", "failed": "FAILED"}
+
+
+def restart(
+    cluster: Annotated[str, typer.Option("--cluster", help="The cluster whose Deployments to restart.")],
+    namespace: Annotated[str | None, typer.Option(help="Only this namespace's Deployments.")] = None,
+    selector: Annotated[
+        str | None, typer.Option("--selector", "-l", help="Only the Deployments this label selector matches.")
+    ] = None,
+    max_in_flight: Annotated[int, typer.Option(min=1, max=50, help="Deployments restarted at once.")] = 1,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (for scripts).")] = False,
+    api: ApiOption = DEFAULT_API,
+) -> None:
+    """Restart Deployments as 'kubectl rollout restart' does, in batches of at most --max-in-flight, each batch
+    waited for until it has rolled out; stops at the first that does not roll out within its progress deadline (exit 1).
+    Asks first, naming how many Deployments it touches."""
+    import time
+
+    from rich.markup import escape
+
+    from edgefleet.cli.output import err_console, show
+
+    path = f"/api/v1/clusters/{cluster}/restart"
+    body: dict[str, Any] = {"namespace": namespace, "selector": selector, "max_in_flight": max_in_flight}
+    planned = call(api, "POST", path, body={**body, "dry_run": True})
+    count = len(planned["deployments"])
+    where = (
+        f"cluster {cluster}"
+        + (f", namespace {namespace}" if namespace else "")
+        + (f", selector {selector}" if selector else "")
+    )
+    if not count:
+        show(f"no Deployment in {escape(where)}: nothing to restart")
+        return
+    if not yes and not typer.confirm(
+        f"Restart {plural(count, 'Deployment')} in {where}, {max_in_flight} at a time?", default=False, err=True
+    ):
+        err_console().print("not restarted")
+        raise typer.Exit(1)
+    job = call(api, "POST", path, body={**body, "expect": count})
+    show(f"restart {job['id']}: {plural(count, 'Deployment')} in {escape(where)}, {max_in_flight} at a time")
+    shown = 0
+    while True:
+        for step in job["steps"][shown:]:
+            show(f"  {escape(step['deployment'])}: {STEP_WORDS[step['state']]} - {escape(step['message'])}")
+        shown = len(job["steps"])
+        if job["state"] != "running":
+            break
+        time.sleep(RESTART_POLL_S)
+        job = get_json(api, f"/api/v1/clusters/{cluster}/restarts/{job['id']}")
+    rolled = sum(1 for s in job["steps"] if s["state"] == "rolled-out")
+    if job["state"] == "done":
+        show(f"done: {plural(rolled, 'Deployment')} restarted and rolled out")
+        return
+    err = err_console()
+    err.print(
+        f"[bold red]error:[/] the restart stopped at {escape(job['failed'] or '?')}: {escape(job['reason'] or '')}"
+    )
+    err.print(
+        f"{rolled} rolled out; {plural(len(job['not_started']), 'Deployment')} not restarted: "
+        + (escape(", ".join(job["not_started"])) or "-")
+    )
+    raise typer.Exit(1)

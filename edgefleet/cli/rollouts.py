@@ -7,7 +7,9 @@ release loader against its own inventory (the live fleet's, which a local ``site
 releases validate`` checks a file against a local one) and plans it, so every problem comes back with its line
 and field, and a refused release or plan ends the command with exit code 1. What the loader accepted but deserves
 a look comes back as ``warning:`` lines on stderr, as with ``releases validate``.
-Takes ``-o table|json|yaml`` (``wide`` adds each site's hardware). ``edgefleet.cli.app`` calls ``register``.
+Takes ``-o table|json|yaml`` (``wide`` adds each site's hardware); ``--show-manifests`` prints what the release
+renders at each central site under its cluster's policy (docs/central-clusters.md), as YAML after the plan.
+``edgefleet.cli.app`` calls ``register``.
 
 ``edgefleet rollout start FILE`` sends the file to ``POST /api/v1/rollouts`` with a fresh ``Idempotency-Key`` (or
 the one given), so a retried command never starts two; ``status`` lists the rollouts, ``status ID`` shows one
@@ -116,6 +118,13 @@ def rollout_plan(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="The release manifest, e.g. releases/x.yaml.")],
     api: ApiOption = DEFAULT_API,
     output: OutputOption = OutputFormat.TABLE,
+    show_manifests: Annotated[
+        bool,
+        typer.Option(
+            "--show-manifests",
+            help="Also print what the release renders at each central site, under its cluster's policy (YAML).",
+        ),
+    ] = False,
 ) -> None:
     """Show the waves a rollout of the release in FILE would take over the fleet now, and why a plan is refused."""
     from rich.markup import escape
@@ -123,7 +132,7 @@ def rollout_plan(
     from edgefleet.cli.output import err_console, is_data, new_table, print_data, show
 
     text = _read(file)
-    plan = call(api, "POST", "/api/v1/rollouts/plan", body={"release": text})
+    plan = call(api, "POST", "/api/v1/rollouts/plan", body={"release": text, "manifests": show_manifests})
     err = err_console()
     for warning in plan["warnings"]:
         err.print(f"[bold yellow]warning:[/] {escape(warning)}")
@@ -191,6 +200,23 @@ def rollout_plan(
         *(f"left out: {s['site']}: {escape(s['reason'])}" for s in plan["left_out"]),
     ]
     show(*lines, waves, sites, *tail)
+    if show_manifests:
+        _print_manifests(plan["manifests"])
+
+
+def _print_manifests(rendered: list[dict[str, Any]]) -> None:
+    """Each central site's manifests as one YAML stream, a comment naming the site before its objects; plain
+    stdout, so it can be piped to kubectl diff."""
+    import sys
+
+    import yaml
+
+    if not rendered:
+        sys.stdout.write("# no central site in the plan: nothing rendered under a cluster policy\n")
+    for site in rendered:
+        sys.stdout.write(f"# {site['site']} (cluster {site['cluster']})\n")
+        for obj in site["objects"]:
+            sys.stdout.write("---\n" + yaml.safe_dump(obj, sort_keys=False, allow_unicode=True))
 
 
 # --- start, status, commands ------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from edgefleet.cloud.migrating import upgrade_schema
 from edgefleet.cloud.node_watching import NodeWatch
 from edgefleet.cloud.persisting import Persister
 from edgefleet.cloud.probing import PROBE_INTERVAL_S, ClusterProbing
+from edgefleet.cloud.restarts import Restarts
 from edgefleet.cloud.rollouts.announcing import RolloutAnnouncer
 from edgefleet.cloud.rollouts.reconciling import Reconciler
 from edgefleet.cloud.rollouts.service import RolloutService
@@ -152,6 +153,10 @@ class Controller:
         except BaseException:
             self.store.close()
             raise
+        # Batch restarts of a cluster's Deployments, audited in the rollout audit (edgefleet.cloud.restarts).
+        self.restarts: Restarts | None = (
+            Restarts(self.gateway, clock=clock, audit=self.rollout_store.record) if self.gateway is not None else None
+        )
         self.persister = Persister(
             self.state,
             self.store,

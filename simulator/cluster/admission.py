@@ -1,7 +1,8 @@
 """What the API server of a simulated cluster fills in on the way to storage, as kube-apiserver's defaulting
 and admission do: a Deployment's, ReplicaSet's and DaemonSet's spec defaults (replicas, strategy, history,
 progress deadline, their pod template's defaults) on every write, and a new Pod's defaults with the
-DefaultTolerationSeconds tolerations (``pods.admit_pod``) when it is created.
+DefaultTolerationSeconds tolerations (``pods.admit_pod``) when it is created; an HorizontalPodAutoscaler's
+``minReplicas`` default and the registry's validation of its bounds and target (``_admit_autoscaler``).
 
 Defaulting the templates matters beyond looks: the ``pod-template-hash`` of a Deployment's template must be the
 same whether the template came from the user or back from a ReplicaSet (``kubectl rollout undo``).
@@ -13,10 +14,19 @@ same whether the template came from the user or back from a ReplicaSet (``kubect
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from simulator.cluster.matching import Obj
 from simulator.cluster.pods import admit_pod, default_pod_spec
-from simulator.cluster.resources import DAEMON_SETS, DEPLOYMENTS, PODS, REPLICA_SETS, Resource
+from simulator.cluster.resources import (
+    DAEMON_SETS,
+    DEPLOYMENTS,
+    HORIZONTAL_POD_AUTOSCALERS,
+    PODS,
+    REPLICA_SETS,
+    Resource,
+)
+from simulator.cluster.store import Invalid
 
 
 def _default_template(spec: Obj) -> None:
@@ -29,10 +39,79 @@ def _default_template(spec: Obj) -> None:
         default_pod_spec(template["spec"])
 
 
+class FieldsInvalid(Invalid):
+    """422 naming each invalid field, as the registry's validation answers: the message joins them, and
+    ``details.causes`` carries each (kubectl prints them)."""
+
+    def __init__(self, resource: Resource, name: str, errors: list[tuple[str, str, str]]) -> None:
+        said = [f"{field}: {message}" for field, _, message in errors]
+        shown = said[0] if len(said) == 1 else "[" + ", ".join(said) + "]"
+        super().__init__(
+            f'{resource.group_kind} "{name}" is invalid: {shown}', name=name, kind=resource.kind, group=resource.group
+        )
+        self.errors = errors
+
+    def status(self) -> dict[str, Any]:
+        body = super().status()
+        body["details"]["causes"] = [
+            {"reason": reason, "message": message, "field": field} for field, reason, message in self.errors
+        ]
+        return body
+
+
+def _admit_autoscaler(obj: Obj) -> Obj:
+    """An HorizontalPodAutoscaler defaulted (``minReplicas: 1``) and validated as the API server's registry does
+    (``pkg/apis/autoscaling/validation``): replicas bounds, a target to scale, metrics with a positive target."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return obj
+    obj = copy.deepcopy(obj)
+    spec = obj["spec"]
+    spec.setdefault("minReplicas", 1)
+    errors: list[tuple[str, str, str]] = []  # field, cause reason, message
+    low, high = spec.get("minReplicas"), spec.get("maxReplicas")
+    if isinstance(low, int) and low < 1:
+        errors.append(
+            ("spec.minReplicas", "FieldValueInvalid", f"Invalid value: {low}: must be greater than or equal to 1")
+        )
+    if high is None:
+        errors.append(("spec.maxReplicas", "FieldValueRequired", "Required value"))
+    elif isinstance(high, int) and high < 1:
+        errors.append(("spec.maxReplicas", "FieldValueInvalid", f"Invalid value: {high}: must be greater than 0"))
+    elif isinstance(high, int) and isinstance(low, int) and high < low:
+        errors.append(
+            (
+                "spec.maxReplicas",
+                "FieldValueInvalid",
+                f"Invalid value: {high}: must be greater than or equal to `minReplicas`",
+            )
+        )
+    target = spec.get("scaleTargetRef")
+    for part in ("kind", "name"):
+        if not isinstance(target, dict) or not target.get(part):
+            errors.append((f"spec.scaleTargetRef.{part}", "FieldValueRequired", "Required value"))
+    for i, metric in enumerate(spec.get("metrics") or []):
+        aim = ((metric or {}).get("resource") or {}).get("target") or {}
+        value = aim.get("averageUtilization")
+        if isinstance(value, int) and value < 1:
+            errors.append(
+                (
+                    f"spec.metrics[{i}].resource.target.averageUtilization",
+                    "FieldValueInvalid",
+                    f"Invalid value: {value}: must be greater than 0",
+                )
+            )
+    if errors:
+        raise FieldsInvalid(HORIZONTAL_POD_AUTOSCALERS, str((obj.get("metadata") or {}).get("name") or ""), errors)
+    return obj
+
+
 def admit(resource: Resource, obj: Obj, *, creating: bool) -> Obj:
     """``obj`` as it is stored; a copy when anything is filled in."""
     if resource is PODS:
         return admit_pod(obj) if creating else obj
+    if resource is HORIZONTAL_POD_AUTOSCALERS:
+        return _admit_autoscaler(obj)
     if resource not in (DEPLOYMENTS, REPLICA_SETS, DAEMON_SETS):
         return obj
     spec = obj.get("spec")

@@ -66,6 +66,8 @@ class ClusterBox:
     # The box's role (gpu-box, edge-node, cluster-node) and GPU model, labelled on the node (``node_labels``).
     role: str | None = None
     gpu_model: str | None = None
+    # The inventory box's own labels (a central cluster's host groups select by them).
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 def site_boxes(inventory: Inventory, site: SiteId) -> list[ClusterBox]:
@@ -81,6 +83,7 @@ def site_boxes(inventory: Inventory, site: SiteId) -> list[ClusterBox]:
             box=box.id,
             role=box.role,
             gpu_model=box.gpu.model if box.gpu is not None else None,
+            labels=tuple(sorted(box.labels.items())),
         )
         for box in inventory.site_boxes(site)
     ]
@@ -130,6 +133,7 @@ def node_manifest(box: ClusterBox, *, now: float) -> dict[str, Any]:
                 "kubernetes.io/hostname": box.name,
                 "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": "amd64",
+                **dict(box.labels),
                 **({EDGE_ROLE: "", AGENT_ROLE: "", SITE_LABEL: box.node_group or box.site} if box.edge else {}),
                 **({ROLE_LABEL: box.role} if box.role else {}),
                 **(

@@ -143,6 +143,21 @@ CONTROLLER_REVISIONS: Final = Resource(
     "apps", "v1", "controllerrevisions", "controllerrevision", "ControllerRevision", True
 )
 
+# A release's autoscaler (edgefleet renders them at central sites). Stored, validated and served as the API server
+# does; no controller scales by it here (docs/simulated-clusters.md).
+HORIZONTAL_POD_AUTOSCALERS: Final = Resource(
+    "autoscaling",
+    "v2",
+    "horizontalpodautoscalers",
+    "horizontalpodautoscaler",
+    "HorizontalPodAutoscaler",
+    True,
+    ("hpa",),
+    has_status=True,
+    tracks_generation=True,
+    categories=("all",),
+)
+
 RESOURCES: Final = (
     NAMESPACES,
     NODES,
@@ -158,6 +173,7 @@ RESOURCES: Final = (
     LEASES,
     STATEFUL_SETS,
     POD_DISRUPTION_BUDGETS,
+    HORIZONTAL_POD_AUTOSCALERS,
 )
 # group/version -> plural -> resource
 BY_GROUP_VERSION: Final[dict[str, dict[str, Resource]]] = {}

@@ -244,6 +244,40 @@ def _event_row(obj: dict[str, Any], now: float) -> Row:
     ]
 
 
+def _hpa_targets(obj: dict[str, Any]) -> str:
+    """kubectl's TARGETS of an autoscaler: ``cpu: <unknown>/70%`` until a controller reports the current value
+    (none runs here, so it stays unknown)."""
+    current = {
+        (m.get("resource") or {}).get("name"): (m.get("resource") or {}).get("current") or {}
+        for m in (obj.get("status") or {}).get("currentMetrics") or []
+    }
+    parts = []
+    for metric in (obj.get("spec") or {}).get("metrics") or []:
+        resource = metric.get("resource") or {}
+        target = resource.get("target") or {}
+        name = resource.get("name", "")
+        if "averageUtilization" in target:
+            now = current.get(name, {}).get("averageUtilization")
+            parts.append(f"{name}: {'<unknown>' if now is None else f'{now}%'}/{target['averageUtilization']}%")
+        else:
+            parts.append(f"{name}: <unknown>/{target.get('averageValue') or target.get('value') or '<unset>'}")
+    return ", ".join(parts) or "<none>"
+
+
+def _hpa_row(obj: dict[str, Any], now: float) -> Row:
+    spec = obj.get("spec") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    return [
+        obj["metadata"]["name"],
+        f"{ref.get('kind', '')}/{ref.get('name', '')}",
+        _hpa_targets(obj),
+        str(spec["minReplicas"]) if spec.get("minReplicas") is not None else "<unset>",
+        int(spec.get("maxReplicas") or 0),
+        int((obj.get("status") or {}).get("currentReplicas") or 0),
+        _since(obj["metadata"].get("creationTimestamp"), now),
+    ]
+
+
 def _age_row(*cells: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any], float], Row]:
     def row(obj: dict[str, Any], now: float) -> Row:
         return [
@@ -365,6 +399,18 @@ _PRINTERS: Final[dict[str, tuple[tuple[Column, ...], Callable[[dict[str, Any], f
     "apps/v1/controllerrevisions": (
         (_NAME, ("Controller", "string", 0), ("Revision", "integer", 0), _AGE),
         _age_row(_revision_controller, lambda o: int(o.get("revision", 0))),
+    ),
+    "autoscaling/v2/horizontalpodautoscalers": (
+        (
+            _NAME,
+            ("Reference", "string", 0),
+            ("Targets", "string", 0),
+            ("MinPods", "string", 0),
+            ("MaxPods", "integer", 0),
+            ("Replicas", "integer", 0),
+            _AGE,
+        ),
+        _hpa_row,
     ),
     "coordination.k8s.io/v1/leases": (
         (_NAME, ("Holder", "string", 0), _AGE),

@@ -20,7 +20,9 @@ from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.api.errors import Forbidden, Unavailable
 from edgefleet.cloud.fleet import FleetState, HealthPoint, InventoryChange
 from edgefleet.cloud.hearing import Hearing, IngestStats
+from edgefleet.cloud.k8s.gateway import ClusterGateway
 from edgefleet.cloud.k8s.health import ClusterHealth
+from edgefleet.cloud.restarts import Restarts
 from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.settings import Settings
@@ -92,6 +94,16 @@ class FleetReader(Protocol):
 
     def box_history(self, box: BoxId, since: float) -> list[HealthPoint]:
         """The box's health points received at ``since`` or later, oldest first."""
+        ...
+
+    @property
+    def restarts(self) -> Restarts | None:
+        """Batch restarts of a cluster's Deployments; None without a gateway (the routes answer 503)."""
+        ...
+
+    @property
+    def gateway(self) -> ClusterGateway | None:
+        """The gateway to the inventory's clusters (reads that call a cluster: the policy audit); None without."""
         ...
 
     def cluster_health(self) -> list[ClusterHealth]:

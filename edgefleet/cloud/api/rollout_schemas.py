@@ -6,7 +6,7 @@ local time); the plan's own time is UTC, as everywhere in the API."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -31,6 +31,11 @@ class PlanRequest(BaseModel):
 
     release: ReleaseText = Field(
         description="The release manifest as YAML text (a file of releases/), exactly as written.",
+    )
+    manifests: bool = Field(
+        default=False,
+        description="Also give the manifests the release renders at each central site of the plan, under its "
+        "cluster's policy (edgefleet rollout plan --show-manifests).",
     )
 
 
@@ -88,6 +93,15 @@ class ImagePinPublic(_Public):
     problem: str | None = Field(description="Why a start would be refused (no such image, registry not answering).")
 
 
+class SiteManifestsPublic(_Public):
+    site: str
+    cluster: str
+    objects: list[dict[str, Any]] = Field(
+        description="What a rollout would apply at the site, in order (images as the release gives them; a start "
+        "pins them by digest)."
+    )
+
+
 class PlanPublic(_Public):
     release: str
     app: str
@@ -111,6 +125,9 @@ class PlanPublic(_Public):
     )
     images: list[ImagePinPublic] = Field(
         default_factory=list, description="Each image and the digest a start would pin it to, through its registry."
+    )
+    manifests: list[SiteManifestsPublic] = Field(
+        default_factory=list, description="Asked for (manifests: true): each central site's rendered manifests."
     )
 
 

@@ -60,8 +60,17 @@ __all__ = [
 ]
 
 RawObject = dict[str, Any]
-Kind = Literal["Deployment", "DaemonSet", "Pod", "Node", "Event", "Namespace", "ConfigMap"]
-KINDS: Final[tuple[Kind, ...]] = ("Deployment", "DaemonSet", "Pod", "Node", "Event", "Namespace", "ConfigMap")
+Kind = Literal["Deployment", "DaemonSet", "Pod", "Node", "Event", "Namespace", "ConfigMap", "HorizontalPodAutoscaler"]
+KINDS: Final[tuple[Kind, ...]] = (
+    "Deployment",
+    "DaemonSet",
+    "Pod",
+    "Node",
+    "Event",
+    "Namespace",
+    "ConfigMap",
+    "HorizontalPodAutoscaler",
+)
 # What ``kubectl rollout`` restarts and follows here.
 WorkloadKind = Literal["Deployment", "DaemonSet"]
 
@@ -300,6 +309,16 @@ _RESOURCES: Final[dict[Kind, _Resource]] = {
         lambda c: client.CoreV1Api(c).read_namespaced_config_map,
         lambda c: client.CoreV1Api(c).delete_namespaced_config_map,
         lambda c: client.CoreV1Api(c).patch_namespaced_config_map,
+    ),
+    # A release's autoscaler at a central site (``rollouts.policy``), autoscaling/v2.
+    "HorizontalPodAutoscaler": _Resource(
+        "horizontalpodautoscalers",
+        True,
+        lambda c: client.AutoscalingV2Api(c).list_namespaced_horizontal_pod_autoscaler,
+        lambda c: client.AutoscalingV2Api(c).list_horizontal_pod_autoscaler_for_all_namespaces,
+        lambda c: client.AutoscalingV2Api(c).read_namespaced_horizontal_pod_autoscaler,
+        lambda c: client.AutoscalingV2Api(c).delete_namespaced_horizontal_pod_autoscaler,
+        lambda c: client.AutoscalingV2Api(c).patch_namespaced_horizontal_pod_autoscaler,
     ),
     "Node": _Resource(
         "nodes",

@@ -18,6 +18,8 @@ What a site gets, in namespace ``edgefleet`` (``namespace()``, applied once per 
   of the site, on nodes labelled ``edgefleet.io/box-role: cluster-node``; sorting-recognition as a DaemonSet on
   the cluster's GPU nodes (``nvidia.com/gpu.present``) when the site has GPU boxes.
 - nothing for an app with no box to run on at the site (no edge node, no GPU box).
+- at a central site, the cluster's platform policy on every workload (computed requests, host-group affinity,
+  exclusive-host tolerations, soft anti-affinity) and the release's autoscaler, if any (``policy``).
 
 Each workload has a ConfigMap of its own, named as it, holding the merged config (the release's, then its
 GPU-model overrides, then its site overrides, later entries winning), mounted at ``/etc/edgefleet/<app>``; the
@@ -40,8 +42,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from edgefleet.cloud.rollouts import policy
 from edgefleet.ids import SiteId
 from edgefleet.inventory import NODE_GROUP_LABEL, Box, Inventory, Site
+from edgefleet.policies import ClusterPolicy
 from edgefleet.releases import MODEL_ENV, Release
 
 NAMESPACE: Final = "edgefleet"
@@ -139,8 +143,14 @@ def render(release: Release, site: SiteId, inventory: Inventory, *, rollout_id: 
         **({ROLLOUT_LABEL: rollout_id} if rollout_id is not None else {}),
     }
     if release.app == "scan-upload":
-        return _scan_upload(release, place, boxes, labels)
-    return _sorting_recognition(release, place, boxes, labels)
+        out = _scan_upload(release, place, boxes, labels)
+    else:
+        out = _sorting_recognition(release, place, boxes, labels)
+    if place.kind == "central":
+        # A central site is its whole cluster: its platform policy shapes what runs there (``policy``).
+        cluster = inventory.clusters.get(place.cluster)
+        out = policy.central(out, cluster.policy if cluster is not None else ClusterPolicy(), release.autoscaling)
+    return out
 
 
 def _node_selector(place: Site, **extra: str) -> dict[str, str]:

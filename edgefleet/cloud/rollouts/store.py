@@ -455,6 +455,11 @@ class RolloutStore:
 
     # --- audit ------------------------------------------------------------------------------------------------
 
+    def record(self, entry: AuditEntry) -> None:
+        """One audit entry for an action outside any rollout (a batch restart's steps)."""
+        with self.store.transaction("record an audit entry") as connection:
+            connection.execute(sa.insert(_AUDIT), [_audit_row(entry)])
+
     def audit(self, rollout_id: str | None = None) -> list[AuditEntry]:
         """The audit, oldest first (of one rollout, or every entry)."""
         query = sa.select(_AUDIT).order_by(_AUDIT.c.id)

@@ -25,9 +25,11 @@ from edgefleet.cloud.alerting.notifying import Notification
 from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.fleet import FleetState, HealthPoint, InventoryChange
 from edgefleet.cloud.hearing import Hearing, IngestStats
+from edgefleet.cloud.k8s.gateway import ClusterGateway
 from edgefleet.cloud.k8s.health import ClusterHealth
 from edgefleet.cloud.migrating import upgrade_schema
 from edgefleet.cloud.persisting import Persister
+from edgefleet.cloud.restarts import Restarts
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.store import Store
 from edgefleet.ids import BoxId
@@ -217,6 +219,14 @@ class ClockedController:
 
     def box_history(self, box: BoxId, since: float) -> list[HealthPoint]:
         return []
+
+    @property
+    def gateway(self) -> ClusterGateway | None:
+        return None
+
+    @property
+    def restarts(self) -> Restarts | None:
+        return None
 
     def cluster_health(self) -> list[ClusterHealth]:
         # No gateway here: every cluster of the inventory, never probed.

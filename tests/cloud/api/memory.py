@@ -18,7 +18,9 @@ from edgefleet.cloud.fleet import (
     note_unknown_box,
 )
 from edgefleet.cloud.hearing import Hearing, IngestStats
+from edgefleet.cloud.k8s.gateway import ClusterGateway
 from edgefleet.cloud.k8s.health import ClusterHealth
+from edgefleet.cloud.restarts import Restarts
 from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.errors import UnreachableError
@@ -153,6 +155,10 @@ class MemoryController:
         self.hearing = Hearing("hearing", 0.0, "hearing the fleet")
         # What a probe found, by cluster; a cluster not here was never probed.
         self.clusters_probed: dict[ClusterId, ClusterHealth] = {}
+        # No cluster is reached unless a test gives a gateway (to a simulated cluster): the audit answers 503.
+        self.gateway: ClusterGateway | None = None
+        # Nor restarted, unless a test gives restarts over that gateway.
+        self.restarts: Restarts | None = None
 
     @classmethod
     def small(cls, directory: Path) -> MemoryController:

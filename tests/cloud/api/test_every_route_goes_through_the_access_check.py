@@ -50,6 +50,7 @@ def test_every_route_is_refused_when_the_check_refuses(memory: MemoryController)
             "silence": "a-silence",
             "cluster": "test-edge",
             "rollout_id": "r-20261201-abcdef",
+            "restart_id": "0123456789ab",
         }
         answers = {
             (method, path): client.request(method, path.format(**ids)).status_code
@@ -72,7 +73,7 @@ def test_every_route_is_refused_when_the_check_refuses(memory: MemoryController)
             ]
         }
 
-    assert len(answers) == 37
+    assert len(answers) == 40
     assert answers == dict.fromkeys(answers, 403)
     assert pages == dict.fromkeys(pages, 403)
 

@@ -50,6 +50,7 @@ from edgefleet.cloud.api.rollout_schemas import (
     RolloutPublic,
     RolloutRequest,
     RolloutSummaryPublic,
+    SiteManifestsPublic,
     hold_public,
     plan_public,
     rollout_public,
@@ -58,6 +59,7 @@ from edgefleet.cloud.api.rollout_schemas import (
 from edgefleet.cloud.api.schemas import error_responses
 from edgefleet.cloud.rollouts.facts import site_facts
 from edgefleet.cloud.rollouts.planning import PlanRefused, plan_rollout
+from edgefleet.cloud.rollouts.rendering import render
 from edgefleet.cloud.rollouts.service import (
     ActiveRolloutExists,
     BadOverride,
@@ -143,6 +145,15 @@ def plan_release(controller: ControllerDep, principal: PrincipalDep, body: PlanR
         ImagePinPublic(container=p.container, image=p.image, pinned=p.pinned, warning=p.warning, problem=p.problem)
         for p in pins
     ]
+    if body.manifests:
+        central = [inventory.sites[SiteId(s.site)] for s in public.sites]
+        public.manifests = [
+            SiteManifestsPublic(
+                site=site.id, cluster=site.cluster, objects=render(release, site.id, inventory, rollout_id=None)
+            )
+            for site in central
+            if site.kind == "central"
+        ]
     return public
 
 
