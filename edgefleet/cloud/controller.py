@@ -16,8 +16,8 @@ and ``delivery`` (the worker that sends what the loop put in the outbox).
 ``kind: Cluster`` of the inventory by its context in the kubeconfig the settings name (``EDGEFLEET_KUBECONFIG``,
 ``--kubeconfig``). Nothing is read from the file at construction: a missing file or context fails that cluster's
 calls and shows in its health (``cluster_health``), never the controller's start; the clients follow the file
-when it changes. ``cluster_probing`` probes every cluster on its own schedule from ``start`` to ``stop``; ``stop``
-closes the gateway. The clusters are those of the inventory at construction: a reload that adds one reaches it
+when it changes. ``cluster_probing`` probes every cluster on its own schedule from ``start`` to ``stop``, and
+``exclusive_windows`` keeps the central clusters' exclusive-host taints (``tainting``); ``stop`` closes the gateway. The clusters are those of the inventory at construction: a reload that adds one reaches it
 after a restart (its health says so until then).
 """
 
@@ -55,6 +55,7 @@ from edgefleet.cloud.rollouts.store import RolloutStore
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.settings import Settings
 from edgefleet.cloud.store import Store
+from edgefleet.cloud.tainting import ExclusiveWindows
 from edgefleet.errors import EdgefleetError, InventoryVersionMismatch
 from edgefleet.ids import BoxId
 from edgefleet.inventory import Inventory, load_inventory
@@ -156,6 +157,17 @@ class Controller:
         # Batch restarts of a cluster's Deployments, audited in the rollout audit (edgefleet.cloud.restarts).
         self.restarts: Restarts | None = (
             Restarts(self.gateway, clock=clock, audit=self.rollout_store.record) if self.gateway is not None else None
+        )
+        # The exclusive hosts' taints at their windows' edges, every minute and at start (edgefleet.cloud.tainting).
+        self.exclusive_windows: ExclusiveWindows | None = (
+            ExclusiveWindows(
+                self.gateway,
+                lambda: list(self.state.inventory.clusters.values()),
+                clock=clock,
+                audit=self.rollout_store.record,
+            )
+            if self.gateway is not None
+            else None
         )
         self.persister = Persister(
             self.state,
@@ -265,6 +277,8 @@ class Controller:
         self.alert_loop.start()
         if self.cluster_probing is not None:
             self.cluster_probing.start()
+        if self.exclusive_windows is not None:
+            self.exclusive_windows.start()
         self.reconciler.start()
         settle_heap()
         log.info(
@@ -286,6 +300,8 @@ class Controller:
         if self._running:
             self._running = False
             self.reconciler.stop()
+            if self.exclusive_windows is not None:
+                self.exclusive_windows.stop()
             if self.cluster_probing is not None:
                 self.cluster_probing.stop()
             self.alert_loop.stop()
