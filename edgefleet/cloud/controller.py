@@ -17,7 +17,8 @@ and ``delivery`` (the worker that sends what the loop put in the outbox).
 ``--kubeconfig``). Nothing is read from the file at construction: a missing file or context fails that cluster's
 calls and shows in its health (``cluster_health``), never the controller's start; the clients follow the file
 when it changes. ``cluster_probing`` probes every cluster on its own schedule from ``start`` to ``stop``, and
-``exclusive_windows`` keeps the central clusters' exclusive-host taints (``tainting``); ``stop`` closes the gateway. The clusters are those of the inventory at construction: a reload that adds one reaches it
+``exclusive_windows`` keeps the central clusters' exclusive-host taints (``tainting``), and ``event_forwarding``
+sends their Events by their rules (``event_forwarding``); ``stop`` closes the gateway. The clusters are those of the inventory at construction: a reload that adds one reaches it
 after a restart (its health says so until then).
 """
 
@@ -36,6 +37,7 @@ from edgefleet.cloud.alerting.config import NotificationConfig, load_notificatio
 from edgefleet.cloud.alerting.delivering import DeliveryWorker
 from edgefleet.cloud.alerting.looping import AlertLoop
 from edgefleet.cloud.alerting.service import AlertService
+from edgefleet.cloud.event_forwarding import EventForwarding, ToldEvents
 from edgefleet.cloud.fleet import HISTORY_POINTS, BoxLive, FleetState, HealthPoint, InventoryChange, replace_inventory
 from edgefleet.cloud.hearing import Hearing
 from edgefleet.cloud.ingesting import Ingest
@@ -169,6 +171,20 @@ class Controller:
             if self.gateway is not None
             else None
         )
+        # Central clusters' Events by their rules, through the alert outbox (edgefleet.cloud.event_forwarding).
+        self.event_forwarding: EventForwarding | None = (
+            EventForwarding(
+                self.gateway,
+                lambda: list(self.state.inventory.clusters.values()),
+                self.alert_loop.outbox,
+                ToldEvents(self.store),
+                lambda: self.alert_loop.config,
+                clock=clock,
+                on_accepted=self.delivery.wake,
+            )
+            if self.gateway is not None
+            else None
+        )
         self.persister = Persister(
             self.state,
             self.store,
@@ -279,6 +295,8 @@ class Controller:
             self.cluster_probing.start()
         if self.exclusive_windows is not None:
             self.exclusive_windows.start()
+        if self.event_forwarding is not None:
+            self.event_forwarding.start()
         self.reconciler.start()
         settle_heap()
         log.info(
@@ -302,6 +320,8 @@ class Controller:
             self.reconciler.stop()
             if self.exclusive_windows is not None:
                 self.exclusive_windows.stop()
+            if self.event_forwarding is not None:
+                self.event_forwarding.stop()
             if self.cluster_probing is not None:
                 self.cluster_probing.stop()
             self.alert_loop.stop()
