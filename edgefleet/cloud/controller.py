@@ -16,8 +16,9 @@ and ``delivery`` (the worker that sends what the loop put in the outbox).
 ``kind: Cluster`` of the inventory by its context in the kubeconfig the settings name (``EDGEFLEET_KUBECONFIG``,
 ``--kubeconfig``). Nothing is read from the file at construction: a missing file or context fails that cluster's
 calls and shows in its health (``cluster_health``), never the controller's start; the clients follow the file
-when it changes. ``cluster_probing`` probes every cluster on its own schedule from ``start`` to ``stop``; ``stop``
-closes the gateway. The clusters are those of the inventory at construction: a reload that adds one reaches it
+when it changes. ``cluster_probing`` probes every cluster on its own schedule from ``start`` to ``stop``, and
+``exclusive_windows`` keeps the central clusters' exclusive-host taints (``tainting``), and ``event_forwarding``
+sends their Events by their rules (``event_forwarding``); ``stop`` closes the gateway. The clusters are those of the inventory at construction: a reload that adds one reaches it
 after a restart (its health says so until then).
 """
 
@@ -36,6 +37,7 @@ from edgefleet.cloud.alerting.config import NotificationConfig, load_notificatio
 from edgefleet.cloud.alerting.delivering import DeliveryWorker
 from edgefleet.cloud.alerting.looping import AlertLoop
 from edgefleet.cloud.alerting.service import AlertService
+from edgefleet.cloud.event_forwarding import EventForwarding, ToldEvents
 from edgefleet.cloud.fleet import HISTORY_POINTS, BoxLive, FleetState, HealthPoint, InventoryChange, replace_inventory
 from edgefleet.cloud.hearing import Hearing
 from edgefleet.cloud.ingesting import Ingest
@@ -55,6 +57,7 @@ from edgefleet.cloud.rollouts.store import RolloutStore
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.settings import Settings
 from edgefleet.cloud.store import Store
+from edgefleet.cloud.tainting import ExclusiveWindows
 from edgefleet.errors import EdgefleetError, InventoryVersionMismatch
 from edgefleet.ids import BoxId
 from edgefleet.inventory import Inventory, load_inventory
@@ -156,6 +159,31 @@ class Controller:
         # Batch restarts of a cluster's Deployments, audited in the rollout audit (edgefleet.cloud.restarts).
         self.restarts: Restarts | None = (
             Restarts(self.gateway, clock=clock, audit=self.rollout_store.record) if self.gateway is not None else None
+        )
+        # The exclusive hosts' taints at their windows' edges, every minute and at start (edgefleet.cloud.tainting).
+        self.exclusive_windows: ExclusiveWindows | None = (
+            ExclusiveWindows(
+                self.gateway,
+                lambda: list(self.state.inventory.clusters.values()),
+                clock=clock,
+                audit=self.rollout_store.record,
+            )
+            if self.gateway is not None
+            else None
+        )
+        # Central clusters' Events by their rules, through the alert outbox (edgefleet.cloud.event_forwarding).
+        self.event_forwarding: EventForwarding | None = (
+            EventForwarding(
+                self.gateway,
+                lambda: list(self.state.inventory.clusters.values()),
+                self.alert_loop.outbox,
+                ToldEvents(self.store),
+                lambda: self.alert_loop.config,
+                clock=clock,
+                on_accepted=self.delivery.wake,
+            )
+            if self.gateway is not None
+            else None
         )
         self.persister = Persister(
             self.state,
@@ -265,6 +293,10 @@ class Controller:
         self.alert_loop.start()
         if self.cluster_probing is not None:
             self.cluster_probing.start()
+        if self.exclusive_windows is not None:
+            self.exclusive_windows.start()
+        if self.event_forwarding is not None:
+            self.event_forwarding.start()
         self.reconciler.start()
         settle_heap()
         log.info(
@@ -286,6 +318,10 @@ class Controller:
         if self._running:
             self._running = False
             self.reconciler.stop()
+            if self.exclusive_windows is not None:
+                self.exclusive_windows.stop()
+            if self.event_forwarding is not None:
+                self.event_forwarding.stop()
             if self.cluster_probing is not None:
                 self.cluster_probing.stop()
             self.alert_loop.stop()

@@ -43,9 +43,11 @@ from edgefleet.cloud.alerting.routes import (
     DEFAULT_GROUP_WAIT_S,
     DEFAULT_REPEAT_INTERVAL_S,
     DEFAULT_TIMEZONE,
+    EVENT_LEVELS,
     ROLLOUT_EVENTS,
     Channel,
     ChannelKind,
+    EventLevel,
     RolloutEvent,
     Route,
     Routes,
@@ -115,6 +117,8 @@ class RouteSpec(_Manifest, kw_only=True):
     kinds: list[AlertKind] | None = None
     # Rollout events this route takes (docs/alerting.md, "Rollout notifications"); such a route takes no alerts.
     rollouts: list[RolloutEvent] | None = None
+    # Central clusters' Event levels this route takes (docs/central-clusters.md); it takes nothing else.
+    events: list[EventLevel] | None = None
 
 
 class TimingSpec(_Manifest, kw_only=True):
@@ -162,6 +166,7 @@ _CHOICES: Final[dict[str, tuple[str, ...]]] = {
     "severities": tuple(str(s) for s in Severity),
     "kinds": tuple(str(k) for k in AlertKind),
     "rollouts": ROLLOUT_EVENTS,
+    "events": EVENT_LEVELS,
 }
 
 
@@ -455,6 +460,7 @@ def _routes(
                 severities=frozenset(route.severities) if route.severities is not None else None,
                 kinds=frozenset(route.kinds) if route.kinds is not None else None,
                 rollouts=frozenset(route.rollouts) if route.rollouts is not None else None,
+                events=frozenset(route.events) if route.events is not None else None,
             )
         )
     default = channels_of(spec.default_channels, ("spec", "defaultChannels"))

@@ -1,6 +1,7 @@
 """Where notifications go and how they are paced: channels (a DingTalk robot, a webhook, an Alertmanager), routes
 that match alerts by site, region, severity and kind, routes that take rollout notifications (``rollouts``: the
-events they take, narrowed by site and region), and the grouping timers.
+events they take, narrowed by site and region), routes that take central clusters' Kubernetes Events
+(``events``: the levels they take, narrowed by region), and the grouping timers.
 
 Pure data with a pure ``route_channels`` and ``validate_routes``; the I/O step's loader builds ``Routes`` from the
 notification file and knows each channel's URL and secret (never held here). Read by ``notifying``.
@@ -31,6 +32,9 @@ ROLLOUT_EVENTS: Final[tuple[RolloutEvent, ...]] = (
     "rolled-back",
     "done",
 )
+# A Kubernetes Event's level (its ``type``), as a route's ``events`` names the ones it takes.
+EventLevel = Literal["Normal", "Warning"]
+EVENT_LEVELS: Final[tuple[EventLevel, ...]] = ("Normal", "Warning")
 # Alertmanager takes alerts, not news of a rollout: rollout notifications never go to an Alertmanager channel.
 ROLLOUT_CHANNEL_KINDS: Final = ("dingtalk", "webhook")
 
@@ -76,10 +80,13 @@ class Route:
     severities: frozenset[Severity] | None = None
     kinds: frozenset[AlertKind] | None = None
     rollouts: frozenset[RolloutEvent] | None = None
+    # Cluster Events of these levels (``events``); such a route takes no alerts and no rollout news.
+    events: frozenset[EventLevel] | None = None
 
     def matches(self, alert: StoredAlert) -> bool:
         return (
             self.rollouts is None
+            and self.events is None
             and (self.sites is None or alert.key.site in self.sites)
             and (self.regions is None or alert.labels.get("region") in self.regions)
             and (self.severities is None or alert.severity in self.severities)
@@ -90,7 +97,7 @@ class Route:
         """Whether this rollout route takes a notification of ``event`` about ``sites`` (in ``regions``): its
         sites and regions matchers narrow it to notifications naming at least one of theirs; a notification that
         names no site (started, done) passes them."""
-        if self.rollouts is None or event not in self.rollouts:
+        if self.rollouts is None or event not in self.rollouts or self.events is not None:
             return False
         named, in_regions = set(sites), set(regions)
         return (self.sites is None or not named or bool(self.sites & named)) and (
@@ -144,13 +151,27 @@ def rollout_channels(
     return tuple(c for c in chosen if c.kind in ROLLOUT_CHANNEL_KINDS)
 
 
+def event_channels(routes: Routes, level: str, region: str) -> tuple[Channel, ...]:
+    """The channels a cluster's Event of ``level`` (in a cluster of ``region``) goes to: those of every event route
+    that takes the level (and the region, when it names regions), else the default channels; Alertmanager channels
+    left out, as for rollouts."""
+    matched = _unique(
+        c
+        for route in routes.routes
+        if route.events is not None and level in route.events and (route.regions is None or region in route.regions)
+        for c in route.channels
+    )
+    chosen = matched if matched else routes.default
+    return tuple(c for c in chosen if c.kind in ROLLOUT_CHANNEL_KINDS)
+
+
 def validate_routes(routes: Routes) -> list[str]:
     """Every problem of ``routes`` (empty when they are good), each saying what to change."""
     problems: list[str] = []
     for i, route in enumerate(routes.routes):
         if not route.channels:
             problems.append(f"routes[{i}] names no channel; add one or remove the route")
-        for matcher in ("sites", "regions", "severities", "kinds", "rollouts"):
+        for matcher in ("sites", "regions", "severities", "kinds", "rollouts", "events"):
             value = getattr(route, matcher)
             if value is not None and not value:
                 problems.append(f"routes[{i}].{matcher} is empty and matches nothing; leave it out to match any")
@@ -166,6 +187,19 @@ def validate_routes(routes: Routes) -> list[str]:
                     problems.append(
                         f"routes[{i}].rollouts: channel {channel.name!r} is an {channel.kind} channel, which takes "
                         "alerts only; route rollouts to a DingTalk robot or a webhook"
+                    )
+        if route.events:
+            for matcher in ("sites", "severities", "kinds", "rollouts"):
+                if getattr(route, matcher) is not None:
+                    problems.append(
+                        f"routes[{i}].{matcher}: a route with events takes cluster Events only (narrowed by "
+                        "regions); make it two routes"
+                    )
+            for channel in route.channels:
+                if channel.kind not in ROLLOUT_CHANNEL_KINDS:
+                    problems.append(
+                        f"routes[{i}].events: channel {channel.name!r} is an {channel.kind} channel, which takes "
+                        "alerts only; route Events to a DingTalk robot or a webhook"
                     )
     if not routes.routes and not routes.default:
         problems.append("no route and no default channel: every alert would go nowhere")

@@ -16,7 +16,9 @@ schedule (``edgefleet.cloud.probing``).
 Writes: ``apply`` is a server-side apply with field manager ``edgefleet`` (not forced by default: a field another
 manager owns is an ``ApplyConflictError`` naming the manager and the field); ``restart`` does what ``kubectl rollout
 restart`` does (a strategic merge patch of the pod template's ``kubectl.kubernetes.io/restartedAt`` annotation, at
-the time given); ``rollout_progress`` reads a Deployment or DaemonSet and applies kubectl's rule (``rollout``).
+the time given); ``set_node_taints`` replaces a node's taints by a merge patch that carries the resourceVersion
+they were read at (the API server refuses it with 409 when the node changed since, so a taint another writer
+added in between is never lost); ``rollout_progress`` reads a Deployment or DaemonSet and applies kubectl's rule (``rollout``).
 
 Watches: ``watch(...)`` lists (when given no resourceVersion) and then watches from the list's version, resuming
 from the last version it saw whenever the server ends a watch (``timeoutSeconds``), and listing again when the
@@ -80,6 +82,7 @@ FIELD_MANAGER: Final = "edgefleet"
 RESTARTED_AT: Final = "kubectl.kubernetes.io/restartedAt"
 APPLY_PATCH: Final = "application/apply-patch+yaml"
 STRATEGIC_MERGE_PATCH: Final = "application/strategic-merge-patch+json"
+MERGE_PATCH: Final = "application/merge-patch+json"
 # The health probe asks one small thing: beyond 5 s the cluster is not usefully reachable, and a short timeout
 # keeps one unreachable cluster from holding its probe thread for the read timeout of a list.
 PROBE_TIMEOUT_S: Final = 5.0
@@ -213,6 +216,13 @@ class ClusterGateway(Protocol):
 
     def rollout_progress(self, cluster: ClusterId, kind: WorkloadKind, namespace: str, name: str) -> RolloutStatus:
         """Whether the workload has rolled out, by kubectl's rule."""
+        ...
+
+    def set_node_taints(
+        self, cluster: ClusterId, name: str, taints: list[RawObject], *, resource_version: str
+    ) -> RawObject:
+        """Make ``taints`` the node's whole list, if the node is still at ``resource_version`` (the version the
+        list was computed from); a node changed since is a 409, a ``TemporaryClusterError``: read it again."""
         ...
 
     def watch(
@@ -476,6 +486,25 @@ class KubernetesGateway:
                 *_name_args(resource, name, namespace),
                 body,
                 _content_type=STRATEGIC_MERGE_PATCH,
+                _preload_content=False,
+                _request_timeout=self._timeouts.request(),
+            ),
+        )
+
+    def set_node_taints(
+        self, cluster: ClusterId, name: str, taints: list[RawObject], *, resource_version: str
+    ) -> RawObject:
+        resource = _RESOURCES["Node"]
+        # Node.spec.taints has no patch strategy: every patch type replaces the list whole (as ``kubectl taint``'s
+        # does), so the version precondition is what keeps a concurrent writer's taint. ``null`` removes the field.
+        body = {"metadata": {"resourceVersion": resource_version}, "spec": {"taints": taints or None}}
+        return self._call(
+            cluster,
+            f"set the taints of node {name}",
+            lambda api: resource.patch(api)(
+                name,
+                body,
+                _content_type=MERGE_PATCH,
                 _preload_content=False,
                 _request_timeout=self._timeouts.request(),
             ),
