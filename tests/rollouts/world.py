@@ -6,6 +6,7 @@ of its own (``CENTRAL``, its own context in the kubeconfig, its three cluster no
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -303,6 +304,9 @@ class World:
         return labels.get(RELEASE_LABEL), labels.get(ROLLOUT_LABEL), image
 
 
+# The gateway's request timeouts in a small world, unless a test asks for others.
+GATEWAY_TIMEOUTS = Timeouts(connect_s=2.0, read_s=5.0)
+
 # The second cluster of ``small_world(..., second_cluster=True)``: it holds the last two sites.
 CLUSTER_2 = ClusterId("test-edge-2")
 
@@ -310,15 +314,31 @@ CLUSTER_2 = ClusterId("test-edge-2")
 @dataclass
 class Trouble:
     """What the second cluster's API server does to each request now (the simulator's api-errors fault, set by
-    the test): None, every request served."""
+    the test): None, every request served. ``requests`` counts the resource requests that server was asked,
+    failed or served (discovery aside)."""
 
     now: ApiTrouble | None = None
+    requests: int = 0
+    _counting: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def asked(self) -> ApiTrouble | None:
+        """Read by the server at each resource request: counts it and says what to do to it."""
+        with self._counting:
+            self.requests += 1
+        return self.now
 
 
 @contextmanager
-def small_world(directory: Path, *, second_cluster: Trouble | None = None, central: bool = False) -> Iterator[World]:
+def small_world(
+    directory: Path,
+    *,
+    second_cluster: Trouble | None = None,
+    central: bool = False,
+    timeouts: Timeouts = GATEWAY_TIMEOUTS,
+) -> Iterator[World]:
     """The four sites on one cluster; with ``second_cluster``, site-c and site-d on a second one whose API
-    server fails requests as that ``Trouble`` says; with ``central``, a central site on its own central cluster."""
+    server fails requests as that ``Trouble`` says; with ``central``, a central site on its own central cluster.
+    ``timeouts``: the gateway's, which is how long a request the API server holds counts as timed out."""
     sites = directory / "sites"
     sites.mkdir()
     write_host_cluster(sites)
@@ -339,7 +359,7 @@ def small_world(directory: Path, *, second_cluster: Trouble | None = None, centr
         boxes = [box for site in SITES if on[site] == cluster_id for box in site_boxes(inventory, site)]
         options: dict[str, Any] = {}
         if cluster_id == CLUSTER_2 and second_cluster is not None:
-            options["trouble"] = lambda: second_cluster.now
+            options["trouble"] = second_cluster.asked
         clusters[cluster_id] = start_cluster_in_background(
             cluster_id, boxes, controllers=True, pod_timing=timing, **options
         )
@@ -350,7 +370,7 @@ def small_world(directory: Path, *, second_cluster: Trouble | None = None, centr
     gateway = KubernetesGateway(
         ClusterClients({c: c for c in clusters}, kubeconfig),
         clock=FakeClock(),
-        timeouts=Timeouts(connect_s=2.0, read_s=5.0),
+        timeouts=timeouts,
     )
     store = Store(f"sqlite:///{directory / 'edgefleet.db'}")
     store.create_schema()
