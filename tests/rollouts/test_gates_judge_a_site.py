@@ -108,10 +108,29 @@ def test_the_share_holds_since_the_last_box_it_needs_started() -> None:
             "fail",
             "new alert since the site started: app-down (and 1 more)",
         ),
+        # The app's own alert counts; another app's does not (its own rollout judges it), a box's alert does.
+        (
+            (FiringAlert("app-down", started_at=150, summary="scan-upload down", app="scan-upload"),),
+            "fail",
+            "new alert since the site started: app-down: scan-upload down",
+        ),
+        (
+            (FiringAlert("app-down", started_at=150, app="sorting-recognition"),),
+            "pass",
+            "no new alert since the site started",
+        ),
+        (
+            (
+                FiringAlert("app-down", started_at=150, app="sorting-recognition"),
+                FiringAlert("disk-full", started_at=170),
+            ),
+            "fail",
+            "new alert since the site started: disk-full",
+        ),
     ],
 )
 def test_alerts_gate_counts_only_new_alerts(alerts: tuple[FiringAlert, ...], verdict: str, reason: str) -> None:
-    gate = alerts_gate(alerts, started_at=100.0)
+    gate = alerts_gate(alerts, started_at=100.0, app="scan-upload")
     assert (gate.verdict, gate.reason) == (verdict, reason)
 
 

@@ -255,8 +255,15 @@ def test_a_release_that_crash_loops_on_one_gpu_model_is_stopped_in_the_canary_an
     canary = set(started.spec.waves[0].sites)
     assert BAD_SITE in canary  # the only site with the bad GPU model
     assert len(canary) == 2  # one site per GPU model
+    # A good scan-upload release soaking at the same sites meanwhile: the other app's crash loop is not its
+    # failure (its alerts gate counts the site's and boxes' alerts and its own app's, not another app's).
+    beside = fleet.start(release("scan-upload", "1.14.0", soak="5m"))
 
     aborted = fleet.ended(rollout_id, "aborted")
+    other = fleet.controller.rollout_store.get(beside)
+    assert other.status.state == "running", other.status
+    assert other.status.sites[BAD_SITE].state in ("in-progress", "soaking"), other.status.sites[BAD_SITE]
+    assert other.gates[BAD_SITE].alerts.verdict == "pass", other.gates[BAD_SITE].alerts
 
     assert aborted.status.sites[BAD_SITE].reason.startswith("reverted")
     assert "1 sites failed" in (aborted.status.stopped_because or "")

@@ -17,7 +17,9 @@ Four gates, each ``pass``, ``wait`` or ``fail`` with a reason in the release man
   restarted between two ticks restarts the soak instead of slipping through it.
 - **alerts**: no alert fired at the site after the site started (``started_at``). Alerts that were already firing
   before are the site's old troubles, not the release's. Alerts about reachability (a box lost, a site
-  unreachable, the controller deaf...) never count: offline is not failed. A new one fails the site, with its kind.
+  unreachable, the controller deaf...) never count: offline is not failed. Nor does another app's own alert (an
+  app-down of sorting-recognition while scan-upload rolls out: two rollouts of two apps may run at one site, and
+  one's bad release must not stop the other's good one). A new one fails the site, with its kind.
 - **health**: each of the app's figures (``FIGURES``) is no worse than this site's own baseline on the previous
   release beyond ``health_tolerance_percent``, in the figure's direction (fps: higher is better; latency,
   backlog, error rate: lower is better). A change smaller than the figure's ``noise`` (an absolute amount) is
@@ -133,6 +135,8 @@ class FiringAlert:
     kind: str
     started_at: float
     summary: str = ""
+    # The app an app's own alert is about (app-down names it); None for the site's and boxes' alerts.
+    app: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +221,7 @@ def evaluate_site(
     gate judges over it (``health_over_soak``)."""
     kubernetes = kubernetes_gate(criteria.release, workloads)
     agents, running_since, offline = agents_gate(criteria, boxes, now=now)
-    alert_gate = alerts_gate(alerts, started_at=started_at)
+    alert_gate = alerts_gate(alerts, started_at=started_at, app=criteria.app)
     since: float | None = None
     if kubernetes.verdict == "pass" and agents.verdict == "pass":
         # The soak started when the site first soaked, and no earlier than the agents' share has held (a box that
@@ -276,9 +280,16 @@ def agents_gate(criteria: GateCriteria, boxes: Sequence[BoxApp], *, now: float) 
     return Gate("agents", "pass", summary), since, False
 
 
-def alerts_gate(alerts: Iterable[FiringAlert], *, started_at: float) -> Gate:
+def alerts_gate(alerts: Iterable[FiringAlert], *, started_at: float, app: str | None = None) -> Gate:
+    """No new alert at the site since it started, but for reachability alerts and another app's own alerts."""
     new = sorted(
-        (a for a in alerts if a.started_at >= started_at and a.kind not in REACHABILITY_ALERTS),
+        (
+            a
+            for a in alerts
+            if a.started_at >= started_at
+            and a.kind not in REACHABILITY_ALERTS
+            and (a.app is None or app is None or a.app == app)
+        ),
         key=lambda a: (a.started_at, a.kind),
     )
     if not new:

@@ -63,6 +63,7 @@ from typing import Any, Final
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from edgefleet.clock import Clock
+from edgefleet.cloud.alerting.alerts import AlertKind
 from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.fleet import FleetState, box_reachability
 from edgefleet.cloud.k8s.errors import ClusterError
@@ -458,7 +459,8 @@ class Reconciler:
         by_site: dict[SiteId, list[FiringAlert]] = defaultdict(list)
         for state in ("firing", "acknowledged"):
             for alert in alerting.list_alerts(state=state, limit=10_000):
-                by_site[alert.key.site].append(FiringAlert(str(alert.key.kind), alert.started_at, alert.summary))
+                app = alert.key.detail if alert.key.kind == AlertKind.APP_DOWN else None
+                by_site[alert.key.site].append(FiringAlert(str(alert.key.kind), alert.started_at, alert.summary, app))
         return by_site
 
     # --- acting ---------------------------------------------------------------------------------------------
