@@ -36,12 +36,11 @@ import json
 import logging
 import re
 import tarfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import uvicorn
 import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -49,7 +48,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from edgefleet.releases import ImageRef, parse_image, registry_of, release_files
-from simulator.listening import listen_tcp
+from simulator.listening import serving
 from simulator.threads import LoopThread
 
 log = logging.getLogger(__name__)
@@ -322,14 +321,6 @@ def remove_hosts_dir(directory: Path, hosts: Iterable[str]) -> None:
         directory.rmdir()
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn without signal handling of its own: the simulator owns SIGINT/SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 async def serve_registry(
     registry: SimulatedRegistry,
     *,
@@ -339,24 +330,11 @@ async def serve_registry(
     ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve ``registry`` on ``host:port`` (0: a free port) until ``stop`` is set; ``ready(url)`` once listening."""
-    listener = listen_tcp(host, port)
-    url = f"http://{host}:{listener.getsockname()[1]}"
-    config = uvicorn.Config(
-        registry.app, log_config=None, access_log=False, lifespan="off", ws="none", timeout_graceful_shutdown=2
-    )
-    server = _QuietServer(config)
-    serving = asyncio.create_task(server.serve(sockets=[listener]), name=f"registry-{registry.host}")
-    while not server.started and not serving.done():
-        await asyncio.sleep(0.01)
-    log.info("Started simulated registry", extra={"registry": registry.host, "url": url})
-    if ready is not None:
-        ready(url)
-    try:
+    async with serving(registry.app, host=host, port=port, name=f"registry-{registry.host}") as url:
+        log.info("Started simulated registry", extra={"registry": registry.host, "url": url})
+        if ready is not None:
+            ready(url)
         await stop.wait()
-    finally:
-        server.should_exit = True
-        await asyncio.gather(serving, return_exceptions=True)
-        listener.close()
 
 
 class BackgroundRegistry(LoopThread):

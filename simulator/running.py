@@ -15,7 +15,6 @@ registered with ``credentials.hide_in_logs``, and the broker is only shown maske
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import resource
@@ -25,7 +24,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
@@ -51,7 +50,7 @@ from simulator.cluster.troubles import ApiTrouble
 from simulator.faults import Fault, FaultRejected, FaultRequest, Faults
 from simulator.figures import SimulatedFigures
 from simulator.inbox import Inbox
-from simulator.listening import listen_tcp
+from simulator.listening import QuietServer, listen_tcp
 from simulator.malformed import malformed_payload
 from simulator.networking import Connection, LinkDriver
 from simulator.registry import RegistryContent, SimulatedRegistry, release_images, remove_hosts_dir, serve_registry
@@ -598,15 +597,6 @@ class Simulation:
         }
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the simulator's stop path owns SIGINT/SIGTERM, so the boxes get
-    to say "offline" before the process ends (uvicorn would re-raise the signal once it has stopped)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 def _listen(options: SimulatorOptions) -> socket.socket:
     host, port = options.listen_address()
     try:
@@ -650,7 +640,7 @@ async def run_simulator(
         http="h11",
         ws="none",
     )
-    server = _QuietServer(config)
+    server = QuietServer(config)
     serving = asyncio.create_task(server.serve(sockets=[listener]), name="control-api")
 
     async def stop_serving() -> None:

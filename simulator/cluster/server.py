@@ -29,11 +29,10 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final, TypeVar
 
 import msgspec
-import uvicorn
 import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -72,7 +71,7 @@ from simulator.cluster.store import (
 )
 from simulator.cluster.tables import IncludeObject, table
 from simulator.cluster.troubles import ApiTrouble, Failure, failure_for
-from simulator.listening import listen_tcp
+from simulator.listening import serving
 from simulator.threads import LoopThread
 
 log = logging.getLogger(__name__)
@@ -695,14 +694,6 @@ class ClusterApi:
 # --- serving ---------------------------------------------------------------------------------------------------
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn without signal handling of its own: whoever runs the clusters owns SIGINT/SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 async def serve_cluster(
     api: ClusterApi,
     *,
@@ -712,26 +703,15 @@ async def serve_cluster(
     ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve ``api`` on ``host:port`` (0: a free port) until ``stop`` is set; ``ready(url)`` once listening."""
-    listener = listen_tcp(host, port)
-    url = f"http://{host}:{listener.getsockname()[1]}"
-    config = uvicorn.Config(
-        api.app, log_config=None, access_log=False, lifespan="off", ws="none", timeout_graceful_shutdown=2
-    )
-    server = _QuietServer(config)
-    serving = asyncio.create_task(server.serve(sockets=[listener]), name=f"cluster-{api.name}")
-    while not server.started and not serving.done():
-        await asyncio.sleep(0.01)
-    api.open_watches()
-    log.info("Started simulated cluster", extra={"cluster": api.name, "url": url})
-    if ready is not None:
-        ready(url)
-    try:
-        await stop.wait()
-    finally:
-        api.close_watches()
-        server.should_exit = True
-        await asyncio.gather(serving, return_exceptions=True)
-        listener.close()
+    async with serving(api.app, host=host, port=port, name=f"cluster-{api.name}") as url:
+        api.open_watches()
+        try:
+            log.info("Started simulated cluster", extra={"cluster": api.name, "url": url})
+            if ready is not None:
+                ready(url)
+            await stop.wait()
+        finally:
+            api.close_watches()
 
 
 class BackgroundCluster(LoopThread):
