@@ -54,6 +54,7 @@ from edgefleet.cloud.rollouts.announcing import RolloutAnnouncer
 from edgefleet.cloud.rollouts.reconciling import Reconciler
 from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.rollouts.store import RolloutStore
+from edgefleet.cloud.rollouts.workload_watching import WorkloadWatch
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.settings import Settings
 from edgefleet.cloud.store import Store
@@ -148,8 +149,12 @@ class Controller:
                     on_accepted=self.delivery.wake,
                 ),
             )
-            # A heartbeat that changes what a rollout waits for wakes the reconciler (its filter is a dict lookup).
+            # A heartbeat that changes what a rollout waits for wakes the reconciler (its filter is a dict lookup),
+            # and so does a change the clusters' watches see to a site's workload (rollouts.workload_watching).
             self.ingest.on_heartbeat = self.reconciler.heartbeat_taken
+            self.workload_watch = WorkloadWatch(
+                lambda: self.state.inventory, self.gateway, changed=self.reconciler.workload_changed, clock=clock
+            )
             self.rollouts: RolloutService | None = RolloutService(
                 self.rollout_store, self.state, self.reconciler, clock=clock, registry_config=settings.registry_config
             )
@@ -264,6 +269,7 @@ class Controller:
                 change = replace_inventory(self.state, inventory)
             self.ingest.inventory_changed()
             self.node_watch.inventory_changed()
+            self.workload_watch.inventory_changed()
         settle_heap()
         log.info(
             "Applied inventory" if change.changed else "Reloaded inventory: nothing changed",
@@ -298,6 +304,7 @@ class Controller:
         if self.event_forwarding is not None:
             self.event_forwarding.start()
         self.reconciler.start()
+        self.workload_watch.start()
         settle_heap()
         log.info(
             "Started controller",
@@ -317,6 +324,7 @@ class Controller:
         """Stop taking messages, then save what is left. Safe to call twice, and without ``start``."""
         if self._running:
             self._running = False
+            self.workload_watch.stop()
             self.reconciler.stop()
             if self.exclusive_windows is not None:
                 self.exclusive_windows.stop()
@@ -331,6 +339,7 @@ class Controller:
             log.info("Stopped controller", extra={"persister": str(self.persister.stats)})
         # Also when started alone (a test, an API-only controller): its threads must not outlive the controller.
         self.node_watch.stop()
+        self.workload_watch.stop()
         try:
             if self.gateway is not None:
                 self.gateway.close()

@@ -22,17 +22,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Final
 
 from edgefleet.clock import Clock
 from edgefleet.cloud.fleet import FleetState
-from edgefleet.cloud.k8s.errors import ClusterError, TemporaryClusterError
-from edgefleet.cloud.k8s.gateway import ClusterGateway, Listed, WatchUpdate
+from edgefleet.cloud.k8s.gateway import ClusterGateway
 from edgefleet.cloud.nodes import ClusterNodes, took_change, took_list, watch_failed
+from edgefleet.cloud.watching import follow
 from edgefleet.ids import ClusterId
 
 log = logging.getLogger(__name__)
@@ -44,17 +43,6 @@ BACKOFF_MAX_S: Final = 60.0
 # How long ``stop`` waits for the threads in all: those waiting out a backoff end at once; one in a watch read
 # would hold the controller's shutdown for minutes, and it publishes nothing after stop anyway.
 STOP_WAIT_S: Final = 1.0
-
-
-@contextmanager
-def _closed(updates: Iterator[WatchUpdate]) -> Iterator[None]:
-    """Close a watch left early (told to stop, or an error here), so that its stream is closed at once rather
-    than when the collector gets to it. The gateway's watch is a generator."""
-    try:
-        yield
-    finally:
-        if isinstance(updates, Generator):
-            updates.close()
 
 
 @dataclass
@@ -155,44 +143,20 @@ class NodeWatch:
 
     def _run(self, cluster: ClusterId, stopping: threading.Event) -> None:
         """Watch, and list again after a backoff whenever the watch fails, until told to stop."""
-        gateway = self.gateway
-        assert gateway is not None
-        delay = self.backoff_min_s
-        failing = False
-        while not stopping.is_set():
-            try:
-                updates = gateway.watch(cluster, "Node")
-                with _closed(updates):
-                    for update in updates:
-                        if stopping.is_set():
-                            return
-                        now = self.clock.now()
-                        if isinstance(update, Listed):
-                            items = update.items
-                            self._publish(cluster, stopping, partial(took_list, items=items, now=now))
-                            if failing:
-                                failing = False
-                                log.info("Watching nodes of cluster again", extra={"cluster": cluster})
-                            else:
-                                log.info("Listed nodes of cluster", extra={"cluster": cluster, "nodes": len(items)})
-                            delay = self.backoff_min_s
-                        else:
-                            kind, obj = update.type, update.object
-                            self._publish(cluster, stopping, partial(took_change, kind=kind, raw=obj, now=now))
-                # The gateway's watch never ends by itself; ending here means it was closed under us: list again.
-            except Exception as exc:  # a watch thread must outlive any one failure
-                message = str(exc)[:500]
-                now = self.clock.now()
-                self._publish(cluster, stopping, partial(watch_failed, error=message, now=now))
-                if not failing:
-                    failing = True
-                    log.warning(
-                        "Failed to watch nodes of cluster; trying again with backoff",
-                        extra={"cluster": cluster, "error": message},
-                        exc_info=not isinstance(exc, ClusterError),
-                    )
-                wait = delay
-                if isinstance(exc, TemporaryClusterError) and exc.retry_after_s is not None:
-                    wait = max(wait, exc.retry_after_s)
-                delay = min(delay * 2, self.backoff_max_s)
-                stopping.wait(wait)
+        assert self.gateway is not None
+        follow(
+            self.gateway,
+            cluster,
+            "Node",
+            what="nodes",
+            stopping=stopping,
+            clock=self.clock,
+            backoff_min_s=self.backoff_min_s,
+            backoff_max_s=self.backoff_max_s,
+            on_listed=lambda items, now: self._publish(cluster, stopping, partial(took_list, items=items, now=now)),
+            on_change=lambda kind, obj, now: self._publish(
+                cluster, stopping, partial(took_change, kind=kind, raw=obj, now=now)
+            ),
+            on_failed=lambda error, now: self._publish(cluster, stopping, partial(watch_failed, error=error, now=now)),
+            logger=log,
+        )

@@ -5,9 +5,10 @@ it through the gateway and only then writes the new status (DESIGN.md, "One tick
 (``max_instances=1, coalesce=True``, a fixed id, every ``TICK_S``); ``wake()`` runs it early, never instead of the
 schedule: the API's commands call it, and so does ``heartbeat_taken``, which the ingest calls with every heartbeat
 it takes, when a box of a site in flight reports another version or state of the rollout's app than before (the
-agents' gate waits for exactly that). Wakes are coalesced: at most one woken tick is pending. Workloads are not
-watched (the gateway watches only Nodes): a tick lists them, and the kubectl rule is met by the time the pod's
-agent reports the new version anyway. Tests call ``tick()``.
+agents' gate waits for exactly that), and ``workload_changed``, which the clusters' workload watch
+(``workload_watching``) calls when a site's Deployment or DaemonSet changes: a rollout is followed through its
+watch. Wakes are coalesced: at most one woken tick is pending. A tick still lists the workloads it judges (what
+it compares is the cluster's state now; an event only says when to look). Tests call ``tick()``.
 
 One tick, per active rollout:
 1. the rollout (its release manifest as submitted, the spec with the commands, the status) from the store; the
@@ -173,6 +174,8 @@ class Reconciler:
         # The boxes of the sites in flight, with the rollout's app: what ``heartbeat_taken`` looks a box up in.
         # Replaced whole at the end of each tick, so the ingest's thread reads it without the tick's lock.
         self._awaited: Mapping[BoxId, str] = {}
+        # The sites in flight, for ``workload_changed``; replaced whole at the end of each tick as ``_awaited``.
+        self._sites_awaited: frozenset[SiteId] = frozenset()
         # Wakes: one pending at most; a wake while a scheduled tick runs is run after it (``_scheduled_tick``).
         self._wake_lock = threading.Lock()
         self._wake_pending = False
@@ -224,6 +227,12 @@ class Reconciler:
         if app is not None and _reported(before, app) != _reported(after, app):
             self.wake()
 
+    def workload_changed(self, site: SiteId) -> None:
+        """The workload watch saw a site's Deployment or DaemonSet change: wake when the site is in flight (its
+        kubernetes gate may have passed). Called on the watch's threads; never the tick's lock."""
+        if site in self._sites_awaited:
+            self.wake()
+
     def _run_soon(self) -> None:
         scheduler = self._scheduler
         if scheduler is None:
@@ -263,7 +272,20 @@ class Reconciler:
             self._figures.forget_all_but({rollout.release_name for rollout in active})
             results = [self._reconcile(rollout) for rollout in active]
             self._awaited = self._boxes_awaited(active, results)
+            self._sites_awaited = self._in_flight(active, results)
             return results
+
+    @staticmethod
+    def _in_flight(active: Sequence[StoredRollout], results: Sequence[TickResult]) -> frozenset[SiteId]:
+        """The sites in flight of every active rollout after this tick."""
+        return frozenset(
+            site_id
+            for rollout, result in zip(active, results, strict=True)
+            for site_id, site in (
+                result.decision.status if result.decision is not None else rollout.status
+            ).sites.items()
+            if site.state in _IN_FLIGHT
+        )
 
     def _boxes_awaited(self, active: Sequence[StoredRollout], results: Sequence[TickResult]) -> dict[BoxId, str]:
         """The boxes whose agents' next report a rollout waits for (those of its sites in flight), with its app."""
