@@ -51,7 +51,7 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 from edgefleet.clock import SystemClock  # noqa: E402
 from edgefleet.cloud.api import create_app  # noqa: E402
 from edgefleet.cloud.api.console_schemas import overview_public  # noqa: E402
-from edgefleet.cloud.api.deps import ANONYMOUS_VIEWER  # noqa: E402
+from edgefleet.cloud.api.deps import ANONYMOUS  # noqa: E402
 from edgefleet.cloud.api.live import FleetFeed, visible  # noqa: E402
 from edgefleet.cloud.api.routes.events import GZIP_LEVEL, GZIP_WBITS  # noqa: E402
 from edgefleet.cloud.console.views import changed_cells  # noqa: E402
@@ -139,12 +139,12 @@ def main() -> int:
                 # 1. The controller's side.
                 feed = FleetFeed(running, coalesce_s=0.0)
                 frame = feed.frame()
-                layout, sent = visible(frame, ANONYMOUS_VIEWER)
-                counters = feed.counters(frame, layout, ANONYMOUS_VIEWER)
+                layout, sent = visible(frame, ANONYMOUS)
+                counters = feed.counters(frame, layout, ANONYMOUS)
                 figures["frame_ms"] = summary(timed(feed.frame, args.rounds * 4))
 
                 def one_batch() -> None:
-                    _, now = visible(feed.frame(), ANONYMOUS_VIEWER)
+                    _, now = visible(feed.frame(), ANONYMOUS)
                     changed_cells(sent, now)
 
                 figures["frame_and_batch_ms"] = summary(timed(one_batch, args.rounds * 4))
@@ -264,7 +264,7 @@ def main() -> int:
                         uncached = FleetFeed(running, coalesce_s=0.0, extras_every_s=0.0)
                         one_frame = uncached.frame()
                         figures["activity_ms"] = summary(
-                            timed(lambda: uncached.activity(one_frame, ANONYMOUS_VIEWER), args.rounds * 4)
+                            timed(lambda: uncached.activity(one_frame, ANONYMOUS), args.rounds * 4)
                         )
                         versions_ready = []
                         for _ in range(args.rounds):

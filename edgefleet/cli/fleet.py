@@ -330,11 +330,16 @@ def _request(
     import httpx
 
     from edgefleet.cli.output import fail
+    from edgefleet.cli.tokens import bearer_token
 
     query = {k: v for k, v in (params or {}).items() if v is not None}
+    token = bearer_token()
+    sent = dict(headers or {})
+    if token is not None:
+        sent.setdefault("Authorization", f"Bearer {token}")
     try:
         response = httpx.request(
-            method, api.rstrip("/") + path, params=query, json=body, headers=headers, timeout=TIMEOUT_S
+            method, api.rstrip("/") + path, params=query, json=body, headers=sent, timeout=TIMEOUT_S
         )
     except (httpx.InvalidURL, httpx.UnsupportedProtocol):
         fail(f"the API URL {api!r} is not an http:// or https:// URL", hint=f"e.g. --api {DEFAULT_API} (or {API_ENV})")

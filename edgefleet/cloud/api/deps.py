@@ -3,21 +3,22 @@ in-memory one) and the one access check every route goes through.
 
 ``create_app`` puts the controller and the settings into the lifespan state; routes take them as
 ``ControllerDep`` and ``SettingsDep``, alerting as ``AlertingDep`` (the typed ``AlertService``, 503 where it does not
-run), rollouts as ``RolloutsDep`` (``rollouts.service.RolloutService``, 503 likewise), and the caller as ``PrincipalDep``. Routes depend on this module and never on each other. Identity and roles come in a later issue: ``require_access`` then fills in who calls, and
-routes already pass the site they read to ``authorize`` so that site scoping needs no change to them.
+run), rollouts as ``RolloutsDep`` (``rollouts.service.RolloutService``, 503 likewise), and the caller as ``PrincipalDep``. Routes depend on this module and never on each other. Every route names the action it takes and the site it touches to ``authorize``, which asks the one
+decision table (``edgefleet.cloud.access.authorizing``); who calls is filled in by ``require_access``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Annotated, Final, Literal, Protocol
+from typing import Annotated, Final, Protocol
 
 from fastapi import Depends, Request
 
 from edgefleet.clock import Clock
+from edgefleet.cloud.access.authorizing import Action, Principal
+from edgefleet.cloud.access.authorizing import authorize as decide
 from edgefleet.cloud.alerting.service import AlertService
-from edgefleet.cloud.api.errors import Forbidden, Unavailable
+from edgefleet.cloud.api.errors import Forbidden, NotFound, Unavailable
 from edgefleet.cloud.fleet import FleetState, HealthPoint, InventoryChange
 from edgefleet.cloud.hearing import Hearing, IngestStats
 from edgefleet.cloud.k8s.gateway import ClusterGateway
@@ -167,41 +168,30 @@ def store_unavailable(exc: Exception) -> Unavailable:
     return Unavailable(f"cannot use the alert store now: {exc}")
 
 
-Role = Literal["viewer", "operator", "admin"]
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who calls: a name, a role, and the sites they may see (``None``: every site)."""
-
-    name: str
-    role: Role
-    sites: frozenset[SiteId] | None
-
-    def may_read(self, site: SiteId | None) -> bool:
-        """``site`` None stands for fleet-wide data (every site's metrics, boxes of no known site)."""
-        if self.sites is None:
-            return True
-        return site is not None and site in self.sites
-
-
-ANONYMOUS_VIEWER = Principal(name="anonymous", role="viewer", sites=None)
+# Until ``require_access`` reads a token (issue 17's next step), every caller stands for an administrator of
+# every site: exactly as open as the API was before roles existed, but now stated through the decision table,
+# so that every route already names the action it takes and only this function has to change.
+ANONYMOUS: Final = Principal(name="anonymous", role="admin")
 
 
 def require_access(request: Request) -> Principal:
     """The one access check every route goes through (a router-level dependency of every router).
 
-    Today it admits every caller as an anonymous viewer of every site; the issue that brings identity reads
-    the caller from ``request`` here and refuses the unknown with 401.
+    Today it admits every caller as ``ANONYMOUS``; identity reads the caller's bearer token from ``request``
+    here and refuses the unknown with 401.
     """
-    return ANONYMOUS_VIEWER
+    return ANONYMOUS
 
 
 PrincipalDep = Annotated[Principal, Depends(require_access)]
 
 
-def authorize(principal: Principal, site: SiteId | None) -> None:
-    """Refuse with 403 when ``principal`` may not read ``site`` (None: fleet-wide data)."""
-    if not principal.may_read(site):
-        what = f"site {site!r}" if site is not None else "fleet-wide data"
-        raise Forbidden(f"{principal.name!r} may not read {what}; ask an admin to grant access")
+def authorize(principal: Principal, action: Action, site: SiteId | None) -> None:
+    """Refuse unless ``access.authorizing.authorize`` allows ``action`` on ``site`` (None: something
+    fleet-wide): 403 for a known caller lacking the role, 404 for another site's object (as if absent)."""
+    decision = decide(principal, action, site)
+    if decision.outcome == "hidden":
+        # Says nothing of what exists beyond the caller's sites.
+        raise NotFound("not found among the sites you may see; GET /api/v1/sites lists them")
+    if decision.outcome == "forbidden":
+        raise Forbidden(decision.reason)

@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from edgefleet.cloud.api.deps import FleetReader, Principal
+from edgefleet.cloud.access.authorizing import Principal
+from edgefleet.cloud.api.deps import FleetReader
 from edgefleet.cloud.api.reading import read_fleet
 from edgefleet.cloud.console.views import BoxCell, Counters, RegionView, count, fleet_cells, fleet_layout
 from edgefleet.cloud.fleet import FleetState
@@ -106,14 +107,14 @@ class FleetFeed:
         return count(
             layout,
             frame.cells,
-            active_rollouts=self._active_rollouts(frame.at).value if principal.may_read(None) else None,
+            active_rollouts=self._active_rollouts(frame.at).value if principal.may_see(None) else None,
             firing_alerts=self._firing_alerts(frame.at, principal).value,
         )
 
     def activity(self, frame: Frame, principal: Principal) -> Activity:
         """The activity tokens as ``principal`` may see them (blocking, as ``counters``; the same reads)."""
         return Activity(
-            rollouts=self._active_rollouts(frame.at).token if principal.may_read(None) else None,
+            rollouts=self._active_rollouts(frame.at).token if principal.may_see(None) else None,
             alerts=self._firing_alerts(frame.at, principal).token,
         )
 
@@ -176,5 +177,5 @@ def visible(frame: Frame, principal: Principal) -> tuple[tuple[RegionView, ...],
 
 def readable_layout(layout: tuple[RegionView, ...], principal: Principal) -> tuple[RegionView, ...]:
     """The regions and sites of ``layout`` that ``principal`` may read; a region left with none goes."""
-    kept = (RegionView(r.name, tuple(s for s in r.sites if principal.may_read(s.id))) for r in layout)
+    kept = (RegionView(r.name, tuple(s for s in r.sites if principal.may_see(s.id))) for r in layout)
     return tuple(r for r in kept if r.sites)

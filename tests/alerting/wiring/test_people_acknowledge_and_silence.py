@@ -14,8 +14,9 @@ import typer
 from typer.testing import CliRunner
 
 from edgefleet.cli import alerts as alerts_cli
+from edgefleet.cloud.access.authorizing import Principal
 from edgefleet.cloud.api import create_app
-from edgefleet.cloud.api.deps import Principal, require_access
+from edgefleet.cloud.api.deps import require_access
 from edgefleet.ids import SiteId
 from tests.alerting.wiring.fleets import Fleet
 from tests.cli.entry import edgefleet
@@ -217,7 +218,7 @@ def test_the_cli_says_in_one_line_when_the_controller_cannot_be_reached() -> Non
 
 # --- who may see and do what ------------------------------------------------------------------------------
 
-OPS_STAFF = Principal(name="ops-staff", role="operator", sites=frozenset({SiteId(SITE)}))
+OPS_STAFF = Principal(name="ops-staff", role="site-staff", sites=frozenset({SiteId(SITE)}))
 
 
 @pytest.fixture
@@ -237,6 +238,7 @@ def test_a_site_scoped_caller_sees_and_acts_on_their_sites_alerts_only(
     try:
         elsewhere = fleet.wait_notice(box="stop-01-edge-01", kind="box-lost", timeout=10).alert
         assert {a["site"] for a in staff_client.get("/api/v1/alerts").json()} == {SITE}
+        # Another site's alerts are as good as absent (404)...
         for response in (
             staff_client.get("/api/v1/alerts", params={"site": "stop-01"}),
             staff_client.get(f"/api/v1/alerts/{elsewhere['id']}"),
@@ -244,13 +246,16 @@ def test_a_site_scoped_caller_sees_and_acts_on_their_sites_alerts_only(
             staff_client.post(
                 "/api/v1/silences", json={"site": "stop-01", "duration": "1h", "created_by": "x", "comment": "y"}
             ),
-            # A silence of a kind alone mutes every site's alerts of it: fleet-wide.
-            staff_client.post(
-                "/api/v1/silences", json={"kind": "disk-full", "duration": "1h", "created_by": "x", "comment": "y"}
-            ),
         ):
-            assert response.status_code == 403, response.text
-            assert response.json()["error"]["code"] == "forbidden"
+            assert response.status_code == 404, response.text
+            assert response.json()["error"]["code"] == "not-found"
+            assert "stop-01" not in response.text
+        # ... and a silence of a kind alone mutes every site's alerts of it: fleet-wide, refused (403).
+        response = staff_client.post(
+            "/api/v1/silences", json={"kind": "disk-full", "duration": "1h", "created_by": "x", "comment": "y"}
+        )
+        assert response.status_code == 403, response.text
+        assert response.json()["error"]["code"] == "forbidden"
         assert fleet.controller.alerting.alert(elsewhere["id"]).state == "firing"
     finally:
         fleet.clear(other)

@@ -1,6 +1,6 @@
-"""One access check (``deps.require_access``) guards every route, and routes pass the site they read, so the
-issue that brings identity only has to fill ``require_access`` in. Today every caller is an anonymous viewer
-of every site; these tests put a site-scoped caller in through that one seam."""
+"""One access check (``deps.require_access``) guards every route, and routes pass the action they take and the
+site they touch to ``deps.authorize``, so identity only has to fill ``require_access`` in. Today every caller
+stands for an administrator; these tests put other callers in through that one seam."""
 
 from __future__ import annotations
 
@@ -9,30 +9,30 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from edgefleet.cloud.access.authorizing import Principal
 from edgefleet.cloud.api import create_app
-from edgefleet.cloud.api.deps import ANONYMOUS_VIEWER, Principal, require_access
+from edgefleet.cloud.api.deps import ANONYMOUS, require_access
 from edgefleet.cloud.api.errors import Forbidden
 from edgefleet.cloud.settings import Settings
 from edgefleet.ids import SiteId
 from tests.cloud.api.memory import MemoryController
 from tests.cloud.api.serving import serving
 
-PUDONG_STAFF = Principal(name="pudong-staff", role="viewer", sites=frozenset({SiteId("sh-pudong")}))
+PUDONG_STAFF = Principal(name="pudong-staff", role="site-staff", sites=frozenset({SiteId("sh-pudong")}))
 
 
 @pytest.mark.parametrize(
     ("principal", "site", "allowed"),
     [
-        (ANONYMOUS_VIEWER, SiteId("sh-pudong"), True),
-        (ANONYMOUS_VIEWER, None, True),
+        (ANONYMOUS, SiteId("sh-pudong"), True),
+        (ANONYMOUS, None, True),
         (PUDONG_STAFF, SiteId("sh-pudong"), True),
         (PUDONG_STAFF, SiteId("bj-daxing"), False),
         (PUDONG_STAFF, None, False),
-        (Principal(name="nobody", role="viewer", sites=frozenset()), SiteId("sh-pudong"), False),
     ],
 )
-def test_who_may_read_what(principal: Principal, site: SiteId | None, allowed: bool) -> None:
-    assert principal.may_read(site) is allowed
+def test_who_may_see_what(principal: Principal, site: SiteId | None, allowed: bool) -> None:
+    assert principal.may_see(site) is allowed
 
 
 def test_every_route_is_refused_when_the_check_refuses(memory: MemoryController) -> None:
@@ -97,12 +97,13 @@ def test_a_site_scoped_caller_sees_only_their_site(staff_client: httpx.Client) -
         "/api/v1/boxes/bj-daxing-gpu-01",
         "/api/v1/sites/bj-daxing/history",
     ]:
+        # Another site's object is answered as if it did not exist, naming no other site.
         response = staff_client.get(path)
-        assert response.status_code == 403, path
+        assert response.status_code == 404, path
         assert response.json() == {
             "error": {
-                "code": "forbidden",
-                "message": "'pudong-staff' may not read site 'bj-daxing'; ask an admin to grant access",
+                "code": "not-found",
+                "message": "not found among the sites you may see; GET /api/v1/sites lists them",
             }
         }
     overview = staff_client.get("/api/v1/overview").json()
@@ -114,4 +115,4 @@ def test_a_site_scoped_caller_sees_only_their_site(staff_client: httpx.Client) -
     for path in ["/metrics", "/api/v1/unknown-boxes"]:
         response = staff_client.get(path)
         assert response.status_code == 403, path
-        assert "may not read fleet-wide data" in response.json()["error"]["message"]
+        assert "fleet-wide data is not theirs" in response.json()["error"]["message"]

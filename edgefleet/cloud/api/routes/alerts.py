@@ -16,6 +16,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from edgefleet.cloud.access.authorizing import Principal
 from edgefleet.cloud.alerting.alerts import AlertKind, AlertState, AlertStateError, StoredAlert, page_key
 from edgefleet.cloud.alerting.service import AlertNotFound, AlertService
 from edgefleet.cloud.api.alert_schemas import (
@@ -33,7 +34,6 @@ from edgefleet.cloud.api.deps import (
     MAX_LIMIT,
     AlertingDep,
     ControllerDep,
-    Principal,
     PrincipalDep,
     authorize,
     require_access,
@@ -126,7 +126,7 @@ def get_alert(alert: Name, alerting: AlertingDep, principal: PrincipalDep) -> Al
     a unique start of it (409 when it starts several, naming some)."""
     try:
         found = resolve_alert(alerting, principal, alert)
-        authorize(principal, found.key.site)
+        authorize(principal, "read", found.key.site)
         return _public(alerting, [found])[0]
     except AlertNotFound as exc:
         raise NotFound(str(exc)) from exc
@@ -147,7 +147,7 @@ def acknowledge_alert(
     no longer repeated."""
     try:
         found = resolve_alert(alerting, principal, alert)
-        authorize(principal, found.key.site)
+        authorize(principal, "acknowledge", found.key.site)
         acknowledged = alerting.acknowledge(found.id, body.by)
         return _public(alerting, [acknowledged])[0]
     except AlertNotFound as exc:
@@ -188,7 +188,7 @@ def _check_site(controller: ControllerDep, principal: Principal, site: str | Non
     if site is not None:
         if SiteId(site) not in controller.state.inventory.sites:
             raise NotFound(f"no site {site!r} in the inventory; GET /api/v1/sites lists the sites")
-        authorize(principal, SiteId(site))
+        authorize(principal, "read", SiteId(site))
 
 
 def _public(alerting: AlertService, alerts: list[StoredAlert]) -> list[AlertPublic]:

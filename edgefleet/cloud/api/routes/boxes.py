@@ -51,7 +51,7 @@ def get_box(
         raise NotFound(
             f"no box {box!r} in the inventory{unknown}; GET /api/v1/sites/{{site}}/boxes lists a site's boxes"
         )
-    authorize(principal, found.site)
+    authorize(principal, "read", found.site)
     now = controller.clock.now()
     (view,) = read_boxes(controller.state, [found.id], now=now)
     since = now - history_s

@@ -56,7 +56,7 @@ def list_clusters(
     """Every cluster of the inventory by name, healthy or not, with the sites it holds; when more follow than
     ``limit``, the ``X-Next-Cursor`` header holds the ``cursor`` of the next page."""
     # A cluster holds many sites' nodes: fleet-wide data.
-    authorize(principal, None)
+    authorize(principal, "read", None)
     after = decode_cursor(cursor, "clusters", (str,)) if cursor is not None else None
     inventory = controller.state.inventory
     health = {h.cluster: h for h in controller.cluster_health()}
@@ -72,7 +72,7 @@ def list_clusters(
 @router.get("/{cluster}", summary="Show a cluster", response_model=ClusterPublic, responses=error_responses(404))
 def get_cluster(cluster: Name, controller: ControllerDep, principal: PrincipalDep) -> ClusterPublic:
     """One cluster: its manifest, the sites it holds and its health."""
-    authorize(principal, None)
+    authorize(principal, "read", None)
     found = _cluster(controller, cluster)
     health = {h.cluster: h for h in controller.cluster_health()}
     return cluster_public(found, controller.state.inventory.cluster_sites(found.id), health.get(found.id))
@@ -88,7 +88,7 @@ def audit(cluster: Name, controller: ControllerDep, principal: PrincipalDep) -> 
     """Every workload and pod in the cluster that breaks its platform policy (requests off the overcommit ratio, a
     missing anti-affinity, a pod on an exclusive host while it is kept for others), whoever deployed it; reads the
     cluster now and changes nothing. 503 when the cluster cannot be read."""
-    authorize(principal, None)
+    authorize(principal, "read", None)
     found = _cluster(controller, cluster)
     gateway = controller.gateway
     if gateway is None:
@@ -114,7 +114,7 @@ def restart(
     the first that does not within its progress deadline. ``dry_run`` only names the Deployments (200); a start
     must give ``expect``, the number confirmed, and is refused with 409 when the selection holds another number
     now. 202 with the restart's id: ``GET .../restarts/{id}`` follows it. Every step goes to the audit."""
-    authorize(principal, None)
+    authorize(principal, "restart-cluster", None)
     found = _cluster(controller, cluster)
     restarts = controller.restarts
     if restarts is None:
@@ -153,7 +153,7 @@ def get_restart(
 ) -> RestartPublic:
     """A batch restart's Deployments, its steps so far, and where it stopped, if it did. Restarts are kept in the
     controller's memory: a restarted controller knows none (the audit keeps what they did)."""
-    authorize(principal, None)
+    authorize(principal, "read", None)
     found = _cluster(controller, cluster)
     restarts = controller.restarts
     if restarts is None:

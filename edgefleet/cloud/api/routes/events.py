@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from edgefleet.cloud.access.authorizing import Principal
 from edgefleet.cloud.api.console_schemas import (
     ActivityPublic,
     OverviewPublic,
@@ -29,7 +30,7 @@ from edgefleet.cloud.api.console_schemas import (
     overview_public,
     versions_public,
 )
-from edgefleet.cloud.api.deps import Principal, PrincipalDep, require_access
+from edgefleet.cloud.api.deps import PrincipalDep, require_access
 from edgefleet.cloud.api.errors import Unavailable
 from edgefleet.cloud.api.live import ROLLOUT_PAGE, Activity, FleetFeed, readable_layout, visible
 from edgefleet.cloud.api.reading import read_fleet
@@ -90,7 +91,7 @@ def get_versions(feed: FeedDep, principal: PrincipalDep) -> VersionsPublic:
         v.box.id: {a.name: a.version for a in v.live.heartbeat.apps.apps} for v in views if v.live.heartbeat is not None
     }
     active: list[ActiveRollout] = []
-    if controller.rollouts is not None and principal.may_read(None):
+    if controller.rollouts is not None and principal.may_see(None):
         try:
             page = controller.rollouts.page(limit=ROLLOUT_PAGE)
         except EdgefleetError as exc:

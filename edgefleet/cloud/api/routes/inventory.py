@@ -63,7 +63,7 @@ class InventoryChangePublic(BaseModel):
 @router.get("", summary="Show the inventory in force", response_model=InventoryPublic)
 def show_inventory(controller: ControllerDep, principal: PrincipalDep) -> InventoryPublic:
     """The version of the site manifests in force, and how many sites and boxes they name."""
-    authorize(principal, None)
+    authorize(principal, "read", None)
     inventory = controller.state.inventory
     return InventoryPublic(version=inventory.version, sites=len(inventory.sites), boxes=len(inventory.boxes))
 
@@ -79,7 +79,7 @@ def reload_inventory(
 ) -> InventoryChangePublic:
     """Read the controller's sites directory again and put it in force whole (what changed is answered), or
     refuse it whole: 422 listing every problem, 409 when it does not hold ``expect_version``."""
-    authorize(principal, None)
+    authorize(principal, "reload-inventory", None)
     try:
         change = controller.reload_inventory(expect_version=body.expect_version if body else None)
     except InventoryError as exc:

@@ -115,7 +115,7 @@ def _refuse(problems: list[Problem]) -> Invalid:
 def plan_release(controller: ControllerDep, principal: PrincipalDep, body: PlanRequest) -> PlanPublic:
     """The canary and the waves of the release, their sites and hardware, the sites held, offline or up to date,
     and the blackouts in force or next at each site; 422 naming the line and field of every problem."""
-    authorize(principal, None)
+    authorize(principal, "plan-rollout", None)
     state = controller.state
     inventory = state.inventory  # one inventory for the whole plan, even if a reload lands meanwhile
     try:
@@ -209,7 +209,7 @@ def start_rollout(
     """Plan the release over the fleet now and start rolling it out; 201 with the rollout, or 200 with the one a
     first request with the same ``Idempotency-Key`` started. 422 names every problem of the release or plan; 409
     when another rollout of the app is active, or the release is older than what runs (without ``rollback: true``)."""
-    authorize(principal, None)
+    authorize(principal, "start-rollout", None)
     try:
         rollout, created = rollouts.start(
             body.release,
@@ -246,7 +246,7 @@ def list_rollouts(
 ) -> list[RolloutSummaryPublic]:
     """Rollouts newest first (by start, then id), a page at a time: when more follow, the ``X-Next-Cursor`` header
     holds the ``cursor`` of the next page."""
-    authorize(principal, None)
+    authorize(principal, "read", None)
     after = decode_cursor(cursor, "rollouts", (float, str)) if cursor is not None else None
     try:
         page = rollouts.page(after=(float(after[0]), str(after[1])) if after else None, limit=limit + 1)
@@ -277,7 +277,7 @@ def _rollout(rollouts: RolloutService, rollout_id: str) -> StoredRollout:
 def get_rollout(rollouts: RolloutsDep, principal: PrincipalDep, rollout_id: RolloutId) -> RolloutPublic:
     """The rollout's state and reason, each wave with its sites (state, reason, previous release, the gates the
     last tick judged), and the sites deferred and held; 404 for an unknown id."""
-    authorize(principal, None)
+    authorize(principal, "read", None)
     return rollout_public(_rollout(rollouts, rollout_id))
 
 
@@ -303,7 +303,7 @@ def pause_rollout(
     rollouts: RolloutsDep, principal: PrincipalDep, rollout_id: RolloutId, body: CommandRequest | None = None
 ) -> RolloutPublic:
     """Sites in flight are still gated (and the failure threshold still aborts); no new site starts."""
-    authorize(principal, None)
+    authorize(principal, "command-rollout", None)
     return _command(rollouts, principal.name, rollout_id, "pause", body)
 
 
@@ -313,7 +313,7 @@ def resume_rollout(
     rollouts: RolloutsDep, principal: PrincipalDep, rollout_id: RolloutId, body: CommandRequest | None = None
 ) -> RolloutPublic:
     """Sites start again where the rollout paused."""
-    authorize(principal, None)
+    authorize(principal, "command-rollout", None)
     return _command(rollouts, principal.name, rollout_id, "resume", body)
 
 
@@ -323,7 +323,7 @@ def promote_rollout(
     rollouts: RolloutsDep, principal: PrincipalDep, rollout_id: RolloutId, body: CommandRequest | None = None
 ) -> RolloutPublic:
     """The wave awaiting approval (or, before it waits, the next one that needs it) may start."""
-    authorize(principal, None)
+    authorize(principal, "command-rollout", None)
     return _command(rollouts, principal.name, rollout_id, "promote", body)
 
 
@@ -334,7 +334,7 @@ def abort_rollout(
 ) -> RolloutPublic:
     """No site starts; every site the rollout applied goes back to the release it ran before (an offline one when
     it returns)."""
-    authorize(principal, None)
+    authorize(principal, "command-rollout", None)
     return _command(rollouts, principal.name, rollout_id, "abort", body)
 
 
@@ -344,7 +344,7 @@ def rollback_rollout(
     rollouts: RolloutsDep, principal: PrincipalDep, rollout_id: RolloutId, body: CommandRequest | None = None
 ) -> RolloutPublic:
     """Each site the rollout applied goes back to the release it ran before, also after the rollout is done."""
-    authorize(principal, None)
+    authorize(principal, "command-rollout", None)
     return _command(rollouts, principal.name, rollout_id, "rollback", body)
 
 
@@ -355,7 +355,7 @@ def override_blackout(
 ) -> RolloutPublic:
     """From now on the rollout starts sites blocked by their blackout windows, for the reason given (audited, shown
     on the rollout and on each site started so); 422 for a blank reason, 409 once the rollout ended."""
-    authorize(principal, None)
+    authorize(principal, "start-rollout", None)
     _rollout(rollouts, rollout_id)
     try:
         return rollout_public(rollouts.override_blackout(rollout_id, reason=body.reason, by=body.by or principal.name))
@@ -373,7 +373,7 @@ SitePath = Name
 @holds_router.get("/{site}/hold", summary="Show a site's hold", response_model=HoldPublic)
 def show_hold(controller: ControllerDep, rollouts: RolloutsDep, principal: PrincipalDep, site: SitePath) -> HoldPublic:
     """The site's hold (reason, who, since); 404 when the site is not held, or not in the inventory."""
-    authorize(principal, SiteId(site))
+    authorize(principal, "read", SiteId(site))
     if site not in controller.state.inventory.sites:
         raise NotFound(f"no site {site!r} in the inventory; 'edgefleet sites' lists them")
     try:
@@ -391,7 +391,7 @@ def hold_site(
 ) -> HoldPublic:
     """Rollouts skip the site until it is released (a site already in flight is still gated); 404 for a site not
     in the inventory."""
-    authorize(principal, SiteId(site))
+    authorize(principal, "hold-site", SiteId(site))
     if site not in controller.state.inventory.sites:
         raise NotFound(f"no site {site!r} in the inventory; 'edgefleet sites' lists them")
     try:
@@ -403,7 +403,7 @@ def hold_site(
 @holds_router.delete("/{site}/hold", summary="Release a site's hold", response_model=HoldPublic)
 def release_site(rollouts: RolloutsDep, principal: PrincipalDep, site: SitePath) -> HoldPublic:
     """The hold released; 404 when the site is not held."""
-    authorize(principal, SiteId(site))
+    authorize(principal, "hold-site", SiteId(site))
     try:
         released = rollouts.release_hold(SiteId(site), by=principal.name)
     except EdgefleetError as exc:

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
+from edgefleet.cloud.access.authorizing import Principal
 from edgefleet.cloud.alerting.service import (
     AlertNotFound,
     AlertService,
@@ -35,7 +36,6 @@ from edgefleet.cloud.api.deps import (
     MAX_LIMIT,
     AlertingDep,
     ControllerDep,
-    Principal,
     PrincipalDep,
     authorize,
     require_access,
@@ -66,7 +66,7 @@ def _site_of(inventory: Inventory, site: str | None, box: str | None) -> SiteId 
 
 def _may_read(principal: Principal, inventory: Inventory, record: SilenceRecord) -> bool:
     silence = record.silence
-    return principal.may_read(_site_of(inventory, silence.site, silence.box))
+    return principal.may_see(_site_of(inventory, silence.site, silence.box))
 
 
 @router.get("", summary="List silences", response_model=list[SilencePublic])
@@ -125,7 +125,7 @@ def add_silence(
     ``duration``. Muted alerts are still evaluated, stored and listed; when the silence ends and they still fire,
     they are told then. Sent again (a retry), the same silence is answered with 200 and stored once."""
     inventory = controller.state.inventory
-    authorize(principal, _site_of(inventory, body.site, body.box))
+    authorize(principal, "silence", _site_of(inventory, body.site, body.box))
     try:
         record = alerting.add_silence(
             created_by=body.created_by,
@@ -164,8 +164,7 @@ def end_silence(
     inventory = controller.state.inventory
     try:
         record = _resolve_silence(alerting, principal, inventory, silence)
-        if not _may_read(principal, inventory, record):
-            authorize(principal, _site_of(inventory, record.silence.site, record.silence.box))
+        authorize(principal, "silence", _site_of(inventory, record.silence.site, record.silence.box))
         ended = alerting.end_silence(record.silence.id, by=by.strip() if by and by.strip() else None)
     except AlertNotFound as exc:
         raise NotFound(str(exc)) from exc

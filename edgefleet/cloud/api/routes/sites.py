@@ -76,7 +76,7 @@ def list_sites(
     now = controller.clock.now()
     answer = []
     for site in sorted(state.inventory.sites.values(), key=lambda s: s.id):
-        if not principal.may_read(site.id) or (region and site.region != region) or (kind and site.kind != kind):
+        if not principal.may_see(site.id) or (region and site.region != region) or (kind and site.kind != kind):
             continue
         if after is not None and (site.id,) <= after:
             continue
@@ -93,7 +93,7 @@ def list_sites(
 def get_site(site: Name, controller: ControllerDep, principal: PrincipalDep) -> SiteDetail:
     """One site: its manifest's settings, box counts by state and health, its boxes' nodes by state."""
     found = find_site(controller.state, site)
-    authorize(principal, found.id)
+    authorize(principal, "read", found.id)
     state = controller.state
     return site_detail(
         found, summarize_site(state, found.id, now=controller.clock.now()), read_site_nodes(state, found.id)
@@ -117,7 +117,7 @@ def list_site_boxes(
     """The site's boxes in manifest order, each with its reachability and latest heartbeat; when more follow
     than ``limit``, the ``X-Next-Cursor`` header holds the ``cursor`` of the next page."""
     found = find_site(controller.state, site)
-    authorize(principal, found.id)
+    authorize(principal, "read", found.id)
     now = controller.clock.now()
     views = read_site(controller.state, found.id, now=now)
     if cursor is not None:
@@ -156,7 +156,7 @@ def get_site_history(
     """The hottest GPU and the boxes' mean GPU utilisation of the site, in steps of at least a minute (at most
     360 steps), from the boxes' stored health points."""
     found = find_site(controller.state, site)
-    authorize(principal, found.id)
+    authorize(principal, "read", found.id)
     now = controller.clock.now()
     since = now - history_s
     step_s = max(60.0, history_s / MAX_STEPS)

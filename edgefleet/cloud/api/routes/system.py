@@ -181,7 +181,7 @@ def readyz(response: Response, controller: ControllerDep, settings: SettingsDep)
 def metrics(request: Request, principal: PrincipalDep) -> Response:
     """Per-box up, last seen and clock skew; per-GPU temperature and utilisation; boxes per site and state;
     ingest counters by outcome; unknown boxes. Read from the live state at each scrape."""
-    authorize(principal, None)
+    authorize(principal, "read", None)
     return Response(render(request.state.metrics_registry), media_type=CONTENT_TYPE)
 
 
@@ -201,7 +201,7 @@ def list_unknown_boxes(
     page. A box heard again between two pages moves to the front of the list: a second pass from the first page
     shows it, the page after the cursor may not. The controller keeps 1,000 at most, so the default page holds
     all of them."""
-    authorize(principal, None)
+    authorize(principal, "read", None)
     after = decode_cursor(cursor, "unknown boxes", (float, str)) if cursor is not None else None
     page, more = page_after(read_unknown(controller.state), lambda u: (-u.last_seen, u.box), after, limit)
     set_next_page(

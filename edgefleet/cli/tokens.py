@@ -1,0 +1,196 @@
+"""``edgefleet tokens create|list|revoke`` and ``edgefleet login``: API tokens, and the one the CLI sends.
+
+``tokens`` reaches the controller's database directly (``EDGEFLEET_DATABASE_URL`` or ``--database``), needing no
+token of its own: whoever can reach the database is an admin already, and the first admin token has to come from
+somewhere. ``login --token T`` keeps T in a file only its owner may read (0600) under the user's config
+directory; every API call of the CLI sends ``EDGEFLEET_TOKEN`` or, without it, that file's token
+(``bearer_token``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Final
+
+import typer
+
+from edgefleet.cli.output import OutputFormat, OutputOption
+
+if TYPE_CHECKING:
+    from edgefleet.cloud.access.token_store import TokenStore
+    from edgefleet.cloud.access.tokens import TokenRecord
+
+TOKEN_ENV: Final = "EDGEFLEET_TOKEN"
+TOKEN_FILE: Final = "token"
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(help="sqlite:///PATH or postgresql://... [env EDGEFLEET_DATABASE_URL].", show_default=False),
+]
+
+
+def register(app: typer.Typer) -> None:
+    tokens = typer.Typer(help="API tokens: 'create' one (shown once), 'list' them, 'revoke' one.", add_completion=False)
+    tokens.command("create")(tokens_create)
+    tokens.command("list")(tokens_list)
+    tokens.command("revoke")(tokens_revoke)
+    app.add_typer(tokens, name="tokens", help="API tokens: create (shown once), list, revoke.")
+    app.command("login")(login)
+
+
+def config_dir(env: dict[str, str] | None = None) -> Path:
+    """``$XDG_CONFIG_HOME/edgefleet``, or ``~/.config/edgefleet``."""
+    environ = os.environ if env is None else env
+    base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "edgefleet"
+
+
+def bearer_token() -> str | None:
+    """The token the CLI sends: ``EDGEFLEET_TOKEN``, else the one ``edgefleet login`` kept, else none."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if token:
+        return token
+    try:
+        return (config_dir() / TOKEN_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def login(token: Annotated[str, typer.Option("--token", help="The API token to send from now on.")]) -> None:
+    """Keep an API token for every later command (in a file only you may read)."""
+    from edgefleet.cli.output import fail, show
+
+    token = token.strip()
+    if not token:
+        fail("the token is empty", hint="pass the token 'edgefleet tokens create' printed: --token ef_...")
+    folder = config_dir()
+    path = folder / TOKEN_FILE
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Created 0600 before anything is written, so the token is never readable by others, not even briefly.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(token + "\n")
+    except OSError as exc:
+        fail(f"cannot keep the token in {path}: {exc.strerror}", hint=f"or set {TOKEN_ENV} instead")
+    show(f"Kept the token in {path}; {TOKEN_ENV}, when set, still wins.")
+
+
+def tokens_create(
+    name: Annotated[str, typer.Option("--name", help="Who holds it: recorded as the actor of what it does.")],
+    role: Annotated[str, typer.Option("--role", help="admin, release-manager, ops, site-staff or viewer.")],
+    site: Annotated[list[str] | None, typer.Option("--site", help="A site a site-staff token covers (repeat).")] = None,
+    expires: Annotated[
+        str | None, typer.Option("--expires", help="How long it lasts: 30d, 12h, 2w (default: never).")
+    ] = None,
+    database: DatabaseOption = None,
+    output: OutputOption = OutputFormat.TABLE,
+) -> None:
+    """Create an API token and print it, once: it is stored only as a hash."""
+    from rich.markup import escape
+
+    from edgefleet.cli.output import fail, is_data, print_data, show
+    from edgefleet.cloud.access.authorizing import ROLES, PrincipalError
+    from edgefleet.cloud.access.tokens import TokenError, parse_expiry
+    from edgefleet.ids import SiteId
+
+    chosen = next((r for r in ROLES if r == role), None)
+    if chosen is None:
+        fail(f"unknown role {role!r}", hint=f"use one of {', '.join(ROLES)}")
+    with _TokenDatabase(database) as store:
+        try:
+            expires_in_s = None if expires is None else parse_expiry(expires)
+            sites = frozenset(SiteId(s) for s in site) if site else None
+            secret, record = store.create(name, chosen, sites, now=time.time(), expires_in_s=expires_in_s)
+        except (TokenError, PrincipalError) as exc:
+            fail(escape(str(exc)))
+    if is_data(output):
+        print_data({**_public(record, now=record.created_at), "token": secret}, output)
+        return
+    show(f"Created token {escape(name)} ({record.role}). It is shown this once; keep it:", secret)
+
+
+def tokens_list(database: DatabaseOption = None, output: OutputOption = OutputFormat.TABLE) -> None:
+    """The API tokens with their role, sites and state (never their secret)."""
+    from rich.markup import escape
+
+    from edgefleet.cli.output import is_data, new_table, print_data, show
+
+    now = time.time()
+    with _TokenDatabase(database) as store:
+        records = store.tokens()
+    items = [_public(r, now=now) for r in records]
+    if is_data(output):
+        print_data(items, output)
+        return
+    table = new_table("NAME", "ROLE", "SITES", "STATE", "EXPIRES")
+    for item in items:
+        table.add_row(
+            escape(item["name"]),
+            item["role"],
+            escape(",".join(item["sites"] or ["*"])),
+            item["state"],
+            "never" if item["expires_at"] is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(item["expires_at"])),
+        )
+    show(table)
+
+
+def tokens_revoke(
+    name: Annotated[str, typer.Argument(help="The token's name.")], database: DatabaseOption = None
+) -> None:
+    """Revoke an API token: from now on it admits no one (its name stays taken)."""
+    from rich.markup import escape
+
+    from edgefleet.cli.output import fail, show
+    from edgefleet.cloud.access.tokens import TokenError
+
+    with _TokenDatabase(database) as store:
+        try:
+            store.revoke(name, now=time.time())
+        except TokenError as exc:
+            fail(escape(str(exc)))
+    show(f"Revoked token {escape(name)}.")
+
+
+def _public(record: TokenRecord, *, now: float) -> dict[str, Any]:
+    return {
+        "name": record.name,
+        "role": record.role,
+        "sites": None if record.sites is None else sorted(record.sites),
+        "state": record.state(now),
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "revoked_at": record.revoked_at,
+    }
+
+
+class _TokenDatabase:
+    """The token store of the database named by ``--database`` or ``EDGEFLEET_DATABASE_URL``, upgraded to this
+    release's schema first (as 'cloud serve' would), closed on leaving."""
+
+    def __init__(self, database: str | None) -> None:
+        self.database = database
+
+    def __enter__(self) -> TokenStore:
+        from rich.markup import escape
+
+        from edgefleet.cli.output import fail
+        from edgefleet.cloud.access.token_store import TokenStore
+        from edgefleet.cloud.migrating import upgrade_schema
+        from edgefleet.cloud.settings import ENV_DATABASE_URL, Settings
+        from edgefleet.cloud.store import Store
+
+        try:
+            only_database = {k: v for k, v in os.environ.items() if k == ENV_DATABASE_URL}
+            settings = Settings.from_env(only_database, database_url=self.database)
+        except ValueError as exc:
+            fail(escape(str(exc)), hint=f"set {ENV_DATABASE_URL} to the controller's database, or pass --database")
+        self.store = Store(settings.database_url)
+        upgrade_schema(self.store)
+        return TokenStore(self.store)
+
+    def __exit__(self, *_: object) -> None:
+        self.store.close()

@@ -1,0 +1,122 @@
+"""Where API tokens live: the ``api_token`` table, one row per token, keyed by its name.
+
+Only the SHA-256 of a token is kept (``tokens.digest``); the secret itself is returned once by ``create`` and
+never again. A revoked token keeps its row (its name stays taken, so the audit's actor names stay unambiguous).
+Who calls: the API's ``require_access`` (``find``) and ``edgefleet tokens`` (``create``, ``list``, ``revoke``),
+which reaches the controller's database directly so that an admin can make the first token.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from edgefleet.cloud.access.authorizing import ROLES, Principal, Role
+from edgefleet.cloud.access.tokens import TokenError, TokenRecord, check_name, digest, mint
+from edgefleet.cloud.store import Store
+from edgefleet.ids import SiteId
+
+
+class ApiTokenRow(SQLModel, table=True):
+    __tablename__ = "api_token"
+
+    name: str = Field(primary_key=True, max_length=63)
+    role: str = Field(max_length=32)
+    # The sites a site-staff token is scoped to, as a JSON list; NULL for every site.
+    sites: str | None = Field(default=None)
+    digest: str = Field(max_length=64, unique=True)
+    created_at: float
+    expires_at: float | None = Field(default=None)
+    revoked_at: float | None = Field(default=None)
+
+
+_TOKENS: Final[sa.Table] = ApiTokenRow.__table__  # type: ignore[attr-defined]
+TABLES: Final = [_TOKENS]
+
+
+class TokenStore:
+    """API tokens in the controller's database."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def create_schema(self) -> None:
+        """For tests of this store alone; the controller migrates instead."""
+        with self.store.transaction("create the api token table") as connection:
+            SQLModel.metadata.create_all(connection, tables=TABLES)
+
+    def create(
+        self, name: str, role: Role, sites: frozenset[SiteId] | None, *, now: float, expires_in_s: float | None
+    ) -> tuple[str, TokenRecord]:
+        """Mint a token; returns its secret (shown once) and its record. Refuses a name already taken."""
+        check_name(name)
+        Principal(name=name, role=role, sites=sites)  # refuses a role and scope that cannot go together
+        secret = mint()
+        record = TokenRecord(
+            name=name,
+            role=role,
+            sites=sites,
+            digest=digest(secret),
+            created_at=now,
+            expires_at=None if expires_in_s is None else now + expires_in_s,
+            revoked_at=None,
+        )
+        with self.store.transaction("create an api token") as connection:
+            taken = connection.execute(sa.select(_TOKENS.c.name).where(_TOKENS.c.name == name)).first()
+            if taken is not None:
+                raise TokenError(f"a token named {name!r} exists already; pick another name (names stay taken)")
+            connection.execute(sa.insert(_TOKENS), [_row(record)])
+        return secret, record
+
+    def find(self, secret: str) -> TokenRecord | None:
+        """The record of the token ``secret``, whatever its state; None when no token has that secret."""
+        with self.store.transaction("read an api token") as connection:
+            row = connection.execute(sa.select(_TOKENS).where(_TOKENS.c.digest == digest(secret))).first()
+        return None if row is None else _record(row)
+
+    def tokens(self) -> list[TokenRecord]:
+        with self.store.transaction("list the api tokens") as connection:
+            rows = connection.execute(sa.select(_TOKENS).order_by(_TOKENS.c.name)).all()
+        return [_record(r) for r in rows]
+
+    def revoke(self, name: str, *, now: float) -> TokenRecord:
+        """Revoke the token ``name`` from ``now`` on; revoking a revoked token keeps its first time."""
+        with self.store.transaction("revoke an api token") as connection:
+            row = connection.execute(sa.select(_TOKENS).where(_TOKENS.c.name == name)).first()
+            if row is None:
+                raise TokenError(f"no token named {name!r}; 'edgefleet tokens list' shows them")
+            if row.revoked_at is None:
+                connection.execute(sa.update(_TOKENS).where(_TOKENS.c.name == name).values(revoked_at=now))
+            row = connection.execute(sa.select(_TOKENS).where(_TOKENS.c.name == name)).one()
+        return _record(row)
+
+
+def _row(record: TokenRecord) -> dict[str, Any]:
+    return {
+        "name": record.name,
+        "role": record.role,
+        "sites": None if record.sites is None else json.dumps(sorted(record.sites)),
+        "digest": record.digest,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "revoked_at": record.revoked_at,
+    }
+
+
+def _record(row: Any) -> TokenRecord:
+    role = next((r for r in ROLES if r == row.role), None)
+    if role is None:
+        raise TokenError(f"token {row.name!r} holds unknown role {row.role!r}; revoke it and create another")
+    sites = None if row.sites is None else frozenset(SiteId(s) for s in json.loads(row.sites))
+    return TokenRecord(
+        name=row.name,
+        role=role,
+        sites=sites,
+        digest=row.digest,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+    )
