@@ -25,8 +25,11 @@ from edgefleet.inventory import Inventory, load_inventory
 from simulator.cluster.central import PLANTED, central_workloads, deploy_central_workloads
 from simulator.cluster.kubeconfig import write_kubeconfig
 from simulator.cluster.nodes import cluster_boxes
+from simulator.cluster.playing import TroubledPods
 from simulator.cluster.pods import PodTiming
 from simulator.cluster.server import BackgroundCluster, start_cluster_in_background
+from simulator.faults import FaultRequest, Faults
+from simulator.running import FaultedClusters
 from tests.conftest import SITES
 from tests.k8s.conftest import TEST_TIMEOUTS
 from tests.support.peers import wait_for
@@ -97,9 +100,19 @@ def test_the_manifests_break_the_policy_only_where_planted(inventory: Inventory)
 
 
 @pytest.fixture
-def seeded(inventory: Inventory, tmp_path: Path) -> Iterator[tuple[BackgroundCluster, KubernetesGateway]]:
+def faults(inventory: Inventory) -> Faults:
+    return Faults(inventory)
+
+
+@pytest.fixture
+def seeded(
+    inventory: Inventory, faults: Faults, tmp_path: Path
+) -> Iterator[tuple[BackgroundCluster, KubernetesGateway]]:
+    boxes = cluster_boxes(inventory, CENTRAL)
+    # The pods' fate from the simulator's own faults, as ``sim run`` wires them (its clock at 0: faults start then).
+    fate = TroubledPods(FaultedClusters(faults, FakeClock()), boxes)
     running = start_cluster_in_background(
-        CENTRAL, cluster_boxes(inventory, CENTRAL), controllers=True, pod_timing=PodTiming().scaled(0.05)
+        CENTRAL, boxes, controllers=True, pod_timing=PodTiming().scaled(0.05), pod_fate=fate
     )
     running.call(lambda store: deploy_central_workloads(store, inventory, CENTRAL, seed=7))
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", {CENTRAL: running.url})
@@ -145,3 +158,28 @@ def test_the_audit_of_the_seeded_cluster_finds_the_planted_violations(
     assert (view.requested, view.allocatable) == (asked, 8)
     assert sum(ns.pending for ns in view.namespaces) == 0
     assert [ns.namespace for ns in view.namespaces] == ["ml"]
+
+
+def test_a_crash_loop_fault_on_a_central_deployment_emits_warning_events(
+    inventory: Inventory, faults: Faults, seeded: tuple[BackgroundCluster, KubernetesGateway]
+) -> None:
+    _, gateway = seeded
+    deployments = _of("Deployment", central_workloads(inventory, CENTRAL, seed=7))
+    order_api = next(d for d in deployments if d["metadata"]["name"] == "order-api")
+    version = order_api["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[1]
+    # What 'sim fault crash-loop --site central-sh-dc1 --app order-api --version V' asks for.
+    faults.add(FaultRequest(kind="crash-loop", site=str(CENTRAL), app="order-api", version=version), now=0.0)
+    gateway.restart(CENTRAL, "Deployment", "order-api", "order-api", at=1_800_000_000.0)
+
+    def backoffs() -> set[str] | None:
+        events = gateway.list_objects(CENTRAL, "Event", namespace="order-api").items
+        names = {
+            e["involvedObject"]["name"] for e in events if (e.get("type"), e.get("reason")) == ("Warning", "BackOff")
+        }
+        return names or None
+
+    crashing = wait_for(backoffs, timeout=60, what="a Warning BackOff Event of order-api's restarted pods")
+    assert all(name.startswith("order-api-") for name in crashing)
+    # Only the faulted app: the namespace's other apps run on.
+    others = gateway.list_objects(CENTRAL, "Event", namespace="billing").items
+    assert not [e for e in others if e.get("reason") == "BackOff"]
