@@ -28,11 +28,19 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Final
 
 from edgefleet.ids import ClusterId
 from edgefleet.inventory import Inventory
-from edgefleet.policies import APP_LABEL, EXCLUSIVE_EFFECT, EXCLUSIVE_TAINT, ClusterPolicy, requests_from_limits
+from edgefleet.policies import (
+    APP_LABEL,
+    EXCLUSIVE_EFFECT,
+    EXCLUSIVE_TAINT,
+    ClusterPolicy,
+    Ratios,
+    requests_from_limits,
+)
 from simulator.cluster.nodes import GPU_RESOURCE
 from simulator.cluster.resources import DEPLOYMENTS, HORIZONTAL_POD_AUTOSCALERS, NAMESPACES
 from simulator.cluster.store import Store
@@ -41,6 +49,9 @@ from simulator.cluster.store import Store
 REGISTRY: Final = "harbor.central.local/platform"
 HOSTNAME_KEY: Final = "kubernetes.io/hostname"
 OWNER_LABEL: Final = "team"
+# What the teams request of their limits where no policy says: the platform's old overcommit, so a cluster without a
+# policy holds the same pods.
+TEAMS_RATIOS: Final = Ratios(cpu=Fraction(10), memory=Fraction(3, 2))
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +163,9 @@ def _deployment(app: App, policy: ClusterPolicy, replicas: int, version: str) ->
     if _planted("off-ratio", app) and any(policy.ratios_in(app.namespace).of(r) for r in ("cpu", "memory")):
         requests = dict(limits)
     else:
-        requests = requests_from_limits(limits, {"cpu": app.cpu, "memory": app.memory}, policy.ratios_in(app.namespace))
+        # The teams' own requests where the policy sets no ratio; the policy's where it does.
+        own = requests_from_limits(limits, {}, TEAMS_RATIOS)
+        requests = requests_from_limits(limits, own, policy.ratios_in(app.namespace))
     if app.gpus:
         limits[GPU_RESOURCE] = requests[GPU_RESOURCE] = str(app.gpus)
     labels = {APP_LABEL: app.name}
