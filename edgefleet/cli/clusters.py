@@ -1,7 +1,8 @@
 """``edgefleet clusters``: every Kubernetes cluster of the inventory, healthy or not, as the controller's probe
 last found it (reachable, latency, server version, last error), and each central cluster's policy, read from
 ``GET /api/v1/clusters``; ``edgefleet clusters audit C`` lists what in cluster C breaks its policy
-(``GET /api/v1/clusters/C/audit``). ``edgefleet restart --cluster C`` restarts C's Deployments in batches through
+(``GET /api/v1/clusters/C/audit``); ``edgefleet clusters gpus C`` shows C's GPUs per node and per namespace beside
+what its agents report of them (``GET /api/v1/clusters/C/gpus``). ``edgefleet restart --cluster C`` restarts C's Deployments in batches through
 ``POST /api/v1/clusters/C/restart``, after a confirmation that names how many it touches, and follows it.
 
 Takes ``-o table|wide|json|yaml`` like the other lists (``edgefleet.cli.output``); ``edgefleet.cli.app`` calls
@@ -30,11 +31,13 @@ def register(app: typer.Typer) -> None:
     clusters = typer.Typer(help="List the clusters, or audit one against its policy.", add_completion=False)
     clusters.callback(invoke_without_command=True)(clusters_list)
     clusters.command("audit")(clusters_audit)
+    clusters.command("gpus")(clusters_gpus)
     app.command("restart")(restart)
     app.add_typer(
         clusters,
         name="clusters",
-        help="List the clusters with their health and policy; 'audit C' lists what in C breaks its policy.",
+        help="List the clusters with their health and policy; 'audit C' lists what in C breaks its policy; "
+        "'gpus C' shows C's GPUs.",
     )
 
 
@@ -146,6 +149,83 @@ def clusters_audit(
         show(*([table] if findings else []), summary)
     if findings:
         raise typer.Exit(FINDINGS_EXIT)
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _gib(value: float) -> str:
+    return f"{value / 2**30:.0f}"
+
+
+def _agent_figures(node: dict[str, Any]) -> tuple[str, str, str]:
+    """Utilisation (mean of the node's GPUs), temperature (hottest) and memory used/total of its agent's GPUs."""
+    gpus = node["gpus"]
+    if not gpus:
+        why = node.get("agent_reason") or ("no box" if node.get("box") is None else "no heartbeat")
+        return f"[dim]{why}[/]", "-", "-"
+    utilization = _mean([g["utilization_percent"] for g in gpus if g.get("utilization_percent") is not None])
+    temperatures = [g["temperature_c"] for g in gpus if g.get("temperature_c") is not None]
+    used = [g["memory_used_bytes"] for g in gpus if g.get("memory_used_bytes") is not None]
+    total = [g["memory_total_bytes"] for g in gpus if g.get("memory_total_bytes") is not None]
+    return (
+        "-" if utilization is None else f"{utilization:.0f}%",
+        f"{max(temperatures):.0f} C" if temperatures else "-",
+        f"{_gib(sum(used))}/{_gib(sum(total))} GiB" if used and total else "-",
+    )
+
+
+def clusters_gpus(
+    cluster: Annotated[str, typer.Argument(help="The cluster (as 'edgefleet clusters' names it).")],
+    api: ApiOption = DEFAULT_API,
+    output: OutputOption = OutputFormat.TABLE,
+) -> None:
+    """The cluster's GPUs: per node, allocatable and requested (from Kubernetes) beside the mean utilisation,
+    hottest temperature and memory its agent last reported; then what each namespace requests."""
+    from rich.markup import escape
+
+    from edgefleet.cli.output import is_data, new_table, print_data, show
+
+    view = get_json(api, f"/api/v1/clusters/{cluster}/gpus")
+    if is_data(output):
+        print_data(view, output)
+        return
+    nodes = new_table(
+        "node",
+        "box",
+        "allocatable",
+        "requested",
+        "gpus heard",
+        "util",
+        "temp",
+        "memory",
+        "heard at",
+        right={"allocatable", "requested", "gpus heard", "util", "temp", "memory"},
+    )
+    for node in view["nodes"]:
+        utilization, temperature, memory = _agent_figures(node)
+        nodes.add_row(
+            escape(node["node"]),
+            escape(node.get("box") or "-"),
+            str(node["allocatable"]),
+            str(node["requested"]),
+            str(len(node["gpus"])),
+            utilization,
+            temperature,
+            memory,
+            node.get("seen_at") or "never",
+            style="yellow" if node["requested"] > node["allocatable"] else None,
+        )
+    namespaces = new_table("namespace", "requested", "pending", "pods", right={"requested", "pending", "pods"})
+    for ns in view["namespaces"]:
+        namespaces.add_row(escape(ns["namespace"]), str(ns["requested"]), str(ns["pending"]), str(ns["pods"]))
+    summary = (
+        f"{view['requested']} of {view['allocatable']} GPUs requested on {plural(len(view['nodes']), 'GPU node')} "
+        f"of {escape(cluster)}, at {view['checked_at']}"
+    )
+    problems = [f"[yellow]{escape(p)}[/]" for p in view["problems"]]
+    show(*([nodes] if view["nodes"] else []), *([namespaces] if view["namespaces"] else []), summary, *problems)
 
 
 # How often ``restart`` asks how the restart goes: its steps take seconds to minutes each.

@@ -35,6 +35,7 @@ from edgefleet.clock import Clock
 from edgefleet.ids import ClusterId
 from edgefleet.inventory import Cluster, Inventory
 from simulator.cluster import admission
+from simulator.cluster.central import deploy_central_workloads
 from simulator.cluster.controlling import WorkloadControllers, run_controllers
 from simulator.cluster.lifecycle import NODE_MONITOR_GRACE_S, monitor_nodes
 from simulator.cluster.nodes import ClusterBox, cluster_boxes, post_node_status, renew_lease, seed_cluster
@@ -140,8 +141,8 @@ class SimulatedClusters:
         pod_fate: PodFate | None = None,
         seed: int | None = None,
     ) -> None:
-        """``seed``: deploy the fleet's apps at the releases it gives each site (``releases.fleet_workloads``);
-        None: clusters with nodes only."""
+        """``seed``: deploy the fleet's apps at the releases it gives each site (``releases.fleet_workloads``)
+        and the central clusters' own workloads (``central.central_workloads``); None: clusters with nodes only."""
         self.clock = clock
         self.grace_s = grace_s
         self._troubles: Troubles = troubles or NoTroubles()
@@ -158,6 +159,7 @@ class SimulatedClusters:
             seed_cluster(store, boxes, now=clock.now())
             if seed is not None:
                 deploy_fleet_apps(store, fleet, cluster_id, seed=seed)
+                deploy_central_workloads(store, fleet, cluster_id, seed=seed)
             self.pods[cluster_id] = PodsByNode(store)
             api = ClusterApi(cluster_id, store, clock, trouble=self._trouble_reader(cluster_id))
             workloads = WorkloadControllers(

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from edgefleet.cloud.api.fields import PRINTABLE, Name, Who
 from edgefleet.cloud.api.schemas import _Public, utc, utc_or_none
 from edgefleet.cloud.auditing import Audit, Rule
+from edgefleet.cloud.cluster_gpus import GpuView
 from edgefleet.cloud.k8s.health import ClusterHealth
 from edgefleet.cloud.restarting import Target
 from edgefleet.cloud.restarts import RestartJob
@@ -105,6 +106,78 @@ def audit_public(audit: Audit) -> ClusterAuditPublic:
             FindingPublic(namespace=f.namespace, kind=f.kind, name=f.name, rule=f.rule, message=f.message)
             for f in audit.findings
         ],
+    )
+
+
+class GpuReadingPublic(_Public):
+    index: int
+    name: str
+    utilization_percent: float | None
+    temperature_c: float | None
+    memory_used_bytes: int | None
+    memory_total_bytes: int | None
+
+
+class NodeGpusPublic(_Public):
+    node: str
+    allocatable: int = Field(description="The node's status.allocatable['nvidia.com/gpu'].")
+    requested: int = Field(description="GPUs its pods (not finished) request.")
+    box: str | None = Field(description="The box whose node this is; null when no box of the cluster's sites is.")
+    seen_at: datetime | None = Field(description="When the controller received the box's latest heartbeat.")
+    agent_reason: str | None = Field(description="Why the box's agent reports no GPU, when it says so.")
+    gpus: list[GpuReadingPublic] = Field(description="The GPUs of the box's latest heartbeat; empty: none heard.")
+
+
+class NamespaceGpusPublic(_Public):
+    namespace: str
+    requested: int = Field(description="GPUs its pods bound to a node request.")
+    pending: int = Field(description="GPUs its pods not bound to a node yet request.")
+    pods: int = Field(description="Its pods (not finished) that request GPUs.")
+
+
+class ClusterGpusPublic(_Public):
+    cluster: str
+    checked_at: datetime = Field(description="When the cluster was read.")
+    allocatable: int
+    requested: int
+    nodes: list[NodeGpusPublic] = Field(description="Nodes with GPUs allocatable or requested, by name.")
+    namespaces: list[NamespaceGpusPublic] = Field(description="Namespaces whose pods request GPUs, by name.")
+    problems: list[str] = Field(description="GPU quantities that could not be read (counted as 0).")
+
+
+def gpus_public(cluster: str, view: GpuView, *, at: float) -> ClusterGpusPublic:
+    return ClusterGpusPublic(
+        cluster=cluster,
+        checked_at=utc(at),
+        allocatable=view.allocatable,
+        requested=view.requested,
+        nodes=[
+            NodeGpusPublic(
+                node=n.node,
+                allocatable=n.allocatable,
+                requested=n.requested,
+                box=n.box,
+                seen_at=utc_or_none(n.seen_at),
+                agent_reason=n.agent_reason,
+                gpus=[
+                    GpuReadingPublic(
+                        index=g.index,
+                        name=g.name,
+                        utilization_percent=g.utilization_percent,
+                        temperature_c=g.temperature_c,
+                        memory_used_bytes=g.memory_used_bytes,
+                        memory_total_bytes=g.memory_total_bytes,
+                    )
+                    for g in n.gpus
+                ],
+            )
+            for n in view.nodes
+        ],
+        namespaces=[
+            NamespaceGpusPublic(namespace=ns.namespace, requested=ns.requested, pending=ns.pending, pods=ns.pods)
+            for ns in view.namespaces
+        ],
+        problems=list(view.problems),
     )
 
 

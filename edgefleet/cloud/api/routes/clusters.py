@@ -2,7 +2,8 @@
 version, last error) and policy, and one cluster. The list pages with a cursor (``paging``), as the sites do. Health
 is what the controller's periodic probe last found (``edgefleet.cloud.probing``): reading it never calls a cluster.
 ``/{cluster}/audit`` does: it reads the cluster's workloads, pods and nodes through the gateway and lists what
-breaks its policy (``edgefleet.cloud.auditing``), changing nothing."""
+breaks its policy (``edgefleet.cloud.auditing``), changing nothing. ``/{cluster}/gpus`` reads its nodes and pods and
+joins them with the heartbeats of the agents on its GPU nodes (``edgefleet.cloud.cluster_gpus``)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from edgefleet.cloud.api.cluster_schemas import (
     ClusterAuditPublic,
+    ClusterGpusPublic,
     ClusterPublic,
     RestartPublic,
     RestartRequest,
     audit_public,
     cluster_public,
+    gpus_public,
     restart_public,
 )
 from edgefleet.cloud.api.deps import (
@@ -32,6 +35,7 @@ from edgefleet.cloud.api.fields import Name
 from edgefleet.cloud.api.paging import CursorQuery, decode_cursor, encode_cursor, page_after, set_next_page
 from edgefleet.cloud.api.schemas import error_responses
 from edgefleet.cloud.auditing import audit_cluster
+from edgefleet.cloud.cluster_gpus import cluster_gpus
 from edgefleet.cloud.k8s.errors import ClusterError
 from edgefleet.ids import ClusterId
 from edgefleet.inventory import Cluster
@@ -97,6 +101,28 @@ def audit(cluster: Name, controller: ControllerDep, principal: PrincipalDep) -> 
         return audit_public(audit_cluster(gateway, found, clock=controller.clock))
     except ClusterError as exc:
         raise Unavailable(f"cannot read cluster {cluster!r}: {exc}") from exc
+
+
+@router.get(
+    "/{cluster}/gpus",
+    summary="A cluster's GPUs: allocated, requested, and as their agents see them",
+    response_model=ClusterGpusPublic,
+    responses=error_responses(404, 503),
+)
+def gpus(cluster: Name, controller: ControllerDep, principal: PrincipalDep) -> ClusterGpusPublic:
+    """GPUs allocatable and requested per node and per namespace, as the cluster's API server says now, beside
+    the utilisation, temperature and memory the agents on its GPU nodes last reported (the boxes of the cluster's
+    sites, matched by node name). 503 when the cluster cannot be read."""
+    authorize(principal, None)
+    found = _cluster(controller, cluster)
+    gateway = controller.gateway
+    if gateway is None:
+        raise Unavailable("the controller reaches no Kubernetes cluster (its inventory declared none at start)")
+    try:
+        view = cluster_gpus(gateway, controller.state, found)
+    except ClusterError as exc:
+        raise Unavailable(f"cannot read cluster {cluster!r}: {exc}") from exc
+    return gpus_public(found.id, view, at=controller.clock.now())
 
 
 @router.post(

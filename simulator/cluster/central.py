@@ -1,0 +1,257 @@
+"""The company's own workloads in the simulated central clusters (issue 18): what a central cluster runs that
+edgefleet did not deploy - an order API, billing, big-data jobs, monitoring, GPU jobs - so ``edgefleet clusters
+audit``, ``clusters gpus``, batch restarts and event forwarding have something real to read in the demo.
+
+``central_workloads(inventory, cluster, seed=...)`` (pure) returns the Namespaces, Deployments and
+HorizontalPodAutoscalers of one central cluster; ``deploy_central_workloads`` creates them in its store, as
+workloads that were there before the simulation began. Deterministic from the seed (replicas and versions are
+drawn from ``random.Random`` seeded with the seed and the cluster), and only on clusters of role ``central``.
+
+Every workload follows the cluster's policy (``edgefleet.policies``: requests from limits by the namespace's
+ratio, the namespace's host group as a node selector, tolerations of the exclusive groups it may use,
+anti-affinity against the other apps of its groups), except the planted violations (``PLANTED``), each planted
+only where the policy has the rule it breaks:
+
+- ``off-ratio``: ``billing/ledger`` requests its limits (a ratio above 1 is set);
+- ``no-anti-affinity``: ``ml/video-transcode`` does not avoid the other apps of its anti-affinity group;
+- ``exclusive-host``: ``order-api/report-export`` is pinned to the first exclusive host group that does not
+  admit it, without the toleration; its pod breaks the policy while the group's window is open.
+
+GPU Deployments (``ml``) are only seeded where the cluster's boxes have GPUs, at most as many GPUs as they have,
+so every pod of them is scheduled. The images are ``harbor.central.local/platform/<app>:<version>`` (a registry the simulator does not
+serve, so no pull fails): a crash-loop
+fault with ``site`` the central site, ``app`` and ``version`` crashes their pods started after it (``sim fault
+crash-loop --site central-sh-dc1 --app order-api --version 3.2.1``, then a restart of the Deployment).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Final
+
+from edgefleet.ids import ClusterId
+from edgefleet.inventory import Inventory
+from edgefleet.policies import (
+    APP_LABEL,
+    EXCLUSIVE_EFFECT,
+    EXCLUSIVE_TAINT,
+    ClusterPolicy,
+    Ratios,
+    requests_from_limits,
+)
+from simulator.cluster.nodes import GPU_RESOURCE
+from simulator.cluster.resources import DEPLOYMENTS, HORIZONTAL_POD_AUTOSCALERS, NAMESPACES
+from simulator.cluster.store import Store
+
+# The company's own registry, which the simulator does not serve: its pulls are not simulated (no pull error).
+REGISTRY: Final = "harbor.central.local/platform"
+HOSTNAME_KEY: Final = "kubernetes.io/hostname"
+OWNER_LABEL: Final = "team"
+# What the teams request of their limits where no policy says: the platform's old overcommit, so a cluster without a
+# policy holds the same pods.
+TEAMS_RATIOS: Final = Ratios(cpu=Fraction(10), memory=Fraction(3, 2))
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    name: str
+    namespace: str
+    cpu: str
+    memory: str
+    # Replicas are drawn from this range (inclusive); an autoscaled app's HPA spans it.
+    replicas: tuple[int, int] = (1, 3)
+    gpus: int = 0
+    autoscaled: bool = False
+
+
+# The company's apps, by namespace: limits as their teams set them; requests come from the policy.
+APPS: Final[tuple[App, ...]] = (
+    App("order-api", "order-api", "2", "3Gi", (2, 4), autoscaled=True),
+    App("order-query", "order-api", "1", "1536Mi", (2, 3), autoscaled=True),
+    App("order-writer", "order-api", "1", "1536Mi"),
+    App("cart", "order-api", "500m", "768Mi", autoscaled=True),
+    App("checkout", "order-api", "1", "1536Mi", autoscaled=True),
+    App("payment-gateway", "order-api", "1", "1536Mi", (2, 2)),
+    App("coupon", "order-api", "500m", "768Mi"),
+    App("report-export", "order-api", "500m", "768Mi", (1, 1)),
+    App("invoice", "billing", "1", "1536Mi"),
+    App("ledger", "billing", "2", "3Gi", (1, 2)),
+    App("settlement", "billing", "1", "1536Mi"),
+    App("tax-calc", "billing", "500m", "768Mi", autoscaled=True),
+    App("billing-report", "billing", "500m", "768Mi", (1, 1)),
+    App("spark-driver", "bigdata", "2", "3Gi", (1, 1)),
+    App("spark-executor", "bigdata", "2", "3Gi", (2, 3)),
+    App("flink-jobmanager", "bigdata", "1", "1536Mi", (1, 1)),
+    App("flink-taskmanager", "bigdata", "2", "3Gi", (2, 3)),
+    App("hive-metastore", "bigdata", "1", "1536Mi", (1, 1)),
+    App("prometheus", "monitoring", "2", "6Gi", (1, 1)),
+    App("alertmanager", "monitoring", "500m", "768Mi", (1, 2)),
+    App("grafana", "monitoring", "500m", "768Mi", (1, 1)),
+    App("loki", "monitoring", "1", "3Gi", (1, 2)),
+    App("blackbox-exporter", "monitoring", "250m", "384Mi", (1, 1)),
+    App("video-transcode", "ml", "4", "6Gi", (2, 2), gpus=1),
+    App("model-train", "ml", "4", "12Gi", (1, 1), gpus=2),
+    App("feature-serving", "ml", "2", "3Gi", (1, 2), gpus=1),
+    App("embedding", "ml", "2", "3Gi", (1, 1), gpus=1),
+)
+# What each planted violation is, as (namespace, app): the audit of a seeded cluster finds these and no other.
+PLANTED: Final = {
+    "off-ratio": ("billing", "ledger"),
+    "no-anti-affinity": ("ml", "video-transcode"),
+    "exclusive-host": ("order-api", "report-export"),
+}
+
+
+def image(app: str, version: str) -> str:
+    return f"{REGISTRY}/{app}:{version}"
+
+
+def central_workloads(inventory: Inventory, cluster: ClusterId, *, seed: int) -> list[dict[str, Any]]:
+    """The Namespaces, then the Deployments and HorizontalPodAutoscalers of ``cluster``; none unless it is a
+    central cluster. Pure."""
+    found = inventory.clusters.get(cluster)
+    if found is None or found.role != "central":
+        return []
+    policy = found.policy
+    boxes = [box for site in inventory.cluster_sites(cluster) for box in inventory.site_boxes(site.id)]
+    gpus_left = sum(box.gpu.count for box in boxes if box.gpu is not None)
+    draw = random.Random(f"{seed}:{cluster}")
+    namespaces: list[str] = []
+    out: list[dict[str, Any]] = []
+    for app in APPS:
+        replicas = draw.randint(*app.replicas)
+        version = f"{draw.randint(1, 4)}.{draw.randint(0, 9)}.{draw.randint(0, 9)}"
+        if app.gpus:
+            if replicas * app.gpus > gpus_left:
+                continue
+            gpus_left -= replicas * app.gpus
+        if app.namespace not in namespaces:
+            namespaces.append(app.namespace)
+        out.append(_deployment(app, policy, replicas, version))
+        if app.autoscaled:
+            out.append(_autoscaler(app, replicas))
+    return [_namespace(ns) for ns in namespaces] + out
+
+
+def deploy_central_workloads(store: Store, inventory: Inventory, cluster: ClusterId, *, seed: int) -> int:
+    """Create ``cluster``'s own workloads in its store; returns how many Deployments."""
+    deployments = 0
+    for obj in central_workloads(inventory, cluster, seed=seed):
+        namespace = obj["metadata"].get("namespace")
+        if obj["kind"] == "Namespace":
+            store.create(NAMESPACES, obj)
+        elif obj["kind"] == "Deployment":
+            store.create(DEPLOYMENTS, obj, namespace)
+            deployments += 1
+        else:
+            store.create(HORIZONTAL_POD_AUTOSCALERS, obj, namespace)
+    return deployments
+
+
+def _namespace(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {OWNER_LABEL: name}}}
+
+
+def _planted(rule: str, app: App) -> bool:
+    return PLANTED[rule] == (app.namespace, app.name)
+
+
+def _deployment(app: App, policy: ClusterPolicy, replicas: int, version: str) -> dict[str, Any]:
+    limits: dict[str, str] = {"cpu": app.cpu, "memory": app.memory}
+    if _planted("off-ratio", app) and any(policy.ratios_in(app.namespace).of(r) for r in ("cpu", "memory")):
+        requests = dict(limits)
+    else:
+        # The teams' own requests where the policy sets no ratio; the policy's where it does.
+        own = requests_from_limits(limits, {}, TEAMS_RATIOS)
+        requests = requests_from_limits(limits, own, policy.ratios_in(app.namespace))
+    if app.gpus:
+        limits[GPU_RESOURCE] = requests[GPU_RESOURCE] = str(app.gpus)
+    labels = {APP_LABEL: app.name}
+    pod: dict[str, Any] = {
+        "containers": [
+            {"name": app.name, "image": image(app.name, version), "resources": {"requests": requests, "limits": limits}}
+        ]
+    }
+    node_selector, tolerations, kept_off = _placement(app, policy)
+    if node_selector:
+        pod["nodeSelector"] = node_selector
+    if tolerations:
+        pod["tolerations"] = tolerations
+    affinity: dict[str, Any] = {}
+    if kept_off:
+        term = {"matchExpressions": [{"key": k, "operator": "NotIn", "values": [v]} for k, v in kept_off]}
+        affinity["nodeAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}
+    avoided = [] if _planted("no-anti-affinity", app) else policy.avoided_by(app.name)
+    if avoided:
+        affinity["podAntiAffinity"] = {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "labelSelector": {
+                            "matchExpressions": [{"key": APP_LABEL, "operator": "In", "values": avoided}]
+                        },
+                        "topologyKey": HOSTNAME_KEY,
+                    },
+                }
+            ]
+        }
+    if affinity:
+        pod["affinity"] = affinity
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": app.name, "namespace": app.namespace, "labels": {**labels, OWNER_LABEL: app.namespace}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": pod},
+        },
+    }
+
+
+def _placement(app: App, policy: ClusterPolicy) -> tuple[dict[str, str], list[dict[str, str]], list[tuple[str, str]]]:
+    """The node selector (the namespace's host group), the tolerations (the exclusive groups it may use) and the
+    labels of the exclusive groups it may not use, to keep off (what their taint does once the controller puts
+    it on; the seeded pods are placed before it runs). The planted intruder is pinned to an exclusive group that
+    does not admit it, without a toleration."""
+    if _planted("exclusive-host", app):
+        for entry in policy.exclusive:
+            if not entry.admits(app.namespace, app.name) and policy.host_groups.get(entry.host_group):
+                return dict(policy.host_groups[entry.host_group]), [], []
+    group = policy.host_group_in(app.namespace)
+    selector = dict(policy.host_groups.get(group, {})) if group is not None else {}
+    tolerations = [
+        {"key": EXCLUSIVE_TAINT, "operator": "Equal", "value": e.host_group, "effect": EXCLUSIVE_EFFECT}
+        for e in policy.exclusive_for(app.namespace, app.name)
+    ]
+    kept_off = sorted(
+        {
+            # One label of the group is enough to keep off it (a superset of its nodes).
+            min(policy.host_groups[e.host_group].items())
+            for e in policy.exclusive
+            if not e.admits(app.namespace, app.name) and policy.host_groups.get(e.host_group)
+        }
+    )
+    return selector, tolerations, kept_off
+
+
+def _autoscaler(app: App, replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": app.name, "namespace": app.namespace, "labels": {OWNER_LABEL: app.namespace}},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": app.name},
+            "minReplicas": replicas,
+            "maxReplicas": replicas * 3,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+                }
+            ],
+        },
+    }
