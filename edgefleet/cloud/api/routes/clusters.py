@@ -113,7 +113,7 @@ def gpus(cluster: Name, controller: ControllerDep, principal: PrincipalDep) -> C
     """GPUs allocatable and requested per node and per namespace, as the cluster's API server says now, beside
     the utilisation, temperature and memory the agents on its GPU nodes last reported (the boxes of the cluster's
     sites, matched by node name). 503 when the cluster cannot be read."""
-    authorize(principal, None)
+    authorize(principal, "read", None)
     found = _cluster(controller, cluster)
     gateway = controller.gateway
     if gateway is None:
