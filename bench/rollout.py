@@ -33,6 +33,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -121,6 +122,11 @@ def strategy(text: str, *, version: str, soak: str, max_in_flight: int, failed_s
     return str(yaml.safe_dump(document, sort_keys=False))
 
 
+def bad_release(shipped: str, max_in_flight: int) -> str:
+    """The release the abort is measured with: 1.15.0, a soak of 60 s and no failed site allowed."""
+    return strategy(shipped, version="1.15.0", soak="60s", max_in_flight=max_in_flight, failed_sites=0)
+
+
 def reported(controller: Controller) -> dict[str, str]:
     """The version of scan-upload each box's latest heartbeat reports running."""
     found = {}
@@ -182,12 +188,19 @@ def main() -> int:
     ):
         directory = Path(name)
         kubeconfig = directory / "sim.kubeconfig"
+        # The simulated registry serves the images of these releases: the shipped ones and the bench's bad 1.15.0
+        # (a tag no registry has would fail every pull, not only the crash-looping canary's).
+        releases = directory / "releases"
+        shutil.copytree(REPO / "releases", releases)
+        (releases / f"{APP}-1.15.0.yaml").write_text(bad_release(shipped, args.max_in_flight))
+        registries = directory / "registries"
         control = f"127.0.0.1:{free_port()}"
         sim_log = (directory / "simulator.log").open("wb")
         simulator = subprocess.Popen(
             [
                 *(sys.executable, "-m", "edgefleet.cli", "sim", "run", "--sites", str(REPO / "sites")),
                 *("--broker", broker.url, "--listen", control, "--kubeconfig", str(kubeconfig)),
+                *("--releases", str(releases), "--registry-hosts", str(registries)),
             ],
             cwd=REPO,
             stdout=sim_log,
@@ -203,6 +216,7 @@ def main() -> int:
                 sites_dir=REPO / "sites",
                 kubeconfig=kubeconfig,
                 releases_dir=REPO / "releases",  # what an abort or rollback goes back to
+                registry_config=registries,  # images pinned by digest at each start, as in the demo
                 notifications_file=directory / "notifications.yaml",
             )
             controller = Controller(settings, clock=SystemClock())
@@ -282,7 +296,7 @@ def main() -> int:
             print("rollback:", json.dumps(figures["rollback"]), flush=True)
 
             # 3. A bad release: auto-abort latency.
-            bad = strategy(shipped, version="1.15.0", soak="60s", max_in_flight=args.max_in_flight, failed_sites=0)
+            bad = bad_release(shipped, args.max_in_flight)
             canary_site = "bj-daxing"
             httpx.post(
                 f"http://{control}/faults",
