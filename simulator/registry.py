@@ -343,21 +343,12 @@ class BackgroundRegistry(LoopThread):
     def __init__(self, content: RegistryContent, host: str) -> None:
         super().__init__(thread_name=f"registry-{host}", what=f"the simulated registry {host!r}")
         self.registry = SimulatedRegistry(content, host)
-        self.url = ""
 
     async def serve(self, stop: asyncio.Event) -> None:
-        await serve_registry(self.registry, stop=stop, ready=self._on_ready)
-
-    def _on_ready(self, url: str) -> None:
-        self.url = url
-        self.ready()
+        await serve_registry(self.registry, stop=stop, ready=self.served_at)
 
     def start(self, *, timeout_s: float = 30.0) -> BackgroundRegistry:
-        if not self.start_thread(timeout_s):
-            raise TimeoutError(f"{self.what} was not serving within {timeout_s} s")
-        error = self.take_error()
-        if error is not None:
-            raise error
+        self.start_serving(timeout_s)
         return self
 
     def stop(self, *, timeout_s: float = 15.0) -> None:

@@ -740,7 +740,6 @@ class BackgroundSimulator(LoopThread):
     def __init__(self, options: SimulatorOptions) -> None:
         super().__init__(thread_name="edgefleet-simulator", what="the simulator")
         self.options = options
-        self.url = ""
         self.simulation: Simulation | None = None
 
     async def serve(self, stop: asyncio.Event) -> None:
@@ -748,8 +747,7 @@ class BackgroundSimulator(LoopThread):
 
     def _on_ready(self, simulation: Simulation, url: str) -> None:
         self.simulation = simulation
-        self.url = url
-        self.ready()
+        self.served_at(url)
 
     def start(self, *, timeout_s: float = 60.0) -> BackgroundSimulator:
         if not self.start_thread(timeout_s):

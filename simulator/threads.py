@@ -1,5 +1,6 @@
 """An event loop in a thread of its own, for what the simulator serves to tests and scripts from outside its
-loop: ``BackgroundSimulator`` (the fleet) and ``BackgroundCluster`` (one simulated Kubernetes API server).
+loop: ``BackgroundSimulator`` (the fleet), ``BackgroundCluster`` (one simulated Kubernetes API server) and
+``BackgroundRegistry`` (one simulated registry host).
 
 ``LoopThread`` runs the coroutine a subclass gives (``serve(stop)``) with ``asyncio.run`` in a daemon thread,
 hands an exception that ended it to the thread that waits for it, runs functions on the loop for the caller
@@ -22,6 +23,8 @@ class LoopThread:
 
     def __init__(self, *, thread_name: str, what: str) -> None:
         self.what = what
+        # Where it serves, once it does (``served_at``).
+        self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -34,6 +37,11 @@ class LoopThread:
 
     def ready(self) -> None:
         self._ready.set()
+
+    def served_at(self, url: str) -> None:
+        """It serves at ``url``: say so to the starting thread."""
+        self.url = url
+        self.ready()
 
     def _main(self) -> None:
         async def main() -> None:
@@ -51,6 +59,15 @@ class LoopThread:
         """Start the thread and wait until it serves or failed; False when neither happened in ``timeout_s``."""
         self._thread.start()
         return self._ready.wait(timeout_s)
+
+    def start_serving(self, timeout_s: float) -> None:
+        """Start the thread and wait until it serves; TimeoutError when it did not within ``timeout_s``, or the
+        exception that ended it."""
+        if not self.start_thread(timeout_s):
+            raise TimeoutError(f"{self.what} was not serving within {timeout_s} s")
+        error = self.take_error()
+        if error is not None:
+            raise error
 
     def take_error(self) -> BaseException | None:
         """What ended the loop, once (None when nothing did)."""

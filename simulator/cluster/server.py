@@ -722,27 +722,18 @@ class BackgroundCluster(LoopThread):
         super().__init__(thread_name=f"cluster-{api.name}", what=f"the simulated cluster {api.name!r}")
         self.api = api
         self.workloads = workloads
-        self.url = ""
 
     async def serve(self, stop: asyncio.Event) -> None:
         running = asyncio.create_task(run_controllers([self.workloads])) if self.workloads is not None else None
         try:
-            await serve_cluster(self.api, stop=stop, ready=self._on_ready)
+            await serve_cluster(self.api, stop=stop, ready=self.served_at)
         finally:
             if running is not None:
                 running.cancel()
                 await asyncio.gather(running, return_exceptions=True)
 
-    def _on_ready(self, url: str) -> None:
-        self.url = url
-        self.ready()
-
     def start(self, *, timeout_s: float = 30.0) -> BackgroundCluster:
-        if not self.start_thread(timeout_s):
-            raise TimeoutError(f"{self.what} was not serving within {timeout_s} s")
-        error = self.take_error()
-        if error is not None:
-            raise error
+        self.start_serving(timeout_s)
         return self
 
     def call(self, function: Callable[[Store], T]) -> T:
