@@ -12,11 +12,8 @@ import httpx
 import pytest
 
 from edgefleet.cloud.access.authorizing import ROLES, Action, Principal
-from edgefleet.cloud.api import create_app
 from edgefleet.cloud.api.deps import require_access
-from edgefleet.cloud.settings import Settings
 from tests.cloud.access.test_the_decision_table import TABLE
-from tests.cloud.api.memory import MemoryController
 from tests.cloud.api.serving import serving
 from tests.rollouts.world import SITES, World, release, small_world
 
@@ -35,9 +32,7 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 def serving_as(world: World, principal: Principal) -> AbstractContextManager[str]:
     """The API over the world's rollouts, with every caller taken for ``principal`` (the one access check)."""
-    controller = MemoryController(world.inventory)
-    controller.state, controller.clock, controller.rollouts = world.state, world.clock, world.service
-    app = create_app(Settings(), controller=controller)
+    app = world.app()
     app.dependency_overrides[require_access] = lambda: principal
     return serving(app)
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edgefleet.cloud.api import create_app
 from edgefleet.cloud.registry import (
     ATTEMPTS,
     ImagePin,
@@ -25,12 +24,10 @@ from edgefleet.cloud.registry import (
 )
 from edgefleet.cloud.rollouts.rendering import NAMESPACE
 from edgefleet.cloud.rollouts.service import ImagesNotPinned
-from edgefleet.cloud.settings import Settings
 from edgefleet.inventory import Inventory, load_inventory
 from edgefleet.releases import load_release_text, parse_image, pin_release_text, registry_of
 from simulator.listening import listen_tcp
 from simulator.registry import BackgroundRegistry, RegistryContent, write_hosts_dir
-from tests.cloud.api.memory import MemoryController
 from tests.cloud.api.serving import serving
 from tests.rollouts.world import CLUSTER, SITE_YAML, SITES, World, release, small_world
 from tests.support.clusters import write_host_cluster
@@ -307,9 +304,7 @@ def test_a_rollback_puts_back_the_digest_the_earlier_rollout_pinned(world: World
 
 @pytest.fixture
 def client(world: World) -> Iterator[httpx.Client]:
-    controller = MemoryController(world.inventory)
-    controller.state, controller.clock, controller.rollouts = world.state, world.clock, world.service
-    with serving(create_app(Settings(), controller=controller)) as url, httpx.Client(base_url=url, timeout=10) as c:
+    with serving(world.app()) as url, httpx.Client(base_url=url, timeout=10) as c:
         yield c
 
 

@@ -14,9 +14,6 @@ import typer
 from typer.testing import CliRunner
 
 from edgefleet.cli import rollouts
-from edgefleet.cloud.api import create_app
-from edgefleet.cloud.settings import Settings
-from tests.cloud.api.memory import MemoryController
 from tests.cloud.api.serving import serving
 from tests.rollouts.world import SITES, World, release, small_world
 
@@ -32,9 +29,7 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 @pytest.fixture
 def api(world: World) -> Iterator[str]:
-    controller = MemoryController(world.inventory)
-    controller.state, controller.clock, controller.rollouts = world.state, world.clock, world.service
-    with serving(create_app(Settings(), controller=controller)) as url:
+    with serving(world.app()) as url:
         yield url
 
 

@@ -11,9 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edgefleet.cloud.api import create_app
-from edgefleet.cloud.settings import Settings
-from tests.cloud.api.memory import MemoryController
 from tests.cloud.api.serving import serving
 from tests.rollouts.world import SITES, World, release, small_world
 
@@ -29,9 +26,7 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 @pytest.fixture
 def client(world: World) -> Iterator[httpx.Client]:
-    controller = MemoryController(world.inventory)
-    controller.state, controller.clock, controller.rollouts = world.state, world.clock, world.service
-    with serving(create_app(Settings(), controller=controller)) as url, httpx.Client(base_url=url, timeout=10) as c:
+    with serving(world.app()) as url, httpx.Client(base_url=url, timeout=10) as c:
         yield c
 
 

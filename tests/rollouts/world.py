@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from fastapi import FastAPI
 
 from edgefleet import topics
 from edgefleet.clock import FakeClock
+from edgefleet.cloud.api import create_app
 from edgefleet.cloud.fleet import FleetState, apply_heartbeat
 from edgefleet.cloud.ingesting import Ingest
 from edgefleet.cloud.k8s.clients import ClusterClients, Timeouts
@@ -27,6 +29,7 @@ from edgefleet.cloud.rollouts.reconciling import Reconciler
 from edgefleet.cloud.rollouts.rendering import NAMESPACE, RELEASE_LABEL, ROLLOUT_LABEL, namespace, render
 from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.rollouts.store import RolloutStore, StoredRollout
+from edgefleet.cloud.settings import Settings
 from edgefleet.cloud.store import Store
 from edgefleet.ids import BoxId, ClusterId, SiteId
 from edgefleet.inventory import Inventory, load_inventory
@@ -37,6 +40,7 @@ from simulator.cluster.nodes import site_boxes
 from simulator.cluster.pods import PodTiming
 from simulator.cluster.server import BackgroundCluster, start_cluster_in_background
 from simulator.cluster.troubles import ApiTrouble
+from tests.cloud.api.memory import MemoryController
 from tests.cloud.builders import heartbeat
 from tests.support.clusters import TEST_HOST, cluster_manifest, write_host_cluster
 from tests.support.peers import wait_for
@@ -188,6 +192,13 @@ class World:
             label_selector=f"edgefleet.io/site={site}",
         ).items
         return items[0] if items else None
+
+    def app(self) -> FastAPI:
+        """The controller's API over this world's fleet and rollouts (an in-memory controller), for the API and
+        CLI tests."""
+        controller = MemoryController(self.inventory)
+        controller.state, controller.clock, controller.rollouts = self.state, self.clock, self.service
+        return create_app(Settings(), controller=controller)
 
     def beat(self, versions: Mapping[SiteId, str | None] | None = None, *, through: Ingest | None = None) -> None:
         """One heartbeat from every box of every site not silent, reporting the scan-upload version its site's
