@@ -217,8 +217,9 @@ class Reconciler:
     def heartbeat_taken(self, box: BoxId, before: Heartbeat | None, after: Heartbeat) -> None:
         """The ingest took ``after``, the heartbeat of ``box`` that follows ``before``: wake when the box is one a
         rollout waits on and it reports another version or state of the rollout's app. Called on the ingest's
-        thread for every heartbeat taken (~200 a second for 2,000 boxes): one dict lookup for the other boxes, and
-        never the tick's lock."""
+        thread for every heartbeat taken (~200 a second for 2,000 boxes), never under the tick's lock: its apps'
+        figures go into the site's 15-minute window (~0.8 us a heartbeat under the window's own lock, timed alone),
+        then one dict lookup decides whether to wake."""
         with self._window_lock:
             now = self.clock.now()
             for reported in after.apps.apps:
