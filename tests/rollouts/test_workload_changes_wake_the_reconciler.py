@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from edgefleet.clock import SystemClock
+from edgefleet.cloud.rollouts.rendering import NAMESPACE
 from edgefleet.cloud.rollouts.workload_watching import WorkloadWatch
 from tests.rollouts.world import SITES, World, release, small_world
 from tests.support.peers import wait_for
@@ -48,9 +49,20 @@ def test_the_canarys_workload_rolling_out_wakes_the_reconciler_and_other_sites_d
             timeout=30,
             what="the woken tick to apply the canary",
         )
+        # The canary's Deployment may already have rolled its pods out (and woken the reconciler) while the tick
+        # ran; restarting it (what `kubectl rollout restart` does) makes its pods roll again after we look.
         wakes = world.reconciler.wakes
-        # The canary's Deployment rolls its pods out (the simulated cluster's controllers): each status change
-        # comes through the watch, and the reconciler is woken with no heartbeat and no scheduled tick.
+        deployment = world.running(CANARY)
+        assert deployment is not None
+        world.gateway.restart(
+            world.inventory.sites[CANARY].cluster,
+            "Deployment",
+            NAMESPACE,
+            deployment["metadata"]["name"],
+            at=world.clock.now(),
+        )
+        # Each status change comes through the watch, and the reconciler is woken with no heartbeat and no
+        # scheduled tick.
         wait_for(lambda: world.reconciler.wakes > wakes, timeout=30, what="a wake from the canary's workload")
     finally:
         watch.stop()
