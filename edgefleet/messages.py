@@ -88,7 +88,11 @@ class GpuReport(Struct, frozen=True, kw_only=True):
     gpus: list[GpuSample] = []
 
 
-AppRunState = Literal["running", "pending", "stopped", "failed", "unknown"]
+# "completed": the app ran to success and ended (a Kubernetes Job's pod in phase Succeeded); no fault, unlike
+# "stopped", which an app meant to keep running is when it does not.
+AppRunState = Literal["running", "completed", "pending", "stopped", "failed", "unknown"]
+# The states in which an app is as it should be: not down, not degrading its box.
+APP_UP_STATES: Final[frozenset[str]] = frozenset({"running", "completed"})
 
 
 class AppState(Struct, frozen=True, kw_only=True):

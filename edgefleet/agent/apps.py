@@ -311,7 +311,8 @@ def pod_state(pod: Pod) -> tuple[AppRunState, str | None]:
     if phase == "Failed":
         return "failed", pod.status.reason or "pod failed"
     if phase == "Succeeded":
-        return "stopped", "completed"
+        # A Job's pod that ran to success: done, not down (an alert on it would be noise every night).
+        return "completed", None
     if phase not in ("Pending", "Running"):
         return "unknown", f"pod phase {phase or 'not reported'}"
     statuses = pod.status.container_statuses or []

@@ -41,7 +41,14 @@ NODE_STYLE: Final = {
 }
 # A whole site row in colour on a terminal when the site is not fully ok, so that it stands out of 100.
 SITE_ROW_STYLE: Final = {"degraded": "yellow", "unreachable": "bold red", "unknown": "magenta"}
-APP_STYLE: Final = {"running": "green", "pending": "yellow", "stopped": "dim", "failed": "bold red", "unknown": "dim"}
+APP_STYLE: Final = {
+    "running": "green",
+    "completed": "green",
+    "pending": "yellow",
+    "stopped": "dim",
+    "failed": "bold red",
+    "unknown": "dim",
+}
 
 ApiOption = Annotated[
     str, typer.Option("--api", envvar=API_ENV, help="The controller's API.", show_envvar=True, metavar="URL")

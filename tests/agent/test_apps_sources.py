@@ -172,8 +172,8 @@ def test_metaserver_pods_become_apps(metaserver: tuple[str, type[FakeMetaServer]
         AppState(
             name="nightly-cleanup-28861",
             version="sha256:0123456789ab",
-            state="stopped",
-            detail="pod default/nightly-cleanup-28861: completed",
+            state="completed",
+            detail="pod default/nightly-cleanup-28861",
         ),
     ]
 
@@ -257,7 +257,7 @@ def podlist(**kwargs: Any) -> PodList:
         ),
         ({"phase": "Pending", "statuses": []}, "pending", None),
         ({"phase": "Failed"}, "failed", "pod failed"),
-        ({"phase": "Succeeded"}, "stopped", "completed"),
+        ({"phase": "Succeeded"}, "completed", None),
         ({"phase": "Unknown"}, "unknown", "pod phase Unknown"),
         ({"deletionTimestamp": "2026-11-28T07:00:00Z"}, "stopped", "terminating"),
         (

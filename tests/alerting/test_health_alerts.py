@@ -183,6 +183,12 @@ def apps(*states: dict[str, str] | str) -> list[dict[str, Any]]:
         pytest.param(apps(*[{"sorter": "failed"}] * 8), "." * 6 + "FF", id="down for 60 s fires"),
         pytest.param(apps(*[{"sorter": "pending"}] * 6, {"sorter": "running"}), "." * 7, id="a restart is no alert"),
         pytest.param(apps(*[{"sorter": "stopped"}] * 7, {"sorter": "running"}), "." * 6 + "F.", id="running resolves"),
+        # A Job's pod that ran to success is done, not down: no alert however long it stays completed, and a
+        # completed state resolves a down one as running does.
+        pytest.param(apps(*[{"sorter": "completed"}] * 9), "." * 9, id="completed is not down"),
+        pytest.param(
+            apps(*[{"sorter": "failed"}] * 7, {"sorter": "completed"}), "." * 6 + "F.", id="completed resolves"
+        ),
         pytest.param(apps(*[{"sorter": "failed"}] * 7, {"other": "running"}), "." * 6 + "F.", id="removed resolves"),
         pytest.param(
             apps(*[{"sorter": "failed"}] * 7, "error", "error"), "." * 6 + "FFF", id="unreadable list keeps it"

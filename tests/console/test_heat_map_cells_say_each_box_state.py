@@ -57,6 +57,7 @@ NO_GPU = GpuReport(available=False, reason="no NVIDIA driver")
         (GPU_BOX, "online", False, "not-watched", beat(), "online"),  # no word from Kubernetes is no bad word
         (GPU_BOX, "online", False, "ready", beat(app_state="failed"), "degraded"),
         (GPU_BOX, "online", False, "ready", beat(app_state="pending"), "degraded"),
+        (GPU_BOX, "online", False, "ready", beat(app_state="completed"), "online"),  # a Job ran to success
         (GPU_BOX, "online", False, "ready", beat(gpu=NO_GPU), "degraded"),  # the inventory says it has a GPU
         (EDGE_NODE, "online", False, "ready", beat(gpu=NO_GPU, box=EDGE_NODE), "online"),  # it has none
         (GPU_BOX, "online", False, "not-ready", beat(), "node-not-ready"),

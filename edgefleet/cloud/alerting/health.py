@@ -18,6 +18,7 @@ from edgefleet.cloud.alerting.rules import Thresholds
 from edgefleet.cloud.alerting.tracking import Condition, ConditionKey, HealthTrack
 from edgefleet.cloud.fleet import BoxLive
 from edgefleet.ids import BoxId, SiteId
+from edgefleet.messages import APP_UP_STATES
 
 # A GPU hovering at the limit would fire and resolve every few minutes: it must cool this far below to resolve.
 GPU_TEMPERATURE_HYSTERESIS_C: Final = 3.0
@@ -112,7 +113,7 @@ def follow_health(track: HealthTrack, box: BoxLive, limits: Thresholds) -> Healt
         for app in heartbeat.apps.apps:
             reported.add(app.name)
             key = (APP_DOWN, app.name)
-            if app.state == "running":
+            if app.state in APP_UP_STATES:
                 conditions.pop(key, None)
                 continue
             note = app.state + (f": {app.detail}" if app.detail else "")

@@ -30,7 +30,7 @@ from edgefleet.cloud.fleet import BoxLive, HealthPoint, Reachability, Reachabili
 from edgefleet.cloud.nodes import NodeState
 from edgefleet.ids import BoxId, SiteId
 from edgefleet.inventory import Box, Inventory, SiteKind
-from edgefleet.messages import Heartbeat
+from edgefleet.messages import APP_UP_STATES, Heartbeat
 
 CellState = Literal["online", "degraded", "node-not-ready", "lost", "unreachable", "never-seen"]
 # Worst first: the order of the legend, and of the counters' "what is down".
@@ -93,8 +93,8 @@ class Counters:
 
 
 def is_degraded(box: Box, heartbeat: Heartbeat) -> bool:
-    """An app that is not running, or no GPU readings from a box that the inventory says has a GPU."""
-    if any(app.state != "running" for app in heartbeat.apps.apps):
+    """An app that is not running (nor completed), or no GPU readings from a box that the inventory says has a GPU."""
+    if any(app.state not in APP_UP_STATES for app in heartbeat.apps.apps):
         return True
     return box.gpu is not None and not heartbeat.gpu.available
 
