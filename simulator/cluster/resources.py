@@ -143,6 +143,12 @@ CONTROLLER_REVISIONS: Final = Resource(
     "apps", "v1", "controllerrevisions", "controllerrevision", "ControllerRevision", True
 )
 
+# Batch work that runs to completion (GPU training runs at central sites): the Job controller (``jobs``) runs its
+# pods until enough succeed or too many fail. No short name, as the API server gives none.
+JOBS: Final = Resource(
+    "batch", "v1", "jobs", "job", "Job", True, has_status=True, tracks_generation=True, categories=("all",)
+)
+
 # A release's autoscaler (edgefleet renders them at central sites). Stored, validated and served as the API server
 # does; no controller scales by it here (docs/simulated-clusters.md).
 HORIZONTAL_POD_AUTOSCALERS: Final = Resource(
@@ -174,6 +180,7 @@ RESOURCES: Final = (
     STATEFUL_SETS,
     POD_DISRUPTION_BUDGETS,
     HORIZONTAL_POD_AUTOSCALERS,
+    JOBS,
 )
 # group/version -> plural -> resource
 BY_GROUP_VERSION: Final[dict[str, dict[str, Resource]]] = {}
