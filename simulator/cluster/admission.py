@@ -1,5 +1,5 @@
 """What the API server of a simulated cluster fills in on the way to storage, as kube-apiserver's defaulting
-and admission do: a Deployment's, ReplicaSet's and DaemonSet's spec defaults (replicas, strategy, history,
+and admission do: a Deployment's, ReplicaSet's, DaemonSet's and StatefulSet's spec defaults (replicas, strategy, history,
 progress deadline, their pod template's defaults) on every write, and a new Pod's defaults with the
 DefaultTolerationSeconds tolerations (``pods.admit_pod``) when it is created; an HorizontalPodAutoscaler's
 ``minReplicas`` default and the registry's validation of its bounds and target (``_admit_autoscaler``); a Job's
@@ -27,6 +27,7 @@ from simulator.cluster.resources import (
     JOBS,
     PODS,
     REPLICA_SETS,
+    STATEFUL_SETS,
     Resource,
 )
 from simulator.cluster.store import Invalid
@@ -184,7 +185,7 @@ def admit(resource: Resource, obj: Obj, *, creating: bool) -> Obj:
         return _admit_job(obj)
     if resource is HORIZONTAL_POD_AUTOSCALERS:
         return _admit_autoscaler(obj)
-    if resource not in (DEPLOYMENTS, REPLICA_SETS, DAEMON_SETS):
+    if resource not in (DEPLOYMENTS, REPLICA_SETS, DAEMON_SETS, STATEFUL_SETS):
         return obj
     spec = obj.get("spec")
     if not isinstance(spec, dict):
@@ -203,6 +204,17 @@ def admit(resource: Resource, obj: Obj, *, creating: bool) -> Obj:
         spec.setdefault("revisionHistoryLimit", 10)
     else:
         spec.setdefault("replicas", 1)
+    if resource is STATEFUL_SETS:
+        spec.setdefault("podManagementPolicy", "OrderedReady")
+        strategy = spec.setdefault("updateStrategy", {})
+        if isinstance(strategy, dict):
+            strategy.setdefault("type", "RollingUpdate")
+            if strategy["type"] == "RollingUpdate":
+                rolling = strategy.setdefault("rollingUpdate", {})
+                if isinstance(rolling, dict):
+                    rolling.setdefault("partition", 0)
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"})
     if resource is DEPLOYMENTS:
         strategy = spec.setdefault("strategy", {})
         if isinstance(strategy, dict):

@@ -5,8 +5,9 @@ and writes it, recording Events:
 1. garbage collection: objects whose controller owner is gone are deleted (background propagation: a deleted
    Deployment's ReplicaSets go, then their pods), and pods bound to a node that is gone (the pod GC);
 2. Deployments (``deployments.plan_deployment``) -> ReplicaSets (``replicasets.plan_replica_set``) -> pods;
-3. DaemonSets (``daemonsets.plan_daemon_set``) -> pods and ControllerRevisions; Jobs (``jobs.plan_job``) -> pods
-   that run to completion;
+3. DaemonSets (``daemonsets.plan_daemon_set``) -> pods and ControllerRevisions; StatefulSets
+   (``statefulsets.plan_stateful_set``) -> pods with stable names; Jobs (``jobs.plan_job``) -> pods that run to
+   completion;
 4. the scheduler binds pods without a node (``scheduling.plan_schedule``) or marks them Unschedulable;
 5. each Ready, reachable node's kubelet moves its pods on (``pods.plan_kubelet``, with the ``PodFate`` seam) until
    they finish (a pod Succeeded or Failed is left alone);
@@ -31,7 +32,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from edgefleet.clock import Clock, format_utc
-from simulator.cluster import daemonsets, deployments, eviction, jobs, replicasets
+from simulator.cluster import daemonsets, deployments, eviction, jobs, replicasets, statefulsets
 from simulator.cluster.events import EventType, Recorder
 from simulator.cluster.matching import Obj, condition, controller_of, node_ready, template_hash
 from simulator.cluster.pods import HealthyPods, KubeletProgress, PodFate, PodTiming, mark_not_ready, plan_kubelet
@@ -45,6 +46,7 @@ from simulator.cluster.resources import (
     NODES,
     PODS,
     REPLICA_SETS,
+    STATEFUL_SETS,
     Resource,
 )
 from simulator.cluster.scheduling import node_view, plan_schedule
@@ -59,6 +61,7 @@ _OWNERS: Final[dict[str, Resource]] = {
     "Deployment": DEPLOYMENTS,
     "ReplicaSet": REPLICA_SETS,
     "DaemonSet": DAEMON_SETS,
+    "StatefulSet": STATEFUL_SETS,
     "Job": JOBS,
 }
 _DEPENDENTS: Final = (REPLICA_SETS, PODS, CONTROLLER_REVISIONS)
@@ -153,6 +156,7 @@ class WorkloadControllers:
         self._sync_deployments(now)
         self._sync_replica_sets(now)
         self._sync_daemon_sets(now)
+        self._sync_stateful_sets(now)
         self._sync_jobs(now)
         self._schedule(now)
         self._run_kubelets(now)
@@ -355,6 +359,41 @@ class WorkloadControllers:
                         now=now,
                     )
             self._write_status(DAEMON_SETS, ds, plan.status)
+
+    def _sync_stateful_sets(self, now: float) -> None:
+        listed = self._list(STATEFUL_SETS)
+        if not listed:
+            return
+        pods = self._controlled(PODS)
+        for sts in listed:
+            if not ((sts.get("spec") or {}).get("selector") or {}):
+                continue
+            namespace = sts["metadata"].get("namespace", "")
+            plan = statefulsets.plan_stateful_set(sts, pods.get(sts["metadata"]["uid"], []), now=now)
+            self._wake(plan.wake_at)
+            for pod in plan.create:
+                if not self._may_create_pod():
+                    break
+                if self._try(self.store.create, PODS, pod, namespace) is not None:
+                    self._record(
+                        sts,
+                        "Normal",
+                        "SuccessfulCreate",
+                        f"create Pod {pod['metadata']['name']} in StatefulSet {sts['metadata']['name']} successful",
+                        component=statefulsets.COMPONENT,
+                        now=now,
+                    )
+            for name in plan.delete:
+                if self._delete(PODS, namespace, name) is not None:
+                    self._record(
+                        sts,
+                        "Normal",
+                        "SuccessfulDelete",
+                        f"delete Pod {name} in StatefulSet {sts['metadata']['name']} successful",
+                        component=statefulsets.COMPONENT,
+                        now=now,
+                    )
+            self._write_status(STATEFUL_SETS, sts, plan.status)
 
     def _sync_jobs(self, now: float) -> None:
         listed = self._list(JOBS)

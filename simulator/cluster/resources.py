@@ -131,7 +131,7 @@ REPLICA_SETS: Final = Resource(
     categories=("all",),
 )
 LEASES: Final = Resource("coordination.k8s.io", "v1", "leases", "lease", "Lease", True)
-# Stored and validated, with no controller behind them (the controller's deploy/ manifests are applied to them).
+# The broker of the controller's deploy/ manifests; its controller is ``statefulsets``.
 STATEFUL_SETS: Final = Resource(
     "apps", "v1", "statefulsets", "statefulset", "StatefulSet", True, ("sts",), True, True, categories=("all",)
 )

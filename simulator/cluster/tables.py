@@ -206,6 +206,18 @@ def _replica_set_row(obj: dict[str, Any], now: float) -> Row:
     ]
 
 
+def _stateful_set_row(obj: dict[str, Any], now: float) -> Row:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    containers, images = _containers(obj)
+    return [
+        obj["metadata"]["name"],
+        f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
+        _since(obj["metadata"].get("creationTimestamp"), now),
+        containers,
+        images,
+    ]
+
+
 def _job_row(obj: dict[str, Any], now: float) -> Row:
     """printJob: STATUS from the conditions, COMPLETIONS ``1/3`` (``0/1 of 4`` for a work queue run in
     parallel), DURATION from startTime to completionTime (to now while it runs; empty before it starts)."""
@@ -414,6 +426,10 @@ _PRINTERS: Final[dict[str, tuple[tuple[Column, ...], Callable[[dict[str, Any], f
     "apps/v1/replicasets": (
         (_NAME, ("Desired", "integer", 0), ("Current", "integer", 0), ("Ready", "integer", 0), _AGE, *_WORKLOAD_WIDE),
         _replica_set_row,
+    ),
+    "apps/v1/statefulsets": (
+        (_NAME, ("Ready", "string", 0), _AGE, ("Containers", "string", 1), ("Images", "string", 1)),
+        _stateful_set_row,
     ),
     "batch/v1/jobs": (
         (
