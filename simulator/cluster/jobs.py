@@ -115,7 +115,8 @@ def plan_job(job: Obj, pods: list[Obj], *, now: float) -> JobPlan:
     stamp = format_utc(now)
     status: Obj = {}
     events: list[tuple[EventType, str, str]] = []
-    create, delete = 0, list[str]()
+    create = 0
+    delete: list[str] = []
     wake_at: float | None = None
     done = finished(job)
 
