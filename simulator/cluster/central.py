@@ -3,7 +3,8 @@ edgefleet did not deploy - an order API, billing, big-data jobs, monitoring, GPU
 audit``, ``clusters gpus``, batch restarts and event forwarding have something real to read in the demo.
 
 ``central_workloads(inventory, cluster, seed=...)`` (pure) returns the Namespaces, Deployments,
-HorizontalPodAutoscalers and batch Jobs of one central cluster; ``deploy_central_workloads`` creates them in its
+HorizontalPodAutoscalers, StatefulSets (``STATEFUL_APPS``: Kafka in ``bigdata``) and batch Jobs of one central
+cluster; ``deploy_central_workloads`` creates them in its
 store, as workloads that were there before the simulation began. Deterministic from the seed (replicas and versions are
 drawn from ``random.Random`` seeded with the seed and the cluster), and only on clusters of role ``central``.
 
@@ -53,7 +54,7 @@ from edgefleet.policies import (
 )
 from simulator.cluster.nodes import GPU_RESOURCE
 from simulator.cluster.pods import RUN_SECONDS_ANNOTATION
-from simulator.cluster.resources import DEPLOYMENTS, HORIZONTAL_POD_AUTOSCALERS, JOBS, NAMESPACES
+from simulator.cluster.resources import DEPLOYMENTS, HORIZONTAL_POD_AUTOSCALERS, JOBS, NAMESPACES, STATEFUL_SETS
 from simulator.cluster.store import Store
 
 # The company's own registry, which the simulator does not serve: its pulls are not simulated (no pull error).
@@ -107,6 +108,8 @@ APPS: Final[tuple[App, ...]] = (
     App("feature-serving", "ml", "2", "3Gi", (1, 2), gpus=1),
     App("embedding", "ml", "2", "3Gi", (1, 1), gpus=1),
 )
+# The company's stateful apps (StatefulSets, a fixed number of replicas): the big-data team's Kafka brokers.
+STATEFUL_APPS: Final[tuple[App, ...]] = (App("kafka", "bigdata", "1", "3Gi", (3, 3)),)
 # What each planted violation is, as (namespace, app): the audit of a seeded cluster finds these and no other.
 PLANTED: Final = {
     "off-ratio": ("billing", "ledger"),
@@ -155,8 +158,8 @@ def image(app: str, version: str) -> str:
 
 
 def central_workloads(inventory: Inventory, cluster: ClusterId, *, seed: int, now: float = 0.0) -> list[dict[str, Any]]:
-    """The Namespaces, then the Deployments and HorizontalPodAutoscalers, then the Jobs of ``cluster`` (the
-    finished ones' times before ``now``); none unless it is a central cluster. Pure."""
+    """The Namespaces, then the Deployments, HorizontalPodAutoscalers and StatefulSets, then the Jobs of
+    ``cluster`` (the finished ones' times before ``now``); none unless it is a central cluster. Pure."""
     found = inventory.clusters.get(cluster)
     if found is None or found.role != "central":
         return []
@@ -186,6 +189,12 @@ def central_workloads(inventory: Inventory, cluster: ClusterId, *, seed: int, no
         out.append(_deployment(app, policy, replicas, version))
         if app.autoscaled:
             out.append(_autoscaler(app, replicas))
+    for app in STATEFUL_APPS:
+        # Drawn after every Deployment's, so adding one changes none of theirs.
+        version = f"{draw.randint(1, 4)}.{draw.randint(0, 9)}.{draw.randint(0, 9)}"
+        if app.namespace not in namespaces:
+            namespaces.append(app.namespace)
+        out.append(_stateful_set(app, policy, app.replicas[0], version))
     for job in batches:
         if job["metadata"]["namespace"] not in namespaces:
             namespaces.append(job["metadata"]["namespace"])
@@ -204,6 +213,8 @@ def deploy_central_workloads(store: Store, inventory: Inventory, cluster: Cluste
             deployments += 1
         elif obj["kind"] == "Job":
             store.create(JOBS, obj, namespace)
+        elif obj["kind"] == "StatefulSet":
+            store.create(STATEFUL_SETS, obj, namespace)
         else:
             store.create(HORIZONTAL_POD_AUTOSCALERS, obj, namespace)
     return deployments
@@ -295,6 +306,14 @@ def _placement(app: App, policy: ClusterPolicy) -> tuple[dict[str, str], list[di
         }
     )
     return selector, tolerations, kept_off
+
+
+def _stateful_set(app: App, policy: ClusterPolicy, replicas: int, version: str) -> dict[str, Any]:
+    """A StatefulSet under the policy: the Deployment's template and selector, with a headless service's name."""
+    made = _deployment(app, policy, replicas, version)
+    made["kind"] = "StatefulSet"
+    made["spec"]["serviceName"] = f"{app.name}-headless"
+    return made
 
 
 def _job(batch: Batch, policy: ClusterPolicy, *, now: float) -> dict[str, Any]:

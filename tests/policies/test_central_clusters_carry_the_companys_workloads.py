@@ -1,6 +1,6 @@
 """The simulated central clusters run the company's own workloads (``simulator.cluster.central``): dozens of
-Deployments over a few namespaces, HPAs and GPU jobs (batch/v1 Jobs, some running, some finished before the
-simulation began), deterministic from the seed, only on central clusters, following the cluster's policy except
+Deployments over a few namespaces, HPAs, a StatefulSet and GPU jobs (batch/v1 Jobs, some running, some finished
+before the simulation began), deterministic from the seed, only on central clusters, following the cluster's policy except
 the planted violations (one of them a Job's). Seeded into a simulated ``central-sh-dc1`` with its controllers
 running, every pod is scheduled and the audit finds exactly the planted violations (the intruder on the big-data
 host only inside its window), and the GPU view counts every GPU Deployment and running GPU Job, not the
@@ -63,7 +63,7 @@ def _finished(job: dict[str, Any]) -> bool:
 
 
 def _workloads(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return _of("Deployment", objects) + _of("Job", objects)
+    return _of("Deployment", objects) + _of("StatefulSet", objects) + _of("Job", objects)
 
 
 def test_only_central_clusters_get_them_the_same_for_a_seed(inventory: Inventory) -> None:
@@ -95,6 +95,9 @@ def test_only_central_clusters_get_them_the_same_for_a_seed(inventory: Inventory
         "ml-training",
     }
     assert len(_of("HorizontalPodAutoscaler", objects)) >= 5
+    assert [(s["metadata"]["namespace"], s["metadata"]["name"]) for s in _of("StatefulSet", objects)] == [
+        ("bigdata", "kafka")
+    ]
     assert sum(_gpus(d) for d in _of("Deployment", objects)) > 0
     # GPU jobs: some running (holding GPUs), some Complete, one Failed.
     jobs = {j["metadata"]["name"]: j for j in _of("Job", objects)}
@@ -158,8 +161,9 @@ def test_the_audit_of_the_seeded_cluster_finds_the_planted_violations(
     cluster = inventory.clusters[CENTRAL]
     objects = central_workloads(inventory, CENTRAL, seed=7)
     deployments = _of("Deployment", objects)
+    stateful = _of("StatefulSet", objects)
     running_jobs = [j for j in _of("Job", objects) if not _finished(j)]
-    wanted = sum(int(d["spec"]["replicas"]) for d in deployments) + sum(
+    wanted = sum(int(d["spec"]["replicas"]) for d in deployments + stateful) + sum(
         int(j["spec"]["parallelism"]) for j in running_jobs
     )
 
@@ -194,7 +198,10 @@ def test_the_audit_of_the_seeded_cluster_finds_the_planted_violations(
         ("off-ratio", "Job", *PLANTED_JOB),
     }
     assert [f.name for f in at_night.findings if f.rule == "exclusive-host"] == intruder
-    assert at_night.workloads == len(deployments) + len(jobs)
+    assert at_night.workloads == len(deployments) + len(stateful) + len(jobs)
+    # The StatefulSet's pods have their stable names, on the big-data host its namespace is kept to.
+    kafka = sorted(p["metadata"]["name"] for p in pods if p["metadata"]["name"].startswith("kafka-"))
+    assert kafka == ["kafka-0", "kafka-1", "kafka-2"]
     at_noon = audit_cluster(gateway, cluster, clock=FakeClock(noon))
     assert {f.rule for f in at_noon.findings} == {"off-ratio", "no-anti-affinity"}
 
