@@ -12,6 +12,11 @@ the cluster's local time (the exclusive windows are in it). It finds, in every n
 - ``exclusive-host``: a pod on a node of an exclusive host group while the group is kept (its window is open, or
   it has none) that the group is not kept for (its namespace or app is not granted).
 
+The workloads are every kind with a pod template (``WORKLOAD_KINDS``: Deployments, DaemonSets, StatefulSets and
+Jobs), each judged by its template. A finished Job (condition Complete or Failed) is left out: its pods hold
+nothing and none will start again, so its template breaks nothing any more; its pods, finished, are left out of
+``exclusive-host`` likewise.
+
 ``audit_cluster`` is the shell: it lists through the gateway and reads the clock.
 """
 
@@ -24,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from edgefleet.clock import Clock
-from edgefleet.cloud.k8s.gateway import ClusterGateway
+from edgefleet.cloud.k8s.gateway import ClusterGateway, Kind
 from edgefleet.ids import ClusterId
 from edgefleet.inventory import Cluster
 from edgefleet.policies import (
@@ -42,6 +47,8 @@ RULES: Final[tuple[Rule, ...]] = ("off-ratio", "no-anti-affinity", "exclusive-ho
 HOSTNAME_KEY: Final = "kubernetes.io/hostname"
 # Phases of a pod that holds no node any more.
 _DONE: Final = frozenset({"Succeeded", "Failed"})
+# The kinds whose pod templates the audit reads, in the order it lists them.
+WORKLOAD_KINDS: Final[tuple[Kind, ...]] = ("Deployment", "DaemonSet", "StatefulSet", "Job")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -187,6 +194,14 @@ def _granted(namespaces: tuple[str, ...], apps: tuple[str, ...]) -> str:
     return " and ".join(parts)
 
 
+def finished_job(kind: str, workload: Mapping[str, Any]) -> bool:
+    """A Job that is Complete or Failed: it will start no pod again."""
+    conditions = (workload.get("status") or {}).get("conditions") or []
+    return kind == "Job" and any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions
+    )
+
+
 def find_violations(
     policy: ClusterPolicy,
     workloads: Iterable[tuple[str, Mapping[str, Any]]],
@@ -200,7 +215,7 @@ def find_violations(
     out: list[Finding] = []
     for kind, workload in workloads:
         namespace = str(workload["metadata"].get("namespace") or "default")
-        if not policy.audited(namespace):
+        if not policy.audited(namespace) or finished_job(kind, workload):
             continue
         out += _off_ratio(policy, kind, workload)
         out += _no_anti_affinity(policy, kind, workload)
@@ -227,10 +242,11 @@ def local_time(cluster: Cluster, at: float) -> dt.datetime:
 
 
 def audit_cluster(gateway: ClusterGateway, cluster: Cluster, *, clock: Clock) -> Audit:
-    """Reads the cluster's Deployments, DaemonSets, pods and nodes through the gateway and finds what breaks its
-    policy; raises the gateway's ClusterError when the cluster cannot be read."""
-    workloads = [("Deployment", d) for d in gateway.list_objects(cluster.id, "Deployment").items]
-    workloads += [("DaemonSet", d) for d in gateway.list_objects(cluster.id, "DaemonSet").items]
+    """Reads the cluster's workloads of every ``WORKLOAD_KINDS``, pods and nodes through the gateway and finds what
+    breaks its policy; raises the gateway's ClusterError when the cluster cannot be read."""
+    workloads: list[tuple[str, Mapping[str, Any]]] = [
+        (kind, obj) for kind in WORKLOAD_KINDS for obj in gateway.list_objects(cluster.id, kind).items
+    ]
     pods = gateway.list_objects(cluster.id, "Pod").items
     nodes = gateway.list_objects(cluster.id, "Node").items
     at = clock.now()

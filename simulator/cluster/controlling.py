@@ -5,9 +5,12 @@ and writes it, recording Events:
 1. garbage collection: objects whose controller owner is gone are deleted (background propagation: a deleted
    Deployment's ReplicaSets go, then their pods), and pods bound to a node that is gone (the pod GC);
 2. Deployments (``deployments.plan_deployment``) -> ReplicaSets (``replicasets.plan_replica_set``) -> pods;
-3. DaemonSets (``daemonsets.plan_daemon_set``) -> pods and ControllerRevisions;
+3. DaemonSets (``daemonsets.plan_daemon_set``) -> pods and ControllerRevisions; StatefulSets
+   (``statefulsets.plan_stateful_set``) -> pods with stable names; Jobs (``jobs.plan_job``) -> pods that run to
+   completion;
 4. the scheduler binds pods without a node (``scheduling.plan_schedule``) or marks them Unschedulable;
-5. each Ready, reachable node's kubelet moves its pods on (``pods.plan_kubelet``, with the ``PodFate`` seam);
+5. each Ready, reachable node's kubelet moves its pods on (``pods.plan_kubelet``, with the ``PodFate`` seam) until
+   they finish (a pod Succeeded or Failed is left alone);
    pods of a node that is not Ready are marked not Ready (``pods.mark_not_ready``);
 6. taint-based eviction (``eviction.plan_eviction``);
 7. every minute, Events past their hour (``events.Recorder.expire``).
@@ -29,7 +32,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from edgefleet.clock import Clock, format_utc
-from simulator.cluster import daemonsets, deployments, eviction, replicasets
+from simulator.cluster import daemonsets, deployments, eviction, jobs, replicasets, statefulsets
 from simulator.cluster.events import EventType, Recorder
 from simulator.cluster.matching import Obj, condition, controller_of, node_ready, template_hash
 from simulator.cluster.pods import HealthyPods, KubeletProgress, PodFate, PodTiming, mark_not_ready, plan_kubelet
@@ -38,10 +41,12 @@ from simulator.cluster.resources import (
     DAEMON_SETS,
     DEPLOYMENTS,
     EVENTS,
+    JOBS,
     LEASES,
     NODES,
     PODS,
     REPLICA_SETS,
+    STATEFUL_SETS,
     Resource,
 )
 from simulator.cluster.scheduling import node_view, plan_schedule
@@ -52,7 +57,13 @@ log = logging.getLogger(__name__)
 # How often the loop checks whether a step is due: writes are batched over this long, so a burst of API calls
 # costs one step, and a change is acted on within it.
 TICK_S: Final = 0.1
-_OWNERS: Final[dict[str, Resource]] = {"Deployment": DEPLOYMENTS, "ReplicaSet": REPLICA_SETS, "DaemonSet": DAEMON_SETS}
+_OWNERS: Final[dict[str, Resource]] = {
+    "Deployment": DEPLOYMENTS,
+    "ReplicaSet": REPLICA_SETS,
+    "DaemonSet": DAEMON_SETS,
+    "StatefulSet": STATEFUL_SETS,
+    "Job": JOBS,
+}
 _DEPENDENTS: Final = (REPLICA_SETS, PODS, CONTROLLER_REVISIONS)
 _QUIET: Final = frozenset({LEASES.key, EVENTS.key})
 BURST_PODS: Final = 500
@@ -145,6 +156,8 @@ class WorkloadControllers:
         self._sync_deployments(now)
         self._sync_replica_sets(now)
         self._sync_daemon_sets(now)
+        self._sync_stateful_sets(now)
+        self._sync_jobs(now)
         self._schedule(now)
         self._run_kubelets(now)
         self._evict(now)
@@ -347,6 +360,75 @@ class WorkloadControllers:
                     )
             self._write_status(DAEMON_SETS, ds, plan.status)
 
+    def _sync_stateful_sets(self, now: float) -> None:
+        listed = self._list(STATEFUL_SETS)
+        if not listed:
+            return
+        pods = self._controlled(PODS)
+        for sts in listed:
+            if not ((sts.get("spec") or {}).get("selector") or {}):
+                continue
+            namespace = sts["metadata"].get("namespace", "")
+            plan = statefulsets.plan_stateful_set(sts, pods.get(sts["metadata"]["uid"], []), now=now)
+            self._wake(plan.wake_at)
+            for pod in plan.create:
+                if not self._may_create_pod():
+                    break
+                if self._try(self.store.create, PODS, pod, namespace) is not None:
+                    self._record(
+                        sts,
+                        "Normal",
+                        "SuccessfulCreate",
+                        f"create Pod {pod['metadata']['name']} in StatefulSet {sts['metadata']['name']} successful",
+                        component=statefulsets.COMPONENT,
+                        now=now,
+                    )
+            for name in plan.delete:
+                if self._delete(PODS, namespace, name) is not None:
+                    self._record(
+                        sts,
+                        "Normal",
+                        "SuccessfulDelete",
+                        f"delete Pod {name} in StatefulSet {sts['metadata']['name']} successful",
+                        component=statefulsets.COMPONENT,
+                        now=now,
+                    )
+            self._write_status(STATEFUL_SETS, sts, plan.status)
+
+    def _sync_jobs(self, now: float) -> None:
+        listed = self._list(JOBS)
+        if not listed:
+            return
+        pods = self._controlled(PODS)
+        for job in listed:
+            if not ((job.get("spec") or {}).get("selector") or {}):
+                continue  # the API server would have refused it
+            namespace = job["metadata"].get("namespace", "")
+            plan = jobs.plan_job(job, pods.get(job["metadata"]["uid"], []), now=now)
+            self._wake(plan.wake_at)
+            template = (job.get("spec") or {}).get("template") or {}
+            for _ in range(plan.create):
+                if not self._may_create_pod():
+                    break
+                created = self._try(self.store.create, PODS, replicasets.pod_from_template(job, template), namespace)
+                if created is not None:
+                    self._record(
+                        job,
+                        "Normal",
+                        "SuccessfulCreate",
+                        f"Created pod: {created['metadata']['name']}",
+                        component=jobs.COMPONENT,
+                        now=now,
+                    )
+            for name in plan.delete:
+                if self._delete(PODS, namespace, name) is not None:
+                    self._record(
+                        job, "Normal", "SuccessfulDelete", f"Deleted pod: {name}", component=jobs.COMPONENT, now=now
+                    )
+            for kind, reason, message in plan.events:
+                self._record(job, kind, reason, message, component=jobs.COMPONENT, now=now)
+            self._write_status(JOBS, job, plan.status)
+
     # --- 4. the scheduler -------------------------------------------------------------------------------------
 
     def _schedule(self, now: float) -> None:
@@ -424,6 +506,8 @@ class WorkloadControllers:
                 continue
             uid = str(pod["metadata"]["uid"])
             seen.add(uid)
+            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue  # finished: its kubelet has nothing more to do with it
             node = nodes.get(str(node_name))
             if node is None:
                 continue

@@ -50,6 +50,7 @@ _DEFINITION_GROUPS: Final = {
     "coordination.k8s.io": "coordination",
     "autoscaling": "autoscaling",
     "policy": "policy",
+    "batch": "batch",
 }
 
 Schema = dict[str, Any]

@@ -10,6 +10,13 @@ fate may fail the pull (``ErrImagePull``, then ``ImagePullBackOff``, retried wit
 the container (``CrashLoopBackOff``, ``restartCount`` climbing, back-off 10 s doubling to 5 min). The kubelet's
 memory of each pod (``KubeletProgress``) is the shell's to keep; the functions here are pure.
 
+A pod that runs to completion (``restartPolicy`` Never or OnFailure: a Job's) exits after its run time: the
+``sim.edgefleet.io/run-seconds`` annotation, else ``PodTiming.run_s``, with the ``sim.edgefleet.io/exit-code``
+annotation's code (0 unless it says). Exit 0 ends it Succeeded (``Completed``); another code ends it Failed
+(``Error``) under Never and restarts the container with the back-off under OnFailure. A finished pod is left as
+it is. Pods with ``restartPolicy: Always`` (every Deployment's and DaemonSet's) never exit unless their fate
+crashes them; the annotations do not apply to them.
+
 ``PodFate`` is the seam the fault layer uses; ``HealthyPods`` (the default) pulls in ``pull_s`` and never fails.
 Called by ``controlling``; ``admit_pod`` by the server too, on every pod created through the API.
 """
@@ -29,6 +36,9 @@ UNREACHABLE_TAINT: Final = "node.kubernetes.io/unreachable"
 # The API server's DefaultTolerationSeconds admission plugin (--default-not-ready-toleration-seconds and
 # --default-unreachable-toleration-seconds).
 DEFAULT_TOLERATION_S: Final = 300
+# The simulator's seams on a pod that runs to completion: how long its containers run, and the code they exit with.
+RUN_SECONDS_ANNOTATION: Final = "sim.edgefleet.io/run-seconds"
+EXIT_CODE_ANNOTATION: Final = "sim.edgefleet.io/exit-code"
 # The kubelet's container restart back-off: 10 s, doubling, at most 5 minutes.
 BACKOFF_S: Final = 10.0
 MAX_BACKOFF_S: Final = 300.0
@@ -43,10 +53,15 @@ class PodTiming:
     crash_after_s: float = 2.0
     backoff_s: float = BACKOFF_S
     max_backoff_s: float = MAX_BACKOFF_S
+    # How long a pod that runs to completion runs when its template does not say (RUN_SECONDS_ANNOTATION).
+    run_s: float = 5.0
 
     def scaled(self, factor: float) -> PodTiming:
         return PodTiming(
-            *(value * factor for value in (self.pull_s, self.crash_after_s, self.backoff_s, self.max_backoff_s))
+            *(
+                value * factor
+                for value in (self.pull_s, self.crash_after_s, self.backoff_s, self.max_backoff_s, self.run_s)
+            )
         )
 
     def backoff(self, attempt: int) -> float:
@@ -74,7 +89,7 @@ class HealthyPods:
         return Fate()
 
 
-Stage = Literal["pulling", "pull-failed", "pull-backoff", "running", "crashed"]
+Stage = Literal["pulling", "pull-failed", "pull-backoff", "running", "crashed", "succeeded", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,14 +218,17 @@ def _image_id(image: str) -> str:
     return f"{repository}@{digest or 'sha256:' + hashlib.sha256(image.encode()).hexdigest()}"
 
 
-def _conditions(pod: Obj, *, ready: bool, now: float, not_ready: list[str]) -> list[Obj]:
+def _conditions(pod: Obj, *, ready: bool, now: float, not_ready: list[str], ended: str = "") -> list[Obj]:
     """The five conditions the kubelet reports (PodScheduled kept as the scheduler wrote it); a transition time
-    moves only when its status does."""
+    moves only when its status does. ``ended``: ``succeeded`` or ``failed`` for a pod whose containers finished
+    (its sandbox is gone, and the reasons say why it is not Ready)."""
     reason = "ContainersNotReady"
     message = f"containers with unready status: [{' '.join(not_ready)}]"
+    if ended:
+        reason, message = ("PodCompleted" if ended == "succeeded" else "PodFailed"), ""
     wanted = [
-        ("PodReadyToStartContainers", True, "", ""),
-        ("Initialized", True, "", ""),
+        ("PodReadyToStartContainers", not ended, "", ""),
+        ("Initialized", True, "PodCompleted" if ended else "", ""),
         ("Ready", ready, "" if ready else reason, "" if ready else message),
         ("ContainersReady", ready, "" if ready else reason, "" if ready else message),
     ]
@@ -226,7 +244,9 @@ def _conditions(pod: Obj, *, ready: bool, now: float, not_ready: list[str]) -> l
             "lastTransitionTime": old.get("lastTransitionTime") if old.get("status") == value else stamp,
         }
         if why:
-            entry["reason"], entry["message"] = why, text
+            entry["reason"] = why
+        if text:
+            entry["message"] = text
         found.append(entry)
     scheduled = condition(pod, "PodScheduled") or {
         "type": "PodScheduled",
@@ -244,22 +264,33 @@ def _status(
     spec = pod.get("spec") or {}
     containers = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
     running = progress.stage == "running"
+    ended = progress.stage in ("succeeded", "failed")
     statuses = []
     for container in containers:
         name, image = str(container.get("name", "")), str(container.get("image", ""))
         entry: Obj = {
             "name": name,
             "image": image,
-            "imageID": _image_id(image) if progress.stage in ("running", "crashed") else "",
+            "imageID": _image_id(image) if progress.stage in ("running", "crashed", "succeeded", "failed") else "",
             "ready": running,
             "started": running,
             "restartCount": progress.restarts,
         }
-        if progress.stage in ("running", "crashed"):
+        if progress.stage in ("running", "crashed", "succeeded", "failed"):
             entry["containerID"] = (
                 f"containerd://{safe_hash([pod['metadata'].get('uid'), name, progress.restarts], length=32)}"
             )
-        if running:
+        if ended:
+            entry["state"] = {
+                "terminated": {
+                    "exitCode": (exit_code(pod) or 1) if progress.stage == "failed" else 0,
+                    "reason": "Completed" if progress.stage == "succeeded" else "Error",
+                    "startedAt": format_utc(progress.last_run),
+                    "finishedAt": format_utc(progress.last_exit),
+                    "containerID": entry["containerID"],
+                }
+            }
+        elif running:
             entry["state"] = {"running": {"startedAt": format_utc(progress.since)}}
         elif progress.stage == "pulling":
             entry["state"] = {"waiting": {"reason": "ContainerCreating"}}
@@ -282,10 +313,15 @@ def _status(
             }
         statuses.append(entry)
     ip = pod_ip(pod)
+    phase = {"running": "Running", "crashed": "Running", "succeeded": "Succeeded", "failed": "Failed"}
     status: Obj = {
-        "phase": "Running" if progress.stage in ("running", "crashed") else "Pending",
+        "phase": phase.get(progress.stage, "Pending"),
         "conditions": _conditions(
-            pod, ready=running, now=now, not_ready=[] if running else [str(c.get("name")) for c in containers]
+            pod,
+            ready=running,
+            now=now,
+            not_ready=[] if running else [str(c.get("name")) for c in containers],
+            ended=progress.stage if ended else "",
         ),
         "hostIP": host_ip(node),
         "hostIPs": [{"ip": host_ip(node)}],
@@ -318,6 +354,35 @@ def format_backoff(seconds: float) -> str:
 def _next_sync(timing: PodTiming, attempts: int) -> float:
     """How soon after a failed pull the kubelet shows the back-off: its next sync, well before the retry."""
     return min(1.0, timing.backoff(attempts) / 10)
+
+
+def _annotation_number(pod: Obj, key: str) -> float | None:
+    value = (pod["metadata"].get("annotations") or {}).get(key)
+    try:
+        return None if value is None else float(value)
+    except ValueError:
+        return None  # a seam set wrong reads as not set, as an unknown annotation does on a real cluster
+
+
+def runs_to_completion(pod: Obj) -> bool:
+    """A pod whose containers are not restarted when they exit 0 (restartPolicy Never or OnFailure)."""
+    policy: object = (pod.get("spec") or {}).get("restartPolicy", "Always")
+    return policy != "Always"
+
+
+def exit_code(pod: Obj) -> int:
+    """The code a run-to-completion pod's containers exit with (EXIT_CODE_ANNOTATION; 0 when it does not say)."""
+    return int(_annotation_number(pod, EXIT_CODE_ANNOTATION) or 0)
+
+
+def _run(pod: Obj, fate: Fate, timing: PodTiming) -> tuple[float, int] | None:
+    """How long a started container runs and the code it exits with; None for one that runs until stopped."""
+    if fate.crashes:
+        return timing.crash_after_s, 1
+    if not runs_to_completion(pod):
+        return None
+    seconds = _annotation_number(pod, RUN_SECONDS_ANNOTATION)
+    return (timing.run_s if seconds is None else max(0.0, seconds)), exit_code(pod)
 
 
 def plan_kubelet(
@@ -373,7 +438,8 @@ def plan_kubelet(
             for n, i in zip(names, images, strict=True)
         )
         running = replace(progress, stage="running", since=now)
-        wake = now + timing.crash_after_s if fate.crashes else None
+        run = _run(pod, fate, timing)
+        wake = None if run is None else now + run[0]
         return KubeletStep(running, _status(pod, node, running, now=now), pulled + start_events(), wake)
     if progress.stage in ("pull-failed", "pull-backoff"):
         retry = progress.since + timing.backoff(progress.attempts)
@@ -392,14 +458,28 @@ def plan_kubelet(
             return KubeletStep(waiting, _status(pod, node, waiting, now=now), back, retry)
         again = replace(progress, stage="pulling", since=now)
         return KubeletStep(again, _status(pod, node, again, now=now), pulling_events(), now + pull_s)
+    if progress.stage in ("succeeded", "failed"):
+        return KubeletStep(progress)  # finished: nothing more happens to it
     if progress.stage == "running":
-        if not fate.crashes:
+        run = _run(pod, fate, timing)
+        if run is None:
             if (condition(pod, "Ready") or {}).get("status") != "True":
                 # Back from a silence (its node was marked NotReady, and so its pods): the kubelet reports again.
                 return KubeletStep(progress, _status(pod, node, progress, now=now))
             return KubeletStep(progress)
-        if now < progress.since + timing.crash_after_s:
-            return KubeletStep(progress, wake_at=progress.since + timing.crash_after_s)
+        run_s, code = run
+        if now < progress.since + run_s:
+            return KubeletStep(progress, wake_at=progress.since + run_s)
+        policy = (pod.get("spec") or {}).get("restartPolicy", "Always")
+        if policy != "Always" and (code == 0 or policy == "Never"):
+            ended = replace(
+                progress,
+                stage="succeeded" if code == 0 else "failed",
+                since=now,
+                last_run=progress.since,
+                last_exit=now,
+            )
+            return KubeletStep(ended, _status(pod, node, ended, now=now))
         crashed = replace(
             progress, stage="crashed", since=now, restarts=progress.restarts + 1, last_run=progress.since, last_exit=now
         )
@@ -420,7 +500,8 @@ def plan_kubelet(
     if now < restart_at:
         return KubeletStep(progress, wake_at=restart_at)
     running = replace(progress, stage="running", since=now)
-    wake = now + timing.crash_after_s if fate.crashes else None
+    run = _run(pod, fate, timing)
+    wake = None if run is None else now + run[0]
     return KubeletStep(running, _status(pod, node, running, now=now), start_events(), wake)
 
 

@@ -1,6 +1,6 @@
 """Just enough of Kubernetes' protobuf encoding to read what kubectl's generators send: kubectl creates ConfigMaps,
-Secrets, Namespaces, Deployments and Services (``kubectl create configmap|secret|namespace|deployment|service``,
-``kubectl expose``) in ``application/vnd.kubernetes.protobuf`` and does not fall back to JSON. Called by
+Secrets, Namespaces, Deployments, Jobs and Services (``kubectl create configmap|secret|namespace|deployment|job``,
+``kubectl create service``, ``kubectl expose``) in ``application/vnd.kubernetes.protobuf`` and does not fall back to JSON. Called by
 ``server`` for a body of that type; answers are JSON, which kubectl accepts.
 
 A body is the ``k8s\\x00`` prefix and a ``runtime.Unknown`` envelope (type meta, then the object's bytes). The
@@ -109,6 +109,16 @@ MESSAGES: Final[dict[str, dict[int, F]]] = {
     },
     "DeploymentStrategy": {1: F("type", "str"), 2: F("rollingUpdate", "msg", "RollingUpdateDeployment")},
     "RollingUpdateDeployment": {1: F("maxUnavailable", "intstr"), 2: F("maxSurge", "intstr")},
+    # batch/v1
+    "Job": {1: _META, 2: F("spec", "msg", "JobSpec"), 3: _STATUS},
+    "JobSpec": {
+        1: F("parallelism", "int", pointer=True), 2: F("completions", "int", pointer=True),
+        3: F("activeDeadlineSeconds", "int", pointer=True), 4: F("selector", "msg", "LabelSelector"),
+        5: F("manualSelector", "bool", pointer=True), 6: F("template", "msg", "PodTemplateSpec"),
+        7: F("backoffLimit", "int", pointer=True), 8: F("ttlSecondsAfterFinished", "int", pointer=True),
+        9: F("completionMode", "str", pointer=True), 10: F("suspend", "bool", pointer=True),
+        14: F("podReplacementPolicy", "str", pointer=True),
+    },
 }  # fmt: skip
 # What each served kind is read as: (apiVersion, kind) -> its message.
 KINDS: Final = {
@@ -117,6 +127,7 @@ KINDS: Final = {
     ("v1", "Namespace"): "Namespace",
     ("v1", "Service"): "Service",
     ("apps/v1", "Deployment"): "Deployment",
+    ("batch/v1", "Job"): "Job",
 }
 
 

@@ -131,7 +131,7 @@ REPLICA_SETS: Final = Resource(
     categories=("all",),
 )
 LEASES: Final = Resource("coordination.k8s.io", "v1", "leases", "lease", "Lease", True)
-# Stored and validated, with no controller behind them (the controller's deploy/ manifests are applied to them).
+# The broker of the controller's deploy/ manifests; its controller is ``statefulsets``.
 STATEFUL_SETS: Final = Resource(
     "apps", "v1", "statefulsets", "statefulset", "StatefulSet", True, ("sts",), True, True, categories=("all",)
 )
@@ -141,6 +141,12 @@ POD_DISRUPTION_BUDGETS: Final = Resource(
 # The DaemonSet controller's template history, which kubectl rollout history/undo ds read.
 CONTROLLER_REVISIONS: Final = Resource(
     "apps", "v1", "controllerrevisions", "controllerrevision", "ControllerRevision", True
+)
+
+# Batch work that runs to completion (GPU training runs at central sites): the Job controller (``jobs``) runs its
+# pods until enough succeed or too many fail. No short name, as the API server gives none.
+JOBS: Final = Resource(
+    "batch", "v1", "jobs", "job", "Job", True, has_status=True, tracks_generation=True, categories=("all",)
 )
 
 # A release's autoscaler (edgefleet renders them at central sites). Stored, validated and served as the API server
@@ -174,6 +180,7 @@ RESOURCES: Final = (
     STATEFUL_SETS,
     POD_DISRUPTION_BUDGETS,
     HORIZONTAL_POD_AUTOSCALERS,
+    JOBS,
 )
 # group/version -> plural -> resource
 BY_GROUP_VERSION: Final[dict[str, dict[str, Resource]]] = {}

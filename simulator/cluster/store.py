@@ -195,6 +195,10 @@ class Store:
     def resource_version(self) -> int:
         return self._resource_version
 
+    def now(self) -> float:
+        """The store's clock: what it stamps ``creationTimestamp`` with (seeding dates what came before by it)."""
+        return self._clock.now()
+
     def add_listener(self, listener: Callable[[Event], None]) -> None:
         """Called after every write, with its event (the server wakes its watchers)."""
         self._listeners.append(listener)
@@ -277,10 +281,13 @@ class Store:
         if not isinstance(metadata, dict):
             raise BadRequest("metadata must be an object")
         _check_labels(resource, metadata)
+        version = self._resource_version + 1
+        # Given before admission, as the API server fills the system fields before validating: a Job's generated
+        # selector names its own uid.
+        metadata["uid"] = self._uid(version)
         if self._admit is not None:
             new = self._admit(resource, new, creating=True)
             metadata = new["metadata"]
-        version = self._resource_version + 1
         if not metadata.get("name") and metadata.get("generateName"):
             metadata["name"] = self._generated_name(str(metadata["generateName"]), version)
         name = metadata.get("name")

@@ -56,11 +56,14 @@ def human_duration(seconds: float) -> str:
     return f"{hours // 24 // 365}y"
 
 
+def _seconds(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
 def _since(timestamp: str | None, now: float) -> str:
     if not timestamp:
         return "<unknown>"
-    moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    return human_duration(now - moment.timestamp())
+    return human_duration(now - _seconds(timestamp))
 
 
 def _labels(selector: dict[str, Any] | None) -> str:
@@ -196,6 +199,65 @@ def _replica_set_row(obj: dict[str, Any], now: float) -> Row:
         spec.get("replicas", 1),
         status.get("replicas", 0),
         status.get("readyReplicas", 0),
+        _since(obj["metadata"].get("creationTimestamp"), now),
+        containers,
+        images,
+        _labels(spec.get("selector")),
+    ]
+
+
+def _stateful_set_row(obj: dict[str, Any], now: float) -> Row:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    containers, images = _containers(obj)
+    return [
+        obj["metadata"]["name"],
+        f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
+        _since(obj["metadata"].get("creationTimestamp"), now),
+        containers,
+        images,
+    ]
+
+
+def _job_row(obj: dict[str, Any], now: float) -> Row:
+    """printJob: STATUS from the conditions, COMPLETIONS ``1/3`` (``0/1 of 4`` for a work queue run in
+    parallel), DURATION from startTime to completionTime (to now while it runs; empty before it starts)."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    containers, images = _containers(obj)
+    succeeded = int(status.get("succeeded", 0))
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{spec['completions']}"
+    elif int(spec.get("parallelism") or 0) > 1:
+        completions = f"{succeeded}/1 of {spec['parallelism']}"
+    else:
+        completions = f"{succeeded}/1"
+    held = {c.get("type") for c in status.get("conditions") or [] if c.get("status") == "True"}
+    shown = next(
+        (
+            name
+            for name, kind in (
+                ("Complete", "Complete"),
+                ("Failed", "Failed"),
+                ("Suspended", "Suspended"),
+                ("FailureTarget", "FailureTarget"),
+                ("SuccessCriteriaMet", "SuccessCriteriaMet"),
+            )
+            if kind in held
+        ),
+        "Running",
+    )
+    if obj["metadata"].get("deletionTimestamp") and shown not in ("Complete", "Failed"):
+        shown = "Terminating"
+    started, ended = status.get("startTime"), status.get("completionTime")
+    duration = ""
+    if started and ended:
+        duration = human_duration(_seconds(ended) - _seconds(started))
+    elif started:
+        duration = human_duration(now - _seconds(started))
+    return [
+        obj["metadata"]["name"],
+        shown,
+        completions,
+        duration,
         _since(obj["metadata"].get("creationTimestamp"), now),
         containers,
         images,
@@ -364,6 +426,21 @@ _PRINTERS: Final[dict[str, tuple[tuple[Column, ...], Callable[[dict[str, Any], f
     "apps/v1/replicasets": (
         (_NAME, ("Desired", "integer", 0), ("Current", "integer", 0), ("Ready", "integer", 0), _AGE, *_WORKLOAD_WIDE),
         _replica_set_row,
+    ),
+    "apps/v1/statefulsets": (
+        (_NAME, ("Ready", "string", 0), _AGE, ("Containers", "string", 1), ("Images", "string", 1)),
+        _stateful_set_row,
+    ),
+    "batch/v1/jobs": (
+        (
+            _NAME,
+            ("Status", "string", 0),
+            ("Completions", "string", 0),
+            ("Duration", "string", 0),
+            _AGE,
+            *_WORKLOAD_WIDE,
+        ),
+        _job_row,
     ),
     "v1/services": (
         (

@@ -59,8 +59,8 @@ def test_a_field_not_read_is_refused_when_it_carries_a_value() -> None:
     assert _spec(_field(8, 0)) == {}  # field 8 is not in DeploymentSpec: a zero is skipped
     with pytest.raises(ProtobufError, match=r"Deployment.spec field 8 \(DeploymentSpec\) is not read here"):
         _spec(_field(8, 5))
-    with pytest.raises(ProtobufError, match="batch/v1/Job in protobuf is not read here"):
-        protobuf.decode(_body("batch/v1", "Job", b""))
+    with pytest.raises(ProtobufError, match="batch/v1/CronJob in protobuf is not read here"):
+        protobuf.decode(_body("batch/v1", "CronJob", b""))
     with pytest.raises(ProtobufError, match="prefix"):
         protobuf.decode(b"{}")
 

@@ -1,8 +1,10 @@
 """The simulated central clusters run the company's own workloads (``simulator.cluster.central``): dozens of
-Deployments over a few namespaces, HPAs and GPU jobs, deterministic from the seed, only on central clusters,
-following the cluster's policy except the planted violations. Seeded into a simulated ``central-sh-dc1`` with its
-controllers running, every pod is scheduled and the audit finds exactly the planted violations (the intruder on
-the big-data host only inside its window), and the GPU view counts every GPU job."""
+Deployments over a few namespaces, HPAs, a StatefulSet and GPU jobs (batch/v1 Jobs, some running, some finished
+before the simulation began), deterministic from the seed, only on central clusters, following the cluster's policy except
+the planted violations (one of them a Job's). Seeded into a simulated ``central-sh-dc1`` with its controllers
+running, every pod is scheduled and the audit finds exactly the planted violations (the intruder on the big-data
+host only inside its window), and the GPU view counts every GPU Deployment and running GPU Job, not the
+finished Jobs."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from edgefleet.cloud.k8s.clients import ClusterClients
 from edgefleet.cloud.k8s.gateway import KubernetesGateway
 from edgefleet.ids import ClusterId
 from edgefleet.inventory import Inventory, load_inventory
-from simulator.cluster.central import PLANTED, central_workloads, deploy_central_workloads
+from simulator.cluster.central import PLANTED, PLANTED_JOB, central_workloads, deploy_central_workloads
 from simulator.cluster.kubeconfig import write_kubeconfig
 from simulator.cluster.nodes import cluster_boxes
 from simulator.cluster.playing import TroubledPods
@@ -47,10 +49,21 @@ def _of(kind: str, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [o for o in objects if o["kind"] == kind]
 
 
-def _gpus(deployment: dict[str, Any]) -> int:
-    containers = deployment["spec"]["template"]["spec"]["containers"]
+def _gpus(workload: dict[str, Any]) -> int:
+    """GPUs a Deployment's replicas or a running Job's parallel pods hold; a finished Job's none."""
+    containers = workload["spec"]["template"]["spec"]["containers"]
     each = sum(int(c["resources"]["limits"].get("nvidia.com/gpu", 0)) for c in containers)
-    return int(deployment["spec"]["replicas"]) * each
+    if workload["kind"] == "Job":
+        return 0 if _finished(workload) else int(workload["spec"]["parallelism"]) * each
+    return int(workload["spec"]["replicas"]) * each
+
+
+def _finished(job: dict[str, Any]) -> bool:
+    return any(c["type"] in ("Complete", "Failed") for c in (job.get("status") or {}).get("conditions") or [])
+
+
+def _workloads(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return _of("Deployment", objects) + _of("StatefulSet", objects) + _of("Job", objects)
 
 
 def test_only_central_clusters_get_them_the_same_for_a_seed(inventory: Inventory) -> None:
@@ -69,7 +82,9 @@ def test_only_central_clusters_get_them_the_same_for_a_seed(inventory: Inventory
         have = sum(
             b.gpu.count for s in inventory.cluster_sites(cluster.id) for b in inventory.site_boxes(s.id) if b.gpu
         )
-        assert sum(_gpus(d) for d in deployments) <= have
+        assert sum(_gpus(d) for d in _workloads(objects)) <= have
+        if not have:
+            assert not any(_gpus(j) or j["metadata"]["namespace"] == "ml-training" for j in _of("Job", objects))
     objects = central_workloads(inventory, CENTRAL, seed=7)
     assert {n["metadata"]["name"] for n in _of("Namespace", objects)} == {
         "order-api",
@@ -77,9 +92,21 @@ def test_only_central_clusters_get_them_the_same_for_a_seed(inventory: Inventory
         "bigdata",
         "monitoring",
         "ml",
+        "ml-training",
     }
     assert len(_of("HorizontalPodAutoscaler", objects)) >= 5
+    assert [(s["metadata"]["namespace"], s["metadata"]["name"]) for s in _of("StatefulSet", objects)] == [
+        ("bigdata", "kafka")
+    ]
     assert sum(_gpus(d) for d in _of("Deployment", objects)) > 0
+    # GPU jobs: some running (holding GPUs), some Complete, one Failed.
+    jobs = {j["metadata"]["name"]: j for j in _of("Job", objects)}
+    running = [j for j in jobs.values() if not _finished(j)]
+    assert len(running) >= 2
+    assert all(_gpus(j) for j in running)
+    states = [c["type"] for j in jobs.values() for c in (j.get("status") or {}).get("conditions") or []]
+    assert states.count("Complete") >= 2
+    assert states.count("Failed") == 1
     replicas = [
         [d["spec"]["replicas"] for d in _of("Deployment", central_workloads(inventory, CENTRAL, seed=s))]
         for s in range(5)
@@ -89,13 +116,14 @@ def test_only_central_clusters_get_them_the_same_for_a_seed(inventory: Inventory
 
 def test_the_manifests_break_the_policy_only_where_planted(inventory: Inventory) -> None:
     policy = inventory.clusters[CENTRAL].policy
-    deployments = _of("Deployment", central_workloads(inventory, CENTRAL, seed=7))
+    workloads = _workloads(central_workloads(inventory, CENTRAL, seed=7))
     found = find_violations(
-        policy, [("Deployment", d) for d in deployments], [], [], local=dt.datetime(2026, 12, 2, 3, tzinfo=SHANGHAI)
+        policy, [(w["kind"], w) for w in workloads], [], [], local=dt.datetime(2026, 12, 2, 3, tzinfo=SHANGHAI)
     )
-    assert {(f.rule, f.namespace, f.name) for f in found} == {
-        ("off-ratio", *PLANTED["off-ratio"]),
-        ("no-anti-affinity", *PLANTED["no-anti-affinity"]),
+    assert {(f.rule, f.kind, f.namespace, f.name) for f in found} == {
+        ("off-ratio", "Deployment", *PLANTED["off-ratio"]),
+        ("no-anti-affinity", "Deployment", *PLANTED["no-anti-affinity"]),
+        ("off-ratio", "Job", *PLANTED_JOB),
     }
 
 
@@ -131,8 +159,13 @@ def test_the_audit_of_the_seeded_cluster_finds_the_planted_violations(
 ) -> None:
     _, gateway = seeded
     cluster = inventory.clusters[CENTRAL]
-    deployments = _of("Deployment", central_workloads(inventory, CENTRAL, seed=7))
-    wanted = sum(int(d["spec"]["replicas"]) for d in deployments)
+    objects = central_workloads(inventory, CENTRAL, seed=7)
+    deployments = _of("Deployment", objects)
+    stateful = _of("StatefulSet", objects)
+    running_jobs = [j for j in _of("Job", objects) if not _finished(j)]
+    wanted = sum(int(d["spec"]["replicas"]) for d in deployments + stateful) + sum(
+        int(j["spec"]["parallelism"]) for j in running_jobs
+    )
 
     def all_running() -> list[dict[str, Any]] | None:
         pods = [p for p in gateway.list_objects(CENTRAL, "Pod").items if p["metadata"]["namespace"] != "edgefleet"]
@@ -140,24 +173,48 @@ def test_the_audit_of_the_seeded_cluster_finds_the_planted_violations(
         return pods if len(running) == wanted == len(pods) else None
 
     pods = wait_for(all_running, timeout=60, what=f"{wanted} pods of the central workloads to run")
+    # The finished Jobs keep the status their controller left, and the controller leaves them be.
+    jobs = {j["metadata"]["name"]: j for j in gateway.list_objects(CENTRAL, "Job").items}
+    assert {n: _finished(j) for n, j in jobs.items()} == {
+        j["metadata"]["name"]: _finished(j) for j in _of("Job", objects)
+    }
+    assert all(jobs[j["metadata"]["name"]]["status"].get("active") == 1 for j in running_jobs)
+    for seeded_job in _of("Job", objects):
+        if _finished(seeded_job):
+            stored = jobs[seeded_job["metadata"]["name"]]
+            assert stored["metadata"]["generation"] == 1
+            assert "active" not in stored["status"]
+            assert stored["status"].get("succeeded") == seeded_job["status"].get("succeeded")
     night = dt.datetime(2026, 12, 2, 3, tzinfo=SHANGHAI).timestamp()
     noon = dt.datetime(2026, 12, 2, 12, tzinfo=SHANGHAI).timestamp()
     at_night = audit_cluster(gateway, cluster, clock=FakeClock(night))
     intruder = [p["metadata"]["name"] for p in pods if p["metadata"]["name"].startswith("report-export-")]
-    assert {(f.rule, f.namespace, f.name if f.kind != "Pod" else "report-export") for f in at_night.findings} == {
-        ("off-ratio", *PLANTED["off-ratio"]),
-        ("no-anti-affinity", *PLANTED["no-anti-affinity"]),
-        ("exclusive-host", *PLANTED["exclusive-host"]),
+    assert {
+        (f.rule, f.kind, f.namespace, f.name if f.kind != "Pod" else "report-export") for f in at_night.findings
+    } == {
+        ("off-ratio", "Deployment", *PLANTED["off-ratio"]),
+        ("no-anti-affinity", "Deployment", *PLANTED["no-anti-affinity"]),
+        ("exclusive-host", "Pod", *PLANTED["exclusive-host"]),
+        ("off-ratio", "Job", *PLANTED_JOB),
     }
     assert [f.name for f in at_night.findings if f.rule == "exclusive-host"] == intruder
+    assert at_night.workloads == len(deployments) + len(stateful) + len(jobs)
+    # The StatefulSet's pods have their stable names, on the big-data host its namespace is kept to.
+    kafka = sorted(p["metadata"]["name"] for p in pods if p["metadata"]["name"].startswith("kafka-"))
+    assert kafka == ["kafka-0", "kafka-1", "kafka-2"]
     at_noon = audit_cluster(gateway, cluster, clock=FakeClock(noon))
     assert {f.rule for f in at_noon.findings} == {"off-ratio", "no-anti-affinity"}
 
+    # The GPU view counts the running Jobs' GPUs beside the Deployments'; the finished Jobs' pods hold none.
     view = cluster_gpus(gateway, FleetState.for_inventory(inventory), cluster)
     asked = sum(_gpus(d) for d in deployments)
-    assert (view.requested, view.allocatable) == (asked, 8)
+    training = sum(_gpus(j) for j in running_jobs)
+    assert (view.requested, view.allocatable) == (asked + training, 8)
     assert sum(ns.pending for ns in view.namespaces) == 0
-    assert [ns.namespace for ns in view.namespaces] == ["ml"]
+    assert [(ns.namespace, ns.requested) for ns in view.namespaces] == [
+        ("ml", asked),
+        ("ml-training", training),
+    ]
 
 
 def test_a_crash_loop_fault_on_a_central_deployment_emits_warning_events(

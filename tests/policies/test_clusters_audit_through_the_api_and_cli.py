@@ -1,6 +1,6 @@
 """``GET /api/v1/clusters/{name}/audit`` and ``edgefleet clusters audit C`` over a real uvicorn whose controller
 reaches a simulated central cluster through the real gateway: the planted violation is listed (the command exits
-3), a clean cluster says so (exit 0), an unknown cluster is 404, a controller that reaches no cluster 503; and
+3), a Job's as a Deployment's, a clean cluster says so (exit 0), an unknown cluster is 404, a controller that reaches no cluster 503; and
 ``edgefleet clusters`` shows each cluster's policy."""
 
 from __future__ import annotations
@@ -65,6 +65,19 @@ def test_the_audit_lists_the_planted_violation_in_the_api_and_the_cli(
     assert "web" in found.output
     assert "off-ratio" in found.output
     assert "1 finding in 1 workload and 0 pods of central-x" in found.output
+
+    # A Job is audited by its pod template as a Deployment is.
+    job = workload("train", limits={"cpu": "2"}, requests={"cpu": "2"})
+    job["apiVersion"], job["kind"] = "batch/v1", "Job"
+    job["spec"] = {"template": {**job["spec"]["template"], "spec": {**job["spec"]["template"]["spec"]}}}
+    job["spec"]["template"]["spec"]["restartPolicy"] = "Never"
+    gateway.apply(CENTRAL, job)
+    with_job = RUNNER.invoke(cli(), ["clusters", "audit", CLUSTER, "--api", url])
+    assert with_job.exit_code == clusters_cli.FINDINGS_EXIT, with_job.output
+    assert [line.split()[:4] for line in with_job.output.splitlines() if " train " in f" {line} "] == [
+        ["shop", "Job", "train", "off-ratio"]
+    ]
+    assert "2 findings in 2 workloads and 0 pods of central-x" in with_job.output
 
     listed = RUNNER.invoke(cli(), ["clusters", "--api", url])
     assert listed.exit_code == 0, listed.output

@@ -1,7 +1,8 @@
 """The policy audit (``edgefleet.cloud.auditing``): the pure finding function over listed objects (a table of
-workloads and pods, and the property that what edgefleet renders under a policy never breaks it), and against a
-simulated central cluster with violations planted beside compliant workloads: it finds exactly those, changes
-nothing, and an exclusive host's intruder only while the window is open, in the cluster's time zone."""
+workloads and pods; every workload kind judged by its pod template alike, a finished Job not at all; and the
+property that what edgefleet renders under a policy never breaks it), and against a simulated central cluster with
+violations planted beside compliant workloads, a Job among them: it finds exactly those, changes nothing, and an
+exclusive host's intruder only while the window is open, in the cluster's time zone."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgefleet.clock import FakeClock
-from edgefleet.cloud.auditing import Finding, audit_cluster, find_violations
+from edgefleet.cloud.auditing import WORKLOAD_KINDS, Finding, audit_cluster, find_violations
 from edgefleet.cloud.k8s.clients import ClusterClients
 from edgefleet.cloud.k8s.gateway import KubernetesGateway
 from edgefleet.cloud.rollouts.policy import with_policy
@@ -84,6 +85,21 @@ def workload(
             "template": {"metadata": {"labels": labels}, "spec": spec},
         },
     }
+
+
+def as_kind(kind: str, obj: dict[str, Any], *, finished: str | None = None) -> dict[str, Any]:
+    """``obj`` (a Deployment) as a workload of ``kind`` with the same pod template; a Job ``finished`` Complete or
+    Failed when asked."""
+    group = {"Job": "batch/v1"}.get(kind, "apps/v1")
+    spec = {"template": obj["spec"]["template"]}
+    if kind == "Job":
+        spec["template"] = {**spec["template"], "spec": {**spec["template"]["spec"], "restartPolicy": "Never"}}
+    else:
+        spec["selector"] = obj["spec"]["selector"]
+    made: dict[str, Any] = {"apiVersion": group, "kind": kind, "metadata": dict(obj["metadata"]), "spec": spec}
+    if finished is not None:
+        made["status"] = {"conditions": [{"type": finished, "status": "True"}]}
+    return made
 
 
 def avoid(*apps: str, required: bool = False) -> dict[str, Any]:
@@ -163,6 +179,43 @@ def test_findings_table(objects: list[dict[str, Any]], expected: list[tuple[str,
     pods = [o for o in objects if "kind" not in o]
     found = find_violations(POLICY, workloads, pods, NODES, local=NIGHT)
     assert [(f.name, f.rule) for f in found] == expected
+
+
+OFF_RATIO = workload("train", limits={"cpu": "2", "nvidia.com/gpu": "1"}, requests={"cpu": "2", "nvidia.com/gpu": "1"})
+
+
+@pytest.mark.parametrize("kind", WORKLOAD_KINDS)
+def test_every_workload_kind_is_judged_by_its_pod_template(kind: str) -> None:
+    found = find_violations(POLICY, [(kind, as_kind(kind, OFF_RATIO))], [], [], local=DAY)
+    assert [(f.kind, f.name, f.rule) for f in found] == [(kind, "train", "off-ratio")]
+    found = find_violations(POLICY, [(kind, as_kind(kind, workload("recognizer")))], [], [], local=DAY)
+    assert [(f.kind, f.rule) for f in found] == [(kind, "no-anti-affinity")]
+
+
+@pytest.mark.parametrize("finished", ["Complete", "Failed"])
+def test_a_finished_job_breaks_nothing_any_more(finished: str) -> None:
+    done = as_kind("Job", OFF_RATIO, finished=finished)
+    assert find_violations(POLICY, [("Job", done)], [], [], local=DAY) == []
+    # A condition that is not True does not finish it.
+    done["status"]["conditions"][0]["status"] = "False"
+    assert [f.rule for f in find_violations(POLICY, [("Job", done)], [], [], local=DAY)] == ["off-ratio"]
+
+
+@given(
+    kind=st.sampled_from(WORKLOAD_KINDS),
+    app=st.sampled_from(["recognizer", "transcoder", "web"]),
+    namespace=st.sampled_from(["shop", "batch", "kube-system"]),
+    limits=st.fixed_dictionaries({}, optional={"cpu": st.integers(1, 8000).map(lambda m: f"{m}m")}),
+    requests=st.fixed_dictionaries({}, optional={"cpu": st.integers(1, 8000).map(lambda m: f"{m}m")}),
+)
+def test_a_template_breaks_the_policy_alike_whatever_its_kind(
+    kind: str, app: str, namespace: str, limits: dict[str, str], requests: dict[str, str]
+) -> None:
+    deployment = workload(app, namespace=namespace, limits=limits, requests=requests)
+    as_deployment = find_violations(POLICY, [("Deployment", deployment)], [], [], local=DAY)
+    as_other = find_violations(POLICY, [(kind, as_kind(kind, deployment))], [], [], local=DAY)
+    assert [(f.name, f.rule, f.message) for f in as_other] == [(f.name, f.rule, f.message) for f in as_deployment]
+    assert {f.kind for f in as_other} <= {kind}
 
 
 def test_the_intruder_is_one_only_while_the_window_is_open() -> None:
@@ -251,12 +304,21 @@ def test_an_audit_of_a_simulated_central_cluster_finds_exactly_the_planted_viola
     planted.append(workload("video-transcode", namespace="media", node_selector=general))
     planted.append(workload("report", node_selector={"kubernetes.io/hostname": "central-x-node-03"}))
     planted.append(workload("dns", namespace="kube-system", limits={"cpu": "1"}, node_selector=general))
+    # A Job off its ratio whose pod runs, and one that ran to completion long ago: only the first breaks anything.
+    trainer = as_kind("Job", workload("train", limits={"cpu": "2"}, requests={"cpu": "2"}, node_selector=general))
+    trainer["spec"]["template"]["metadata"]["annotations"] = {"sim.edgefleet.io/run-seconds": "3600"}
+    quick = as_kind("Job", workload("quick", limits={"cpu": "2"}, requests={"cpu": "2"}, node_selector=general))
+    quick["spec"]["template"]["metadata"]["annotations"] = {"sim.edgefleet.io/run-seconds": "0"}
+    planted += [trainer, quick]
     for manifest in planted:
         gateway.apply(c, manifest)
 
     def all_running() -> bool:
         pods = gateway.list_pods(c).items
-        return len(pods) == 6 and all(p["status"].get("phase") == "Running" for p in pods)
+        phases = sorted(p["status"].get("phase", "") for p in pods)
+        jobs = {j["metadata"]["name"]: j for j in gateway.list_objects(c, "Job").items}
+        done = any(x.get("type") == "Complete" for x in (jobs["quick"].get("status") or {}).get("conditions") or [])
+        return done and phases == ["Running"] * 7 + ["Succeeded"]
 
     wait_for(all_running, timeout=30, what="the planted workloads' pods to run")
     before = {(d["metadata"]["name"], d["metadata"]["resourceVersion"]) for d in gateway.list_deployments(c).items}
@@ -269,12 +331,13 @@ def test_an_audit_of_a_simulated_central_cluster_finds_exactly_the_planted_viola
     assert found == [
         ("media", "Deployment", "video-transcode", "no-anti-affinity"),
         ("shop", "Deployment", "web", "off-ratio"),
+        ("shop", "Job", "train", "off-ratio"),
         ("shop", "Pod", report_pod, "exclusive-host"),
     ]
-    assert (audit.workloads, audit.pods, audit.has_policy) == (6, 6, True)
+    assert (audit.workloads, audit.pods, audit.has_policy) == (8, 8, True)
     # By day the bigdata hosts are anyone's.
     day = audit_cluster(gateway, cluster, clock=FakeClock(DAY.timestamp()))
-    assert [f.rule for f in day.findings] == ["no-anti-affinity", "off-ratio"]
+    assert [f.rule for f in day.findings] == ["no-anti-affinity", "off-ratio", "off-ratio"]
     # The audit changed nothing.
     assert {
         (d["metadata"]["name"], d["metadata"]["resourceVersion"]) for d in gateway.list_deployments(c).items

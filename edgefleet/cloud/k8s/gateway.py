@@ -62,10 +62,23 @@ __all__ = [
 ]
 
 RawObject = dict[str, Any]
-Kind = Literal["Deployment", "DaemonSet", "Pod", "Node", "Event", "Namespace", "ConfigMap", "HorizontalPodAutoscaler"]
+Kind = Literal[
+    "Deployment",
+    "DaemonSet",
+    "StatefulSet",
+    "Job",
+    "Pod",
+    "Node",
+    "Event",
+    "Namespace",
+    "ConfigMap",
+    "HorizontalPodAutoscaler",
+]
 KINDS: Final[tuple[Kind, ...]] = (
     "Deployment",
     "DaemonSet",
+    "StatefulSet",
+    "Job",
     "Pod",
     "Node",
     "Event",
@@ -281,6 +294,25 @@ _RESOURCES: Final[dict[Kind, _Resource]] = {
         lambda c: client.AppsV1Api(c).read_namespaced_daemon_set,
         lambda c: client.AppsV1Api(c).delete_namespaced_daemon_set,
         lambda c: client.AppsV1Api(c).patch_namespaced_daemon_set,
+    ),
+    # Workloads edgefleet does not deploy but audits at central sites (``auditing``): their pod templates too.
+    "StatefulSet": _Resource(
+        "statefulsets",
+        True,
+        lambda c: client.AppsV1Api(c).list_namespaced_stateful_set,
+        lambda c: client.AppsV1Api(c).list_stateful_set_for_all_namespaces,
+        lambda c: client.AppsV1Api(c).read_namespaced_stateful_set,
+        lambda c: client.AppsV1Api(c).delete_namespaced_stateful_set,
+        lambda c: client.AppsV1Api(c).patch_namespaced_stateful_set,
+    ),
+    "Job": _Resource(
+        "jobs",
+        True,
+        lambda c: client.BatchV1Api(c).list_namespaced_job,
+        lambda c: client.BatchV1Api(c).list_job_for_all_namespaces,
+        lambda c: client.BatchV1Api(c).read_namespaced_job,
+        lambda c: client.BatchV1Api(c).delete_namespaced_job,
+        lambda c: client.BatchV1Api(c).patch_namespaced_job,
     ),
     "Pod": _Resource(
         "pods",
