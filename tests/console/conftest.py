@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from edgefleet.cloud.api import create_app
 from edgefleet.cloud.settings import Settings
@@ -162,17 +162,57 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
+# What the console says on the browser's console for a string its catalogue lacks (``t`` in static/app.js).
+MISSING_STRING = "edgefleet: no string in the catalogue:"
+# A desktop window; a tablet's are in the tablet tests.
+DESKTOP = {"width": 1280, "height": 800}
+
+
+@dataclass(frozen=True)
+class Problems:
+    """What a page said went wrong while a test used it: script errors, and strings its catalogue lacked (as
+    "LANG KEY")."""
+
+    errors: list[str]
+    missing_strings: list[str]
+
+
+@contextlib.contextmanager
+def opened_page(
+    browser: Browser,
+    *,
+    locale: str = "en-US",
+    viewport: dict[str, int] | None = None,
+    touch: bool = False,
+) -> Iterator[tuple[Page, Problems]]:
+    """A fresh browser context (its own localStorage) and a page in it, in the language ``locale`` picks (zh-CN:
+    Chinese), with what goes wrong on it collected. Every console browser test opens its pages here: the one place
+    to give them what the API will ask of a caller."""
+    context = browser.new_context(
+        viewport=viewport or DESKTOP, locale=locale, has_touch=touch, is_mobile=touch, device_scale_factor=1
+    )
+    problems = Problems([], [])
+    context.on("weberror", lambda error: problems.errors.append(str(error.error)))
+
+    def said(message: ConsoleMessage) -> None:
+        if message.text.startswith(MISSING_STRING):
+            problems.missing_strings.append(message.text.removeprefix(MISSING_STRING).strip())
+
+    context.on("console", said)
+    try:
+        yield context.new_page(), problems
+    finally:
+        context.close()
+
+
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    """A fresh browser context per test (its own localStorage), a tablet-sized window, English unless chosen. A
-    script error on any page fails the test."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
-    opened = context.new_page()
-    errors: list[str] = []
-    context.on("weberror", lambda error: errors.append(str(error.error)))
-    yield opened
-    context.close()
-    assert errors == [], f"script errors on the page: {errors}"
+    """A page in a fresh browser context, a desktop-sized window, English unless chosen. A script error on any
+    page, or a string missing from the catalogue of the language shown, fails the test."""
+    with opened_page(browser) as (opened, problems):
+        yield opened
+    assert problems.errors == [], f"script errors on the page: {problems.errors}"
+    assert problems.missing_strings == [], f"strings missing from the catalogues: {problems.missing_strings}"
 
 
 def screenshot(page: Page, name: str) -> Path:

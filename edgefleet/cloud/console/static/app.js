@@ -24,9 +24,21 @@ function pickLanguage() {
   return (navigator.language || "").toLowerCase().startsWith("zh") ? "zh-CN" : "en";
 }
 
+// Keys asked for that the chosen language's catalogue lacks (the English text, or the key itself, stands in). Each
+// is said once on the console, with this prefix: the browser tests fail on it, in either language.
+const MISSING_STRING = "edgefleet: no string in the catalogue:";
+const missing = new Set();
+
 /** The string `key` in the chosen language, with `{name}` filled from `values`. */
 export function t(key, values = {}) {
-  const text = CATALOGUES[lang][key] ?? CATALOGUES.en[key] ?? key;
+  let text = CATALOGUES[lang][key];
+  if (text === undefined) {
+    if (!missing.has(`${lang} ${key}`)) {
+      missing.add(`${lang} ${key}`);
+      console.warn(`${MISSING_STRING} ${lang} ${key}`);
+    }
+    text = CATALOGUES.en[key] ?? key;
+  }
   return text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
 }
 

@@ -230,7 +230,8 @@ export function mountNewRollout(main) {
         h("thead", {}, h("tr", {}, ["plan.wave", "plan.size", "col.sites", "plan.hardware", "plan.approval"].map((k) => h("th", {}, t(k))))),
         h("tbody", {}, p.waves.map((w) => h("tr", { "data-wave": w.number },
           h("td", {}, waveLabel(w)),
-          h("td", {}, w.size),
+          // The canary's size is the word "canary" in the plan: its count of sites says it in any language.
+          h("td", {}, w.number === 0 ? w.sites.length : w.size),
           h("td", {}, w.sites.map((s) => {
             const site = p.sites.find((x) => x.site === s);
             const blackout = site?.blackout_now ? ` ⏸ ${site.blackout_now.window}` : "";

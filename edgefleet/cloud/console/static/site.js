@@ -132,8 +132,8 @@ export function mountSite(main, siteId) {
         h("td", {}, fmt(box.gpu_utilization_avg_percent, " %")),
         h("td", {}, fmt(box.gpu_temperature_max_c, " °C")),
         h("td", {}, gpuMemory(box)),
-        h("td", {}, (box.latest?.apps?.apps ?? []).map((a) => h("div", {}, `${a.name} ${a.version} (${a.state})`))),
-        h("td", {}, box.node.state),
+        h("td", {}, (box.latest?.apps?.apps ?? []).map((a) => h("div", {}, `${a.name} ${a.version} (${t(`app_state.${a.state}`)})`))),
+        h("td", { "data-node": box.node.state }, t(`node.${box.node.state}`)),
       ),
     );
     fill(main, 
