@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
 
 from edgefleet.cloud.api import create_app
 from edgefleet.cloud.settings import Settings
@@ -220,3 +220,32 @@ def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# Who the tests say they are when a page asks (once per browser context).
+WHO = "tester"
+
+
+class Dialogs:
+    """Answers the page's dialogs as a user would: a prompt with the answer queued for it (else ``WHO``), a
+    confirmation with yes; keeps each message asked."""
+
+    def __init__(self, page: Page) -> None:
+        self.asked: list[tuple[str, str]] = []
+        self.answers: list[str] = []
+        page.on("dialog", self._answer)
+
+    def _answer(self, dialog: Dialog) -> None:
+        self.asked.append((dialog.type, dialog.message))
+        if dialog.type == "prompt":
+            dialog.accept(self.answers.pop(0) if self.answers else WHO)
+        else:
+            dialog.accept()
+
+    def confirmed(self) -> list[str]:
+        return [message for kind, message in self.asked if kind == "confirm"]
+
+
+@pytest.fixture
+def dialogs(page: Page) -> Dialogs:
+    return Dialogs(page)

@@ -221,4 +221,11 @@ export default {
   "app_state.stopped": "stopped",
   "app_state.failed": "failed",
   "app_state.unknown": "unknown",
+  "plan.blackouts": "{n} site(s) inside a blackout window now",
+  "plan.blackout_site": "{site}: {window} ({reason}), until {ends}",
+  "plan.blackouts_wait": "Without an override they wait, blocked, until their window ends; their wave waits with them.",
+  "plan.override": "Override the blackout windows: start these sites inside them",
+  "plan.override_reason": "Why (a ticket, the emergency): required",
+  "plan.override_needs_reason": "Give the reason the blackout windows are overridden.",
+  "rollout.confirm_start_override": "Start rolling out {app} {version} to {sites} sites, starting sites inside their blackout windows ({reason})?",
 };

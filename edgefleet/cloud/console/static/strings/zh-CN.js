@@ -221,4 +221,11 @@ export default {
   "app_state.stopped": "已停止",
   "app_state.failed": "失败",
   "app_state.unknown": "未知",
+  "plan.blackouts": "{n} 个站点当前处于封网窗口",
+  "plan.blackout_site": "{site}：{window}（{reason}），至 {ends}",
+  "plan.blackouts_wait": "不越过时，这些站点封网等待至窗口结束，所在批次随之等待。",
+  "plan.override": "越过封网窗口：在窗口内也开始这些站点",
+  "plan.override_reason": "原因（工单、紧急情况）：必填",
+  "plan.override_needs_reason": "请填写越过封网窗口的原因。",
+  "rollout.confirm_start_override": "开始向 {sites} 个站点发布 {app} {version}，并在封网窗口内开始站点（{reason}）？",
 };
