@@ -63,6 +63,61 @@ spec:
 """
 
 
+# The central cluster, as the company runs theirs (sites/central-sh-dc1.yaml): GPU workers in a host group, a
+# big-data host kept for its namespace at night, overcommit, apps kept apart, a namespace left out of the audit.
+# The simulator seeds it with the company's workloads and their planted violations (simulator/cluster/central.py);
+# the clusters' page shows its policy, audit and GPUs.
+CENTRAL = "central-01"
+CENTRAL_SITE = """\
+apiVersion: edgefleet.io/v1
+kind: Site
+metadata: {name: central-01}
+spec:
+  kind: central
+  displayName: "central-01"
+  region: test
+  timezone: Asia/Shanghai
+  cluster: central-01
+  heartbeat: {intervalSeconds: 10, missedBeats: 3}
+  boxes:
+    - {name: central-01-cp-01, role: cluster-node, model: Dell PowerEdge R660}
+    - name: central-01-worker-01
+      role: cluster-node
+      model: Dell PowerEdge R760
+      gpu: {model: NVIDIA A10, count: 4, driverVersion: "550.90.07"}
+      labels: {edgefleet.io/host-group: general}
+    - name: central-01-worker-02
+      role: cluster-node
+      model: Dell PowerEdge R760
+      gpu: {model: NVIDIA A10, count: 2, driverVersion: "550.90.07"}
+      labels: {edgefleet.io/host-group: general}
+    - {name: central-01-worker-03, role: cluster-node, model: Dell PowerEdge R760, labels: {edgefleet.io/host-group: bigdata}}
+---
+apiVersion: edgefleet.io/v1
+kind: Cluster
+metadata: {name: central-01}
+spec:
+  role: central
+  context: central-01
+  region: east
+  timezone: Asia/Shanghai
+  policy:
+    overcommit: {cpu: 10, memory: 1.5}
+    hostGroups:
+      general: {matchLabels: {edgefleet.io/host-group: general}}
+      bigdata: {matchLabels: {edgefleet.io/host-group: bigdata}}
+    exclusiveHosts:
+      - {hostGroup: bigdata, window: "00:00-06:00", namespaces: [bigdata]}
+    antiAffinity:
+      - {name: gpu-heavy, apps: [sorting-recognition, video-transcode]}
+    events:
+      - {action: include, level: Warning}
+    namespaces:
+      kube-system: {audit: false}
+      bigdata: {overcommit: {cpu: 4}, hostGroup: bigdata}
+"""
+
+
 def release(app: str, version: str) -> str:
     return f"""\
 apiVersion: edgefleet.io/v1
@@ -117,6 +172,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     directory = tmp_path_factory.mktemp("console")
     sites = directory / "sites"
     sim_sites = write_inventory(sites, sites=SITES, boxes_per_site=BOXES_PER_SITE, central=True)
+    (sites / f"{CENTRAL}.yaml").write_text(CENTRAL_SITE)
     kubeconfig = directory / "sim.kubeconfig"
     with contextlib.ExitStack() as stack:
         broker = stack.enter_context(mosquitto(directory))

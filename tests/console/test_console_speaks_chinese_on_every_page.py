@@ -5,7 +5,7 @@ whose keys are built, like ``state.${s}``, which no reading of the source finds)
 ``t`` says on the browser's console which key a catalogue lacked, and ``opened_page`` collects it. A planted
 catalogue, served with one key removed, shows the guard sees it.
 
-Each page's screenshot in Chinese is saved under docs/screenshots/ as ``<page>-zh-CN.png``.
+The clusters' pages are in the sweep too. Each page's screenshot in Chinese is saved under docs/screenshots/ as ``<page>-zh-CN.png``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
 from edgefleet.cloud.console.assets import static_dir
-from tests.console.conftest import Console, opened_page, screenshot
+from tests.console.conftest import CENTRAL, Console, opened_page, screenshot
 from tests.support.peers import wait_for
 
 pytestmark = pytest.mark.slow
@@ -109,6 +109,8 @@ def test_every_page_speaks_chinese(console: Console, browser: Browser, blocked_r
         ("/rollouts", "rollouts", "rollouts"),
         (f"/rollouts/{blocked_rollout}", "rollout", "rollout"),
         ("/rollouts/new", "new-rollout", "rollout-plan"),
+        ("/clusters", "clusters", "clusters"),
+        (f"/clusters/{CENTRAL}", "cluster", None),  # its screenshot: test_console_shows_central_clusters_...
     ]
     english = english_only_texts()
     with opened_page(browser, locale="zh-CN") as (page, problems):

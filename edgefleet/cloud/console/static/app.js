@@ -14,6 +14,7 @@ const NAV = [
   { key: "nav.versions", href: "/versions", match: (path) => path === "/versions" },
   { key: "nav.rollouts", href: "/rollouts", match: (path) => path.startsWith("/rollouts") },
   { key: "nav.alerts", href: "/alerts", match: (path) => path === "/alerts" },
+  { key: "nav.clusters", href: "/clusters", match: (path) => path.startsWith("/clusters") },
 ];
 
 let lang = pickLanguage();
@@ -176,6 +177,8 @@ async function route(path, main) {
   if ((match = path.match(/^\/boxes\/([^/]+)$/))) return (await import("./box.js")).mountBox(main, decodeURIComponent(match[1]));
   if (path === "/versions") return (await import("./versions.js")).mountVersions(main);
   if (path === "/alerts") return (await import("./alerts.js")).mountAlerts(main);
+  if (path === "/clusters") return (await import("./clusters.js")).mountClusters(main);
+  if ((match = path.match(/^\/clusters\/([^/]+)$/))) return (await import("./clusters.js")).mountCluster(main, decodeURIComponent(match[1]));
   if (path === "/rollouts") return (await import("./rollouts.js")).mountRollouts(main);
   if (path === "/rollouts/new") return (await import("./rollouts.js")).mountNewRollout(main);
   if ((match = path.match(/^\/rollouts\/([^/]+)$/))) return (await import("./rollouts.js")).mountRollout(main, decodeURIComponent(match[1]));

@@ -141,7 +141,7 @@ export function mountSite(main, siteId) {
       h("dl", { class: "facts" },
         h("dt", {}, t("site.region")), h("dd", {}, site.region),
         h("dt", {}, t("site.kind")), h("dd", {}, t(`kind.${site.kind}`)),
-        h("dt", {}, t("site.cluster")), h("dd", {}, site.cluster),
+        h("dt", {}, t("site.cluster")), h("dd", {}, site.cluster ? h("a", { href: `/clusters/${encodeURIComponent(site.cluster)}` }, site.cluster) : "—"),
         h("dt", {}, t("site.health")), h("dd", { "data-health": site.health }, t(`health.${site.health}`)),
       ),
       holdBox,
