@@ -1,5 +1,5 @@
 """Site staff use tablets at the center: the overview and a site's page, on a touch screen held upright
-(768 x 1024) or on its side (1024 x 768), fit the screen's width (nothing scrolls sideways), the heat map's cells
+(768 x 1024) or on its side (1024 x 768), fit the screen's width (and so do the other pages) (nothing scrolls sideways), the heat map's cells
 are big enough to tap (``MIN_TOUCH_PX``), and a tap on a cell, or on a box's row of its site, opens the box.
 
 Debian's headless Chromium as a touch tablet (touch events, a coarse pointer) against the package's controller
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.console.conftest import Console, opened_page, screenshot
+from tests.console.conftest import CENTRAL, Console, opened_page, screenshot
 
 pytestmark = pytest.mark.slow
 
@@ -22,8 +22,10 @@ BOX = "site-01-gpu-02"
 
 
 def sideways_overflow(page: Page) -> int:
-    """How many CSS pixels the page is wider than the screen (0: nothing scrolls sideways)."""
-    return int(page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth"))
+    """How many CSS pixels the page is wider than the tablet's screen (0: nothing scrolls sideways). Against the
+    screen's width, not ``innerWidth``: a mobile browser widens its layout viewport to a page too wide (and zooms
+    out), so ``innerWidth`` grows with the page."""
+    return int(page.evaluate("() => document.documentElement.scrollWidth - screen.width"))
 
 
 @pytest.mark.parametrize("held", TABLETS)
@@ -34,6 +36,11 @@ def test_the_overview_and_a_site_fit_a_tablet_and_a_tap_opens_a_box(
         page.goto(console.url + "/")
         expect(page.locator("body[data-ready=overview]")).to_be_attached()
         assert page.evaluate("matchMedia('(pointer: coarse)').matches") is True  # the browser is a touch screen
+        assert sideways_overflow(page) == 0
+        # The check sees a page that is too wide: a heat map twice the screen's width, planted and taken away.
+        page.evaluate("document.getElementById('heatmap').style.minWidth = `${2 * innerWidth}px`")
+        assert sideways_overflow(page) > 0
+        page.evaluate("document.getElementById('heatmap').style.minWidth = ''")
         assert sideways_overflow(page) == 0
 
         sizes = page.locator("#heatmap .cell").evaluate_all(
@@ -60,5 +67,17 @@ def test_the_overview_and_a_site_fit_a_tablet_and_a_tap_opens_a_box(
         screenshot(page, f"tablet-{held}-site")
         link.tap()
         expect(page).to_have_url(console.url + f"/boxes/{BOX}")
+
+        # The other pages fit too: their wide tables scroll inside their frames, not the page.
+        for path, ready in [
+            ("/versions", "versions"),
+            ("/alerts", "alerts"),
+            ("/rollouts", "rollouts"),
+            ("/rollouts/new", "new-rollout"),
+            (f"/clusters/{CENTRAL}", "cluster"),
+        ]:
+            page.goto(console.url + path)
+            expect(page.locator(f"body[data-ready={ready}]")).to_be_attached()
+            assert sideways_overflow(page) == 0, path
     assert problems.errors == []
     assert problems.missing_strings == []
