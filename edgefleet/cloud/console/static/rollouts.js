@@ -273,7 +273,8 @@ export function mountNewRollout(main) {
           h("td", {}, w.number === 0 ? w.sites.length : w.size),
           h("td", {}, w.sites.map((s) => {
             const site = p.sites.find((x) => x.site === s);
-            const blackout = site?.blackout_now ? ` ⏸ ${site.blackout_now.window}` : "";
+            // Said in words: the pause sign is missing from the fonts a closed network's tablets may have.
+            const blackout = site?.blackout_now ? ` · ${t("site_state.blocked")} ${site.blackout_now.window}` : "";
             return h("div", { "data-site": s, "data-state": site?.state ?? "ready" }, `${s}${site && site.state !== "ready" ? ` (${t(`plan.${site.state}`)})` : ""}${blackout}`);
           })),
           h("td", {}, w.hardware.map((x) => `${x.gpu_model} / ${x.driver_version}`).join(", ") || "—"),
