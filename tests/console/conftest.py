@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
 
 from edgefleet.cloud.api import create_app
 from edgefleet.cloud.settings import Settings
@@ -60,6 +60,61 @@ spec:
     - {kinds: [clock-skew], channels: [nowhere]}
   rules:
     defaults: {gpuTemperatureFor: 1s, eccCorrectedRise: 1000000}
+"""
+
+
+# The central cluster, as the company runs theirs (sites/central-sh-dc1.yaml): GPU workers in a host group, a
+# big-data host kept for its namespace at night, overcommit, apps kept apart, a namespace left out of the audit.
+# The simulator seeds it with the company's workloads and their planted violations (simulator/cluster/central.py);
+# the clusters' page shows its policy, audit and GPUs.
+CENTRAL = "central-01"
+CENTRAL_SITE = """\
+apiVersion: edgefleet.io/v1
+kind: Site
+metadata: {name: central-01}
+spec:
+  kind: central
+  displayName: "central-01"
+  region: test
+  timezone: Asia/Shanghai
+  cluster: central-01
+  heartbeat: {intervalSeconds: 10, missedBeats: 3}
+  boxes:
+    - {name: central-01-cp-01, role: cluster-node, model: Dell PowerEdge R660}
+    - name: central-01-worker-01
+      role: cluster-node
+      model: Dell PowerEdge R760
+      gpu: {model: NVIDIA A10, count: 4, driverVersion: "550.90.07"}
+      labels: {edgefleet.io/host-group: general}
+    - name: central-01-worker-02
+      role: cluster-node
+      model: Dell PowerEdge R760
+      gpu: {model: NVIDIA A10, count: 2, driverVersion: "550.90.07"}
+      labels: {edgefleet.io/host-group: general}
+    - {name: central-01-worker-03, role: cluster-node, model: Dell PowerEdge R760, labels: {edgefleet.io/host-group: bigdata}}
+---
+apiVersion: edgefleet.io/v1
+kind: Cluster
+metadata: {name: central-01}
+spec:
+  role: central
+  context: central-01
+  region: east
+  timezone: Asia/Shanghai
+  policy:
+    overcommit: {cpu: 10, memory: 1.5}
+    hostGroups:
+      general: {matchLabels: {edgefleet.io/host-group: general}}
+      bigdata: {matchLabels: {edgefleet.io/host-group: bigdata}}
+    exclusiveHosts:
+      - {hostGroup: bigdata, window: "00:00-06:00", namespaces: [bigdata]}
+    antiAffinity:
+      - {name: gpu-heavy, apps: [sorting-recognition, video-transcode]}
+    events:
+      - {action: include, level: Warning}
+    namespaces:
+      kube-system: {audit: false}
+      bigdata: {overcommit: {cpu: 4}, hostGroup: bigdata}
 """
 
 
@@ -117,6 +172,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     directory = tmp_path_factory.mktemp("console")
     sites = directory / "sites"
     sim_sites = write_inventory(sites, sites=SITES, boxes_per_site=BOXES_PER_SITE, central=True)
+    (sites / f"{CENTRAL}.yaml").write_text(CENTRAL_SITE)
     kubeconfig = directory / "sim.kubeconfig"
     with contextlib.ExitStack() as stack:
         broker = stack.enter_context(mosquitto(directory))
@@ -162,17 +218,57 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
+# What the console says on the browser's console for a string its catalogue lacks (``t`` in static/app.js).
+MISSING_STRING = "edgefleet: no string in the catalogue:"
+# A desktop window; a tablet's are in the tablet tests.
+DESKTOP = {"width": 1280, "height": 800}
+
+
+@dataclass(frozen=True)
+class Problems:
+    """What a page said went wrong while a test used it: script errors, and strings its catalogue lacked (as
+    "LANG KEY")."""
+
+    errors: list[str]
+    missing_strings: list[str]
+
+
+@contextlib.contextmanager
+def opened_page(
+    browser: Browser,
+    *,
+    locale: str = "en-US",
+    viewport: dict[str, int] | None = None,
+    touch: bool = False,
+) -> Iterator[tuple[Page, Problems]]:
+    """A fresh browser context (its own localStorage) and a page in it, in the language ``locale`` picks (zh-CN:
+    Chinese), with what goes wrong on it collected. Every console browser test opens its pages here: the one place
+    to give them what the API will ask of a caller."""
+    context = browser.new_context(
+        viewport=viewport or DESKTOP, locale=locale, has_touch=touch, is_mobile=touch, device_scale_factor=1
+    )
+    problems = Problems([], [])
+    context.on("weberror", lambda error: problems.errors.append(str(error.error)))
+
+    def said(message: ConsoleMessage) -> None:
+        if message.text.startswith(MISSING_STRING):
+            problems.missing_strings.append(message.text.removeprefix(MISSING_STRING).strip())
+
+    context.on("console", said)
+    try:
+        yield context.new_page(), problems
+    finally:
+        context.close()
+
+
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    """A fresh browser context per test (its own localStorage), a tablet-sized window, English unless chosen. A
-    script error on any page fails the test."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
-    opened = context.new_page()
-    errors: list[str] = []
-    context.on("weberror", lambda error: errors.append(str(error.error)))
-    yield opened
-    context.close()
-    assert errors == [], f"script errors on the page: {errors}"
+    """A page in a fresh browser context, a desktop-sized window, English unless chosen. A script error on any
+    page, or a string missing from the catalogue of the language shown, fails the test."""
+    with opened_page(browser) as (opened, problems):
+        yield opened
+    assert problems.errors == [], f"script errors on the page: {problems.errors}"
+    assert problems.missing_strings == [], f"strings missing from the catalogues: {problems.missing_strings}"
 
 
 def screenshot(page: Page, name: str) -> Path:
@@ -180,3 +276,32 @@ def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# Who the tests say they are when a page asks (once per browser context).
+WHO = "tester"
+
+
+class Dialogs:
+    """Answers the page's dialogs as a user would: a prompt with the answer queued for it (else ``WHO``), a
+    confirmation with yes; keeps each message asked."""
+
+    def __init__(self, page: Page) -> None:
+        self.asked: list[tuple[str, str]] = []
+        self.answers: list[str] = []
+        page.on("dialog", self._answer)
+
+    def _answer(self, dialog: Dialog) -> None:
+        self.asked.append((dialog.type, dialog.message))
+        if dialog.type == "prompt":
+            dialog.accept(self.answers.pop(0) if self.answers else WHO)
+        else:
+            dialog.accept()
+
+    def confirmed(self) -> list[str]:
+        return [message for kind, message in self.asked if kind == "confirm"]
+
+
+@pytest.fixture
+def dialogs(page: Page) -> Dialogs:
+    return Dialogs(page)

@@ -16,44 +16,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Dialog, Page, expect
+from playwright.sync_api import Page, expect
 
-from tests.console.conftest import Console, screenshot
+from tests.console.conftest import WHO, Console, Dialogs, screenshot
 from tests.support.peers import wait_for
 
 pytestmark = pytest.mark.slow
 
 HOT_BOX = "site-03-gpu-01"
 HELD_SITE = "site-04"
-WHO = "tester"
 # The chain: a heartbeat (0.5 s), the alert loop's evaluation, the live feed's read of the alerts (1 s), one batch
 # of the stream (0.5 s), the page reading its API. Comfortably more than that, far less than a test's patience.
 WITHIN_MS = 10_000
-
-
-class Dialogs:
-    """Answers the page's dialogs as a user would: a prompt with the answer queued for it (else ``WHO``), a
-    confirmation with yes; keeps each message asked."""
-
-    def __init__(self, page: Page) -> None:
-        self.asked: list[tuple[str, str]] = []
-        self.answers: list[str] = []
-        page.on("dialog", self._answer)
-
-    def _answer(self, dialog: Dialog) -> None:
-        self.asked.append((dialog.type, dialog.message))
-        if dialog.type == "prompt":
-            dialog.accept(self.answers.pop(0) if self.answers else WHO)
-        else:
-            dialog.accept()
-
-    def confirmed(self) -> list[str]:
-        return [message for kind, message in self.asked if kind == "confirm"]
-
-
-@pytest.fixture
-def dialogs(page: Page) -> Dialogs:
-    return Dialogs(page)
 
 
 def api(console: Console, path: str) -> dict[str, object]:

@@ -1,6 +1,7 @@
 """The bodies the console reads: the overview (``GET /api/v1/overview`` and the events of ``GET /api/v1/events``),
 built from the live feed's frames (``live.Frame``), and the versions matrix (``GET /api/v1/versions``), built from
-the view models of ``edgefleet.cloud.console.views``.
+the view models of ``edgefleet.cloud.console.views``, and a cluster's policy part by part
+(``GET /api/v1/clusters/{cluster}/policy``).
 
 A cell travels as an array, ``[site, state, gpu temperature C, gpu utilisation %, apps]``: 2,000 of them are
 the whole fleet, and an array is a third the size of an object with named fields.
@@ -14,7 +15,15 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from edgefleet.cloud.api.schemas import utc
-from edgefleet.cloud.console.views import BoxCell, CellState, Counters, RegionView, SiteHistoryPoint, VersionsMatrix
+from edgefleet.cloud.console.views import (
+    BoxCell,
+    CellState,
+    Counters,
+    PolicyPart,
+    RegionView,
+    SiteHistoryPoint,
+    VersionsMatrix,
+)
 from edgefleet.ids import BoxId
 from edgefleet.inventory import SiteKind
 
@@ -203,4 +212,23 @@ def site_history_public(
             )
             for p in points
         ],
+    )
+
+
+class PolicyPartPublic(BaseModel):
+    key: str = Field(description="The sentence that says the part: the console's string policy.<key>.")
+    values: dict[str, str] = Field(description="What fills the sentence: names, numbers and windows as written.")
+
+
+class ClusterPolicyPublic(BaseModel):
+    cluster: str
+    timezone: str | None = Field(description="The cluster's local time zone, the one its windows are in.")
+    parts: list[PolicyPartPublic] = Field(description="The policy part by part; empty: the cluster has none.")
+
+
+def cluster_policy_public(cluster: str, timezone: str | None, parts: tuple[PolicyPart, ...]) -> ClusterPolicyPublic:
+    return ClusterPolicyPublic(
+        cluster=cluster,
+        timezone=timezone,
+        parts=[PolicyPartPublic(key=p.key, values=dict(p.values)) for p in parts],
     )

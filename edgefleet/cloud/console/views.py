@@ -13,7 +13,8 @@ The fleet overview is a heat map of cells, one per box, grouped by region and si
 Readings are rounded (``TEMPERATURE_STEP_C``, ``UTILIZATION_STEP_PERCENT``) before they go into a cell, so a
 cell changes when its colour can, not at every heartbeat: that keeps the event stream's batches small.
 The versions matrix (``versions_matrix``) is apps by sites from each box's latest report, with mixed and lagging
-sites and an active rollout's waves; a site's charts (``site_history``) are its boxes' health points in steps.
+sites and an active rollout's waves; a site's charts (``site_history``) are its boxes' health points in steps; a
+central cluster's policy (``policy_parts``) is said part by part, each a sentence of the string catalogues.
 
 Called by ``edgefleet.cloud.api.live`` (which reads the fleet and streams the cells), the console's routes and
 the tests.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Final, Literal
 
 from edgefleet.cloud.fleet import BoxLive, HealthPoint, Reachability, ReachabilityState, site_health
@@ -31,6 +33,7 @@ from edgefleet.cloud.nodes import NodeState
 from edgefleet.ids import BoxId, SiteId
 from edgefleet.inventory import Box, Inventory, SiteKind
 from edgefleet.messages import APP_UP_STATES, Heartbeat
+from edgefleet.policies import ClusterPolicy, Ratios
 
 CellState = Literal["online", "degraded", "node-not-ready", "lost", "unreachable", "never-seen"]
 # Worst first: the order of the legend, and of the counters' "what is down".
@@ -352,3 +355,70 @@ def site_history(
             )
         )
     return tuple(out)
+
+
+# --- a central cluster's policy, in the console's words ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyPart:
+    """One part of a cluster's policy as the console says it: ``key`` names the sentence in the string
+    catalogues (``policy.<key>``), ``values`` fill it. Names, numbers and windows are the manifest's own; the
+    sentence around them is the language's."""
+
+    key: str
+    values: Mapping[str, str]
+
+
+def _number(value: Fraction | None) -> str | None:
+    return None if value is None else f"{float(value):g}"
+
+
+def _ratios(ratios: Ratios) -> dict[str, str]:
+    out = {}
+    for resource, value in (("cpu", _number(ratios.cpu)), ("memory", _number(ratios.memory))):
+        if value is not None:
+            out[resource] = value
+    return out
+
+
+def policy_parts(policy: ClusterPolicy) -> tuple[PolicyPart, ...]:
+    """The policy part by part, in the order ``edgefleet clusters`` prints it: overcommit, host groups, the
+    cluster's host group, exclusive hosts, anti-affinity, event forwarding, then each namespace's own. Empty: no
+    policy. A ratio set for one resource only says that one (``overcommit_cpu``, ``overcommit_memory``)."""
+    parts: list[PolicyPart] = []
+    ratios = _ratios(policy.ratios)
+    if ratios:
+        parts.append(PolicyPart("overcommit" if len(ratios) == 2 else f"overcommit_{next(iter(ratios))}", ratios))
+    for name, labels in sorted(policy.host_groups.items()):
+        parts.append(
+            PolicyPart("host_group", {"name": name, "labels": ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))})
+        )
+    if policy.host_group is not None:
+        parts.append(PolicyPart("workloads_on", {"group": policy.host_group}))
+    for exclusive in policy.exclusive:
+        values = {
+            "group": exclusive.host_group,
+            "namespaces": ", ".join(exclusive.namespaces),
+            "apps": ", ".join(exclusive.apps),
+        }
+        who = "both" if exclusive.namespaces and exclusive.apps else "apps" if exclusive.apps else "namespaces"
+        if exclusive.window is None:
+            parts.append(PolicyPart(f"exclusive_always_{who}", values))
+        else:
+            parts.append(PolicyPart(f"exclusive_{who}", {**values, "window": str(exclusive.window)}))
+    for name, apps in sorted(policy.anti_affinity.items()):
+        parts.append(PolicyPart("anti_affinity", {"name": name, "apps": ", ".join(apps)}))
+    if policy.events:
+        parts.append(PolicyPart("events", {"n": str(len(policy.events))}))
+    for name, own in sorted(policy.namespaces.items()):
+        own_ratios = _ratios(own.ratios) if own.ratios is not None else {}
+        said_of = {"namespace": name, **own_ratios, **({"group": own.host_group} if own.host_group else {})}
+        said = [*(f"overcommit_{r}" for r in own_ratios), *(["group"] if own.host_group is not None else [])]
+        if not said and own.audit:
+            parts.append(PolicyPart("namespace_as_cluster", said_of))
+        for what in said:
+            parts.append(PolicyPart(f"namespace_{what}", said_of))
+        if not own.audit:
+            parts.append(PolicyPart("namespace_not_audited", said_of))
+    return tuple(parts)

@@ -98,6 +98,7 @@ def test_openapi_documents_every_route_with_tags(client: httpx.Client) -> None:
         ("/api/v1/clusters/{cluster}", "get"),
         ("/api/v1/clusters/{cluster}/audit", "get"),
         ("/api/v1/clusters/{cluster}/gpus", "get"),
+        ("/api/v1/clusters/{cluster}/policy", "get"),
         ("/api/v1/clusters/{cluster}/restart", "post"),
         ("/api/v1/clusters/{cluster}/restarts/{restart_id}", "get"),
         ("/healthz", "get"),

@@ -3,7 +3,8 @@ version, last error) and policy, and one cluster. The list pages with a cursor (
 is what the controller's periodic probe last found (``edgefleet.cloud.probing``): reading it never calls a cluster.
 ``/{cluster}/audit`` does: it reads the cluster's workloads, pods and nodes through the gateway and lists what
 breaks its policy (``edgefleet.cloud.auditing``), changing nothing. ``/{cluster}/gpus`` reads its nodes and pods and
-joins them with the heartbeats of the agents on its GPU nodes (``edgefleet.cloud.cluster_gpus``)."""
+joins them with the heartbeats of the agents on its GPU nodes (``edgefleet.cloud.cluster_gpus``). ``/{cluster}/policy``
+is the policy part by part, for the console to say in its language (``console.views.policy_parts``)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from edgefleet.cloud.api.cluster_schemas import (
     gpus_public,
     restart_public,
 )
+from edgefleet.cloud.api.console_schemas import ClusterPolicyPublic, cluster_policy_public
 from edgefleet.cloud.api.deps import (
     FLEET_DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -36,6 +38,7 @@ from edgefleet.cloud.api.paging import CursorQuery, decode_cursor, encode_cursor
 from edgefleet.cloud.api.schemas import error_responses
 from edgefleet.cloud.auditing import audit_cluster
 from edgefleet.cloud.cluster_gpus import cluster_gpus
+from edgefleet.cloud.console.views import policy_parts
 from edgefleet.cloud.k8s.errors import ClusterError
 from edgefleet.ids import ClusterId
 from edgefleet.inventory import Cluster
@@ -80,6 +83,21 @@ def get_cluster(cluster: Name, controller: ControllerDep, principal: PrincipalDe
     found = _cluster(controller, cluster)
     health = {h.cluster: h for h in controller.cluster_health()}
     return cluster_public(found, controller.state.inventory.cluster_sites(found.id), health.get(found.id))
+
+
+@router.get(
+    "/{cluster}/policy",
+    summary="A cluster's policy, part by part",
+    response_model=ClusterPolicyPublic,
+    responses=error_responses(404),
+)
+def policy(cluster: Name, controller: ControllerDep, principal: PrincipalDep) -> ClusterPolicyPublic:
+    """The cluster's platform policy from its manifest, each part a sentence key and the values that fill it (the
+    console says them in its language; ``GET /api/v1/clusters/{cluster}`` has them in English words). Reads the
+    inventory, never the cluster."""
+    authorize(principal, "read", None)
+    found = _cluster(controller, cluster)
+    return cluster_policy_public(found.id, found.timezone, policy_parts(found.policy))
 
 
 @router.get(

@@ -1,5 +1,6 @@
 """The console's pages: ``/`` (fleet overview), ``/sites/{site}``, ``/boxes/{box}``, ``/versions``, ``/alerts``,
-``/rollouts``, ``/rollouts/new`` (the plan preview and start) and ``/rollouts/{rollout}``. Each answers the same
+``/rollouts``, ``/rollouts/new`` (the plan preview and start), ``/rollouts/{rollout}``, ``/clusters`` and
+``/clusters/{cluster}`` (a cluster's policy, audit and GPUs). Each answers the same
 ``index.html``, whose script draws the page the address names from the versioned API (``/api/v1/...``); the
 assets it loads are mounted at ``/console`` by ``create_app``.
 
@@ -58,4 +59,14 @@ def rollouts_page() -> FileResponse:
 @router.get("/rollouts/{rollout}")
 def rollout_page(rollout: Name) -> FileResponse:
     # /rollouts/new is the plan preview: the same page, which the script tells apart.
+    return _page()
+
+
+@router.get("/clusters")
+def clusters_page() -> FileResponse:
+    return _page()
+
+
+@router.get("/clusters/{cluster}")
+def cluster_page(cluster: Name) -> FileResponse:
     return _page()

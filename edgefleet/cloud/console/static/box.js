@@ -66,9 +66,9 @@ export function mountBox(main, boxId) {
     const facts = [
       ["box.site", h("a", { href: `/sites/${encodeURIComponent(box.site)}` }, box.site)],
       ["col.state", badge(stateOf(box, cells))],
-      ["box.reachability", `${box.reachability.state} (${box.reachability.reason})`],
+      ["box.reachability", `${t(`reach.${box.reachability.state}`)} (${box.reachability.reason})`],
       ["col.last_seen", ago(box.last_seen_age_s)],
-      ["box.node", `${box.node.name}: ${box.node.state} (${box.node.reason})`],
+      ["box.node", `${box.node.name}: ${t(`node.${box.node.state}`)} (${box.node.reason})`],
       ["box.model", box.model ?? "—"],
       ["box.agent", box.agent_version ?? "—"],
       ["box.boot", box.boot ?? "—"],
@@ -107,7 +107,7 @@ export function mountBox(main, boxId) {
             ]), "gpus")
           : h("p", { class: "muted" }, beat.gpu.reason ?? "—"),
         h("h2", {}, t("box.apps")),
-        table(["app.name", "app.version", "app.state", "app.detail"], beat.apps.apps.map((a) => [a.name, a.version, a.state, a.detail ?? ""])),
+        table(["app.name", "app.version", "app.state", "app.detail"], beat.apps.apps.map((a) => [a.name, a.version, t(`app_state.${a.state}`), a.detail ?? ""])),
         h("details", {}, h("summary", {}, t("box.raw")), h("pre", {}, JSON.stringify(beat, null, 2))),
       );
     }

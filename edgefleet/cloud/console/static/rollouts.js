@@ -175,8 +175,21 @@ function idempotencyKey() {
   return `console-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 12)}`;
 }
 
+/** The sites of a plan inside a blackout window now: they stay blocked unless the start overrides the windows. */
+function blackedOut(p) {
+  return p ? p.sites.filter((s) => s.blackout_now) : [];
+}
+
 export function mountNewRollout(main) {
   let text = "", plan = null, planned = null, key = null, notice = null, busy = false;
+  // Overriding the blackout windows at the start: offered only when the plan shows sites inside one, and only
+  // with a reason (the API refuses a blank one; the button waits for it).
+  let override = false, overrideReason = "";
+  let drawButtons = () => {};
+
+  function overriding() {
+    return override && blackedOut(plan).length > 0;
+  }
 
   async function preview() {
     busy = true;
@@ -196,13 +209,18 @@ export function mountNewRollout(main) {
 
   async function start() {
     if (planned !== text || !plan) return;
-    if (!confirm(t("rollout.confirm_start", { app: plan.app, version: plan.version, sites: plan.sites.length }))) return;
+    if (overriding() && !overrideReason.trim()) return;
+    const asked = overriding()
+      ? t("rollout.confirm_start_override", { app: plan.app, version: plan.version, sites: plan.sites.length, reason: overrideReason.trim() })
+      : t("rollout.confirm_start", { app: plan.app, version: plan.version, sites: plan.sites.length });
+    if (!confirm(asked)) return;
     const by = who();
     if (by === null) return;
     busy = true;
     draw();
     try {
-      const started = await send("POST", "/api/v1/rollouts", { release: text, by }, { "Idempotency-Key": key });
+      const body = { release: text, by, ...(overriding() ? { override_blackout: overrideReason.trim() } : {}) };
+      const started = await send("POST", "/api/v1/rollouts", body, { "Idempotency-Key": key });
       location.assign(`/rollouts/${encodeURIComponent(started.id)}`);
       return;
     } catch (e) {
@@ -212,11 +230,32 @@ export function mountNewRollout(main) {
     draw();
   }
 
+  function blackoutView(p) {
+    const inside = blackedOut(p);
+    if (!inside.length) return null;
+    const reason = h("input", { type: "text", id: "override-reason", maxlength: 500, placeholder: t("plan.override_reason"),
+      required: override, disabled: !override, "aria-label": t("plan.override_reason"),
+      oninput: (e) => { overrideReason = e.target.value; drawButtons(); } });
+    reason.value = overrideReason;
+    return h("section", { id: "blackouts", class: "held" },
+      h("h2", {}, t("plan.blackouts", { n: inside.length })),
+      h("ul", {}, inside.map((s) => h("li", { "data-site": s.site },
+        t("plan.blackout_site", { site: s.site, window: s.blackout_now.window, reason: s.blackout_now.reason, ends: when(s.blackout_now.ends) })))),
+      h("p", { class: "muted" }, t("plan.blackouts_wait")),
+      h("label", { class: "override" },
+        h("input", { type: "checkbox", id: "override-blackout", checked: override,
+          onchange: (e) => { override = e.target.checked; draw(); } }),
+        " ", t("plan.override")),
+      override ? reason : null,
+    );
+  }
+
   function planView(p) {
     const sites = (list) => (list.length ? list.join(", ") : "—");
     return h("section", { id: "plan" },
       h("h2", {}, t("plan.title", { app: p.app, version: p.version, release: p.release })),
       p.warnings.length ? h("ul", { class: "warnings" }, p.warnings.map((w) => h("li", {}, w))) : null,
+      blackoutView(p),
       h("dl", { class: "facts" },
         h("dt", {}, t("plan.max_in_flight")), h("dd", {}, p.max_in_flight),
         h("dt", {}, t("plan.soak")), h("dd", {}, `${p.soak_s} s`),
@@ -230,10 +269,12 @@ export function mountNewRollout(main) {
         h("thead", {}, h("tr", {}, ["plan.wave", "plan.size", "col.sites", "plan.hardware", "plan.approval"].map((k) => h("th", {}, t(k))))),
         h("tbody", {}, p.waves.map((w) => h("tr", { "data-wave": w.number },
           h("td", {}, waveLabel(w)),
-          h("td", {}, w.size),
+          // The canary's size is the word "canary" in the plan: its count of sites says it in any language.
+          h("td", {}, w.number === 0 ? w.sites.length : w.size),
           h("td", {}, w.sites.map((s) => {
             const site = p.sites.find((x) => x.site === s);
-            const blackout = site?.blackout_now ? ` ⏸ ${site.blackout_now.window}` : "";
+            // Said in words: the pause sign is missing from the fonts a closed network's tablets may have.
+            const blackout = site?.blackout_now ? ` · ${t("site_state.blocked")} ${site.blackout_now.window}` : "";
             return h("div", { "data-site": s, "data-state": site?.state ?? "ready" }, `${s}${site && site.state !== "ready" ? ` (${t(`plan.${site.state}`)})` : ""}${blackout}`);
           })),
           h("td", {}, w.hardware.map((x) => `${x.gpu_model} / ${x.driver_version}`).join(", ") || "—"),
@@ -245,7 +286,7 @@ export function mountNewRollout(main) {
 
   function draw() {
     const area = h("textarea", { id: "release", rows: 16, spellcheck: "false", placeholder: t("plan.placeholder"),
-      oninput: (e) => { text = e.target.value; draw_buttons(); } });
+      oninput: (e) => { text = e.target.value; drawButtons(); } });
     area.value = text;
     const file = h("input", { type: "file", id: "release-file", accept: ".yaml,.yml,text/yaml", onchange: async (e) => {
       const chosen = e.target.files[0];
@@ -255,14 +296,16 @@ export function mountNewRollout(main) {
       draw();
     } });
     const buttons = h("div", { class: "actions" });
-    function draw_buttons() {
-      fill(buttons, 
+    drawButtons = () => {
+      const needsReason = overriding() && !overrideReason.trim();
+      fill(buttons,
         h("button", { id: "preview", disabled: busy || !text.trim(), onclick: preview }, t("plan.preview")),
-        h("button", { id: "start", class: "danger", disabled: busy || !plan || planned !== text, onclick: start }, t("command.start")),
+        h("button", { id: "start", class: "danger", disabled: busy || !plan || planned !== text || needsReason, onclick: start }, t("command.start")),
         plan && planned !== text ? h("span", { class: "muted" }, t("plan.stale")) : null,
+        plan && planned === text && needsReason ? h("span", { class: "muted", id: "needs-reason" }, t("plan.override_needs_reason")) : null,
       );
-    }
-    draw_buttons();
+    };
+    drawButtons();
     fill(main, 
       h("h1", {}, t("rollouts.new")),
       h("p", { class: "muted" }, t("plan.help")),
