@@ -52,9 +52,21 @@ export function fill(el, ...children) {
   el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
 }
 
+/** The console session's CSRF token (the edgefleet_csrf cookie the sign-in set); every unsafe request sends it. */
+export function csrfToken() {
+  const found = document.cookie.split("; ").find((c) => c.startsWith("edgefleet_csrf="));
+  return found ? decodeURIComponent(found.slice("edgefleet_csrf=".length)) : "";
+}
+
+/** A session that ended (signed out elsewhere, expired): back to the sign-in page, then to this page. */
+function signInAgain(response) {
+  if (response.status === 401) location.assign(`/signin?next=${encodeURIComponent(location.pathname + location.search)}`);
+}
+
 /** GET a path of the versioned API as JSON; throws an Error with the API's own message. */
 export async function api(path) {
   const response = await fetch(path, { headers: { Accept: "application/json" } });
+  signInAgain(response);
   const body = await response.json().catch(() => null);
   if (!response.ok) throw new Error(body?.error?.message ?? `${response.status} ${response.statusText}`);
   return body;
@@ -64,9 +76,15 @@ export async function api(path) {
 export async function send(method, path, body = undefined, headers = {}) {
   const response = await fetch(path, {
     method,
-    headers: { Accept: "application/json", ...(body === undefined ? {} : { "Content-Type": "application/json" }), ...headers },
+    headers: {
+      Accept: "application/json",
+      "X-CSRF-Token": csrfToken(),
+      ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+      ...headers,
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+  signInAgain(response);
   const answer = await response.json().catch(() => null);
   if (!response.ok) throw new Error(answer?.error?.message ?? `${response.status} ${response.statusText}`);
   return answer;

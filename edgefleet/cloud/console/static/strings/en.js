@@ -208,4 +208,13 @@ export default {
   "plan.approval": "Needs approval",
   "plan.ready": "ready",
   "plan.held": "held",
+  "signin.title": "Sign in to edgefleet",
+  "signin.provider": "Sign in with the company account",
+  "signin.provider.hint": "Scan the QR code on the company's sign-in page with your phone.",
+  "signin.local": "Local user",
+  "signin.name": "User",
+  "signin.password": "Password",
+  "signin.submit": "Sign in",
+  "signin.failed": "Sign-in failed",
+  "signout": "Sign out",
 };

@@ -208,4 +208,13 @@ export default {
   "plan.approval": "需要批准",
   "plan.ready": "就绪",
   "plan.held": "已冻结",
+  "signin.title": "登录 edgefleet",
+  "signin.provider": "使用公司账号登录",
+  "signin.provider.hint": "在公司登录页面用手机扫描二维码。",
+  "signin.local": "本地用户",
+  "signin.name": "用户名",
+  "signin.password": "密码",
+  "signin.submit": "登录",
+  "signin.failed": "登录失败",
+  "signout": "退出登录",
 };
