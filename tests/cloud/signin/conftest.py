@@ -5,12 +5,15 @@ tokens carry real times), moved by the tests that judge expiry and the rate limi
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 
 from edgefleet.clock import FakeClock
 from edgefleet.cloud.access.local_users import LocalUsers
@@ -42,15 +45,35 @@ ACCOUNTS = {
 class World:
     url: str
     redirect_uri: str
-    provider: RunningProvider
+    provider: RunningProvider | None
     memory: MemoryController
     clock: FakeClock
     store: Store
+    app: FastAPI
 
     @property
     def users(self) -> LocalUsers:
         assert self.memory.local_users is not None
         return self.memory.local_users
+
+
+@contextlib.contextmanager
+def _serving(
+    tmp_path: Path, sock: socket.socket, oidc: OidcSettings | None
+) -> Iterator[tuple[MemoryController, FakeClock, Store, FastAPI]]:
+    store = Store(f"sqlite:///{tmp_path / 'controller.db'}")
+    upgrade_schema(store)
+    memory = MemoryController.small(tmp_path / "sites")
+    clock = FakeClock(start=time.time())
+    memory.clock = clock
+    memory.sessions = Sessions(store)
+    memory.local_users = LocalUsers(store)
+    app = create_app(Settings(oidc=oidc), controller=memory)
+    try:
+        with serving(app, sock):
+            yield memory, clock, store, app
+    finally:
+        store.close()
 
 
 @pytest.fixture
@@ -59,13 +82,6 @@ def world(tmp_path: Path) -> Iterator[World]:
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     redirect_uri = f"{url}/auth/oidc/callback"
     with oidc_provider(tmp_path, redirect_uri, ACCOUNTS) as provider:
-        store = Store(f"sqlite:///{tmp_path / 'controller.db'}")
-        upgrade_schema(store)
-        memory = MemoryController.small(tmp_path / "sites")
-        clock = FakeClock(start=time.time())
-        memory.clock = clock
-        memory.sessions = Sessions(store)
-        memory.local_users = LocalUsers(store)
         oidc = OidcSettings(
             issuer=provider.issuer,
             client_id=provider.client_id,
@@ -73,10 +89,14 @@ def world(tmp_path: Path) -> Iterator[World]:
             redirect_uri=redirect_uri,
             groups=parse_groups(GROUPS, where="groups.yaml"),
         )
-        app = create_app(Settings(oidc=oidc), controller=memory)
-        try:
-            with serving(app, sock) as served:
-                assert served == url
-                yield World(url, redirect_uri, provider, memory, clock, store)
-        finally:
-            store.close()
+        with _serving(tmp_path, sock, oidc) as (memory, clock, store, app):
+            yield World(url, redirect_uri, provider, memory, clock, store, app)
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> Iterator[World]:
+    """The same API with local users only (no provider set up)."""
+    sock = bound_socket()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with _serving(tmp_path, sock, None) as (memory, clock, store, app):
+        yield World(url, "", None, memory, clock, store, app)
