@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -76,7 +76,7 @@ def users_list(database: DatabaseOption = None, output: OutputOption = OutputFor
 
     with _UserDatabase(database) as users:
         found = users.users()
-    items = [
+    items: list[dict[str, Any]] = [
         {
             "name": u.name,
             "role": u.role,
