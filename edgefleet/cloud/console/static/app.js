@@ -200,6 +200,20 @@ function drawChrome() {
   );
   const live = document.getElementById("live");
   live.textContent = t(`live.${live.dataset.state}`);
+  document.getElementById("signout").textContent = t("signout");
+}
+
+/** Who is signed in, beside a sign-out button; nothing where the caller has no console session (a token). */
+async function showWho() {
+  const me = await api("/api/v1/me").catch(() => null);
+  if (!me?.via) return;
+  document.getElementById("who").textContent = me.name;
+  const button = document.getElementById("signout");
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    await send("POST", "/auth/signout").catch(() => null);
+    location.assign("/signin");
+  });
 }
 
 async function start() {
@@ -214,6 +228,7 @@ async function start() {
     page.redraw();
   });
   openStream();
+  showWho();
 }
 
 start();
