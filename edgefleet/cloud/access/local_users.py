@@ -13,6 +13,7 @@ Who calls: ``POST /auth/local`` (``check``; the route rate-limits failures per s
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -27,6 +28,9 @@ from edgefleet.cloud.access.tokens import NAME_PATTERN
 from edgefleet.cloud.store import Store
 from edgefleet.ids import SiteId
 
+# Hashes checked at once: each takes 64 MiB (argon2-cffi's default memory cost), so a flood of sign-ins from many
+# sources queues here instead of taking the controller's memory.
+CONCURRENT_CHECKS: Final = 4
 # Long enough that the rate limit makes guessing hopeless even for a password made of words.
 MIN_PASSWORD_CHARS: Final = 12
 MAX_PASSWORD_CHARS: Final = 1024
@@ -90,6 +94,7 @@ class LocalUsers:
         self.hasher = hasher or PasswordHasher()
         # Verified against when the name is unknown, so that an unknown name costs the same time as a known one.
         self._decoy = self.hasher.hash("edgefleet decoy password, never a user's")
+        self._checking = threading.BoundedSemaphore(CONCURRENT_CHECKS)
 
     def create_schema(self) -> None:
         """For tests of this store alone; the controller migrates instead."""
@@ -147,7 +152,8 @@ class LocalUsers:
             row = connection.execute(sa.select(USERS).where(USERS.c.name == name)).first()
         hashed = self._decoy if row is None else row.password_hash
         try:
-            self.hasher.verify(hashed, password)
+            with self._checking:
+                self.hasher.verify(hashed, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return None
         if row is None:
