@@ -207,7 +207,9 @@ function drawChrome() {
 async function showWho() {
   const me = await api("/api/v1/me").catch(() => null);
   if (!me?.via) return;
-  document.getElementById("who").textContent = me.name;
+  const who = document.getElementById("who");
+  who.textContent = me.name;
+  who.hidden = false;
   const button = document.getElementById("signout");
   button.hidden = false;
   button.addEventListener("click", async () => {
