@@ -59,9 +59,9 @@ class World:
 
 @contextlib.contextmanager
 def _serving(
-    tmp_path: Path, sock: socket.socket, oidc: OidcSettings | None
+    tmp_path: Path, sock: socket.socket, oidc: OidcSettings | None, database_url: str
 ) -> Iterator[tuple[MemoryController, FakeClock, Store, FastAPI]]:
-    store = Store(f"sqlite:///{tmp_path / 'controller.db'}")
+    store = Store(database_url)
     upgrade_schema(store)
     memory = MemoryController.small(tmp_path / "sites")
     clock = FakeClock(start=time.time())
@@ -89,14 +89,14 @@ def world(tmp_path: Path) -> Iterator[World]:
             redirect_uri=redirect_uri,
             groups=parse_groups(GROUPS, where="groups.yaml"),
         )
-        with _serving(tmp_path, sock, oidc) as (memory, clock, store, app):
+        with _serving(tmp_path, sock, oidc, f"sqlite:///{tmp_path / 'controller.db'}") as (memory, clock, store, app):
             yield World(url, redirect_uri, provider, memory, clock, store, app)
 
 
 @pytest.fixture
-def local(tmp_path: Path) -> Iterator[World]:
-    """The same API with local users only (no provider set up)."""
+def local(tmp_path: Path, database_url: str) -> Iterator[World]:
+    """The same API with local users only (no provider set up), on SQLite and on PostgreSQL (where CI has it)."""
     sock = bound_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    with _serving(tmp_path, sock, None) as (memory, clock, store, app):
+    with _serving(tmp_path, sock, None, database_url) as (memory, clock, store, app):
         yield World(url, "", None, memory, clock, store, app)
