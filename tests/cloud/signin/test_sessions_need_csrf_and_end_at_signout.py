@@ -154,3 +154,17 @@ def test_without_a_provider_its_sign_in_says_so(local: World) -> None:
         answer = client.get(f"{local.url}/auth/oidc/login")
     assert answer.status_code == 503
     assert "EDGEFLEET_OIDC_ISSUER" in answer.json()["error"]["message"]
+
+
+def test_the_cookies_are_marked_secure_when_the_setting_says_so(local: World) -> None:
+    assert local.memory.sessions is not None
+    local.memory.sessions.secure_cookies = True  # EDGEFLEET_COOKIE_SECURE=true: behind a TLS-terminating proxy
+    local.users.add("ops-1", "ops", None, PASSWORD, now=local.clock.now())
+    with httpx.Client(timeout=10) as client:
+        answer = client.post(f"{local.url}/auth/local", json={"name": "ops-1", "password": PASSWORD})
+    cookies = {c.split("=", 1)[0]: c for c in answer.headers.get_list("set-cookie")}
+    assert "Secure" in cookies[COOKIE]
+    assert "HttpOnly" in cookies[COOKIE]
+    assert "Secure" in cookies[CSRF_COOKIE]
+    assert "HttpOnly" not in cookies[CSRF_COOKIE]  # the console's script reads it
+    assert "SameSite=strict" in cookies[CSRF_COOKIE]
