@@ -1,6 +1,6 @@
 # Sourced by scripts/demo and scripts/test: brings a fresh Debian machine with Python 3.11 to a working
-# checkout - system packages (Mosquitto, promtool, Alertmanager; Chromium and a Chinese font for the tests) and
-# the virtualenv in .venv - doing only what is missing, so a second run costs a second.
+# checkout - system packages (Mosquitto, promtool, Alertmanager; Chromium, a Chinese font and Node.js for the tests),
+# the virtualenv in .venv and the tests' OpenID Connect provider (npm) - doing only what is missing, so a second run costs a second.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -52,4 +52,13 @@ ensure_venv() {
     echo "$want" > "$stamp"
   fi
   export PATH="$VENV/bin:$PATH"
+}
+
+ensure_node_modules() {
+  # The sign-in tests' OpenID Connect provider (oidc-provider, npm) in tests/support/oidc/, as its lock pins it.
+  local dir="$ROOT/tests/support/oidc"
+  [ -f "$dir/node_modules/oidc-provider/package.json" ] && return 0
+  ensure_debian_packages node:nodejs npm:npm
+  say "Installing the test OpenID Connect provider (npm ci in tests/support/oidc)"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci in $dir failed (see above)"
 }

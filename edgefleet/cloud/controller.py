@@ -32,6 +32,8 @@ from types import TracebackType
 from typing import Final
 
 from edgefleet.clock import Clock, SystemClock
+from edgefleet.cloud.access.local_users import LocalUsers
+from edgefleet.cloud.access.sessions import Sessions
 from edgefleet.cloud.alerting.commands import AlertCommands
 from edgefleet.cloud.alerting.config import NotificationConfig, load_notifications
 from edgefleet.cloud.alerting.delivering import DeliveryWorker
@@ -133,6 +135,9 @@ class Controller:
             self.alerting: AlertService = AlertCommands(self.alert_loop)
             # Rollouts: their tables, the reconciler's tick, and what the API asks (edgefleet.cloud.rollouts).
             self.rollout_store = RolloutStore(self.store)
+            # The console's sign-in (edgefleet.cloud.access): sessions and local users, in this database.
+            self.sessions = Sessions(self.store, secure_cookies=settings.cookie_secure)
+            self.local_users = LocalUsers(self.store)
             self.reconciler = Reconciler(
                 self.rollout_store,
                 self.state,

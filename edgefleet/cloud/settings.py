@@ -35,6 +35,7 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from edgefleet.cloud.access.oidc_config import OidcSettings, oidc_from_env
 from edgefleet.credentials import SecretFileError, hide_in_logs, mask_url, read_secret_file
 
 DEFAULT_BROKER_URL: Final = "mqtt://127.0.0.1:1883"
@@ -81,6 +82,8 @@ ENV_BROKER_CERT_FILE: Final = "EDGEFLEET_BROKER_CERT_FILE"
 ENV_BROKER_KEY_FILE: Final = "EDGEFLEET_BROKER_KEY_FILE"
 ENV_KUBECONFIG: Final = "EDGEFLEET_KUBECONFIG"
 ENV_REGISTRY_CONFIG: Final = "EDGEFLEET_REGISTRY_CONFIG"
+# The console's cookies: "auto" (Secure when the request came over https), "true" or "false" (docs/security.md).
+ENV_COOKIE_SECURE: Final = "EDGEFLEET_COOKIE_SECURE"
 # Set by Kubernetes in every pod's environment.
 ENV_IN_POD: Final = "KUBERNETES_SERVICE_HOST"
 
@@ -118,6 +121,10 @@ class Settings:
     broker_ca_file: Path | None = None
     broker_cert_file: Path | None = None
     broker_key_file: Path | None = None
+    # Sign-in through the company's OpenID Connect provider (EDGEFLEET_OIDC_*); None: local users only.
+    oidc: OidcSettings | None = None
+    # Whether the console's cookies are marked Secure: None decides per request (https or not).
+    cookie_secure: bool | None = None
 
     def __post_init__(self) -> None:
         # Direct construction (tests, embedding) gets the same checks as the environment, named by field.
@@ -273,6 +280,9 @@ class Settings:
                     "directory (<dir>/<host>/hosts.toml, as `edgefleet sim run` logs it), or leave it unset"
                 )
 
+        oidc = oidc_from_env(environ)
+        cookie_secure = _cookie_secure(environ.get(ENV_COOKIE_SECURE, "auto"))
+
         return cls(
             broker_url=broker,
             database_url=database_url,
@@ -292,7 +302,17 @@ class Settings:
             broker_ca_file=ca_file,
             broker_cert_file=cert_file,
             broker_key_file=key_file,
+            oidc=oidc,
+            cookie_secure=cookie_secure,
         )
+
+
+def _cookie_secure(value: str) -> bool | None:
+    chosen = {"auto": None, "true": True, "false": False}
+    text = value.strip().lower() or "auto"
+    if text not in chosen:
+        raise ValueError(f"{ENV_COOKIE_SECURE}={value!r}: expected auto, true or false")
+    return chosen[text]
 
 
 _OVERRIDABLE: Final = frozenset(

@@ -10,8 +10,8 @@ owning it. Called by ``edgefleet.cli.cloud`` and by tests; nothing is kept in mo
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from edgefleet import __version__
+from edgefleet.cloud.access.oidc import OidcClient
 from edgefleet.cloud.api import errors
 from edgefleet.cloud.api.deps import FleetReader
 from edgefleet.cloud.api.live import FleetFeed
@@ -31,6 +32,7 @@ from edgefleet.cloud.api.routes import (
     inventory,
     pages,
     rollouts,
+    signin,
     silences,
     sites,
     system,
@@ -55,7 +57,10 @@ TAGS = [
         "description": "Planned maintenance: alerts of a site, box or kind not notified until a time.",
     },
     {"name": "rollouts", "description": "Staged rollouts of a release: the plan of waves over the fleet as it is now."},
-    {"name": "console", "description": "The web console's heat map of the fleet, whole and as it changes (SSE)."},
+    {
+        "name": "console",
+        "description": "The web console's heat map of the fleet, whole and as it changes (SSE), and who is signed in.",
+    },
 ]
 
 
@@ -68,7 +73,8 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         if controller is not None:
-            yield _state(settings, controller, ending)
+            with _signing_in(settings) as signing_in:
+                yield _state(settings, controller, ending, signing_in)
             return
         from edgefleet.clock import SystemClock
         from edgefleet.cloud.controller import Controller
@@ -77,7 +83,8 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
         owned = await run_in_threadpool(lambda: Controller(settings, clock=SystemClock()))
         await run_in_threadpool(owned.start)
         try:
-            yield _state(settings, owned, ending)
+            with _signing_in(settings) as signing_in:
+                yield _state(settings, owned, ending, signing_in)
         finally:
             await run_in_threadpool(owned.stop)
 
@@ -105,6 +112,8 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
     app.include_router(rollouts.holds_router)
     app.include_router(events.router)
     app.include_router(pages.router)
+    app.include_router(signin.router)
+    app.include_router(signin.me_router)
     # The console's scripts, styles and string catalogues: no fleet data, and the sign-in page that identity
     # brings needs them before anyone is signed in; the pages and the data behind them pass the access check.
     app.mount("/console", StaticFiles(directory=static_dir()), name="console")
@@ -119,12 +128,30 @@ def end_streams(app: FastAPI) -> None:
     ending.set()
 
 
-def _state(settings: Settings, controller: FleetReader, ending: threading.Event) -> dict[str, Any]:
-    """What every request sees as ``request.state``."""
-    return {
+@contextmanager
+def _signing_in(settings: Settings) -> Iterator[signin.SignIn]:
+    """The sign-in routes' state: the provider's client where one is set up (its connections closed at the end)."""
+    oidc = None if settings.oidc is None else OidcClient(settings.oidc)
+    try:
+        yield signin.SignIn(oidc=oidc)
+    finally:
+        if oidc is not None:
+            oidc.http.close()
+
+
+def _state(
+    settings: Settings, controller: FleetReader, ending: threading.Event, signing_in: signin.SignIn
+) -> dict[str, Any]:
+    """What every request sees as ``request.state``. ``sessions`` is there when the controller keeps console
+    sessions: ``deps.require_access`` asks it who a request without a bearer token is."""
+    state: dict[str, Any] = {
         "settings": settings,
         "controller": controller,
         "metrics_registry": build_registry(controller),
         "health_log": system.HealthLog(),
         "console_feed": FleetFeed(controller, ending),
+        "signin": signing_in,
     }
+    if controller.sessions is not None:
+        state["sessions"] = controller.sessions
+    return state

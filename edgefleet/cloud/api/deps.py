@@ -17,6 +17,8 @@ from fastapi import Depends, Request
 from edgefleet.clock import Clock
 from edgefleet.cloud.access.authorizing import Action, Principal
 from edgefleet.cloud.access.authorizing import authorize as decide
+from edgefleet.cloud.access.local_users import LocalUsers
+from edgefleet.cloud.access.sessions import Sessions
 from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.api.errors import Forbidden, NotFound, Unavailable
 from edgefleet.cloud.fleet import FleetState, HealthPoint, InventoryChange
@@ -110,6 +112,16 @@ class FleetReader(Protocol):
     def cluster_health(self) -> list[ClusterHealth]:
         """What the controller knows of each cluster of the inventory (its periodic probe, failed calls), by
         name; reading it calls no cluster."""
+        ...
+
+    @property
+    def sessions(self) -> Sessions | None:
+        """The console's sign-in sessions; None where the console has no sign-in (the sign-in routes answer 503)."""
+        ...
+
+    @property
+    def local_users(self) -> LocalUsers | None:
+        """Local users who may sign in with a password; None where there are none to check."""
         ...
 
     def reload_inventory(self, *, expect_version: str | None = None) -> InventoryChange:

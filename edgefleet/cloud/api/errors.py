@@ -1,7 +1,9 @@
 """Every error the HTTP API answers has one JSON shape: ``{"error": {"code": "...", "message": "..."}}``, where
 the message says what went wrong and what to do about it.
 
-Routes raise ``ApiError`` subclasses (``NotFound``, ``Forbidden``, ``Conflict``, ``Invalid``, ``Unavailable``);
+Routes raise ``ApiError`` subclasses (``Unauthorized``, ``Forbidden``, ``NotFound``, ``Conflict``, ``Invalid``,
+``TooManyRequests``, ``Unavailable``); the console's session store raises ``SessionRefused`` (401 or 403). A 401 on
+a console page asked for by a browser (GET, ``Accept: text/html``) is a redirect to ``/signin`` instead.
 ``install`` (called by ``create_app``) turns them, Starlette's own HTTP errors (unknown path, wrong method),
 FastAPI's validation errors (422, reworded to name the parameter; a body that is no JSON names the line and column),
 a body over ``MAX_BODY_BYTES`` (413, refused before it is read whole) and any unexpected exception (500: logged with
@@ -13,13 +15,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar, Final
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edgefleet.cloud.access.sessions import SessionRefused
 from edgefleet.cloud.api.fields import MAX_COMMENT_CHARS, PRINTABLE_MESSAGES, shown
 
 log = logging.getLogger(__name__)
@@ -34,6 +38,7 @@ CODE_BY_STATUS: dict[int, str] = {
     409: "conflict",
     413: "too-large",
     422: "invalid-request",
+    429: "too-many-requests",
     500: "internal",
     503: "unavailable",
 }
@@ -48,6 +53,24 @@ class ApiError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class Unauthorized(ApiError):
+    """No caller known: no credentials, or ones that admit no one (the same answer for each)."""
+
+    status = 401
+    code = "unauthenticated"
+
+
+class TooManyRequests(ApiError):
+    """Too many failed sign-ins from one source; ``retry_after_s`` goes out as ``Retry-After``."""
+
+    status = 429
+    code = "too-many-requests"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class NotFound(ApiError):
@@ -126,9 +149,38 @@ def _json_invalid(error: Any, body: object) -> str:
     return f"the body is not valid JSON: {reason} at position {position}"
 
 
-async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
+    if exc.status == 401 and wants_page(request):
+        return to_signin(request)
+    response = error_response(exc.status, exc.code, exc.message)
+    if isinstance(exc, TooManyRequests):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
+async def _session_refused(request: Request, exc: Exception) -> Response:
+    # Raised by the console's session store (edgefleet.cloud.access.sessions), which knows no HTTP framework.
+    assert isinstance(exc, SessionRefused)
+    if exc.status == 401 and wants_page(request):
+        return to_signin(request)
     return error_response(exc.status, exc.code, exc.message)
+
+
+def wants_page(request: Request) -> bool:
+    """A browser asking for a console page (not the API, not an asset): a refusal sends it to sign in instead."""
+    path = request.url.path
+    return (
+        request.method in ("GET", "HEAD")
+        and not path.startswith(("/api/", "/console/", "/auth/", "/signin"))
+        and "text/html" in request.headers.get("accept", "")
+    )
+
+
+def to_signin(request: Request) -> RedirectResponse:
+    """To the sign-in page, which brings the person back to the page they asked for."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/signin?{urlencode({'next': target})}", status_code=303)
 
 
 # What FastAPI answers (400) when the body is JSON-typed but cannot be decoded at all: not UTF-8, or an integer
@@ -252,6 +304,7 @@ class BodyLimit:
 def install(app: FastAPI) -> None:
     """Give ``app`` the JSON error shape for every error it can answer."""
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(SessionRefused, _session_refused)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(BodyLimit)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from edgefleet.agent.reporting import BoxReporter
 from edgefleet.clock import FakeClock
+from edgefleet.cloud.access.local_users import LocalUsers
+from edgefleet.cloud.access.sessions import Sessions
 from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.fleet import (
     FleetState,
@@ -159,6 +161,9 @@ class MemoryController:
         self.gateway: ClusterGateway | None = None
         # Nor restarted, unless a test gives restarts over that gateway.
         self.restarts: Restarts | None = None
+        # No console sign-in unless a test gives sessions and local users over a database (tests/cloud/signin/).
+        self.sessions: Sessions | None = None
+        self.local_users: LocalUsers | None = None
 
     @classmethod
     def small(cls, directory: Path) -> MemoryController:

@@ -19,14 +19,21 @@ from edgefleet.cloud.api import end_streams
 from tests.support.peers import wait_for
 
 
-@contextlib.contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """Yields the base URL (``http://127.0.0.1:PORT``); stops the server and joins its thread afterwards."""
+def bound_socket() -> socket.socket:
+    """A listening-ready TCP socket bound to a free loopback port."""
     # IPPROTO_TCP said outright: asyncio sets TCP_NODELAY on accepted connections only when the listening
     # socket's proto is IPPROTO_TCP; with proto 0 every keep-alive answer waits ~40 ms for a delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@contextlib.contextmanager
+def serving(app: FastAPI, sock: socket.socket | None = None) -> Iterator[str]:
+    """Yields the base URL (``http://127.0.0.1:PORT``); stops the server and joins its thread afterwards. ``sock``
+    (from ``bound_socket``): a port known before the app is built, as a sign-in provider's redirect URI needs."""
+    sock = sock or bound_socket()
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False)
     server = uvicorn.Server(config)

@@ -65,9 +65,21 @@ export function fill(el, ...children) {
   el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
 }
 
+/** The console session's CSRF token (the edgefleet_csrf cookie the sign-in set); every unsafe request sends it. */
+export function csrfToken() {
+  const found = document.cookie.split("; ").find((c) => c.startsWith("edgefleet_csrf="));
+  return found ? decodeURIComponent(found.slice("edgefleet_csrf=".length)) : "";
+}
+
+/** A session that ended (signed out elsewhere, expired): back to the sign-in page, then to this page. */
+function signInAgain(response) {
+  if (response.status === 401) location.assign(`/signin?next=${encodeURIComponent(location.pathname + location.search)}`);
+}
+
 /** GET a path of the versioned API as JSON; throws an Error with the API's own message. */
 export async function api(path) {
   const response = await fetch(path, { headers: { Accept: "application/json" } });
+  signInAgain(response);
   const body = await response.json().catch(() => null);
   if (!response.ok) throw new Error(body?.error?.message ?? `${response.status} ${response.statusText}`);
   return body;
@@ -77,9 +89,15 @@ export async function api(path) {
 export async function send(method, path, body = undefined, headers = {}) {
   const response = await fetch(path, {
     method,
-    headers: { Accept: "application/json", ...(body === undefined ? {} : { "Content-Type": "application/json" }), ...headers },
+    headers: {
+      Accept: "application/json",
+      "X-CSRF-Token": csrfToken(),
+      ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+      ...headers,
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+  signInAgain(response);
   const answer = await response.json().catch(() => null);
   if (!response.ok) throw new Error(answer?.error?.message ?? `${response.status} ${response.statusText}`);
   return answer;
@@ -197,6 +215,22 @@ function drawChrome() {
   );
   const live = document.getElementById("live");
   live.textContent = t(`live.${live.dataset.state}`);
+  document.getElementById("signout").textContent = t("signout");
+}
+
+/** Who is signed in, beside a sign-out button; nothing where the caller has no console session (a token). */
+async function showWho() {
+  const me = await api("/api/v1/me").catch(() => null);
+  if (!me?.via) return;
+  const who = document.getElementById("who");
+  who.textContent = me.name;
+  who.hidden = false;
+  const button = document.getElementById("signout");
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    await send("POST", "/auth/signout").catch(() => null);
+    location.assign("/signin");
+  });
 }
 
 async function start() {
@@ -211,6 +245,7 @@ async function start() {
     page.redraw();
   });
   openStream();
+  showWho();
 }
 
 start();
