@@ -10,6 +10,7 @@ is a plain form that httpx posts and Chromium fills alike (``log_in``).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import queue
 import re
@@ -46,14 +47,26 @@ class RunningProvider:
 
 def ensure_node_modules() -> None:
     """``npm ci`` in tests/support/oidc/ unless its modules are there; a clear failure without Node.js or npm."""
-    if (NODE_DIR / "node_modules" / "oidc-provider" / "package.json").is_file():
+    installed = NODE_DIR / "node_modules" / "oidc-provider" / "package.json"
+    if installed.is_file():
         return
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
         pytest.fail("Node.js and npm are needed for the sign-in tests: run scripts/test, or apt-get install nodejs npm")
-    done = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, capture_output=True, text=True, timeout=300, check=False
-    )
+    # Several pytest workers may get here at once: `npm ci` deletes node_modules first, so one at a time, and the
+    # ones that waited find it installed.
+    with open(NODE_DIR / ".npm-ci.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if installed.is_file():
+            return
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=NODE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
     if done.returncode != 0:
         pytest.fail(f"npm ci in {NODE_DIR} failed: {done.stderr[-2000:]}")
 
