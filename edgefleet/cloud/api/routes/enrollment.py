@@ -64,7 +64,8 @@ class EnrollmentTokenPublic(BaseModel):
 
 
 class EnrollBody(_Body):
-    token: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TOKEN_CHARS)]
+    # What ``tokens.mint`` makes: "ef_" and URL-safe base64.
+    token: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TOKEN_CHARS, pattern=r"^[A-Za-z0-9_-]+$")]
     box: Name
 
 
