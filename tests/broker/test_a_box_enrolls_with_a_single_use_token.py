@@ -169,12 +169,29 @@ def test_a_token_of_one_site_cannot_enroll_a_box_of_another(fleet: Fleet) -> Non
     assert fleet.enroll(token, BOX).status_code == 200
 
 
-def test_a_box_in_no_manifest_enrolls_and_is_listed_unknown_until_adopted(fleet: Fleet) -> None:
-    answer = fleet.enroll(fleet.token(), NEW_BOX)
+def test_a_box_in_no_manifest_enrolls_and_is_listed_unknown_with_its_enrolled_site(
+    fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "new-box"
+    argv = ["enroll", "--token", fleet.token(), "--controller", fleet.url, "--box", NEW_BOX, "--dir", str(directory)]
 
-    assert answer.status_code == 200
-    assert answer.json()["in_inventory"] is False
-    assert answer.json()["site"] == SITE
+    assert agent_cli.main(argv) == 0
+    assert "in no site manifest yet" in capsys.readouterr().out
+    link = _run_agent(directory / ENV_FILE)
+    try:
+        wait_for(lambda: link.connected, what="the new box to connect")
+
+        def listed() -> list[dict[str, Any]] | None:
+            link.send(link.reporter.heartbeat(host(), gpus((60.0, 50.0)), apps("running")))
+            unknown: list[dict[str, Any]] = fleet.api.get("/api/v1/unknown-boxes").json()
+            return unknown or None
+
+        (unknown,) = wait_for(listed, interval=0.2, what="the new box in the unknown list")
+    finally:
+        link.client.loop_stop()
+        link.client.disconnect()
+    # The site it claims is its own word; the site it enrolled for is the controller's.
+    assert (unknown["box"], unknown["claimed_site"], unknown["enrolled_site"]) == (NEW_BOX, SITE, SITE)
 
 
 def test_a_box_enrolled_already_is_refused_and_the_token_kept(fleet: Fleet) -> None:

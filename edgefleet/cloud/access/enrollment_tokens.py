@@ -109,6 +109,17 @@ class EnrollmentTokens:
             rows = connection.execute(sa.select(_TABLE).order_by(_TABLE.c.created_at, _TABLE.c.id)).all()
         return [_record(r) for r in rows]
 
+    def enrolled_sites(self, boxes: list[str]) -> dict[str, SiteId]:
+        """The site each of ``boxes`` was last enrolled for (boxes never enrolled are absent)."""
+        if not boxes:
+            return {}
+        with self.store.transaction("read which sites boxes enrolled for") as connection:
+            rows = connection.execute(
+                sa.select(_TABLE.c.used_by, _TABLE.c.site).where(_TABLE.c.used_by.in_(boxes)).order_by(_TABLE.c.used_at)
+            ).all()
+        # Oldest first, so the latest enrollment of a box is the one kept.
+        return {row.used_by: SiteId(row.site) for row in rows}
+
     @contextmanager
     def redeeming(self, secret: str, *, box: str, now: float) -> Iterator[SiteId | None]:
         """Spend the token ``secret`` for ``box``: yields its site, or None when it is unknown, used or expired

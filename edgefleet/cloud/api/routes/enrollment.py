@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from edgefleet.cloud.access.enrollment_tokens import DEFAULT_EXPIRY_S, MAX_EXPIRY_S
 from edgefleet.cloud.access.limiting import GuessLimiter
-from edgefleet.cloud.api.deps import ControllerDep, PrincipalDep, authorize, require_access
+from edgefleet.cloud.api.deps import ControllerDep, OptionalEnrollmentDep, PrincipalDep, authorize, require_access
 from edgefleet.cloud.api.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable, error_response
 from edgefleet.cloud.api.fields import Duration, Name, duration_schema
 from edgefleet.cloud.api.schemas import ErrorBody, error_responses, utc
@@ -85,8 +85,7 @@ class EnrolledPublic(BaseModel):
     broker_port: int
 
 
-def _enrollment(request: Request) -> Enrollment:
-    enrollment: Enrollment | None = request.state.enrollment
+def _enrollment(enrollment: OptionalEnrollmentDep) -> Enrollment:
     if enrollment is None:
         raise Unavailable("box enrollment does not run in this controller; start it with 'edgefleet cloud serve'")
     return enrollment
