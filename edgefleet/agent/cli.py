@@ -46,6 +46,8 @@ from edgefleet.agent.apps import (
     NoAppSource,
     metaserver_answers,
 )
+from edgefleet.agent.enrolling import DEFAULT_DIR as DEFAULT_ENROLL_DIR
+from edgefleet.agent.enrolling import EnrollError, enroll, with_env_file
 from edgefleet.agent.gpu import NoGpuProbe, NvmlProbe
 from edgefleet.agent.link import DEFAULT_KEEPALIVE_S, BoxLink, BrokerAddress, TlsFiles
 from edgefleet.agent.probes import ProcHostProbe
@@ -71,6 +73,7 @@ SAMPLE_CPU_WINDOW_S: Final = 0.25
 # The box id ``sample`` prints when none is configured (site staff checking a box not yet enrolled).
 UNCONFIGURED_ID: Final = "unconfigured"
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+CONFIG_ENV: Final = "EDGEFLEET_AGENT_CONFIG"
 
 # Option -> environment variable it falls back to.
 ENV: Final = {
@@ -160,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog="edgefleet agent", description="The edgefleet box agent: reports this box's health.")
     parser.add_argument("--version", action="version", version=f"edgefleet agent {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{run,sample}", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="{run,sample,enroll}", parser_class=_Parser)
     commands.required = True
     run = commands.add_parser(
         "run",
@@ -200,6 +203,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="this box's TLS certificate, for a broker that requires one [env EDGEFLEET_MQTT_CERT_FILE]",
     )
     run.add_argument("--key-file", metavar="PATH", help="the key of --cert-file [env EDGEFLEET_MQTT_KEY_FILE]")
+    run.add_argument(
+        "--config",
+        metavar="PATH",
+        help="the agent.env 'edgefleet agent enroll' wrote; the environment and options win over it "
+        "[env EDGEFLEET_AGENT_CONFIG]",
+    )
+    enroll = commands.add_parser(
+        "enroll",
+        help="trade the site's enrollment token for this box's broker login, written to --dir",
+        prog="edgefleet agent enroll",
+    )
+    enroll.add_argument("--token", required=True, help="the single-use enrollment token of the box's site")
+    enroll.add_argument("--controller", required=True, metavar="URL", help="the controller's API: http(s)://HOST:PORT")
+    enroll.add_argument("--box", required=True, help="this box's id, as in the site inventory")
+    enroll.add_argument(
+        "--dir",
+        metavar="PATH",
+        default=str(DEFAULT_ENROLL_DIR),
+        help=f"where to write the credentials and agent.env [default {DEFAULT_ENROLL_DIR}]",
+    )
+    enroll.add_argument(
+        "--broker", metavar="URL", help="the broker URL the box reaches (default: what the controller says)"
+    )
+    enroll.add_argument("--controller-ca-file", metavar="PATH", help="CA to verify an https:// controller with")
     commands.add_parser(
         "sample",
         parents=[common],
@@ -462,11 +489,48 @@ def _sample(settings: AgentSettings) -> int:
     return 0
 
 
+def _enroll(args: argparse.Namespace) -> int:
+    problem = id_problem(args.box)
+    if problem:
+        raise UsageError(f"--box: {problem}")
+    try:
+        enrolled = enroll(
+            args.controller,
+            args.token,
+            args.box,
+            directory=Path(args.dir),
+            broker_url=args.broker,
+            controller_ca_file=Path(args.controller_ca_file) if args.controller_ca_file else None,
+        )
+    except EnrollError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    sys.stdout.write(
+        f"Enrolled box {enrolled.box} of site {enrolled.site}; its credentials are in {enrolled.directory}.\n"
+        f"Start the agent with: edgefleet agent run --config {enrolled.env_file}\n"
+    )
+    if not enrolled.in_inventory:
+        sys.stdout.write(
+            f"Box {enrolled.box} is in no site manifest yet: it will show as unknown until "
+            f"site {enrolled.site}'s manifest lists it.\n"
+        )
+    return 0
+
+
 def main(argv: Sequence[str]) -> int:
     """Run ``edgefleet agent`` with ``argv`` (the words after ``agent``); returns the exit status."""
     try:
         args = build_parser().parse_args(list(argv))
-        settings = resolve_settings(args, os.environ)
+        if args.command == "enroll":
+            return _enroll(args)
+        environ: Mapping[str, str] = os.environ
+        config = getattr(args, "config", None) or environ.get(CONFIG_ENV)
+        if args.command == "run" and config:
+            try:
+                environ = with_env_file(environ, Path(config))
+            except EnrollError as exc:
+                raise UsageError(f"--config: {exc}") from None
+        settings = resolve_settings(args, environ)
     except UsageError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_USAGE

@@ -27,7 +27,19 @@ def _root(
 
 def _register() -> None:
     # Each module adds its commands to ``app``; they import their heavy dependencies lazily.
-    from edgefleet.cli import alerts, broker, cloud, clusters, fleet, releases, rollouts, sim, tokens, users
+    from edgefleet.cli import (
+        alerts,
+        broker,
+        cloud,
+        clusters,
+        enrollment,
+        fleet,
+        releases,
+        rollouts,
+        sim,
+        tokens,
+        users,
+    )
 
     if app.registered_groups:  # once per process: tests call ``run`` many times
         return
@@ -43,6 +55,7 @@ def _register() -> None:
     rollouts.register(app)
     tokens.register(app)
     users.register(app)
+    enrollment.register(app)
     app.command(
         "agent",
         help="Run the box agent (see 'edgefleet agent --help').",

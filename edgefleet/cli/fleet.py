@@ -550,13 +550,18 @@ def _print_unknown(unknown: list[dict[str, Any]]) -> None:
 
     from edgefleet.cli.output import new_table, show
 
-    table = new_table("box", "claims site", "first seen", "last seen", "messages", right={"messages"})
+    table = new_table("box", "claims site", "enrolled for", "first seen", "last seen", "messages", right={"messages"})
     for box in unknown:
         table.add_row(
             escape(box["box"]),
             escape(box["claimed_site"] or "-"),
+            escape(box.get("enrolled_site") or "-"),
             box["first_seen"],
             box["last_seen"],
             str(box["messages"]),
         )
-    show(table, plural(len(unknown), "unknown box") + ("; add them to sites/ or switch them off" if unknown else ""))
+    hint = (
+        "; adopt one by adding it to its site's manifest in sites/ ('enrolled for' is the site its token was of) "
+        "and 'edgefleet sites apply', or switch it off"
+    )
+    show(table, plural(len(unknown), "unknown box") + (hint if unknown else ""))

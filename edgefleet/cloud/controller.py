@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Final
 
 from edgefleet.clock import Clock, SystemClock
+from edgefleet.cloud.access.enrollment_tokens import EnrollmentTokens
 from edgefleet.cloud.access.local_users import LocalUsers
 from edgefleet.cloud.access.sessions import Sessions
 from edgefleet.cloud.alerting.commands import AlertCommands
@@ -39,6 +40,7 @@ from edgefleet.cloud.alerting.config import NotificationConfig, load_notificatio
 from edgefleet.cloud.alerting.delivering import DeliveryWorker
 from edgefleet.cloud.alerting.looping import AlertLoop
 from edgefleet.cloud.alerting.service import AlertService
+from edgefleet.cloud.enrolling import Enrollment
 from edgefleet.cloud.event_forwarding import EventForwarding, ToldEvents
 from edgefleet.cloud.fleet import HISTORY_POINTS, BoxLive, FleetState, HealthPoint, InventoryChange, replace_inventory
 from edgefleet.cloud.hearing import Hearing
@@ -113,6 +115,14 @@ class Controller:
             self.state, settings.broker_url, clock=clock, login=settings.broker_login, tls=settings.broker_tls
         )
         self.store = Store(settings.database_url)
+        # Box enrollment (edgefleet.cloud.enrolling); it issues logins when the broker's and CA's directories are set.
+        self.enrollment = Enrollment.from_dirs(
+            EnrollmentTokens(self.store),
+            broker_dir=settings.broker_dir,
+            pki_dir=settings.pki_dir,
+            inventory=lambda: self.state.inventory,
+            clock=clock,
+        )
         try:
             # The schema this release's tables expect, before a row is read (the database lock is held).
             migrated = upgrade_schema(self.store)

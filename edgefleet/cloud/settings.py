@@ -84,6 +84,8 @@ ENV_KUBECONFIG: Final = "EDGEFLEET_KUBECONFIG"
 ENV_REGISTRY_CONFIG: Final = "EDGEFLEET_REGISTRY_CONFIG"
 # The console's cookies: "auto" (Secure when the request came over https), "true" or "false" (docs/security.md).
 ENV_COOKIE_SECURE: Final = "EDGEFLEET_COOKIE_SECURE"
+ENV_BROKER_DIR: Final = "EDGEFLEET_BROKER_DIR"
+ENV_PKI_DIR: Final = "EDGEFLEET_PKI_DIR"
 # Set by Kubernetes in every pod's environment.
 ENV_IN_POD: Final = "KUBERNETES_SERVICE_HOST"
 
@@ -125,6 +127,10 @@ class Settings:
     oidc: OidcSettings | None = None
     # Whether the console's cookies are marked Secure: None decides per request (https or not).
     cookie_secure: bool | None = None
+    # Box enrollment (docs/security.md): the directory 'edgefleet broker config' wrote (broker.json and the admin
+    # account's password) and the PKI directory whose CA signs the boxes' certificates. Both, or enrollment is off.
+    broker_dir: Path | None = None
+    pki_dir: Path | None = None
 
     def __post_init__(self) -> None:
         # Direct construction (tests, embedding) gets the same checks as the environment, named by field.
@@ -282,6 +288,24 @@ class Settings:
 
         oidc = oidc_from_env(environ)
         cookie_secure = _cookie_secure(environ.get(ENV_COOKIE_SECURE, "auto"))
+        enrollment_dirs: list[Path | None] = []
+        for key, env in (("broker_dir", ENV_BROKER_DIR), ("pki_dir", ENV_PKI_DIR)):
+            value, name = raw(key, env, "")
+            path = _optional_path(value, name)
+            if path is not None:
+                path = _expand_home(str(path), environ)
+                if not path.is_dir():
+                    raise ValueError(
+                        f"{name}={str(value)!r}: no such directory ({path}); name the directory "
+                        f"'edgefleet {'broker config' if key == 'broker_dir' else 'pki init'}' wrote, or leave it unset"
+                    )
+            enrollment_dirs.append(path)
+        broker_dir, pki_dir = enrollment_dirs
+        if (broker_dir is None) != (pki_dir is None):
+            raise ValueError(
+                f"box enrollment needs both {ENV_BROKER_DIR} and {ENV_PKI_DIR} (the broker's and the CA's "
+                "directories); set both, or neither to leave enrollment off"
+            )
 
         return cls(
             broker_url=broker,
@@ -304,6 +328,8 @@ class Settings:
             broker_key_file=key_file,
             oidc=oidc,
             cookie_secure=cookie_secure,
+            broker_dir=broker_dir,
+            pki_dir=pki_dir,
         )
 
 
@@ -334,6 +360,8 @@ _OVERRIDABLE: Final = frozenset(
         "broker_ca_file",
         "broker_cert_file",
         "broker_key_file",
+        "broker_dir",
+        "pki_dir",
     }
 )
 _TLS_FIELD_NAMES: Final = ("broker_ca_file", "broker_cert_file", "broker_key_file")

@@ -104,7 +104,7 @@ def test_sample_needs_no_box_or_site_and_ignores_broker_settings() -> None:
         ([*RUN, "--password", "p"], {}, "--password gives a password but there is no username"),
         ([*RUN, "--log-level", "loud"], {}, "argument --log-level: invalid choice: 'loud'"),
         ([*RUN, "--colour"], {}, "unrecognized arguments: --colour"),
-        ([], {}, "the following arguments are required: {run,sample}"),
+        ([], {}, "the following arguments are required: {run,sample,enroll}"),
     ],
 )
 def test_bad_values_end_in_one_error_line(

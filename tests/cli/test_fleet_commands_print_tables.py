@@ -144,8 +144,8 @@ def test_boxes_unknown_lists_boxes_in_no_manifest(
     result = runner.invoke(cli, ["boxes", "--unknown", "--api", api_url])
 
     assert result.exit_code == 0, result.output
-    assert rows(result.output)["rogue-01"][0] == "sh-pudong"
-    assert "1 unknown box; add them to sites/ or switch them off" in result.output
+    assert rows(result.output)["rogue-01"][:2] == ["sh-pudong", "-"]  # claims a site; enrolled for none
+    assert "1 unknown box; adopt one by adding it to its site's manifest" in " ".join(result.output.split())
 
 
 def test_box_shows_one_box_in_detail(

@@ -40,6 +40,7 @@ Action = Literal[
     "reload-inventory",
     "restart-cluster",
     "manage-tokens",
+    "enroll-box",
 ]
 ACTIONS: Final[tuple[Action, ...]] = get_args(Action)
 
@@ -74,7 +75,8 @@ GRANTS: Final[dict[Role, frozenset[Action]]] = {
             "restart-cluster",
         }
     ),
-    "site-staff": frozenset({"read", "read-audit", "acknowledge", "silence", "hold-site"}),
+    # Site staff install their own site's boxes, so they mint that site's enrollment tokens (and no other's).
+    "site-staff": frozenset({"read", "read-audit", "acknowledge", "silence", "hold-site", "enroll-box"}),
     "viewer": frozenset({"read"}),
 }
 

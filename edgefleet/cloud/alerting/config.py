@@ -35,6 +35,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from edgefleet.cloud.alerting.alerts import AlertingError, AlertKind, Severity
+from edgefleet.cloud.alerting.allowing import UrlPattern, UrlPatternError, admitted, parse_pattern
 from edgefleet.cloud.alerting.routes import (
     CHANNEL_KINDS,
     DEFAULT_DINGTALK_MAX_BYTES,
@@ -147,6 +148,8 @@ class NotificationsSpec(_Manifest, kw_only=True):
     routes: list[RouteSpec] = []
     default_channels: list[str] = []
     rules: RulesSpec = msgspec.field(default_factory=RulesSpec)
+    # SCHEME://HOST[:PORT] patterns every channel URL must match (``allowing``); empty: any URL.
+    allowed_urls: list[Url] = []
 
 
 class Metadata(_Manifest, kw_only=True):
@@ -181,6 +184,8 @@ class ChannelTarget:
     url: str = field(repr=False)
     secret: str | None = field(default=None, repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # The file's allowedUrls; the senders refuse a URL none admits (empty: any URL).
+    allowed: tuple[UrlPattern, ...] = ()
 
     @property
     def shown(self) -> str:
@@ -258,7 +263,8 @@ def load_notifications(
     check = _Check(shown, document)
     spec = manifest.spec
     environ = os.environ if environ is None else environ
-    targets = _targets(spec.channels, check, environ, base=path.parent)
+    allowed = _allowed(spec.allowed_urls, check)
+    targets = _targets(spec.channels, check, environ, base=path.parent, allowed=allowed)
     routes = _routes(spec, targets, check, inventory)
     rules = _rules(spec.rules, check)
     if routes is not None:
@@ -280,8 +286,23 @@ def load_notifications(
     return NotificationConfig(shown, routes, rules, targets, tuple(check.warnings))
 
 
+def _allowed(patterns: Sequence[str], check: _Check) -> tuple[UrlPattern, ...]:
+    parsed: list[UrlPattern] = []
+    for i, text in enumerate(patterns):
+        try:
+            parsed.append(parse_pattern(text))
+        except UrlPatternError as exc:
+            check.problem(("spec", "allowedUrls", i), str(exc))
+    return tuple(parsed)
+
+
 def _targets(
-    channels: Sequence[ChannelSpec], check: _Check, environ: Mapping[str, str], *, base: Path
+    channels: Sequence[ChannelSpec],
+    check: _Check,
+    environ: Mapping[str, str],
+    *,
+    base: Path,
+    allowed: tuple[UrlPattern, ...] = (),
 ) -> dict[str, ChannelTarget]:
     targets: dict[str, ChannelTarget] = {}
     first_at: dict[str, int] = {}
@@ -295,6 +316,12 @@ def _targets(
         first_at[spec.name] = i
         token = _token(spec, where, check, environ, base)
         url = _check_url(spec, token, where, check)
+        if not admitted(url, allowed):
+            check.problem(
+                (*where, "url"),
+                f"{redact(url)!r} is not admitted by spec.allowedUrls; add its SCHEME://HOST[:PORT] there if this "
+                "receiver is meant, or send elsewhere",
+            )
         secret = _secret(spec, where, check, environ, base)
         hide_in_logs(secret, token)
         headers = dict(spec.headers)
@@ -305,7 +332,7 @@ def _targets(
                 check.problem((*where, "headers", name), f"{name!r} is no HTTP header name (letters, digits, '-')")
             elif "\n" in value or "\r" in value:
                 check.problem((*where, "headers", name), "a header value must be one line")
-        targets[spec.name] = ChannelTarget(Channel(spec.kind, spec.name), url, secret, headers)
+        targets[spec.name] = ChannelTarget(Channel(spec.kind, spec.name), url, secret, headers, allowed)
     return targets
 
 

@@ -33,6 +33,7 @@ import httpx
 
 from edgefleet.clock import Clock, SystemClock
 from edgefleet.cloud.alerting.alerts import AlertingError
+from edgefleet.cloud.alerting.allowing import admitted
 from edgefleet.cloud.alerting.config import ChannelTarget
 from edgefleet.cloud.alerting.notifying import Notification
 from edgefleet.errors import retry_after_seconds
@@ -134,6 +135,11 @@ class _HttpSender:
 
     def _post(self, url: str, body: bytes, target: ChannelTarget, headers: Mapping[str, str]) -> httpx.Response:
         channel = target.channel
+        # Checked again here, not only at load: whatever built this target, nothing goes outside the allow-list.
+        if not admitted(url, target.allowed):
+            raise PermanentDeliveryError(
+                f"{channel}: {target.shown} is not admitted by the notification file's allowedUrls; not sent"
+            )
         try:
             response = self.client.post(url, content=body, headers=dict(headers))
         except httpx.TimeoutException as exc:

@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from edgefleet import __version__
+from edgefleet.cloud.access.limiting import GuessLimiter
 from edgefleet.cloud.access.oidc import OidcClient
 from edgefleet.cloud.api import errors
 from edgefleet.cloud.api.deps import FleetReader
@@ -37,7 +38,9 @@ from edgefleet.cloud.api.routes import (
     sites,
     system,
 )
+from edgefleet.cloud.api.routes import enrollment as enrollment_routes
 from edgefleet.cloud.console.assets import static_dir
+from edgefleet.cloud.enrolling import Enrollment
 from edgefleet.cloud.settings import Settings
 
 __all__ = ["create_app", "end_streams"]
@@ -57,6 +60,7 @@ TAGS = [
         "description": "Planned maintenance: alerts of a site, box or kind not notified until a time.",
     },
     {"name": "rollouts", "description": "Staged rollouts of a release: the plan of waves over the fleet as it is now."},
+    {"name": "enrollment", "description": "New boxes trading a single-use token of their site for a broker login."},
     {
         "name": "console",
         "description": "The web console's heat map of the fleet, whole and as it changes (SSE), and who is signed in.",
@@ -64,8 +68,11 @@ TAGS = [
 ]
 
 
-def create_app(settings: Settings, *, controller: FleetReader | None = None) -> FastAPI:
-    """The API app. Without ``controller`` its lifespan runs one built from ``settings``."""
+def create_app(
+    settings: Settings, *, controller: FleetReader | None = None, enrollment: Enrollment | None = None
+) -> FastAPI:
+    """The API app. Without ``controller`` its lifespan runs one built from ``settings`` (and its enrollment);
+    with one, box enrollment runs when ``enrollment`` is given."""
 
     # Shared by the lifespan's feed and ``end_streams``, which the server's shutdown calls before the lifespan ends.
     ending = threading.Event()
@@ -74,7 +81,7 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         if controller is not None:
             with _signing_in(settings) as signing_in:
-                yield _state(settings, controller, ending, signing_in)
+                yield _state(settings, controller, ending, signing_in, enrollment)
             return
         from edgefleet.clock import SystemClock
         from edgefleet.cloud.controller import Controller
@@ -84,7 +91,7 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
         await run_in_threadpool(owned.start)
         try:
             with _signing_in(settings) as signing_in:
-                yield _state(settings, owned, ending, signing_in)
+                yield _state(settings, owned, ending, signing_in, owned.enrollment)
         finally:
             await run_in_threadpool(owned.stop)
 
@@ -114,6 +121,8 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
     app.include_router(pages.router)
     app.include_router(signin.router)
     app.include_router(signin.me_router)
+    app.include_router(enrollment_routes.router)
+    app.include_router(enrollment_routes.tokens_router)
     # The console's scripts, styles and string catalogues: no fleet data, and the sign-in page that identity
     # brings needs them before anyone is signed in; the pages and the data behind them pass the access check.
     app.mount("/console", StaticFiles(directory=static_dir()), name="console")
@@ -140,11 +149,18 @@ def _signing_in(settings: Settings) -> Iterator[signin.SignIn]:
 
 
 def _state(
-    settings: Settings, controller: FleetReader, ending: threading.Event, signing_in: signin.SignIn
+    settings: Settings,
+    controller: FleetReader,
+    ending: threading.Event,
+    signing_in: signin.SignIn,
+    enrollment: Enrollment | None,
 ) -> dict[str, Any]:
     """What every request sees as ``request.state``. ``sessions`` is there when the controller keeps console
     sessions: ``deps.require_access`` asks it who a request without a bearer token is."""
     state: dict[str, Any] = {
+        "enrollment": enrollment,
+        # Failed enrollment tokens per source address (POST /api/v1/enroll is open to any caller).
+        "enrollment_guesses": GuessLimiter(),
         "settings": settings,
         "controller": controller,
         "metrics_registry": build_registry(controller),

@@ -21,6 +21,7 @@ from edgefleet.cloud.access.local_users import LocalUsers
 from edgefleet.cloud.access.sessions import Sessions
 from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.api.errors import Forbidden, NotFound, Unavailable
+from edgefleet.cloud.enrolling import Enrollment
 from edgefleet.cloud.fleet import FleetState, HealthPoint, InventoryChange
 from edgefleet.cloud.hearing import Hearing, IngestStats
 from edgefleet.cloud.k8s.gateway import ClusterGateway
@@ -207,3 +208,12 @@ def authorize(principal: Principal, action: Action, site: SiteId | None) -> None
         raise NotFound("not found among the sites you may see; GET /api/v1/sites lists them")
     if decision.outcome == "forbidden":
         raise Forbidden(decision.reason)
+
+
+def get_enrollment(request: Request) -> Enrollment | None:
+    """Box enrollment (``edgefleet.cloud.enrolling``), or None where the app was built without it."""
+    enrollment: Enrollment | None = request.state.enrollment
+    return enrollment
+
+
+OptionalEnrollmentDep = Annotated[Enrollment | None, Depends(get_enrollment)]

@@ -240,6 +240,11 @@ class UnknownBoxPublic(_Public):
 
     box: str
     claimed_site: str | None = Field(description="The site the box says it belongs to, if it said one.")
+    enrolled_site: str | None = Field(
+        default=None,
+        description="The site whose enrollment token the box used (checked by the controller, unlike "
+        "claimed_site): adopt it by adding it to that site's manifest. None: not enrolled.",
+    )
     first_seen: datetime
     last_seen: datetime
     messages: int
@@ -366,10 +371,11 @@ def health_point_public(point: HealthPoint) -> HealthPointPublic:
     )
 
 
-def unknown_box_public(unknown: UnknownBox) -> UnknownBoxPublic:
+def unknown_box_public(unknown: UnknownBox, enrolled_site: str | None = None) -> UnknownBoxPublic:
     return UnknownBoxPublic(
         box=unknown.box,
         claimed_site=unknown.claimed_site,
+        enrolled_site=enrolled_site,
         first_seen=utc(unknown.first_seen),
         last_seen=utc(unknown.last_seen),
         messages=unknown.messages,

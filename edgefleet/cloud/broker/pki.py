@@ -20,7 +20,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final, Literal
@@ -107,10 +107,43 @@ def issue(
     if problem:
         raise PkiError(f"certificate name: {problem}")
     _check_days(days)
-    ca_key, ca_cert = load_ca(directory)
     cert_file, key_file = cert_path(directory, kind, name), key_path(directory, kind, name)
     if cert_file.exists() and not replace:
         raise PkiError(f"{cert_file} already exists; 'edgefleet pki rotate {kind} {name}' replaces it with a new key")
+    key, cert = _sign_new_key(directory, kind, name, now=now, days=days, sans=sans)
+    _write_key(key_file, key)
+    _write_public(cert_file, [cert])
+    return Issued(kind, name, cert_file, key_file, cert.not_valid_after_utc, cert.serial_number)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedPem:
+    """A box's certificate and key made for enrollment, in PEM, never written on the controller's disk; the key
+    is left out of repr."""
+
+    cert: bytes
+    key: bytes = field(repr=False)
+    not_after: datetime
+
+
+def issue_box_pem(directory: Path, box: str, *, now: datetime, days: int = LEAF_DAYS) -> IssuedPem:
+    """A box certificate and its new key as PEM, signed by the current CA (enrollment hands both to the box
+    once; ``issue`` writes them into the PKI directory instead)."""
+    problem = id_problem(box)
+    if problem:
+        raise PkiError(f"certificate name: {problem}")
+    _check_days(days)
+    key, cert = _sign_new_key(directory, "box", box, now=now, days=days, sans=())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return IssuedPem(cert.public_bytes(serialization.Encoding.PEM), key_pem, cert.not_valid_after_utc)
+
+
+def _sign_new_key(
+    directory: Path, kind: Kind, name: str, *, now: datetime, days: int, sans: Sequence[str]
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    ca_key, ca_cert = load_ca(directory)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name(
         [
@@ -134,10 +167,7 @@ def issue(
         builder = builder.add_extension(
             x509.SubjectAlternativeName(_general_names([*DEFAULT_BROKER_SANS, name, *sans])), critical=False
         )
-    cert = builder.sign(ca_key, hashes.SHA256())
-    _write_key(key_file, key)
-    _write_public(cert_file, [cert])
-    return Issued(kind, name, cert_file, key_file, cert.not_valid_after_utc, cert.serial_number)
+    return key, builder.sign(ca_key, hashes.SHA256())
 
 
 def rotate_ca(directory: Path, *, now: datetime, days: int = CA_DAYS, name: str = "edgefleet broker CA") -> Issued:

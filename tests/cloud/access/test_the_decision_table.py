@@ -25,6 +25,8 @@ TABLE: dict[Action, dict[Role, bool]] = {
     "reload-inventory": dict(zip(ROLES, (True, False, True, False, False), strict=True)),
     "restart-cluster": dict(zip(ROLES, (True, False, True, False, False), strict=True)),
     "manage-tokens": dict(zip(ROLES, (True, False, False, False, False), strict=True)),
+    # Site staff install their own site's boxes; the other roles have no box to install.
+    "enroll-box": dict(zip(ROLES, (True, False, False, True, False), strict=True)),
 }
 
 

@@ -31,7 +31,7 @@ def served_controller(
         if broker is not None:
             controller.ingest.start()
             wait_for(lambda: controller.ingest.connected, timeout=10, what="the ingest connected to the broker")
-        with serving(create_app(settings, controller=controller)) as url:
+        with serving(create_app(settings, controller=controller, enrollment=controller.enrollment)) as url:
             yield controller, url
     finally:
         controller.ingest.stop()

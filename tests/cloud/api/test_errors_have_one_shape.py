@@ -86,6 +86,7 @@ def test_openapi_documents_every_route_with_tags(client: httpx.Client) -> None:
         "clusters",
         "rollouts",
         "console",
+        "enrollment",
     }
     routes = {(path, method): op for path, ops in spec["paths"].items() for method, op in ops.items()}
     assert set(routes) == {
@@ -131,6 +132,8 @@ def test_openapi_documents_every_route_with_tags(client: httpx.Client) -> None:
         ("/api/v1/events", "get"),
         ("/api/v1/versions", "get"),
         ("/api/v1/me", "get"),
+        ("/api/v1/sites/{site}/enrollment-tokens", "post"),
+        ("/api/v1/enroll", "post"),
     }
     for op in routes.values():
         assert op["tags"]

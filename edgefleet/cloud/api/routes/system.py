@@ -27,11 +27,13 @@ from edgefleet.cloud.api.deps import (
     MAX_LIMIT,
     ControllerDep,
     FleetReader,
+    OptionalEnrollmentDep,
     PrincipalDep,
     SettingsDep,
     authorize,
     require_access,
 )
+from edgefleet.cloud.api.errors import Unavailable
 from edgefleet.cloud.api.metrics import CONTENT_TYPE, render
 from edgefleet.cloud.api.paging import CursorQuery, decode_cursor, encode_cursor, page_after, set_next_page
 from edgefleet.cloud.api.reading import read_unknown
@@ -39,6 +41,7 @@ from edgefleet.cloud.api.schemas import Healthz, Livez, Readyz, UnknownBoxPublic
 from edgefleet.cloud.fleet import summarize_site
 from edgefleet.cloud.settings import Settings
 from edgefleet.errors import EdgefleetError
+from edgefleet.ids import SiteId
 
 log = logging.getLogger(__name__)
 
@@ -193,11 +196,13 @@ def list_unknown_boxes(
     response: Response,
     controller: ControllerDep,
     principal: PrincipalDep,
+    enrollment: OptionalEnrollmentDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many.")] = FLEET_DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> list[UnknownBoxPublic]:
     """Boxes that publish but are in no site manifest, most recently seen first: add them to sites/ or switch
-    them off. When more follow than ``limit``, the ``X-Next-Cursor`` header holds the ``cursor`` of the next
+    them off. ``enrolled_site`` names the site a box enrolled for with a token (docs/security.md, Enrollment):
+    adding it to that site's manifest adopts it. When more follow than ``limit``, the ``X-Next-Cursor`` header holds the ``cursor`` of the next
     page. A box heard again between two pages moves to the front of the list: a second pass from the first page
     shows it, the page after the cursor may not. The controller keeps 1,000 at most, so the default page holds
     all of them."""
@@ -207,4 +212,10 @@ def list_unknown_boxes(
     set_next_page(
         request, response, encode_cursor("unknown boxes", (-page[-1].last_seen, page[-1].box)) if more else None
     )
-    return [unknown_box_public(u) for u in page]
+    enrolled: dict[str, SiteId] = {}
+    if enrollment is not None and page:
+        try:
+            enrolled = enrollment.tokens.enrolled_sites([u.box for u in page])
+        except EdgefleetError as exc:
+            raise Unavailable(f"cannot read which sites the unknown boxes enrolled for: {exc}") from None
+    return [unknown_box_public(u, enrolled.get(u.box)) for u in page]
