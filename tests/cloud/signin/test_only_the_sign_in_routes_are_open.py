@@ -1,5 +1,5 @@
-"""Every route of the app goes through ``require_access`` except the sign-in routes, which make the session and
-are named here one by one; a route added without the check is found (planted below)."""
+"""Every route of the app goes through ``require_access`` except the sign-in routes, which make the session, and
+box enrollment, which a token of its own admits; they are named here one by one; a route added without the check is found (planted below)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ SIGN_IN = {
     ("POST", "/auth/local"),
     ("POST", "/auth/signout"),
 }
+# A box being installed has no sign-in: it presents its single-use enrollment token (routes/enrollment.py).
+ENROLL = {("POST", "/api/v1/enroll")}
+OPEN = SIGN_IN | ENROLL
 
 
 def checked(dependant: Dependant) -> bool:
@@ -53,7 +56,7 @@ def open_routes(app: FastAPI) -> set[tuple[str, str]]:
 
 def test_only_the_sign_in_routes_skip_the_access_check(tmp_path: Path) -> None:
     app = create_app(Settings(), controller=MemoryController.small(tmp_path))
-    assert open_routes(app) == SIGN_IN
+    assert open_routes(app) == OPEN
     # The walk reaches the checked routes too: an empty walk would make the line above hold for nothing.
     assert sum(1 for _ in routes(app.router.routes, False)) > 40
 
@@ -65,4 +68,4 @@ def test_a_route_added_without_the_check_is_found(tmp_path: Path) -> None:
     def forgotten() -> dict[str, str]:
         return {}
 
-    assert open_routes(app) - SIGN_IN == {("GET", "/api/v1/forgotten")}
+    assert open_routes(app) - OPEN == {("GET", "/api/v1/forgotten")}
