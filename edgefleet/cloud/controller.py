@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Final
 
 from edgefleet.clock import Clock, SystemClock
+from edgefleet.cloud.access.token_store import TokenStore
 from edgefleet.cloud.alerting.commands import AlertCommands
 from edgefleet.cloud.alerting.config import NotificationConfig, load_notifications
 from edgefleet.cloud.alerting.delivering import DeliveryWorker
@@ -111,6 +112,8 @@ class Controller:
             self.state, settings.broker_url, clock=clock, login=settings.broker_login, tls=settings.broker_tls
         )
         self.store = Store(settings.database_url)
+        # The API tokens the API admits; ``edgefleet tokens`` makes them at this same database.
+        self._tokens = TokenStore(self.store)
         try:
             # The schema this release's tables expect, before a row is read (the database lock is held).
             migrated = upgrade_schema(self.store)
@@ -237,6 +240,11 @@ class Controller:
             alerts=self.alert_loop.saving,
             dropped_samples=self.persister.stats.dropped_samples,
         )
+
+    @property
+    def tokens(self) -> TokenStore:
+        """The API tokens ``require_access`` admits (the ``api_token`` table of this controller's database)."""
+        return self._tokens
 
     @property
     def hearing(self) -> Hearing:

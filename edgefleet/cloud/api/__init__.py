@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from edgefleet import __version__
+from edgefleet.cloud.access.limiting import GuessLimiter
 from edgefleet.cloud.api import errors
 from edgefleet.cloud.api.deps import FleetReader
 from edgefleet.cloud.api.live import FleetFeed
@@ -96,6 +97,7 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
     errors.install(app)
     app.include_router(sites.router)
     app.include_router(boxes.router)
+    app.include_router(system.probes_router)
     app.include_router(system.router)
     app.include_router(alerts.router)
     app.include_router(silences.router)
@@ -127,4 +129,7 @@ def _state(settings: Settings, controller: FleetReader, ending: threading.Event)
         "metrics_registry": build_registry(controller),
         "health_log": system.HealthLog(),
         "console_feed": FleetFeed(controller, ending),
+        # Who may call (``deps.require_access``): the controller's API tokens, and the failed guesses per address.
+        "tokens": controller.tokens,
+        "guesses": GuessLimiter(),
     }

@@ -34,6 +34,7 @@ CODE_BY_STATUS: dict[int, str] = {
     409: "conflict",
     413: "too-large",
     422: "invalid-request",
+    429: "too-many-requests",
     500: "internal",
     503: "unavailable",
 }
@@ -48,11 +49,26 @@ class ApiError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        # Headers the answer carries besides the body (``WWW-Authenticate``, ``Retry-After``).
+        self.headers: dict[str, str] = {}
 
 
 class NotFound(ApiError):
     status = 404
     code = "not-found"
+
+
+class Unauthorized(ApiError):
+    """No caller is known: no token, or one that is unknown, expired or revoked (the same answer for each, so
+    that a guess learns nothing). Says how to get a token; answers ``WWW-Authenticate: Bearer`` as RFC 6750 asks.
+    """
+
+    status = 401
+    code = "unauthenticated"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.headers["WWW-Authenticate"] = "Bearer"
 
 
 class Forbidden(ApiError):
@@ -74,11 +90,31 @@ class Invalid(ApiError):
     code = "invalid-request"
 
 
+class TooManyGuesses(ApiError):
+    """This address sent too many unknown tokens lately; it may try again after ``retry_after_s``."""
+
+    status = 429
+    code = "too-many-requests"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            f"too many unknown tokens from this address; try again in {retry_after_s} s with a valid token "
+            "('edgefleet tokens list' shows which are active)"
+        )
+        self.headers["Retry-After"] = str(retry_after_s)
+
+
 class Unavailable(ApiError):
     """Something the answer needs (the database) cannot be used now; asking again later may work."""
 
     status = 503
     code = "unavailable"
+
+
+# Fields that once named who acts ("by", "created_by"): the actor is now who signed in, never what a request says.
+# A client that still sends one is refused, naming it, rather than silently not recorded as it asked.
+ACTOR_FIELDS: Final = frozenset({"by", "created_by"})
+ACTOR_REFUSED: Final = "the actor is who signed in (the token's or session's name); drop {field!r}"
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -103,6 +139,9 @@ def describe_validation_errors(errors: Sequence[Any], body: object = None) -> st
             where, where
         )
         message = error.get("msg", "is invalid")
+        if error.get("type") == "extra_forbidden" and name in ACTOR_FIELDS:
+            parts.append(f"{kind} {name!r}: {ACTOR_REFUSED.format(field=name)}")
+            continue
         if error.get("type") == "string_pattern_mismatch":
             message = PRINTABLE_MESSAGES.get(error.get("ctx", {}).get("pattern"), message)
         # Our own refusals (fields.py) quote what they were given, in the words of their unit.
@@ -128,7 +167,9 @@ def _json_invalid(error: Any, body: object) -> str:
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message)
+    response = error_response(exc.status, exc.code, exc.message)
+    response.headers.update(exc.headers)
+    return response
 
 
 # What FastAPI answers (400) when the body is JSON-typed but cannot be decoded at all: not UTF-8, or an integer

@@ -11,21 +11,22 @@ import pytest
 
 from edgefleet.cloud.access.authorizing import Principal
 from edgefleet.cloud.api import create_app
-from edgefleet.cloud.api.deps import ANONYMOUS, require_access
+from edgefleet.cloud.api.deps import require_access
 from edgefleet.cloud.api.errors import Forbidden
 from edgefleet.cloud.settings import Settings
 from edgefleet.ids import SiteId
 from tests.cloud.api.memory import MemoryController
 from tests.cloud.api.serving import serving
 
+ADMIN = Principal(name="admin", role="admin")
 PUDONG_STAFF = Principal(name="pudong-staff", role="site-staff", sites=frozenset({SiteId("sh-pudong")}))
 
 
 @pytest.mark.parametrize(
     ("principal", "site", "allowed"),
     [
-        (ANONYMOUS, SiteId("sh-pudong"), True),
-        (ANONYMOUS, None, True),
+        (ADMIN, SiteId("sh-pudong"), True),
+        (ADMIN, None, True),
         (PUDONG_STAFF, SiteId("sh-pudong"), True),
         (PUDONG_STAFF, SiteId("bj-daxing"), False),
         (PUDONG_STAFF, None, False),
