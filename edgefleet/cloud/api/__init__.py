@@ -94,7 +94,7 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
         openapi_tags=TAGS,
         lifespan=lifespan,
     )
-    errors.install(app)
+    errors.install(app, max_body_bytes=settings.max_body_bytes)
     app.include_router(sites.router)
     app.include_router(boxes.router)
     app.include_router(system.probes_router)

@@ -18,8 +18,8 @@ from edgefleet.cloud.api import create_app
 from edgefleet.cloud.settings import Settings
 from tests.cloud.api.memory import apps, host, write_inventory
 from tests.cloud.api.serving import serving
-from tests.support.access import bearer, mint_at
 from tests.cloud.builders import gpus
+from tests.support.access import bearer, mint_at
 from tests.support.peers import Mosquitto, wait_for
 
 BOX, SITE = "sh-pudong-gpu-01", "sh-pudong"

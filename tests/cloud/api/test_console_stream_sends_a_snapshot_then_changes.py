@@ -19,8 +19,8 @@ from edgefleet.cloud.settings import Settings
 from edgefleet.inventory import load_inventory
 from tests.cloud.api.memory import MemoryController, write_inventory
 from tests.cloud.api.serving import serving
-from tests.support.access import admin_headers, bearer
 from tests.cloud.builders import gpus
+from tests.support.access import admin_headers, bearer
 
 GPU_BOXES = ["sh-pudong-gpu-01", "sh-pudong-gpu-02"]
 PUDONG = [*GPU_BOXES, "sh-pudong-edge-01"]

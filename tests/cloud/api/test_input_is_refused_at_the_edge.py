@@ -26,6 +26,8 @@ from edgefleet.cloud.controller import Controller
 from edgefleet.cloud.settings import Settings
 from edgefleet.ids import SiteId
 from tests.cloud.api.controlled import served_controller
+from tests.cloud.api.memory import MemoryController
+from tests.cloud.api.serving import serving
 from tests.support.access import admin_headers
 
 SILENCE = {"site": "sh-pudong", "comment": "switch replacement"}
@@ -35,7 +37,8 @@ JSON = {"content-type": "application/json"}
 @pytest.fixture
 def served(tmp_path: Path, database_url: str) -> Iterator[tuple[Controller, httpx.Client]]:
     with served_controller(tmp_path, database_url) as (controller, url):
-        with httpx.Client(base_url=url, headers=admin_headers(controller, name="li.wei")) as client:
+        client = httpx.Client(base_url=url, headers=admin_headers(controller, name="li.wei"))
+        with client:
             yield controller, client
 
 
@@ -50,7 +53,8 @@ def sqlite_client(tmp_path: Path) -> Iterator[httpx.Client]:
     """On SQLite only: for what never reached the database (parsing, sizes, wording)."""
     database = f"sqlite:///{tmp_path / 'edgefleet.db'}"
     with served_controller(tmp_path, database) as (controller, url):
-        with httpx.Client(base_url=url, headers=admin_headers(controller, name="li.wei")) as client:
+        client = httpx.Client(base_url=url, headers=admin_headers(controller, name="li.wei"))
+        with client:
             yield client
 
 
@@ -348,3 +352,16 @@ def test_the_guard_sees_a_bare_string_parameter() -> None:
         "GET /api/v1/planted/{thing} path thing",
         "GET /api/v1/planted/{thing} query note",
     ]
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_the_body_limit_is_a_setting(tmp_path: Path, chunked: bool) -> None:
+    memory = MemoryController.small(tmp_path / "sites")
+    app = create_app(Settings(max_body_bytes=1024), controller=memory)
+    body = json.dumps({"release": "x" * 2000}).encode()
+    content: bytes | Iterator[bytes] = iter([body[:500], body[500:1000], body[1000:]]) if chunked else body
+    with serving(app) as url, httpx.Client(base_url=url, headers=admin_headers(memory)) as client:
+        message = refused(client.post("/api/v1/rollouts/plan", content=content, headers=JSON), status=413)
+        assert message.startswith("the request body is over 1 KiB"), message
+        # Under the limit, the body goes through whole (here to the release's own check).
+        assert client.post("/api/v1/rollouts/plan", json={"release": "x" * 500}).status_code == 422
