@@ -27,6 +27,7 @@ from simulator.sources import site_release
 from tests.cloud.api.serving import serving
 from tests.conftest import REPO
 from tests.simulator.fleets import write_inventory
+from tests.support.access import bearer, mint_at
 from tests.support.peers import mosquitto, wait_for
 
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -101,6 +102,12 @@ class Console:
     url: str
     sim: BackgroundSimulator
     boxes: list[str]
+    # An admin token named "tester": the browser sends it (``page``), and so do the tests' own API calls.
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.token)
 
     def fault(self, **body: object) -> dict[str, object]:
         """Inject a fault through the simulator's control API (as ``edgefleet sim fault`` does)."""
@@ -144,14 +151,15 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
             releases_dir=write_releases(directory / "releases", sim_sites),
         )
         url = stack.enter_context(serving(create_app(settings)))
-        boxes = httpx.get(f"{url}/api/v1/overview", timeout=10).json()["cells"]
+        token = mint_at(settings.database_url, name="tester")
+        boxes = httpx.get(f"{url}/api/v1/overview", headers=bearer(token), timeout=10).json()["cells"]
 
         def all_online() -> bool:
-            cells = httpx.get(f"{url}/api/v1/overview", timeout=10).json()["cells"]
+            cells = httpx.get(f"{url}/api/v1/overview", headers=bearer(token), timeout=10).json()["cells"]
             return all(cell[1] == "online" for cell in cells.values())
 
         wait_for(all_online, timeout=30, what="every simulated box to show online")
-        yield Console(url, sim, sorted(boxes))
+        yield Console(url, sim, sorted(boxes), token)
 
 
 @pytest.fixture(scope="package")
@@ -163,10 +171,15 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def page(browser: Browser, console: Console) -> Iterator[Page]:
     """A fresh browser context per test (its own localStorage), a tablet-sized window, English unless chosen. A
     script error on any page fails the test."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+    # The console's token as a bearer header on every request of the context: until browser sign-in (a session
+    # cookie) lands, this is how a browser is known. Playwright's extra_http_headers reach the EventSource too,
+    # which cannot send headers of its own.
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 800}, locale="en-US", extra_http_headers=console.headers
+    )
     opened = context.new_page()
     errors: list[str] = []
     context.on("weberror", lambda error: errors.append(str(error.error)))
