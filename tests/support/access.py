@@ -115,3 +115,8 @@ class _AsTheCli:
 
 
 as_cli: Final = _AsTheCli()
+
+
+def cli_headers() -> dict[str, str]:
+    """The headers that send the token the CLI sends now (``EDGEFLEET_TOKEN``, set by ``use_token``)."""
+    return bearer(os.environ[TOKEN_ENV])
