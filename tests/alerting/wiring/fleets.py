@@ -112,13 +112,15 @@ class Fleet:
 
     # --- who calls ----------------------------------------------------------------------------------------
 
-    def token(self, name: str = "li.wei") -> str:
-        """An admin token named ``name`` (the actor its calls record), made once per fleet."""
-        if name not in self._tokens:
-            self._tokens[name] = mint(self.controller, "admin", name=name)
-        return self._tokens[name]
+    def token(self, name: str | None = None) -> str:
+        """An admin token named ``name`` (the actor its calls record; default: a unique test name), made once per
+        fleet. A restarted controller's new ``Fleet`` on the same database must name others (names stay taken)."""
+        key = name or ""
+        if key not in self._tokens:
+            self._tokens[key] = mint(self.controller, "admin", name=name)
+        return self._tokens[key]
 
-    def headers(self, name: str = "li.wei") -> dict[str, str]:
+    def headers(self, name: str | None = None) -> dict[str, str]:
         return bearer(self.token(name))
 
     # --- faults -------------------------------------------------------------------------------------------
