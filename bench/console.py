@@ -49,9 +49,9 @@ import httpx  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from edgefleet.clock import SystemClock  # noqa: E402
+from edgefleet.cloud.access.authorizing import Principal  # noqa: E402
 from edgefleet.cloud.api import create_app  # noqa: E402
 from edgefleet.cloud.api.console_schemas import overview_public  # noqa: E402
-from edgefleet.cloud.api.deps import ANONYMOUS  # noqa: E402
 from edgefleet.cloud.api.live import FleetFeed, visible  # noqa: E402
 from edgefleet.cloud.api.routes.events import GZIP_LEVEL, GZIP_WBITS  # noqa: E402
 from edgefleet.cloud.console.views import changed_cells  # noqa: E402
@@ -59,6 +59,9 @@ from edgefleet.cloud.controller import Controller  # noqa: E402
 from edgefleet.cloud.settings import Settings  # noqa: E402
 from tests.cloud.api.serving import serving  # noqa: E402
 from tests.support.peers import free_port, mosquitto, wait_for  # noqa: E402
+
+# The feed's figures as an admin sees them: the whole fleet.
+ADMIN = Principal(name="bench", role="admin")
 
 # The targets: the overview ready within 1 s, a live update on the page within 2 s.
 READY_TARGET_S: Final = 1.0
@@ -121,7 +124,14 @@ def main() -> int:
             controller = Controller(settings, clock=SystemClock())
             controller.start()
             running = controller
-            with serving(create_app(settings, controller=controller)) as url, httpx.Client(base_url=url) as api:
+            # Every page and API call needs a token (docs/security.md); the browser sends it as a header, as the
+            # console's tests do until browser sign-in lands.
+            token, _ = controller.tokens.create("bench", "admin", None, now=time.time(), expires_in_s=None)
+            bearer = {"Authorization": f"Bearer {token}"}
+            with (
+                serving(create_app(settings, controller=controller)) as url,
+                httpx.Client(base_url=url, headers=bearer) as api,
+            ):
 
                 def online_share() -> float | None:
                     counters = api.get("/api/v1/overview", timeout=30).json()["counters"]
@@ -139,12 +149,12 @@ def main() -> int:
                 # 1. The controller's side.
                 feed = FleetFeed(running, coalesce_s=0.0)
                 frame = feed.frame()
-                layout, sent = visible(frame, ANONYMOUS)
-                counters = feed.counters(frame, layout, ANONYMOUS)
+                layout, sent = visible(frame, ADMIN)
+                counters = feed.counters(frame, layout, ADMIN)
                 figures["frame_ms"] = summary(timed(feed.frame, args.rounds * 4))
 
                 def one_batch() -> None:
-                    _, now = visible(feed.frame(), ANONYMOUS)
+                    _, now = visible(feed.frame(), ADMIN)
                     changed_cells(sent, now)
 
                 figures["frame_and_batch_ms"] = summary(timed(one_batch, args.rounds * 4))
@@ -190,7 +200,9 @@ def main() -> int:
                         # 2. The overview, cold each time (a fresh context: no cache).
                         ready, weights = [], []
                         for _ in range(args.rounds):
-                            context = browser.new_context(viewport={"width": 1920, "height": 1080})
+                            context = browser.new_context(
+                                viewport={"width": 1920, "height": 1080}, extra_http_headers=bearer
+                            )
                             page = context.new_page()
                             page.goto(url + "/")
                             page.wait_for_selector("body[data-ready=overview]", state="attached", timeout=30_000)
@@ -222,7 +234,7 @@ def main() -> int:
                             for s in sorted(inventory.sites.values(), key=lambda s: s.id)
                             if s.kind == "transfer-center"
                         )
-                        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+                        page = browser.new_page(viewport={"width": 1920, "height": 1080}, extra_http_headers=bearer)
                         page.goto(url + "/")
                         page.wait_for_selector("body[data-ready=overview]", state="attached", timeout=30_000)
                         page.evaluate("window.sameDocument = true")
@@ -264,11 +276,13 @@ def main() -> int:
                         uncached = FleetFeed(running, coalesce_s=0.0, extras_every_s=0.0)
                         one_frame = uncached.frame()
                         figures["activity_ms"] = summary(
-                            timed(lambda: uncached.activity(one_frame, ANONYMOUS), args.rounds * 4)
+                            timed(lambda: uncached.activity(one_frame, ADMIN), args.rounds * 4)
                         )
                         versions_ready = []
                         for _ in range(args.rounds):
-                            context = browser.new_context(viewport={"width": 1920, "height": 1080})
+                            context = browser.new_context(
+                                viewport={"width": 1920, "height": 1080}, extra_http_headers=bearer
+                            )
                             page = context.new_page()
                             page.goto(url + "/versions")
                             page.wait_for_selector("body[data-ready=versions]", state="attached", timeout=30_000)

@@ -162,15 +162,15 @@ def alerts_ack(
         str,
         typer.Argument(metavar="ALERT", help="The alert id (or a unique start of it), as 'edgefleet alerts' lists it."),
     ],
-    by: Annotated[str, typer.Option("--by", help="Who takes the alert (your name).")],
     api: ApiOption = DEFAULT_API,
 ) -> None:
-    """Acknowledge a firing alert: it stays active and resolves by itself, but is no longer repeated."""
+    """Acknowledge a firing alert: it stays active and resolves by itself, but is no longer repeated. It is
+    recorded as taken by whoever the token names."""
     from rich.markup import escape
 
     from edgefleet.cli.output import show
 
-    acked = call(api, "POST", f"/api/v1/alerts/{quote(alert, safe='')}/ack", body={"by": by})
+    acked = call(api, "POST", f"/api/v1/alerts/{quote(alert, safe='')}/ack", body={})
     show(
         escape(
             f"Acknowledged {acked['id']} ({acked['kind']} {acked['box'] or acked['site']}) as {acked['acknowledged_by']}"
@@ -179,7 +179,6 @@ def alerts_ack(
 
 
 def silence_add(
-    by: Annotated[str, typer.Option("--by", help="Who silences (your name).")],
     comment: Annotated[str, typer.Option("--comment", "-c", help="Why: the ticket, the maintenance.")],
     duration: Annotated[str, typer.Option("--for", metavar="DURATION", help="How long: 90m, 2h, 1h30m, 3600.")],
     site: Annotated[str | None, typer.Option("--site", "-s", help="Mute this site's alerts.")] = None,
@@ -192,7 +191,7 @@ def silence_add(
 
     from edgefleet.cli.output import show
 
-    body = {"site": site, "box": box, "kind": kind, "duration": duration, "created_by": by, "comment": comment}
+    body = {"site": site, "box": box, "kind": kind, "duration": duration, "comment": comment}
     added = call(api, "POST", "/api/v1/silences", body={k: v for k, v in body.items() if v is not None})
     show(escape(f"Added silence {added['id']} ({_matchers(added)}) until {added['ends_at']}"))
 
@@ -237,13 +236,12 @@ def silence_delete(
             metavar="SILENCE", help="The silence id (or a unique start of it), as 'edgefleet silence list' shows it."
         ),
     ],
-    by: Annotated[str | None, typer.Option("--by", help="Who ends it (your name).")] = None,
     api: ApiOption = DEFAULT_API,
 ) -> None:
     """End a silence now: the alerts it muted are told if they still fire."""
     from edgefleet.cli.output import show
 
-    ended = call(api, "DELETE", f"/api/v1/silences/{quote(silence, safe='')}", params={"by": by})
+    ended = call(api, "DELETE", f"/api/v1/silences/{quote(silence, safe='')}")
     show(f"Ended silence {ended['id']} at {ended['ends_at']}")
 
 

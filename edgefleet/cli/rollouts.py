@@ -229,7 +229,6 @@ def rollout_start(
         str | None,
         typer.Option("--idempotency-key", help="Send this key (a retry with it never starts a second rollout)."),
     ] = None,
-    by: Annotated[str | None, typer.Option(help="Who starts it, for the audit.")] = None,
     override_blackout: Annotated[
         str | None,
         typer.Option(
@@ -244,8 +243,6 @@ def rollout_start(
     from edgefleet.cli.output import is_data, print_data, show
 
     body: dict[str, Any] = {"release": _read(file)}
-    if by:
-        body["by"] = by
     if override_blackout is not None:
         body["override_blackout"] = _override_reason(override_blackout, "--override-blackout")
     rollout = call(api, "POST", "/api/v1/rollouts", body=body, headers={"Idempotency-Key": key or uuid.uuid4().hex})
@@ -285,12 +282,11 @@ def rollout_override_blackout(
     rollout: Annotated[str, typer.Argument(metavar="ROLLOUT", help="The rollout's id.")],
     reason: Annotated[str, typer.Option(help="Why its sites may start inside their blackout windows.")],
     api: ApiOption = DEFAULT_API,
-    by: Annotated[str | None, typer.Option(help="Who overrides, for the audit.")] = None,
 ) -> None:
     """Let the rollout start its sites inside their blackout windows, for REASON (audited, shown in its status)."""
     from edgefleet.cli.output import show
 
-    body: dict[str, Any] = {"reason": _override_reason(reason, "--reason"), **({"by": by} if by else {})}
+    body: dict[str, Any] = {"reason": _override_reason(reason, "--reason")}
     answer = call(api, "POST", f"/api/v1/rollouts/{rollout}/override-blackout", body=body)
     show(
         f"override-blackout: rollout {answer['id']} may start sites inside their blackout windows "
@@ -404,11 +400,10 @@ def _commander(command: str) -> Any:
     def run(
         rollout: Annotated[str, typer.Argument(metavar="ROLLOUT", help="The rollout's id.")],
         api: ApiOption = DEFAULT_API,
-        by: Annotated[str | None, typer.Option(help="Who gives the command, for the audit.")] = None,
     ) -> None:
         from edgefleet.cli.output import show
 
-        answer = call(api, "POST", f"/api/v1/rollouts/{rollout}/{command}", body={"by": by} if by else {})
+        answer = call(api, "POST", f"/api/v1/rollouts/{rollout}/{command}", body={})
         show(f"{command}: rollout {answer['id']} is {answer['state']}; the controller acts on it within a tick")
 
     run.__doc__ = _COMMAND_HELP[command]
@@ -420,12 +415,11 @@ def site_hold(
     site: Annotated[str, typer.Argument(metavar="SITE", help="The site to hold.")],
     reason: Annotated[str, typer.Option(help="Why (maintenance, a peak day): every rollout shows it.")],
     api: ApiOption = DEFAULT_API,
-    by: Annotated[str | None, typer.Option(help="Who holds it, for the audit.")] = None,
 ) -> None:
     """Hold SITE: every rollout skips it until it is released (a site already in flight is still gated)."""
     from edgefleet.cli.output import show
 
-    body: dict[str, Any] = {"reason": reason, **({"by": by} if by else {})}
+    body: dict[str, Any] = {"reason": reason}
     held = call(api, "POST", f"/api/v1/sites/{site}/hold", body=body)
     show(f"held {held['site']}: {held['reason']}")
 

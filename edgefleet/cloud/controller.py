@@ -35,6 +35,7 @@ from edgefleet.clock import Clock, SystemClock
 from edgefleet.cloud.access.enrollment_tokens import EnrollmentTokens
 from edgefleet.cloud.access.local_users import LocalUsers
 from edgefleet.cloud.access.sessions import Sessions
+from edgefleet.cloud.access.token_store import TokenStore
 from edgefleet.cloud.alerting.commands import AlertCommands
 from edgefleet.cloud.alerting.config import NotificationConfig, load_notifications
 from edgefleet.cloud.alerting.delivering import DeliveryWorker
@@ -123,6 +124,8 @@ class Controller:
             inventory=lambda: self.state.inventory,
             clock=clock,
         )
+        # The API tokens the API admits; ``edgefleet tokens`` makes them at this same database.
+        self._tokens = TokenStore(self.store)
         try:
             # The schema this release's tables expect, before a row is read (the database lock is held).
             migrated = upgrade_schema(self.store)
@@ -252,6 +255,11 @@ class Controller:
             alerts=self.alert_loop.saving,
             dropped_samples=self.persister.stats.dropped_samples,
         )
+
+    @property
+    def tokens(self) -> TokenStore:
+        """The API tokens ``require_access`` admits (the ``api_token`` table of this controller's database)."""
+        return self._tokens
 
     @property
     def hearing(self) -> Hearing:

@@ -54,6 +54,9 @@ DEFAULT_HISTORY_RETENTION_S: Final = 24 * 3600.0
 # Full-resolution samples kept per box: twice an hour at 10 s heartbeats, so that a box that beats far faster
 # than its site says cannot grow the database past its bound.
 DEFAULT_HISTORY_MAX_POINTS: Final = 720
+# The largest request body the API takes (413 beyond): a release manifest, the largest body, holds 60,000
+# characters at most.
+DEFAULT_MAX_BODY_BYTES: Final = 64 * 1024
 # How often the rollout reconciler ticks (edgefleet.cloud.rollouts.reconciling.TICK_S): a tick reads the store and
 # one list per cluster, cheap enough every 2 s, and an abort lands within one tick. Shorter makes a rollout with no
 # soak faster at the cost of more calls to every cluster (tests run a few sites at 0.3 s).
@@ -72,6 +75,7 @@ ENV_RELEASES_DIR: Final = "EDGEFLEET_RELEASES_DIR"
 ENV_FLUSH_INTERVAL: Final = "EDGEFLEET_FLUSH_INTERVAL"
 ENV_HISTORY_RETENTION: Final = "EDGEFLEET_HISTORY_RETENTION"
 ENV_HISTORY_MAX_POINTS: Final = "EDGEFLEET_HISTORY_MAX_POINTS"
+ENV_MAX_BODY_BYTES: Final = "EDGEFLEET_MAX_BODY_BYTES"
 ENV_NOTIFICATIONS: Final = "EDGEFLEET_NOTIFICATIONS"
 ENV_ROLLOUT_TICK: Final = "EDGEFLEET_ROLLOUT_TICK"
 ENV_BROKER_USERNAME: Final = "EDGEFLEET_BROKER_USERNAME"
@@ -109,6 +113,7 @@ class Settings:
     flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S
     history_retention_s: float = DEFAULT_HISTORY_RETENTION_S
     history_max_points: int = DEFAULT_HISTORY_MAX_POINTS
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     rollout_tick_s: float = DEFAULT_ROLLOUT_TICK_S
     # The notification file (docs/alerting.md); None: alerts are evaluated, stored and listed, but not sent.
     notifications_file: Path | None = None
@@ -152,6 +157,8 @@ class Settings:
         _check_positive(self.flush_interval_s, name="flush_interval_s")
         _check_positive(self.history_retention_s, name="history_retention_s")
         _check_positive(self.rollout_tick_s, name="rollout_tick_s")
+        if self.max_body_bytes < 1:
+            raise ValueError(f"max_body_bytes={self.max_body_bytes}: expected a whole number >= 1")
         if self.history_max_points < 1:
             raise ValueError(f"history_max_points={self.history_max_points}: expected a whole number >= 1")
 
@@ -241,6 +248,9 @@ class Settings:
         points_value, name = raw("history_max_points", ENV_HISTORY_MAX_POINTS, str(DEFAULT_HISTORY_MAX_POINTS))
         history_max_points = _whole(points_value, name)
 
+        body_value, name = raw("max_body_bytes", ENV_MAX_BODY_BYTES, str(DEFAULT_MAX_BODY_BYTES))
+        max_body_bytes = _whole(body_value, name)
+
         tick_value, name = raw("rollout_tick_s", ENV_ROLLOUT_TICK, str(DEFAULT_ROLLOUT_TICK_S))
         rollout_tick_s = _duration(tick_value, name)
 
@@ -317,6 +327,7 @@ class Settings:
             flush_interval_s=flush_interval_s,
             history_retention_s=history_retention_s,
             history_max_points=history_max_points,
+            max_body_bytes=max_body_bytes,
             rollout_tick_s=rollout_tick_s,
             notifications_file=notifications_file,
             broker_username=broker_username,
@@ -351,6 +362,7 @@ _OVERRIDABLE: Final = frozenset(
         "flush_interval_s",
         "history_retention_s",
         "history_max_points",
+        "max_body_bytes",
         "rollout_tick_s",
         "notifications_file",
         "broker_username",

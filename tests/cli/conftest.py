@@ -7,9 +7,10 @@ import typer
 from typer.testing import CliRunner
 
 from edgefleet.cli import cloud, fleet
-from tests.cloud.api.fixtures import api_url, memory, served_memory
+from tests.cloud.api.fixtures import api_token, api_url, memory, served_memory
+from tests.support.access import TOKEN_ENV
 
-__all__ = ["api_url", "cli", "memory", "runner", "served_memory"]
+__all__ = ["api_token", "api_url", "cli", "memory", "runner", "served_memory"]
 
 
 @pytest.fixture
@@ -22,6 +23,7 @@ def cli() -> typer.Typer:
 
 
 @pytest.fixture
-def runner() -> CliRunner:
-    # Wide enough that rich never folds a cell: the tests read the tables' text.
-    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
+def runner(api_token: str) -> CliRunner:
+    # Wide enough that rich never folds a cell: the tests read the tables' text. The admin token of the served
+    # in-memory app; a test against another app passes its own token in ``invoke(env=...)``.
+    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", TOKEN_ENV: api_token})

@@ -9,7 +9,6 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import typer
 import yaml
@@ -26,6 +25,7 @@ from edgefleet.cloud.store import Store
 from edgefleet.ids import BoxId, SiteId
 from tests.cloud.api.memory import MemoryController
 from tests.cloud.api.serving import serving
+from tests.support.access import as_cli, mint, use_token
 
 T0 = 1_800_000_000.0
 CUT = "site-unreachable sh-pudong"
@@ -50,7 +50,7 @@ def stored(kind: AlertKind, box: str | None, *, at: float, site: str = "sh-pudon
 
 
 @pytest.fixture
-def cut_site(tmp_path: Path) -> Iterator[tuple[str, AlertLoop]]:
+def cut_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, AlertLoop]]:
     """A controller's API whose site sh-pudong is cut: its site alert fires, its two boxes' box-lost alerts are
     inhibited by it; elsewhere one alert is acknowledged and one resolved."""
     memory = MemoryController.small(tmp_path / "sites")
@@ -74,6 +74,8 @@ def cut_site(tmp_path: Path) -> Iterator[tuple[str, AlertLoop]]:
         ]
     )
     memory.alerting = AlertCommands(loop)
+    # The CLI and the API calls below act as wang.fang, an admin.
+    use_token(monkeypatch, mint(memory, "admin", name="wang.fang"))
     with serving(create_app(Settings(), controller=memory)) as url:
         yield url, loop
     store.close()
@@ -141,7 +143,7 @@ def test_o_json_and_yaml_print_the_apis_objects(
     cli: typer.Typer, runner: CliRunner, cut_site: tuple[str, AlertLoop], fmt: str
 ) -> None:
     api, _ = cut_site
-    from_api = httpx.get(f"{api}/api/v1/alerts").json()
+    from_api = as_cli.get(f"{api}/api/v1/alerts").json()
 
     result = runner.invoke(cli, ["alerts", "--all", "-o", fmt, "--api", api])
 
@@ -156,11 +158,11 @@ def test_ack_takes_the_short_id_the_table_shows(
 ) -> None:
     api, loop = cut_site
     site_alert = loop.alerts.find(kind=AlertKind.SITE_UNREACHABLE)[0]
-    short = httpx.get(f"{api}/api/v1/alerts", params={"kind": "site-unreachable"}).json()[0]["short_id"]
+    short = as_cli.get(f"{api}/api/v1/alerts", params={"kind": "site-unreachable"}).json()[0]["short_id"]
     assert (len(short), site_alert.id.startswith(short)) == (8, True)
     assert runner.invoke(cli, ["alerts", "--api", api]).output.splitlines()[1].startswith(short + " ")
 
-    result = runner.invoke(cli, ["alerts", "ack", short, "--by", "wang.fang", "--api", api])
+    result = runner.invoke(cli, ["alerts", "ack", short, "--api", api])
 
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"Acknowledged {site_alert.id} (site-unreachable sh-pudong) as wang.fang")
@@ -177,16 +179,16 @@ def test_an_ambiguous_start_names_the_candidates_and_a_longer_one_works(
     ]
     loop.alerts.save(twins)
 
-    shown = {a["id"]: a["short_id"] for a in httpx.get(f"{api}/api/v1/alerts", params={"kind": "app-down"}).json()}
+    shown = {a["id"]: a["short_id"] for a in as_cli.get(f"{api}/api/v1/alerts", params={"kind": "app-down"}).json()}
     assert shown == {"abcdef0123-1": "abcdef0123-1", "abcdef0123-2": "abcdef0123-2"}
 
-    ambiguous = runner.invoke(cli, ["alerts", "ack", "abcdef", "--by", "x", "--api", api])
+    ambiguous = runner.invoke(cli, ["alerts", "ack", "abcdef", "--api", api])
     assert ambiguous.exit_code == 1
     assert ambiguous.output.startswith("error: 'abcdef' starts the id of 2 alerts: abcdef0123-")
     assert "(app-down sh-pudong/sh-pudong-gpu-01)" in ambiguous.output
 
-    assert httpx.get(f"{api}/api/v1/alerts/abcdef0123-2").json()["box"] == "sh-pudong-gpu-02"
-    missing = httpx.get(f"{api}/api/v1/alerts/feedface")
+    assert as_cli.get(f"{api}/api/v1/alerts/abcdef0123-2").json()["box"] == "sh-pudong-gpu-02"
+    missing = as_cli.get(f"{api}/api/v1/alerts/feedface")
     assert missing.status_code == 404
     assert missing.json()["error"]["message"].startswith("no alert 'feedface', nor one whose id starts so")
 
@@ -195,7 +197,7 @@ def test_an_ambiguous_start_names_the_candidates_and_a_longer_one_works(
 def test_an_id_filter_that_is_no_start_of_an_id_is_refused(cut_site: tuple[str, AlertLoop], start: str) -> None:
     api, _ = cut_site
 
-    response = httpx.get(f"{api}/api/v1/alerts", params={"id_prefix": start})
+    response = as_cli.get(f"{api}/api/v1/alerts", params={"id_prefix": start})
 
     assert response.status_code == 422
     assert "query parameter 'id_prefix'" in response.json()["error"]["message"]
@@ -204,14 +206,14 @@ def test_an_id_filter_that_is_no_start_of_an_id_is_refused(cut_site: tuple[str, 
 def test_counts_are_by_state_and_muting(cut_site: tuple[str, AlertLoop]) -> None:
     api, _ = cut_site
 
-    counts = httpx.get(f"{api}/api/v1/alerts/counts").json()
+    counts = as_cli.get(f"{api}/api/v1/alerts/counts").json()
 
     assert counts == [
         {"state": "firing", "muted": "inhibited", "muted_by": [CUT], "count": 2},
         {"state": "acknowledged", "muted": None, "muted_by": [], "count": 1},
         {"state": "firing", "muted": None, "muted_by": [], "count": 1},
     ]
-    assert httpx.get(f"{api}/api/v1/alerts/counts", params={"site": "bj-daxing"}).json() == [
+    assert as_cli.get(f"{api}/api/v1/alerts/counts", params={"site": "bj-daxing"}).json() == [
         {"state": "acknowledged", "muted": None, "muted_by": [], "count": 1}
     ]
 

@@ -26,6 +26,7 @@ from simulator.cluster.store import Store
 from tests.cli.test_fleet_commands_print_tables import rows
 from tests.cloud.api.memory import write_inventory
 from tests.cloud.api.serving import serving
+from tests.support.access import mint, use_token
 from tests.support.clusters import TEST_HOST
 from tests.support.peers import wait_for
 
@@ -33,7 +34,7 @@ SITE = "sh-pudong"
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Controller, BackgroundCluster, str]]:
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Controller, BackgroundCluster, str]]:
     sites = write_inventory(tmp_path / "sites")
     inventory = load_inventory(sites)
     # The host cluster holds the transfer centers' boxes, but sh-pudong-edge-01 never joined it.
@@ -48,11 +49,18 @@ def served(tmp_path: Path) -> Iterator[tuple[Controller, BackgroundCluster, str]
         try:
             controller.node_watch.start()
             with serving(create_app(settings, controller=controller)) as url:
+                use_token(monkeypatch, mint(controller))
                 yield controller, cluster, url
         finally:
             controller.stop()
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    """Without the in-memory app's token: ``served`` sets its own controller's (``EDGEFLEET_TOKEN``)."""
+    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
 
 
 def edgecore_stops(name: str) -> Callable[[Store], None]:

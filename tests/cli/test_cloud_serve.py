@@ -20,6 +20,7 @@ from edgefleet.cloud.leading import LOCK_LEASE_S, DatabaseHeldError
 from edgefleet.cloud.settings import Settings
 from tests.cli.entry import edgefleet, spawn
 from tests.cloud.api.memory import write_inventory
+from tests.support.access import bearer, mint_at
 from tests.support.peers import Mosquitto, free_port, wait_for
 
 
@@ -55,6 +56,7 @@ def test_serves_the_api_until_sigterm_then_stops_the_controller(broker: Mosquitt
                     return response.json() if response.status_code == 200 else None
 
                 assert wait_for(healthy, timeout=20, what="the controller to answer /healthz")["boxes_total"] == 6
+                client.headers.update(bearer(mint_at(f"sqlite:///{database}")))
                 sites_shown = [s["id"] for s in client.get("/api/v1/sites").json()]
                 console = client.get("/")
                 # A console page left open: its event stream must not hold the shutdown (and the last save).

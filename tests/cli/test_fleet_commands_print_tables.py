@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from tests.cloud.api.memory import MemoryController, apps
 from tests.cloud.builders import gpus
 from tests.conftest import REPO
+from tests.support.access import bearer
 from tests.support.nodes import node_object, publish_nodes
 
 
@@ -88,7 +89,7 @@ def test_boxes_lists_a_sites_boxes(cli: typer.Typer, runner: CliRunner, api_url:
 
 
 def test_boxes_show_each_boxs_node_beside_its_agent(
-    cli: typer.Typer, runner: CliRunner, api_url: str, memory: MemoryController
+    cli: typer.Typer, runner: CliRunner, api_url: str, api_token: str, memory: MemoryController
 ) -> None:
     # The seed's pain: the agent of gpu-01 is online while KubeEdge has lost its node; gpu-02's node is Ready;
     # edge-01 never joined the cluster.
@@ -107,7 +108,7 @@ def test_boxes_show_each_boxs_node_beside_its_agent(
     table = rows(runner.invoke(cli, ["boxes", "--site", "sh-pudong", "--api", api_url]).output)
     wide = rows(runner.invoke(cli, ["boxes", "--site", "sh-pudong", "-o", "wide", "--api", api_url]).output)
     shown = runner.invoke(cli, ["box", "sh-pudong-gpu-01", "--api", api_url]).output
-    site = httpx.get(f"{api_url}/api/v1/sites/sh-pudong").json()
+    site = httpx.get(f"{api_url}/api/v1/sites/sh-pudong", headers=bearer(api_token)).json()
 
     assert [table[b][1:3] for b in ("sh-pudong-gpu-01", "sh-pudong-gpu-02", "sh-pudong-edge-01")] == [
         ["online", "unknown"],
@@ -191,7 +192,14 @@ def test_boxes_needs_a_site_or_unknown(cli: typer.Typer, runner: CliRunner, api_
 )
 @pytest.mark.parametrize("fmt", ["json", "yaml"])
 def test_o_json_and_yaml_print_the_apis_objects(
-    cli: typer.Typer, runner: CliRunner, api_url: str, memory: MemoryController, args: list[str], path: str, fmt: str
+    cli: typer.Typer,
+    runner: CliRunner,
+    api_url: str,
+    api_token: str,
+    memory: MemoryController,
+    args: list[str],
+    path: str,
+    fmt: str,
 ) -> None:
     memory.beat("sh-pudong-gpu-01", gpu=gpus((71.4, 80.0)), app_report=apps("running"))
     memory.stranger("rogue-01", "sh-pudong")
@@ -200,7 +208,7 @@ def test_o_json_and_yaml_print_the_apis_objects(
 
     assert result.exit_code == 0, result.output
     printed = json.loads(result.output) if fmt == "json" else yaml.safe_load(result.output)
-    assert printed == httpx.get(api_url + path).json()
+    assert printed == httpx.get(api_url + path, headers=bearer(api_token)).json()
 
 
 def test_wide_adds_columns(cli: typer.Typer, runner: CliRunner, api_url: str, memory: MemoryController) -> None:
@@ -245,14 +253,14 @@ def sites_on_a_terminal(api_url: str, **env: str) -> str:
 
 
 def test_sites_not_fully_ok_are_flagged_in_colour_on_a_terminal_only(
-    cli: typer.Typer, runner: CliRunner, api_url: str, memory: MemoryController
+    cli: typer.Typer, runner: CliRunner, api_url: str, api_token: str, memory: MemoryController
 ) -> None:
     memory.beat("sh-pudong-gpu-01")  # degraded: 1/3
     memory.beat("bj-daxing-gpu-01")
     memory.beat("bj-daxing-edge-01")  # ok
 
-    coloured = [line for line in sites_on_a_terminal(api_url).splitlines() if "│" in line]
-    plain = sites_on_a_terminal(api_url, NO_COLOR="1")
+    coloured = [line for line in sites_on_a_terminal(api_url, EDGEFLEET_TOKEN=api_token).splitlines() if "│" in line]
+    plain = sites_on_a_terminal(api_url, NO_COLOR="1", EDGEFLEET_TOKEN=api_token)
     piped = runner.invoke(cli, ["sites", "--api", api_url]).output
 
     def colours(line: str) -> set[str]:

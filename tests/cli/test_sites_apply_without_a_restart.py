@@ -16,6 +16,7 @@ from edgefleet.inventory import inventory_version
 from tests.cli.entry import edgefleet, spawn
 from tests.cloud.api.memory import write_inventory
 from tests.cloud.test_inventory_changes_without_a_restart import NEW_SITE
+from tests.support.access import as_cli, mint_at, use_token
 from tests.support.peers import Mosquitto, free_port, wait_for
 
 
@@ -25,7 +26,9 @@ def sites(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def serving(broker: Mosquitto, sites: Path, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def serving(
+    broker: Mosquitto, sites: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     port = free_port()
     process = spawn(
         "cloud", "serve", "--listen", f"127.0.0.1:{port}", "--broker", broker.url, "--sites", str(sites),
@@ -44,6 +47,8 @@ def serving(broker: Mosquitto, sites: Path, tmp_path: Path) -> Iterator[tuple[st
 
     try:
         wait_for(answers, timeout=20, what="the controller to answer")
+        # The CLI (run as a child, which inherits the environment) and the API calls here act as an admin.
+        use_token(monkeypatch, mint_at(f"sqlite:///{tmp_path / 'edgefleet.db'}"))
         yield api, process
     finally:
         process.send_signal(signal.SIGTERM)
@@ -56,7 +61,7 @@ def serving(broker: Mosquitto, sites: Path, tmp_path: Path) -> Iterator[tuple[st
 
 def version_in_force(api: str) -> str:
     version: str = httpx.get(f"{api}/healthz", timeout=5).json()["inventory_version"]
-    assert version == httpx.get(f"{api}/api/v1/inventory", timeout=5).json()["version"]
+    assert version == as_cli.get(f"{api}/api/v1/inventory", timeout=5).json()["version"]
     return version
 
 
@@ -121,7 +126,7 @@ def test_sighup_reloads_and_a_bad_directory_is_logged_and_refused(
     (sites / "gz-baiyun.yaml").write_text(NEW_SITE)
     process.send_signal(signal.SIGHUP)
     wait_for(lambda: version_in_force(api) == inventory_version(sites), timeout=10, what="the new version in force")
-    assert [b["id"] for b in httpx.get(f"{api}/api/v1/sites/gz-baiyun/boxes", timeout=5).json()] == [
+    assert [b["id"] for b in as_cli.get(f"{api}/api/v1/sites/gz-baiyun/boxes", timeout=5).json()] == [
         "gz-baiyun-gpu-01",
         "gz-baiyun-edge-01",
     ]
@@ -129,7 +134,7 @@ def test_sighup_reloads_and_a_bad_directory_is_logged_and_refused(
     good = version_in_force(api)
     (sites / "broken.yaml").write_text("apiVersion: edgefleet.io/v1\nkind: Site\nmetadata: {name: x}\n")
     process.send_signal(signal.SIGHUP)
-    refused = httpx.post(f"{api}/api/v1/inventory/reload", timeout=10)
+    refused = as_cli.post(f"{api}/api/v1/inventory/reload", timeout=10)
     assert refused.status_code == 422
     assert "broken.yaml" in refused.json()["error"]["message"]
     assert version_in_force(api) == good

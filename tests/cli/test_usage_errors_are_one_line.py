@@ -76,11 +76,11 @@ def test_a_missing_required_parameter_is_one_line_plus_the_usage(
     assert len(lines) == 2
 
 
-def test_silence_add_without_by_names_the_option(capsys: pytest.CaptureFixture[str]) -> None:
-    lines = usage_error(["silence", "add", "--site", "X", "--for", "2h", "--comment", "fan"], capsys)
+def test_silence_add_without_a_reason_names_the_option(capsys: pytest.CaptureFixture[str]) -> None:
+    lines = usage_error(["silence", "add", "--site", "X", "--for", "2h"], capsys)
 
     assert lines == [
-        "error: missing option '--by'",
+        "error: missing option '--comment' / '-c'",
         "usage: edgefleet silence add [OPTIONS]  ('edgefleet silence add --help' says more)",
     ]
 

@@ -19,6 +19,7 @@ from edgefleet.cloud.settings import Settings
 from tests.cli.entry import spawn
 from tests.cloud.api.memory import write_inventory
 from tests.cloud.builders import inventory
+from tests.support.access import bearer, mint_at
 from tests.support.peers import Mosquitto, free_port, mosquitto, mosquitto_password_file, wait_for
 from tests.support.secrets import (
     BROKER_PASSWORD,
@@ -141,7 +142,8 @@ def test_serve_with_a_wrong_password_says_why_in_healthz_and_log_without_the_pas
                     return body if "refused" in str(body["problems"]) else None
 
                 health = wait_for(refused, timeout=20, what="/healthz to tell the refused login")
-                metrics = client.get("/metrics").text
+                token = mint_at(f"sqlite:///{tmp_path / 'edgefleet.db'}")
+                metrics = client.get("/metrics", headers=bearer(token)).text
             process.send_signal(signal.SIGTERM)
             output, _ = process.communicate(timeout=20)
         except BaseException:

@@ -27,6 +27,7 @@ from simulator.sources import site_release
 from tests.cloud.api.serving import serving
 from tests.conftest import REPO
 from tests.simulator.fleets import write_inventory
+from tests.support.access import bearer, mint_at
 from tests.support.peers import mosquitto, wait_for
 
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -156,6 +157,12 @@ class Console:
     url: str
     sim: BackgroundSimulator
     boxes: list[str]
+    # An admin token named "tester": the browser sends it (``page``), and so do the tests' own API calls.
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.token)
 
     def fault(self, **body: object) -> dict[str, object]:
         """Inject a fault through the simulator's control API (as ``edgefleet sim fault`` does)."""
@@ -200,14 +207,15 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
             releases_dir=write_releases(directory / "releases", sim_sites),
         )
         url = stack.enter_context(serving(create_app(settings)))
-        boxes = httpx.get(f"{url}/api/v1/overview", timeout=10).json()["cells"]
+        token = mint_at(settings.database_url, name="tester")
+        boxes = httpx.get(f"{url}/api/v1/overview", headers=bearer(token), timeout=10).json()["cells"]
 
         def all_online() -> bool:
-            cells = httpx.get(f"{url}/api/v1/overview", timeout=10).json()["cells"]
+            cells = httpx.get(f"{url}/api/v1/overview", headers=bearer(token), timeout=10).json()["cells"]
             return all(cell[1] == "online" for cell in cells.values())
 
         wait_for(all_online, timeout=30, what="every simulated box to show online")
-        yield Console(url, sim, sorted(boxes))
+        yield Console(url, sim, sorted(boxes), token)
 
 
 @pytest.fixture(scope="package")
@@ -240,12 +248,21 @@ def opened_page(
     locale: str = "en-US",
     viewport: dict[str, int] | None = None,
     touch: bool = False,
+    headers: dict[str, str] | None = None,
 ) -> Iterator[tuple[Page, Problems]]:
     """A fresh browser context (its own localStorage) and a page in it, in the language ``locale`` picks (zh-CN:
     Chinese), with what goes wrong on it collected. Every console browser test opens its pages here: the one place
     to give them what the API will ask of a caller."""
     context = browser.new_context(
-        viewport=viewport or DESKTOP, locale=locale, has_touch=touch, is_mobile=touch, device_scale_factor=1
+        viewport=viewport or DESKTOP,
+        locale=locale,
+        has_touch=touch,
+        is_mobile=touch,
+        device_scale_factor=1,
+        # The caller's bearer header on every request of the context (``Console.headers``): until a test signs
+        # in through the sign-in page (a session cookie), this is how a browser is known. Playwright's
+        # extra_http_headers reach the EventSource too, which cannot send headers of its own.
+        extra_http_headers=headers,
     )
     problems = Problems([], [])
     context.on("weberror", lambda error: problems.errors.append(str(error.error)))
@@ -262,10 +279,11 @@ def opened_page(
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A page in a fresh browser context, a desktop-sized window, English unless chosen. A script error on any
-    page, or a string missing from the catalogue of the language shown, fails the test."""
-    with opened_page(browser) as (opened, problems):
+def page(browser: Browser, console: Console) -> Iterator[Page]:
+    """A page in a fresh browser context, a desktop-sized window, English unless chosen, known to the API as the
+    console's token. A script error on any page, or a string missing from the catalogue of the language shown,
+    fails the test."""
+    with opened_page(browser, headers=console.headers) as (opened, problems):
         yield opened
     assert problems.errors == [], f"script errors on the page: {problems.errors}"
     assert problems.missing_strings == [], f"strings missing from the catalogues: {problems.missing_strings}"
@@ -278,7 +296,7 @@ def screenshot(page: Page, name: str) -> Path:
     return path
 
 
-# Who the tests say they are when a page asks (once per browser context).
+# The name of the console's token (``Console.token``): the actor of what the browser does.
 WHO = "tester"
 
 

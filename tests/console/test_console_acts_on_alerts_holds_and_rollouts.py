@@ -4,7 +4,7 @@ last hours, sees which version runs where, and previews, starts, pauses and abor
 pages; every action goes through the API the CLI uses, and the API then says it happened.
 
 Debian's headless Chromium against the package's real controller and simulator (tests/console/conftest.py). The
-pages ask with the browser's own dialogs (who acts, a reason, a confirmation); the tests answer them and keep
+pages ask with the browser's own dialogs (a reason, a confirmation; who acts is who signed in); the tests answer them and keep
 what was asked. Each test saves screenshots of the pages it checks under docs/screenshots/.
 """
 
@@ -31,7 +31,7 @@ WITHIN_MS = 10_000
 
 
 def api(console: Console, path: str) -> dict[str, object]:
-    response = httpx.get(console.url + path, timeout=10)
+    response = httpx.get(console.url + path, headers=console.headers, timeout=10)
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
 
@@ -108,7 +108,10 @@ def test_a_site_is_held_and_released_from_its_page_which_charts_its_last_hours(
 
     page.locator("#hold button[data-action=release]").click()
     expect(page.locator("#hold [data-held=false]")).to_be_attached()
-    assert httpx.get(f"{console.url}/api/v1/sites/{HELD_SITE}/hold", timeout=10).status_code == 404
+    assert (
+        httpx.get(f"{console.url}/api/v1/sites/{HELD_SITE}/hold", headers=console.headers, timeout=10).status_code
+        == 404
+    )
     (confirmation,) = dialogs.confirmed()
     assert f"Release {HELD_SITE}?" in confirmation
 

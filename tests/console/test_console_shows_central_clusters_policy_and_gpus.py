@@ -108,7 +108,7 @@ def test_a_central_clusters_policy_audit_and_gpus(console: Console, page: Page) 
 
 
 def test_a_central_clusters_page_in_chinese(console: Console, browser: Browser) -> None:
-    with opened_page(browser, locale="zh-CN") as (page, problems):
+    with opened_page(browser, locale="zh-CN", headers=console.headers) as (page, problems):
         page.goto(f"{console.url}/clusters/{CENTRAL}")
         expect(page.locator("body[data-ready=cluster]")).to_be_attached()
         expect(page.locator("h1")).to_have_text(f"集群 {CENTRAL}")

@@ -113,7 +113,7 @@ def test_every_page_speaks_chinese(console: Console, browser: Browser, blocked_r
         (f"/clusters/{CENTRAL}", "cluster", None),  # its screenshot: test_console_shows_central_clusters_...
     ]
     english = english_only_texts()
-    with opened_page(browser, locale="zh-CN") as (page, problems):
+    with opened_page(browser, locale="zh-CN", headers=console.headers) as (page, problems):
         for path, ready, shot in pages:
             page.goto(console.url + path)
             expect(page.locator(f"body[data-ready={ready}]")).to_be_attached()
@@ -146,7 +146,7 @@ def test_a_key_missing_from_the_chinese_catalogue_is_caught(console: Console, br
     def serve_planted(route: Route) -> None:
         route.fulfill(status=200, content_type="text/javascript", body=planted)
 
-    with opened_page(browser, locale="zh-CN") as (page, problems):
+    with opened_page(browser, locale="zh-CN", headers=console.headers) as (page, problems):
         page.route("**/console/strings/zh-CN.js", serve_planted)
         page.goto(console.url + "/")
         expect(page.locator("#live")).to_have_attribute("data-state", "open")

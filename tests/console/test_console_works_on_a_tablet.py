@@ -32,7 +32,7 @@ def sideways_overflow(page: Page) -> int:
 def test_the_overview_and_a_site_fit_a_tablet_and_a_tap_opens_a_box(
     console: Console, browser: Browser, held: str
 ) -> None:
-    with opened_page(browser, viewport=TABLETS[held], touch=True) as (page, problems):
+    with opened_page(browser, viewport=TABLETS[held], touch=True, headers=console.headers) as (page, problems):
         page.goto(console.url + "/")
         expect(page.locator("body[data-ready=overview]")).to_be_attached()
         assert page.evaluate("matchMedia('(pointer: coarse)').matches") is True  # the browser is a touch screen

@@ -21,7 +21,6 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -37,6 +36,7 @@ from simulator.malformed import malformed_payload
 from simulator.running import SimulatorOptions, start_in_background
 from tests.alerting.wiring.fleets import KEEPALIVE_S, running_controller, write_sites
 from tests.cloud.builders import heartbeat, wire
+from tests.support.access import as_cli, mint, use_token
 from tests.support.peers import Mosquitto, wait_for
 
 REAL = "real-01"
@@ -112,7 +112,9 @@ def _flood(rng: random.Random) -> list[Message]:
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, broker: Mosquitto, database_url: str) -> Iterator[tuple[Controller, str]]:
+def fleet(
+    tmp_path: Path, broker: Mosquitto, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Controller, str]]:
     write_sites(tmp_path / "sites", {REAL: len(REAL_BOXES), QUIET: len(QUIET_BOXES)})
     # The simulator plays the real site only: quiet-01's boxes are in the inventory with no agent.
     sim = start_in_background(
@@ -130,6 +132,7 @@ def fleet(tmp_path: Path, broker: Mosquitto, database_url: str) -> Iterator[tupl
             broker_url=broker.url, database_url=database_url, sites_dir=tmp_path / "sites", flush_interval_s=0.5
         )
         with running_controller(settings) as running:
+            use_token(monkeypatch, mint(running[0]))
             wait_for(lambda: _online(running[0]) == set(REAL_BOXES), timeout=15, what="the real boxes online")
             yield running
     finally:
@@ -169,7 +172,7 @@ def _refused(controller: Controller) -> int:
 
 
 def _metrics(api: str) -> dict[str, float]:
-    text = httpx.get(f"{api}/metrics", timeout=10).text
+    text = as_cli.get(f"{api}/metrics", timeout=10).text
     return {
         sample.labels["outcome"]: sample.value
         for family in text_string_to_metric_families(text)

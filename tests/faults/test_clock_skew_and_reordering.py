@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from edgefleet.agent.link import BoxLink, BrokerAddress
@@ -25,6 +24,7 @@ from edgefleet.cloud.fleet import box_reachability
 from edgefleet.cloud.settings import Settings
 from edgefleet.messages import AppReport, GpuReport, HostSample
 from tests.alerting.wiring.fleets import INTERVAL_S, WEBHOOK_PATH, running_controller, write_notifications, write_sites
+from tests.support.access import as_cli, mint, use_token
 from tests.support.peers import Mosquitto, wait_for
 from tests.support.receivers import RecordingReceiver, recording_receiver
 
@@ -67,7 +67,7 @@ def links(broker: Mosquitto) -> Iterator[dict[str, BoxLink]]:
 
 @pytest.fixture
 def controller(
-    tmp_path: Path, broker: Mosquitto, database_url: str, links: dict[str, BoxLink]
+    tmp_path: Path, broker: Mosquitto, database_url: str, links: dict[str, BoxLink], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Controller, str, RecordingReceiver]]:
     write_sites(tmp_path / "sites", {SITE: len(OFFSETS)})
     with recording_receiver() as receiver:
@@ -80,6 +80,7 @@ def controller(
             notifications_file=notifications,
         )
         with running_controller(settings) as (running, api):
+            use_token(monkeypatch, mint(running))
             yield running, api, receiver
 
 
@@ -161,7 +162,7 @@ def test_skewed_clocks_duplicates_and_reordering_never_move_state_back_or_raise_
 
 
 def _active(api: str) -> set[tuple[str, str]]:
-    response = httpx.get(f"{api}/api/v1/alerts", params={"site": SITE}, timeout=10)
+    response = as_cli.get(f"{api}/api/v1/alerts", params={"site": SITE}, timeout=10)
     assert response.status_code == 200, response.text
     alerts: list[dict[str, Any]] = response.json()
     return {(a["box"], a["kind"]) for a in alerts if a["state"] != "resolved"}

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -32,6 +31,7 @@ from simulator.cluster.nodes import site_boxes
 from simulator.cluster.server import BackgroundCluster, start_cluster_in_background
 from tests.cloud.api.memory import write_inventory
 from tests.cloud.api.serving import serving
+from tests.support.access import as_cli, mint, use_token
 from tests.support.clusters import TEST_HOST, cluster_manifest
 from tests.support.peers import wait_for
 
@@ -116,13 +116,14 @@ def controller(settings: Settings) -> Iterator[Controller]:
 
 
 @pytest.fixture
-def api(controller: Controller, settings: Settings) -> Iterator[str]:
+def api(controller: Controller, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with serving(create_app(settings, controller=controller)) as url:
+        use_token(monkeypatch, mint(controller))  # the CLI and these calls act as an admin
         yield url
 
 
 def by_name(api: str) -> dict[str, dict[str, Any]]:
-    answer = httpx.get(f"{api}/api/v1/clusters", timeout=10)
+    answer = as_cli.get(f"{api}/api/v1/clusters", timeout=10)
     assert answer.status_code == 200
     return {c["name"]: c for c in answer.json()}
 
@@ -172,7 +173,7 @@ def test_every_cluster_shows_healthy_or_not_and_recovers(controller: Controller,
     table = cli(api)
     assert "3 clusters, 2 reachable, 1 unreachable" in table
     assert f"context '{WEST}' not in kubeconfig" in table
-    metrics = httpx.get(f"{api}/metrics", timeout=10).text
+    metrics = as_cli.get(f"{api}/metrics", timeout=10).text
     assert f'edgefleet_cluster_up{{cluster="{TEST_HOST}"}} 1.0' in metrics
     assert f'edgefleet_cluster_up{{cluster="{WEST}"}} 0.0' in metrics
     assert f'edgefleet_cluster_probe_seconds{{cluster="{TEST_HOST}"}} 0.0' in metrics
@@ -188,7 +189,7 @@ def test_every_cluster_shows_healthy_or_not_and_recovers(controller: Controller,
     assert lost["last_success_at"] == healthy[CENTRAL]["last_success_at"]
     assert by_name(api)[TEST_HOST]["reachable"] is True
     assert "3 clusters, 1 reachable, 2 unreachable" in cli(api)
-    metrics = httpx.get(f"{api}/metrics", timeout=10).text
+    metrics = as_cli.get(f"{api}/metrics", timeout=10).text
     assert f'edgefleet_cluster_up{{cluster="{CENTRAL}"}} 0.0' in metrics
     assert f'edgefleet_cluster_gateway_errors_total{{cluster="{CENTRAL}",kind="temporary"}} 1.0' in metrics
 
@@ -198,7 +199,7 @@ def test_every_cluster_shows_healthy_or_not_and_recovers(controller: Controller,
     back = by_name(api)[CENTRAL]
     assert back["reachable"] is True
     assert back["last_error"] == lost["last_error"]  # kept, with its time, so ops see what happened
-    listed = httpx.get(f"{api}/api/v1/clusters/{CENTRAL}", timeout=10).json()
+    listed = as_cli.get(f"{api}/api/v1/clusters/{CENTRAL}", timeout=10).json()
     assert listed == back
     row = next(line for line in cli(api).splitlines() if line.startswith(CENTRAL))
     assert f"recovered; at {back['last_error_at']}: cluster {CENTRAL}: read the server version: unreachable" in row
@@ -207,7 +208,7 @@ def test_every_cluster_shows_healthy_or_not_and_recovers(controller: Controller,
 
 
 def test_an_unknown_cluster_is_a_404_naming_it(controller: Controller, api: str) -> None:
-    answer = httpx.get(f"{api}/api/v1/clusters/kubeedge-nowhere", timeout=10)
+    answer = as_cli.get(f"{api}/api/v1/clusters/kubeedge-nowhere", timeout=10)
     assert answer.status_code == 404
     error = answer.json()["error"]
     assert error["code"] == "not-found"

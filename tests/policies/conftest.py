@@ -22,12 +22,15 @@ from tests.cloud.api.memory import MemoryController
 from tests.cloud.api.serving import serving
 from tests.k8s.conftest import TEST_TIMEOUTS
 from tests.policies.central import CLUSTER, write_central
+from tests.support.access import mint, use_token
 
 CENTRAL = ClusterId(CLUSTER)
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[MemoryController, KubernetesGateway, str]]:
+def served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[MemoryController, KubernetesGateway, str]]:
     (tmp_path / "sites").mkdir()
     inventory = load_inventory(write_central(tmp_path / "sites"))
     cluster = start_cluster_in_background(CLUSTER, site_boxes(inventory, SiteId(CLUSTER)))
@@ -39,6 +42,7 @@ def served(tmp_path: Path) -> Iterator[tuple[MemoryController, KubernetesGateway
     memory.gateway = gateway
     try:
         with serving(create_app(Settings(), controller=memory)) as url:
+            use_token(monkeypatch, mint(memory))  # the CLI and the tests' own calls act as an admin
             yield memory, gateway, url
     finally:
         gateway.close()

@@ -15,6 +15,7 @@ from edgefleet.ids import ClusterId
 from tests.cloud.api.memory import MemoryController
 from tests.policies.central import CLUSTER
 from tests.policies.test_the_audit_finds_what_breaks_the_policy import workload
+from tests.support.access import cli_headers
 
 CENTRAL = ClusterId(CLUSTER)
 
@@ -38,7 +39,7 @@ def test_the_audit_lists_the_planted_violation_in_the_api_and_the_cli(
 
     gateway.apply(CENTRAL, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
     gateway.apply(CENTRAL, workload("web", limits={"cpu": "2"}, requests={"cpu": "1"}))
-    with httpx.Client(base_url=url, timeout=10) as client:
+    with httpx.Client(base_url=url, timeout=10, headers=cli_headers()) as client:
         answer = client.get(f"/api/v1/clusters/{CLUSTER}/audit")
         assert answer.status_code == 200, answer.text
         body = answer.json()
@@ -85,5 +86,5 @@ def test_the_audit_lists_the_planted_violation_in_the_api_and_the_cli(
     assert "anti-affinity uploaders: scan-upload, video-transcode" in listed.output
 
     memory.gateway = None
-    with httpx.Client(base_url=url, timeout=10) as client:
+    with httpx.Client(base_url=url, timeout=10, headers=cli_headers()) as client:
         assert client.get(f"/api/v1/clusters/{CLUSTER}/audit").status_code == 503

@@ -34,6 +34,7 @@ from tests.cloud.api.serving import serving
 from tests.k8s.conftest import TEST_TIMEOUTS
 from tests.policies.central import CLUSTER, write_central
 from tests.policies.test_batch_restart_stops_at_a_failing_deployment import CrashLoops, deployment
+from tests.support.access import cli_headers, mint, use_token
 from tests.support.peers import wait_for
 
 CENTRAL = ClusterId(CLUSTER)
@@ -41,7 +42,9 @@ NAMES = ["a-web", "b-api", "c-worker"]
 
 
 @pytest.fixture
-def world(tmp_path: Path, database_url: str) -> Iterator[tuple[KubernetesGateway, CrashLoops, RolloutStore, str]]:
+def world(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[KubernetesGateway, CrashLoops, RolloutStore, str]]:
     (tmp_path / "sites").mkdir()
     inventory = load_inventory(write_central(tmp_path / "sites"))
     crash_loops = CrashLoops()
@@ -64,6 +67,7 @@ def world(tmp_path: Path, database_url: str) -> Iterator[tuple[KubernetesGateway
     memory.restarts = Restarts(gateway, clock=clock, audit=rollouts.record, poll_s=0.2)
     try:
         with serving(create_app(Settings(), controller=memory)) as url:
+            use_token(monkeypatch, mint(memory))  # the CLI and the tests' own calls act as an admin
             yield gateway, crash_loops, rollouts, url
     finally:
         gateway.close()
@@ -100,7 +104,7 @@ def test_the_restart_command_confirms_follows_stops_and_audits(
     assert "Restart 3 Deployments in cluster central-x, namespace shop, 1 at a time?" in declined.output
     assert rollouts.audit() == []
 
-    with httpx.Client(base_url=url, timeout=10) as client:
+    with httpx.Client(base_url=url, timeout=10, headers=cli_headers()) as client:
         stale = client.post(f"/api/v1/clusters/{CLUSTER}/restart", json={"namespace": "shop", "expect": 2})
         assert stale.status_code == 409, stale.text
         assert "holds 3 Deployment(s) of cluster 'central-x' now and 2 were confirmed" in stale.text

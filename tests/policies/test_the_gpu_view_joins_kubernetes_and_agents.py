@@ -32,6 +32,7 @@ from tests.cloud.api.memory import MemoryController
 from tests.cloud.api.serving import serving
 from tests.cloud.builders import heartbeat
 from tests.k8s.conftest import TEST_TIMEOUTS
+from tests.support.access import cli_headers, mint, use_token
 from tests.support.peers import wait_for
 
 
@@ -198,7 +199,9 @@ spec: {role: central, context: central-g, region: east, timezone: Asia/Shanghai}
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[MemoryController, KubernetesGateway, str]]:
+def served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[MemoryController, KubernetesGateway, str]]:
     (tmp_path / "sites").mkdir()
     (tmp_path / "sites" / "central-g.yaml").write_text(SITE)
     inventory = load_inventory(tmp_path / "sites")
@@ -213,6 +216,7 @@ def served(tmp_path: Path) -> Iterator[tuple[MemoryController, KubernetesGateway
     memory.gateway = gateway
     try:
         with serving(create_app(Settings(), controller=memory)) as url:
+            use_token(monkeypatch, mint(memory))  # the CLI and the tests' own calls act as an admin
             yield memory, gateway, url
     finally:
         gateway.close()
@@ -279,7 +283,7 @@ def test_the_api_and_the_cli_show_a_clusters_gpus_beside_its_agents(
             ],
         ),
     )
-    with httpx.Client(base_url=url, timeout=10) as client:
+    with httpx.Client(base_url=url, timeout=10, headers=cli_headers()) as client:
         body = _poll_requested(client, 3)
         assert (body["allocatable"], body["requested"]) == (6, 3)
         nodes = {n["node"]: n for n in body["nodes"]}
@@ -305,7 +309,7 @@ def test_the_api_and_the_cli_show_a_clusters_gpus_beside_its_agents(
     assert '"requested": 3' in as_json.output
 
     memory.gateway = None
-    with httpx.Client(base_url=url, timeout=10) as client:
+    with httpx.Client(base_url=url, timeout=10, headers=cli_headers()) as client:
         assert client.get(f"/api/v1/clusters/{CLUSTER}/gpus").status_code == 503
 
 

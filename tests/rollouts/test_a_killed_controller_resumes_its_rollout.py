@@ -44,6 +44,7 @@ from edgefleet.ids import ClusterId
 from simulator.running import BackgroundSimulator, SimulatorOptions, start_in_background
 from simulator.sources import site_release
 from tests.conftest import REPO
+from tests.support.access import bearer, mint_at
 from tests.support.clusters import TEST_HOST, write_host_cluster
 from tests.support.peers import Mosquitto, free_port, wait_for
 
@@ -115,6 +116,8 @@ class Rig:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     runs: int = 0
+    # An admin token, made in the database once the first controller migrated it.
+    token: str = ""
 
     @property
     def api(self) -> str:
@@ -152,6 +155,8 @@ class Rig:
                 return False
 
         wait_for(answers, timeout=30, interval=0.05, what="the controller to answer")
+        if not self.token:  # made once: the database, and the token in it, outlive a killed controller
+            self.token = mint_at(self.database_url, name="tester")
 
     def kill_controller(self) -> None:
         """SIGKILL: no shutdown, no last flush, the database lock freed only by the kernel."""
@@ -196,7 +201,7 @@ class Rig:
     def rollout(self, rollout_id: str) -> dict[str, Any] | None:
         """The rollout as the API shows it; None while the controller does not answer."""
         try:
-            answer = httpx.get(f"{self.api}/api/v1/rollouts/{rollout_id}", timeout=5)
+            answer = httpx.get(f"{self.api}/api/v1/rollouts/{rollout_id}", headers=bearer(self.token), timeout=5)
         except httpx.TransportError:
             return None
         assert answer.status_code == 200, answer.text
@@ -246,7 +251,9 @@ def test_a_controller_killed_at_several_points_resumes_its_rollout_and_rollback_
     before = {site: (item["metadata"]["uid"], int(item["metadata"]["generation"])) for site, item in served.items()}
     ran_before = {site: f"scan-upload-{site_release(SEED, site, 'scan-upload')}" for site in SITES}
     rig.start_controller()
-    started = httpx.post(f"{rig.api}/api/v1/rollouts", json={"release": release("1.14.0"), "by": "tester"}, timeout=30)
+    started = httpx.post(
+        f"{rig.api}/api/v1/rollouts", json={"release": release("1.14.0")}, headers=bearer(rig.token), timeout=30
+    )
     assert started.status_code == 201, started.text
     rollout_id = started.json()["id"]
     # Every state each site was seen in, in order, across the controllers.
@@ -300,7 +307,7 @@ def test_a_controller_killed_at_several_points_resumes_its_rollout_and_rollback_
 
     # Then a rollback, the controller killed as soon as the cluster shows one site back on what it ran before
     # (every revert is issued in one tick: the kill lands among them, or before the status write).
-    asked = httpx.post(f"{rig.api}/api/v1/rollouts/{rollout_id}/rollback", json={"by": "tester"}, timeout=30)
+    asked = httpx.post(f"{rig.api}/api/v1/rollouts/{rollout_id}/rollback", headers=bearer(rig.token), timeout=30)
     assert asked.status_code == 200, asked.text
     wait_for(lambda: len(rig.applied(rollout_id)) < len(SITES), timeout=60, interval=0.02, what="a site to be reverted")
     rig.kill_controller()

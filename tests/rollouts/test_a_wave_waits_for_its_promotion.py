@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from edgefleet.cli import rollouts
 from tests.cloud.api.serving import serving
 from tests.rollouts.world import SITES, World, release, small_world
+from tests.support.access import use_token
 
 pytestmark = pytest.mark.slow
 
@@ -27,14 +28,15 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 @pytest.fixture
-def api(world: World) -> Iterator[str]:
+def api(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with serving(world.app()) as url:
+        use_token(monkeypatch, world.token)  # the CLI's calls act as "rm", an admin
         yield url
 
 
 @pytest.fixture
-def client(api: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api, timeout=10) as c:
+def client(api: str, world: World) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api, timeout=10, headers=world.headers) as c:
         yield c
 
 
@@ -61,7 +63,7 @@ def test_a_wave_that_needs_approval_waits_for_promote_then_runs(world: World, ap
     result = CliRunner().invoke(cli, ["rollout", "status", rollout["id"], "--api", api], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert f"Rollout {rollout['id']} of scan-upload-1.0.0: awaiting-approval (wave" in result.output
-    result = CliRunner().invoke(cli, ["rollout", "promote", rollout["id"], "--by", "rm", "--api", api])
+    result = CliRunner().invoke(cli, ["rollout", "promote", rollout["id"], "--api", api])
     assert result.exit_code == 0, result.output
 
     done = world.run_until(rollout["id"], "done")

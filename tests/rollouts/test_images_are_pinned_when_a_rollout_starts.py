@@ -304,7 +304,7 @@ def test_a_rollback_puts_back_the_digest_the_earlier_rollout_pinned(world: World
 
 @pytest.fixture
 def client(world: World) -> Iterator[httpx.Client]:
-    with serving(world.app()) as url, httpx.Client(base_url=url, timeout=10) as c:
+    with serving(world.app()) as url, httpx.Client(base_url=url, timeout=10, headers=world.headers) as c:
         yield c
 
 

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from edgefleet.cli import rollouts
 from tests.cloud.api.serving import serving
 from tests.rollouts.world import SITES, World, release, small_world
+from tests.support.access import use_token
 
 pytestmark = pytest.mark.slow
 
@@ -28,8 +29,9 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 @pytest.fixture
-def api(world: World) -> Iterator[str]:
+def api(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with serving(world.app()) as url:
+        use_token(monkeypatch, world.token)  # the CLI's calls act as "rm", an admin
         yield url
 
 

@@ -26,20 +26,20 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 @pytest.fixture
 def client(world: World) -> Iterator[httpx.Client]:
-    with serving(world.app()) as url, httpx.Client(base_url=url, timeout=10) as c:
+    with serving(world.app()) as url, httpx.Client(base_url=url, timeout=10, headers=world.headers) as c:
         yield c
 
 
 def test_a_rollout_started_twice_with_one_key_is_one_rollout_and_a_second_one_is_refused(
     client: httpx.Client, world: World
 ) -> None:
-    body = {"release": release("1.0.0"), "by": "release manager"}
+    body = {"release": release("1.0.0")}
     first = client.post("/api/v1/rollouts", json=body, headers={"Idempotency-Key": "abc"})
     again = client.post("/api/v1/rollouts", json=body, headers={"Idempotency-Key": "abc"})
     assert (first.status_code, again.status_code) == (201, 200)
     rollout = first.json()
     assert again.json()["id"] == rollout["id"]
-    assert rollout["created_by"] == "release manager"
+    assert rollout["created_by"] == "rm"  # the token's name
     assert [w["sites"][0]["site"] for w in rollout["waves"]] == ["site-a", "site-b"]
 
     second = client.post("/api/v1/rollouts", json={"release": release("1.0.1")})
@@ -82,14 +82,14 @@ def test_older_releases_need_rollback_true(client: httpx.Client, world: World) -
 
 def test_commands_and_holds(client: httpx.Client, world: World) -> None:
     rollout = client.post("/api/v1/rollouts", json={"release": release("1.0.0")}).json()
-    paused = client.post(f"/api/v1/rollouts/{rollout['id']}/pause", json={"by": "rm"})
+    paused = client.post(f"/api/v1/rollouts/{rollout['id']}/pause", json={})
     assert paused.status_code == 200
     assert paused.json()["paused"] is True
     assert world.step(rollout["id"]).status.state == "paused"
     assert client.post(f"/api/v1/rollouts/{rollout['id']}/resume").json()["paused"] is False
     assert client.post(f"/api/v1/rollouts/{rollout['id']}/promote").status_code == 409
 
-    held = client.post("/api/v1/sites/site-d/hold", json={"reason": "peak day", "by": "staff"})
+    held = client.post("/api/v1/sites/site-d/hold", json={"reason": "peak day"})
     assert held.status_code == 200
     assert held.json()["reason"] == "peak day"
     assert client.post("/api/v1/sites/nowhere/hold", json={"reason": "x"}).status_code == 404

@@ -42,6 +42,7 @@ from simulator.cluster.server import BackgroundCluster, start_cluster_in_backgro
 from simulator.cluster.troubles import ApiTrouble
 from tests.cloud.api.memory import MemoryController
 from tests.cloud.builders import heartbeat
+from tests.support.access import bearer, cli_env, mint
 from tests.support.clusters import TEST_HOST, cluster_manifest, write_host_cluster
 from tests.support.peers import wait_for
 
@@ -162,6 +163,8 @@ class World:
     registry_config: Path | None = None
     # The sites whose boxes beat (the central site too, when the world has one).
     sites: tuple[SiteId, ...] = tuple(SITES)
+    # The admin token the last ``app()`` admits, named "rm" (the release manager: the actor its calls record).
+    token: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
         self.state = FleetState.for_inventory(self.inventory)
@@ -198,7 +201,18 @@ class World:
         CLI tests."""
         controller = MemoryController(self.inventory)
         controller.state, controller.clock, controller.rollouts = self.state, self.clock, self.service
+        self.token = mint(controller, "admin", name="rm")
         return create_app(Settings(), controller=controller)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What sends the last ``app()``'s admin token (the actor "rm")."""
+        return bearer(self.token)
+
+    @property
+    def cli_env(self) -> dict[str, str]:
+        """The environment that makes the CLI send it (``CliRunner.invoke(env=...)``)."""
+        return cli_env(self.token)
 
     def beat(self, versions: Mapping[SiteId, str | None] | None = None, *, through: Ingest | None = None) -> None:
         """One heartbeat from every box of every site not silent, reporting the scan-upload version its site's

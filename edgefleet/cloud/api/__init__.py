@@ -107,9 +107,10 @@ def create_app(
         openapi_tags=TAGS,
         lifespan=lifespan,
     )
-    errors.install(app)
+    errors.install(app, max_body_bytes=settings.max_body_bytes)
     app.include_router(sites.router)
     app.include_router(boxes.router)
+    app.include_router(system.probes_router)
     app.include_router(system.router)
     app.include_router(alerts.router)
     app.include_router(silences.router)
@@ -167,6 +168,9 @@ def _state(
         "health_log": system.HealthLog(),
         "console_feed": FleetFeed(controller, ending),
         "signin": signing_in,
+        # Who may call (``deps.require_access``): the controller's API tokens, and the failed guesses per address.
+        "tokens": controller.tokens,
+        "guesses": GuessLimiter(),
     }
     if controller.sessions is not None:
         state["sessions"] = controller.sessions

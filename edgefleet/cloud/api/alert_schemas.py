@@ -2,7 +2,7 @@
 and how they are built from the alert store's ``StoredAlert`` and ``SilenceRecord``.
 
 Times are ISO 8601 in UTC, durations seconds or a text such as ``2h``. Request bodies refuse unknown fields, so a
-misspelt ``create_by`` is a 422 naming it rather than a silence without an author, and read every field through the
+misspelt ``comennt`` is a 422 naming it rather than a silence without a reason, and read every field through the
 constrained types of ``fields.py`` (no control characters, bounded lengths, finite numbers).
 """
 
@@ -25,7 +25,7 @@ from edgefleet.cloud.alerting.alerts import (
     StoredAlert,
 )
 from edgefleet.cloud.alerting.silences import MAX_SILENCE_S, SilenceRecord, SilenceState
-from edgefleet.cloud.api.fields import Comment, Duration, Name, Who, duration_schema
+from edgefleet.cloud.api.fields import Comment, Duration, Name, duration_schema
 from edgefleet.cloud.api.schemas import ErrorBody, utc, utc_or_none
 
 
@@ -34,7 +34,9 @@ class _Body(BaseModel):
 
 
 _ERROR_MEANINGS: Final = {
+    401: "No valid API token (none, unknown, expired or revoked); the message says how to get one.",
     403: "The caller may not read or change this site's alerts (or fleet-wide ones).",
+    429: "Too many unknown tokens from this address; Retry-After says when to try again.",
     404: "No such alert, silence or site.",
     409: "The alert or silence is not in a state that allows this (already acknowledged, resolved or ended).",
     422: "A parameter or a body field is invalid; the message names each problem.",
@@ -79,7 +81,7 @@ class AlertPublic(BaseModel):
 
 
 class AcknowledgeBody(_Body):
-    by: Annotated[Who, Field(description="Who takes the alert.")]
+    """An acknowledgement's body: nothing today (who takes the alert is who signed in); an empty object or none."""
 
 
 def alert_public(alert: StoredAlert, *, short_id: str) -> AlertPublic:
@@ -140,7 +142,7 @@ SilenceDuration = Annotated[
 
 class SilenceCreate(_Body):
     """A new silence: at least one matcher (site, box, kind), its end (``ends_at``, or ``duration`` from now),
-    who and why."""
+    and why (who is who signed in)."""
 
     site: Name | None = Field(default=None, description="Mute this site's alerts.")
     box: Name | None = Field(default=None, description="Mute this box's alerts.")
@@ -151,7 +153,6 @@ class SilenceCreate(_Body):
         description="How long it lasts from now: seconds, or a text such as 90m, 2h, 1h30m "
         f"(at most {format_duration(MAX_SILENCE_S)}).",
     )
-    created_by: Annotated[Who, Field(description="Who silences.")]
     comment: Annotated[Comment, Field(description="Why: the ticket, the maintenance.")]
 
 

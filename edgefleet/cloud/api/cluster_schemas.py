@@ -9,7 +9,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from edgefleet.cloud.api.fields import PRINTABLE, Name, Who
+from edgefleet.cloud.api.fields import PRINTABLE, Name
 from edgefleet.cloud.api.schemas import _Public, utc, utc_or_none
 from edgefleet.cloud.auditing import Audit, Rule
 from edgefleet.cloud.cluster_gpus import GpuView
@@ -222,7 +222,6 @@ class RestartRequest(BaseModel):
         description="The number of Deployments the caller confirmed (from a dry run); a restart whose selection "
         "holds another number now is refused with 409, so a confirmation never covers more than was shown.",
     )
-    by: Who | None = Field(default=None, description="Who restarts, for the audit.")
 
 
 class RestartStepPublic(_Public):

@@ -4,7 +4,8 @@ in-memory one) and the one access check every route goes through.
 ``create_app`` puts the controller and the settings into the lifespan state; routes take them as
 ``ControllerDep`` and ``SettingsDep``, alerting as ``AlertingDep`` (the typed ``AlertService``, 503 where it does not
 run), rollouts as ``RolloutsDep`` (``rollouts.service.RolloutService``, 503 likewise), and the caller as ``PrincipalDep``. Routes depend on this module and never on each other. Every route names the action it takes and the site it touches to ``authorize``, which asks the one
-decision table (``edgefleet.cloud.access.authorizing``); who calls is filled in by ``require_access``.
+decision table (``edgefleet.cloud.access.authorizing``); who calls is found by ``require_access`` (a bearer token,
+or the browser's session where sign-in runs), and nobody else: no request names its own actor.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from fastapi import Depends, Request
 from edgefleet.clock import Clock
 from edgefleet.cloud.access.authorizing import Action, Principal
 from edgefleet.cloud.access.authorizing import authorize as decide
+from edgefleet.cloud.access.limiting import GuessLimiter
 from edgefleet.cloud.access.local_users import LocalUsers
 from edgefleet.cloud.access.sessions import Sessions
+from edgefleet.cloud.access.tokens import TokenRecord, admit
 from edgefleet.cloud.alerting.service import AlertService
-from edgefleet.cloud.api.errors import Forbidden, NotFound, Unavailable
+from edgefleet.cloud.api.errors import Forbidden, NotFound, TooManyGuesses, Unauthorized, Unavailable
 from edgefleet.cloud.enrolling import Enrollment
 from edgefleet.cloud.fleet import FleetState, HealthPoint, InventoryChange
 from edgefleet.cloud.hearing import Hearing, IngestStats
@@ -58,6 +61,14 @@ class IngestView(Protocol):
 class StoreView(Protocol):
     def check(self) -> None:
         """Raise when the database cannot be used now; the error says why."""
+        ...
+
+
+class TokenFinder(Protocol):
+    """What ``require_access`` asks of the token store (``access.token_store.TokenStore`` is one)."""
+
+    def find(self, secret: str) -> TokenRecord | None:
+        """The record of the token ``secret`` whatever its state; None when no token has that secret."""
         ...
 
 
@@ -125,6 +136,11 @@ class FleetReader(Protocol):
         """Local users who may sign in with a password; None where there are none to check."""
         ...
 
+    @property
+    def tokens(self) -> TokenFinder:
+        """The API tokens ``require_access`` admits (the controller's database)."""
+        ...
+
     def reload_inventory(self, *, expect_version: str | None = None) -> InventoryChange:
         """Take the sites directory again, whole or not at all; raises InventoryError listing every problem, or
         InventoryVersionMismatch when the directory does not hold ``expect_version``."""
@@ -181,19 +197,54 @@ def store_unavailable(exc: Exception) -> Unavailable:
     return Unavailable(f"cannot use the alert store now: {exc}")
 
 
-# Until ``require_access`` reads a token (issue 17's next step), every caller stands for an administrator of
-# every site: exactly as open as the API was before roles existed, but now stated through the decision table,
-# so that every route already names the action it takes and only this function has to change.
-ANONYMOUS: Final = Principal(name="anonymous", role="admin")
+class SessionReader(Protocol):
+    """Browser sign-in (a session cookie), where the app has it as ``request.state.sessions``."""
+
+    def principal(self, request: Request, now: float) -> Principal | None:
+        """Who the request's session cookie stands for; None without one. Raises ``Unauthorized`` or
+        ``Forbidden`` itself for a bad cookie or a change without its CSRF token."""
+        ...
+
+
+# The one 401 message, whatever was wrong (no token, an unknown, expired or revoked one): a guesser learns
+# nothing from it, and a person learns how to get a token.
+UNAUTHENTICATED: Final = (
+    "this needs an API token: send 'Authorization: Bearer <token>' (the CLI sends the one 'edgefleet login "
+    "--token ...' kept, or EDGEFLEET_TOKEN); an admin makes one with 'edgefleet tokens create', and a token that "
+    "expired or was revoked must be replaced"
+)
 
 
 def require_access(request: Request) -> Principal:
-    """The one access check every route goes through (a router-level dependency of every router).
+    """The one access check every route goes through (a router-level dependency of every router): who calls.
 
-    Today it admits every caller as ``ANONYMOUS``; identity reads the caller's bearer token from ``request``
-    here and refuses the unknown with 401.
+    ``Authorization: Bearer <token>``: the token store's record, admitted at the controller's clock (unknown,
+    expired and revoked tokens get the same 401). A source address that sent too many unknown tokens lately is
+    answered 429 before its token is looked up, good or not. Without the header, the browser's session
+    (``request.state.sessions``, where sign-in runs) may name the caller; else 401.
     """
-    return ANONYMOUS
+    controller: FleetReader = request.state.controller
+    now = controller.clock.now()
+    header = request.headers.get("authorization")
+    if header is None:
+        sessions: SessionReader | None = getattr(request.state, "sessions", None)
+        principal = None if sessions is None else sessions.principal(request, now)
+        if principal is None:
+            raise Unauthorized(UNAUTHENTICATED)
+        return principal
+    guesses: GuessLimiter = request.state.guesses
+    address = request.client.host if request.client is not None else "unknown"
+    wait = guesses.retry_after(address, now=now)
+    if wait is not None:
+        raise TooManyGuesses(wait)
+    scheme, _, secret = header.strip().partition(" ")
+    tokens: TokenFinder = request.state.tokens
+    found = tokens.find(secret.strip()) if scheme.lower() == "bearer" and secret.strip() else None
+    principal = admit(found, now=now)
+    if principal is None:
+        guesses.failed(address, now=now)
+        raise Unauthorized(UNAUTHENTICATED)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(require_access)]

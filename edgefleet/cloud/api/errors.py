@@ -6,7 +6,7 @@ Routes raise ``ApiError`` subclasses (``Unauthorized``, ``Forbidden``, ``NotFoun
 a console page asked for by a browser (GET, ``Accept: text/html``) is a redirect to ``/signin`` instead.
 ``install`` (called by ``create_app``) turns them, Starlette's own HTTP errors (unknown path, wrong method),
 FastAPI's validation errors (422, reworded to name the parameter; a body that is no JSON names the line and column),
-a body over ``MAX_BODY_BYTES`` (413, refused before it is read whole) and any unexpected exception (500: logged with
+a body over the limit (413, counted as it streams in, never read ahead) and any unexpected exception (500: logged with
 its traceback, never sent) into that shape.
 """
 
@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgefleet.cloud.access.sessions import SessionRefused
 from edgefleet.cloud.api.fields import MAX_COMMENT_CHARS, PRINTABLE_MESSAGES, shown
+from edgefleet.cloud.settings import DEFAULT_MAX_BODY_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +54,8 @@ class ApiError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-class Unauthorized(ApiError):
-    """No caller known: no credentials, or ones that admit no one (the same answer for each)."""
-
-    status = 401
-    code = "unauthenticated"
+        # Headers the answer carries besides the body (``WWW-Authenticate``, ``Retry-After``).
+        self.headers: dict[str, str] = {}
 
 
 class TooManyRequests(ApiError):
@@ -71,11 +67,25 @@ class TooManyRequests(ApiError):
     def __init__(self, message: str, *, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        self.headers["Retry-After"] = str(retry_after_s)
 
 
 class NotFound(ApiError):
     status = 404
     code = "not-found"
+
+
+class Unauthorized(ApiError):
+    """No caller is known: no token, or one that is unknown, expired or revoked (the same answer for each, so
+    that a guess learns nothing). Says how to get a token; answers ``WWW-Authenticate: Bearer`` as RFC 6750 asks.
+    """
+
+    status = 401
+    code = "unauthenticated"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.headers["WWW-Authenticate"] = "Bearer"
 
 
 class Forbidden(ApiError):
@@ -97,11 +107,31 @@ class Invalid(ApiError):
     code = "invalid-request"
 
 
+class TooManyGuesses(ApiError):
+    """This address sent too many unknown tokens lately; it may try again after ``retry_after_s``."""
+
+    status = 429
+    code = "too-many-requests"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            f"too many unknown tokens from this address; try again in {retry_after_s} s with a valid token "
+            "('edgefleet tokens list' shows which are active)"
+        )
+        self.headers["Retry-After"] = str(retry_after_s)
+
+
 class Unavailable(ApiError):
     """Something the answer needs (the database) cannot be used now; asking again later may work."""
 
     status = 503
     code = "unavailable"
+
+
+# Fields that once named who acts ("by", "created_by"): the actor is now who signed in, never what a request says.
+# A client that still sends one is refused, naming it, rather than silently not recorded as it asked.
+ACTOR_FIELDS: Final = frozenset({"by", "created_by"})
+ACTOR_REFUSED: Final = "the actor is who signed in (the token's or session's name); drop {field!r}"
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -126,6 +156,9 @@ def describe_validation_errors(errors: Sequence[Any], body: object = None) -> st
             where, where
         )
         message = error.get("msg", "is invalid")
+        if error.get("type") == "extra_forbidden" and name in ACTOR_FIELDS:
+            parts.append(f"{kind} {name!r}: {ACTOR_REFUSED.format(field=name)}")
+            continue
         if error.get("type") == "string_pattern_mismatch":
             message = PRINTABLE_MESSAGES.get(error.get("ctx", {}).get("pattern"), message)
         # Our own refusals (fields.py) quote what they were given, in the words of their unit.
@@ -154,8 +187,7 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     if exc.status == 401 and wants_page(request):
         return to_signin(request)
     response = error_response(exc.status, exc.code, exc.message)
-    if isinstance(exc, TooManyRequests):
-        response.headers["Retry-After"] = str(exc.retry_after_s)
+    response.headers.update(exc.headers)
     return response
 
 
@@ -190,6 +222,9 @@ _BODY_UNREADABLE: Final = "There was an error parsing the body"
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.__cause__, _TooLarge):
+        # FastAPI wraps whatever stops the body's reading as "cannot parse"; BodyLimit answers it (413).
+        raise exc.__cause__
     if exc.status_code == 400 and exc.detail == _BODY_UNREADABLE:
         why = "it is not UTF-8 text" if isinstance(exc.__cause__, UnicodeDecodeError) else "it holds a number too long"
         return error_response(
@@ -250,62 +285,75 @@ class InternalErrors:
             await response(scope, receive, send)
 
 
-# The largest body a route takes is a silence (a 2000-character comment, a few names): 64 KiB is ample, and a
-# larger body is refused before it is held in memory.
-MAX_BODY_BYTES: Final = 64 * 1024
+# The largest body a route takes is a release manifest (60,000 characters, ``rollout_schemas``): 64 KiB is ample,
+# and a larger body is refused as it arrives. ``EDGEFLEET_MAX_BODY_BYTES`` (``Settings.max_body_bytes``) sets it.
+MAX_BODY_BYTES: Final = DEFAULT_MAX_BODY_BYTES
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
 
 
 class BodyLimit:
-    """ASGI middleware: a request body over ``MAX_BODY_BYTES`` is answered 413 in the error shape, whether its
-    Content-Length says so or it streams (chunked) past the limit. The body is read here, at most the limit, and
-    handed on as it came."""
+    """ASGI middleware: a request body over ``max_bytes`` is answered 413 in the error shape, whether its
+    Content-Length says so (refused before a byte is read) or it streams (chunked) past the limit. Nothing is
+    read ahead: the route reads the body as it comes, through a ``receive`` that counts, and the chunk that goes
+    over the limit ends the request there, so at most ``max_bytes`` plus one chunk is ever held."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
+        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers", ())).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(scope, receive, send, int(declared))
             return
-        held: list[Message] = []
         size = 0
-        while True:
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal size
             message = await receive()
-            held.append(message)
-            if message["type"] != "http.request":
-                break
-            size += len(message.get("body", b""))
-            if size > MAX_BODY_BYTES:
-                await self._refuse(scope, receive, send, size)
-                return
-            if not message.get("more_body", False):
-                break
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > self.max_bytes:
+                    raise _TooLarge(size)
+            return message
 
-        async def replay() -> Message:
-            return held.pop(0) if held else await receive()
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
 
-        await self.app(scope, replay, send)
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge as exc:
+            if started:
+                raise  # a route that answered before reading its body whole; only the server can end it now
+            await self._refuse(scope, receive, send, exc.size)
 
-    @staticmethod
-    async def _refuse(scope: Scope, receive: Receive, send: Send, size: int) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: int) -> None:
         response = error_response(
             413,
             CODE_BY_STATUS[413],
-            f"the request body is over {MAX_BODY_BYTES // 1024} KiB ({size} bytes at least), more than any route "
+            f"the request body is over {self.max_bytes // 1024} KiB ({size} bytes at least), more than any route "
             f"takes (a silence's comment holds {MAX_COMMENT_CHARS} characters at most); send less",
         )
         await response(scope, receive, send)
 
 
-def install(app: FastAPI) -> None:
-    """Give ``app`` the JSON error shape for every error it can answer."""
+def install(app: FastAPI, *, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    """Give ``app`` the JSON error shape for every error it can answer, and its limit on request bodies."""
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(SessionRefused, _session_refused)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(InternalErrors)

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from edgefleet.cloud.api.fields import PRINTABLE_LINES, Comment, Who
+from edgefleet.cloud.api.fields import PRINTABLE_LINES, Comment
 from edgefleet.cloud.api.schemas import _Public, utc, utc_or_none
 from edgefleet.cloud.rollouts.planning import Hardware, Plan
 from edgefleet.cloud.rollouts.service import Hold, StoredRollout
@@ -215,9 +215,6 @@ class RolloutRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     release: ReleaseText = Field(description="The release manifest as YAML text (a file of releases/), as written.")
-    by: Who | None = Field(
-        default=None, description="Who starts it, for the audit (access control will name the caller)."
-    )
     override_blackout: Comment | None = Field(
         default=None,
         description="Why sites may start inside their blackout windows (a ticket, the emergency); audited and "
@@ -228,9 +225,9 @@ class RolloutRequest(BaseModel):
 
 
 class CommandRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A command's body: nothing today (who gives it is who signed in); an empty object or none."""
 
-    by: Who | None = Field(default=None, description="Who gives the command, for the audit.")
+    model_config = ConfigDict(extra="forbid")
 
 
 class OverrideRequest(BaseModel):
@@ -240,7 +237,6 @@ class OverrideRequest(BaseModel):
         description="Why the rollout may start sites inside their blackout windows (a ticket, the emergency); "
         "audited and shown on the rollout and on each site started so."
     )
-    by: Who | None = Field(default=None, description="Who overrides, for the audit.")
 
     _reason = field_validator("reason")(_not_blank)
 
@@ -249,7 +245,6 @@ class HoldRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Comment = Field(description="Why the site is held (maintenance, a peak day), shown in every rollout.")
-    by: Who | None = Field(default=None, description="Who holds it, for the audit.")
 
 
 class HoldPublic(_Public):

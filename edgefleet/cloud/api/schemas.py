@@ -50,7 +50,10 @@ class ErrorBody(_Public):
 
 
 _ERROR_MEANINGS: Final = {
-    403: "The caller may not read this site (or fleet-wide data).",
+    401: "No valid API token (none, unknown, expired or revoked); the message says how to get one.",
+    403: "The caller's role may not do this, or it is scoped to sites and this is fleet-wide.",
+    413: "The request body is larger than the controller takes.",
+    429: "Too many unknown tokens from this address; Retry-After says when to try again.",
     404: "No such site, box or cluster in the inventory.",
     422: "A parameter is invalid; the message names it.",
     409: "The request is right but conflicts with the state the controller is in; the message says what to do.",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefleet.clock import FakeClock
+from edgefleet.cloud.access.token_store import TokenStore
 from edgefleet.cloud.alerting.commands import AlertCommands
 from edgefleet.cloud.alerting.config import ChannelTarget, load_notifications
 from edgefleet.cloud.alerting.delivering import DeliveryWorker
@@ -186,6 +187,11 @@ class ClockedController:
     @property
     def store(self) -> Store:
         return self.running.store
+
+    @property
+    def tokens(self) -> TokenStore:
+        """The API tokens in the same (migrated) database; tests mint theirs with ``tests.support.access``."""
+        return TokenStore(self.running.store)
 
     @property
     def alerting(self) -> AlertService:

@@ -24,6 +24,7 @@ from edgefleet.cloud.fleet import heartbeat_timeout
 from edgefleet.cloud.settings import Settings
 from simulator.running import BackgroundSimulator, SimulatorOptions, start_in_background
 from tests.cloud.api.serving import serving
+from tests.support.access import bearer, mint
 from tests.support.clusters import TEST_HOST, write_host_cluster
 from tests.support.peers import Mosquitto, wait_for
 from tests.support.receivers import Alertmanager, Received, RecordingReceiver
@@ -107,6 +108,20 @@ class Fleet:
     alertmanager: Alertmanager | None
     api: str
     sites: dict[str, int] = field(default_factory=dict)
+    _tokens: dict[str, str] = field(default_factory=dict)
+
+    # --- who calls ----------------------------------------------------------------------------------------
+
+    def token(self, name: str | None = None) -> str:
+        """An admin token named ``name`` (the actor its calls record; default: a unique test name), made once per
+        fleet. A restarted controller's new ``Fleet`` on the same database must name others (names stay taken)."""
+        key = name or ""
+        if key not in self._tokens:
+            self._tokens[key] = mint(self.controller, "admin", name=name)
+        return self._tokens[key]
+
+    def headers(self, name: str | None = None) -> dict[str, str]:
+        return bearer(self.token(name))
 
     # --- faults -------------------------------------------------------------------------------------------
 
@@ -158,7 +173,7 @@ class Fleet:
     def stored(self, *, site: str, kind: str | None = None, box: str | None = None) -> list[dict[str, Any]]:
         """The alerts as the API lists them (newest first)."""
         params = {"site": site, **({"kind": kind} if kind else {})}
-        response = httpx.get(f"{self.api}/api/v1/alerts", params=params, timeout=10)
+        response = httpx.get(f"{self.api}/api/v1/alerts", params=params, headers=self.headers(), timeout=10)
         assert response.status_code == 200, response.text
         alerts: list[dict[str, Any]] = response.json()
         return [a for a in alerts if box is None or a["box"] == box]

@@ -27,6 +27,7 @@ from edgefleet.cloud.store import Store
 from tests.alerting.builders import heartbeat, make_inventory, site_boxes
 from tests.alerting.wiring.clocked import ClockedAlerting, ClockedController
 from tests.cloud.api.serving import serving
+from tests.support.access import admin_headers
 
 INTERVAL_S = 10.0
 MISSED_BEATS = 3
@@ -64,7 +65,8 @@ def controller(tmp_path: Path) -> Iterator[ClockedController]:
 
 @pytest.fixture
 def client(controller: ClockedController) -> Iterator[httpx.Client]:
-    with serving(create_app(Settings(), controller=controller)) as url, httpx.Client(base_url=url) as c:
+    app = create_app(Settings(), controller=controller)
+    with serving(app) as url, httpx.Client(base_url=url, headers=admin_headers(controller, name="li.wei")) as c:
         yield c
 
 
@@ -151,7 +153,7 @@ def test_an_alert_acknowledged_while_the_disk_is_full_is_listed_as_acknowledged(
     disk = Disk(running.store)
     disk.full = True
 
-    assert client.post(f"/api/v1/alerts/{target.id}/ack", json={"by": "li.wei"}).status_code == 200
+    assert client.post(f"/api/v1/alerts/{target.id}/ack", json={}).status_code == 200
     assert running.loop.alerts.get(target.id).state == "firing", "the store still holds the firing copy"  # type: ignore[union-attr]
 
     firing = client.get("/api/v1/alerts", params={"state": "firing", "site": "alpha"}).json()

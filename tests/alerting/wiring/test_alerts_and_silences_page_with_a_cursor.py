@@ -20,6 +20,7 @@ from edgefleet.ids import SiteId
 from tests.alerting.builders import make_inventory
 from tests.alerting.wiring.clocked import ClockedController
 from tests.cloud.api.serving import serving
+from tests.support.access import admin_headers
 
 INVENTORY = make_inventory({"alpha": 4, "beta": 4})
 STORED = 2500
@@ -80,7 +81,7 @@ def test_pages_of_alerts_are_the_stored_set_even_while_alerts_fire(served: tuple
         new.extend(alert(next(fired), at=5000.0) for _ in range(7))
         controller.running.loop.alerts.save(new[-7:])
 
-    with httpx.Client(base_url=url) as client:
+    with httpx.Client(base_url=url, headers=admin_headers(controller)) as client:
         pages = read_all(client, "/api/v1/alerts", {"limit": 1000}, between=more_fire)
         assert [a["id"] for a in pages] == expected, "no alert twice, none left out, newest first"
         assert len(new) == 14, "alerts fired between the three pages"
@@ -99,8 +100,8 @@ def test_pages_of_alerts_are_the_stored_set_even_while_alerts_fire(served: tuple
     ["not-a-cursor", "W10", "WyJzaWxlbmNlcyIsIDEuMCwgImEiXQ"],  # garbage, [], a cursor of the silences
 )
 def test_a_bad_cursor_is_refused_saying_how_to_start_again(served: tuple[ClockedController, str], cursor: str) -> None:
-    _, url = served
-    with httpx.Client(base_url=url) as client:
+    controller, url = served
+    with httpx.Client(base_url=url, headers=admin_headers(controller)) as client:
         response = client.get("/api/v1/alerts", params={"cursor": cursor})
 
     assert response.status_code == 422
@@ -126,7 +127,7 @@ def test_pages_of_silences_are_every_silence(served: tuple[ClockedController, st
     for silence in silences:
         controller.running.loop.alerts.add_silence(silence)
 
-    with httpx.Client(base_url=url) as client:
+    with httpx.Client(base_url=url, headers=admin_headers(controller)) as client:
         pages = read_all(client, "/api/v1/silences", {"limit": 100, "all": "true"})
 
     expected = [s.id for s in sorted(silences, key=lambda s: (-s.starts_at, s.id))]

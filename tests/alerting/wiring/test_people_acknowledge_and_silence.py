@@ -21,6 +21,7 @@ from edgefleet.ids import SiteId
 from tests.alerting.wiring.fleets import Fleet
 from tests.cli.entry import edgefleet
 from tests.cloud.api.serving import serving
+from tests.support.access import use_token
 from tests.support.peers import free_port, wait_for
 
 SITE = "ops-01"
@@ -41,7 +42,7 @@ def lost_boxes(fleet: Fleet) -> Iterator[dict[str, dict[str, Any]]]:
 
 @pytest.fixture
 def client(fleet: Fleet) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=fleet.api, timeout=10) as c:
+    with httpx.Client(base_url=fleet.api, timeout=10, headers=fleet.headers("li.wei")) as c:
         yield c
 
 
@@ -57,14 +58,14 @@ def test_an_alert_is_acknowledged_once_with_who_and_when(
     listed = client.get("/api/v1/alerts", params={"site": SITE, "state": "firing", "kind": "box-lost"}).json()
     assert [a["id"] for a in listed] == [alert["id"]]
 
-    response = client.post(f"/api/v1/alerts/{alert['id']}/ack", json={"by": "li.wei"})
+    response = client.post(f"/api/v1/alerts/{alert['id']}/ack", json={})
     assert response.status_code == 200, response.text
     acked = response.json()
     assert (acked["state"], acked["acknowledged_by"]) == ("acknowledged", "li.wei")
     assert client.get(f"/api/v1/alerts/{alert['id']}").json()["state"] == "acknowledged"
     assert client.get("/api/v1/alerts", params={"site": SITE, "state": "firing"}).json() == []
 
-    again = client.post(f"/api/v1/alerts/{alert['id']}/ack", json={"by": "zhang.min"})
+    again = client.post(f"/api/v1/alerts/{alert['id']}/ack", headers=fleet.headers("zhang.min"))
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "conflict"
     assert "already acknowledged by li.wei" in again.json()["error"]["message"]
@@ -76,9 +77,9 @@ def test_an_alert_is_acknowledged_once_with_who_and_when(
 @pytest.mark.parametrize(
     ("alert", "body", "status", "says"),
     [
-        ("no-such-alert", {"by": "li.wei"}, 404, "no alert 'no-such-alert'"),
-        ("no-such-alert", {}, 422, "body field 'by': Field required"),
-        ("no-such-alert", {"by": "li.wei", "who": "x"}, 422, "body field 'who': Extra inputs are not permitted"),
+        ("no-such-alert", {}, 404, "no alert 'no-such-alert'"),
+        ("no-such-alert", {"by": "li.wei"}, 422, "body field 'by': the actor is who signed in"),
+        ("no-such-alert", {"who": "x"}, 422, "body field 'who': Extra inputs are not permitted"),
     ],
 )
 def test_a_bad_acknowledgement_says_what_is_wrong(
@@ -89,19 +90,12 @@ def test_a_bad_acknowledgement_says_what_is_wrong(
     assert says in response.json()["error"]["message"]
 
 
-def test_a_blank_name_cannot_acknowledge(fleet: Fleet, lost_boxes: dict[str, Any], client: httpx.Client) -> None:
-    alert = firing_alert(fleet, ACKED_BOX)
-    response = client.post(f"/api/v1/alerts/{alert['id']}/ack", json={"by": "   "})
-    assert response.status_code == 422
-    assert "needs the name of who takes it" in response.json()["error"]["message"]
-
-
 def test_a_silenced_box_is_stored_muted_and_told_when_the_silence_ends(
     fleet: Fleet, lost_boxes: dict[str, Any], client: httpx.Client
 ) -> None:
     response = client.post(
         "/api/v1/silences",
-        json={"box": SILENCED_BOX, "duration": "10m", "created_by": "li.wei", "comment": "replacing its fan"},
+        json={"box": SILENCED_BOX, "duration": "10m", "comment": "replacing its fan"},
     )
     assert response.status_code == 201, response.text
     silence = response.json()
@@ -116,7 +110,7 @@ def test_a_silenced_box_is_stored_muted_and_told_when_the_silence_ends(
     fleet.settled()
     assert fleet.notices(box=SILENCED_BOX) == []
 
-    ended = client.delete(f"/api/v1/silences/{silence['id']}", params={"by": "li.wei"})
+    ended = client.delete(f"/api/v1/silences/{silence['id']}")
     assert ended.status_code == 200, ended.text
     assert (ended.json()["state"], ended.json()["ended_by"]) == ("expired", "li.wei")
     told = fleet.wait_notice(box=SILENCED_BOX, kind="box-lost", timeout=10)
@@ -146,7 +140,7 @@ def test_a_silenced_box_is_stored_muted_and_told_when_the_silence_ends(
     ],
 )
 def test_a_bad_silence_is_refused_with_every_problem(client: httpx.Client, body: dict[str, str], says: str) -> None:
-    response = client.post("/api/v1/silences", json={"created_by": "li.wei", "comment": "maintenance", **body})
+    response = client.post("/api/v1/silences", json={"comment": "maintenance", **body})
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "invalid-request"
     assert says in response.json()["error"]["message"]
@@ -169,8 +163,9 @@ def runner() -> CliRunner:
 
 
 def test_the_cli_lists_acknowledges_and_silences(
-    fleet: Fleet, lost_boxes: dict[str, Any], cli: typer.Typer, runner: CliRunner
+    fleet: Fleet, lost_boxes: dict[str, Any], cli: typer.Typer, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    use_token(monkeypatch, fleet.token("wang.fang"))
     lost_boxes[CLI_BOX] = fleet.inject(kind="stop", box=CLI_BOX)
     alert = firing_alert(fleet, CLI_BOX)
     api = ["--api", fleet.api]
@@ -181,16 +176,16 @@ def test_the_cli_lists_acknowledges_and_silences(
     assert re.search(rf"box-lost\s+{SITE}\s+{CLI_BOX}\s+critical\s+firing", row), row
     short = row.split()[0]
 
-    acked = runner.invoke(cli, ["alerts", "ack", short, "--by", "wang.fang", *api])
+    acked = runner.invoke(cli, ["alerts", "ack", short, *api])
     assert acked.exit_code == 0, acked.output
     assert f"Acknowledged {alert['id']} (box-lost {CLI_BOX}) as wang.fang" in acked.output
-    again = runner.invoke(cli, ["alerts", "ack", alert["id"], "--by", "wang.fang", *api])
+    again = runner.invoke(cli, ["alerts", "ack", alert["id"], *api])
     assert again.exit_code == 1
     assert again.output.startswith("error: alert ")
     assert "was already acknowledged by wang.fang" in again.output
 
     added = runner.invoke(
-        cli, ["silence", "add", "--site", SITE, "--kind", "gpu-overheat", "--for", "2h", "--by", "wang.fang",
+        cli, ["silence", "add", "--site", SITE, "--kind", "gpu-overheat", "--for", "2h",
               "--comment", "cooling work in the hall", *api],
     )  # fmt: skip
     assert added.exit_code == 0, added.output
@@ -199,11 +194,11 @@ def test_the_cli_lists_acknowledges_and_silences(
     listed = runner.invoke(cli, ["silence", "list", *api])
     assert silence_id.group(1) in listed.output
     assert "cooling work in the hall" in listed.output
-    deleted = runner.invoke(cli, ["silence", "delete", silence_id.group(1), "--by", "wang.fang", *api])
+    deleted = runner.invoke(cli, ["silence", "delete", silence_id.group(1), *api])
     assert deleted.exit_code == 0, deleted.output
     assert f"Ended silence {silence_id.group(1)}" in deleted.output
 
-    refused = runner.invoke(cli, ["silence", "add", "--site", "ops-0l", "--for", "2h", "--by", "x", "-c", "y", *api])
+    refused = runner.invoke(cli, ["silence", "add", "--site", "ops-0l", "--for", "2h", "-c", "y", *api])
     assert refused.exit_code == 1
     assert "did you mean 'ops-01'" in refused.output
 
@@ -242,18 +237,14 @@ def test_a_site_scoped_caller_sees_and_acts_on_their_sites_alerts_only(
         for response in (
             staff_client.get("/api/v1/alerts", params={"site": "stop-01"}),
             staff_client.get(f"/api/v1/alerts/{elsewhere['id']}"),
-            staff_client.post(f"/api/v1/alerts/{elsewhere['id']}/ack", json={"by": "ops-staff"}),
-            staff_client.post(
-                "/api/v1/silences", json={"site": "stop-01", "duration": "1h", "created_by": "x", "comment": "y"}
-            ),
+            staff_client.post(f"/api/v1/alerts/{elsewhere['id']}/ack", json={}),
+            staff_client.post("/api/v1/silences", json={"site": "stop-01", "duration": "1h", "comment": "y"}),
         ):
             assert response.status_code == 404, response.text
             assert response.json()["error"]["code"] == "not-found"
             assert "stop-01" not in response.text
         # ... and a silence of a kind alone mutes every site's alerts of it: fleet-wide, refused (403).
-        response = staff_client.post(
-            "/api/v1/silences", json={"kind": "disk-full", "duration": "1h", "created_by": "x", "comment": "y"}
-        )
+        response = staff_client.post("/api/v1/silences", json={"kind": "disk-full", "duration": "1h", "comment": "y"})
         assert response.status_code == 403, response.text
         assert response.json()["error"]["code"] == "forbidden"
         assert fleet.controller.alerting.alert(elsewhere["id"]).state == "firing"

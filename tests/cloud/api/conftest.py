@@ -1,5 +1,5 @@
 """The API tests speak HTTP to a real uvicorn serving the app with an in-memory controller (see fixtures)."""
 
-from tests.cloud.api.fixtures import api_url, client, memory, served_memory
+from tests.cloud.api.fixtures import api_token, api_url, client, memory, served_memory
 
-__all__ = ["api_url", "client", "memory", "served_memory"]
+__all__ = ["api_token", "api_url", "client", "memory", "served_memory"]

@@ -1,5 +1,6 @@
 """Fixtures shared by the API and CLI tests: one app with an in-memory controller, served by a real uvicorn
-for the whole session (starting a server costs ~0.3 s), and reset before each test."""
+for the whole session (starting a server costs ~0.3 s), and reset before each test. ``client`` and the CLI's
+``runner`` send an admin token (``api_token``), so that tests not about access keep their meaning."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from edgefleet.cloud.api import create_app
 from edgefleet.cloud.settings import Settings
 from tests.cloud.api.memory import MemoryController
 from tests.cloud.api.serving import serving
+from tests.support.access import bearer, mint
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +35,13 @@ def api_url(served_memory: tuple[MemoryController, str], memory: MemoryControlle
     return served_memory[1]
 
 
+@pytest.fixture(scope="session")
+def api_token(served_memory: tuple[MemoryController, str]) -> str:
+    """An admin token of the served app, for the whole session (``reset`` keeps tokens)."""
+    return mint(served_memory[0], "admin", name="test-admin")
+
+
 @pytest.fixture
-def client(api_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api_url, timeout=10) as c:
+def client(api_url: str, api_token: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api_url, timeout=10, headers=bearer(api_token)) as c:
         yield c

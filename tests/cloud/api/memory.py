@@ -11,6 +11,7 @@ from edgefleet.agent.reporting import BoxReporter
 from edgefleet.clock import FakeClock
 from edgefleet.cloud.access.local_users import LocalUsers
 from edgefleet.cloud.access.sessions import Sessions
+from edgefleet.cloud.access.token_store import TokenStore
 from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.fleet import (
     FleetState,
@@ -25,6 +26,7 @@ from edgefleet.cloud.k8s.health import ClusterHealth
 from edgefleet.cloud.restarts import Restarts
 from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.saving import SavingHealth
+from edgefleet.cloud.store import Store
 from edgefleet.errors import UnreachableError
 from edgefleet.ids import BoxId, ClusterId
 from edgefleet.inventory import Inventory, load_inventory
@@ -138,6 +140,10 @@ class MemoryController:
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
+        # API tokens over an in-memory SQLite database (one shared connection); tests mint them with
+        # ``tests.support.access``. Kept across ``reset``: a served app's fixtures hold their tokens for the session.
+        self.tokens = TokenStore(Store("sqlite://"))
+        self.tokens.create_schema()
         self.reset()
 
     def reset(self) -> None:

@@ -19,6 +19,7 @@ from edgefleet.cloud.settings import Settings
 from tests.cloud.api.memory import apps, host, write_inventory
 from tests.cloud.api.serving import serving
 from tests.cloud.builders import gpus
+from tests.support.access import bearer, mint_at
 from tests.support.peers import Mosquitto, wait_for
 
 BOX, SITE = "sh-pudong-gpu-01", "sh-pudong"
@@ -32,6 +33,7 @@ def api(broker: Mosquitto, tmp_path: Path) -> Iterator[httpx.Client]:
         sites_dir=write_inventory(tmp_path / "sites"),
     )
     with serving(create_app(settings)) as url, httpx.Client(base_url=url, timeout=10) as client:
+        client.headers.update(bearer(mint_at(settings.database_url)))
         wait_for(lambda: client.get("/healthz").status_code == 200, what="the controller to connect to the broker")
         yield client
 

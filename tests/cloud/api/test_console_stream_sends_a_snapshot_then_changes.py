@@ -20,6 +20,7 @@ from edgefleet.inventory import load_inventory
 from tests.cloud.api.memory import MemoryController, write_inventory
 from tests.cloud.api.serving import serving
 from tests.cloud.builders import gpus
+from tests.support.access import admin_headers, bearer
 
 GPU_BOXES = ["sh-pudong-gpu-01", "sh-pudong-gpu-02"]
 PUDONG = [*GPU_BOXES, "sh-pudong-edge-01"]
@@ -72,11 +73,13 @@ def test_the_overview_has_a_cell_for_every_box_by_region_and_site(
     }
 
 
-def test_the_stream_sends_a_snapshot_then_only_the_changed_cells(memory: MemoryController, api_url: str) -> None:
+def test_the_stream_sends_a_snapshot_then_only_the_changed_cells(
+    memory: MemoryController, api_url: str, api_token: str
+) -> None:
     beat_pudong(memory)
     memory.clock.advance(COALESCE_S)
     with (
-        httpx.Client(base_url=api_url, timeout=10) as client,
+        httpx.Client(base_url=api_url, timeout=10, headers=bearer(api_token)) as client,
         client.stream("GET", "/api/v1/events") as response,
     ):
         assert response.status_code == 200
@@ -120,7 +123,7 @@ def test_an_open_stream_ends_when_the_server_shuts_down(tmp_path: Path) -> None:
     shutdown ends it (``end_streams``, as ``edgefleet cloud serve`` calls it), else a console left open would hold
     the controller's shutdown, and its last save, for ever."""
     memory = MemoryController.small(tmp_path / "sites")
-    with httpx.Client(timeout=10) as client:
+    with httpx.Client(timeout=10, headers=admin_headers(memory)) as client:
         with serving(create_app(Settings(), controller=memory)) as url:
             response = client.send(client.build_request("GET", f"{url}/api/v1/events"), stream=True)
             stream = events(response)
@@ -131,12 +134,14 @@ def test_an_open_stream_ends_when_the_server_shuts_down(tmp_path: Path) -> None:
         response.close()
 
 
-def test_a_new_inventory_sends_a_new_snapshot(memory: MemoryController, api_url: str, tmp_path: Path) -> None:
+def test_a_new_inventory_sends_a_new_snapshot(
+    memory: MemoryController, api_url: str, api_token: str, tmp_path: Path
+) -> None:
     smaller = write_inventory(tmp_path / "sites")
     (smaller / "bj-daxing.yaml").unlink()
     inventory = load_inventory(smaller)
     with (
-        httpx.Client(base_url=api_url, timeout=10) as client,
+        httpx.Client(base_url=api_url, timeout=10, headers=bearer(api_token)) as client,
         client.stream("GET", "/api/v1/events") as response,
     ):
         stream = events(response)
@@ -155,9 +160,9 @@ def test_a_new_inventory_sends_a_new_snapshot(memory: MemoryController, api_url:
     assert set(again["cells"]) == {*PUDONG, "central-bj-node-01"}
 
 
-def test_a_client_that_takes_no_gzip_gets_the_stream_plain(api_url: str) -> None:
+def test_a_client_that_takes_no_gzip_gets_the_stream_plain(api_url: str, api_token: str) -> None:
     with (
-        httpx.Client(base_url=api_url, timeout=10) as client,
+        httpx.Client(base_url=api_url, timeout=10, headers=bearer(api_token)) as client,
         client.stream("GET", "/api/v1/events", headers={"Accept-Encoding": "identity"}) as response,
     ):
         assert "content-encoding" not in response.headers

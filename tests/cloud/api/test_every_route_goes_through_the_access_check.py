@@ -1,6 +1,6 @@
-"""One access check (``deps.require_access``) guards every route, and routes pass the action they take and the
-site they touch to ``deps.authorize``, so identity only has to fill ``require_access`` in. Today every caller
-stands for an administrator; these tests put other callers in through that one seam."""
+"""One access check (``deps.require_access``) guards every route but the probes, and routes pass the action they
+take and the site they touch to ``deps.authorize``. These tests put callers in through that one seam;
+tests/cloud/access/test_the_route_matrix.py calls every route with real tokens of every role."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from edgefleet.cloud.access.authorizing import Principal
 from edgefleet.cloud.api import create_app
-from edgefleet.cloud.api.deps import ANONYMOUS, require_access
+from edgefleet.cloud.api.deps import require_access
 from edgefleet.cloud.api.errors import Forbidden
 from edgefleet.cloud.settings import Settings
 from edgefleet.ids import SiteId
@@ -19,14 +19,15 @@ from tests.cloud.api.memory import MemoryController
 from tests.cloud.api.serving import serving
 
 OPEN_ROUTES = [("post", "/api/v1/enroll")]
+ADMIN = Principal(name="admin", role="admin")
 PUDONG_STAFF = Principal(name="pudong-staff", role="site-staff", sites=frozenset({SiteId("sh-pudong")}))
 
 
 @pytest.mark.parametrize(
     ("principal", "site", "allowed"),
     [
-        (ANONYMOUS, SiteId("sh-pudong"), True),
-        (ANONYMOUS, None, True),
+        (ADMIN, SiteId("sh-pudong"), True),
+        (ADMIN, None, True),
         (PUDONG_STAFF, SiteId("sh-pudong"), True),
         (PUDONG_STAFF, SiteId("bj-daxing"), False),
         (PUDONG_STAFF, None, False),
@@ -80,7 +81,10 @@ def test_every_route_is_refused_when_the_check_refuses(memory: MemoryController)
     # enrollment token instead (routes/enrollment.py); without one it gets nothing.
     open_answers = {route: answers.pop(route) for route in OPEN_ROUTES}
     assert open_answers == {("post", "/api/v1/enroll"): 503}  # this controller runs no enrollment
-    assert len(answers) == 44
+    # The probes answer without a token (Kubernetes' and load balancers' probes carry none; docs/security.md).
+    probes = {("get", "/livez"), ("get", "/readyz"), ("get", "/healthz")}
+    assert {key: answers.pop(key) for key in probes} == dict.fromkeys(probes, 200)
+    assert len(answers) == 41
     assert answers == dict.fromkeys(answers, 403)
     assert pages == dict.fromkeys(pages, 403)
 

@@ -21,6 +21,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 from edgefleet.cloud.api import create_app
 from edgefleet.cloud.settings import Settings
 from tests.cloud.api.controlled import served_controller
+from tests.support.access import admin_headers
 from tests.support.peers import mosquitto, postgres_database
 
 # Per operation; 16 operations. Enough to reach NaN, NUL and the bounds of every parameter; a minute in all at most.
@@ -28,7 +29,9 @@ MAX_EXAMPLES = 30
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def api_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, dict[str, str]]]:
     directory = tmp_path_factory.mktemp("schemathesis")
     with contextlib.ExitStack() as stack:
         if request.param == "sqlite":
@@ -39,8 +42,9 @@ def api_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
                 pytest.skip("EDGEFLEET_TEST_DATABASE_URL is not set (CI sets it)")
             database = stack.enter_context(postgres_database(server))
         broker = stack.enter_context(mosquitto(directory))
-        _, url = stack.enter_context(served_controller(directory, database, broker=broker))
-        yield url
+        controller, url = stack.enter_context(served_controller(directory, database, broker=broker))
+        # An admin's token: the run must reach past the access check to find what a route does with its input.
+        yield url, admin_headers(controller)
 
 
 # The OpenAPI the app serves, read from the app itself: building it needs no controller. (Schemathesis' lazy
@@ -53,7 +57,10 @@ schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi()).exclud
 @pytest.mark.slow
 @schema.parametrize()
 @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-def test_no_input_makes_the_api_fail(case: schemathesis.Case, api_url: str) -> None:
+def test_no_input_makes_the_api_fail(case: schemathesis.Case, api: tuple[str, dict[str, str]]) -> None:
+    url, headers = api
     case.call_and_validate(
-        base_url=api_url, checks=[not_a_server_error, response_schema_conformance, content_type_conformance]
+        base_url=url,
+        headers=headers,
+        checks=[not_a_server_error, response_schema_conformance, content_type_conformance],
     )

@@ -49,7 +49,7 @@ router = APIRouter(
     prefix="/api/v1/alerts",
     tags=["alerts"],
     dependencies=[Depends(require_access)],
-    responses=alert_error_responses(403, 422, 500, 503),
+    responses=alert_error_responses(401, 403, 429, 422, 500, 503),
 )
 
 
@@ -141,21 +141,21 @@ def get_alert(alert: Name, alerting: AlertingDep, principal: PrincipalDep) -> Al
     responses=alert_error_responses(404, 409),
 )
 def acknowledge_alert(
-    alert: Name, body: AcknowledgeBody, alerting: AlertingDep, principal: PrincipalDep
+    alert: Name, alerting: AlertingDep, principal: PrincipalDep, body: AcknowledgeBody | None = None
 ) -> AlertPublic:
-    """Someone takes the alert (its id or a unique start of it): it stays active and resolves by itself, but is
-    no longer repeated."""
+    """The caller takes the alert (its id or a unique start of it): it stays active and resolves by itself, but
+    is no longer repeated. Who took it is who signed in."""
     try:
         found = resolve_alert(alerting, principal, alert)
         authorize(principal, "acknowledge", found.key.site)
-        acknowledged = alerting.acknowledge(found.id, body.by)
+        acknowledged = alerting.acknowledge(found.id, principal.name)
         return _public(alerting, [acknowledged])[0]
     except AlertNotFound as exc:
         raise NotFound(str(exc)) from exc
     except AlertStateError as exc:
         raise Conflict(str(exc)) from exc
     except ValueError as exc:
-        raise Invalid(f"body field 'by': {exc}") from exc
+        raise Invalid(f"cannot record {principal.name!r} as who acknowledged: {exc}") from exc
     except EdgefleetError as exc:
         raise store_unavailable(exc) from exc
 

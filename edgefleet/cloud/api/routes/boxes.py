@@ -24,7 +24,7 @@ router = APIRouter(
     prefix="/api/v1/boxes",
     tags=["boxes"],
     dependencies=[Depends(require_access)],
-    responses=error_responses(403, 422, 500),
+    responses=error_responses(401, 403, 429, 422, 500),
 )
 
 

@@ -47,7 +47,7 @@ router = APIRouter(
     prefix="/api/v1/clusters",
     tags=["clusters"],
     dependencies=[Depends(require_access)],
-    responses=error_responses(403, 422, 500),
+    responses=error_responses(401, 403, 429, 422, 500),
 )
 
 
@@ -163,7 +163,7 @@ def restart(
     restarts = controller.restarts
     if restarts is None:
         raise Unavailable("the controller reaches no Kubernetes cluster (its inventory declared none at start)")
-    by = body.by or principal.name
+    by = principal.name
     try:
         targets = restarts.select(found.id, namespace=body.namespace, selector=body.selector)
     except ClusterError as exc:

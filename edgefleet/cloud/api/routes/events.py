@@ -52,7 +52,7 @@ router = APIRouter(
     prefix="/api/v1",
     tags=["console"],
     dependencies=[Depends(require_access)],
-    responses=error_responses(403, 500),
+    responses=error_responses(401, 403, 429, 500),
 )
 
 

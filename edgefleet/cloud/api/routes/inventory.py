@@ -22,7 +22,7 @@ router = APIRouter(
     prefix="/api/v1/inventory",
     tags=["inventory"],
     dependencies=[Depends(require_access)],
-    responses=error_responses(403, 422, 500),
+    responses=error_responses(401, 403, 429, 422, 500),
 )
 
 # A version as ``inventory.inventory_version`` writes it: lower-case hex.

@@ -79,13 +79,13 @@ router = APIRouter(
     prefix="/api/v1/rollouts",
     tags=["rollouts"],
     dependencies=[Depends(require_access)],
-    responses=error_responses(403, 422, 500),
+    responses=error_responses(401, 403, 429, 422, 500),
 )
 holds_router = APIRouter(
     prefix="/api/v1/sites",
     tags=["rollouts"],
     dependencies=[Depends(require_access)],
-    responses=error_responses(403, 404, 422, 500, 503),
+    responses=error_responses(401, 403, 429, 404, 422, 500, 503),
 )
 
 # What problems name as the file: the API's messages give line and field only.
@@ -213,7 +213,7 @@ def start_rollout(
     try:
         rollout, created = rollouts.start(
             body.release,
-            by=body.by or principal.name,
+            by=principal.name,
             idempotency_key=idempotency_key,
             override_blackout=body.override_blackout,
         )
@@ -285,9 +285,8 @@ def _command(
     rollouts: RolloutService, principal_name: str, rollout_id: str, command: Command, body: CommandRequest | None
 ) -> RolloutPublic:
     _rollout(rollouts, rollout_id)
-    by = body.by if body is not None and body.by else principal_name
     try:
-        return rollout_public(rollouts.command(rollout_id, command, by=by))
+        return rollout_public(rollouts.command(rollout_id, command, by=principal_name))
     except (RolloutRefused, ActiveRolloutExists) as exc:
         raise Conflict(str(exc)) from exc
     except EdgefleetError as exc:
@@ -358,7 +357,7 @@ def override_blackout(
     authorize(principal, "start-rollout", None)
     _rollout(rollouts, rollout_id)
     try:
-        return rollout_public(rollouts.override_blackout(rollout_id, reason=body.reason, by=body.by or principal.name))
+        return rollout_public(rollouts.override_blackout(rollout_id, reason=body.reason, by=principal.name))
     except BadOverride as exc:
         raise Invalid(str(exc)) from exc
     except RolloutRefused as exc:
@@ -395,7 +394,7 @@ def hold_site(
     if site not in controller.state.inventory.sites:
         raise NotFound(f"no site {site!r} in the inventory; 'edgefleet sites' lists them")
     try:
-        return hold_public(rollouts.hold(SiteId(site), reason=body.reason, by=body.by or principal.name))
+        return hold_public(rollouts.hold(SiteId(site), reason=body.reason, by=principal.name))
     except EdgefleetError as exc:
         raise _unavailable(exc) from exc
 

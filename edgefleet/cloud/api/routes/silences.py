@@ -41,8 +41,8 @@ from edgefleet.cloud.api.deps import (
     require_access,
     store_unavailable,
 )
-from edgefleet.cloud.api.errors import Conflict, Invalid, NotFound
-from edgefleet.cloud.api.fields import Name, Who
+from edgefleet.cloud.api.errors import ACTOR_REFUSED, Conflict, Invalid, NotFound
+from edgefleet.cloud.api.fields import Name
 from edgefleet.cloud.api.paging import CursorQuery, decode_cursor, encode_cursor, set_next_page
 from edgefleet.errors import EdgefleetError
 from edgefleet.ids import BoxId, SiteId
@@ -52,7 +52,7 @@ router = APIRouter(
     prefix="/api/v1/silences",
     tags=["silences"],
     dependencies=[Depends(require_access)],
-    responses=alert_error_responses(403, 422, 500, 503),
+    responses=alert_error_responses(401, 403, 429, 422, 500, 503),
 )
 
 
@@ -128,7 +128,7 @@ def add_silence(
     authorize(principal, "silence", _site_of(inventory, body.site, body.box))
     try:
         record = alerting.add_silence(
-            created_by=body.created_by,
+            created_by=principal.name,
             comment=body.comment,
             site=SiteId(body.site) if body.site is not None else None,
             box=BoxId(body.box) if body.box is not None else None,
@@ -157,15 +157,18 @@ def end_silence(
     controller: ControllerDep,
     alerting: AlertingDep,
     principal: PrincipalDep,
-    by: Annotated[Who | None, Query(description="Who ends it.")] = None,
+    by: Annotated[str | None, Query(include_in_schema=False)] = None,
 ) -> SilencePublic:
     """End the silence (its id or a unique start of it) now: the alerts it muted are told if they still fire. It
-    stays listed, expired."""
+    stays listed, expired. Who ended it is who signed in."""
+    if by is not None:
+        # Once a parameter; refused rather than ignored, so that an old client learns its name is not recorded.
+        raise Invalid(f"query parameter 'by': {ACTOR_REFUSED.format(field='by')}")
     inventory = controller.state.inventory
     try:
         record = _resolve_silence(alerting, principal, inventory, silence)
         authorize(principal, "silence", _site_of(inventory, record.silence.site, record.silence.box))
-        ended = alerting.end_silence(record.silence.id, by=by.strip() if by and by.strip() else None)
+        ended = alerting.end_silence(record.silence.id, by=principal.name)
     except AlertNotFound as exc:
         raise NotFound(str(exc)) from exc
     except SilenceStateError as exc:

@@ -46,7 +46,7 @@ router = APIRouter(
     prefix="/api/v1/sites",
     tags=["sites"],
     dependencies=[Depends(require_access)],
-    responses=error_responses(403, 422, 500),
+    responses=error_responses(401, 403, 429, 422, 500),
 )
 
 

@@ -1,6 +1,6 @@
 """Operations routes: ``/healthz`` for probes and load balancers, ``/readyz`` and ``/livez`` for Kubernetes' readiness
-and liveness probes,
-``/metrics`` for Prometheus, and ``/api/v1/unknown-boxes`` (boxes that publish but are in no site manifest) for ops.
+and liveness probes (these three need no token: ``probes_router``),
+``/metrics`` for Prometheus (a token that reads the whole fleet), and ``/api/v1/unknown-boxes`` (boxes that publish but are in no site manifest) for ops.
 
 ``/readyz`` is 200 while the controller's storage and broker connection are up, else 503 with what is down: the
 narrower question a readiness probe asks (a "degraded" controller still serves reads and alerts, so it stays in).
@@ -77,10 +77,13 @@ def get_health_log(request: Request) -> HealthLog:
 
 HealthLogDep = Annotated[HealthLog, Depends(get_health_log)]
 
-router = APIRouter(dependencies=[Depends(require_access)], responses=error_responses(403, 500))
+router = APIRouter(dependencies=[Depends(require_access)], responses=error_responses(401, 403, 500))
+# The probes answer without a token: Kubernetes' probes and load balancers carry none, and they show only whether
+# the controller serves and aggregate counts (no site, no box, no secret; URLs masked). docs/security.md lists them.
+probes_router = APIRouter(responses=error_responses(500))
 
 
-@router.get(
+@probes_router.get(
     "/healthz",
     tags=["system"],
     summary="Is the controller healthy",
@@ -149,7 +152,7 @@ def _connections(controller: FleetReader, settings: Settings) -> tuple[bool, boo
     return broker_connected, database_ok, problems
 
 
-@router.get("/livez", tags=["system"], summary="Is the controller's process serving", response_model=Livez)
+@probes_router.get("/livez", tags=["system"], summary="Is the controller's process serving", response_model=Livez)
 async def livez() -> Livez:
     """200 whenever the process answers HTTP: a Kubernetes liveness probe's question. Runs on the server's event
     loop, so a loop that hangs fails it. It never looks at the broker or the database: restarting a controller
@@ -157,7 +160,7 @@ async def livez() -> Livez:
     return Livez(alive=True)
 
 
-@router.get(
+@probes_router.get(
     "/readyz",
     tags=["system"],
     summary="Is the controller ready for traffic",
@@ -183,7 +186,8 @@ def readyz(response: Response, controller: ControllerDep, settings: SettingsDep)
 )
 def metrics(request: Request, principal: PrincipalDep) -> Response:
     """Per-box up, last seen and clock skew; per-GPU temperature and utilisation; boxes per site and state;
-    ingest counters by outcome; unknown boxes. Read from the live state at each scrape."""
+    ingest counters by outcome; unknown boxes. Read from the live state at each scrape. Needs a token that reads
+    the whole fleet (any role but site staff): Prometheus sends one from ``bearer_token_file``."""
     authorize(principal, "read", None)
     return Response(render(request.state.metrics_registry), media_type=CONTENT_TYPE)
 

@@ -6,7 +6,6 @@ import { mountOverview } from "./overview.js";
 
 const CATALOGUES = { en, "zh-CN": zhCN };
 const LANG_KEY = "edgefleet.lang";
-const WHO_KEY = "edgefleet.who";
 
 // The navigation: a new page joins it here.
 const NAV = [
@@ -101,17 +100,6 @@ export async function send(method, path, body = undefined, headers = {}) {
   const answer = await response.json().catch(() => null);
   if (!response.ok) throw new Error(answer?.error?.message ?? `${response.status} ${response.statusText}`);
   return answer;
-}
-
-/** Who acts, for the audit: asked once, then remembered in this browser (identity will name the caller). Null: the
- * user cancelled. */
-export function who() {
-  const known = localStorage.getItem(WHO_KEY);
-  if (known) return known;
-  const answer = prompt(t("who.prompt"), "");
-  if (answer === null || !answer.trim()) return null;
-  localStorage.setItem(WHO_KEY, answer.trim());
-  return answer.trim();
 }
 
 /** A time as the browser's local time, "—" for none. */

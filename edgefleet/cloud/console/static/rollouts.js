@@ -3,7 +3,7 @@
 // (/rollouts/new: a release pasted or picked from a file, its plan previewed, then started). The commands call the
 // API the CLI calls; abort, rollback and start ask for a confirmation first. Read again when the event stream says
 // the rollouts changed.
-import { api, fill, h, onActivity, send, t, when, who } from "./app.js";
+import { api, fill, h, onActivity, send, t, when } from "./app.js";
 
 const REFRESH_MS = 300;
 
@@ -96,12 +96,10 @@ export function mountRollout(main, rolloutId) {
       if (reason === null || !reason.trim()) return;
       body = { reason: reason.trim() };
     }
-    const by = who();
-    if (by === null) return;
     busy = true;
     draw();
     try {
-      rollout = await send("POST", `/api/v1/rollouts/${encodeURIComponent(rollout.id)}/${c.name}`, { ...body, by });
+      rollout = await send("POST", `/api/v1/rollouts/${encodeURIComponent(rollout.id)}/${c.name}`, body);
       notice = null;
     } catch (e) {
       notice = e.message;
@@ -214,12 +212,10 @@ export function mountNewRollout(main) {
       ? t("rollout.confirm_start_override", { app: plan.app, version: plan.version, sites: plan.sites.length, reason: overrideReason.trim() })
       : t("rollout.confirm_start", { app: plan.app, version: plan.version, sites: plan.sites.length });
     if (!confirm(asked)) return;
-    const by = who();
-    if (by === null) return;
     busy = true;
     draw();
     try {
-      const body = { release: text, by, ...(overriding() ? { override_blackout: overrideReason.trim() } : {}) };
+      const body = { release: text, ...(overriding() ? { override_blackout: overrideReason.trim() } : {}) };
       const started = await send("POST", "/api/v1/rollouts", body, { "Idempotency-Key": key });
       location.assign(`/rollouts/${encodeURIComponent(started.id)}`);
       return;

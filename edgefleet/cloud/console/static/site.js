@@ -3,7 +3,7 @@
 // utilisation. Read from /api/v1/sites/{site} and its boxes; read again (at most once a second) when the event
 // stream says one of its boxes changed, and the state badges follow the stream at once. The alerts are read again
 // when the stream says alerts changed; the charts every minute (a step of the history is a minute at least).
-import { ago, api, bytes, fill, fmt, h, onActivity, onFleet, send, t, when, who } from "./app.js";
+import { ago, api, bytes, fill, fmt, h, onActivity, onFleet, send, t, when } from "./app.js";
 import { alertsTable } from "./alerts.js";
 import { lineChart } from "./charts.js";
 
@@ -79,9 +79,7 @@ export function mountSite(main, siteId) {
   function holdSite() {
     const reason = prompt(t("hold.reason"), "");
     if (reason === null || !reason.trim()) return;
-    const by = who();
-    if (by === null) return;
-    act(() => send("POST", `/api/v1/sites/${encodeURIComponent(siteId)}/hold`, { reason: reason.trim(), by }));
+    act(() => send("POST", `/api/v1/sites/${encodeURIComponent(siteId)}/hold`, { reason: reason.trim() }));
   }
 
   function release() {

@@ -88,7 +88,6 @@ export default {
   "nav.versions": "Versions",
   "nav.rollouts": "Rollouts",
   "nav.alerts": "Alerts",
-  "who.prompt": "Your name, for the audit (kept in this browser):",
   "yes": "yes",
   "col.app": "App",
   "col.version": "Version",

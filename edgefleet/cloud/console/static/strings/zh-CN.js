@@ -88,7 +88,6 @@ export default {
   "nav.versions": "版本",
   "nav.rollouts": "发布",
   "nav.alerts": "告警",
-  "who.prompt": "您的名字（用于审计，保存在本浏览器）：",
   "yes": "是",
   "col.app": "应用",
   "col.version": "版本",
