@@ -27,7 +27,7 @@ def _root(
 
 def _register() -> None:
     # Each module adds its commands to ``app``; they import their heavy dependencies lazily.
-    from edgefleet.cli import alerts, broker, cloud, clusters, fleet, releases, rollouts, sim, tokens
+    from edgefleet.cli import alerts, audit, broker, cloud, clusters, fleet, releases, rollouts, sim, tokens
 
     if app.registered_groups:  # once per process: tests call ``run`` many times
         return
@@ -42,6 +42,7 @@ def _register() -> None:
     releases.register(app)
     rollouts.register(app)
     tokens.register(app)
+    audit.register(app)
     app.command(
         "agent",
         help="Run the box agent (see 'edgefleet agent --help').",

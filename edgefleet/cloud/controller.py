@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Final
 
 from edgefleet.clock import Clock, SystemClock
+from edgefleet.cloud.access.audit_log import AuditLog
 from edgefleet.cloud.alerting.commands import AlertCommands
 from edgefleet.cloud.alerting.config import NotificationConfig, load_notifications
 from edgefleet.cloud.alerting.delivering import DeliveryWorker
@@ -111,6 +112,8 @@ class Controller:
             self.state, settings.broker_url, clock=clock, login=settings.broker_login, tls=settings.broker_tls
         )
         self.store = Store(settings.database_url)
+        # The one audit log of every state-changing action (edgefleet.cloud.access.audit_log).
+        self.audit_log = AuditLog(self.store)
         try:
             # The schema this release's tables expect, before a row is read (the database lock is held).
             migrated = upgrade_schema(self.store)
@@ -161,7 +164,7 @@ class Controller:
         except BaseException:
             self.store.close()
             raise
-        # Batch restarts of a cluster's Deployments, audited in the rollout audit (edgefleet.cloud.restarts).
+        # Batch restarts of a cluster's Deployments, audited in the audit log (edgefleet.cloud.restarts).
         self.restarts: Restarts | None = (
             Restarts(self.gateway, clock=clock, audit=self.rollout_store.record) if self.gateway is not None else None
         )

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from edgefleet import topics
 from edgefleet.clock import FakeClock
+from edgefleet.cloud.access.audit_log import AuditLog
 from edgefleet.cloud.api import create_app
 from edgefleet.cloud.fleet import FleetState, apply_heartbeat
 from edgefleet.cloud.ingesting import Ingest
@@ -198,6 +199,7 @@ class World:
         CLI tests."""
         controller = MemoryController(self.inventory)
         controller.state, controller.clock, controller.rollouts = self.state, self.clock, self.service
+        controller.audit_log = AuditLog(self.store)  # the rollouts write theirs there
         return create_app(Settings(), controller=controller)
 
     def beat(self, versions: Mapping[SiteId, str | None] | None = None, *, through: Ingest | None = None) -> None:

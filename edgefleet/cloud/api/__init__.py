@@ -25,6 +25,7 @@ from edgefleet.cloud.api.live import FleetFeed
 from edgefleet.cloud.api.metrics import build_registry
 from edgefleet.cloud.api.routes import (
     alerts,
+    audit,
     boxes,
     clusters,
     events,
@@ -56,6 +57,7 @@ TAGS = [
     },
     {"name": "rollouts", "description": "Staged rollouts of a release: the plan of waves over the fleet as it is now."},
     {"name": "console", "description": "The web console's heat map of the fleet, whole and as it changes (SSE)."},
+    {"name": "audit", "description": "Every state-changing action: who, when, what, on what, before and after."},
 ]
 
 
@@ -104,6 +106,7 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
     app.include_router(rollouts.router)
     app.include_router(rollouts.holds_router)
     app.include_router(events.router)
+    app.include_router(audit.router)
     app.include_router(pages.router)
     # The console's scripts, styles and string catalogues: no fleet data, and the sign-in page that identity
     # brings needs them before anyone is signed in; the pages and the data behind them pass the access check.

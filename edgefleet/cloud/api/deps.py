@@ -15,6 +15,7 @@ from typing import Annotated, Final, Protocol
 from fastapi import Depends, Request
 
 from edgefleet.clock import Clock
+from edgefleet.cloud.access.audit_log import Actor, AuditLog, AuditRecord, Json, Target
 from edgefleet.cloud.access.authorizing import Action, Principal
 from edgefleet.cloud.access.authorizing import authorize as decide
 from edgefleet.cloud.alerting.service import AlertService
@@ -27,6 +28,7 @@ from edgefleet.cloud.restarts import Restarts
 from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.settings import Settings
+from edgefleet.errors import EdgefleetError
 from edgefleet.ids import BoxId, SiteId
 
 
@@ -112,6 +114,12 @@ class FleetReader(Protocol):
         name; reading it calls no cluster."""
         ...
 
+    @property
+    def audit_log(self) -> AuditLog:
+        """The one audit log (``access.audit_log``): what ``GET /api/v1/audit`` reads, and what the routes write
+        for the changes no store writes it for in the same transaction."""
+        ...
+
     def reload_inventory(self, *, expect_version: str | None = None) -> InventoryChange:
         """Take the sites directory again, whole or not at all; raises InventoryError listing every problem, or
         InventoryVersionMismatch when the directory does not hold ``expect_version``."""
@@ -185,6 +193,24 @@ def require_access(request: Request) -> Principal:
 
 PrincipalDep = Annotated[Principal, Depends(require_access)]
 
+# Where a request came from, for the audit: the client's address and its user agent (cut: only a hint).
+MAX_USER_AGENT_CHARS: Final = 200
+
+
+def request_source(request: Request) -> str:
+    """``ADDRESS UA`` of the request: its client's address (as the server saw it) and its user agent."""
+    address = request.client.host if request.client is not None else "unknown"
+    agent = request.headers.get("user-agent", "")[:MAX_USER_AGENT_CHARS]
+    return f"{address} {agent}".strip()
+
+
+def get_actor(request: Request, principal: PrincipalDep) -> Actor:
+    """Who acts in this request, as the audit records it: the principal (name and role) and the request's source."""
+    return Actor(principal.name, principal.role, request_source(request))
+
+
+ActorDep = Annotated[Actor, Depends(get_actor)]
+
 
 def authorize(principal: Principal, action: Action, site: SiteId | None) -> None:
     """Refuse unless ``access.authorizing.authorize`` allows ``action`` on ``site`` (None: something
@@ -195,3 +221,29 @@ def authorize(principal: Principal, action: Action, site: SiteId | None) -> None
         raise NotFound("not found among the sites you may see; GET /api/v1/sites lists them")
     if decision.outcome == "forbidden":
         raise Forbidden(decision.reason)
+
+
+def record_change(
+    controller: FleetReader,
+    actor: Actor,
+    action: str,
+    target: Target,
+    summary: str,
+    *,
+    before: Json = None,
+    after: Json = None,
+) -> None:
+    """Append the audit entry of a change a route just made, for the changes that no store can write in their own
+    transaction (the alert loop's, kept in memory and saved by its persister; the inventory, taken from files).
+
+    Safe after the change: the change is already made and answered from memory, the entry names it at the
+    injected clock's now, and a database that refuses the entry fails the request (503), so a change is never
+    answered as done without its entry, unless the controller dies between the two statements (then the log
+    misses one entry; it never holds one for a change that did not happen).
+    """
+    try:
+        controller.audit_log.record(
+            AuditRecord(controller.clock.now(), actor, action, target, summary, before=before, after=after)
+        )
+    except EdgefleetError as exc:
+        raise Unavailable(f"the change was made but its audit entry could not be written: {exc}") from exc

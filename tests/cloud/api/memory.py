@@ -4,11 +4,16 @@ fed by real agent-built messages, with a fake clock, ingest counters and a datab
 
 from __future__ import annotations
 
+import itertools
+import shutil
+import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgefleet.agent.reporting import BoxReporter
 from edgefleet.clock import FakeClock
+from edgefleet.cloud.access.audit_log import AuditLog
 from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.fleet import (
     FleetState,
@@ -23,6 +28,7 @@ from edgefleet.cloud.k8s.health import ClusterHealth
 from edgefleet.cloud.restarts import Restarts
 from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.saving import SavingHealth
+from edgefleet.cloud.store import Store
 from edgefleet.errors import UnreachableError
 from edgefleet.ids import BoxId, ClusterId
 from edgefleet.inventory import Inventory, load_inventory
@@ -136,6 +142,10 @@ class MemoryController:
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
+        # The audit log is a real one, on a SQLite file of its own (a new one at each reset), removed at the end.
+        self._audit_dir = Path(tempfile.mkdtemp(prefix="edgefleet-audit-"))
+        weakref.finalize(self, shutil.rmtree, self._audit_dir, ignore_errors=True)
+        self._audit_files = itertools.count()
         self.reset()
 
     def reset(self) -> None:
@@ -144,6 +154,9 @@ class MemoryController:
         self.clock = FakeClock()
         self.ingest = MemoryIngest()
         self.store = MemoryStore()
+        audit_store = Store(f"sqlite:///{self._audit_dir / f'audit-{next(self._audit_files)}.db'}")
+        self.audit_log = AuditLog(audit_store)
+        self.audit_log.create_schema()
         self.reporters: dict[str, BoxReporter] = {}
         self.history_error: Exception | None = None
         # How the writes to the database fare; a test sets a failing one to see /healthz and /metrics say so.

@@ -86,6 +86,7 @@ def test_openapi_documents_every_route_with_tags(client: httpx.Client) -> None:
         "clusters",
         "rollouts",
         "console",
+        "audit",
     }
     routes = {(path, method): op for path, ops in spec["paths"].items() for method, op in ops.items()}
     assert set(routes) == {
@@ -129,6 +130,7 @@ def test_openapi_documents_every_route_with_tags(client: httpx.Client) -> None:
         ("/api/v1/overview", "get"),
         ("/api/v1/events", "get"),
         ("/api/v1/versions", "get"),
+        ("/api/v1/audit", "get"),
     }
     for op in routes.values():
         assert op["tags"]

@@ -73,7 +73,7 @@ def test_every_route_is_refused_when_the_check_refuses(memory: MemoryController)
             ]
         }
 
-    assert len(answers) == 41
+    assert len(answers) == 42
     assert answers == dict.fromkeys(answers, 403)
     assert pages == dict.fromkeys(pages, 403)
 
