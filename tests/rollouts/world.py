@@ -163,6 +163,8 @@ class World:
     registry_config: Path | None = None
     # The sites whose boxes beat (the central site too, when the world has one).
     sites: tuple[SiteId, ...] = tuple(SITES)
+    # The in-memory controller the last ``app()`` serves (a test gives it alerting, restarts, a sites directory).
+    controller: MemoryController | None = None
 
     def __post_init__(self) -> None:
         self.state = FleetState.for_inventory(self.inventory)
@@ -200,6 +202,7 @@ class World:
         controller = MemoryController(self.inventory)
         controller.state, controller.clock, controller.rollouts = self.state, self.clock, self.service
         controller.audit_log = AuditLog(self.store)  # the rollouts write theirs there
+        self.controller = controller
         return create_app(Settings(), controller=controller)
 
     def beat(self, versions: Mapping[SiteId, str | None] | None = None, *, through: Ingest | None = None) -> None:

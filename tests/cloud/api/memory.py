@@ -18,9 +18,11 @@ from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.fleet import (
     FleetState,
     HealthPoint,
+    InventoryChange,
     apply_heartbeat,
     apply_status,
     note_unknown_box,
+    replace_inventory,
 )
 from edgefleet.cloud.hearing import Hearing, IngestStats
 from edgefleet.cloud.k8s.gateway import ClusterGateway
@@ -29,7 +31,7 @@ from edgefleet.cloud.restarts import Restarts
 from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.store import Store
-from edgefleet.errors import UnreachableError
+from edgefleet.errors import InventoryError, InventoryVersionMismatch, Problem, UnreachableError
 from edgefleet.ids import BoxId, ClusterId
 from edgefleet.inventory import Inventory, load_inventory
 from edgefleet.messages import AppReport, AppState, GpuReport, Heartbeat, HostSample
@@ -172,6 +174,18 @@ class MemoryController:
         self.gateway: ClusterGateway | None = None
         # Nor restarted, unless a test gives restarts over that gateway.
         self.restarts: Restarts | None = None
+        # Where reload_inventory takes the inventory from (None: a reload is refused).
+        self.sites_dir: Path | None = None
+
+    def reload_inventory(self, *, expect_version: str | None = None) -> InventoryChange:
+        """As the controller does: take ``sites_dir`` again (a test sets it), whole or not at all."""
+        if self.sites_dir is None:
+            raise InventoryError([Problem("sites", None, "", "this in-memory controller was given no sites directory")])
+        inventory = load_inventory(self.sites_dir)
+        if expect_version is not None and inventory.version != expect_version:
+            raise InventoryVersionMismatch(f"the sites directory holds {inventory.version}, not {expect_version}")
+        with self.state.lock:
+            return replace_inventory(self.state, inventory)
 
     @classmethod
     def small(cls, directory: Path) -> MemoryController:
