@@ -6,15 +6,15 @@ What writes it:
 - the batch restarts (``restarts.Restarts``) and the exclusive windows' tainter (``tainting``), one entry a step,
   through ``RolloutStore.record``;
 - the API's alert and silence routes and the inventory reload (``api.routes``), right after the change, through
-  ``AuditLog.record`` (the alert loop keeps its state in memory and saves it through its persister, so there is
-  no transaction to share: see ``api/auditing.py``);
+  ``api.deps.record_change`` and ``AuditLog.record`` (the alert loop keeps its state in memory and saves it through
+  its persister, so there is no transaction to share: ``record_change`` says why that is safe);
 - ``edgefleet tokens create|revoke``, in the same transaction as the token's row.
 
 What reads it: ``GET /api/v1/audit`` (``AuditLog.page``), and through it ``edgefleet audit``; the rollout store's
 ``audit()`` (one rollout's entries) for the tests and tools that follow a rollout.
 
 Append-only: this module offers ``insert`` and ``record`` and reads, never an update or a delete, and no route
-edits it (``tests/access/test_every_change_is_audited.py`` tries). An action refused (403, 404, 409, 422) changed
+edits it (``tests/cloud/access/test_the_audit_is_read_by_scope_and_never_edited.py`` tries). An action refused (403, 404, 409, 422) changed
 nothing and writes nothing. Entries are ordered by their id, the order they were written in.
 """
 

@@ -3,7 +3,8 @@ in-memory one) and the one access check every route goes through.
 
 ``create_app`` puts the controller and the settings into the lifespan state; routes take them as
 ``ControllerDep`` and ``SettingsDep``, alerting as ``AlertingDep`` (the typed ``AlertService``, 503 where it does not
-run), rollouts as ``RolloutsDep`` (``rollouts.service.RolloutService``, 503 likewise), and the caller as ``PrincipalDep``. Routes depend on this module and never on each other. Every route names the action it takes and the site it touches to ``authorize``, which asks the one
+run), rollouts as ``RolloutsDep`` (``rollouts.service.RolloutService``, 503 likewise), the caller as ``PrincipalDep``, and
+the caller with the request's source, as the audit names them, as ``ActorDep`` (``record_change`` writes an entry). Routes depend on this module and never on each other. Every route names the action it takes and the site it touches to ``authorize``, which asks the one
 decision table (``edgefleet.cloud.access.authorizing``); who calls is filled in by ``require_access``.
 """
 

@@ -103,6 +103,7 @@ def test_filters_narrow_and_pages_follow_the_cursor(api: str) -> None:
     assert seen == ["apply", "start-rollout", "acknowledge-alert", "hold-site"]
     assert "X-Next-Cursor" not in second.headers
     assert read(api, cursor="bm90LWEtY3Vyc29y").status_code == 422
+    assert read(api, cursor="WyJhdWRpdCIsIDFlKzMwMF0").status_code == 422  # ["audit", 1e+300]: no id of ours
     assert read(api, target=":r-1").status_code == 422
 
 

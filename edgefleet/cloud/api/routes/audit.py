@@ -8,8 +8,9 @@ sees only the entries of their own sites, never a fleet-wide one (a rollout star
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
@@ -67,6 +68,21 @@ def _public(record: AuditRecord) -> AuditEntryPublic:
     )
 
 
+# Ids are 64-bit integers in the database; a cursor naming another number is none of ours.
+MAX_ID: Final = 2**63 - 1
+
+
+def _cursor_id(cursor: str) -> int:
+    """The id a cursor of this list holds: the page starts after (below) it."""
+    (value,) = decode_cursor(cursor, "audit", (float,))
+    if not (isinstance(value, float) and math.isfinite(value) and 0 < value <= MAX_ID and value == int(value)):
+        raise Invalid(
+            f"query parameter 'cursor': {cursor[:40]!r} is no cursor of this list of audit; pass the X-Next-Cursor "
+            "header of the page before as it came, or leave cursor out to start from the first page"
+        )
+    return int(value)
+
+
 def _seconds(moment: datetime) -> float:
     return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
 
@@ -114,9 +130,9 @@ def read_audit(
         target_id=target_id or None,
         sites=principal.sites,
     )
-    after = decode_cursor(cursor, "audit", (float,)) if cursor is not None else None
+    before_id = _cursor_id(cursor) if cursor is not None else None
     try:
-        page = controller.audit_log.page(query, before_id=None if after is None else int(after[0]), limit=limit + 1)
+        page = controller.audit_log.page(query, before_id=before_id, limit=limit + 1)
     except EdgefleetError as exc:
         raise Unavailable(f"cannot read the audit log now: {exc}") from exc
     more = len(page) > limit
