@@ -30,6 +30,7 @@ from sqlalchemy import BigInteger, Column, Index, Integer, Text
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
+from edgefleet.cloud.fleet import InventoryChange
 from edgefleet.cloud.store import Store
 from edgefleet.ids import SiteId
 
@@ -236,6 +237,28 @@ class AuditLog:
         with self.store.transaction("read the audit log") as connection:
             rows = connection.execute(select(query, before_id=before_id, limit=limit)).all()
         return [record_of(r) for r in rows]
+
+
+def inventory_reloaded(at: float, actor: Actor, change: InventoryChange, *, sites: int, boxes: int) -> AuditRecord:
+    """The entry of a reload of the inventory (through the API or on SIGHUP): the version before, and after it the
+    version, the counts and what changed (a reload that changed nothing is audited too: someone asked for it)."""
+    changed: dict[str, Json] = {
+        "sites_added": list(change.sites_added),
+        "sites_removed": list(change.sites_removed),
+        "boxes_added": list(change.boxes_added),
+        "boxes_removed": list(change.boxes_removed),
+        "boxes_moved": list(change.boxes_moved),
+        "adopted": list(change.adopted),
+    }
+    return AuditRecord(
+        at,
+        actor,
+        "reload-inventory",
+        Target("inventory", change.version),
+        f"reload the inventory: {change.previous_version} -> {change.version}",
+        before={"version": change.previous_version},
+        after={"version": change.version, "sites": sites, "boxes": boxes} | {k: v for k, v in changed.items() if v},
+    )
 
 
 def summary_of(values: Mapping[str, Json]) -> dict[str, Json]:

@@ -16,7 +16,7 @@ from typing import Annotated, Final, Protocol
 from fastapi import Depends, Request
 
 from edgefleet.clock import Clock
-from edgefleet.cloud.access.audit_log import Actor, AuditLog, AuditRecord, Json, Target
+from edgefleet.cloud.access.audit_log import Actor, AuditLog, AuditRecord
 from edgefleet.cloud.access.authorizing import Action, Principal
 from edgefleet.cloud.access.authorizing import authorize as decide
 from edgefleet.cloud.alerting.service import AlertService
@@ -224,16 +224,7 @@ def authorize(principal: Principal, action: Action, site: SiteId | None) -> None
         raise Forbidden(decision.reason)
 
 
-def record_change(
-    controller: FleetReader,
-    actor: Actor,
-    action: str,
-    target: Target,
-    summary: str,
-    *,
-    before: Json = None,
-    after: Json = None,
-) -> None:
+def record_change(controller: FleetReader, entry: AuditRecord) -> None:
     """Append the audit entry of a change a route just made, for the changes that no store can write in their own
     transaction (the alert loop's, kept in memory and saved by its persister; the inventory, taken from files).
 
@@ -243,8 +234,6 @@ def record_change(
     misses one entry; it never holds one for a change that did not happen).
     """
     try:
-        controller.audit_log.record(
-            AuditRecord(controller.clock.now(), actor, action, target, summary, before=before, after=after)
-        )
+        controller.audit_log.record(entry)
     except EdgefleetError as exc:
         raise Unavailable(f"the change was made but its audit entry could not be written: {exc}") from exc

@@ -16,7 +16,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from edgefleet.cloud.access.audit_log import Json, Target, summary_of
+from edgefleet.cloud.access.audit_log import AuditRecord, Json, Target, summary_of
 from edgefleet.cloud.access.authorizing import Principal
 from edgefleet.cloud.alerting.alerts import AlertKind, AlertState, AlertStateError, StoredAlert, page_key
 from edgefleet.cloud.alerting.service import AlertNotFound, AlertService
@@ -158,10 +158,17 @@ def acknowledge_alert(
         authorize(principal, "acknowledge", found.key.site)
         acknowledged = alerting.acknowledge(found.id, body.by)
         record_change(
-            controller, actor, "acknowledge-alert", Target("alert", found.id, found.key.site),
-            f"acknowledge alert {found.id} ({found.key})",
-            before=_ack_state(found), after=_ack_state(acknowledged),
-        )  # fmt: skip
+            controller,
+            AuditRecord(
+                controller.clock.now(),
+                actor,
+                "acknowledge-alert",
+                Target("alert", found.id, found.key.site),
+                f"acknowledge alert {found.id} ({found.key})",
+                before=_ack_state(found),
+                after=_ack_state(acknowledged),
+            ),
+        )
         return _public(alerting, [acknowledged])[0]
     except AlertNotFound as exc:
         raise NotFound(str(exc)) from exc

@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from edgefleet.cloud.access.audit_log import Target
+from edgefleet.cloud.access.audit_log import inventory_reloaded
 from edgefleet.cloud.api.deps import ActorDep, ControllerDep, PrincipalDep, authorize, record_change, require_access
 from edgefleet.cloud.api.errors import Conflict, Invalid
 from edgefleet.cloud.api.schemas import error_responses
@@ -91,15 +91,9 @@ def reload_inventory(
     except InventoryVersionMismatch as exc:
         raise Conflict(str(exc)) from exc
     public = _change_public(change, controller)
-    # A reload that changed nothing is audited too: someone asked for it, and it says which version was in force.
-    changes = public.model_dump(exclude={"version", "previous_version", "changed", "sites", "boxes"})
     record_change(
-        controller, actor, "reload-inventory", Target("inventory", change.version),
-        f"reload the inventory: {change.previous_version} -> {change.version}",
-        before={"version": change.previous_version},
-        after={"version": change.version, "sites": public.sites, "boxes": public.boxes}
-        | {k: v for k, v in changes.items() if v},
-    )  # fmt: skip
+        controller, inventory_reloaded(controller.clock.now(), actor, change, sites=public.sites, boxes=public.boxes)
+    )
     return public
 
 

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from edgefleet.cloud.access.audit_log import Json, Target, summary_of
+from edgefleet.cloud.access.audit_log import AuditRecord, Json, Target, summary_of
 from edgefleet.cloud.access.authorizing import Principal
 from edgefleet.cloud.alerting.service import (
     AlertNotFound,
@@ -154,9 +154,16 @@ def add_silence(
         raise store_unavailable(exc) from exc
     silenced = record.silence
     record_change(
-        controller, actor, "add-silence", Target("silence", silenced.id, _site_of(inventory, silenced.site, silenced.box)),
-        f"add silence {silenced.id}", after=_silence_state(record),
-    )  # fmt: skip
+        controller,
+        AuditRecord(
+            controller.clock.now(),
+            actor,
+            "add-silence",
+            Target("silence", silenced.id, _site_of(inventory, silenced.site, silenced.box)),
+            f"add silence {silenced.id}",
+            after=_silence_state(record),
+        ),
+    )
     return silence_public(record, now=controller.clock.now())
 
 
@@ -189,9 +196,17 @@ def end_silence(
         raise store_unavailable(exc) from exc
     site = _site_of(inventory, record.silence.site, record.silence.box)
     record_change(
-        controller, actor, "end-silence", Target("silence", record.silence.id, site),
-        f"end silence {record.silence.id}", before=_silence_state(record), after=_silence_state(ended),
-    )  # fmt: skip
+        controller,
+        AuditRecord(
+            controller.clock.now(),
+            actor,
+            "end-silence",
+            Target("silence", record.silence.id, site),
+            f"end silence {record.silence.id}",
+            before=_silence_state(record),
+            after=_silence_state(ended),
+        ),
+    )
     return silence_public(ended, now=controller.clock.now())
 
 
