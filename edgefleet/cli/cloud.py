@@ -282,7 +282,7 @@ def _reload(controller: Controller) -> None:
         # Audited as the API's reload is; whoever sent the signal is not known, only that it came to this process.
         actor = Actor("SIGHUP", None, f"signal to pid {os.getpid()} on {socket.gethostname()}")
         inventory = controller.state.inventory
-        controller.audit_log.record(
+        controller.audit_log.keep(
             inventory_reloaded(
                 controller.clock.now(), actor, change, sites=len(inventory.sites), boxes=len(inventory.boxes)
             )

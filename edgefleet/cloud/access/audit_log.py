@@ -21,6 +21,9 @@ nothing and writes nothing. Entries are ordered by their id, the order they were
 from __future__ import annotations
 
 import json
+import logging
+import threading
+from collections import deque
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -32,6 +35,7 @@ from sqlmodel import Field, SQLModel
 
 from edgefleet.cloud.fleet import InventoryChange
 from edgefleet.cloud.store import Store
+from edgefleet.errors import EdgefleetError
 from edgefleet.ids import SiteId
 
 # A name or a token's subject, as the rollouts keep who did something.
@@ -42,6 +46,11 @@ MAX_SOURCE_CHARS: Final = 512
 DEFAULT_LIMIT: Final = 100
 # Summaries are small by design; a value longer than this is cut (and says so) rather than bloating the log.
 MAX_VALUE_CHARS: Final = 4000
+# Entries the database refused that wait in memory for it (``AuditLog.keep``): hours of people's actions; past
+# this, the oldest are dropped and counted (a database away that long is an outage /healthz already names).
+MAX_WAITING: Final = 10_000
+
+log = logging.getLogger(__name__)
 
 Json = str | int | float | bool | None | list[Any] | dict[str, Any]
 
@@ -216,6 +225,10 @@ class AuditLog:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        # Entries the database refused (``keep``), written first by the next write that succeeds.
+        self._waiting: deque[AuditRecord] = deque()
+        self._dropped = 0
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"AuditLog({self.store.url_shown!r})"
@@ -226,9 +239,41 @@ class AuditLog:
             SQLModel.metadata.create_all(connection, tables=TABLES)
 
     def record(self, *records: AuditRecord) -> None:
-        """Append entries in a transaction of their own (for changes that have no transaction to share)."""
-        with self.store.transaction("record an audit entry") as connection:
-            insert(connection, records)
+        """Append entries in a transaction of their own (for changes that have no transaction to share), after
+        any that wait (``keep``), so that the log keeps the order of the actions. Raises the Store's errors."""
+        with self._lock:
+            with self.store.transaction("record an audit entry") as connection:
+                insert(connection, [*self._waiting, *records])
+            if self._waiting:
+                log.info("Wrote the audit entries that waited for the database", extra={"entries": len(self._waiting)})
+                self._waiting.clear()
+
+    def keep(self, *records: AuditRecord) -> bool:
+        """Append entries as ``record`` does; when the database refuses them (down, its disk full), keep them in
+        memory, in order, for the next write that succeeds, and answer False. For changes already made in memory
+        that the controller keeps serving while the database is away (an acknowledgement, a silence)."""
+        try:
+            self.record(*records)
+        except EdgefleetError as exc:
+            with self._lock:
+                for record in records:
+                    if len(self._waiting) >= MAX_WAITING:
+                        self._waiting.popleft()
+                        self._dropped += 1
+                    self._waiting.append(record)
+            log.error(
+                "Could not write audit entries; they wait in memory for the database",
+                extra={"actions": [r.action for r in records], "waiting": len(self._waiting),
+                       "dropped": self._dropped, "error": str(exc)},
+            )  # fmt: skip
+            return False
+        return True
+
+    @property
+    def waiting(self) -> int:
+        """How many entries wait in memory for the database."""
+        with self._lock:
+            return len(self._waiting)
 
     def page(
         self, query: AuditQuery = AuditQuery(), *, before_id: int | None = None, limit: int = DEFAULT_LIMIT

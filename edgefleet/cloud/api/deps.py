@@ -29,7 +29,6 @@ from edgefleet.cloud.restarts import Restarts
 from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.settings import Settings
-from edgefleet.errors import EdgefleetError
 from edgefleet.ids import BoxId, SiteId
 
 
@@ -228,12 +227,10 @@ def record_change(controller: FleetReader, entry: AuditRecord) -> None:
     """Append the audit entry of a change a route just made, for the changes that no store can write in their own
     transaction (the alert loop's, kept in memory and saved by its persister; the inventory, taken from files).
 
-    Safe after the change: the change is already made and answered from memory, the entry names it at the
-    injected clock's now, and a database that refuses the entry fails the request (503), so a change is never
-    answered as done without its entry, unless the controller dies between the two statements (then the log
-    misses one entry; it never holds one for a change that did not happen).
+    Safe after the change: the change is made and answered from memory, and the entry names it at the injected
+    clock's now. A database that refuses the entry (down, its disk full) does not undo or refuse the change, which
+    the controller keeps serving from memory as it does the alerts themselves: the entry waits in memory and is
+    written, in order, before the next one that succeeds (``AuditLog.keep``). Only a controller that dies while
+    entries wait loses them; the log never holds an entry for a change that did not happen.
     """
-    try:
-        controller.audit_log.record(entry)
-    except EdgefleetError as exc:
-        raise Unavailable(f"the change was made but its audit entry could not be written: {exc}") from exc
+    controller.audit_log.keep(entry)

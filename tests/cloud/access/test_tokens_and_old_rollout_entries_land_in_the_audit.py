@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.migration import MigrationContext
 
-from edgefleet.cloud.access.audit_log import Actor, AuditLog, AuditQuery
+from edgefleet.cloud.access.audit_log import Actor, AuditLog, AuditQuery, AuditRecord, Target
 from edgefleet.cloud.access.token_store import TokenStore
 from edgefleet.cloud.migrating import _config, current_revision, head_revision, upgrade_schema
 from edgefleet.cloud.rollouts.store import RolloutStore
@@ -120,5 +120,29 @@ def test_a_database_at_0003_moves_its_rollout_audit_into_the_log(database_url: s
         # New entries follow the moved ones.
         rollouts.record(rollouts.audit("r-1")[0])
         assert (AuditLog(store).page(limit=1)[0].id or 0) > (entries[-1].id or 0)
+    finally:
+        store.close()
+
+
+def test_entries_the_database_refuses_wait_and_go_in_first_in_order(database_url: str) -> None:
+    """``AuditLog.keep`` (the routes whose change lives in memory): a refused entry waits, and the next write that
+    succeeds puts it in before its own. The database refuses here because the table is away (renamed)."""
+    store = Store(database_url)
+    try:
+        upgrade_schema(store)
+        log = AuditLog(store)
+        first, second = (AuditRecord(float(i), DESK, "acknowledge-alert", Target("alert", f"a{i}"), f"ack a{i}")
+                         for i in (1, 2))  # fmt: skip
+        with store.transaction("take the table away") as connection:
+            connection.execute(sa.text("ALTER TABLE audit_log RENAME TO audit_log_away"))
+
+        assert log.keep(first) is False
+        assert log.waiting == 1
+
+        with store.transaction("bring the table back") as connection:
+            connection.execute(sa.text("ALTER TABLE audit_log_away RENAME TO audit_log"))
+        assert log.keep(second) is True
+        assert log.waiting == 0
+        assert [e.summary for e in reversed(log.page())] == ["ack a1", "ack a2"]
     finally:
         store.close()
