@@ -29,6 +29,7 @@ def _register() -> None:
     # Each module adds its commands to ``app``; they import their heavy dependencies lazily.
     from edgefleet.cli import (
         alerts,
+        audit,
         broker,
         cloud,
         clusters,
@@ -56,6 +57,7 @@ def _register() -> None:
     tokens.register(app)
     users.register(app)
     enrollment.register(app)
+    audit.register(app)
     app.command(
         "agent",
         help="Run the box agent (see 'edgefleet agent --help').",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import signal
 import socket
 import threading
@@ -271,12 +272,21 @@ def _reload_in_background(controller: Controller) -> None:
 
 
 def _reload(controller: Controller) -> None:
+    from edgefleet.cloud.access.audit_log import Actor, inventory_reloaded
     from edgefleet.errors import InventoryError
 
     log = logging.getLogger(__name__)
     log.info("Received SIGHUP, reloading the inventory", extra={"sites_dir": str(controller.settings.sites_dir)})
     try:
-        controller.reload_inventory()  # logs what it applied
+        change = controller.reload_inventory()  # logs what it applied
+        # Audited as the API's reload is; whoever sent the signal is not known, only that it came to this process.
+        actor = Actor("SIGHUP", None, f"signal to pid {os.getpid()} on {socket.gethostname()}")
+        inventory = controller.state.inventory
+        controller.audit_log.keep(
+            inventory_reloaded(
+                controller.clock.now(), actor, change, sites=len(inventory.sites), boxes=len(inventory.boxes)
+            )
+        )
     except InventoryError as exc:
         log.error(
             "Refused the inventory whole; the one in force stays",

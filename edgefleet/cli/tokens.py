@@ -19,6 +19,7 @@ import typer
 from edgefleet.cli.output import OutputFormat, OutputOption
 
 if TYPE_CHECKING:
+    from edgefleet.cloud.access.audit_log import Actor
     from edgefleet.cloud.access.token_store import TokenStore
     from edgefleet.cloud.access.tokens import TokenRecord
 
@@ -104,7 +105,9 @@ def tokens_create(
         try:
             expires_in_s = None if expires is None else parse_expiry(expires)
             sites = frozenset(SiteId(s) for s in site) if site else None
-            secret, record = store.create(name, chosen, sites, now=time.time(), expires_in_s=expires_in_s)
+            secret, record = store.create(
+                name, chosen, sites, now=time.time(), expires_in_s=expires_in_s, actor=_database_user()
+            )
         except (TokenError, PrincipalError) as exc:
             fail(escape(str(exc)))
     if is_data(output):
@@ -149,10 +152,26 @@ def tokens_revoke(
 
     with _TokenDatabase(database) as store:
         try:
-            store.revoke(name, now=time.time())
+            store.revoke(name, now=time.time(), actor=_database_user())
         except TokenError as exc:
             fail(escape(str(exc)))
     show(f"Revoked token {escape(name)}.")
+
+
+def _database_user() -> Actor:
+    """Who the audit log names for a token created or revoked here: the command reaches the database with no token
+    of its own, so the operating system's user and host are all that is known of who ran it (no role: whoever can
+    reach the database stands above every role)."""
+    import getpass
+    import socket
+
+    from edgefleet.cloud.access.audit_log import Actor
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container): say which uid it was
+        user = f"uid {os.getuid()}"
+    return Actor(user, None, f"edgefleet tokens on {socket.gethostname()}")
 
 
 def _public(record: TokenRecord, *, now: float) -> dict[str, Any]:

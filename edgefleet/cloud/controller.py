@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Final
 
 from edgefleet.clock import Clock, SystemClock
+from edgefleet.cloud.access.audit_log import AuditLog
 from edgefleet.cloud.access.enrollment_tokens import EnrollmentTokens
 from edgefleet.cloud.access.local_users import LocalUsers
 from edgefleet.cloud.access.sessions import Sessions
@@ -126,6 +127,8 @@ class Controller:
         )
         # The API tokens the API admits; ``edgefleet tokens`` makes them at this same database.
         self._tokens = TokenStore(self.store)
+        # The one audit log of every state-changing action (edgefleet.cloud.access.audit_log).
+        self.audit_log = AuditLog(self.store)
         try:
             # The schema this release's tables expect, before a row is read (the database lock is held).
             migrated = upgrade_schema(self.store)
@@ -179,7 +182,7 @@ class Controller:
         except BaseException:
             self.store.close()
             raise
-        # Batch restarts of a cluster's Deployments, audited in the rollout audit (edgefleet.cloud.restarts).
+        # Batch restarts of a cluster's Deployments, audited in the audit log (edgefleet.cloud.restarts).
         self.restarts: Restarts | None = (
             Restarts(self.gateway, clock=clock, audit=self.rollout_store.record) if self.gateway is not None else None
         )

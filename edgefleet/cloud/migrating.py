@@ -62,7 +62,7 @@ def model_metadata() -> sa.MetaData:
     """The controller's tables as its models declare them (a fresh MetaData: nothing else registered with
     SQLModel leaks in)."""
     from edgefleet.cloud import event_forwarding, store
-    from edgefleet.cloud.access import enrollment_tokens, local_users, sessions, token_store
+    from edgefleet.cloud.access import audit_log, enrollment_tokens, local_users, sessions, token_store
     from edgefleet.cloud.alerting import outbox
     from edgefleet.cloud.alerting import store as alert_store
     from edgefleet.cloud.rollouts import store as rollout_store
@@ -78,6 +78,7 @@ def model_metadata() -> sa.MetaData:
         *sessions.TABLES,
         *local_users.TABLES,
         *enrollment_tokens.TABLES,
+        *audit_log.TABLES,
     ):
         table.to_metadata(metadata)
     return metadata

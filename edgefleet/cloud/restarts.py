@@ -1,6 +1,6 @@
 """The batch restarts the controller runs (``POST /api/v1/clusters/{name}/restart``): each in a thread of its own,
 its steps kept in memory for ``GET /api/v1/clusters/{name}/restarts/{id}`` (what ``edgefleet restart`` shows as
-progress), and every action written to the audit (the rollout audit table: who, when, what). The restart itself is
+progress), and every action written to the audit log (``access.audit_log``: who, when, what). The restart itself is
 ``restarting.restart_deployments``. Restarts are not resumed after a controller restart: they are an emergency
 tool run by a person who watches them, and the audit says how far one got.
 """
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from edgefleet.clock import Clock
+from edgefleet.cloud.access.audit_log import Actor
 from edgefleet.cloud.k8s.gateway import ClusterGateway
 from edgefleet.cloud.restarting import Outcome, Step, Target, restart_deployments, select
 from edgefleet.cloud.rollouts.store import AuditEntry
@@ -40,6 +41,8 @@ class RestartJob:
     outcome: Outcome | None = None
     # An error the restart did not expect (never a cluster's: those stop it as a failed step).
     error: str | None = None
+    # Who the audit names (None: ``who``, without role or source).
+    actor: Actor | None = None
 
     @property
     def state(self) -> RestartState:
@@ -71,8 +74,11 @@ class Restarts:
         listed = self._gateway.list_objects(cluster, "Deployment", namespace=namespace, label_selector=selector)
         return select(listed.items)
 
-    def start(self, cluster: ClusterId, targets: list[Target], *, max_in_flight: int, who: str) -> RestartJob:
+    def start(
+        self, cluster: ClusterId, targets: list[Target], *, max_in_flight: int, who: str, actor: Actor | None = None
+    ) -> RestartJob:
         job = RestartJob(uuid.uuid4().hex[:12], cluster, who, self._clock.now(), list(targets), max_in_flight)
+        job.actor = actor
         with self._lock:
             self._jobs[job.id] = job
             for old in [j for j in self._jobs.values() if j.state != "running"][: max(0, len(self._jobs) - KEPT)]:
@@ -121,6 +127,14 @@ class Restarts:
         if self._audit is None:
             return
         try:
-            self._audit(AuditEntry(self._clock.now(), job.who, what))
+            actor = job.actor or Actor(job.who)
+            what += "" if job.who == actor.name else f" (as {job.who!r})"
+            self._audit(
+                AuditEntry(
+                    self._clock.now(), actor.name, what,
+                    action="restart-cluster", role=actor.role, source=actor.source,
+                    target_kind="cluster", target_id=job.cluster,
+                )
+            )  # fmt: skip
         except Exception:  # the database may be down; the restart goes on, the log above keeps the step
             log.exception("Could not write a batch restart step to the audit", extra={"restart": job.id})

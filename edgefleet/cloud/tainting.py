@@ -193,8 +193,11 @@ class ExclusiveWindows:
             what = _what(cluster, change, local)
             log.info("Set exclusive taint of a node", extra={"cluster": cluster.id, "node": change.node, "what": what})
             self._record(
-                AuditEntry(now, TAINTER, what, ", ".join(change.before) or None, _taints(change.taints) or None)
-            )
+                AuditEntry(
+                    now, TAINTER, what, ", ".join(change.before) or None, _taints(change.taints) or None,
+                    action="taint-node", target_kind="node", target_id=f"{cluster.id}/{change.node}",
+                )
+            )  # fmt: skip
         return done
 
     def _record(self, entry: AuditEntry) -> None:

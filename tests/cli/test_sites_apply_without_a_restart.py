@@ -5,6 +5,7 @@ field and reason, and the version in force stays (``/healthz`` names it)."""
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,6 +131,13 @@ def test_sighup_reloads_and_a_bad_directory_is_logged_and_refused(
         "gz-baiyun-gpu-01",
         "gz-baiyun-edge-01",
     ]
+
+    # The reload is in the audit log: nobody is known to have sent the signal, only where it went.
+    (reload,) = httpx.get(f"{api}/api/v1/audit", params={"action": "reload-inventory"}, timeout=5).json()
+    assert reload["principal"] == "SIGHUP"
+    assert reload["source"] == f"signal to pid {process.pid} on {socket.gethostname()}"
+    assert reload["target"] == {"kind": "inventory", "id": inventory_version(sites)}
+    assert reload["after"]["sites_added"] == ["gz-baiyun"]
 
     good = version_in_force(api)
     (sites / "broken.yaml").write_text("apiVersion: edgefleet.io/v1\nkind: Site\nmetadata: {name: x}\n")

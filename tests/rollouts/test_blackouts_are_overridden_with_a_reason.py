@@ -85,6 +85,7 @@ def test_a_site_in_its_blackout_window_waits_until_the_rollout_overrides_it(clie
     site_b = next(s for w in shown["waves"] for s in w["sites"] if s["site"] == "site-b")
     assert site_b["blackout_override"] == f"inside its blackout window (sorting peak): {REASON}"
     audit = [(e.who, e.what, e.before, e.after) for e in world.rollouts.audit(rollout["id"])]
+    # The audit names the caller (today every caller is the anonymous admin) and the name the request gave.
     assert (
         "rm",
         f"override blackout windows: {REASON}",

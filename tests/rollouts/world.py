@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from edgefleet import topics
 from edgefleet.clock import FakeClock
+from edgefleet.cloud.access.audit_log import AuditLog
 from edgefleet.cloud.api import create_app
 from edgefleet.cloud.fleet import FleetState, apply_heartbeat
 from edgefleet.cloud.ingesting import Ingest
@@ -165,6 +166,8 @@ class World:
     sites: tuple[SiteId, ...] = tuple(SITES)
     # The admin token the last ``app()`` admits, named "rm" (the release manager: the actor its calls record).
     token: str = field(init=False, default="")
+    # The in-memory controller the last ``app()`` serves (a test gives it alerting, restarts, a sites directory).
+    controller: MemoryController | None = None
 
     def __post_init__(self) -> None:
         self.state = FleetState.for_inventory(self.inventory)
@@ -202,6 +205,8 @@ class World:
         controller = MemoryController(self.inventory)
         controller.state, controller.clock, controller.rollouts = self.state, self.clock, self.service
         self.token = mint(controller, "admin", name="rm")
+        controller.audit_log = AuditLog(self.store)  # the rollouts write theirs there
+        self.controller = controller
         return create_app(Settings(), controller=controller)
 
     @property

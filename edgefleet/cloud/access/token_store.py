@@ -14,6 +14,8 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from edgefleet.cloud.access import audit_log
+from edgefleet.cloud.access.audit_log import Actor, AuditRecord, Json, Target, summary_of
 from edgefleet.cloud.access.authorizing import ROLES, Principal, Role
 from edgefleet.cloud.access.tokens import TokenError, TokenRecord, check_name, digest, mint
 from edgefleet.cloud.store import Store
@@ -46,12 +48,20 @@ class TokenStore:
     def create_schema(self) -> None:
         """For tests of this store alone; the controller migrates instead."""
         with self.store.transaction("create the api token table") as connection:
-            SQLModel.metadata.create_all(connection, tables=TABLES)
+            SQLModel.metadata.create_all(connection, tables=[*TABLES, *audit_log.TABLES])
 
     def create(
-        self, name: str, role: Role, sites: frozenset[SiteId] | None, *, now: float, expires_in_s: float | None
+        self,
+        name: str,
+        role: Role,
+        sites: frozenset[SiteId] | None,
+        *,
+        now: float,
+        expires_in_s: float | None,
+        actor: Actor | None = None,
     ) -> tuple[str, TokenRecord]:
-        """Mint a token; returns its secret (shown once) and its record. Refuses a name already taken."""
+        """Mint a token; returns its secret (shown once) and its record. Refuses a name already taken. ``actor``:
+        who the audit log names, in the same transaction (None: no entry, for tests of this store alone)."""
         check_name(name)
         Principal(name=name, role=role, sites=sites)  # refuses a role and scope that cannot go together
         secret = mint()
@@ -69,6 +79,12 @@ class TokenStore:
             if taken is not None:
                 raise TokenError(f"a token named {name!r} exists already; pick another name (names stay taken)")
             connection.execute(sa.insert(_TOKENS), [_row(record)])
+            if actor is not None:
+                audit_log.insert(
+                    connection,
+                    [AuditRecord(now, actor, "create-token", Target("token", name), f"create token {name} ({role})",
+                                 after=_audited(record))],
+                )  # fmt: skip
         return secret, record
 
     def find(self, secret: str) -> TokenRecord | None:
@@ -82,16 +98,37 @@ class TokenStore:
             rows = connection.execute(sa.select(_TOKENS).order_by(_TOKENS.c.name)).all()
         return [_record(r) for r in rows]
 
-    def revoke(self, name: str, *, now: float) -> TokenRecord:
-        """Revoke the token ``name`` from ``now`` on; revoking a revoked token keeps its first time."""
+    def revoke(self, name: str, *, now: float, actor: Actor | None = None) -> TokenRecord:
+        """Revoke the token ``name`` from ``now`` on; revoking a revoked token keeps its first time (and, having
+        changed nothing, is not audited). ``actor``: who the audit log names, as for ``create``."""
         with self.store.transaction("revoke an api token") as connection:
             row = connection.execute(sa.select(_TOKENS).where(_TOKENS.c.name == name)).first()
             if row is None:
                 raise TokenError(f"no token named {name!r}; 'edgefleet tokens list' shows them")
+            before = _record(row)
             if row.revoked_at is None:
                 connection.execute(sa.update(_TOKENS).where(_TOKENS.c.name == name).values(revoked_at=now))
             row = connection.execute(sa.select(_TOKENS).where(_TOKENS.c.name == name)).one()
-        return _record(row)
+            after = _record(row)
+            if actor is not None and before.revoked_at is None:
+                audit_log.insert(
+                    connection,
+                    [AuditRecord(now, actor, "revoke-token", Target("token", name), f"revoke token {name}",
+                                 before=_audited(before), after=_audited(after))],
+                )  # fmt: skip
+        return after
+
+
+def _audited(record: TokenRecord) -> dict[str, Json]:
+    """What the audit keeps of a token: never its digest."""
+    return summary_of(
+        {
+            "role": record.role,
+            "sites": None if record.sites is None else sorted(record.sites),
+            "expires_at": record.expires_at,
+            "revoked_at": record.revoked_at,
+        }
+    )
 
 
 def _row(record: TokenRecord) -> dict[str, Any]:

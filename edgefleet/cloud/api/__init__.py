@@ -27,6 +27,7 @@ from edgefleet.cloud.api.live import FleetFeed
 from edgefleet.cloud.api.metrics import build_registry
 from edgefleet.cloud.api.routes import (
     alerts,
+    audit,
     boxes,
     clusters,
     events,
@@ -65,6 +66,7 @@ TAGS = [
         "name": "console",
         "description": "The web console's heat map of the fleet, whole and as it changes (SSE), and who is signed in.",
     },
+    {"name": "audit", "description": "Every state-changing action: who, when, what, on what, before and after."},
 ]
 
 
@@ -119,6 +121,7 @@ def create_app(
     app.include_router(rollouts.router)
     app.include_router(rollouts.holds_router)
     app.include_router(events.router)
+    app.include_router(audit.router)
     app.include_router(pages.router)
     app.include_router(signin.router)
     app.include_router(signin.me_router)

@@ -3,7 +3,8 @@ in-memory one) and the one access check every route goes through.
 
 ``create_app`` puts the controller and the settings into the lifespan state; routes take them as
 ``ControllerDep`` and ``SettingsDep``, alerting as ``AlertingDep`` (the typed ``AlertService``, 503 where it does not
-run), rollouts as ``RolloutsDep`` (``rollouts.service.RolloutService``, 503 likewise), and the caller as ``PrincipalDep``. Routes depend on this module and never on each other. Every route names the action it takes and the site it touches to ``authorize``, which asks the one
+run), rollouts as ``RolloutsDep`` (``rollouts.service.RolloutService``, 503 likewise), the caller as ``PrincipalDep``, and
+the caller with the request's source, as the audit names them, as ``ActorDep`` (``record_change`` writes an entry). Routes depend on this module and never on each other. Every route names the action it takes and the site it touches to ``authorize``, which asks the one
 decision table (``edgefleet.cloud.access.authorizing``); who calls is found by ``require_access`` (a bearer token,
 or the browser's session where sign-in runs), and nobody else: no request names its own actor.
 """
@@ -16,6 +17,7 @@ from typing import Annotated, Final, Protocol
 from fastapi import Depends, Request
 
 from edgefleet.clock import Clock
+from edgefleet.cloud.access.audit_log import Actor, AuditLog, AuditRecord
 from edgefleet.cloud.access.authorizing import Action, Principal
 from edgefleet.cloud.access.authorizing import authorize as decide
 from edgefleet.cloud.access.limiting import GuessLimiter
@@ -141,6 +143,12 @@ class FleetReader(Protocol):
         """The API tokens ``require_access`` admits (the controller's database)."""
         ...
 
+    @property
+    def audit_log(self) -> AuditLog:
+        """The one audit log (``access.audit_log``): what ``GET /api/v1/audit`` reads, and what the routes write
+        for the changes no store writes it for in the same transaction."""
+        ...
+
     def reload_inventory(self, *, expect_version: str | None = None) -> InventoryChange:
         """Take the sites directory again, whole or not at all; raises InventoryError listing every problem, or
         InventoryVersionMismatch when the directory does not hold ``expect_version``."""
@@ -249,6 +257,24 @@ def require_access(request: Request) -> Principal:
 
 PrincipalDep = Annotated[Principal, Depends(require_access)]
 
+# Where a request came from, for the audit: the client's address and its user agent (cut: only a hint).
+MAX_USER_AGENT_CHARS: Final = 200
+
+
+def request_source(request: Request) -> str:
+    """``ADDRESS UA`` of the request: its client's address (as the server saw it) and its user agent."""
+    address = request.client.host if request.client is not None else "unknown"
+    agent = request.headers.get("user-agent", "")[:MAX_USER_AGENT_CHARS]
+    return f"{address} {agent}".strip()
+
+
+def get_actor(request: Request, principal: PrincipalDep) -> Actor:
+    """Who acts in this request, as the audit records it: the principal (name and role) and the request's source."""
+    return Actor(principal.name, principal.role, request_source(request))
+
+
+ActorDep = Annotated[Actor, Depends(get_actor)]
+
 
 def authorize(principal: Principal, action: Action, site: SiteId | None) -> None:
     """Refuse unless ``access.authorizing.authorize`` allows ``action`` on ``site`` (None: something
@@ -268,3 +294,16 @@ def get_enrollment(request: Request) -> Enrollment | None:
 
 
 OptionalEnrollmentDep = Annotated[Enrollment | None, Depends(get_enrollment)]
+
+
+def record_change(controller: FleetReader, entry: AuditRecord) -> None:
+    """Append the audit entry of a change a route just made, for the changes that no store can write in their own
+    transaction (the alert loop's, kept in memory and saved by its persister; the inventory, taken from files).
+
+    Safe after the change: the change is made and answered from memory, and the entry names it at the injected
+    clock's now. A database that refuses the entry (down, its disk full) does not undo or refuse the change, which
+    the controller keeps serving from memory as it does the alerts themselves: the entry waits in memory and is
+    written, in order, before the next one that succeeds (``AuditLog.keep``). Only a controller that dies while
+    entries wait loses them; the log never holds an entry for a change that did not happen.
+    """
+    controller.audit_log.keep(entry)

@@ -535,7 +535,7 @@ class Reconciler:
                 failed[action.site] = f"its cluster refused the {doing} ({exc})"
                 continue
             done.add(action)
-            audit.append(AuditEntry(now, RECONCILER, what, before, after, rollout.id))
+            audit.append(AuditEntry(now, RECONCILER, what, before, after, rollout.id, site=action.site))
         return failed
 
     def _baseline(self, site: SiteId, release: Release, *, now: float) -> dict[str, float] | None:

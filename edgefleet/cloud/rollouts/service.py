@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from edgefleet.clock import Clock
+from edgefleet.cloud.access.audit_log import Actor
 from edgefleet.cloud.fleet import FleetState
 from edgefleet.cloud.registry import (
     ImagePin,
@@ -147,7 +148,13 @@ class RolloutService:
         return f"r-{datetime.fromtimestamp(now, UTC):%Y%m%d}-{secrets.token_hex(3)}"
 
     def start(
-        self, text: str, *, by: str, idempotency_key: str | None = None, override_blackout: str | None = None
+        self,
+        text: str,
+        *,
+        by: str,
+        idempotency_key: str | None = None,
+        override_blackout: str | None = None,
+        actor: Actor | None = None,
     ) -> tuple[StoredRollout, bool]:
         """Start a rollout of the release ``text``; (the rollout, True when it was started now). With
         ``override_blackout``, the reason its sites may start inside their blackout windows. Raises
@@ -208,10 +215,11 @@ class RolloutService:
             updated_at=now,
             idempotency_key=idempotency_key,
         )
+        actor = actor or Actor(by)
         what = f"start rollout of {release.name}"
         if override is not None:
             what += f", overriding blackout windows: {override}"
-        audit = AuditEntry(now, by, what, None, release.name, rollout.id)
+        audit = _entry(now, actor, by, what, None, release.name, rollout.id, action="start-rollout")
         stored, created = self.store.create(rollout, audit)
         if created:
             self.reconciler.wake()
@@ -223,7 +231,7 @@ class RolloutService:
     def page(self, *, after: tuple[float, str] | None = None, limit: int = 100) -> list[StoredRollout]:
         return self.store.page(after=after, limit=limit)
 
-    def command(self, rollout_id: str, command: Command, *, by: str) -> StoredRollout:
+    def command(self, rollout_id: str, command: Command, *, by: str, actor: Actor | None = None) -> StoredRollout:
         """Record the release manager's ``command`` as the spec's desired state; the next tick acts on it."""
         rollout = self.store.get(rollout_id)
         commands = rollout.spec.commands
@@ -257,12 +265,15 @@ class RolloutService:
                 raise RolloutRefused(f"rollout {rollout_id}: no wave waits for a promotion")
             new = replace(commands, promoted=commands.promoted | {waiting[0]})
         now = self.clock.now()
-        audit = AuditEntry(now, by, f"{command} rollout", _commands(commands), _commands(new), rollout_id)
+        audit = _entry(
+            now, actor or Actor(by), by, f"{command} rollout", _commands(commands), _commands(new), rollout_id,
+            action=f"{command}-rollout",
+        )  # fmt: skip
         self.store.set_commands(rollout_id, new, activate=activate, audit=audit)
         self.reconciler.wake()
         return self.store.get(rollout_id)
 
-    def override_blackout(self, rollout_id: str, *, reason: str, by: str) -> StoredRollout:
+    def override_blackout(self, rollout_id: str, *, reason: str, by: str, actor: Actor | None = None) -> StoredRollout:
         """From now on the rollout may start sites inside their blackout windows, for ``reason`` (audited, shown
         on the rollout and on each site it starts so). A second override replaces the reason."""
         given = override_reason(reason)
@@ -274,22 +285,23 @@ class RolloutService:
             )
         commands = rollout.spec.commands
         new = replace(commands, blackout_override=given)
-        audit = AuditEntry(
-            self.clock.now(), by, f"override blackout windows: {given}", _commands(commands), _commands(new), rollout_id
-        )
+        audit = _entry(
+            self.clock.now(), actor or Actor(by), by, f"override blackout windows: {given}", _commands(commands),
+            _commands(new), rollout_id, action="override-blackout",
+        )  # fmt: skip
         self.store.set_commands(rollout_id, new, activate=False, audit=audit)
         self.reconciler.wake()
         return self.store.get(rollout_id)
 
-    def hold(self, site: SiteId, *, reason: str, by: str) -> Hold:
+    def hold(self, site: SiteId, *, reason: str, by: str, actor: Actor | None = None) -> Hold:
         if site not in self.state.inventory.sites:
             raise KeyError(site)
-        held = self.store.hold(Hold(site, reason, by, self.clock.now()))
+        held = self.store.hold(Hold(site, reason, by, self.clock.now()), actor=actor)
         self.reconciler.wake()
         return held
 
-    def release_hold(self, site: SiteId, *, by: str) -> Hold | None:
-        released = self.store.release_hold(site, by=by, now=self.clock.now())
+    def release_hold(self, site: SiteId, *, by: str, actor: Actor | None = None) -> Hold | None:
+        released = self.store.release_hold(site, by=by, now=self.clock.now(), actor=actor)
         self.reconciler.wake()
         return released
 
@@ -312,6 +324,25 @@ def _pinned_text(text: str, release: Release, pins: list[ImagePin], inventory: I
     if dict(again.images) != expected:
         raise EdgefleetError(f"pinning the images changed more than the images: {dict(again.images)} != {expected}")
     return out
+
+
+def _entry(
+    at: float,
+    actor: Actor,
+    by: str,
+    what: str,
+    before: str | None,
+    after: str | None,
+    rollout_id: str,
+    *,
+    action: str,
+) -> AuditEntry:
+    """The audit entry of a person's action on a rollout: the principal ``actor`` acted; ``by``, the name the
+    request gave, is added when it is another."""
+    what += "" if by == actor.name else f" (as {by!r})"
+    return AuditEntry(
+        at, actor.name, what, before, after, rollout_id, action=action, role=actor.role, source=actor.source
+    )
 
 
 def _commands(commands: Commands) -> str:

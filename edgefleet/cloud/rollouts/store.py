@@ -1,5 +1,6 @@
 """The rollouts' database: every rollout (its release as submitted, its spec with the release manager's commands,
-its status), each site's previous release, site holds, and an audit row per action (SQLite or PostgreSQL, on the
+its status), each site's previous release, site holds; and an entry per action in the one audit log
+(``access.audit_log``) (SQLite or PostgreSQL, on the
 engine of ``edgefleet.cloud.store.Store``).
 
 Written by the reconciler (``reconciling.Reconciler``: status, gates, previous releases, the audit of what it
@@ -19,16 +20,18 @@ Invariants the tables keep, whatever the callers do:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import KW_ONLY, dataclass, replace
 from typing import Any, Final
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy import BigInteger, Column, Index, Integer, Text
+from sqlalchemy import Index, Text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 
+from edgefleet.cloud.access import audit_log
+from edgefleet.cloud.access.audit_log import Actor, AuditRecord, Target
 from edgefleet.cloud.rollouts.deciding import Commands, RolloutSpec, RolloutStatus
 from edgefleet.cloud.rollouts.gates import SiteGates
 from edgefleet.cloud.store import Store, StoreError
@@ -100,28 +103,12 @@ class SiteHoldRow(SQLModel, table=True):
     since: float
 
 
-class RolloutAuditRow(SQLModel, table=True):
-    __tablename__ = "rollout_audit"
-    __table_args__ = (Index("ix_rollout_audit_rollout_at", "rollout_id", "at"),)
-
-    id: int | None = Field(
-        default=None,
-        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    )
-    # None for actions on no rollout (a site hold).
-    rollout_id: str | None = Field(default=None, max_length=63)
-    at: float
-    who: str = Field(max_length=MAX_WHO_CHARS)
-    what: str = Field(sa_type=Text)
-    before: str | None = Field(default=None, sa_type=Text)
-    after: str | None = Field(default=None, sa_type=Text)
-
-
 _ROLLOUT: Final[sa.Table] = RolloutRow.__table__  # type: ignore[attr-defined]
 _SITE: Final[sa.Table] = RolloutSiteRow.__table__  # type: ignore[attr-defined]
 _HOLD: Final[sa.Table] = SiteHoldRow.__table__  # type: ignore[attr-defined]
-_AUDIT: Final[sa.Table] = RolloutAuditRow.__table__  # type: ignore[attr-defined]
-TABLES: Final = [_ROLLOUT, _SITE, _HOLD, _AUDIT]
+# The audit is the one audit log of every action (``access.audit_log``); this store writes its rollouts' and holds'
+# entries there in the same transaction as the change.
+TABLES: Final = [_ROLLOUT, _SITE, _HOLD]
 
 # States after which a rollout is no longer ticked (a rollback of a done rollout makes it active again).
 ENDED_STATES: Final = frozenset({"aborted", "rolled-back", "done"})
@@ -167,12 +154,24 @@ class Hold:
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
+    """An entry of the audit log as the rollouts write it: who (``who``, ``role``, ``source``), when, what (a
+    sentence; ``action``, the short name ``edgefleet audit --action`` filters on), and the state before and after.
+    The target is the rollout ``rollout_id``, else ``target_kind``/``target_id``, else the site ``site``."""
+
     at: float
     who: str
     what: str
     before: str | None = None
     after: str | None = None
     rollout_id: str | None = None
+    _: KW_ONLY
+    # None: the first word of ``what`` (apply, revert), as the entries written before the audit log are filed.
+    action: str | None = None
+    role: str | None = None
+    source: str | None = None
+    site: SiteId | None = None
+    target_kind: str | None = None
+    target_id: str | None = None
 
 
 class ActiveRolloutExists(EdgefleetError):
@@ -219,15 +218,46 @@ def _stored(row: Any) -> StoredRollout:
     )
 
 
-def _audit_row(entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "rollout_id": entry.rollout_id,
-        "at": entry.at,
-        "who": entry.who[:MAX_WHO_CHARS],
-        "what": entry.what,
-        "before": entry.before,
-        "after": entry.after,
-    }
+def _audit_record(entry: AuditEntry) -> AuditRecord:
+    target: Target | None = None
+    if entry.target_kind is not None:
+        target = Target(entry.target_kind, entry.target_id or "", entry.site)
+    elif entry.rollout_id is not None:
+        target = Target("rollout", entry.rollout_id, entry.site)
+    elif entry.site is not None:
+        target = Target("site", entry.site, entry.site)
+    return AuditRecord(
+        at=entry.at,
+        actor=Actor(entry.who[:MAX_WHO_CHARS], entry.role, entry.source),
+        action=entry.action or action_of(entry.what),
+        target=target,
+        summary=entry.what,
+        before=entry.before,
+        after=entry.after,
+    )
+
+
+def action_of(what: str) -> str:
+    """The action an entry written without one is filed under: the first word of its sentence."""
+    return what.split(" ", 1)[0].lower() or "unknown"
+
+
+def _audit_entry(record: AuditRecord) -> AuditEntry:
+    target = record.target
+    return AuditEntry(
+        record.at,
+        record.actor.name,
+        record.summary,
+        None if record.before is None else str(record.before),
+        None if record.after is None else str(record.after),
+        target.id if target is not None and target.kind == "rollout" else None,
+        action=record.action,
+        role=record.actor.role,
+        source=record.actor.source,
+        site=None if target is None else target.site,
+        target_kind=None if target is None else target.kind,
+        target_id=None if target is None else target.id,
+    )
 
 
 # --- the store ----------------------------------------------------------------------------------------------
@@ -247,7 +277,7 @@ class RolloutStore:
         """Create the rollout tables when they are missing (existing ones are left as they are):
         for tests of this store alone. The controller migrates instead (``edgefleet.cloud.migrating``)."""
         with self.store.transaction("create the rollout tables") as connection:
-            SQLModel.metadata.create_all(connection, tables=TABLES)
+            SQLModel.metadata.create_all(connection, tables=[*TABLES, *audit_log.TABLES])
 
     def _insert(self, table: sa.Table) -> Any:
         return sqlite.insert(table) if self.store.dialect == "sqlite" else postgresql.insert(table)
@@ -279,7 +309,7 @@ class RolloutStore:
         try:
             with self.store.transaction("start a rollout") as connection:
                 connection.execute(sa.insert(_ROLLOUT), [row])
-                connection.execute(sa.insert(_AUDIT), [_audit_row(audit)])
+                audit_log.insert(connection, [_audit_record(audit)])
         except StoreError as exc:
             if not isinstance(exc.__cause__, IntegrityError):
                 raise
@@ -357,7 +387,7 @@ class RolloutStore:
         with self.store.transaction("save a rollout's status") as connection:
             connection.execute(sa.update(_ROLLOUT).where(_ROLLOUT.c.id == rollout_id).values(**values))
             if audit:
-                connection.execute(sa.insert(_AUDIT), [_audit_row(e) for e in audit])
+                audit_log.insert(connection, [_audit_record(e) for e in audit])
 
     def set_commands(self, rollout_id: str, commands: Commands, *, activate: bool, audit: AuditEntry) -> None:
         """The release manager's commands, as the spec's desired state, with their audit; ``activate``: tick the
@@ -371,7 +401,7 @@ class RolloutStore:
         try:
             with self.store.transaction("save a rollout command") as connection:
                 connection.execute(sa.update(_ROLLOUT).where(_ROLLOUT.c.id == rollout_id).values(**values))
-                connection.execute(sa.insert(_AUDIT), [_audit_row(audit)])
+                audit_log.insert(connection, [_audit_record(audit)])
         except StoreError as exc:
             active = self.active_for(rollout.app) if isinstance(exc.__cause__, IntegrityError) else None
             if active is not None:
@@ -430,41 +460,56 @@ class RolloutStore:
             rows = connection.execute(sa.select(_HOLD)).all()
         return {SiteId(r.site): Hold(SiteId(r.site), r.reason, r.held_by, r.since) for r in rows}
 
-    def hold(self, hold: Hold) -> Hold:
-        """Hold the site (a second hold replaces the reason, keeping who and since of the first)."""
+    def hold(self, hold: Hold, *, actor: Actor | None = None) -> Hold:
+        """Hold the site (a second hold replaces the reason, keeping who and since of the first); ``actor``: who
+        the audit names (default: the hold's ``by``)."""
         insert = self._insert(_HOLD).values(
             site=hold.site, reason=hold.reason, held_by=hold.by[:MAX_WHO_CHARS], since=hold.since
         )
         upsert = insert.on_conflict_do_update(index_elements=[_HOLD.c.site], set_={"reason": insert.excluded.reason})
-        audit = AuditEntry(hold.since, hold.by, f"hold site {hold.site}", None, hold.reason)
+        actor = actor or Actor(hold.by)
+        what = f"hold site {hold.site}" + _as(hold.by, actor)
+        audit = AuditEntry(
+            hold.since, actor.name, what, None, hold.reason,
+            action="hold-site", role=actor.role, source=actor.source, site=hold.site,
+        )  # fmt: skip
         with self.store.transaction("hold a site") as connection:
             connection.execute(upsert)
-            connection.execute(sa.insert(_AUDIT), [_audit_row(audit)])
+            audit_log.insert(connection, [_audit_record(audit)])
         return self.holds()[hold.site]
 
-    def release_hold(self, site: SiteId, *, by: str, now: float) -> Hold | None:
-        """Release the site's hold; the hold released, None when there was none."""
+    def release_hold(self, site: SiteId, *, by: str, now: float, actor: Actor | None = None) -> Hold | None:
+        """Release the site's hold; the hold released, None when there was none (and nothing audited)."""
         held = self.holds().get(site)
         if held is None:
             return None
-        audit = AuditEntry(now, by, f"release site {site}", held.reason, None)
+        actor = actor or Actor(by)
+        audit = AuditEntry(
+            now, actor.name, f"release site {site}" + _as(by, actor), held.reason, None,
+            action="release-site", role=actor.role, source=actor.source, site=site,
+        )  # fmt: skip
         with self.store.transaction("release a site") as connection:
             connection.execute(sa.delete(_HOLD).where(_HOLD.c.site == site))
-            connection.execute(sa.insert(_AUDIT), [_audit_row(audit)])
+            audit_log.insert(connection, [_audit_record(audit)])
         return held
 
     # --- audit ------------------------------------------------------------------------------------------------
 
     def record(self, entry: AuditEntry) -> None:
-        """One audit entry for an action outside any rollout (a batch restart's steps)."""
+        """One audit entry for an action outside any rollout (a batch restart's steps, a taint)."""
         with self.store.transaction("record an audit entry") as connection:
-            connection.execute(sa.insert(_AUDIT), [_audit_row(entry)])
+            audit_log.insert(connection, [_audit_record(entry)])
 
     def audit(self, rollout_id: str | None = None) -> list[AuditEntry]:
-        """The audit, oldest first (of one rollout, or every entry)."""
-        query = sa.select(_AUDIT).order_by(_AUDIT.c.id)
-        if rollout_id is not None:
-            query = query.where(_AUDIT.c.rollout_id == rollout_id)
+        """The audit log, oldest first: one rollout's entries, or every entry."""
+        query = (
+            audit_log.AuditQuery(target_kind="rollout", target_id=rollout_id) if rollout_id else audit_log.AuditQuery()
+        )
         with self.store.transaction("read the rollout audit") as connection:
-            rows = connection.execute(query).all()
-        return [AuditEntry(r.at, r.who, r.what, r.before, r.after, r.rollout_id) for r in rows]
+            rows = connection.execute(audit_log.select(query)).all()
+        return [_audit_entry(audit_log.record_of(r)) for r in reversed(rows)]
+
+
+def _as(by: str, actor: Actor) -> str:
+    """What the audit adds when the request named someone else (``by``) than its principal."""
+    return "" if by == actor.name else f" (as {by!r})"

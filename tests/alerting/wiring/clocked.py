@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefleet.clock import FakeClock
+from edgefleet.cloud.access.audit_log import AuditLog
 from edgefleet.cloud.access.token_store import TokenStore
 from edgefleet.cloud.alerting.commands import AlertCommands
 from edgefleet.cloud.alerting.config import ChannelTarget, load_notifications
@@ -196,6 +197,14 @@ class ClockedController:
     @property
     def alerting(self) -> AlertService:
         return self.running.service
+
+    @property
+    def audit_log(self) -> AuditLog:
+        return self.audit
+
+    def __post_init__(self) -> None:
+        # The audit log in the alerting's own database, as the controller keeps it.
+        self.audit = AuditLog(self.running.store)
 
     @property
     def hearing(self) -> Hearing:

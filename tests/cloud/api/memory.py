@@ -4,11 +4,16 @@ fed by real agent-built messages, with a fake clock, ingest counters and a datab
 
 from __future__ import annotations
 
+import itertools
+import shutil
+import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgefleet.agent.reporting import BoxReporter
 from edgefleet.clock import FakeClock
+from edgefleet.cloud.access.audit_log import AuditLog
 from edgefleet.cloud.access.local_users import LocalUsers
 from edgefleet.cloud.access.sessions import Sessions
 from edgefleet.cloud.access.token_store import TokenStore
@@ -16,9 +21,11 @@ from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.fleet import (
     FleetState,
     HealthPoint,
+    InventoryChange,
     apply_heartbeat,
     apply_status,
     note_unknown_box,
+    replace_inventory,
 )
 from edgefleet.cloud.hearing import Hearing, IngestStats
 from edgefleet.cloud.k8s.gateway import ClusterGateway
@@ -27,7 +34,7 @@ from edgefleet.cloud.restarts import Restarts
 from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.store import Store
-from edgefleet.errors import UnreachableError
+from edgefleet.errors import InventoryError, InventoryVersionMismatch, Problem, UnreachableError
 from edgefleet.ids import BoxId, ClusterId
 from edgefleet.inventory import Inventory, load_inventory
 from edgefleet.messages import AppReport, AppState, GpuReport, Heartbeat, HostSample
@@ -144,6 +151,10 @@ class MemoryController:
         # ``tests.support.access``. Kept across ``reset``: a served app's fixtures hold their tokens for the session.
         self.tokens = TokenStore(Store("sqlite://"))
         self.tokens.create_schema()
+        # The audit log is a real one, on a SQLite file of its own (a new one at each reset), removed at the end.
+        self._audit_dir = Path(tempfile.mkdtemp(prefix="edgefleet-audit-"))
+        weakref.finalize(self, shutil.rmtree, self._audit_dir, ignore_errors=True)
+        self._audit_files = itertools.count()
         self.reset()
 
     def reset(self) -> None:
@@ -152,6 +163,9 @@ class MemoryController:
         self.clock = FakeClock()
         self.ingest = MemoryIngest()
         self.store = MemoryStore()
+        audit_store = Store(f"sqlite:///{self._audit_dir / f'audit-{next(self._audit_files)}.db'}")
+        self.audit_log = AuditLog(audit_store)
+        self.audit_log.create_schema()
         self.reporters: dict[str, BoxReporter] = {}
         self.history_error: Exception | None = None
         # How the writes to the database fare; a test sets a failing one to see /healthz and /metrics say so.
@@ -170,6 +184,18 @@ class MemoryController:
         # No console sign-in unless a test gives sessions and local users over a database (tests/cloud/signin/).
         self.sessions: Sessions | None = None
         self.local_users: LocalUsers | None = None
+        # Where reload_inventory takes the inventory from (None: a reload is refused).
+        self.sites_dir: Path | None = None
+
+    def reload_inventory(self, *, expect_version: str | None = None) -> InventoryChange:
+        """As the controller does: take ``sites_dir`` again (a test sets it), whole or not at all."""
+        if self.sites_dir is None:
+            raise InventoryError([Problem("sites", None, "", "this in-memory controller was given no sites directory")])
+        inventory = load_inventory(self.sites_dir)
+        if expect_version is not None and inventory.version != expect_version:
+            raise InventoryVersionMismatch(f"the sites directory holds {inventory.version}, not {expect_version}")
+        with self.state.lock:
+            return replace_inventory(self.state, inventory)
 
     @classmethod
     def small(cls, directory: Path) -> MemoryController:

@@ -87,6 +87,7 @@ def test_openapi_documents_every_route_with_tags(client: httpx.Client) -> None:
         "rollouts",
         "console",
         "enrollment",
+        "audit",
     }
     routes = {(path, method): op for path, ops in spec["paths"].items() for method, op in ops.items()}
     assert set(routes) == {
@@ -134,6 +135,7 @@ def test_openapi_documents_every_route_with_tags(client: httpx.Client) -> None:
         ("/api/v1/me", "get"),
         ("/api/v1/sites/{site}/enrollment-tokens", "post"),
         ("/api/v1/enroll", "post"),
+        ("/api/v1/audit", "get"),
     }
     for op in routes.values():
         assert op["tags"]

@@ -84,7 +84,7 @@ def test_every_route_is_refused_when_the_check_refuses(memory: MemoryController)
     # The probes answer without a token (Kubernetes' and load balancers' probes carry none; docs/security.md).
     probes = {("get", "/livez"), ("get", "/readyz"), ("get", "/healthz")}
     assert {key: answers.pop(key) for key in probes} == dict.fromkeys(probes, 200)
-    assert len(answers) == 41
+    assert len(answers) == 42
     assert answers == dict.fromkeys(answers, 403)
     assert pages == dict.fromkeys(pages, 403)
 

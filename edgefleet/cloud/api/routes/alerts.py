@@ -16,6 +16,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from edgefleet.cloud.access.audit_log import AuditRecord, Json, Target, summary_of
 from edgefleet.cloud.access.authorizing import Principal
 from edgefleet.cloud.alerting.alerts import AlertKind, AlertState, AlertStateError, StoredAlert, page_key
 from edgefleet.cloud.alerting.service import AlertNotFound, AlertService
@@ -32,10 +33,12 @@ from edgefleet.cloud.api.deps import (
     ID_START,
     MAX_CANDIDATES,
     MAX_LIMIT,
+    ActorDep,
     AlertingDep,
     ControllerDep,
     PrincipalDep,
     authorize,
+    record_change,
     require_access,
     store_unavailable,
 )
@@ -141,7 +144,12 @@ def get_alert(alert: Name, alerting: AlertingDep, principal: PrincipalDep) -> Al
     responses=alert_error_responses(404, 409),
 )
 def acknowledge_alert(
-    alert: Name, alerting: AlertingDep, principal: PrincipalDep, body: AcknowledgeBody | None = None
+    alert: Name,
+    controller: ControllerDep,
+    alerting: AlertingDep,
+    principal: PrincipalDep,
+    actor: ActorDep,
+    body: AcknowledgeBody | None = None,
 ) -> AlertPublic:
     """The caller takes the alert (its id or a unique start of it): it stays active and resolves by itself, but
     is no longer repeated. Who took it is who signed in."""
@@ -149,6 +157,18 @@ def acknowledge_alert(
         found = resolve_alert(alerting, principal, alert)
         authorize(principal, "acknowledge", found.key.site)
         acknowledged = alerting.acknowledge(found.id, principal.name)
+        record_change(
+            controller,
+            AuditRecord(
+                controller.clock.now(),
+                actor,
+                "acknowledge-alert",
+                Target("alert", found.id, found.key.site),
+                f"acknowledge alert {found.id} ({found.key})",
+                before=_ack_state(found),
+                after=_ack_state(acknowledged),
+            ),
+        )
         return _public(alerting, [acknowledged])[0]
     except AlertNotFound as exc:
         raise NotFound(str(exc)) from exc
@@ -182,6 +202,10 @@ def resolve_alert(alerting: AlertService, principal: Principal, given: str) -> S
             f"{listed}{', ...' if more else ''}; give more of the id"
         )
     return found[0]
+
+
+def _ack_state(alert: StoredAlert) -> dict[str, Json]:
+    return summary_of({"state": alert.state, "acknowledged_by": alert.acknowledged_by})
 
 
 def _check_site(controller: ControllerDep, principal: Principal, site: str | None) -> None:

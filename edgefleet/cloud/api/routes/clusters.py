@@ -27,6 +27,7 @@ from edgefleet.cloud.api.console_schemas import ClusterPolicyPublic, cluster_pol
 from edgefleet.cloud.api.deps import (
     FLEET_DEFAULT_LIMIT,
     MAX_LIMIT,
+    ActorDep,
     ControllerDep,
     PrincipalDep,
     authorize,
@@ -151,7 +152,12 @@ def gpus(cluster: Name, controller: ControllerDep, principal: PrincipalDep) -> C
     responses=error_responses(404, 409, 503),
 )
 def restart(
-    cluster: Name, body: RestartRequest, response: Response, controller: ControllerDep, principal: PrincipalDep
+    cluster: Name,
+    body: RestartRequest,
+    response: Response,
+    controller: ControllerDep,
+    principal: PrincipalDep,
+    actor: ActorDep,
 ) -> RestartPublic:
     """Restart every Deployment of the cluster (of ``namespace``, matching ``selector``) as ``kubectl rollout
     restart`` does, at most ``max_in_flight`` at a time, each batch waited for until it has rolled out, stopping at
@@ -179,7 +185,7 @@ def restart(
         )
     if not targets:
         raise Conflict(f"the selection holds no Deployment of cluster {cluster!r}: nothing to restart")
-    job = restarts.start(found.id, targets, max_in_flight=body.max_in_flight, who=by)
+    job = restarts.start(found.id, targets, max_in_flight=body.max_in_flight, who=by, actor=actor)
     return restart_public(job, cluster=found.id, targets=targets, by=by, max_in_flight=body.max_in_flight)
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from edgefleet.cloud.api.deps import ControllerDep, PrincipalDep, authorize, require_access
+from edgefleet.cloud.access.audit_log import inventory_reloaded
+from edgefleet.cloud.api.deps import ActorDep, ControllerDep, PrincipalDep, authorize, record_change, require_access
 from edgefleet.cloud.api.errors import Conflict, Invalid
 from edgefleet.cloud.api.schemas import error_responses
 from edgefleet.cloud.fleet import InventoryChange
@@ -75,7 +76,7 @@ def show_inventory(controller: ControllerDep, principal: PrincipalDep) -> Invent
     responses=error_responses(409),
 )
 def reload_inventory(
-    controller: ControllerDep, principal: PrincipalDep, body: ReloadBody | None = None
+    controller: ControllerDep, principal: PrincipalDep, actor: ActorDep, body: ReloadBody | None = None
 ) -> InventoryChangePublic:
     """Read the controller's sites directory again and put it in force whole (what changed is answered), or
     refuse it whole: 422 listing every problem, 409 when it does not hold ``expect_version``."""
@@ -89,7 +90,11 @@ def reload_inventory(
         ) from exc
     except InventoryVersionMismatch as exc:
         raise Conflict(str(exc)) from exc
-    return _change_public(change, controller)
+    public = _change_public(change, controller)
+    record_change(
+        controller, inventory_reloaded(controller.clock.now(), actor, change, sites=public.sites, boxes=public.boxes)
+    )
+    return public
 
 
 def _change_public(change: InventoryChange, controller: ControllerDep) -> InventoryChangePublic:

@@ -26,9 +26,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
+from edgefleet.cloud.access.audit_log import Actor
 from edgefleet.cloud.api.deps import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    ActorDep,
     ControllerDep,
     FleetReader,
     PrincipalDep,
@@ -202,6 +204,7 @@ def start_rollout(
     controller: ControllerDep,
     rollouts: RolloutsDep,
     principal: PrincipalDep,
+    actor: ActorDep,
     body: RolloutRequest,
     response: Response,
     idempotency_key: IdempotencyKey = None,
@@ -216,6 +219,7 @@ def start_rollout(
             by=principal.name,
             idempotency_key=idempotency_key,
             override_blackout=body.override_blackout,
+            actor=actor,
         )
     except BadOverride as exc:
         raise Invalid(str(exc)) from exc
@@ -282,11 +286,11 @@ def get_rollout(rollouts: RolloutsDep, principal: PrincipalDep, rollout_id: Roll
 
 
 def _command(
-    rollouts: RolloutService, principal_name: str, rollout_id: str, command: Command, body: CommandRequest | None
+    rollouts: RolloutService, actor: Actor, rollout_id: str, command: Command, body: CommandRequest | None
 ) -> RolloutPublic:
     _rollout(rollouts, rollout_id)
     try:
-        return rollout_public(rollouts.command(rollout_id, command, by=principal_name))
+        return rollout_public(rollouts.command(rollout_id, command, by=actor.name, actor=actor))
     except (RolloutRefused, ActiveRolloutExists) as exc:
         raise Conflict(str(exc)) from exc
     except EdgefleetError as exc:
@@ -299,65 +303,87 @@ _COMMAND_RESPONSES = error_responses(404, 409, 503)
 @router.post("/{rollout_id}/pause", summary="Pause: no site starts", response_model=RolloutPublic,
              responses=_COMMAND_RESPONSES)  # fmt: skip
 def pause_rollout(
-    rollouts: RolloutsDep, principal: PrincipalDep, rollout_id: RolloutId, body: CommandRequest | None = None
+    rollouts: RolloutsDep,
+    principal: PrincipalDep,
+    actor: ActorDep,
+    rollout_id: RolloutId,
+    body: CommandRequest | None = None,
 ) -> RolloutPublic:
     """Sites in flight are still gated (and the failure threshold still aborts); no new site starts."""
     authorize(principal, "command-rollout", None)
-    return _command(rollouts, principal.name, rollout_id, "pause", body)
+    return _command(rollouts, actor, rollout_id, "pause", body)
 
 
 @router.post("/{rollout_id}/resume", summary="Resume a paused rollout", response_model=RolloutPublic,
              responses=_COMMAND_RESPONSES)  # fmt: skip
 def resume_rollout(
-    rollouts: RolloutsDep, principal: PrincipalDep, rollout_id: RolloutId, body: CommandRequest | None = None
+    rollouts: RolloutsDep,
+    principal: PrincipalDep,
+    actor: ActorDep,
+    rollout_id: RolloutId,
+    body: CommandRequest | None = None,
 ) -> RolloutPublic:
     """Sites start again where the rollout paused."""
     authorize(principal, "command-rollout", None)
-    return _command(rollouts, principal.name, rollout_id, "resume", body)
+    return _command(rollouts, actor, rollout_id, "resume", body)
 
 
 @router.post("/{rollout_id}/promote", summary="Promote the wave that waits for approval", response_model=RolloutPublic,
              responses=_COMMAND_RESPONSES)  # fmt: skip
 def promote_rollout(
-    rollouts: RolloutsDep, principal: PrincipalDep, rollout_id: RolloutId, body: CommandRequest | None = None
+    rollouts: RolloutsDep,
+    principal: PrincipalDep,
+    actor: ActorDep,
+    rollout_id: RolloutId,
+    body: CommandRequest | None = None,
 ) -> RolloutPublic:
     """The wave awaiting approval (or, before it waits, the next one that needs it) may start."""
     authorize(principal, "command-rollout", None)
-    return _command(rollouts, principal.name, rollout_id, "promote", body)
+    return _command(rollouts, actor, rollout_id, "promote", body)
 
 
 @router.post("/{rollout_id}/abort", summary="Abort: stop and revert the sites touched", response_model=RolloutPublic,
              responses=_COMMAND_RESPONSES)  # fmt: skip
 def abort_rollout(
-    rollouts: RolloutsDep, principal: PrincipalDep, rollout_id: RolloutId, body: CommandRequest | None = None
+    rollouts: RolloutsDep,
+    principal: PrincipalDep,
+    actor: ActorDep,
+    rollout_id: RolloutId,
+    body: CommandRequest | None = None,
 ) -> RolloutPublic:
     """No site starts; every site the rollout applied goes back to the release it ran before (an offline one when
     it returns)."""
     authorize(principal, "command-rollout", None)
-    return _command(rollouts, principal.name, rollout_id, "abort", body)
+    return _command(rollouts, actor, rollout_id, "abort", body)
 
 
 @router.post("/{rollout_id}/rollback", summary="Roll back every site the rollout changed", response_model=RolloutPublic,
              responses=_COMMAND_RESPONSES)  # fmt: skip
 def rollback_rollout(
-    rollouts: RolloutsDep, principal: PrincipalDep, rollout_id: RolloutId, body: CommandRequest | None = None
+    rollouts: RolloutsDep,
+    principal: PrincipalDep,
+    actor: ActorDep,
+    rollout_id: RolloutId,
+    body: CommandRequest | None = None,
 ) -> RolloutPublic:
     """Each site the rollout applied goes back to the release it ran before, also after the rollout is done."""
     authorize(principal, "command-rollout", None)
-    return _command(rollouts, principal.name, rollout_id, "rollback", body)
+    return _command(rollouts, actor, rollout_id, "rollback", body)
 
 
 @router.post("/{rollout_id}/override-blackout", summary="Let the rollout start sites inside their blackout windows",
              response_model=RolloutPublic, responses=_COMMAND_RESPONSES)  # fmt: skip
 def override_blackout(
-    rollouts: RolloutsDep, principal: PrincipalDep, rollout_id: RolloutId, body: OverrideRequest
+    rollouts: RolloutsDep, principal: PrincipalDep, actor: ActorDep, rollout_id: RolloutId, body: OverrideRequest
 ) -> RolloutPublic:
     """From now on the rollout starts sites blocked by their blackout windows, for the reason given (audited, shown
     on the rollout and on each site started so); 422 for a blank reason, 409 once the rollout ended."""
     authorize(principal, "start-rollout", None)
     _rollout(rollouts, rollout_id)
     try:
-        return rollout_public(rollouts.override_blackout(rollout_id, reason=body.reason, by=principal.name))
+        return rollout_public(
+            rollouts.override_blackout(rollout_id, reason=body.reason, by=principal.name, actor=actor)
+        )
     except BadOverride as exc:
         raise Invalid(str(exc)) from exc
     except RolloutRefused as exc:
@@ -386,7 +412,12 @@ def show_hold(controller: ControllerDep, rollouts: RolloutsDep, principal: Princ
 
 @holds_router.post("/{site}/hold", summary="Hold a site: rollouts skip it until released", response_model=HoldPublic)
 def hold_site(
-    controller: ControllerDep, rollouts: RolloutsDep, principal: PrincipalDep, site: SitePath, body: HoldRequest
+    controller: ControllerDep,
+    rollouts: RolloutsDep,
+    principal: PrincipalDep,
+    actor: ActorDep,
+    site: SitePath,
+    body: HoldRequest,
 ) -> HoldPublic:
     """Rollouts skip the site until it is released (a site already in flight is still gated); 404 for a site not
     in the inventory."""
@@ -394,17 +425,17 @@ def hold_site(
     if site not in controller.state.inventory.sites:
         raise NotFound(f"no site {site!r} in the inventory; 'edgefleet sites' lists them")
     try:
-        return hold_public(rollouts.hold(SiteId(site), reason=body.reason, by=principal.name))
+        return hold_public(rollouts.hold(SiteId(site), reason=body.reason, by=principal.name, actor=actor))
     except EdgefleetError as exc:
         raise _unavailable(exc) from exc
 
 
 @holds_router.delete("/{site}/hold", summary="Release a site's hold", response_model=HoldPublic)
-def release_site(rollouts: RolloutsDep, principal: PrincipalDep, site: SitePath) -> HoldPublic:
+def release_site(rollouts: RolloutsDep, principal: PrincipalDep, actor: ActorDep, site: SitePath) -> HoldPublic:
     """The hold released; 404 when the site is not held."""
     authorize(principal, "hold-site", SiteId(site))
     try:
-        released = rollouts.release_hold(SiteId(site), by=principal.name)
+        released = rollouts.release_hold(SiteId(site), by=principal.name, actor=actor)
     except EdgefleetError as exc:
         raise _unavailable(exc) from exc
     if released is None:

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
+from edgefleet.cloud.access.audit_log import AuditRecord, Json, Target, summary_of
 from edgefleet.cloud.access.authorizing import Principal
 from edgefleet.cloud.alerting.service import (
     AlertNotFound,
@@ -34,10 +35,12 @@ from edgefleet.cloud.api.deps import (
     ID_START,
     MAX_CANDIDATES,
     MAX_LIMIT,
+    ActorDep,
     AlertingDep,
     ControllerDep,
     PrincipalDep,
     authorize,
+    record_change,
     require_access,
     store_unavailable,
 )
@@ -119,7 +122,12 @@ def list_silences(
     },
 )
 def add_silence(
-    body: SilenceCreate, response: Response, controller: ControllerDep, alerting: AlertingDep, principal: PrincipalDep
+    body: SilenceCreate,
+    response: Response,
+    controller: ControllerDep,
+    alerting: AlertingDep,
+    principal: PrincipalDep,
+    actor: ActorDep,
 ) -> SilencePublic:
     """Mute the alerts that match (site, box, kind; at least one) from now until ``ends_at`` or for
     ``duration``. Muted alerts are still evaluated, stored and listed; when the silence ends and they still fire,
@@ -137,12 +145,25 @@ def add_silence(
             duration_s=body.duration,
         )
     except SilenceExists as exc:
+        # A retry: nothing new is stored, so nothing new is audited (the first request's entry stands).
         response.status_code = status.HTTP_200_OK
-        record = exc.record
+        return silence_public(exc.record, now=controller.clock.now())
     except SilenceRejected as exc:
         raise Invalid("; ".join(exc.problems)) from exc
     except EdgefleetError as exc:
         raise store_unavailable(exc) from exc
+    silenced = record.silence
+    record_change(
+        controller,
+        AuditRecord(
+            controller.clock.now(),
+            actor,
+            "add-silence",
+            Target("silence", silenced.id, _site_of(inventory, silenced.site, silenced.box)),
+            f"add silence {silenced.id}",
+            after=_silence_state(record),
+        ),
+    )
     return silence_public(record, now=controller.clock.now())
 
 
@@ -157,6 +178,7 @@ def end_silence(
     controller: ControllerDep,
     alerting: AlertingDep,
     principal: PrincipalDep,
+    actor: ActorDep,
     by: Annotated[str | None, Query(include_in_schema=False)] = None,
 ) -> SilencePublic:
     """End the silence (its id or a unique start of it) now: the alerts it muted are told if they still fire. It
@@ -175,7 +197,37 @@ def end_silence(
         raise Conflict(str(exc)) from exc
     except EdgefleetError as exc:
         raise store_unavailable(exc) from exc
+    site = _site_of(inventory, record.silence.site, record.silence.box)
+    record_change(
+        controller,
+        AuditRecord(
+            controller.clock.now(),
+            actor,
+            "end-silence",
+            Target("silence", record.silence.id, site),
+            f"end silence {record.silence.id}",
+            before=_silence_state(record),
+            after=_silence_state(ended),
+        ),
+    )
     return silence_public(ended, now=controller.clock.now())
+
+
+def _silence_state(record: SilenceRecord) -> dict[str, Json]:
+    """What the audit keeps of a silence: what it mutes, until when, who made it and why, who ended it."""
+    silence = record.silence
+    return summary_of(
+        {
+            "site": silence.site,
+            "box": silence.box,
+            "kind": silence.kind,
+            "starts_at": silence.starts_at,
+            "ends_at": silence.ends_at,
+            "created_by": silence.created_by,
+            "comment": silence.comment,
+            "ended_by": record.ended_by,
+        }
+    )
 
 
 def _resolve_silence(alerting: AlertService, principal: Principal, inventory: Inventory, given: str) -> SilenceRecord:
