@@ -8,6 +8,7 @@ token and a token of another site are refused, and a refused or failed enrollmen
 
 from __future__ import annotations
 
+import json
 import logging
 import stat
 import threading
@@ -33,6 +34,7 @@ from edgefleet.cloud.store import Store
 from tests.cloud.api.memory import apps, host, write_inventory
 from tests.cloud.api.serving import serving
 from tests.cloud.builders import gpus
+from tests.support.access import bearer, mint_at
 from tests.support.peers import wait_for
 from tests.support.secured_broker import SecuredBroker, secured_broker
 
@@ -78,6 +80,8 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
         )
         with serving(create_app(settings)) as url, httpx.Client(base_url=url, timeout=30) as client:
             wait_for(lambda: client.get("/healthz").status_code == 200, what="the controller to hear the broker")
+            # The installer's admin token, made at the controller's database as 'edgefleet tokens create' does.
+            client.headers.update(bearer(mint_at(settings.database_url, name="installer")))
             yield Fleet(client, url, secured, settings.database_url)
 
 
@@ -115,6 +119,16 @@ def test_an_enrolled_box_reports_with_its_own_login_and_revoking_cuts_it_off(
         assert secret not in printed.out + printed.err
         assert secret not in caplog.text
     assert password not in (directory / ENV_FILE).read_text()
+    # The audit names the token's maker and the box that redeemed it, and neither secret.
+    entries = fleet.api.get("/api/v1/audit").json()
+    made = [e for e in entries if e["action"] == "create-enrollment-token"]
+    enrolled = [e for e in entries if e["action"] == "enroll-box"]
+    assert [e["principal"] for e in made] == ["installer"]
+    assert [(e["principal"], e["target"], e["site"]) for e in enrolled] == [
+        (f"box {BOX}", {"kind": "box", "id": BOX}, SITE)
+    ]
+    assert token not in json.dumps(entries)
+    assert password not in json.dumps(entries)
 
     link = _run_agent(directory / ENV_FILE)
     try:

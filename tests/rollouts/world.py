@@ -21,6 +21,7 @@ from edgefleet import topics
 from edgefleet.clock import FakeClock
 from edgefleet.cloud.access.audit_log import AuditLog
 from edgefleet.cloud.api import create_app
+from edgefleet.cloud.enrolling import Enrollment
 from edgefleet.cloud.fleet import FleetState, apply_heartbeat
 from edgefleet.cloud.ingesting import Ingest
 from edgefleet.cloud.k8s.clients import ClusterClients, Timeouts
@@ -199,7 +200,7 @@ class World:
         ).items
         return items[0] if items else None
 
-    def app(self) -> FastAPI:
+    def app(self, *, enrollment: Enrollment | None = None) -> FastAPI:
         """The controller's API over this world's fleet and rollouts (an in-memory controller), for the API and
         CLI tests."""
         controller = MemoryController(self.inventory)
@@ -207,7 +208,7 @@ class World:
         self.token = mint(controller, "admin", name="rm")
         controller.audit_log = AuditLog(self.store)  # the rollouts write theirs there
         self.controller = controller
-        return create_app(Settings(), controller=controller)
+        return create_app(Settings(), controller=controller, enrollment=enrollment)
 
     @property
     def headers(self) -> dict[str, str]:

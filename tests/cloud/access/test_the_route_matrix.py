@@ -58,6 +58,14 @@ OPEN: Final = {
     ("GET", "/docs/oauth2-redirect"): "the API's description, no fleet data",
     ("GET", "/redoc"): "the API's description, no fleet data",
     ("GET", "/console"): "the console's scripts and styles, no fleet data",
+    # Signing in makes the session: nobody is signed in yet (routes/signin.py).
+    ("GET", "/signin"): "the sign-in page",
+    ("GET", "/auth/methods"): "which ways to sign in there are",
+    ("GET", "/auth/oidc/login"): "off to the company's provider",
+    ("GET", "/auth/oidc/callback"): "back from the provider, with its code",
+    ("POST", "/auth/local"): "a local user's name and password",
+    ("POST", "/auth/signout"): "ends the browser's own session, if it has one",
+    ("POST", "/api/v1/enroll"): "a box being installed presents its single-use enrollment token instead",
 }
 
 RELEASE_TEXT: Final = "kind: Release\n"  # passes the body's type; the release itself is judged after the check
@@ -84,6 +92,7 @@ ROUTES: Final[dict[tuple[str, str], Guard]] = {
     ("GET", "/api/v1/clusters/{cluster}"): Guard("read", "fleet"),
     ("GET", "/api/v1/clusters/{cluster}/audit"): Guard("read", "fleet"),
     ("GET", "/api/v1/clusters/{cluster}/gpus"): Guard("read", "fleet"),
+    ("GET", "/api/v1/clusters/{cluster}/policy"): Guard("read", "fleet"),
     ("POST", "/api/v1/clusters/{cluster}/restart"): Guard("restart-cluster", "fleet", {"dry_run": True}),
     ("GET", "/api/v1/clusters/{cluster}/restarts/{restart_id}"): Guard("read", "fleet"),
     ("POST", "/api/v1/rollouts/plan"): Guard("plan-rollout", "fleet", {"release": RELEASE_TEXT}),
@@ -102,6 +111,9 @@ ROUTES: Final[dict[tuple[str, str], Guard]] = {
     ("GET", "/api/v1/overview"): Guard("read", "list"),
     ("GET", "/api/v1/versions"): Guard("read", "list"),
     ("GET", "/api/v1/events"): Guard("read", "list"),
+    ("GET", "/api/v1/audit"): Guard("read-audit", "list"),
+    ("GET", "/api/v1/me"): Guard("read", "list"),
+    ("POST", "/api/v1/sites/{site}/enrollment-tokens"): Guard("enroll-box", "site", {"expires_in": "1h"}),
     # The console's pages: HTML with no fleet data in it (their data comes through the routes above), but only
     # for those who signed in.
     ("GET", "/"): Guard("read", "list"),
@@ -111,6 +123,8 @@ ROUTES: Final[dict[tuple[str, str], Guard]] = {
     ("GET", "/alerts"): Guard("read", "list"),
     ("GET", "/rollouts"): Guard("read", "list"),
     ("GET", "/rollouts/{rollout}"): Guard("read", "list"),
+    ("GET", "/clusters"): Guard("read", "list"),
+    ("GET", "/clusters/{cluster}"): Guard("read", "list"),
 }
 
 # Who calls: a role (site staff: of site A), or nobody.

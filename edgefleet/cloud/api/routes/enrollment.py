@@ -17,9 +17,19 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from edgefleet.cloud.access.audit_log import Actor, AuditRecord, Target
 from edgefleet.cloud.access.enrollment_tokens import DEFAULT_EXPIRY_S, MAX_EXPIRY_S
 from edgefleet.cloud.access.limiting import GuessLimiter
-from edgefleet.cloud.api.deps import ControllerDep, OptionalEnrollmentDep, PrincipalDep, authorize, require_access
+from edgefleet.cloud.api.deps import (
+    ActorDep,
+    ControllerDep,
+    OptionalEnrollmentDep,
+    PrincipalDep,
+    authorize,
+    record_change,
+    request_source,
+    require_access,
+)
 from edgefleet.cloud.api.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable, error_response
 from edgefleet.cloud.api.fields import Duration, Name, duration_schema
 from edgefleet.cloud.api.schemas import ErrorBody, error_responses, utc
@@ -106,6 +116,7 @@ def create_enrollment_token(
     body: EnrollmentTokenCreate,
     controller: ControllerDep,
     principal: PrincipalDep,
+    actor: ActorDep,
     enrollment: EnrollmentDep,
 ) -> EnrollmentTokenPublic:
     """A single-use token that lets one new box of ``site`` get its broker login (POST /api/v1/enroll)."""
@@ -118,6 +129,17 @@ def create_enrollment_token(
         )
     except EdgefleetError as exc:
         raise Unavailable(str(exc)) from None
+    record_change(
+        controller,
+        AuditRecord(
+            controller.clock.now(),
+            actor,
+            "create-enrollment-token",
+            Target("enrollment-token", record.id, SiteId(site)),
+            f"create enrollment token {record.id} for a box of {site}",
+            after={"id": record.id, "expires_at": record.expires_at},  # never the secret
+        ),
+    )
     return EnrollmentTokenPublic(id=record.id, site=record.site, token=secret, expires_at=utc(record.expires_at))
 
 
@@ -155,6 +177,18 @@ def enroll(body: EnrollBody, request: Request, controller: ControllerDep, enroll
     except EdgefleetError as exc:
         # The broker or the database could not be used; the token was left unspent.
         raise Unavailable(f"cannot enroll the box now: {exc}") from None
+    # The box is the actor: its enrollment token was its credential (no principal signed in).
+    record_change(
+        controller,
+        AuditRecord(
+            controller.clock.now(),
+            Actor(f"box {enrolled.box}", None, request_source(request)),
+            "enroll-box",
+            Target("box", enrolled.box, SiteId(enrolled.site)),
+            f"box {enrolled.box} enrolled at {enrolled.site} as {enrolled.username}",
+            after={"username": enrolled.username, "in_inventory": enrolled.in_inventory},  # never the password
+        ),
+    )
     return EnrolledPublic(
         box=enrolled.box,
         site=enrolled.site,
