@@ -61,7 +61,7 @@ class Migrated:
 def model_metadata() -> sa.MetaData:
     """The controller's tables as its models declare them (a fresh MetaData: nothing else registered with
     SQLModel leaks in)."""
-    from edgefleet.cloud import event_forwarding, store
+    from edgefleet.cloud import event_forwarding, leading, store
     from edgefleet.cloud.access import token_store
     from edgefleet.cloud.alerting import outbox
     from edgefleet.cloud.alerting import store as alert_store
@@ -75,6 +75,7 @@ def model_metadata() -> sa.MetaData:
         *rollout_store.TABLES,
         *event_forwarding.TABLES,
         *token_store.TABLES,
+        *leading.TABLES,
     ):
         table.to_metadata(metadata)
     return metadata

@@ -35,6 +35,7 @@ from edgefleet.cloud.api.routes import (
     sites,
     system,
 )
+from edgefleet.cloud.api.standby import StandbyRefusesWrites
 from edgefleet.cloud.console.assets import static_dir
 from edgefleet.cloud.settings import Settings
 
@@ -94,6 +95,8 @@ def create_app(settings: Settings, *, controller: FleetReader | None = None) -> 
         lifespan=lifespan,
     )
     errors.install(app)
+    # Outermost but for the error shape: a standby refuses a write before it reaches a route (api.standby).
+    app.add_middleware(StandbyRefusesWrites)
     app.include_router(sites.router)
     app.include_router(boxes.router)
     app.include_router(system.router)

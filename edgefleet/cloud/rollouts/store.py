@@ -277,7 +277,7 @@ class RolloutStore:
             "idempotency_key": rollout.idempotency_key,
         }
         try:
-            with self.store.transaction("start a rollout") as connection:
+            with self.store.transaction("start a rollout", fenced=True) as connection:
                 connection.execute(sa.insert(_ROLLOUT), [row])
                 connection.execute(sa.insert(_AUDIT), [_audit_row(audit)])
         except StoreError as exc:
@@ -354,7 +354,7 @@ class RolloutStore:
             "active": status.state not in ENDED_STATES,
             "updated_at": now,
         }
-        with self.store.transaction("save a rollout's status") as connection:
+        with self.store.transaction("save a rollout's status", fenced=True) as connection:
             connection.execute(sa.update(_ROLLOUT).where(_ROLLOUT.c.id == rollout_id).values(**values))
             if audit:
                 connection.execute(sa.insert(_AUDIT), [_audit_row(e) for e in audit])
@@ -369,7 +369,7 @@ class RolloutStore:
         if activate:
             values["active"] = True
         try:
-            with self.store.transaction("save a rollout command") as connection:
+            with self.store.transaction("save a rollout command", fenced=True) as connection:
                 connection.execute(sa.update(_ROLLOUT).where(_ROLLOUT.c.id == rollout_id).values(**values))
                 connection.execute(sa.insert(_AUDIT), [_audit_row(audit)])
         except StoreError as exc:
@@ -392,7 +392,7 @@ class RolloutStore:
             else msgspec.json.encode(dict(sorted(previous.baseline.items()))).decode(),
             recorded_at=now,
         )
-        with self.store.transaction("record a site's previous release") as connection:
+        with self.store.transaction("record a site's previous release", fenced=True) as connection:
             connection.execute(insert.on_conflict_do_nothing(index_elements=[_SITE.c.rollout_id, _SITE.c.site]))
         return self.previous(rollout_id)[previous.site]
 
@@ -437,7 +437,7 @@ class RolloutStore:
         )
         upsert = insert.on_conflict_do_update(index_elements=[_HOLD.c.site], set_={"reason": insert.excluded.reason})
         audit = AuditEntry(hold.since, hold.by, f"hold site {hold.site}", None, hold.reason)
-        with self.store.transaction("hold a site") as connection:
+        with self.store.transaction("hold a site", fenced=True) as connection:
             connection.execute(upsert)
             connection.execute(sa.insert(_AUDIT), [_audit_row(audit)])
         return self.holds()[hold.site]
@@ -448,7 +448,7 @@ class RolloutStore:
         if held is None:
             return None
         audit = AuditEntry(now, by, f"release site {site}", held.reason, None)
-        with self.store.transaction("release a site") as connection:
+        with self.store.transaction("release a site", fenced=True) as connection:
             connection.execute(sa.delete(_HOLD).where(_HOLD.c.site == site))
             connection.execute(sa.insert(_AUDIT), [_audit_row(audit)])
         return held
@@ -457,7 +457,7 @@ class RolloutStore:
 
     def record(self, entry: AuditEntry) -> None:
         """One audit entry for an action outside any rollout (a batch restart's steps)."""
-        with self.store.transaction("record an audit entry") as connection:
+        with self.store.transaction("record an audit entry", fenced=True) as connection:
             connection.execute(sa.insert(_AUDIT), [_audit_row(entry)])
 
     def audit(self, rollout_id: str | None = None) -> list[AuditEntry]:
