@@ -16,7 +16,7 @@ import typer
 from typer.testing import CliRunner
 
 from edgefleet.cloud.controller import Controller
-from edgefleet.cloud.leading import LOCK_LEASE_S, DatabaseHeldError
+from edgefleet.cloud.leading import DatabaseHeldError
 from edgefleet.cloud.settings import Settings
 from tests.cli.entry import edgefleet, spawn
 from tests.cloud.api.memory import write_inventory
@@ -244,4 +244,4 @@ def test_a_controller_killed_with_sigkill_lets_its_successor_start(
             return None  # PostgreSQL may take a moment to end the killed controller's session
 
     # SQLite's lock goes with the process; PostgreSQL's with its session, at once on a live host.
-    wait_for(successor, timeout=LOCK_LEASE_S, interval=0.2, what="the database to be free for a successor").stop()
+    wait_for(successor, timeout=20, interval=0.2, what="the database to be free for a successor").stop()
