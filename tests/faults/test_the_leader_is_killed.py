@@ -123,6 +123,20 @@ def test_one_leads_the_standby_refuses_writes_and_takes_over_when_the_leader_is_
     assert shown["leadership"]["epoch"] == 1
     assert f"pid {leader.process.pid}," in shown["leadership"]["leader"]
 
+    told = subprocess.run(
+        [sys.executable, "-m", "edgefleet.cli", "cloud", "status", "--api", standby.url],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert told.returncode == 0, told.stderr
+    assert f"{standby.url}: standby (epoch 1)" in told.stdout
+    assert f"pid {leader.process.pid}," in told.stdout
+    assert f"at {leader.url}" in told.stdout
+
     # Reads are served by the standby from its own live state; a write is refused naming the leader.
     assert standby.client.get("/readyz").status_code == 200
     assert standby.client.get("/api/v1/sites").status_code == 200
