@@ -34,7 +34,16 @@ TAKEOVER_BOUND_S = 60.0
 class Replica:
     """One ``edgefleet cloud serve`` process, its output in a file."""
 
-    def __init__(self, name: str, *, broker: Mosquitto, sites: Path, database: str, directory: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        broker: Mosquitto,
+        sites: Path,
+        database: str,
+        directory: Path,
+        notifications: Path | None = None,
+    ) -> None:
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -42,6 +51,8 @@ class Replica:
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFLEET_")}
         args = [sys.executable, "-m", "edgefleet.cli", "cloud", "serve", "--listen", f"127.0.0.1:{self.port}"]
         args += ["--broker", broker.url, "--sites", str(sites), "--database", database]
+        if notifications is not None:
+            args += ["--notifications", str(notifications)]
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
         self.client = httpx.Client(base_url=self.url, timeout=3)
