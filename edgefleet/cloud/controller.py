@@ -313,6 +313,9 @@ class Controller:
         if self.cluster_probing is not None:
             self.cluster_probing.start()
         self.workload_watch.start()
+        # Every replica assesses its hearing; passes run only while it leads (``_lead``).
+        self.alert_loop.passing = False
+        self.alert_loop.start()
         self.leadership.start(self._lead, self._step_down, lambda: self.ingest.connected)
         settle_heap()
         log.info(
@@ -344,7 +347,7 @@ class Controller:
             self._leading = True
             self.persister.start()
             self.delivery.start()
-            self.alert_loop.start()
+            self.alert_loop.passing = True
             if self.exclusive_windows is not None:
                 self.exclusive_windows.start()
             if self.event_forwarding is not None:
@@ -369,7 +372,7 @@ class Controller:
             self.exclusive_windows.stop()
         if self.event_forwarding is not None:
             self.event_forwarding.stop()
-        self.alert_loop.stop()
+        self.alert_loop.passing = False
         self.delivery.stop()
         self.persister.stop()  # its last flush is fenced: refused when another leads
 
@@ -388,6 +391,7 @@ class Controller:
                 if self._leading:
                     self._leading = False
                     self._stop_leading()
+            self.alert_loop.stop()
             if self.cluster_probing is not None:
                 self.cluster_probing.stop()
             self.ingest.stop()

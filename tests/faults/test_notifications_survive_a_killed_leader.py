@@ -96,9 +96,10 @@ def test_each_pending_notification_is_delivered_exactly_once_across_the_takeover
 
             def all_online() -> bool:
                 healths = [r.health() for r in replicas]
-                return all(h is not None and h["boxes_online"] == 3 for h in healths)
+                return all(h is not None and h["boxes_online"] == 3 and h["hearing"] == "hearing" for h in healths)
 
-            wait_for(all_online, timeout=60, what="both replicas to hear the three agents")
+            # The standby assesses its hearing too: it judges box silence the moment it takes over.
+            wait_for(all_online, timeout=60, what="both replicas to hear the three agents, and say so")
             receiver.answer(status=503, headers={"Retry-After": str(RETRY_AFTER_S)}, times=REFUSED, path=WEBHOOK_PATH)
 
             for box in LOST:

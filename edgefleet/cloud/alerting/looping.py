@@ -226,6 +226,9 @@ class AlertLoop:
         self._saving = WriterHealth()
         self._slow_passes = 0
         self._scheduler: BackgroundScheduler | None = None
+        # Whether ticks run passes: only on the leader. A standby's ticks assess its hearing alone, so its
+        # /healthz and the holds its API judges reachability by stay true (edgefleet.cloud.leading).
+        self.passing = True
         self._resume()
         self._track = self._resume_memory()
         # A (re)started controller recovers first; the time since the last receive it saved is nobody's silence.
@@ -336,6 +339,8 @@ class AlertLoop:
         the scheduler's thread."""
         try:
             self._assess()
+            if not self.passing:
+                return None
             due = self.clock.monotonic() >= self._next_pass_at or self._pass_requested
             if due or (self._hearing.judging and self._new_offline_status()):
                 report = self.run_pass()
