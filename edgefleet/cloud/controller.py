@@ -92,7 +92,6 @@ class Controller:
         self.leadership: Leadership = take_leadership(
             settings.database_url, clock=clock, address=advertised_address(settings)
         )
-        self._built_epoch = self.leadership.epoch
         try:
             # The rollout reconciler's tick: the settings' (EDGEFLEET_ROLLOUT_TICK) unless a test gives its own.
             tick_s = settings.rollout_tick_s if rollout_tick_s is None else rollout_tick_s
@@ -123,6 +122,10 @@ class Controller:
         try:
             # The schema this release's tables expect, before a row is read (the database lock is held).
             migrated = upgrade_schema(self.store)
+            # The lease table exists now (a fresh database had none at the first try): try to lead again.
+            self.leadership.contend()
+            # The alerts are loaded below in this epoch; a later lead in another epoch reads them again.
+            self._built_epoch = self.leadership.epoch
             if migrated.changed:
                 log.info(
                     "Upgraded the database schema",

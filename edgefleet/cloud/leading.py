@@ -265,6 +265,10 @@ class Leadership(Protocol):
 
     def view(self) -> LeaderView: ...
 
+    def contend(self) -> bool:
+        """Try to lead now (the controller asks again once its schema is migrated); True when it leads."""
+        ...
+
     def start(
         self,
         on_elected: Callable[[int], None],
@@ -321,6 +325,9 @@ class SoleLeadership:
 
     def view(self) -> LeaderView:
         return LeaderView(self._me, self._address, 1, self._me.since, True, None)
+
+    def contend(self) -> bool:
+        return True
 
     def start(
         self,
@@ -413,6 +420,7 @@ class Election:
             },
         )
         self._connection: Connection | None = None
+        self._io_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._epoch: int | None = None
         self._deadline = 0.0
@@ -626,6 +634,10 @@ class Election:
     def _execute(self, statement: sa.TextClause, params: dict[str, object], *, returns: bool = True) -> int | None:
         """One statement on the election's session (reconnected after a failure); the first column of the first
         row when ``returns``, None when no row came."""
+        with self._io_lock:  # the session is the election thread's, but the controller's start contends once too
+            return self._execute_alone(statement, params, returns=returns)
+
+    def _execute_alone(self, statement: sa.TextClause, params: dict[str, object], *, returns: bool) -> int | None:
         try:
             connection = self._connect()
         except UnreachableError as exc:
@@ -648,7 +660,8 @@ class Election:
 
     def _end_blockers(self) -> None:
         try:
-            ended = self._connect().execute(_END_BLOCKERS).fetchall()
+            with self._io_lock:
+                ended = self._connect().execute(_END_BLOCKERS).fetchall()
         except (SQLAlchemyError, UnreachableError) as exc:
             self._drop_connection()
             log.warning("Failed to end the sessions that block a takeover", extra={"error": str(exc)})
