@@ -6,6 +6,8 @@ Everything that can fail for a reason a person must fix is done before the API l
 line (or, for the inventory and the notification file, one line per problem) with exit code 1: bad settings, a
 listen port already taken, a bad inventory or notification file, a database that cannot be reached, that another
 controller holds (``edgefleet.cloud.leading``) or whose schema a newer release upgraded (``edgefleet.cloud.migrating``).
+``edgefleet cloud status``: who leads the controllers' database (role, leader, address, since, epoch) and the
+health of the controller asked, from its /healthz.
 ``edgefleet.cli.app`` adds this app as ``cloud``.
 """
 
@@ -35,6 +37,57 @@ app = typer.Typer(help="Run the cloud controller.", no_args_is_help=True, add_co
 @app.callback()
 def _group() -> None:
     """Run the cloud controller."""
+
+
+@app.command()
+def status(
+    api: Annotated[
+        str,
+        typer.Option("--api", envvar="EDGEFLEET_API", help="The controller's API.", show_envvar=True, metavar="URL"),
+    ] = "http://127.0.0.1:8000",
+) -> None:
+    """Who leads the controllers' database (since when, which epoch, where) and this controller's health."""
+    import httpx
+
+    from edgefleet.cli.output import fail, show
+    from edgefleet.errors import UnreachableError
+
+    try:
+        response = httpx.get(api.rstrip("/") + "/healthz", timeout=10.0)
+        health = response.json()
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+        fail(f"the API URL {api!r} is not an http:// or https:// URL", hint="e.g. --api http://127.0.0.1:8000")
+    except httpx.TransportError as exc:
+        raise UnreachableError("controller API", api, "start it with 'edgefleet cloud serve'") from exc
+    except ValueError:
+        fail(f"{api} answered {response.status_code} with something that is not the edgefleet API")
+    show(*status_lines(api, health))
+
+
+def status_lines(api: str, health: dict[str, object]) -> list[str]:
+    """``edgefleet cloud status``'s lines from a /healthz answer (pure: tests give it answers)."""
+    from rich.markup import escape
+
+    leadership = health.get("leadership")
+    lines = []
+    if isinstance(leadership, dict):
+        lines.append(f"{escape(api)}: {leadership['role']} (epoch {leadership['epoch']})")
+        if leadership.get("leader"):
+            where = f" at {leadership['leader_address']}" if leadership.get("leader_address") else ""
+            lines.append(f"leader: {escape(str(leadership['leader']))}{escape(where)}")
+        else:
+            lines.append("leader: nobody leads now (a takeover is under way)")
+        if leadership.get("lease_expires_in_s") is not None:
+            lines.append(f"lease: runs {leadership['lease_expires_in_s']} s more unless renewed")
+    lines.append(
+        f"health: {health.get('status')}, broker connected: {health.get('broker_connected')}, "
+        f"database ok: {health.get('database_ok')}, hearing: {health.get('hearing')}, "
+        f"boxes online: {health.get('boxes_online')}/{health.get('boxes_total')}"
+    )
+    problems = health.get("problems")
+    if isinstance(problems, list):
+        lines += [f"problem: {escape(str(p))}" for p in problems]
+    return lines
 
 
 # The attributes every LogRecord has; anything else on a record came from ``extra={...}`` and is shown.

@@ -1,12 +1,14 @@
 """The controller's core, put together: inventory, live fleet state, database, persister, MQTT ingest, the
 alert loop, and the gateway to the inventory's Kubernetes clusters with their periodic probe.
 
-``Controller(settings)`` first takes the database's controller lock (a second controller on the same database is
-refused with a ``DatabaseHeldError`` naming the holder: ``edgefleet.cloud.leading``), then loads the whole inventory
+``Controller(settings)`` first asks who leads the database (``edgefleet.cloud.leading``: on SQLite a second
+controller is refused with a ``DatabaseHeldError`` naming the holder; on PostgreSQL it becomes a standby that
+serves reads and takes over when the leader's lease runs out), then loads the whole inventory
 (an ``InventoryError`` propagates: nothing is half-loaded) and the notification file when one is set (a
 ``NotificationConfigError`` propagates likewise), opens the database and restores the saved state, so a restarted
 controller resumes every box's boot, sequence, last seen and status, and every alert; ``start()`` starts the
-persister, the ingest and the alert loop, ``stop()`` stops them, makes a last flush and releases the lock. Built by
+ingest and the watches on every replica and the election; the leader alone runs the persister, the alert loop,
+delivery and the rollouts (``_lead``/``_step_down``). ``stop()`` stops them, makes a last flush and hands over. Built by
 the API's lifespan (``edgefleet.cloud.api.create_app``), by ``edgefleet cloud serve`` and by tests; the API reads
 ``state``, ``ingest``, ``store``, ``clock``, ``box_history``, ``alerting`` (the typed
 ``alerting.service.AlertService``) and ``cluster_health``. Alerting runs as two parts: ``alert_loop`` (the passes)
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import socket
 import threading
 import warnings
 from types import TracebackType
@@ -50,7 +53,7 @@ from edgefleet.cloud.ingesting import Ingest
 from edgefleet.cloud.k8s.clients import ClusterClients
 from edgefleet.cloud.k8s.gateway import ClusterGateway, KubernetesGateway
 from edgefleet.cloud.k8s.health import ClusterHealth
-from edgefleet.cloud.leading import take_database_lock
+from edgefleet.cloud.leading import Leadership, take_leadership
 from edgefleet.cloud.migrating import upgrade_schema
 from edgefleet.cloud.node_watching import NodeWatch
 from edgefleet.cloud.persisting import Persister
@@ -89,15 +92,18 @@ class Controller:
         cluster_probe_interval_s: float = PROBE_INTERVAL_S,
         rollout_tick_s: float | None = None,
     ) -> None:
-        # One controller per database (edgefleet.cloud.leading): a second is refused before it reads or opens
-        # anything, and a construction that fails lets the next one in.
-        self._database_lock = take_database_lock(settings.database_url, clock=clock)
+        # Who leads the database (edgefleet.cloud.leading), before anything is read or opened. SQLite: a second
+        # controller is refused. PostgreSQL: this one leads now if nobody does, else it is a standby that serves
+        # reads and takes over when the leader's lease runs out. A construction that fails lets the next one in.
+        self.leadership: Leadership = take_leadership(
+            settings.database_url, clock=clock, address=advertised_address(settings)
+        )
         try:
             # The rollout reconciler's tick: the settings' (EDGEFLEET_ROLLOUT_TICK) unless a test gives its own.
             tick_s = settings.rollout_tick_s if rollout_tick_s is None else rollout_tick_s
             self._build(settings, clock, cluster_probe_interval_s, tick_s)
         except BaseException:
-            self._database_lock.release()
+            self.leadership.stop()
             raise
 
     def _build(self, settings: Settings, clock: Clock, cluster_probe_interval_s: float, rollout_tick_s: float) -> None:
@@ -129,9 +135,15 @@ class Controller:
         self._tokens = TokenStore(self.store)
         # The one audit log of every state-changing action (edgefleet.cloud.access.audit_log).
         self.audit_log = AuditLog(self.store)
+        # Every write only the leader may make checks its epoch in its own transaction.
+        self.store.fence = self.leadership.fence
         try:
             # The schema this release's tables expect, before a row is read (the database lock is held).
             migrated = upgrade_schema(self.store)
+            # The lease table exists now (a fresh database had none at the first try): try to lead again.
+            self.leadership.contend()
+            # The alerts are loaded below in this epoch; a later lead in another epoch reads them again.
+            self._built_epoch = self.leadership.epoch
             if migrated.changed:
                 log.info(
                     "Upgraded the database schema",
@@ -227,6 +239,10 @@ class Controller:
         self._running = False
         self._history_failing = False
         self._reloading = threading.Lock()
+        # Serialises taking over and stepping down (the election's thread) with start and stop.
+        self._leading_lock = threading.Lock()
+        self._leading = False
+        self._led_once = False
 
     def _restore(self) -> None:
         boxes, unknown = self.store.load()
@@ -315,22 +331,21 @@ class Controller:
         return change
 
     def start(self) -> None:
+        """Start what every replica runs (the ingest, the clusters' watches and probes), then the election: the
+        leader's part (persister, alert passes, delivery, rollouts, taints, event forwarding) runs while this
+        controller leads (``_lead`` / ``_step_down``)."""
         if self._running:
             return
         self._running = True
-        self.persister.start()
         self.ingest.start()
         self.node_watch.start()
-        self.delivery.start()
-        self.alert_loop.start()
         if self.cluster_probing is not None:
             self.cluster_probing.start()
-        if self.exclusive_windows is not None:
-            self.exclusive_windows.start()
-        if self.event_forwarding is not None:
-            self.event_forwarding.start()
-        self.reconciler.start()
         self.workload_watch.start()
+        # Every replica assesses its hearing; passes run only while it leads (``_lead``).
+        self.alert_loop.passing = False
+        self.alert_loop.start()
+        self.leadership.start(self._lead, self._step_down, lambda: self.ingest.connected)
         settle_heap()
         log.info(
             "Started controller",
@@ -343,25 +358,72 @@ class Controller:
                 "notifications": str(self.settings.notifications_file) if self.alert_loop.sending else None,
                 "clusters": len(self.state.inventory.clusters),
                 "kubeconfig": str(self.settings.kubeconfig),
+                "leader": self.leadership.leader,
+                "epoch": self.leadership.epoch,
             },
         )
 
+    def _lead(self, epoch: int) -> None:
+        """Elected: run the leader's part. A standby taking over first reads what the previous leader left."""
+        with self._leading_lock:
+            if self._leading or not self._running:
+                return
+            # The alerts were loaded at construction; read again unless this is the epoch it was built in (no
+            # other leader can have written since).
+            if self._led_once or epoch != self._built_epoch:
+                self.alert_loop.take_over()
+            self._led_once = True
+            self._leading = True
+            self.persister.start()
+            self.delivery.start()
+            self.alert_loop.passing = True
+            if self.exclusive_windows is not None:
+                self.exclusive_windows.start()
+            if self.event_forwarding is not None:
+                self.event_forwarding.start()
+            self.reconciler.start()
+        log.info("Leading the database", extra={"epoch": epoch, "database": self.store.url_shown})
+
+    def _step_down(self, why: str) -> None:
+        """Deposed (superseded, lease run out, broker lost): stop the leader's part. Its writes are already
+        refused by the fence; this stops it trying. Runs on the election's thread; the controller stays a standby
+        and contends again."""
+        with self._leading_lock:
+            if not self._leading:
+                return
+            self._leading = False
+            self._stop_leading()
+        log.warning("Serving as a standby", extra={"reason": why, "database": self.store.url_shown})
+
+    def _stop_leading(self) -> None:
+        self.reconciler.stop()
+        if self.exclusive_windows is not None:
+            self.exclusive_windows.stop()
+        if self.event_forwarding is not None:
+            self.event_forwarding.stop()
+        self.alert_loop.passing = False
+        self.delivery.stop()
+        self.persister.stop()  # its last flush is fenced: refused when another leads
+
+    @property
+    def leading(self) -> bool:
+        """Whether this controller runs the leader's part now."""
+        return self._leading and self.leadership.leader
+
     def stop(self) -> None:
-        """Stop taking messages, then save what is left. Safe to call twice, and without ``start``."""
+        """Stop taking messages, then save what is left, then hand the lead over. Safe to call twice, and without
+        ``start``."""
         if self._running:
             self._running = False
             self.workload_watch.stop()
-            self.reconciler.stop()
-            if self.exclusive_windows is not None:
-                self.exclusive_windows.stop()
-            if self.event_forwarding is not None:
-                self.event_forwarding.stop()
+            with self._leading_lock:
+                if self._leading:
+                    self._leading = False
+                    self._stop_leading()
+            self.alert_loop.stop()
             if self.cluster_probing is not None:
                 self.cluster_probing.stop()
-            self.alert_loop.stop()
-            self.delivery.stop()
             self.ingest.stop()
-            self.persister.stop()
             log.info("Stopped controller", extra={"persister": str(self.persister.stats)})
         # Also when started alone (a test, an API-only controller): its threads must not outlive the controller.
         self.node_watch.stop()
@@ -371,7 +433,7 @@ class Controller:
                 self.gateway.close()
             self.store.close()
         finally:
-            self._database_lock.release()  # last: a successor starts only after the last flush
+            self.leadership.stop()  # last: a successor takes over only after the last flush
 
     def __enter__(self) -> Controller:
         self.start()
@@ -426,6 +488,16 @@ class Controller:
             return []
         self._history_failing = False
         return points
+
+
+def advertised_address(settings: Settings) -> str:
+    """Where this controller's API listens, as standbys name the leader to clients: ``http://host:port``, with this
+    machine's name when it listens on every address."""
+    host = settings.listen_host
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{settings.listen_port}"
 
 
 def _build_gateway(inventory: Inventory, settings: Settings, clock: Clock) -> ClusterGateway | None:

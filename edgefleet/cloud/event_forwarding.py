@@ -91,7 +91,7 @@ class ToldEvents:
         rows = [{"cluster": cluster, "key": k, "told_at": now} for k in keys]
         if not rows:
             return
-        with self.store.transaction("record told events") as connection:
+        with self.store.transaction("record told events", fenced=True) as connection:
             known = {
                 r.key
                 for r in connection.execute(

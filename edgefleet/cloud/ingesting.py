@@ -1,8 +1,10 @@
 """Takes every box's heartbeats and status messages from the broker into the live fleet state.
 
 One paho-mqtt 2.x client (MQTT 5, paho's own network thread via ``loop_start``) subscribes, at each connect, to
-the heartbeat and status filters through the MQTT 5 shared subscription ``$share/edgefleet-cloud/...``, so
-that several controller replicas can later split the fleet's messages between them. Started and stopped by
+the heartbeat and status filters with a plain (not shared) subscription of its own: every controller replica,
+leader or standby, hears the whole fleet, so a standby's live state is warm the moment it takes over
+(``edgefleet.cloud.leading``). A shared group (``share_group``) would split the fleet between the replicas; it
+stays an option for the ingest sharding design (docs/reliability.md), not used by the controller. Started and stopped by
 the controller; ``handle`` is the whole per-message path and tests call it directly.
 
 Every message is checked before it touches the state: topic, size, JSON and schema (``messages.decode_*``),
@@ -23,7 +25,7 @@ the benchmark against a bare paho subscriber: docs/performance.md.
 Retained status at start-up (measured with Mosquitto 2.0.11 and paho 2.2, see tests/cloud): Mosquitto does
 deliver retained messages to a new *shared* subscriber (MQTT 5 says a server need not, and others do not),
 but at QoS 1 they go through the client's queue, and past ``max_queued_messages`` (1,000) plus the in-flight
-window it drops the rest silently: 1,100 of 2,000 retained statuses arrived. So the shared subscriptions ask
+window it drops the rest silently: 1,100 of 2,000 retained statuses arrived. So the subscriptions ask
 for no retained messages (retain handling 2), and at each connect the ingest takes the retained statuses from
 a plain QoS 0 subscription to the status filter (QoS 0 is not queued that way: 10,000 of 10,000 arrived),
 which it unsubscribes as soon as the broker acknowledges it; what the broker had already queued still
@@ -99,6 +101,8 @@ DETAIL_CHARS: Final = 200
 # seq and session are stored as PostgreSQL BIGINT; JSON allows larger integers, which would fail every flush.
 MAX_COUNTER: Final = 2**63 - 1
 CLIENT_ID_PREFIX: Final = "edgefleet-cloud"
+# Every box's status topic, spelt otherwise than ``topics.STATUS_FILTER`` (``edgefleet/v1/+/+/status``).
+SNAPSHOT_FILTER: Final = f"{topics.PREFIX.rsplit('/', 1)[0]}/+/+/status"
 
 _SUBACK_FAILURE: Final = 0x80
 # CONNACK reason codes that say the login itself was refused: bad user name or password, not authorised, bad
@@ -128,7 +132,7 @@ class Ingest:
         login: tuple[str, str | None] | None = None,
         tls: BrokerTls | None = None,
         client_id: str | None = None,
-        share_group: str = topics.CONTROLLER_SHARE_GROUP,
+        share_group: str | None = None,
         keepalive_s: int = KEEPALIVE_S,
         reconnect_min_s: float = RECONNECT_MIN_S,
         reconnect_max_s: float = RECONNECT_MAX_S,
@@ -152,9 +156,14 @@ class Ingest:
         # process) must never take each other's session.
         self.client_id = client_id or f"{CLIENT_ID_PREFIX}-{socket.gethostname()[:24]}-{uuid.uuid4().hex[:8]}"
         self._filters = (
-            topics.shared(topics.HEARTBEAT_FILTER, share_group),
-            topics.shared(topics.STATUS_FILTER, share_group),
+            (topics.HEARTBEAT_FILTER, topics.STATUS_FILTER)
+            if share_group is None
+            else (topics.shared(topics.HEARTBEAT_FILTER, share_group), topics.shared(topics.STATUS_FILTER, share_group))
         )
+        # The retained statuses' one-off subscription: a filter other than the live one's, or subscribing it would
+        # replace the live subscription and unsubscribing it would end it (MQTT keys a client's subscriptions by
+        # their filter). It matches the same topics; a live status in the window arrives twice (a duplicate).
+        self._snapshot_filter = SNAPSHOT_FILTER if share_group is None else topics.STATUS_FILTER
         self._boxes = state.boxes
         # Topic -> (box, channel) for every box of the inventory: one dict lookup instead of a split and a
         # regular expression per message. Other topics (unknown boxes, garbage) are parsed, never added here.
@@ -435,13 +444,13 @@ class Ingest:
         # Subscribing here, not once at start, renews the subscriptions after every reconnect.
         no_retained = SubscribeOptions(qos=QOS, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
         _, self._subscribe_mid = client.subscribe([(f, no_retained) for f in self._filters])
-        _, self._snapshot_mid = client.subscribe(topics.STATUS_FILTER, options=SubscribeOptions(qos=0))
+        _, self._snapshot_mid = client.subscribe(self._snapshot_filter, options=SubscribeOptions(qos=0))
 
     def _on_subscribe(
         self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: list[ReasonCode], properties: Any
     ) -> None:
         if mid == self._snapshot_mid:
-            client.unsubscribe(topics.STATUS_FILTER)
+            client.unsubscribe(self._snapshot_filter)
             self.snapshots_taken += 1
             return
         if mid != self._subscribe_mid:

@@ -1,45 +1,58 @@
-"""One controller per database: the lock a controller holds for its life, and the holder a refused one names.
+"""Who leads a database: one leader among the controllers that share it, and the fence on the leader's writes.
 
-Why: the controllers' ingest shares one broker subscription, so a second controller on the same database would
-split the fleet with the first; each would see the other's half as lost and send its own notifications. Until
-replicas are designed (leader election: the high-availability issue), a second ``edgefleet cloud serve`` on the
-same database is refused at start. ``take_database_lock`` is called first thing by ``Controller.__init__``, and
-``DatabaseLock.release`` by ``Controller.stop`` (and by a failed construction); a refusal is a
-``DatabaseHeldError`` naming the holder (host, pid, since) and the database with its password masked.
+Why: every controller on a database hears the whole fleet (each has its own plain broker subscription) and serves
+reads, but only one may write the fleet state, run the alert passes, send notifications and reconcile rollouts;
+two would send each notification twice. ``Controller`` asks ``take_leadership`` first thing, and the answer is a
+``Leadership``: ``leader`` (whether this controller leads now), ``epoch``, ``fence`` (called at the start of every
+fenced write transaction) and ``view`` (who leads, since when, for /healthz and ``edgefleet cloud status``).
 
-How, per database:
+PostgreSQL (``Election``): replicas share the database and elect a leader through the one row of ``leader_lease``
+(migration 0007): ``epoch`` (the fencing epoch, +1 at every takeover), the holder's tag and address, ``since`` and
+``expires_at``. Every time is the DATABASE's ``now()``: replicas' clocks are never compared.
 
-- PostgreSQL: a session-level ``pg_try_advisory_lock(CONTROLLER_LOCK_KEY)`` on a connection of the lock's own,
-  held for the controller's life in autocommit (it never sits idle in a transaction). The advisory lock is the
-  lock; the connection's ``application_name`` names the holder, and a refused controller reads it from
-  ``pg_locks`` joined with ``pg_stat_activity``, so the name always belongs to the session that holds the lock
-  (a holder row in a table could be stale, and would need a schema). Advisory locks are per database: two
-  edgefleet databases on one server do not exclude each other. A controller killed with -9: its kernel closes
-  the socket, the server ends the session and frees the lock at once. A controller whose host vanishes (power
-  cut, network gone) sends nothing more: server-side TCP keepalives set on this session end it, and free the
-  lock, within ``LOCK_LEASE_S``.
-- SQLite file: an OS lock (``flock``) on ``<database>-controller.lock`` beside the database, with the holder
-  written into the file. Chosen over a lock row with a renewed lease: the kernel frees it the moment the process
-  dies, so a successor never waits out a lease, no thread renews anything, and no clock is trusted. Being local
-  to one host loses nothing: SQLite in WAL mode works on one host only anyway (its index is shared memory). The
-  file is emptied on release but never deleted (deleting a lock file lets two processes lock two files).
-- SQLite in memory: every process has its own database; nothing to lock.
+- A candidate tries every ``CONTEND_EVERY_S``: ``UPDATE ... SET epoch = epoch + 1 ... WHERE expires_at < now()``.
+  One statement: two candidates cannot both win. A candidate that does not hear its broker waits
+  ``DEAF_GRACE_S`` more, so a replica that hears the fleet wins when there is one.
+- The leader renews every ``RENEW_EVERY_S``: ``SET expires_at = now() + LEASE_S WHERE epoch = :mine``. No row
+  means another replica took over: the leader steps down at once. It also counts itself leader only until
+  ``local_deadline``: the local monotonic time it sent its last successful renewal, plus ``LEASE_S`` less
+  ``CLOCK_MARGIN_S``. The database set ``expires_at`` no earlier than that send, so the old leader stops
+  believing before any candidate can take over, whatever pauses it (a SIGSTOP, a swap storm, a cut network).
+- A clean stop sets ``expires_at`` to the past: a successor takes over at its next try. A leader killed with -9
+  or frozen is replaced once its lease runs out: at most ``LEASE_S`` + ``CONTEND_EVERY_S`` (docs/reliability.md).
+- The fence: each fenced write transaction first reads the lease row ``FOR KEY SHARE`` and is refused
+  (``NotLeaderError``) unless its epoch is this leader's and the local deadline holds. ``epoch`` has a unique
+  index, so a takeover's UPDATE of it needs the row's FOR UPDATE lock, which waits for every fenced transaction in
+  flight; a write either commits before the takeover or sees the new epoch and is refused. Renewals change no
+  key column and never wait for the writers. A takeover blocked longer than ``TAKEOVER_LOCK_WAIT_S`` (a leader
+  frozen inside a fenced transaction, whose lease has run out) ends the blocking sessions.
 
-What is not enforced yet (the high-availability issue): a controller cut off from PostgreSQL for longer than
-``LOCK_LEASE_S``, or whose lock session ends otherwise (PostgreSQL restarted), has lost the lock without knowing;
-it keeps running, and a second controller started then is accepted.
+Why not the advisory lock the single-controller guard used: it is freed at once when the leader's session ends,
+but the session also ends when the network between the leader and PostgreSQL is cut, while the leader lives and
+still believes it leads; a successor taking over at once would overlap it. Waiting out the lease is the price of
+never overlapping: a -9 takeover takes up to ``LEASE_S``, well inside the 15 s target.
 
-Pure: the holder's tag (``holder_tag``/``parse_holder_tag``), the lease arithmetic and the messages; I/O: the lock
-session and the lock file.
+SQLite (``SoleLeadership``): one host only (WAL's index is shared memory), and a second controller on the same
+file is refused at start, as before: an OS lock (``flock``) on ``<database>-controller.lock`` beside the database,
+with the holder written into the file, freed by the kernel the moment the process dies. A standby on the same host
+would add nothing a process supervisor's restart does not. The lock is the fence: the holder is always leader,
+epoch 1. SQLite in memory: every process has its own database; nothing to lock.
+
+Pure: the holder's tag (``holder_tag``/``parse_holder_tag``), the lease arithmetic (``local_deadline``,
+``contend_grace``, ``takeover_within``) and the messages; I/O: the lease row, the election's thread and the lock
+file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
+import logging
 import os
 import socket
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,20 +67,7 @@ from edgefleet.clock import Clock
 from edgefleet.cloud.store import POSTGRES_CONNECT_TIMEOUT_S, StoreError, engine_url
 from edgefleet.errors import EdgefleetError, UnreachableError
 
-# The lock session is always silent, so the server probes it every 10 s while the holder's host answers: the first
-# unanswered probe comes at most this long after the host vanished.
-KEEPALIVE_IDLE_S: Final = 10
-# Then a probe every 5 s, and the session ends after 3 unanswered: a network blip shorter than 15 s keeps the lock.
-KEEPALIVE_INTERVAL_S: Final = 5
-KEEPALIVE_COUNT: Final = 3
-# The longest a vanished controller host blocks its successor on PostgreSQL: short next to a restart on another
-# machine. A controller killed with -9 on a host that lives, and any controller on SQLite, block it not at all.
-LOCK_LEASE_S: Final = KEEPALIVE_IDLE_S + KEEPALIVE_INTERVAL_S * KEEPALIVE_COUNT
-
-# One fixed 64-bit key for "the controller of this database", derived from a name so it is stable across releases
-# and unlikely to meet another application's advisory lock in the same database.
-CONTROLLER_LOCK_NAME: Final = "edgefleet.cloud controller"
-CONTROLLER_LOCK_KEY: Final = int.from_bytes(hashlib.sha256(CONTROLLER_LOCK_NAME.encode()).digest()[:8], signed=True)
+log = logging.getLogger(__name__)
 
 # PostgreSQL keeps 63 bytes of an application_name (NAMEDATALEN - 1), ASCII only.
 _TAG_MAX: Final = 63
@@ -135,7 +135,7 @@ def take_database_lock(url: str, *, clock: Clock) -> DatabaseLock:
     shown = parsed.render_as_string(hide_password=True)
     me = Holder(host=socket.gethostname(), pid=os.getpid(), since=clock.now())
     if parsed.drivername.startswith("postgresql"):
-        return _AdvisoryLock.take(parsed, shown, me)
+        raise ValueError("PostgreSQL databases are led by election (Election), not locked")
     if parsed.database in (None, "", ":memory:"):
         return _NoLock()
     return _FileLock.take(Path(parsed.database).resolve(), shown, me)
@@ -189,74 +189,485 @@ def _unusable_lock_file(shown: str, path: Path, exc: OSError) -> UnreachableErro
     )
 
 
-# The holder of the key in this database: a bigint key shows in pg_locks as classid (high half), objid (low half)
-# and objsubid 1.
-_HOLDER_QUERY: Final = sa.text(
-    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-    "AND l.classid::bigint = :high AND l.objid::bigint = :low"
-)
-
-
-class _AdvisoryLock:
-    def __init__(self, engine: Engine, connection: Connection) -> None:
-        self._engine = engine
-        self._connection: Connection | None = connection
-
-    @classmethod
-    def take(cls, url: sa.URL, shown: str, me: Holder) -> _AdvisoryLock:
-        keepalives = (
-            f"-c tcp_keepalives_idle={KEEPALIVE_IDLE_S} -c tcp_keepalives_interval={KEEPALIVE_INTERVAL_S} "
-            f"-c tcp_keepalives_count={KEEPALIVE_COUNT}"
-        )
-        engine = sa.create_engine(
-            url,
-            poolclass=NullPool,  # one connection, closed for good on release
-            isolation_level="AUTOCOMMIT",
-            connect_args={
-                "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
-                # Named from the start: no moment where the lock is held by a session without a name.
-                "application_name": holder_tag(me),
-                "options": keepalives,
-            },
-        )
-        try:
-            connection = engine.connect()
-        except SQLAlchemyError as exc:
-            engine.dispose()
-            raise UnreachableError(
-                "database",
-                shown,
-                f"{_first_line(exc)}; check that PostgreSQL runs there and lets this user in (EDGEFLEET_DATABASE_URL)",
-            ) from exc
-        try:
-            taken = connection.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": CONTROLLER_LOCK_KEY})
-            if not taken.scalar_one():
-                key = CONTROLLER_LOCK_KEY & 0xFFFF_FFFF_FFFF_FFFF
-                row = connection.execute(_HOLDER_QUERY, {"high": key >> 32, "low": key & 0xFFFF_FFFF}).first()
-                raise DatabaseHeldError(shown, parse_holder_tag(row[0] or "") if row else None)
-        except SQLAlchemyError as exc:
-            connection.close()
-            engine.dispose()
-            raise StoreError(f"database {shown}: failed to take the controller lock: {_first_line(exc)}") from exc
-        except BaseException:
-            connection.close()
-            engine.dispose()
-            raise
-        return cls(engine, connection)
-
-    def release(self) -> None:
-        if self._connection is None:
-            return
-        connection, self._connection = self._connection, None
-        # Ending the session frees the lock; a session already gone (PostgreSQL restarted) has freed it.
-        with contextlib.suppress(SQLAlchemyError):
-            connection.close()
-        self._engine.dispose()
-
-
 def _first_line(exc: BaseException) -> str:
     cause = getattr(exc, "orig", None) or exc
     text = str(cause).strip().splitlines()
     return text[0][:300] if text else type(cause).__name__
+
+
+# --- leadership ------------------------------------------------------------------------------------------
+
+# How long a lease runs from its holder's last renewal, by the database's clock: the longest a frozen or killed
+# leader blocks its successor. Short next to the 15 s takeover target, long next to a renewal's round trip.
+LEASE_S: Final = 6.0
+# The leader renews this often: a lease survives several failed renewals (a database blip) before it runs out.
+RENEW_EVERY_S: Final = 1.0
+# A candidate tries to take over this often: a takeover comes at most this long after the lease ran out.
+CONTEND_EVERY_S: Final = 0.5
+# What the leader takes off its own deadline for its clock running faster than the database's over one lease
+# (a clock off by 1,000 ppm drifts 6 ms in 6 s: this covers far worse).
+CLOCK_MARGIN_S: Final = 1.0
+# A candidate that does not hear its broker lets a lease lie expired this long before taking it, so a replica that
+# hears the fleet wins whenever there is one; a leader that has not heard its broker this long steps down.
+DEAF_GRACE_S: Final = 5.0
+# A takeover waits this long for the fenced transactions in flight (each takes milliseconds); longer means the old
+# leader is frozen inside one, and its sessions are ended.
+TAKEOVER_LOCK_WAIT_S: Final = 2.0
+# No statement of the election's own may hang its thread past a renewal or two.
+ELECTION_STATEMENT_TIMEOUT_S: Final = 3.0
+
+LEASE_TABLE: Final = "leader_lease"
+_LEASE = sa.Table(
+    LEASE_TABLE,
+    sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    # Unique so that changing it needs the row's FOR UPDATE lock, which waits for every fenced transaction.
+    sa.Column("epoch", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("holder", sa.String(63), nullable=True),
+    sa.Column("address", sa.String(255), nullable=True),
+    sa.Column("since", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("renewed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+# For the models the migrations are compared with (``migrating.model_metadata``).
+TABLES: Final = (_LEASE,)
+
+
+class NotLeaderError(EdgefleetError):
+    """A write this controller may make only as the leader: it is a standby now, or its epoch was superseded."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderView:
+    """Who leads the database, as /healthz and ``edgefleet cloud status`` show it: ``leader`` (its tag's holder,
+    None when nobody leads), its ``address`` (where its API listens, when it said), the ``epoch`` and ``since``
+    (seconds since the epoch, the database's clock), and whether this controller ``is_me``."""
+
+    leader: Holder | None
+    address: str | None
+    epoch: int
+    since: float | None
+    is_me: bool
+    expires_in_s: float | None
+
+
+class Leadership(Protocol):
+    """Whether this controller leads, with the fence its writes go through."""
+
+    @property
+    def leader(self) -> bool: ...
+
+    @property
+    def epoch(self) -> int | None: ...
+
+    def fence(self, connection: Connection) -> None:
+        """Raise ``NotLeaderError`` unless this controller leads; in the write's own transaction."""
+
+    def view(self) -> LeaderView: ...
+
+    def contend(self) -> bool:
+        """Try to lead now (the controller asks again once its schema is migrated); True when it leads."""
+        ...
+
+    def start(
+        self,
+        on_elected: Callable[[int], None],
+        on_deposed: Callable[[str], None],
+        hears_broker: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """Call ``on_elected(epoch)`` whenever this controller becomes the leader (now, when it is), and
+        ``on_deposed(why)`` when it stops being it; ``hears_broker`` says whether its ingest is connected."""
+
+    def stop(self) -> None: ...
+
+
+def local_deadline(renewal_sent_at: float, *, lease_s: float = LEASE_S, margin_s: float = CLOCK_MARGIN_S) -> float:
+    """Until when (local monotonic) a leader may act on a renewal it sent at ``renewal_sent_at``: the database
+    set the lease's end at ``now() + lease_s`` no earlier than the send, so this ends before it does."""
+    return renewal_sent_at + lease_s - margin_s
+
+
+def contend_grace(*, hears_broker: bool) -> float:
+    """How long past its end a candidate lets a lease lie before taking it (0 when it hears its broker)."""
+    return 0.0 if hears_broker else DEAF_GRACE_S
+
+
+def takeover_within(*, lease_s: float = LEASE_S, contend_every_s: float = CONTEND_EVERY_S) -> float:
+    """The longest from a leader's last renewal to its successor's takeover, for a successor that hears."""
+    return lease_s + contend_every_s
+
+
+def should_step_down_deaf(*, deaf_for_s: float | None, elected_deaf: bool) -> bool:
+    """A leader steps down when it has not heard its broker for ``DEAF_GRACE_S``, unless it was elected deaf
+    (then no replica heard better, and stepping down would only hand the lease round)."""
+    return deaf_for_s is not None and deaf_for_s >= DEAF_GRACE_S and not elected_deaf
+
+
+class SoleLeadership:
+    """SQLite: the lock file's holder leads, alone, at epoch 1 (the flock is the fence). ``lock`` None: nothing to
+    release (an in-memory database, a test's controller)."""
+
+    def __init__(self, lock: DatabaseLock | None, me: Holder, address: str | None) -> None:
+        self._lock = lock
+        self._me = me
+        self._address = address
+
+    @property
+    def leader(self) -> bool:
+        return True
+
+    @property
+    def epoch(self) -> int | None:
+        return 1
+
+    def fence(self, connection: Connection) -> None:
+        pass
+
+    def view(self) -> LeaderView:
+        return LeaderView(self._me, self._address, 1, self._me.since, True, None)
+
+    def contend(self) -> bool:
+        return True
+
+    def start(
+        self,
+        on_elected: Callable[[int], None],
+        on_deposed: Callable[[str], None],
+        hears_broker: Callable[[], bool] = lambda: True,
+    ) -> None:
+        on_elected(1)
+
+    def stop(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+
+def take_leadership(url: str, *, clock: Clock, address: str | None = None) -> Leadership:
+    """SQLite: the lock file (``DatabaseHeldError`` when another controller holds it). PostgreSQL: an ``Election``
+    that has made its first try (so a lone controller leads before it starts), ``UnreachableError`` when the
+    database cannot be reached. ``address``: where this controller's API listens, shown to standbys' clients."""
+    parsed = engine_url(url)
+    me = Holder(host=socket.gethostname(), pid=os.getpid(), since=clock.now())
+    if parsed.drivername.startswith("postgresql"):
+        # It hears its broker as far as the first try goes: nothing is connected yet, and a lone controller that
+        # starts after a clean stop must lead at once (``start`` gives the ingest's own answer).
+        election = Election(parsed, me, address=address, hears_broker=lambda: True)
+        election.contend()
+        # Renewing from now on: a controller that leads before it starts (a test's, a slow start) keeps its lease.
+        election.run()
+        return election
+    return SoleLeadership(take_database_lock(url, clock=clock), me, address)
+
+
+_TAKE_OVER: Final = sa.text(
+    "UPDATE leader_lease SET epoch = epoch + 1, holder = :holder, address = :address, since = now(), "
+    "renewed_at = now(), expires_at = now() + make_interval(secs => :lease_s) "
+    "WHERE id = 1 AND expires_at < now() - make_interval(secs => :grace_s) RETURNING epoch"
+)
+_RENEW: Final = sa.text(
+    "UPDATE leader_lease SET renewed_at = now(), expires_at = now() + make_interval(secs => :lease_s) "
+    "WHERE id = 1 AND epoch = :epoch RETURNING epoch"
+)
+_RELEASE: Final = sa.text(
+    "UPDATE leader_lease SET expires_at = now() - interval '1 second' WHERE id = 1 AND epoch = :epoch"
+)
+_FENCE: Final = sa.text("SELECT epoch FROM leader_lease WHERE id = 1 FOR KEY SHARE")
+_VIEW: Final = sa.text(
+    "SELECT epoch, holder, address, extract(epoch from since) AS since, "
+    "extract(epoch from expires_at - now()) AS expires_in FROM leader_lease WHERE id = 1"
+)
+# The sessions that hold a lock on the lease row's table other than this one: a frozen old leader's fenced writes.
+_END_BLOCKERS: Final = sa.text(
+    "SELECT pg_terminate_backend(pid) FROM pg_locks "
+    "WHERE relation = 'leader_lease'::regclass AND granted AND pid <> pg_backend_pid()"
+)
+_LOCK_NOT_AVAILABLE: Final = "55P03"
+
+
+class Election:
+    """PostgreSQL: one replica's part in the election (module docstring). ``contend`` and ``renew`` are one step
+    each (tests call them); ``start`` runs them on a thread of its own until ``stop``."""
+
+    def __init__(
+        self,
+        url: sa.URL,
+        me: Holder,
+        *,
+        address: str | None,
+        hears_broker: Callable[[], bool],
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._shown = url.render_as_string(hide_password=True)
+        self._me = me
+        self._tag = holder_tag(me)
+        self._address = address
+        # The real monotonic clock, not the controller's: the lease is judged against PostgreSQL's real now(),
+        # which no test clock moves.
+        self._monotonic = monotonic
+        self._hears_broker = hears_broker
+        timeouts = (
+            f"-c statement_timeout={int(ELECTION_STATEMENT_TIMEOUT_S * 1000)} "
+            f"-c lock_timeout={int(TAKEOVER_LOCK_WAIT_S * 1000)}"
+        )
+        self._engine: Engine = sa.create_engine(
+            url,
+            poolclass=NullPool,
+            isolation_level="AUTOCOMMIT",
+            connect_args={
+                "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
+                "application_name": self._tag,
+                "options": timeouts,
+            },
+        )
+        self._connection: Connection | None = None
+        self._io_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._epoch: int | None = None
+        self._deadline = 0.0
+        self._elected_deaf = False
+        self._deaf_since: float | None = None
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._on_elected: Callable[[int], None] = lambda epoch: None
+        self._on_deposed: Callable[[str], None] = lambda why: None
+        self.takeovers = 0
+        try:
+            self._connect()
+        except UnreachableError:
+            self._engine.dispose()
+            raise
+
+    # --- what others ask ---------------------------------------------------------------------------------
+
+    @property
+    def leader(self) -> bool:
+        with self._state_lock:
+            return self._epoch is not None and self._monotonic() < self._deadline
+
+    @property
+    def epoch(self) -> int | None:
+        with self._state_lock:
+            return self._epoch
+
+    def fence(self, connection: Connection) -> None:
+        mine = self.epoch
+        if mine is None or not self.leader:
+            raise NotLeaderError(f"this controller does not lead the database {self._shown} now")
+        current = connection.execute(_FENCE).scalar_one()
+        if current != mine:
+            self._deposed(f"epoch {mine} superseded by epoch {current}")
+            raise NotLeaderError(f"this controller's epoch {mine} was superseded by epoch {current}: it stepped down")
+        if not self.leader:  # the row lock may have waited past the deadline
+            raise NotLeaderError(f"this controller's lease on the database {self._shown} ran out")
+
+    def view(self) -> LeaderView:
+        """Read on a short connection of its own: any thread may ask."""
+        try:
+            with self._engine.connect() as connection:
+                row = connection.execute(_VIEW).mappings().one()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database {self._shown}: failed to read the leader lease: {_first_line(exc)}") from exc
+        expires_in = float(row["expires_in"])
+        live = expires_in > 0
+        holder = parse_holder_tag(row["holder"] or "") if live else None
+        return LeaderView(
+            leader=holder,
+            address=row["address"] if live else None,
+            epoch=int(row["epoch"]),
+            since=float(row["since"]) if live and row["since"] is not None else None,
+            is_me=live and row["holder"] == self._tag and row["epoch"] == self.epoch,
+            expires_in_s=round(expires_in, 1) if live else None,
+        )
+
+    # --- one step each -------------------------------------------------------------------------------------
+
+    def contend(self) -> bool:
+        """Try to take over; True when this replica leads now."""
+        if self.epoch is not None:
+            return True
+        hears = self._hears_broker()
+        sent_at = self._monotonic()
+        try:
+            epoch = self._execute(
+                _TAKE_OVER,
+                {
+                    "holder": self._tag,
+                    "address": self._address,
+                    "lease_s": LEASE_S,
+                    "grace_s": contend_grace(hears_broker=hears),
+                },
+            )
+        except _LockWaitTooLong:
+            # The lease ran out and still a session holds the row: a frozen leader inside a fenced write.
+            self._end_blockers()
+            return False
+        except StoreError as exc:
+            log.warning("Failed to contend for leadership", extra={"error": str(exc)})
+            return False
+        if epoch is None:
+            return False
+        with self._state_lock:
+            self._epoch = int(epoch)
+            self._deadline = local_deadline(sent_at)
+            self._elected_deaf = not hears
+            self._deaf_since = None
+        self.takeovers += 1
+        log.warning(
+            "Took over as leader",
+            extra={"epoch": epoch, "holder": self._tag, "address": self._address, "hears_broker": hears},
+        )
+        self._on_elected(int(epoch))
+        return True
+
+    def renew(self) -> bool:
+        """Renew the lease; False when this replica does not lead (any more)."""
+        mine = self.epoch
+        if mine is None:
+            return False
+        now = self._monotonic()
+        if self._hears_broker():
+            self._deaf_since = None
+            self._elected_deaf = False
+        elif self._deaf_since is None:
+            self._deaf_since = now
+        deaf_for = None if self._deaf_since is None else now - self._deaf_since
+        if should_step_down_deaf(deaf_for_s=deaf_for, elected_deaf=self._elected_deaf):
+            self._deposed(f"has not heard its broker for {deaf_for:.0f} s")
+            self._release(mine)
+            return False
+        try:
+            renewed = self._execute(_RENEW, {"lease_s": LEASE_S, "epoch": mine})
+        except (StoreError, _LockWaitTooLong) as exc:
+            if not self.leader:
+                self._deposed(f"could not renew its lease before it ran out: {exc}")
+                return False
+            return True  # the next renewal may get through before the deadline
+        if renewed is None:
+            self._deposed(f"epoch {mine} was superseded")
+            return False
+        with self._state_lock:
+            if self._epoch == mine:
+                self._deadline = local_deadline(now)
+        return True
+
+    # --- the thread ----------------------------------------------------------------------------------------
+
+    def start(
+        self,
+        on_elected: Callable[[int], None],
+        on_deposed: Callable[[str], None],
+        hears_broker: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self._on_elected = on_elected
+        self._on_deposed = on_deposed
+        self._hears_broker = hears_broker
+        epoch = self.epoch
+        if epoch is not None:
+            on_elected(epoch)  # the thread may call it too, at the same moment: the controller takes it once
+        self.run()
+
+    def run(self) -> None:
+        """Renew (or contend) on the election's own thread until ``stop``."""
+        if self._thread is None:
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._run, name="edgefleet-election", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                if self.epoch is not None:
+                    self.renew()
+                    wait = RENEW_EVERY_S
+                else:
+                    self.contend()
+                    wait = RENEW_EVERY_S if self.epoch is not None else CONTEND_EVERY_S
+            except Exception:  # the election's thread must outlive whatever one step does
+                log.exception("Failed an election step")
+                wait = CONTEND_EVERY_S
+            self._stopping.wait(wait)
+
+    def stop(self) -> None:
+        """Stop contending; a leader hands over (its lease ends now, a successor takes over at its next try)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(ELECTION_STATEMENT_TIMEOUT_S * 2)
+            self._thread = None
+        mine = self.epoch
+        with self._state_lock:
+            self._epoch = None
+        if mine is not None:
+            self._release(mine)
+        if self._connection is not None:
+            with contextlib.suppress(SQLAlchemyError):
+                self._connection.close()
+            self._connection = None
+        self._engine.dispose()
+
+    # --- I/O -------------------------------------------------------------------------------------------------
+
+    def _deposed(self, why: str) -> None:
+        with self._state_lock:
+            was, self._epoch = self._epoch, None
+        if was is None:
+            return
+        log.warning("Stepped down as leader", extra={"epoch": was, "reason": why})
+        self._on_deposed(why)
+
+    def _release(self, epoch: int) -> None:
+        with contextlib.suppress(StoreError, _LockWaitTooLong):
+            self._execute(_RELEASE, {"epoch": epoch}, returns=False)
+
+    def _connect(self) -> Connection:
+        if self._connection is None:
+            try:
+                self._connection = self._engine.connect()
+            except SQLAlchemyError as exc:
+                raise UnreachableError(
+                    "database",
+                    self._shown,
+                    f"{_first_line(exc)}; check that PostgreSQL runs there and lets this user in "
+                    "(EDGEFLEET_DATABASE_URL)",
+                ) from exc
+        return self._connection
+
+    def _execute(self, statement: sa.TextClause, params: dict[str, object], *, returns: bool = True) -> int | None:
+        """One statement on the election's session (reconnected after a failure); the first column of the first
+        row when ``returns``, None when no row came."""
+        with self._io_lock:  # the session is the election thread's, but the controller's start contends once too
+            return self._execute_alone(statement, params, returns=returns)
+
+    def _execute_alone(self, statement: sa.TextClause, params: dict[str, object], *, returns: bool) -> int | None:
+        try:
+            connection = self._connect()
+        except UnreachableError as exc:
+            raise StoreError(str(exc)) from exc
+        try:
+            result = connection.execute(statement, params)
+            value = result.scalar() if returns else None
+            return None if value is None else int(value)
+        except SQLAlchemyError as exc:
+            self._drop_connection()
+            if getattr(getattr(exc, "orig", None), "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+                raise _LockWaitTooLong from exc
+            raise StoreError(f"database {self._shown}: election step failed: {_first_line(exc)}") from exc
+
+    def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(SQLAlchemyError):
+                connection.close()
+
+    def _end_blockers(self) -> None:
+        try:
+            with self._io_lock:
+                ended = self._connect().execute(_END_BLOCKERS).fetchall()
+        except (SQLAlchemyError, UnreachableError) as exc:
+            self._drop_connection()
+            log.warning("Failed to end the sessions that block a takeover", extra={"error": str(exc)})
+            return
+        log.warning("Ended the sessions of a frozen leader that blocked a takeover", extra={"sessions": len(ended)})
+
+
+class _LockWaitTooLong(Exception):
+    """The lease row stayed locked past ``TAKEOVER_LOCK_WAIT_S`` (PostgreSQL's lock_timeout)."""

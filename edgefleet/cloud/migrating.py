@@ -61,7 +61,7 @@ class Migrated:
 def model_metadata() -> sa.MetaData:
     """The controller's tables as its models declare them (a fresh MetaData: nothing else registered with
     SQLModel leaks in)."""
-    from edgefleet.cloud import event_forwarding, store
+    from edgefleet.cloud import event_forwarding, leading, store
     from edgefleet.cloud.access import audit_log, enrollment_tokens, local_users, sessions, token_store
     from edgefleet.cloud.alerting import outbox
     from edgefleet.cloud.alerting import store as alert_store
@@ -79,6 +79,7 @@ def model_metadata() -> sa.MetaData:
         *local_users.TABLES,
         *enrollment_tokens.TABLES,
         *audit_log.TABLES,
+        *leading.TABLES,
     ):
         table.to_metadata(metadata)
     return metadata

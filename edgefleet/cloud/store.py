@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -176,6 +176,8 @@ class Store:
         self.url = engine_url(url)
         self.url_shown = self.url.render_as_string(hide_password=True)
         self.dialect = "sqlite" if self.url.drivername.startswith("sqlite") else "postgresql"
+        # Set by the controller to its leadership's fence: fenced transactions check the leader's epoch in them.
+        self.fence: Callable[[Connection], None] | None = None
         try:
             self.engine = self._create_engine()
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
@@ -210,16 +212,19 @@ class Store:
         return f"Store({self.url_shown!r})"
 
     @contextlib.contextmanager
-    def transaction(self, doing: str) -> Iterator[Connection]:
+    def transaction(self, doing: str, *, fenced: bool = False) -> Iterator[Connection]:
         """One transaction on this store's engine; the one place where the driver's errors become ours
         (``UnreachableError`` when the database cannot be reached, else ``StoreError`` saying what failed while
-        ``doing``). The alert store and the outbox share it."""
+        ``doing``). The alert store and the outbox share it. ``fenced``: a write only the leader may make; the
+        transaction first passes ``fence`` (``leading.Leadership.fence``: its ``NotLeaderError`` propagates)."""
         try:
             connection = self.engine.connect()
         except SQLAlchemyError as exc:
             raise UnreachableError("database", self.url_shown, self._hint(exc)) from exc
         try:
             with connection.begin():
+                if fenced and self.fence is not None:
+                    self.fence(connection)
                 yield connection
         except SQLAlchemyError as exc:
             raise StoreError(f"database {self.url_shown}: failed to {doing}: {_first_line(exc)}") from exc
@@ -252,7 +257,7 @@ class Store:
         """Upsert ``boxes`` and ``unknown`` and append ``samples``, all in one transaction."""
         if not (boxes or samples or unknown):
             return
-        with self.transaction("save the fleet state") as connection:
+        with self.transaction("save the fleet state", fenced=True) as connection:
             if boxes:
                 connection.execute(self._upsert(_BOX, "box"), [_box_row(b) for b in boxes])
             if samples:
@@ -277,7 +282,7 @@ class Store:
         ``DOWNSAMPLE_S`` buckets; delete samples and buckets before ``older_than``; and of each of ``boxes`` delete
         all samples but the newest ``keep``. Returns how many sample rows went."""
         deleted = 0
-        with self.transaction("trim the health history") as connection:
+        with self.transaction("trim the health history", fenced=True) as connection:
             if downsample_before is not None:
                 connection.execute(self._downsample(downsample_before))
                 deleted += connection.execute(sa.delete(_SAMPLE).where(_SAMPLE.c.at < downsample_before)).rowcount

@@ -1,28 +1,22 @@
-"""One controller per database: a second controller on the same database is refused before it opens anything,
-naming the holder (host, pid, since) and the database with its password masked; a clean stop or a failed start
-lets the next one in at once (edgefleet.cloud.leading, through the Controller). On SQLite, and on PostgreSQL when
-EDGEFLEET_TEST_DATABASE_URL is set. A holder killed with -9 is in tests/cli/test_cloud_serve.py."""
+"""One controller per SQLite database: a second controller on the same file is refused before it opens anything,
+naming the holder (host, pid, since); a clean stop or a failed start lets the next one in at once
+(edgefleet.cloud.leading, through the Controller). A holder killed with -9 is in tests/cli/test_cloud_serve.py.
+PostgreSQL elects a leader among replicas instead: tests/cloud/test_one_leader_among_replicas.py."""
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
 from edgefleet.clock import FakeClock
 from edgefleet.cloud.controller import Controller
 from edgefleet.cloud.leading import (
-    KEEPALIVE_COUNT,
-    KEEPALIVE_IDLE_S,
-    KEEPALIVE_INTERVAL_S,
     LOCK_FILE_SUFFIX,
-    LOCK_LEASE_S,
     DatabaseHeldError,
     Holder,
     describe_holder,
@@ -33,25 +27,15 @@ from edgefleet.cloud.leading import (
 from edgefleet.cloud.settings import Settings
 from edgefleet.errors import InventoryError
 from tests.cloud.builders import T0, write_sites
-from tests.support.peers import postgres_database
 
 # T0 as the refusal shows it.
 T0_SHOWN = "2027-01-15 08:00:00 UTC"
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
+def settings(tmp_path: Path) -> Settings:
     # The broker is never reached: a controller that is built but not started connects to nothing but its database.
-    return Settings(database_url=database_url, sites_dir=write_sites(tmp_path / "sites"))
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    server = os.environ.get("EDGEFLEET_TEST_DATABASE_URL")
-    if not server:
-        pytest.skip("EDGEFLEET_TEST_DATABASE_URL is not set (CI sets it)")
-    with postgres_database(server) as url:
-        yield url
+    return Settings(database_url=f"sqlite:///{tmp_path / 'edgefleet.db'}", sites_dir=write_sites(tmp_path / "sites"))
 
 
 def me(since: float) -> Holder:
@@ -140,60 +124,6 @@ def test_in_memory_databases_are_each_their_own(tmp_path: Path) -> None:
     second = Controller(Settings(database_url="sqlite://", sites_dir=sites))
     first.stop()
     second.stop()
-
-
-# --- PostgreSQL: the lock session ---------------------------------------------------------------------------
-
-
-@pytest.mark.postgres
-def test_the_refusal_never_shows_the_password(postgres_url: str) -> None:
-    url = sa.make_url(postgres_url)
-    # The test server trusts its clients: a password it does not need is still one the refusal must not print.
-    with_password = url if url.password else url.set(password="hunter2")
-    secret = str(with_password.password)
-    lock = take_database_lock(with_password.render_as_string(hide_password=False), clock=FakeClock(T0))
-    try:
-        with pytest.raises(DatabaseHeldError) as refused:
-            take_database_lock(with_password.render_as_string(hide_password=False), clock=FakeClock(T0))
-    finally:
-        lock.release()
-
-    assert secret not in str(refused.value)
-    assert ":***@" in str(refused.value)
-    assert refused.value.holder == me(T0)
-
-
-@pytest.mark.postgres
-def test_the_lock_session_ends_within_the_lease_once_its_host_is_silent(postgres_url: str) -> None:
-    lock = take_database_lock(postgres_url, clock=FakeClock(T0))
-    try:
-        # The server's keepalive settings of the lock's own session: the only place they show.
-        connection = lock._connection  # type: ignore[attr-defined]
-        shown = {
-            name: int(connection.execute(sa.text(f"SHOW {name}")).scalar_one())
-            for name in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count")
-        }
-    finally:
-        lock.release()
-
-    assert shown == {
-        "tcp_keepalives_idle": KEEPALIVE_IDLE_S,
-        "tcp_keepalives_interval": KEEPALIVE_INTERVAL_S,
-        "tcp_keepalives_count": KEEPALIVE_COUNT,
-    }
-    assert shown["tcp_keepalives_idle"] + shown["tcp_keepalives_interval"] * shown["tcp_keepalives_count"] == (
-        LOCK_LEASE_S
-    )
-
-
-@pytest.mark.postgres
-def test_controllers_of_two_databases_on_one_server_do_not_exclude_each_other(postgres_url: str) -> None:
-    server = os.environ["EDGEFLEET_TEST_DATABASE_URL"]
-    with postgres_database(server) as other_url:
-        first = take_database_lock(postgres_url, clock=FakeClock(T0))
-        second = take_database_lock(other_url, clock=FakeClock(T0))
-        second.release()
-        first.release()
 
 
 # --- the holder's tag --------------------------------------------------------------------------------------

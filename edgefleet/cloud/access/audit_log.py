@@ -242,7 +242,7 @@ class AuditLog:
         """Append entries in a transaction of their own (for changes that have no transaction to share), after
         any that wait (``keep``), so that the log keeps the order of the actions. Raises the Store's errors."""
         with self._lock:
-            with self.store.transaction("record an audit entry") as connection:
+            with self.store.transaction("record an audit entry", fenced=True) as connection:
                 insert(connection, [*self._waiting, *records])
             if self._waiting:
                 log.info("Wrote the audit entries that waited for the database", extra={"entries": len(self._waiting)})

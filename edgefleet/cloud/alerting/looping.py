@@ -83,6 +83,7 @@ from edgefleet.cloud.hearing import (
     settling,
     starting,
 )
+from edgefleet.cloud.leading import NotLeaderError
 from edgefleet.cloud.nodes import NodeBook
 from edgefleet.cloud.saving import WriterHealth
 from edgefleet.cloud.scheduling import start_interval_job
@@ -225,6 +226,9 @@ class AlertLoop:
         self._saving = WriterHealth()
         self._slow_passes = 0
         self._scheduler: BackgroundScheduler | None = None
+        # Whether ticks run passes: only on the leader. A standby's ticks assess its hearing alone, so its
+        # /healthz and the holds its API judges reachability by stay true (edgefleet.cloud.leading).
+        self.passing = True
         self._resume()
         self._track = self._resume_memory()
         # A (re)started controller recovers first; the time since the last receive it saved is nobody's silence.
@@ -255,7 +259,12 @@ class AlertLoop:
         latest = self.alerts.latest([key for key in self._notifier.alerts if key not in active])
         resume = resume_transitions(active, latest, self._notifier.alerts, now=now)
         if resume.repairs:
-            self.alerts.save(resume.repairs)
+            try:
+                self.alerts.save(resume.repairs)
+            except NotLeaderError:
+                # A standby repairs nothing: the leader does, and this one again when it takes over (``take_over``).
+                log.info("Left alert repairs to the leader", extra={"count": len(resume.repairs)})
+                return
             log.warning(
                 "Repaired alerts that the planner knew and the store lacked",
                 extra={"alerts": [a.id for a in resume.repairs][:20], "count": len(resume.repairs)},
@@ -282,6 +291,20 @@ class AlertLoop:
         with self.state.lock:
             seen = {box for box, live in self.state.boxes.items() if live.last_seen is not None}
         return resume_memory(self._active.values(), history, seen=seen)
+
+    def take_over(self) -> None:
+        """A standby became the leader: read again what the previous leader left (active alerts, silences, the
+        planner's state and the flapping memory). The live fleet state is not touched: this controller heard it
+        all along, and its hearing is assessed as at any pass, so a takeover is no cold start and no box is judged
+        lost for the time it was a standby."""
+        with self.lock:
+            self._active = {}
+            self._unsaved = {}
+            self._queued = []
+            self._notifier = NotifierState()
+            self._resume()
+            self._track = self._resume_memory()
+            self._pass_requested = True
 
     def start(self) -> None:
         if self._scheduler is not None:
@@ -316,6 +339,8 @@ class AlertLoop:
         the scheduler's thread."""
         try:
             self._assess()
+            if not self.passing:
+                return None
             due = self.clock.monotonic() >= self._next_pass_at or self._pass_requested
             if due or (self._hearing.judging and self._new_offline_status()):
                 report = self.run_pass()

@@ -26,8 +26,10 @@ Guarantees ("a controller restart loses no notification and sends none twice"):
 - DingTalk's rate limit is kept here too (the planner keeps it when planning; a backlog after an outage could
   otherwise go out in one burst): at most ``dingtalk_per_minute`` requests per robot in any minute.
 
-One controller delivers at a time (the alert loop runs in one process); two deliverers on one database could
-both send a message.
+One controller delivers at a time: the leader (``edgefleet.cloud.leading``). Every write here is fenced by the
+leader's epoch, and each send is preceded by a fenced claim that the message is still pending, so a leader that was
+frozen while a successor took over sends nothing when it wakes. What is left: a leader frozen between its claim and
+the send's first byte (microseconds of code) sends once more; the webhook body's message id lets receivers drop it.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from edgefleet.cloud.alerting.delivery import PermanentDeliveryError, Sender, Te
 from edgefleet.cloud.alerting.notifying import Notification, NotifierState, PendingGroup
 from edgefleet.cloud.alerting.rendering import Notice
 from edgefleet.cloud.alerting.routes import DEFAULT_DINGTALK_PER_MINUTE, Channel
+from edgefleet.cloud.leading import NotLeaderError
 from edgefleet.cloud.store import Store
 
 log = logging.getLogger(__name__)
@@ -304,7 +307,7 @@ class Outbox:
             return
         rows = [_message_row(n) for n in notifications]
         state_row = {"id": _STATE_ROW_ID, "version": STATE_VERSION, "sequence": state.sequence, "state": encoded}
-        with self.store.transaction("put notifications in the outbox") as connection:
+        with self.store.transaction("put notifications in the outbox", fenced=True) as connection:
             if rows:
                 insert = self._insert(_MESSAGES).on_conflict_do_nothing(index_elements=[_MESSAGES.c.message_id])
                 connection.execute(insert, rows)
@@ -327,7 +330,7 @@ class Outbox:
         if not notifications:
             return
         insert = self._insert(_MESSAGES).on_conflict_do_nothing(index_elements=[_MESSAGES.c.message_id])
-        with self.store.transaction("accept notifications in the outbox") as connection:
+        with self.store.transaction("accept notifications in the outbox", fenced=True) as connection:
             connection.execute(insert, [_message_row(n) for n in notifications])
 
     def _insert(self, table: sa.Table) -> Any:
@@ -413,6 +416,8 @@ class Outbox:
             if channel.kind == "dingtalk" and not self._take_robot_slot(channel.name, now):
                 done.throttled += sum(1 for r in rows[i:] if r.next_attempt_at <= now)
                 break
+            if not self._claim(row):
+                break  # another leader took over (or delivered it): this one sends nothing more
             try:
                 sender.deliver(row.notification(), target)
             except TemporaryDeliveryError as exc:
@@ -435,9 +440,26 @@ class Outbox:
             done.delivered += 1
         return done
 
+    def _claim(self, row: _Row) -> bool:
+        """Right before a send: this controller still leads (the fence, in the transaction) and the message is still
+        pending (a successor may have sent it while this one was frozen). A refusal is logged, never raised: the
+        worker stops sending and the controller steps down (``leading``)."""
+        try:
+            with self.store.transaction("claim a notification to send", fenced=True) as connection:
+                state = connection.execute(
+                    sa.select(_MESSAGES.c.state).where(_MESSAGES.c.position == row.position)
+                ).scalar_one_or_none()
+        except NotLeaderError as exc:
+            log.warning(
+                "Did not send notification: no longer the leader",
+                extra={"channel": str(row.channel), "notification": row.message_id, "reason": str(exc)},
+            )
+            return False
+        return state == "pending"
+
     def _mark_delivered(self, row: _Row, now: float) -> None:
         # Committed at once and alone: this commit is the whole window in which a crash repeats the message.
-        with self.store.transaction("mark a notification delivered") as connection:
+        with self.store.transaction("mark a notification delivered", fenced=True) as connection:
             connection.execute(
                 sa.update(_MESSAGES)
                 .where(_MESSAGES.c.position == row.position)
@@ -452,7 +474,7 @@ class Outbox:
     def _retry(self, row: _Row, reason: str, retry_after_s: float | None, now: float) -> None:
         attempts = row.attempts + 1
         delay = retry_delay(attempts, retry_after_s, self._rng)
-        with self.store.transaction("reschedule a notification") as connection:
+        with self.store.transaction("reschedule a notification", fenced=True) as connection:
             connection.execute(
                 sa.update(_MESSAGES)
                 .where(_MESSAGES.c.position == row.position)
@@ -471,7 +493,7 @@ class Outbox:
         )
 
     def _fail(self, row: _Row, reason: str, now: float) -> None:
-        with self.store.transaction("mark a notification failed") as connection:
+        with self.store.transaction("mark a notification failed", fenced=True) as connection:
             connection.execute(
                 sa.update(_MESSAGES)
                 .where(_MESSAGES.c.position == row.position)
@@ -561,7 +583,7 @@ class Outbox:
     def prune(self, *, now: float) -> int:
         """Delete delivered messages older than DELIVERED_KEEP_S and failed ones older than FAILED_KEEP_S;
         returns how many went."""
-        with self.store.transaction("prune the outbox") as connection:
+        with self.store.transaction("prune the outbox", fenced=True) as connection:
             delivered = connection.execute(
                 sa.delete(_MESSAGES).where(
                     _MESSAGES.c.state == "delivered", _MESSAGES.c.delivered_at < now - DELIVERED_KEEP_S

@@ -126,7 +126,7 @@ class AlertStore:
             index_elements=[_ALERT.c.id],
             set_={c.name: insert.excluded[c.name] for c in _ALERT.columns if c.name != "id"},
         )
-        with self.store.transaction("save alerts") as connection:
+        with self.store.transaction("save alerts", fenced=True) as connection:
             connection.execute(upsert, rows)
 
     def _insert(self, table: sa.Table) -> Any:
@@ -253,12 +253,12 @@ class AlertStore:
     # --- silences ---------------------------------------------------------------------------------------------
 
     def add_silence(self, silence: Silence) -> None:
-        with self.store.transaction("save a silence") as connection:
+        with self.store.transaction("save a silence", fenced=True) as connection:
             connection.execute(sa.insert(_SILENCE), [_silence_row(silence)])
 
     def end_silence(self, silence_id: str, *, at: float, by: str | None) -> None:
         """Stop the silence at ``at`` (it is kept, expired, with who ended it)."""
-        with self.store.transaction("end a silence") as connection:
+        with self.store.transaction("end a silence", fenced=True) as connection:
             connection.execute(
                 sa.update(_SILENCE)
                 .where(_SILENCE.c.id == silence_id)

@@ -31,6 +31,7 @@ from edgefleet.cloud.fleet import FleetState, HealthPoint, InventoryChange
 from edgefleet.cloud.hearing import Hearing, IngestStats
 from edgefleet.cloud.k8s.gateway import ClusterGateway
 from edgefleet.cloud.k8s.health import ClusterHealth
+from edgefleet.cloud.leading import Leadership
 from edgefleet.cloud.restarts import Restarts
 from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.saving import SavingHealth
@@ -152,6 +153,11 @@ class FleetReader(Protocol):
     def reload_inventory(self, *, expect_version: str | None = None) -> InventoryChange:
         """Take the sites directory again, whole or not at all; raises InventoryError listing every problem, or
         InventoryVersionMismatch when the directory does not hold ``expect_version``."""
+        ...
+
+    @property
+    def leadership(self) -> Leadership:
+        """Whether this controller leads the database, and who does (``edgefleet.cloud.leading``)."""
         ...
 
 

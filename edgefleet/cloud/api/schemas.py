@@ -22,6 +22,7 @@ from edgefleet.cloud.fleet import (
     UnknownBox,
     health_point,
 )
+from edgefleet.cloud.leading import LeaderView, describe_holder
 from edgefleet.cloud.nodes import NODE_STATES, NodeState, NodeStateName, count_ready
 from edgefleet.inventory import Box, BoxRole, Site, SiteKind
 from edgefleet.messages import AppRunState
@@ -256,6 +257,20 @@ class UnknownBoxPublic(_Public):
 # --- system ---------------------------------------------------------------------------------------------
 
 
+class LeadershipPublic(_Public):
+    role: Literal["leader", "standby"] = Field(
+        description="leader: writes, alerts, delivers and reconciles; standby: serves reads and takes over when the "
+        "leader's lease runs out (writes sent to it are answered 503 naming the leader)."
+    )
+    leader: str | None = Field(description="The leader as host, pid and since; null while nobody leads.")
+    leader_address: str | None = Field(description="Where the leader's API listens; send writes there.")
+    leader_since: datetime | None = Field(description="When the leader took over, by the database's clock.")
+    epoch: int = Field(description="The fencing epoch: one more at every takeover.")
+    lease_expires_in_s: float | None = Field(
+        description="How long the leader's lease runs unless renewed (null on SQLite, where one controller leads)."
+    )
+
+
 class Healthz(_Public):
     status: Literal["ok", "degraded", "unavailable"] = Field(
         description="ok; degraded (200): serving, but the database refuses to save (problems says what waits in "
@@ -269,6 +284,7 @@ class Healthz(_Public):
     boxes_online: int
     boxes_total: int
     problems: list[str] = Field(description="What is down and what to check; empty when status is ok.")
+    leadership: LeadershipPublic = Field(description="Whether this controller leads the database, and who does.")
 
 
 class Livez(_Public):
@@ -281,6 +297,18 @@ class Readyz(_Public):
 
 
 # --- builders -------------------------------------------------------------------------------------------
+
+
+def leadership_public(view: LeaderView, *, leading: bool) -> LeadershipPublic:
+    """``view`` as /healthz shows it; ``leading``: whether this controller runs the leader's part now."""
+    return LeadershipPublic(
+        role="leader" if leading else "standby",
+        leader=describe_holder(view.leader) if view.leader is not None else None,
+        leader_address=view.address,
+        leader_since=datetime.fromtimestamp(view.since, UTC) if view.since is not None else None,
+        epoch=view.epoch,
+        lease_expires_in_s=view.expires_in_s,
+    )
 
 
 def site_public(site: Site, summary: SiteSummary, nodes: list[NodeState]) -> SitePublic:

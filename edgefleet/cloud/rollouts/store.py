@@ -307,7 +307,7 @@ class RolloutStore:
             "idempotency_key": rollout.idempotency_key,
         }
         try:
-            with self.store.transaction("start a rollout") as connection:
+            with self.store.transaction("start a rollout", fenced=True) as connection:
                 connection.execute(sa.insert(_ROLLOUT), [row])
                 audit_log.insert(connection, [_audit_record(audit)])
         except StoreError as exc:
@@ -384,7 +384,7 @@ class RolloutStore:
             "active": status.state not in ENDED_STATES,
             "updated_at": now,
         }
-        with self.store.transaction("save a rollout's status") as connection:
+        with self.store.transaction("save a rollout's status", fenced=True) as connection:
             connection.execute(sa.update(_ROLLOUT).where(_ROLLOUT.c.id == rollout_id).values(**values))
             if audit:
                 audit_log.insert(connection, [_audit_record(e) for e in audit])
@@ -399,7 +399,7 @@ class RolloutStore:
         if activate:
             values["active"] = True
         try:
-            with self.store.transaction("save a rollout command") as connection:
+            with self.store.transaction("save a rollout command", fenced=True) as connection:
                 connection.execute(sa.update(_ROLLOUT).where(_ROLLOUT.c.id == rollout_id).values(**values))
                 audit_log.insert(connection, [_audit_record(audit)])
         except StoreError as exc:
@@ -422,7 +422,7 @@ class RolloutStore:
             else msgspec.json.encode(dict(sorted(previous.baseline.items()))).decode(),
             recorded_at=now,
         )
-        with self.store.transaction("record a site's previous release") as connection:
+        with self.store.transaction("record a site's previous release", fenced=True) as connection:
             connection.execute(insert.on_conflict_do_nothing(index_elements=[_SITE.c.rollout_id, _SITE.c.site]))
         return self.previous(rollout_id)[previous.site]
 
@@ -473,7 +473,7 @@ class RolloutStore:
             hold.since, actor.name, what, None, hold.reason,
             action="hold-site", role=actor.role, source=actor.source, site=hold.site,
         )  # fmt: skip
-        with self.store.transaction("hold a site") as connection:
+        with self.store.transaction("hold a site", fenced=True) as connection:
             connection.execute(upsert)
             audit_log.insert(connection, [_audit_record(audit)])
         return self.holds()[hold.site]
@@ -488,7 +488,7 @@ class RolloutStore:
             now, actor.name, f"release site {site}" + _as(by, actor), held.reason, None,
             action="release-site", role=actor.role, source=actor.source, site=site,
         )  # fmt: skip
-        with self.store.transaction("release a site") as connection:
+        with self.store.transaction("release a site", fenced=True) as connection:
             connection.execute(sa.delete(_HOLD).where(_HOLD.c.site == site))
             audit_log.insert(connection, [_audit_record(audit)])
         return held
@@ -497,7 +497,7 @@ class RolloutStore:
 
     def record(self, entry: AuditEntry) -> None:
         """One audit entry for an action outside any rollout (a batch restart's steps, a taint)."""
-        with self.store.transaction("record an audit entry") as connection:
+        with self.store.transaction("record an audit entry", fenced=True) as connection:
             audit_log.insert(connection, [_audit_record(entry)])
 
     def audit(self, rollout_id: str | None = None) -> list[AuditEntry]:

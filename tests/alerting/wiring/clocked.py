@@ -29,6 +29,7 @@ from edgefleet.cloud.fleet import FleetState, HealthPoint, InventoryChange
 from edgefleet.cloud.hearing import Hearing, IngestStats
 from edgefleet.cloud.k8s.gateway import ClusterGateway
 from edgefleet.cloud.k8s.health import ClusterHealth
+from edgefleet.cloud.leading import Holder, SoleLeadership
 from edgefleet.cloud.migrating import upgrade_schema
 from edgefleet.cloud.persisting import Persister
 from edgefleet.cloud.restarts import Restarts
@@ -209,6 +210,10 @@ class ClockedController:
     @property
     def hearing(self) -> Hearing:
         return self.running.loop.hearing
+
+    @property
+    def leadership(self) -> SoleLeadership:
+        return SoleLeadership(None, Holder("test", 1, 0.0), None)
 
     @classmethod
     def build(cls, inventory: Inventory, database_url: str) -> ClockedController:

@@ -30,6 +30,7 @@ from edgefleet.cloud.fleet import (
 from edgefleet.cloud.hearing import Hearing, IngestStats
 from edgefleet.cloud.k8s.gateway import ClusterGateway
 from edgefleet.cloud.k8s.health import ClusterHealth
+from edgefleet.cloud.leading import Holder, Leadership, SoleLeadership
 from edgefleet.cloud.restarts import Restarts
 from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.saving import SavingHealth
@@ -175,6 +176,8 @@ class MemoryController:
         # No rollouts either, unless a test sets a service (tests/rollouts/test_rollout_api.py does).
         self.rollouts: RolloutService | None = None
         self.hearing = Hearing("hearing", 0.0, "hearing the fleet")
+        # The one controller leads; a test sets a standby's leadership to see writes refused.
+        self.leadership: Leadership = SoleLeadership(None, Holder("test", 1, 0.0), None)
         # What a probe found, by cluster; a cluster not here was never probed.
         self.clusters_probed: dict[ClusterId, ClusterHealth] = {}
         # No cluster is reached unless a test gives a gateway (to a simulated cluster): the audit answers 503.

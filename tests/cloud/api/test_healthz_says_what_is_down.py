@@ -27,6 +27,14 @@ def test_healthy_controller_answers_200(client: httpx.Client, memory: MemoryCont
         "boxes_online": 2,
         "boxes_total": 6,
         "problems": [],
+        "leadership": {
+            "role": "leader",
+            "leader": "host test, pid 1, since 1970-01-01 00:00:00 UTC",
+            "leader_address": None,
+            "leader_since": "1970-01-01T00:00:00Z",
+            "epoch": 1,
+            "lease_expires_in_s": None,
+        },
     }
 
 

@@ -10,6 +10,10 @@ narrower question a readiness probe asks (a "degraded" controller still serves r
 a load balancer keeps it in, since another controller on the same database could save no better, and a
 person must fix the database (``problems`` says what); "unavailable" (503): the broker or the database is away.
 
+``/healthz`` also says who leads the database (``leadership``: this controller's role, the leader, its address,
+since when and the fencing epoch), and ``/readyz`` stays 200 on a standby whose broker and database are up: it
+serves reads from its own live state at once (writes it answers 503 naming the leader: ``api.standby``).
+
 ``/healthz`` logs when the controller's health changes (``HealthLog``), not at every probe: a load balancer
 probing every few seconds through an hour's outage must leave one warning and one recovery line, not thousands.
 """
@@ -37,8 +41,18 @@ from edgefleet.cloud.api.errors import Unavailable
 from edgefleet.cloud.api.metrics import CONTENT_TYPE, render
 from edgefleet.cloud.api.paging import CursorQuery, decode_cursor, encode_cursor, page_after, set_next_page
 from edgefleet.cloud.api.reading import read_unknown
-from edgefleet.cloud.api.schemas import Healthz, Livez, Readyz, UnknownBoxPublic, error_responses, unknown_box_public
+from edgefleet.cloud.api.schemas import (
+    Healthz,
+    LeadershipPublic,
+    Livez,
+    Readyz,
+    UnknownBoxPublic,
+    error_responses,
+    leadership_public,
+    unknown_box_public,
+)
 from edgefleet.cloud.fleet import summarize_site
+from edgefleet.cloud.leading import LeaderView
 from edgefleet.cloud.settings import Settings
 from edgefleet.errors import EdgefleetError
 from edgefleet.ids import SiteId
@@ -124,7 +138,18 @@ def healthz(response: Response, controller: ControllerDep, settings: SettingsDep
         boxes_online=sum(s.boxes_online for s in summaries),
         boxes_total=sum(s.boxes_total for s in summaries),
         problems=problems + saving_problems,
+        leadership=_leadership(controller),
     )
+
+
+def _leadership(controller: FleetReader) -> LeadershipPublic:
+    """Who leads, from the lease row; while the database is away, what this controller knows of itself."""
+    leadership = controller.leadership
+    try:
+        view = leadership.view()
+    except EdgefleetError:
+        view = LeaderView(None, None, leadership.epoch or 0, None, False, None)
+    return leadership_public(view, leading=leadership.leader)
 
 
 def _connections(controller: FleetReader, settings: Settings) -> tuple[bool, bool, list[str]]:
