@@ -133,7 +133,7 @@ def test_sighup_reloads_and_a_bad_directory_is_logged_and_refused(
     ]
 
     # The reload is in the audit log: nobody is known to have sent the signal, only where it went.
-    (reload,) = httpx.get(f"{api}/api/v1/audit", params={"action": "reload-inventory"}, timeout=5).json()
+    (reload,) = as_cli.get(f"{api}/api/v1/audit", params={"action": "reload-inventory"}, timeout=5).json()
     assert reload["principal"] == "SIGHUP"
     assert reload["source"] == f"signal to pid {process.pid} on {socket.gethostname()}"
     assert reload["target"] == {"kind": "inventory", "id": inventory_version(sites)}

@@ -29,7 +29,7 @@ PLANTED = {
 
 
 def api(console: Console, path: str) -> object:
-    response = httpx.get(console.url + path, timeout=30)
+    response = httpx.get(console.url + path, headers=console.headers, timeout=30)
     assert response.status_code == 200, response.text
     return response.json()
 

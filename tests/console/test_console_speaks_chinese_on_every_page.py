@@ -80,21 +80,22 @@ def visible_texts(page: Page) -> list[str]:
 def blocked_rollout(console: Console) -> Iterator[str]:
     """A rollout whose every site waits out a blackout (nothing applied), aborted afterwards."""
     response = httpx.post(
-        f"{console.url}/api/v1/rollouts", json={"release": BLOCKED_RELEASE, "by": "tester"}, timeout=30
+        f"{console.url}/api/v1/rollouts", json={"release": BLOCKED_RELEASE}, headers=console.headers, timeout=30
     )
     assert response.status_code == 201, response.text
     rollout_id = str(response.json()["id"])
 
     def blocked() -> bool:
-        body = httpx.get(f"{console.url}/api/v1/rollouts/{rollout_id}", timeout=10).json()
+        body = httpx.get(f"{console.url}/api/v1/rollouts/{rollout_id}", headers=console.headers, timeout=10).json()
         return bool(body["blocked"])
 
     wait_for(blocked, timeout=15, what="the rollout's sites to show blocked by the blackout")
     yield rollout_id
-    httpx.post(f"{console.url}/api/v1/rollouts/{rollout_id}/abort", json={"by": "tester"}, timeout=10)
+    httpx.post(f"{console.url}/api/v1/rollouts/{rollout_id}/abort", headers=console.headers, timeout=10)
 
     def ended() -> bool:
-        return httpx.get(f"{console.url}/api/v1/rollouts/{rollout_id}", timeout=10).json()["state"] == "aborted"
+        answer = httpx.get(f"{console.url}/api/v1/rollouts/{rollout_id}", headers=console.headers, timeout=10)
+        return bool(answer.json()["state"] == "aborted")
 
     wait_for(ended, timeout=30, what="the blocked rollout to end aborted")
 

