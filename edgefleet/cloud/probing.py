@@ -20,6 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from edgefleet.cloud.k8s.gateway import ClusterGateway
 from edgefleet.cloud.k8s.health import ClusterHealth
+from edgefleet.cloud.scheduling import JOB_DEFAULTS
 from edgefleet.ids import ClusterId
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,9 @@ class ClusterProbing:
         if self._scheduler is not None or not self.clusters:
             return
         workers = min(len(self.clusters), MAX_PROBE_THREADS)
-        scheduler = BackgroundScheduler(timezone="UTC", executors={"default": ThreadPoolExecutor(workers)})
+        scheduler = BackgroundScheduler(
+            timezone="UTC", executors={"default": ThreadPoolExecutor(workers)}, job_defaults=JOB_DEFAULTS
+        )
         for cluster in self.clusters:
             job = f"probe-cluster:{cluster}"
             scheduler.add_job(

@@ -32,12 +32,16 @@ def _roll_out(directory: Path, trouble: Trouble) -> tuple[World, int, int]:
         asked_before = trouble.requests
         rollout, _ = world.service.start(release("1.0.0"), by="tester")
         done = world.run_until(rollout.id, "done", timeout=90)
+        asked = trouble.requests - asked_before
+        # The test's own reads of what each cluster runs are not the rollout's: they go through a healed server,
+        # or an injected error would fail the check rather than the rollout.
+        trouble.now = None
         assert all(done.status.sites[s].state == "passed" for s in SITES), done.status.sites
         assert all(world.site_release(s)[:2] == ("scan-upload-1.0.0", rollout.id) for s in SITES)
         applies = [e.what for e in world.rollouts.audit(rollout.id) if e.what.startswith("apply")]
         assert sorted(applies) == sorted(f"apply scan-upload-1.0.0 at {s}" for s in SITES), "each site applied once"
         site_applies = sum(1 for _, name in world.gateway.applied if name.endswith(ON_SECOND))
-        return world, trouble.requests - asked_before, site_applies
+        return world, asked, site_applies
 
 
 def test_a_rollout_completes_through_api_errors_within_three_times_the_calls(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ import pytest
 
 from edgefleet.cloud.api.standby import LEADER_HEADER, NOT_LEADER_CODE
 from tests.cloud.api.memory import write_inventory
+from tests.support.access import bearer, mint_at
 from tests.support.peers import Mosquitto, free_port, postgres_database, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.postgres]
@@ -96,6 +97,8 @@ def start_replica(tmp_path: Path, broker: Mosquitto, postgres_url: str) -> Itera
             replica = Replica(name, broker=broker, sites=sites, database=postgres_url, directory=tmp_path)
             stack.callback(replica.stop)
             wait_for(replica.health, timeout=30, what=f"{name} to answer /healthz")
+            # An admin token in the shared database (as 'edgefleet tokens create' makes it): every replica admits it.
+            replica.client.headers.update(bearer(mint_at(postgres_url, name=f"ops-{name}")))
             return replica
 
         yield start
