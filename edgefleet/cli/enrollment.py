@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from edgefleet.cli.database import ControllerDatabase, DatabaseOption
 from edgefleet.cli.output import OutputFormat, OutputOption
-from edgefleet.cli.tokens import DatabaseOption, _TokenDatabase
 
 
 def register(app: typer.Typer) -> None:
@@ -39,9 +39,9 @@ def enrollment_create(
     from edgefleet.cloud.access.enrollment_tokens import EnrollmentTokenError, EnrollmentTokens
     from edgefleet.cloud.access.tokens import TokenError, parse_expiry
 
-    with _TokenDatabase(database) as store:
+    with ControllerDatabase(database) as store:
         try:
-            secret, record = EnrollmentTokens(store.store).create(
+            secret, record = EnrollmentTokens(store).create(
                 site, created_by="cli", now=time.time(), expires_in_s=parse_expiry(expires)
             )
         except (TokenError, EnrollmentTokenError) as exc:
@@ -65,8 +65,8 @@ def enrollment_list(database: DatabaseOption = None, output: OutputOption = Outp
     from edgefleet.cloud.access.enrollment_tokens import EnrollmentTokens
 
     now = time.time()
-    with _TokenDatabase(database) as store:
-        records = EnrollmentTokens(store.store).tokens()
+    with ControllerDatabase(database) as store:
+        records = EnrollmentTokens(store).tokens()
     items = [_public(r, now=now) for r in records]
     if is_data(output):
         print_data(items, output)

@@ -16,20 +16,17 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 
+from edgefleet.cli.database import ControllerDatabase, DatabaseOption
 from edgefleet.cli.output import OutputFormat, OutputOption
 
 if TYPE_CHECKING:
     from edgefleet.cloud.access.audit_log import Actor
     from edgefleet.cloud.access.token_store import TokenStore
     from edgefleet.cloud.access.tokens import TokenRecord
+    from edgefleet.cloud.store import Store
 
 TOKEN_ENV: Final = "EDGEFLEET_TOKEN"
 TOKEN_FILE: Final = "token"
-
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option(help="sqlite:///PATH or postgresql://... [env EDGEFLEET_DATABASE_URL].", show_default=False),
-]
 
 
 def register(app: typer.Typer) -> None:
@@ -101,7 +98,8 @@ def tokens_create(
     chosen = next((r for r in ROLES if r == role), None)
     if chosen is None:
         fail(f"unknown role {role!r}", hint=f"use one of {', '.join(ROLES)}")
-    with _TokenDatabase(database) as store:
+    with ControllerDatabase(database) as database_store:
+        store = _token_store(database_store)
         try:
             expires_in_s = None if expires is None else parse_expiry(expires)
             sites = frozenset(SiteId(s) for s in site) if site else None
@@ -123,7 +121,8 @@ def tokens_list(database: DatabaseOption = None, output: OutputOption = OutputFo
     from edgefleet.cli.output import is_data, new_table, print_data, show
 
     now = time.time()
-    with _TokenDatabase(database) as store:
+    with ControllerDatabase(database) as database_store:
+        store = _token_store(database_store)
         records = store.tokens()
     items = [_public(r, now=now) for r in records]
     if is_data(output):
@@ -150,7 +149,8 @@ def tokens_revoke(
     from edgefleet.cli.output import fail, show
     from edgefleet.cloud.access.tokens import TokenError
 
-    with _TokenDatabase(database) as store:
+    with ControllerDatabase(database) as database_store:
+        store = _token_store(database_store)
         try:
             store.revoke(name, now=time.time(), actor=_database_user())
         except TokenError as exc:
@@ -186,30 +186,7 @@ def _public(record: TokenRecord, *, now: float) -> dict[str, Any]:
     }
 
 
-class _TokenDatabase:
-    """The token store of the database named by ``--database`` or ``EDGEFLEET_DATABASE_URL``, upgraded to this
-    release's schema first (as 'cloud serve' would), closed on leaving."""
+def _token_store(store: Store) -> TokenStore:
+    from edgefleet.cloud.access.token_store import TokenStore
 
-    def __init__(self, database: str | None) -> None:
-        self.database = database
-
-    def __enter__(self) -> TokenStore:
-        from rich.markup import escape
-
-        from edgefleet.cli.output import fail
-        from edgefleet.cloud.access.token_store import TokenStore
-        from edgefleet.cloud.migrating import upgrade_schema
-        from edgefleet.cloud.settings import ENV_DATABASE_URL, Settings
-        from edgefleet.cloud.store import Store
-
-        try:
-            only_database = {k: v for k, v in os.environ.items() if k == ENV_DATABASE_URL}
-            settings = Settings.from_env(only_database, database_url=self.database)
-        except ValueError as exc:
-            fail(escape(str(exc)), hint=f"set {ENV_DATABASE_URL} to the controller's database, or pass --database")
-        self.store = Store(settings.database_url)
-        upgrade_schema(self.store)
-        return TokenStore(self.store)
-
-    def __exit__(self, *_: object) -> None:
-        self.store.close()
+    return TokenStore(store)

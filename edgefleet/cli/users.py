@@ -9,15 +9,14 @@ Removing a user or changing their password ends their console sessions at once.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from edgefleet.cli.database import ControllerDatabase, DatabaseOption
 from edgefleet.cli.output import OutputFormat, OutputOption
-from edgefleet.cli.tokens import DatabaseOption
 
 if TYPE_CHECKING:
     from edgefleet.cloud.access.local_users import LocalUsers
@@ -59,7 +58,8 @@ def users_add(
     if chosen is None:
         fail(f"unknown role {role!r}", hint=f"use one of {', '.join(ROLES)}")
     password = _password(password_file)
-    with _UserDatabase(database) as users:
+    with ControllerDatabase(database) as store:
+        users = _local_users(store)
         try:
             sites = frozenset(SiteId(s) for s in site) if site else None
             users.add(name, chosen, sites, password, now=time.time())
@@ -74,7 +74,8 @@ def users_list(database: DatabaseOption = None, output: OutputOption = OutputFor
 
     from edgefleet.cli.output import is_data, new_table, print_data, show
 
-    with _UserDatabase(database) as users:
+    with ControllerDatabase(database) as store:
+        users = _local_users(store)
         found = users.users()
     items: list[dict[str, Any]] = [
         {
@@ -109,7 +110,8 @@ def users_remove(
     from edgefleet.cli.output import fail, show
     from edgefleet.cloud.access.local_users import LocalUserError
 
-    with _UserDatabase(database) as users:
+    with ControllerDatabase(database) as store:
+        users = _local_users(store)
         try:
             users.remove(name, now=time.time())
         except LocalUserError as exc:
@@ -129,7 +131,8 @@ def users_passwd(
     from edgefleet.cloud.access.local_users import LocalUserError
 
     password = _password(password_file)
-    with _UserDatabase(database) as users:
+    with ControllerDatabase(database) as store:
+        users = _local_users(store)
         try:
             users.passwd(name, password, now=time.time())
         except LocalUserError as exc:
@@ -152,32 +155,7 @@ def _password(password_file: Path | None) -> str:
     return password
 
 
-class _UserDatabase:
-    """The local users of the database named by ``--database`` or ``EDGEFLEET_DATABASE_URL``, upgraded to this
-    release's schema first (as 'cloud serve' would), closed on leaving."""
+def _local_users(store: Store) -> LocalUsers:
+    from edgefleet.cloud.access.local_users import LocalUsers
 
-    def __init__(self, database: str | None) -> None:
-        self.database = database
-        self.store: Store | None = None
-
-    def __enter__(self) -> LocalUsers:
-        from rich.markup import escape
-
-        from edgefleet.cli.output import fail
-        from edgefleet.cloud.access.local_users import LocalUsers
-        from edgefleet.cloud.migrating import upgrade_schema
-        from edgefleet.cloud.settings import ENV_DATABASE_URL, Settings
-        from edgefleet.cloud.store import Store
-
-        try:
-            only_database = {k: v for k, v in os.environ.items() if k == ENV_DATABASE_URL}
-            settings = Settings.from_env(only_database, database_url=self.database)
-        except ValueError as exc:
-            fail(escape(str(exc)), hint=f"set {ENV_DATABASE_URL} to the controller's database, or pass --database")
-        self.store = Store(settings.database_url)
-        upgrade_schema(self.store)
-        return LocalUsers(self.store)
-
-    def __exit__(self, *_: object) -> None:
-        if self.store is not None:
-            self.store.close()
+    return LocalUsers(store)
