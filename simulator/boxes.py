@@ -4,6 +4,7 @@ its own that a ``skew`` fault can shift. Built by ``simulator.running`` for ever
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -68,14 +69,16 @@ def build_box(
     skew: Callable[[], float],
     overheat: Callable[[], Mapping[int, float]],
     apps: AppSource | None = None,
+    tls_context: ssl.SSLContext | None = None,
 ) -> SimulatedBox:
     """A simulated box; ``apps``: where its agent reads its apps (its node's pods on a simulated cluster), by
-    default the releases its site runs, from the seed."""
+    default the releases its site runs, from the seed; ``tls_context``: the one TLS context every box shares on a
+    ``mqtts://`` broker."""
     reporter = BoxReporter(box.id, box.site, interval_s=interval_s, clock=OffsetClock(clock, skew))
     return SimulatedBox(
         box=box,
         reporter=reporter,
-        link=BoxLink(reporter, broker, keepalive_s=keepalive_s),
+        link=BoxLink(reporter, broker, keepalive_s=keepalive_s, tls_context=tls_context),
         host=SimulatedHostProbe(box, seed=seed),
         gpu=SimulatedGpuProbe(box, seed=seed, overheat=overheat),
         apps=apps or SimulatedAppSource(box, seed=seed),

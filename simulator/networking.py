@@ -100,7 +100,8 @@ class LinkDriver:
         self.counters = DriverCounters()
         self._failures_unlogged = 0
         self._failure_logged_at = 0.0
-        # Every box logs in with the same login: a refused one is said once, not once per box.
+        # Every box logs in with the same login, or all with logins from one file: a refusal is said once, not once
+        # per box (the others at debug level).
         self._refusal_logged = False
 
     @property
@@ -273,8 +274,8 @@ class LinkDriver:
                     "box": conn.box,
                     "broker": str(conn.link.broker),
                     "reason": conn.link.refused,
-                    "check": "the login in --broker / EDGEFLEET_BROKER_URL (mqtt://USER:PASSWORD@HOST:PORT) and "
-                    "the broker's password file and ACL",
+                    "check": "the login in --broker / EDGEFLEET_BROKER_URL (mqtt://USER:PASSWORD@HOST:PORT) or in "
+                    "--box-logins, and the broker's accounts ('edgefleet broker box list')",
                 },
             )
             return

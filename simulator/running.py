@@ -8,8 +8,11 @@ Entry points: ``run_simulator`` (async), ``run`` (blocking; ``edgefleet sim run`
 ``start_in_background`` (a thread of its own; for tests and demos that need a live fleet beside them).
 
 A broker that wants a login gets it from the broker URL (``mqtt://USER:PASSWORD@HOST:PORT``, percent-encoded):
-every simulated box logs in with that one login, where real boxes each have their own. The password is
-registered with ``credentials.hide_in_logs``, and the broker is only shown masked.
+every simulated box logs in with that one login; or, with ``box_logins`` (``edgefleet.box_logins``), each box with its
+own account, as on the secured broker (docs/security.md). ``mqtts://`` connects over TLS, verifying the broker with
+``ca_file`` and presenting ``cert_file`` where the broker asks for a client certificate: one certificate for every
+simulated box (real boxes each have their own). The URL's password is registered with ``credentials.hide_in_logs``,
+and the broker is only shown masked.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import tempfile
 import threading
 import time
@@ -32,8 +36,9 @@ from typing import Any, Final
 import uvicorn
 
 from edgefleet import topics
-from edgefleet.agent.link import DEFAULT_KEEPALIVE_S, BrokerAddress
+from edgefleet.agent.link import DEFAULT_KEEPALIVE_S, BrokerAddress, TlsFiles
 from edgefleet.agent.running import APP_CHECK_S
+from edgefleet.box_logins import BoxLogin, BoxLoginsError, read_box_logins
 from edgefleet.clock import Clock, SystemClock
 from edgefleet.credentials import hide_in_logs
 from edgefleet.errors import EdgefleetError
@@ -113,22 +118,70 @@ class SimulatorOptions:
     # out of repr: secrets.
     dingtalk_token: str | None = field(default=None, repr=False)
     dingtalk_secret: str | None = field(default=None, repr=False)
+    # A mqtts:// broker: the CA to verify it with (None: the system's trust store), and the client certificate and
+    # key every simulated box presents where the broker requires one.
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    # Each box's own login (edgefleet.box_logins); None: every box logs in with the broker URL's login, if any.
+    box_logins: Path | None = None
 
     def broker(self) -> BrokerAddress:
         try:
             address = BrokerAddress.parse(self.broker_url)
         except ValueError as exc:
             raise SimulatorError(
-                str(exc), "pass --broker mqtt://[USER:PASSWORD@]HOST:PORT or set EDGEFLEET_BROKER_URL"
+                str(exc), "pass --broker mqtt[s]://[USER:PASSWORD@]HOST:PORT or set EDGEFLEET_BROKER_URL"
             ) from exc
-        if address.tls is not None:
-            # The simulated boxes share one login and no certificates: the secured broker (per-box accounts, client
-            # certificates) would refuse them all. docs/security.md says what moving them there takes.
-            raise SimulatorError(
-                f"broker URL {address}: the simulator does not speak TLS yet",
-                "run it against a plain broker (mqtt://HOST:PORT); docs/security.md, 'What is not enforced yet'",
+        given = [f for f in (self.ca_file, self.cert_file, self.key_file) if f is not None]
+        if address.tls is None:
+            if given:
+                raise SimulatorError(
+                    f"--ca-file/--cert-file/--key-file are for TLS, but the broker URL {address} is plain",
+                    "use mqtts://HOST:PORT",
+                )
+            return address
+        if (self.cert_file is None) != (self.key_file is None):
+            raise SimulatorError("--cert-file and --key-file go together", "pass both, or neither")
+        for path in given:
+            if not path.is_file():
+                raise SimulatorError(f"TLS file {path}: no such file", "make it with 'edgefleet pki issue'")
+        return address.with_tls(
+            TlsFiles(
+                ca_file=str(self.ca_file) if self.ca_file else None,
+                cert_file=str(self.cert_file) if self.cert_file else None,
+                key_file=str(self.key_file) if self.key_file else None,
             )
-        return address
+        )
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The one TLS context every box shares (None: plain MQTT); raises SimulatorError on a file it cannot use."""
+        tls = self.broker().tls
+        if tls is None:
+            return None
+        try:
+            return tls.context()
+        except (OSError, ssl.SSLError) as exc:
+            raise SimulatorError(
+                f"cannot use the TLS files: {exc}", "check --ca-file, --cert-file, --key-file"
+            ) from None
+
+    def logins(self, boxes: list[BoxId]) -> dict[str, BoxLogin] | None:
+        """Each of ``boxes``' own login, or None without ``box_logins``; a box the file lacks is an error."""
+        if self.box_logins is None:
+            return None
+        try:
+            logins = read_box_logins(self.box_logins)
+        except BoxLoginsError as exc:
+            raise SimulatorError(str(exc), "pass --box-logins FILE or set EDGEFLEET_SIM_BOX_LOGINS") from None
+        missing = [box for box in boxes if box not in logins]
+        if missing:
+            raise SimulatorError(
+                f"box logins file {self.box_logins} has no login for {len(missing)} of the boxes played "
+                f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})",
+                "add their accounts with 'edgefleet broker box add-all', or play fewer with --site",
+            )
+        return logins
 
     def listen_address(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")
@@ -325,13 +378,17 @@ class Simulation:
         self._malformed_rng = stream(options.seed, "malformed")
         self.driver = LinkDriver(rng=stream(options.seed, "reconnect"))
         broker = options.broker()
+        tls_context = options.tls_context()
+        logins = options.logins(list(fleet.boxes))
         self.boxes: list[SimulatedBox] = []
         self._by_id: dict[BoxId, tuple[SimulatedBox, Connection]] = {}
         for box_id, box in fleet.boxes.items():
             site = fleet.sites[box.site]
+            login = logins[box_id] if logins is not None else None
             sim_box = build_box(
                 box,
-                broker=broker,
+                broker=broker.with_login(login.username, login.password) if login is not None else broker,
+                tls_context=tls_context,
                 interval_s=options.interval_override_s or site.interval_s,
                 keepalive_s=options.keepalive_s,
                 seed=options.seed,
@@ -622,6 +679,8 @@ async def run_simulator(
     hide_in_logs(options.broker().password)
     fleet = select_fleet(load_inventory(options.sites_dir), options)
     raise_open_file_limit(len(fleet.boxes) + SPARE_FDS)
+    # Before listening: a TLS file or a logins file it cannot use is refused with nothing left open.
+    simulation = Simulation(fleet, options)
     listener = _listen(options)
     host, port = listener.getsockname()[:2]
     url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
@@ -631,7 +690,6 @@ async def run_simulator(
     if in_main_thread:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-    simulation = Simulation(fleet, options)
     config = uvicorn.Config(
         create_control_app(simulation),
         log_config=None,

@@ -168,10 +168,36 @@ def broker_config(
     user: Annotated[
         str | None, typer.Option(help="The user Mosquitto drops to when started as root (reads keys, writes accounts).")
     ] = None,
+    boxes_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--boxes-from",
+            metavar="SITES",
+            help="Also make an account for every box of this site inventory, in the new account file (fast for a"
+            " whole fleet; needs --box-logins).",
+        ),
+    ] = None,
+    box_logins: Annotated[
+        Path | None,
+        typer.Option(
+            "--box-logins",
+            metavar="FILE",
+            help="Write the boxes' logins here (new file, 0600), as 'edgefleet sim run --box-logins' reads them.",
+        ),
+    ] = None,
 ) -> None:
     """Write mosquitto.conf (TLS only, no anonymous clients) and the account plugin's first file."""
     from edgefleet.cloud.broker import configuring
 
+    boxes: list[str] = []
+    if (boxes_from is None) != (box_logins is None):
+        fail("--boxes-from and --box-logins go together", hint="the new passwords are shown nowhere else")
+    if boxes_from is not None and box_logins is not None:
+        from edgefleet.inventory import load_inventory
+
+        if box_logins.exists():
+            fail(f"{box_logins} exists; name a new file (a logins file is never overwritten)")
+        boxes = list(load_inventory(boxes_from).boxes)
     written = configuring.write_config(
         directory,
         pki_dir=pki_dir,
@@ -182,12 +208,19 @@ def broker_config(
         require_client_certs=client_certs,
         plugin=plugin,
         run_as=user,
+        boxes=boxes,
     )
+    if box_logins is not None:
+        from edgefleet.box_logins import BoxLogin, write_box_logins
+
+        write_box_logins(box_logins, {b: BoxLogin(b, p) for b, p in written.box_passwords.items()})
     accounts = (
         f"made the admin and controller accounts ({configuring.ADMIN_PASSWORD}, {configuring.CONTROLLER_PASSWORD})"
         if written.dynsec_created
         else f"kept the accounts in {written.dynsec}"
     )
+    if box_logins is not None:
+        accounts += f" and {len(boxes)} box accounts (logins: {box_logins})"
     show(f"Wrote {written.conf}; {accounts}. Start it with: mosquitto -c {written.conf}")
 
 

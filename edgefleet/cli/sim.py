@@ -140,6 +140,41 @@ def run_command(
             help="The signing secret the simulated DingTalk robot checks (none when unset).",
         ),
     ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-file",
+            envvar="EDGEFLEET_BROKER_CA_FILE",
+            show_envvar=True,
+            metavar="PATH",
+            help="With a mqtts:// broker: the CA to verify it with [default: the system's trust store].",
+        ),
+    ] = None,
+    cert_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--cert-file",
+            envvar="EDGEFLEET_SIM_CERT_FILE",
+            show_envvar=True,
+            metavar="PATH",
+            help="The TLS client certificate every simulated box presents, for a broker that requires one.",
+        ),
+    ] = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option("--key-file", envvar="EDGEFLEET_SIM_KEY_FILE", show_envvar=True, metavar="PATH", help="Its key."),
+    ] = None,
+    box_logins: Annotated[
+        Path | None,
+        typer.Option(
+            "--box-logins",
+            envvar="EDGEFLEET_SIM_BOX_LOGINS",
+            show_envvar=True,
+            metavar="FILE",
+            help="Log each box in with its own account from this file (0600; 'edgefleet broker box add-all' writes it)"
+            " instead of the broker URL's login.",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every box's connects too.")] = False,
 ) -> None:
     """Play every box of the inventory as an agent over its own MQTT connection, and every cluster as a Kubernetes
@@ -151,6 +186,10 @@ def run_command(
     options = SimulatorOptions(
         sites_dir=sites,
         broker_url=broker,
+        ca_file=ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
+        box_logins=box_logins,
         listen=listen,
         sites=tuple(site or ()),
         max_boxes_per_site=max_boxes_per_site,

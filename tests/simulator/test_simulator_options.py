@@ -20,7 +20,14 @@ GOOD = SimulatorOptions()
     ("change", "words"),
     [
         ({"broker_url": "http://broker:1883"}, "scheme must be mqtt://"),
-        ({"broker_url": "mqtts://broker:8883"}, "the simulator does not speak TLS yet"),
+        (
+            {"broker_url": "mqtts://broker:8883", "cert_file": Path("/nowhere.crt")},
+            "--cert-file and --key-file go together",
+        ),
+        (
+            {"broker_url": "mqtts://broker:8883", "ca_file": Path("/nowhere/ca.crt")},
+            "TLS file /nowhere/ca.crt: no such file",
+        ),
         ({"listen": "8100"}, "listen address '8100' is not HOST:PORT"),
         ({"listen": "127.0.0.1:99999"}, "is not HOST:PORT"),
         ({"keepalive_s": 0}, "--keepalive must be from 1 to 65535"),

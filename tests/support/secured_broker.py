@@ -14,7 +14,7 @@ import socket
 import ssl
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +35,8 @@ class SecuredBroker:
     pki_dir: Path
     config_dir: Path
     settings: configuring.BrokerSettings
+    # Accounts written into the plugin's first file (``secured_broker(boxes=...)``), by box id.
+    box_accounts: dict[str, BoxAccount] = field(default_factory=dict)
 
     @property
     def port(self) -> int:
@@ -67,7 +69,7 @@ class SecuredBroker:
 
 
 @contextlib.contextmanager
-def secured_broker(directory: Path) -> Iterator[SecuredBroker]:
+def secured_broker(directory: Path, *, boxes: Sequence[str] = ()) -> Iterator[SecuredBroker]:
     now = datetime.now(UTC)
     pki_dir = directory / "pki"
     pki.init_ca(pki_dir, now=now)
@@ -76,10 +78,11 @@ def secured_broker(directory: Path) -> Iterator[SecuredBroker]:
     port = free_port()
     # Mosquitto started as root drops to its own user, which cannot enter pytest's private directories.
     written = configuring.write_config(
-        directory / "broker", pki_dir=pki_dir, port=port, run_as="root" if os.geteuid() == 0 else None
+        directory / "broker", pki_dir=pki_dir, port=port, run_as="root" if os.geteuid() == 0 else None, boxes=boxes
     )
+    accounts = {b: BoxAccount(b, b, b, p) for b, p in written.box_passwords.items()}
     with mosquitto_from(written.conf, port) as broker:
-        yield SecuredBroker(broker, pki_dir, directory / "broker", written.settings)
+        yield SecuredBroker(broker, pki_dir, directory / "broker", written.settings, accounts)
 
 
 @dataclass

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S: Final = 10.0
 # listClients pages; a fleet of a few thousand boxes is a few pages.
 LIST_PAGE: Final = 1000
+# Boxes whose accounts go in one control message (three commands each): the plugin takes a list of commands per
+# message and answers them in one message, so a fleet costs a few dozen round trips instead of thousands.
+ADD_BATCH: Final = 100
 
 
 class BrokerAccountError(EdgefleetError):
@@ -177,6 +180,37 @@ class BrokerAccounts:
         log.info("Created broker account for box", extra={"box": box})
         return BoxAccount(box=box, username=box, clientid=box, password=password)
 
+    def add_boxes(self, boxes: list[str]) -> list[BoxAccount]:
+        """New accounts for every box of ``boxes`` (as ``add_box`` makes one), ``ADD_BATCH`` boxes per control
+        message. Refused before anything changes when one of them has an account already."""
+        for box in boxes:
+            grants.check_box(box)
+        if len(set(boxes)) != len(boxes):
+            raise BrokerAccountError("a box is named twice; each box gets one account")
+        taken = sorted({entry.box for entry in self.list_boxes()} & set(boxes))
+        if taken:
+            raise BrokerAccountError(
+                f"{len(taken)} of the boxes have a broker account already ({', '.join(taken[:3])}"
+                f"{', ...' if len(taken) > 3 else ''}); revoke them first ('edgefleet broker box revoke BOX')"
+            )
+        made: list[BoxAccount] = []
+        for start in range(0, len(boxes), ADD_BATCH):
+            batch = [BoxAccount(box, box, box, new_password()) for box in boxes[start : start + ADD_BATCH]]
+            commands: list[tuple[dict[str, Any], bool]] = []
+            for account in batch:
+                role = grants.box_role(account.box)
+                entry = grants.client(account.box, role_name=role, clientid=account.box, textname=f"box {account.box}")
+                # As in add_box: a role left over from a failed add is replaced; no account holds it (checked above).
+                commands += [
+                    ({"command": "deleteRole", "rolename": role}, True),
+                    ({"command": "createRole", "rolename": role, "acls": grants.box_acls(account.box)}, False),
+                    ({"command": "createClient", **entry, "password": account.password}, False),
+                ]
+            self._run_all(commands)
+            made += batch
+        log.info("Created broker accounts for boxes", extra={"boxes": len(made)})
+        return made
+
     def revoke_box(self, box: str) -> None:
         """Delete ``box``'s account and role; the broker disconnects the box at once. Unknown box: an error."""
         grants.check_box(box)
@@ -210,30 +244,43 @@ class BrokerAccounts:
     # --- the control topic --------------------------------------------------------------------------------------
 
     def _run(self, command: dict[str, Any], *, missing_ok: bool = False) -> dict[str, Any]:
-        """Send one command and wait for its answer; returns its ``data``. Never logs the command: a createClient
+        """Send one command and wait for its answer; returns its ``data``."""
+        return self._run_all([(command, missing_ok)])[0]
+
+    def _run_all(self, commands: list[tuple[dict[str, Any], bool]]) -> list[dict[str, Any]]:
+        """Send ``(command, missing_ok)`` pairs in one message (the plugin runs them in order) and wait for every
+        answer; returns their ``data``, or raises on the first refused one. Never logs a command: a createClient
         carries a password."""
-        correlation = uuid.uuid4().hex
-        done = threading.Event()
+        correlations = [uuid.uuid4().hex for _ in commands]
+        events = [threading.Event() for _ in commands]
         with self._lock:
-            self._waiting[correlation] = done
-        payload = json.dumps({"commands": [{**command, "correlationData": correlation}]})
+            self._waiting.update(zip(correlations, events, strict=True))
+        payload = json.dumps(
+            {"commands": [{**c, "correlationData": k} for (c, _), k in zip(commands, correlations, strict=True)]}
+        )
         self._client.publish(grants.CONTROL_TOPIC, payload, qos=1)
-        answered = done.wait(self._timeout_s)
+        # The plugin answers a message's commands together: one wait bounds them all.
+        answered = events[-1].wait(self._timeout_s) and all(e.wait(self._timeout_s) for e in events)
         with self._lock:
-            self._waiting.pop(correlation, None)
-            answer = self._answers.pop(correlation, None)
-        if not answered or answer is None:
-            raise BrokerAccountError(
-                f"the broker did not answer {command['command']} within {self._timeout_s:g} s; is the "
-                "dynamic-security plugin loaded (mosquitto.conf from 'edgefleet broker config')?"
-            )
-        error = answer.get("error")
-        if error:
-            if missing_ok and "not found" in str(error).lower():
-                return {}
-            raise BrokerAccountError(f"the broker refused {command['command']}: {error}")
-        data = answer.get("data", {})
-        return data if isinstance(data, dict) else {}
+            for correlation in correlations:
+                self._waiting.pop(correlation, None)
+            answers = [self._answers.pop(correlation, None) for correlation in correlations]
+        results: list[dict[str, Any]] = []
+        for (command, missing_ok), answer in zip(commands, answers, strict=True):
+            if not answered or answer is None:
+                raise BrokerAccountError(
+                    f"the broker did not answer {command['command']} within {self._timeout_s:g} s; is the "
+                    "dynamic-security plugin loaded (mosquitto.conf from 'edgefleet broker config')?"
+                )
+            error = answer.get("error")
+            if error:
+                if missing_ok and "not found" in str(error).lower():
+                    results.append({})
+                    continue
+                raise BrokerAccountError(f"the broker refused {command['command']}: {error}")
+            data = answer.get("data", {})
+            results.append(data if isinstance(data, dict) else {})
+        return results
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:

@@ -4,7 +4,8 @@
   the broker's certificate, client certificates required (unless asked otherwise), and the dynamic-security
   plugin, which holds the accounts and their ACLs and can change them while the broker runs.
 - ``dynamic-security.json``: the plugin's own file, with the admin account (changes accounts through the control
-  topic, nothing else) and the controller's account; boxes are added at run time (``accounts``). Mosquitto
+  topic, nothing else) and the controller's account; boxes are added at run time (``accounts``), or, for a whole
+  fleet at once (the demo's 2,000 simulated boxes), written into this first file (``boxes``). Mosquitto
   rewrites this file itself on every change, so it is written only when absent: re-running the command rewrites
   the configuration and keeps every account.
 - ``admin.password``, ``controller.password`` (0600): the service accounts' passwords, made here and never printed.
@@ -22,7 +23,8 @@ import base64
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -87,6 +89,8 @@ class Written:
     dynsec: Path
     dynsec_created: bool
     settings: BrokerSettings
+    # The new box accounts' passwords by box id (``boxes`` of ``write_config``): here once, never written by us.
+    box_passwords: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 def new_password() -> str:
@@ -111,8 +115,16 @@ def write_config(
     require_client_certs: bool = True,
     plugin: Path | None = None,
     run_as: str | None = None,
+    boxes: Sequence[str] = (),
 ) -> Written:
-    """Write (or rewrite) the broker's files in ``directory``; the plugin's account file only when absent."""
+    """Write (or rewrite) the broker's files in ``directory``; the plugin's account file only when absent. With
+    ``boxes``, that new file also holds an account for each (as ``accounts.add_box`` makes one at run time), their
+    passwords returned once: one file write, where the plugin rewrites its whole file on every command it runs
+    (2,000 accounts over the control topic take minutes, docs/performance.md)."""
+    for box in boxes:
+        grants.check_box(box)
+    if len(set(boxes)) != len(boxes):
+        raise BrokerConfigError("a box is named twice in the boxes to make accounts for")
     if not 0 < port < 65536:
         raise BrokerConfigError(f"--port {port}: expected a TCP port, 1 to 65535")
     plugin = plugin or find_plugin()
@@ -142,9 +154,16 @@ def write_config(
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     dynsec = directory / DYNSEC
     created = not dynsec.exists()
+    box_passwords: dict[str, str] = {}
+    if boxes and not created:
+        raise BrokerConfigError(
+            f"{dynsec} exists, so box accounts can no longer be written into it; add them to the running broker "
+            "('edgefleet broker box add BOX'), or move the account file away to start afresh"
+        )
     if created:
         admin_password, controller_password = new_password(), new_password()
-        write_atomically(dynsec, _dynsec_json(admin_password, controller_password).encode(), mode=0o600)
+        box_passwords = {box: new_password() for box in boxes}
+        write_atomically(dynsec, _dynsec_json(admin_password, controller_password, box_passwords).encode(), mode=0o600)
         write_atomically(directory / ADMIN_PASSWORD, admin_password.encode() + b"\n", mode=0o600)
         write_atomically(directory / CONTROLLER_PASSWORD, controller_password.encode() + b"\n", mode=0o600)
     elif not (directory / ADMIN_PASSWORD).exists():
@@ -189,7 +208,7 @@ def write_config(
         admin_password_file=directory / ADMIN_PASSWORD,
     )
     write_atomically(directory / SETTINGS, (json.dumps(settings.to_json(), indent=2) + "\n").encode(), mode=0o644)
-    return Written(conf, dynsec, created, settings)
+    return Written(conf, dynsec, created, settings, box_passwords)
 
 
 def read_settings(directory: Path) -> BrokerSettings:
@@ -225,7 +244,7 @@ def hash_password(password: str, *, salt: bytes | None = None) -> dict[str, Any]
     }
 
 
-def _dynsec_json(admin_password: str, controller_password: str) -> str:
+def _dynsec_json(admin_password: str, controller_password: str, box_passwords: dict[str, str]) -> str:
     def stored(entry: dict[str, Any], password: str) -> dict[str, Any]:
         # The file names it textName where the control topic's commands say textname.
         textname = entry.pop("textname", "")
@@ -243,10 +262,18 @@ def _dynsec_json(admin_password: str, controller_password: str) -> str:
                 ),
                 controller_password,
             ),
+            *(
+                stored(
+                    grants.client(box, role_name=grants.box_role(box), clientid=box, textname=f"box {box}"),
+                    password,
+                )
+                for box, password in box_passwords.items()
+            ),
         ],
         "roles": [
             grants.role(grants.ADMIN_ROLE, grants.admin_acls()),
             grants.role(grants.CONTROLLER_ROLE, grants.controller_acls()),
+            *(grants.role(grants.box_role(box), grants.box_acls(box)) for box in box_passwords),
         ],
         "defaultACLAccess": {entry["acltype"]: entry["allow"] for entry in grants.DEFAULT_ACL_ACCESS},
     }
