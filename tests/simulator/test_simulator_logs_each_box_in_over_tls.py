@@ -7,12 +7,14 @@ hears their heartbeats. A box whose password is wrong is refused, and the others
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from edgefleet import topics
@@ -81,8 +83,12 @@ def _heard_from(listener: Peer) -> set[str]:
     return heard
 
 
-def test_each_box_logs_in_over_tls_with_its_own_account(secured: SecuredBroker, listener: Peer, tmp_path: Path) -> None:
-    running = start_in_background(_options(secured, tmp_path, _logins_file(secured, tmp_path)))
+def test_each_box_logs_in_over_tls_with_its_own_account(
+    secured: SecuredBroker, listener: Peer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    logins = _logins_file(secured, tmp_path)
+    running = start_in_background(_options(secured, tmp_path, logins))
     try:
         wait_for(lambda: _heard_from(listener) == set(BOXES) or None, what="a heartbeat from every box over TLS")
         simulation = running.simulation
@@ -90,8 +96,12 @@ def test_each_box_logs_in_over_tls_with_its_own_account(secured: SecuredBroker, 
         # Each box gave its own login, bound to its own client id (grants: username = client id = box id).
         assert {c.box: c.link.broker.username for c in simulation.driver.connections} == {b: b for b in BOXES}
         assert all(str(c.link.broker).startswith("mqtts://") for c in simulation.driver.connections)
+        status = httpx.get(f"{running.url}/status").json()
     finally:
         running.stop()
+    passwords = [entry["password"] for entry in json.loads(logins.read_text())["boxes"].values()]
+    shown = caplog.text + json.dumps(status)
+    assert not [p for p in passwords if p in shown], "a box's password reached the log or the status"
 
 
 def test_a_box_with_a_wrong_password_is_refused_and_the_others_beat(
