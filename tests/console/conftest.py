@@ -159,6 +159,8 @@ class Console:
     boxes: list[str]
     # An admin token named "tester": the browser sends it (``page``), and so do the tests' own API calls.
     token: str
+    # The controller's database, where a test mints a token of another role (``tests.support.access.mint_at``).
+    database_url: str
 
     @property
     def headers(self) -> dict[str, str]:
@@ -215,7 +217,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
             return all(cell[1] == "online" for cell in cells.values())
 
         wait_for(all_online, timeout=30, what="every simulated box to show online")
-        yield Console(url, sim, sorted(boxes), token)
+        yield Console(url, sim, sorted(boxes), token, settings.database_url)
 
 
 @pytest.fixture(scope="package")
