@@ -126,11 +126,15 @@ def _database_lines(log: str) -> list[str]:
 
 
 def test_a_30_s_outage_keeps_live_state_degrades_and_catches_up_with_nothing_lost(
-    tmp_path: Path, broker: Mosquitto, server_url: str, postgres_url: str
+    server_url: str, postgres_url: str, tmp_path: Path, broker: Mosquitto
 ) -> None:
     sites = write_sites(tmp_path / "sites", {SITE: len(BOXES)})
     manifest = sites / f"{SITE}.yaml"
-    manifest.write_text(manifest.read_text().replace("intervalSeconds: 0.5", "intervalSeconds: 1"))
+    # Beating every second, lost after 5 missed beats: a loaded machine must not make a box look lost here.
+    text = manifest.read_text().replace("intervalSeconds: 0.5", "intervalSeconds: 1")
+    manifest.write_text(text.replace("missedBeats: 3", "missedBeats: 5"))
+    assert "intervalSeconds: 1," in manifest.read_text()
+    assert "missedBeats: 5" in manifest.read_text()
     sim = start_in_background(
         SimulatorOptions(sites_dir=sites, broker_url=broker.url, listen="127.0.0.1:0", keepalive_s=KEEPALIVE_S, seed=19)
     )
