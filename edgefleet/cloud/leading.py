@@ -426,6 +426,7 @@ class Election:
         self._deadline = 0.0
         self._elected_deaf = False
         self._deaf_since: float | None = None
+        self._contend_failing = False
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._on_elected: Callable[[int], None] = lambda epoch: None
@@ -502,8 +503,16 @@ class Election:
             self._end_blockers()
             return False
         except StoreError as exc:
-            log.warning("Failed to contend for leadership", extra={"error": str(exc)})
+            if not self._contend_failing:  # once per streak: a database away for 30 s is 60 tries
+                log.warning(
+                    "Failed to contend for leadership; trying again until the database answers",
+                    extra={"error": str(exc), "every_s": CONTEND_EVERY_S},
+                )
+            self._contend_failing = True
             return False
+        if self._contend_failing:
+            log.info("Reached the database again to contend for leadership")
+        self._contend_failing = False
         if epoch is None:
             return False
         with self._state_lock:

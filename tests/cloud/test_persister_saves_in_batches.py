@@ -174,3 +174,28 @@ def test_scheduled_flushes_and_a_last_one_on_stop(store: Store, clock: FakeClock
         persister.stop()
     assert store.count_samples(BOX) == 2
     assert {b.box: b.seq for b in store.load()[0]}[BOX] == 2
+
+
+def test_stepping_down_and_leading_again_loses_nothing(store: Store, clock: FakeClock) -> None:
+    """A lone leader that loses its database steps down (its last flush refused by the fence) and leads again
+    when the database answers: the points it held, and those heard while it stood by, all reach the database."""
+    state = FleetState.for_inventory(inventory())
+    sink = FlakyStore(store)
+    persister = make(state, sink, clock, interval_s=3600.0)
+    beat(state, BOX, 1, clock)
+    assert persister.flush()
+    sink.failures = 2
+    for seq in (2, 3):  # the database away: the flush fails and keeps them
+        clock.advance(10)
+        beat(state, BOX, seq, clock)
+    assert not persister.flush()
+    persister.start()
+    persister.stop()  # stepping down: the last flush is refused too
+    assert persister.stats.pending_samples == 2
+    for seq in (4, 5):  # heard while standing by: the persister does not run
+        clock.advance(10)
+        beat(state, BOX, seq, clock)
+    persister.start()  # leading again
+    persister.stop()
+    assert [p.at for p in store.history(BOX)] == [T0 + 10 * i for i in range(5)]
+    assert {b.box: b.seq for b in store.load()[0]}[BOX] == 5

@@ -5,6 +5,7 @@ resumes, and a crash between an apply and the status write re-applies without lo
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -280,3 +281,24 @@ def test_a_controller_without_clusters_refuses_to_start_a_rollout(world: World) 
     with pytest.raises(RolloutRefused, match="no Kubernetes cluster"):
         service.start(release("1.0.0"), by="tester")
     assert world.rollouts.page() == []
+
+
+def test_ticks_failing_for_the_database_are_logged_once_per_streak(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="edgefleet.cloud.rollouts.reconciling")
+    real_tick = world.reconciler.tick
+
+    def refused() -> None:
+        raise StoreError("database postgresql://x/y: failed to read the rollouts: server closed the connection")
+
+    monkeypatch.setattr(world.reconciler, "tick", refused)
+    for _ in range(5):  # a tick every few seconds through an outage
+        world.reconciler._scheduled_tick()
+    monkeypatch.setattr(world.reconciler, "tick", real_tick)
+    world.reconciler._scheduled_tick()
+    world.reconciler._scheduled_tick()
+    assert [r.getMessage() for r in caplog.records if "tick" in r.getMessage().lower()] == [
+        "Failed to tick rollouts; trying again at every tick",
+        "Ticked rollouts again after failed ticks",
+    ]

@@ -4,11 +4,19 @@ Only the SHA-256 of a token is kept (``tokens.digest``); the secret itself is re
 never again. A revoked token keeps its row (its name stays taken, so the audit's actor names stay unambiguous).
 Who calls: the API's ``require_access`` (``find``) and ``edgefleet tokens`` (``create``, ``list``, ``revoke``),
 which reaches the controller's database directly so that an admin can make the first token.
+
+While the database is away (``UnreachableError``, ``StoreError``), ``find`` answers from the records it last read
+for each token it found: the API keeps serving its readers through a database outage (docs/reliability.md,
+"A 30 s database outage"). That is as safe as the last read: revoking a token is itself a database write, so no
+token can be revoked while the database refuses; expiry is judged at the caller's now as always. Unknown secrets
+are never remembered, so guessing grows nothing; the memory is one record per real token.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -18,8 +26,11 @@ from edgefleet.cloud.access import audit_log
 from edgefleet.cloud.access.audit_log import Actor, AuditRecord, Json, Target, summary_of
 from edgefleet.cloud.access.authorizing import ROLES, Principal, Role
 from edgefleet.cloud.access.tokens import TokenError, TokenRecord, check_name, digest, mint
-from edgefleet.cloud.store import Store
+from edgefleet.cloud.store import Store, StoreError
+from edgefleet.errors import UnreachableError
 from edgefleet.ids import SiteId
+
+log = logging.getLogger(__name__)
 
 
 class ApiTokenRow(SQLModel, table=True):
@@ -44,6 +55,10 @@ class TokenStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        # The last record read of each token found, by digest: the answer while the database is away.
+        self._known: dict[str, TokenRecord] = {}
+        self._known_lock = threading.Lock()
+        self._away = False
 
     def create_schema(self) -> None:
         """For tests of this store alone; the controller migrates instead."""
@@ -89,9 +104,33 @@ class TokenStore:
 
     def find(self, secret: str) -> TokenRecord | None:
         """The record of the token ``secret``, whatever its state; None when no token has that secret."""
-        with self.store.transaction("read an api token") as connection:
-            row = connection.execute(sa.select(_TOKENS).where(_TOKENS.c.digest == digest(secret))).first()
-        return None if row is None else _record(row)
+        key = digest(secret)
+        try:
+            with self.store.transaction("read an api token") as connection:
+                row = connection.execute(sa.select(_TOKENS).where(_TOKENS.c.digest == key)).first()
+        except (StoreError, UnreachableError) as exc:
+            with self._known_lock:
+                known = self._known.get(key)
+                first = not self._away
+                self._away = True
+            if first:  # once per outage: every request of every caller would repeat it
+                log.warning(
+                    "Failed to read api tokens; admitting the tokens as last read until the database answers",
+                    extra={"error": str(exc)[:500], "tokens_known": len(self._known)},
+                )
+            if known is None:
+                raise
+            return known
+        record = None if row is None else _record(row)
+        with self._known_lock:
+            if self._away:
+                log.info("Reading api tokens from the database again")
+            self._away = False
+            if record is None:
+                self._known.pop(key, None)
+            else:
+                self._known[key] = record
+        return record
 
     def tokens(self) -> list[TokenRecord]:
         with self.store.transaction("list the api tokens") as connection:
@@ -116,6 +155,9 @@ class TokenStore:
                     [AuditRecord(now, actor, "revoke-token", Target("token", name), f"revoke token {name}",
                                  before=_audited(before), after=_audited(after))],
                 )  # fmt: skip
+        with self._known_lock:
+            if after.digest in self._known:
+                self._known[after.digest] = after
         return after
 
 

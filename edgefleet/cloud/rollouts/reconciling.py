@@ -171,6 +171,8 @@ class Reconciler:
         # Rollouts whose release no longer loads, with why (logged once).
         self._stalled: dict[str, str] = {}
         self.ticks = 0
+        # Whether the last scheduled tick failed for the database: its failure is logged once per streak.
+        self._tick_failing = False
         # The boxes of the sites in flight, with the rollout's app: what ``heartbeat_taken`` looks a box up in.
         # Replaced whole at the end of each tick, so the ingest's thread reads it without the tick's lock.
         self._awaited: Mapping[BoxId, str] = {}
@@ -251,9 +253,15 @@ class Reconciler:
         try:
             self.tick()
         except EdgefleetError as exc:  # the database away: the next tick tries again
-            log.warning("Failed to tick rollouts", extra={"error": str(exc)})
+            if not self._tick_failing:  # once per streak: a tick every few seconds through an outage
+                log.warning("Failed to tick rollouts; trying again at every tick", extra={"error": str(exc)})
+            self._tick_failing = True
         except Exception:  # pragma: no cover - a bug; the schedule must go on
             log.exception("Failed to tick rollouts")
+        else:
+            if self._tick_failing:
+                log.info("Ticked rollouts again after failed ticks")
+            self._tick_failing = False
         finally:
             with self._wake_lock:
                 self._ticking = False
