@@ -36,6 +36,8 @@ from edgefleet.cloud.restarts import Restarts
 from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.settings import Settings
+from edgefleet.cloud.store import StoreError
+from edgefleet.errors import UnreachableError
 from edgefleet.ids import BoxId, SiteId
 
 
@@ -253,7 +255,15 @@ def require_access(request: Request) -> Principal:
         raise TooManyGuesses(wait)
     scheme, _, secret = header.strip().partition(" ")
     tokens: TokenFinder = request.state.tokens
-    found = tokens.find(secret.strip()) if scheme.lower() == "bearer" and secret.strip() else None
+    try:
+        found = tokens.find(secret.strip()) if scheme.lower() == "bearer" and secret.strip() else None
+    except (StoreError, UnreachableError) as exc:
+        # A token not read before the database went away cannot be checked now (the store logs the outage once):
+        # say so, rather than answer 500 with a traceback per request, and count no guess.
+        raise Unavailable(
+            "cannot check this token now: the controller's database does not answer; try again shortly "
+            "(tokens already used with this controller still work meanwhile)"
+        ) from exc
     principal = admit(found, now=now)
     if principal is None:
         guesses.failed(address, now=now)

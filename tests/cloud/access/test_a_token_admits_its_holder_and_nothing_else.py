@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 
 from edgefleet.cloud.access.authorizing import Principal
@@ -132,3 +133,18 @@ def test_without_a_bearer_the_browsers_session_names_the_caller(memory: MemoryCo
         assert len(httpx.get(f"{url}/api/v1/sites", headers=admin, cookies={"session": "li"}).json()) == 3
     assert len(sessions.asked_at) == asked
     assert set(sessions.asked_at) == {memory.clock.now()}  # asked at the controller's clock
+
+
+def test_while_the_database_refuses_a_known_token_admits_and_an_unread_one_is_told_to_wait(
+    memory: MemoryController, url: str
+) -> None:
+    known = bearer(mint(memory, "viewer", name="used.before"))
+    unread = bearer(mint(memory, "viewer", name="first.use.now"))
+    assert httpx.get(f"{url}/api/v1/sites", headers=known).status_code == 200
+    with memory.tokens.store.transaction("drop the token table") as connection:  # the database refuses reads
+        connection.execute(sa.text("DROP TABLE api_token"))
+
+    assert httpx.get(f"{url}/api/v1/sites", headers=known).status_code == 200
+    waiting = httpx.get(f"{url}/api/v1/sites", headers=unread)
+    assert waiting.status_code == 503, waiting.text  # not a 500 with a traceback, not a 401: nothing is known
+    assert "database does not answer" in waiting.json()["error"]["message"]
