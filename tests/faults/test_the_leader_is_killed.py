@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -44,16 +44,21 @@ class Replica:
         database: str,
         directory: Path,
         notifications: Path | None = None,
+        kubeconfig: Path | None = None,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
+        """``settings``: ``EDGEFLEET_*`` variables it is started with (the test's own are never inherited)."""
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = directory / f"{name}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFLEET_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFLEET_")} | dict(settings or {})
         args = [sys.executable, "-m", "edgefleet.cli", "cloud", "serve", "--listen", f"127.0.0.1:{self.port}"]
         args += ["--broker", broker.url, "--sites", str(sites), "--database", database]
         if notifications is not None:
             args += ["--notifications", str(notifications)]
+        if kubeconfig is not None:
+            args += ["--kubeconfig", str(kubeconfig)]
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
         self.client = httpx.Client(base_url=self.url, timeout=3)
