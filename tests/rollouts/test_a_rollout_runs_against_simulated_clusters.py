@@ -66,6 +66,23 @@ def test_ticking_again_applies_nothing_and_a_new_reconciler_resumes_without_appl
     assert len(world.gateway.applied) == applies
 
 
+def test_a_new_reconciler_goes_on_with_a_soak_rather_than_starting_it_again(world: World) -> None:
+    """A takeover or a restart does not restart the soak: the site soaking since S passes at S + soak, as it
+    would have under the reconciler that started it (the box times are memory; the soak's start is stored)."""
+    rollout, _ = world.service.start(release("1.0.0", soak="10m"), by="tester")
+    soaking = world.step_until(
+        rollout.id, lambda r: r.status.site(SITES[0]).state == "soaking", what="the canary to soak"
+    )
+    began = soaking.status.site(SITES[0]).soaking_since
+    assert began is not None
+    world.clock.advance(400)
+    world.step(rollout.id)
+    world.restart()  # a new reconciler over the same database: what a standby taking over builds
+    world.clock.advance(300)  # 700 s since the soak began: past its 600 s, not 600 s past the restart
+    passed = world.step(rollout.id)
+    assert passed.status.site(SITES[0]).state == "passed", passed.status.site(SITES[0])
+
+
 def test_a_crash_between_apply_and_status_write_reapplies_and_keeps_the_previous_release(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

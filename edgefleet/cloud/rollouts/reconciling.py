@@ -157,7 +157,8 @@ class Reconciler:
         self.interval_s = interval_s
         self._lock = threading.Lock()
         self._scheduler: BackgroundScheduler | None = None
-        # (box, version) -> since when (controller time) the box has reported that version running.
+        # (box, version) -> since when (controller time) the box has reported that version running. Memory only: a
+        # new reconciler (a restart, a takeover) first seeds it from the site's stored soak (``_boxes``).
         self._running_since: dict[tuple[BoxId, str], float] = {}
         # Each site's figures per version, summed over the ticks that saw them (release, site, version): the health
         # gate compares means, not one noisy reading with another (a single reading is a few % off either way).
@@ -326,7 +327,15 @@ class Reconciler:
         self._stalled.pop(rollout.id, None)
         now = self.clock.now()
         previous = self.store.previous(rollout.id)
-        observations = self._observe(rollout.spec, release, inventory, previous, now=now)
+        # Where a site soaks already (stored), a box this reconciler sees running the release for the first time
+        # is taken to have run it since the soak began, as the reconciler that started the soak saw: else every
+        # takeover or restart would start every soak again (found by the leader-kill fault test).
+        soaking = {
+            site: (release.version, status.soaking_since)
+            for site, status in rollout.status.sites.items()
+            if status.state == "soaking" and status.soaking_since is not None
+        }
+        observations = self._observe(rollout.spec, release, inventory, previous, soaking, now=now)
         audit: list[AuditEntry] = []
         done: set[Apply | Revert] = set()
         refused: dict[SiteId, str] = {}
@@ -377,6 +386,7 @@ class Reconciler:
         release: Release,
         inventory: Inventory,
         previous: Mapping[SiteId, PreviousRelease],
+        soaking: Mapping[SiteId, tuple[str, float]],
         *,
         now: float,
     ) -> dict[SiteId, SiteObservation]:
@@ -397,7 +407,7 @@ class Reconciler:
         readings = {site.id: self._figures.readings(release.name, site.id, release.version) for site in sites}
         with self.state.lock:
             for site in sites:
-                boxes, reachable = self._boxes(inventory, site, spec.app, now=now)
+                boxes, reachable = self._boxes(inventory, site, spec.app, soaking.get(site.id), now=now)
                 covering = [b for b in release.strategy.blackouts if b.applies_to(site.id)]
                 window = blocked(site.timezone, covering, now) if covering else None
                 seen = workloads.get(site.id, ())
@@ -425,9 +435,12 @@ class Reconciler:
                 )
         return observations
 
-    def _boxes(self, inventory: Inventory, site: Site, app: str, *, now: float) -> tuple[list[BoxApp], bool]:
+    def _boxes(
+        self, inventory: Inventory, site: Site, app: str, soaking: tuple[str, float] | None, *, now: float
+    ) -> tuple[list[BoxApp], bool]:
         """The boxes that run the app, as their agents last said, and whether any box of the site is online.
-        Called under the fleet's lock."""
+        ``soaking``: the version the site soaks on and since when (stored), what a box first seen running that
+        version here is taken to have run since. Called under the fleet's lock."""
         reachable = False
         for box_id in site.boxes:
             if box_reachability(self.state, self.state.boxes[box_id], now=now).state == "online":
@@ -444,7 +457,8 @@ class Reconciler:
                 continue
             since: float | None = None
             if reported.state == "running":
-                since = self._running_since.setdefault((box_id, reported.version), now)
+                first = soaking[1] if soaking is not None and soaking[0] == reported.version else now
+                since = self._running_since.setdefault((box_id, reported.version), min(first, now))
             else:
                 self._running_since.pop((box_id, reported.version), None)
             answer.append(BoxApp(box_id, online, reported.version, reported.state, since))
