@@ -36,8 +36,7 @@ from edgefleet.cloud.restarts import Restarts
 from edgefleet.cloud.rollouts.service import RolloutService
 from edgefleet.cloud.saving import SavingHealth
 from edgefleet.cloud.settings import Settings
-from edgefleet.cloud.store import StoreError
-from edgefleet.errors import UnreachableError
+from edgefleet.errors import EdgefleetError
 from edgefleet.ids import BoxId, SiteId
 
 
@@ -257,7 +256,7 @@ def require_access(request: Request) -> Principal:
     tokens: TokenFinder = request.state.tokens
     try:
         found = tokens.find(secret.strip()) if scheme.lower() == "bearer" and secret.strip() else None
-    except (StoreError, UnreachableError) as exc:
+    except EdgefleetError as exc:  # the store's StoreError or UnreachableError
         # A token not read before the database went away cannot be checked now (the store logs the outage once):
         # say so, rather than answer 500 with a traceback per request, and count no guess.
         raise Unavailable(
