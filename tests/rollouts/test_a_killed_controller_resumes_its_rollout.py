@@ -37,69 +37,25 @@ import pytest
 from edgefleet.clock import FakeClock
 from edgefleet.cloud.k8s.clients import ClusterClients, Timeouts
 from edgefleet.cloud.k8s.gateway import KubernetesGateway
-from edgefleet.cloud.rollouts.rendering import NAME_LABEL, NAMESPACE, RELEASE_LABEL, ROLLOUT_LABEL, SITE_LABEL
+from edgefleet.cloud.rollouts.rendering import RELEASE_LABEL, ROLLOUT_LABEL
 from edgefleet.cloud.rollouts.store import RolloutStore
 from edgefleet.cloud.store import Store
-from edgefleet.ids import ClusterId
 from simulator.running import BackgroundSimulator, SimulatorOptions, start_in_background
 from simulator.sources import site_release
 from tests.conftest import REPO
 from tests.support.access import bearer, mint_at
-from tests.support.clusters import TEST_HOST, write_host_cluster
 from tests.support.peers import Mosquitto, free_port, wait_for
+from tests.support.scan_upload_fleet import CLUSTER, deployments, release, write_releases, write_sites
 
 pytestmark = pytest.mark.slow
 
 SEED = 7
-CLUSTER = ClusterId(TEST_HOST)
 SITES = ("site-01", "site-02", "site-03", "site-04")
-# The sites' heartbeat interval: an edge node's new version reaches the controller within half a second.
-INTERVAL_S = 0.5
 NEW = "scan-upload-1.14.0"
 NEW_IMAGE = "registry.local:5000/edgefleet/scan-upload:1.14.0"
 # Kill the controller once the rollout's label is on this many sites: 0 is right after the start was accepted, 1
 # the canary, 3 the first site of the last wave (its second site not started yet).
 KILL_AFTER_APPLIES = (0, 1, 3)
-
-
-def write_sites(directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for site in SITES:
-        (directory / f"{site}.yaml").write_text(
-            "apiVersion: edgefleet.io/v1\nkind: Site\n"
-            f"metadata: {{name: {site}}}\n"
-            "spec:\n  kind: transfer-center\n"
-            f'  displayName: "{site}"\n  region: east\n  timezone: Asia/Shanghai\n'
-            f"  cluster: {TEST_HOST}\n"
-            f"  heartbeat: {{intervalSeconds: {INTERVAL_S}, missedBeats: 3}}\n"
-            "  boxes:\n"
-            f"    - {{name: {site}-edge-01, role: edge-node, model: Dell PowerEdge XR11}}\n"
-        )
-    write_host_cluster(directory)
-    return directory
-
-
-def release(version: str) -> str:
-    """scan-upload ``version``: the canary site-01, then one site, then the rest, one site in flight at a time (so
-    a kill can land between two sites of one wave), no soak, and no failure allowed."""
-    return f"""\
-apiVersion: edgefleet.io/v1
-kind: Release
-metadata: {{name: scan-upload-{version}}}
-spec:
-  app: scan-upload
-  version: {version}
-  images:
-    scan-upload: registry.local:5000/edgefleet/scan-upload:{version}
-  rollback: true
-  strategy:
-    canary: {{sites: [site-01], coverHardware: false}}
-    waves: ["1", "100%"]
-    maxInFlight: 1
-    soak: 0s
-    failureThreshold: {{sites: 0, percentOfWave: 100}}
-    gates: {{runningPercent: 100, healthTolerancePercent: 50}}
-"""
 
 
 @dataclass
@@ -185,10 +141,7 @@ class Rig:
 
     def deployments(self) -> dict[str, dict[str, Any]]:
         """Each site's scan-upload Deployment as the cluster serves it."""
-        items = self.gateway.list_objects(
-            CLUSTER, "Deployment", namespace=NAMESPACE, label_selector=f"{NAME_LABEL}=scan-upload"
-        ).items
-        return {item["metadata"]["labels"][SITE_LABEL]: item for item in items}
+        return deployments(self.gateway)
 
     def applied(self, rollout_id: str) -> set[str]:
         """The sites whose Deployment carries the rollout's label."""
@@ -211,7 +164,7 @@ class Rig:
 
 @pytest.fixture
 def rig(tmp_path: Path, broker: Mosquitto) -> Iterator[Rig]:
-    sites = write_sites(tmp_path / "sites")
+    sites = write_sites(tmp_path / "sites", SITES)
     kubeconfig = tmp_path / "sim.kubeconfig"
     sim = start_in_background(
         SimulatorOptions(
@@ -223,11 +176,7 @@ def rig(tmp_path: Path, broker: Mosquitto) -> Iterator[Rig]:
             kubeconfig=kubeconfig,
         )
     )
-    releases = tmp_path / "releases"
-    releases.mkdir()
-    # The releases the simulator's fleet runs when it starts (what a revert would go back to).
-    for version in {site_release(SEED, site, "scan-upload") for site in SITES}:
-        (releases / f"scan-upload-{version}.yaml").write_text(release(version))
+    releases = write_releases(tmp_path / "releases", SEED, SITES)
     gateway = KubernetesGateway(
         ClusterClients({CLUSTER: CLUSTER}, kubeconfig), clock=FakeClock(), timeouts=Timeouts(connect_s=2.0, read_s=5.0)
     )
