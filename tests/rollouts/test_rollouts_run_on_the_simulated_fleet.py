@@ -169,7 +169,11 @@ class Fleet:
 
         def check() -> StoredRollout | None:
             current = store.get(rollout_id)
-            assert current.status.state not in {"aborted", "done", "rolled-back"} - {state}, current.status
+            # Every site's state and reason, whole: pytest shortens a long status to the first few sites.
+            sites = "; ".join(f"{site}: {s.state} ({s.reason})" for site, s in sorted(current.status.sites.items()))
+            assert current.status.state not in {"aborted", "done", "rolled-back"} - {state}, (
+                f"rollout {current.status.state}: {current.status.stopped_because}; {sites}"
+            )
             return current if current.status.state == state else None
 
         return wait_for(check, timeout=45, interval=0.2, what=f"rollout {rollout_id} to be {state}")
