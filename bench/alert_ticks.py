@@ -4,8 +4,8 @@ The demo's setup, measured from inside: Mosquitto (started here on a free loopba
 every box of ``sites/`` (``edgefleet sim run``, a heartbeat every 10 s), and the real controller (``Controller``
 with everything its ``start()`` starts, SQLite in a temporary directory) in this process, so that its parts can
 be timed: every tick and pass of the alert loop, every flush of the persister, every database transaction, and
-every garbage collection (``gc.callbacks``). APScheduler's "skipped: maximum number of running instances" warnings
-are counted. The first ``--settle`` seconds (the simulator's boxes connecting) are left out of the figures.
+every garbage collection (``gc.callbacks``). The runs APScheduler skipped (``scheduling.FoldedRuns``'s "Skipped a
+run" records) are counted. The first ``--settle`` seconds (the simulator's boxes connecting) are left out of the figures.
 
 A tick longer than ``looping.TICK_S`` is printed with what overlapped it. Exit status 1 when a tick overran or
 APScheduler skipped one. ``--unfrozen`` undoes ``controller.settle_heap`` after start-up, to see the cause again.
@@ -80,11 +80,11 @@ class Timings:
 
 class SkipCounter(logging.Handler):
     def __init__(self, timings: Timings) -> None:
-        super().__init__(logging.WARNING)
+        super().__init__(logging.DEBUG)
         self.timings = timings
 
     def emit(self, record: logging.LogRecord) -> None:
-        if "skipped" in record.getMessage():
+        if record.getMessage().startswith("Skipped a run"):
             self.timings.skipped.append(time.perf_counter())
 
 
@@ -104,8 +104,10 @@ def instrument(timings: Timings) -> None:
 
     store.transaction = timed_transaction  # type: ignore[method-assign]
     gc.callbacks.append(timings.on_gc)
-    scheduler_log = logging.getLogger("apscheduler")
-    scheduler_log.setLevel(logging.WARNING)  # the root logger's level below would hide the warnings counted
+    # The controller's schedulers tell each skipped run through edgefleet.cloud.scheduling (the first of a streak
+    # a warning, the rest at debug), not through APScheduler's own warning.
+    scheduler_log = logging.getLogger("edgefleet.cloud.scheduling")
+    scheduler_log.setLevel(logging.DEBUG)  # the root logger's level below would hide the records counted
     scheduler_log.addHandler(SkipCounter(timings))
 
 

@@ -10,6 +10,23 @@ builds a ``SavingHealth`` from ``persisting.Persister.stats`` and ``looping.Aler
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
+
+# What a person should check, by what the database said (the driver's own words, which the store's errors quote):
+# SQLite's write lock held by another process is no matter of disk space.
+_LOCKED: Final = ("database is locked", "database table is locked")
+_LOCKED_ADVICE: Final = (
+    "another process holds the database file's write lock (a long transaction, an open sqlite3 shell, a "
+    "backup tool); find it with 'fuser' or 'lsof' on the file"
+)
+_DISK_ADVICE: Final = "check the database's disk space and permissions"
+
+
+def advice(error: str | None) -> str:
+    """What to check for a failing writer whose last error is ``error``."""
+    if error is not None and any(words in error for words in _LOCKED):
+        return _LOCKED_ADVICE
+    return _DISK_ADVICE
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +63,12 @@ class SavingHealth:
             out.append(
                 f"cannot save the fleet state: {self.fleet.failure_streak} flushes failed in a row, "
                 f"{self.fleet.pending} boxes and samples wait in memory ({self.fleet.last_error}); "
-                "check the database's disk space and permissions"
+                + advice(self.fleet.last_error)
             )
         if self.alerts is not None and self.alerts.failing:
             out.append(
                 f"cannot save alerts: {self.alerts.failure_streak} saves failed in a row, {self.alerts.pending} "
                 f"alerts wait in memory, still listed and served ({self.alerts.last_error}); "
-                "check the database's disk space and permissions"
+                + advice(self.alerts.last_error)
             )
         return out

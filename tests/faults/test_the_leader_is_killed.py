@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
@@ -46,8 +47,11 @@ class Replica:
         notifications: Path | None = None,
         kubeconfig: Path | None = None,
         settings: Mapping[str, str] | None = None,
+        through_pipe: bool = False,
     ) -> None:
-        """``settings``: ``EDGEFLEET_*`` variables it is started with (the test's own are never inherited)."""
+        """``settings``: ``EDGEFLEET_*`` variables it is started with (the test's own are never inherited).
+        ``through_pipe``: its output reaches the file through a pipe this process copies, so that a limit on the
+        size of the files it may write (``RLIMIT_FSIZE``) does not cut its log."""
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -59,9 +63,22 @@ class Replica:
             args += ["--notifications", str(notifications)]
         if kubeconfig is not None:
             args += ["--kubeconfig", str(kubeconfig)]
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        self._relay: threading.Thread | None = None
+        if through_pipe:
+            self.process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            self._relay = threading.Thread(target=self._copy_output, name=f"{name}-output", daemon=True)
+            self._relay.start()
+        else:
+            with self.log.open("wb") as out:
+                self.process = subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
         self.client = httpx.Client(base_url=self.url, timeout=3)
+
+    def _copy_output(self) -> None:
+        assert self.process.stdout is not None
+        with self.process.stdout, self.log.open("wb") as out:
+            for line in self.process.stdout:
+                out.write(line)
+                out.flush()
 
     def health(self) -> dict[str, Any] | None:
         assert self.process.poll() is None, f"{self.name} exited:\n{self.log.read_text()[-3000:]}"
@@ -81,6 +98,8 @@ class Replica:
             self.process.send_signal(signal.SIGCONT)
             self.process.kill()
         self.process.wait(10)
+        if self._relay is not None:
+            self._relay.join(10)
         self.client.close()
 
 

@@ -95,6 +95,21 @@ def test_a_database_that_refuses_saves_answers_degraded(
         assert "check the database's disk space" in problem
 
 
+def test_a_locked_sqlite_file_is_told_as_a_lock_not_a_full_disk(client: httpx.Client, memory: MemoryController) -> None:
+    # Another process holds the write lock: the saves wait out the busy timeout and fail; disk space is no matter.
+    locked = "database sqlite:///var/edgefleet.db: failed to save the fleet state: database is locked"
+    memory.saving_health = SavingHealth(fleet=WriterHealth(failed_saves=2, failure_streak=2, last_error=locked))
+
+    body = client.get("/healthz").json()
+
+    assert body["status"] == "degraded"
+    [problem] = body["problems"]
+    assert "database is locked" in problem
+    assert "another process holds the database file's write lock" in problem
+    assert "fuser" in problem
+    assert "disk space" not in problem
+
+
 def test_saves_that_failed_before_and_succeed_now_are_ok(client: httpx.Client, memory: MemoryController) -> None:
     memory.saving_health = SavingHealth(fleet=WriterHealth(saves=9, failed_saves=3, failure_streak=0))
 
