@@ -10,19 +10,23 @@ stop posting to the cluster: their pods make no progress, and past the node-moni
 to NODE_GRACE_S) the node lifecycle controller marks both nodes Ready Unknown. Healing clears the fault: the
 connections thaw (the boxes reconnect by themselves) and the kubelets post again.
 
-The cut lands while site-03 is in flight, without racing the clock: its image pull is held (the ``pull`` fault,
-an hour) from before the rollout starts, so site-03 stays in-progress once applied until the pull fault is
-cleared, which happens during the cut.
+The cut lands at one of two moments, without racing the clock: a site's image pull is held (the ``pull`` fault,
+an hour) from before the rollout starts, so that the site stays in-progress once applied until the fault is
+cleared. "In flight": site-03's own pull is held, and site-03 is cut once applied; the pull is let go during the
+cut. "Before its turn": site-02's pull is held (the wave before), site-03 is cut while site-02 is in flight, and
+site-02 is let go once the controller has lost site-03, so that site-03 is offline when its turn comes.
 
-What must hold (docs/rollouts.md, "The states"): site-03 is deferred, "offline during its rollout", never failed
-(the threshold allows no failed site, so a deferral counted as a failure would abort); site-04 goes on and passes
-meanwhile; every wave passes and the rollout stays ``running``, waiting for the deferred site, never ``done``
-while it is cut. Healed, site-03 is gated again and passes by itself, and the rollout ends ``done`` with every site
-on the new image. Each site's Deployment is the same object with its generation moved by exactly one, and the
-audit (``GET /api/v1/audit?target=rollout:<id>``) holds one apply per site, from what it ran before to the new
-release: site-03 was not applied again when it came back. The webhook got one site-unreachable firing and one
-resolve for site-03 (same alert), not one box-lost message (the boxes' own alerts are stored, inhibited by the
-site's), and the rollout's news told the deferral once and the end once.
+What must hold (docs/rollouts.md, "The states"): site-03 is deferred ("offline during its rollout", or "offline
+when its turn came"), never failed (the threshold allows no failed site, so a deferral counted as a failure would
+abort); site-04 goes on and passes meanwhile; every wave passes and the rollout stays ``running``, waiting for the
+deferred site, never ``done`` while it is cut; the cut site's Deployment is not changed while it is cut (applied
+once, or not at all). Healed, site-03 is gated again (or started) by itself and passes, and the rollout ends
+``done`` with every site on the new image. Each site's Deployment is the same object with its generation moved by
+exactly one, and the audit (``GET /api/v1/audit?target=rollout:<id>``) holds one apply per site, from what it ran
+before to the new release: site-03 was not applied again when it came back. The webhook got one site-unreachable
+firing and one resolve for site-03 (same alert), not one box-lost message (the boxes' alerts, stored, were
+inhibited by the site's while it was cut, and resolved), and the rollout's news told the deferral once and the end
+once.
 
 Nothing here judges a real-time threshold: every wait is bounded generously, so the test need not run serially.
 """
@@ -196,7 +200,21 @@ def rig(tmp_path: Path, broker: Mosquitto, database_url: str) -> Iterator[Rig]:
             sim.stop()
 
 
-def test_a_site_cut_in_flight_is_deferred_and_caught_up_when_healed(rig: Rig) -> None:
+# When the cut lands: while the site is in flight (applied, its pull held), or before its turn (while the site
+# before it, in the wave before, is in flight: its pull held), so that it is offline when its turn comes.
+MOMENTS: Final = ("in flight", "before its turn")
+# The site held in flight when the cut lands, and the deferred site's reason, for each moment.
+HELD: Final = {"in flight": CUT, "before its turn": "site-02"}
+REASON: Final = {"in flight": "offline during its rollout", "before its turn": "offline when its turn came"}
+# The cut site's states up to its deferral: applied, then cut off; or never started.
+UNTIL_DEFERRED: Final = {
+    "in flight": ["pending", "in-progress", "deferred"],
+    "before its turn": ["pending", "deferred"],
+}
+
+
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_a_site_cut_during_a_rollout_is_deferred_and_caught_up_when_healed(rig: Rig, moment: str) -> None:
     def every_site_served() -> dict[str, dict[str, Any]] | None:
         found = deployments(rig.gateway)
         return found if set(found) == set(SITES) else None
@@ -205,27 +223,42 @@ def test_a_site_cut_in_flight_is_deferred_and_caught_up_when_healed(rig: Rig) ->
     before = {site: (item["metadata"]["uid"], int(item["metadata"]["generation"])) for site, item in served.items()}
     ran_before = {site: f"scan-upload-{site_release(FLEET_SEED, site, 'scan-upload')}" for site in SITES}
 
-    def every_box_online() -> bool:
+    def sites_shown() -> dict[str, dict[str, Any]]:
         answer = rig.controller.client.get("/api/v1/sites", timeout=10)
-        return answer.status_code == 200 and all(s["boxes_online"] == s["boxes_total"] for s in answer.json())
+        assert answer.status_code == 200, answer.text
+        return {s["id"]: s for s in answer.json()}
 
-    wait_for(every_box_online, timeout=BOUND_S, what="every box online at the controller")
+    wait_for(
+        lambda: all(s["health"] == "ok" for s in sites_shown().values()),
+        timeout=BOUND_S,
+        what="every box online at the controller",
+    )
 
-    held = rig.fault(kind="pull", site=CUT, mode="slow", delay_s=HELD_PULL_S)
+    held_site = HELD[moment]
+    held = rig.fault(kind="pull", site=held_site, mode="slow", delay_s=HELD_PULL_S)
     started = rig.controller.client.post("/api/v1/rollouts", json={"release": release("1.14.0")}, timeout=30)
     assert started.status_code == 201, started.text
     rollout_id = started.json()["id"]
-    print(f"rollout {rollout_id} of {NEW} started; {CUT}'s pull held")
+    print(f"cut {moment}: rollout {rollout_id} of {NEW} started; {held_site}'s pull held")
 
-    # 1. site-03 applied and in flight (its pull held): cut it.
-    def cut_site_in_flight() -> dict[str, Any] | None:
+    # 1. The held site applied and in flight: cut site-03.
+    def held_site_in_flight() -> dict[str, Any] | None:
         shown = rig.rollout(rollout_id)
-        return shown if site_states(shown)[CUT] == "in-progress" else None
+        return shown if site_states(shown)[held_site] == "in-progress" else None
 
-    wait_for(cut_site_in_flight, timeout=BOUND_S, interval=0.1, what=f"{CUT} in flight")
-    image = deployments(rig.gateway)[CUT]["spec"]["template"]["spec"]["containers"][0]["image"]
+    wait_for(held_site_in_flight, timeout=BOUND_S, interval=0.1, what=f"{held_site} in flight")
+    image = deployments(rig.gateway)[held_site]["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == NEW_IMAGE, "applied: the cluster holds the new release"
     cut = rig.fault(kind="cut", site=CUT, seconds=CUT_S)
+    if held_site != CUT:
+        # Its turn comes once the controller has lost it: the held site is let go then.
+        wait_for(
+            lambda: sites_shown()[CUT]["health"] == "unreachable",
+            timeout=BOUND_S,
+            what=f"{CUT} unreachable at the controller",
+        )
+        assert site_states(rig.rollout(rollout_id))[CUT] == "pending"
+        rig.clear(held)
 
     # 2. Deferred, never failed; the others go on; every wave passes and the rollout waits for the cut site.
     def waiting_for_the_cut_site() -> dict[str, Any] | None:
@@ -235,7 +268,7 @@ def test_a_site_cut_in_flight_is_deferred_and_caught_up_when_healed(rig: Rig) ->
         return shown if done_waves and site_states(shown)[CUT] == "deferred" else None
 
     waiting = wait_for(waiting_for_the_cut_site, timeout=BOUND_S, interval=0.1, what="every wave to pass without it")
-    assert site_of(waiting, CUT)["reason"] == "offline during its rollout", site_of(waiting, CUT)
+    assert site_of(waiting, CUT)["reason"] == REASON[moment], site_of(waiting, CUT)
     assert waiting["reason"] == f"every wave passed; waiting for 1 deferred ({CUT})", waiting["reason"]
     assert {s: st for s, st in site_states(waiting).items() if s != CUT} == dict.fromkeys(
         (s for s in SITES if s != CUT), "passed"
@@ -268,8 +301,13 @@ def test_a_site_cut_in_flight_is_deferred_and_caught_up_when_healed(rig: Rig) ->
     assert still["state"] == "running", still
     assert site_states(still)[CUT] == "deferred", still
 
-    # 3. Heal: the pull is let go, then the cut cleared. The site is gated again and caught up by itself.
-    rig.clear(held)
+    # Never applied while cut off (before its turn), or applied once (in flight): nothing changed it since.
+    generation = int(deployments(rig.gateway)[CUT]["metadata"]["generation"])
+    assert generation == before[CUT][1] + (1 if held_site == CUT else 0), generation
+
+    # 3. Heal: the held pull (if still held) is let go, then the cut cleared. The site is caught up by itself.
+    if held_site == CUT:
+        rig.clear(held)
     rig.clear(cut)
 
     def done() -> dict[str, Any] | None:
@@ -283,9 +321,9 @@ def test_a_site_cut_in_flight_is_deferred_and_caught_up_when_healed(rig: Rig) ->
     for site, states in rig.seen.items():
         assert not {"failed", "rolled-back"} & set(states), (site, states)
         assert states[-1] == "passed", (site, states)
-    # Applied, cut off while in flight, then gated again from its return: never pending again (a new start).
+    # Deferred, then started (never applied) or gated again from its return (applied): never pending again.
     cut_states = rig.seen[CUT]
-    assert cut_states[: cut_states.index("deferred") + 1] == ["pending", "in-progress", "deferred"], cut_states
+    assert cut_states[: cut_states.index("deferred") + 1] == UNTIL_DEFERRED[moment], cut_states
     assert set(cut_states[cut_states.index("deferred") + 1 :]) <= {"in-progress", "soaking", "passed"}, cut_states
     assert all("deferred" not in rig.seen[site] for site in SITES if site != CUT), rig.seen
 
@@ -332,6 +370,6 @@ def test_a_site_cut_in_flight_is_deferred_and_caught_up_when_healed(rig: Rig) ->
     assert stored.status_code == 200, stored.text
     assert sorted((a["box"], a["state"]) for a in stored.json()) == [(node, "resolved") for node in CUT_NODES]
     print(
-        f"checked: {CUT} deferred, never failed, caught up with one apply; done with {len(SITES)} sites on "
+        f"checked ({moment}): {CUT} deferred, never failed, caught up with one apply; done with {len(SITES)} sites on "
         f"{NEW_IMAGE}; box-lost alerts {box_lost} while cut, none told, both resolved"
     )
