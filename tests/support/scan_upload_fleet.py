@@ -4,7 +4,7 @@ each site's Deployment is as the cluster serves it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -19,10 +19,16 @@ CLUSTER: Final = ClusterId(TEST_HOST)
 INTERVAL_S: Final = 0.5
 
 
-def write_sites(directory: Path, sites: Iterable[str]) -> Path:
-    """One manifest per site (one edge node each, on the host cluster), and the host cluster's."""
+def write_sites(directory: Path, sites: Iterable[str], *, edge_nodes: Mapping[str, int] | None = None) -> Path:
+    """One manifest per site (one edge node each, or as many as ``edge_nodes`` says for the site: ``site-edge-01``,
+    ``site-edge-02``, ..., on the host cluster), and the host cluster's."""
     directory.mkdir(parents=True, exist_ok=True)
     for site in sites:
+        count = (edge_nodes or {}).get(site, 1)
+        boxes = "".join(
+            f"    - {{name: {site}-edge-{i:02d}, role: edge-node, model: Dell PowerEdge XR11}}\n"
+            for i in range(1, count + 1)
+        )
         (directory / f"{site}.yaml").write_text(
             "apiVersion: edgefleet.io/v1\nkind: Site\n"
             f"metadata: {{name: {site}}}\n"
@@ -30,8 +36,7 @@ def write_sites(directory: Path, sites: Iterable[str]) -> Path:
             f'  displayName: "{site}"\n  region: east\n  timezone: Asia/Shanghai\n'
             f"  cluster: {TEST_HOST}\n"
             f"  heartbeat: {{intervalSeconds: {INTERVAL_S}, missedBeats: 3}}\n"
-            "  boxes:\n"
-            f"    - {{name: {site}-edge-01, role: edge-node, model: Dell PowerEdge XR11}}\n"
+            "  boxes:\n" + boxes
         )
     write_host_cluster(directory)
     return directory
