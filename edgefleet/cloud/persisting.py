@@ -11,9 +11,9 @@ That bounds the database (docs/operations.md, "Disk"). Started and stopped by th
 last flush.
 
 Only the leader saves; every replica hears the whole fleet. A standby's persister follows the leader instead
-(``stand_by``): every ``interval_s`` it takes what changed, as a flush would, and forgets the health points the
-leader has saved meanwhile (``not_saved_by_leader``, against each box row's ``last_seen``: a box row and its points
-are saved in one transaction). So a standby always holds what the database lacks, within the same bound as a
+(``stand_by``): every ``interval_s`` it takes what changed, as a flush would, and forgets the health points and box
+states the leader has saved meanwhile (``not_saved_by_leader``, ``box_saved_by_leader``, against each box row's
+``last_seen``: a box row and its points are saved in one transaction). So a standby always holds what the database lacks, within the same bound as a
 leader: when the leader is deposed with points it could not save (a database outage cuts both off), whichever
 replica leads next saves them. A replica that takes over does the same once more (``take_over``) before its first
 flush, so it saves what the old leader had not, not its whole memory again. While the database cannot be read,
@@ -70,6 +70,18 @@ def not_saved_by_leader(
         if saved is None or point.at > saved + SAME_HEARTBEAT_FRACTION * intervals.get(box, 0.0):
             kept.append((box, point))
     return kept
+
+
+def box_saved_by_leader(box: BoxLive, saved_last_seen: float | None, interval_s: float) -> bool:
+    """Whether the leader's saved row of the box says all this copy says: its newest heartbeat is the leader's
+    last saved one (the rule of ``not_saved_by_leader``) and it took no status after that. A status taken later
+    is kept whatever the leader did with it (the row says nothing of when its status came): writing a box row
+    again is harmless, forgetting one the leader never saved is not."""
+    if saved_last_seen is None:
+        return False
+    if box.status_taken_at is not None and box.status_taken_at > saved_last_seen:
+        return False
+    return (box.last_seen or 0.0) <= saved_last_seen + SAME_HEARTBEAT_FRACTION * interval_s
 
 
 class FleetSink(Protocol):
@@ -201,6 +213,9 @@ class Persister:
         if len(kept) != len(self._samples):
             self._samples.clear()
             self._samples.extend(kept)
+        for box, copy in list(self._boxes.items()):
+            if box_saved_by_leader(copy, saved_last_seen.get(box), intervals.get(box, 0.0)):
+                del self._boxes[box]
 
     @property
     def stats(self) -> PersisterStats:

@@ -12,8 +12,13 @@ from collections.abc import Iterator
 import pytest
 
 from edgefleet.clock import FakeClock
-from edgefleet.cloud.fleet import HISTORY_POINTS, FleetState, HealthPoint, apply_heartbeat
-from edgefleet.cloud.persisting import SAME_HEARTBEAT_FRACTION, Persister, not_saved_by_leader
+from edgefleet.cloud.fleet import HISTORY_POINTS, BoxLive, FleetState, HealthPoint, apply_heartbeat
+from edgefleet.cloud.persisting import (
+    SAME_HEARTBEAT_FRACTION,
+    Persister,
+    box_saved_by_leader,
+    not_saved_by_leader,
+)
 from edgefleet.cloud.store import Store
 from tests.cloud.builders import BOX, BOX_2, T0, heartbeat, inventory
 from tests.cloud.test_persister_saves_in_batches import FlakyStore, make
@@ -48,6 +53,24 @@ def test_a_box_the_leader_never_saved_keeps_every_point() -> None:
     assert not_saved_by_leader(samples, {BOX: T0}, {BOX: INTERVAL_S, BOX_2: INTERVAL_S}) == samples
 
 
+@pytest.mark.parametrize(
+    ("last_seen", "status_taken_at", "saved", "forgotten"),
+    [
+        (T0, None, T0, True),  # the leader saved this heartbeat
+        (T0 + LATER_S, None, T0, True),  # the same heartbeat, heard here a few ms later
+        (T0 + INTERVAL_S, None, T0, False),  # a heartbeat the leader has not saved
+        (T0, T0 + 3.0, T0, False),  # a status (a Last Will) heard after the saved heartbeat
+        (T0, T0 - 3.0, T0, True),
+        (T0, None, None, False),  # the leader has no row of the box
+    ],
+)
+def test_a_box_state_is_forgotten_only_when_the_leader_saved_all_it_says(
+    last_seen: float, status_taken_at: float | None, saved: float | None, forgotten: bool
+) -> None:
+    copy = BoxLive(BOX, inventory().boxes[BOX].site, last_seen=last_seen, status_taken_at=status_taken_at)
+    assert box_saved_by_leader(copy, saved, INTERVAL_S) is forgotten
+
+
 class Replica:
     """One replica's fleet state and persister on the shared database."""
 
@@ -78,6 +101,7 @@ def test_the_standby_that_leads_after_an_outage_saves_what_the_old_leader_could_
     assert leader.persister.flush()
     assert standby.persister.follow()
     assert standby.persister.stats.pending_samples == 0, "it forgot what the leader saved"
+    assert standby.persister.stats.pending_boxes == 0
 
     sink.failures = sink.read_failures = 100  # the database away for both
     for seq in range(4, 8):
