@@ -66,9 +66,13 @@ BEATING = ALL_BOXES[:-1]
 FENCED_FROM_S = 10.0
 # The loser is frozen this long before the database answers again, so the winner is the first to reach it.
 FREEZE_BEFORE_END_S = 1.5
-# Heartbeats come a second apart: two saved samples of one box closer than this are one heartbeat saved twice, and a
-# held point with a saved sample this close is that heartbeat saved (the replicas' receive times differ by ms).
+# Heartbeats come a second apart: a held point with a saved sample this close is that heartbeat saved (the
+# replicas' receive times differ by ms).
 SAME_HEARTBEAT_S = 0.25
+# The replicas receive one heartbeat within milliseconds of each other, and two heartbeats of a box come at least
+# ~0.1 s apart even when a loaded simulator bunches them: a window edge this far outside a held point is between
+# heartbeats for both replicas.
+EDGE_S = 0.05
 
 
 @pytest.fixture
@@ -174,10 +178,16 @@ def test_both_stand_by_through_the_outage_and_whichever_leads_after_saves_what_t
                     missing = [t for t in sorted(kept) if not any(abs(t - s) <= SAME_HEARTBEAT_S for s in during[box])]
                     assert not missing, f"{box}: {replica.name} heard {missing} in the outage; not saved"
                     assert len(kept) >= (OUTAGE_S - 2) * 0.5, f"{box}: {replica.name} holds only {len(kept)} points"
-                every = sorted(p.at for p in store.history(BoxId(box), since=0, before=time.time() + 60))
-                twice = [(a, b) for a, b in pairwise(every) if b - a < SAME_HEARTBEAT_S]
-                assert not twice, (
-                    f"{box}: heartbeats saved twice, s into the outage: {[round(a - outage.started, 2) for a, _ in twice]}"
+                # Each heartbeat saved once: from 5 s before the outage to its end, as many samples in the
+                # database as the new leader heard heartbeats (each it holds is one accepted heartbeat). Counted,
+                # not judged by spacing: a loaded simulator may send two beats 0.1 s apart.
+                mine = sorted(held(leader, box, since=outage.started - 5, before=outage.ended - 1))
+                lo, hi = mine[0] - EDGE_S, mine[-1] + EDGE_S
+                saved = sorted(p.at for p in store.history(BoxId(box), since=lo, before=hi))
+                assert len(saved) == len(mine), (
+                    f"{box}: {len(saved)} samples saved for the {len(mine)} heartbeats {leader.name} heard from "
+                    f"{lo - outage.started:.1f} s to {hi - outage.started:.1f} s into the outage; saved twice: "
+                    f"{[round(a - outage.started, 3) for a, b in pairwise(saved) if b - a < EDGE_S]}"
                 )
 
             time.sleep(5)  # anything told again after the outage would come within a delivery round or two
