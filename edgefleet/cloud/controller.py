@@ -7,8 +7,9 @@ serves reads and takes over when the leader's lease runs out), then loads the wh
 (an ``InventoryError`` propagates: nothing is half-loaded) and the notification file when one is set (a
 ``NotificationConfigError`` propagates likewise), opens the database and restores the saved state, so a restarted
 controller resumes every box's boot, sequence, last seen and status, and every alert; ``start()`` starts the
-ingest and the watches on every replica and the election; the leader alone runs the persister, the alert loop,
-delivery and the rollouts (``_lead``/``_step_down``). ``stop()`` stops them, makes a last flush and hands over. Built by
+ingest and the watches on every replica and the election; the leader alone runs the persister's flushes, the
+alert loop, delivery and the rollouts (``_lead``/``_step_down``), while a standby's persister follows the leader,
+holding the health points the database lacks for whichever replica leads next (``Persister.stand_by``). ``stop()`` stops them, makes a last flush and hands over. Built by
 the API's lifespan (``edgefleet.cloud.api.create_app``), by ``edgefleet cloud serve`` and by tests; the API reads
 ``state``, ``ingest``, ``store``, ``clock``, ``box_history``, ``alerting`` (the typed
 ``alerting.service.AlertService``) and ``cluster_health``. Alerting runs as two parts: ``alert_loop`` (the passes)
@@ -345,6 +346,10 @@ class Controller:
         # Every replica assesses its hearing; passes run only while it leads (``_lead``).
         self.alert_loop.passing = False
         self.alert_loop.start()
+        # A standby's persister follows the leader, holding what the database lacks (``Persister.stand_by``).
+        with self._leading_lock:
+            if not self._leading:
+                self.persister.stand_by()
         self.leadership.start(self._lead, self._step_down, lambda: self.ingest.connected)
         settle_heap()
         log.info(
@@ -370,8 +375,11 @@ class Controller:
                 return
             # The alerts were loaded at construction; read again unless this is the epoch it was built in (no
             # other leader can have written since).
+            self.persister.stop_standing_by()
             if self._led_once or epoch != self._built_epoch:
                 self.alert_loop.take_over()
+                # What it heard as a standby, less what the previous leader saved: each point saved once.
+                self.persister.take_over()
             self._led_once = True
             self._leading = True
             self.persister.start()
@@ -393,6 +401,8 @@ class Controller:
                 return
             self._leading = False
             self._stop_leading()
+            if self._running:
+                self.persister.stand_by()  # keeps what it could not save, for whichever replica leads next
         log.warning("Serving as a standby", extra={"reason": why, "database": self.store.url_shown})
 
     def _stop_leading(self) -> None:
@@ -420,6 +430,7 @@ class Controller:
                 if self._leading:
                     self._leading = False
                     self._stop_leading()
+                self.persister.stop_standing_by()
             self.alert_loop.stop()
             if self.cluster_probing is not None:
                 self.cluster_probing.stop()

@@ -9,6 +9,15 @@ samples older than ``FULL_RESOLUTION_S`` are folded into 5-minute buckets (``sto
 and buckets older than the retention window go, and per box all but the newest ``history_max_points`` samples.
 That bounds the database (docs/operations.md, "Disk"). Started and stopped by the controller; ``stop`` makes a
 last flush.
+
+Only the leader saves; every replica hears the whole fleet. A standby's persister follows the leader instead
+(``stand_by``): every ``interval_s`` it takes what changed, as a flush would, and forgets the health points and box
+states the leader has saved meanwhile (``not_saved_by_leader``, ``box_saved_by_leader``, against each box row's
+``last_seen``: a box row and its points are saved in one transaction). So a standby always holds what the database lacks, within the same bound as a
+leader: when the leader is deposed with points it could not save (a database outage cuts both off), whichever
+replica leads next saves them. A replica that takes over does the same once more (``take_over``) before its first
+flush, so it saves what the old leader had not, not its whole memory again. While the database cannot be read,
+nothing is forgotten (the bound drops the oldest).
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ import logging
 import math
 import threading
 from collections import Counter, deque
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -34,6 +43,7 @@ from edgefleet.ids import BoxId
 log = logging.getLogger(__name__)
 
 JOB_ID: Final = "edgefleet-flush"
+FOLLOW_JOB_ID: Final = "edgefleet-follow"
 # Trimming deletes by index, but there is no need to do it at every flush: once a minute keeps the table
 # within a minute's worth of samples of its bound.
 TRIM_INTERVAL_S: Final = 60.0
@@ -43,12 +53,43 @@ FULL_RESOLUTION_S: Final = 3600.0
 # Health points held while the database is away: ~10 minutes of a 2,000-box fleet at 10 s (~20 MB); older
 # ones are dropped first (the box state itself is always kept, it is one entry a box).
 MAX_PENDING_SAMPLES: Final = 120_000
+# Two replicas receive one heartbeat milliseconds apart (one broker, two subscriptions), and a box beats at most
+# once an interval: a point within this fraction of its box's interval after the leader's last saved one is that
+# same heartbeat, heard here, and was saved. Replicas' clocks must agree within it too (NTP keeps them within ms).
+SAME_HEARTBEAT_FRACTION: Final = 0.5
+
+
+def not_saved_by_leader(
+    samples: Iterable[Sample], saved_last_seen: Mapping[BoxId, float], intervals: Mapping[BoxId, float]
+) -> list[Sample]:
+    """The samples the leader has not saved: those received after their box's saved ``last_seen`` (plus
+    ``SAME_HEARTBEAT_FRACTION`` of the box's heartbeat interval). A box with no saved row keeps all its samples."""
+    kept: list[Sample] = []
+    for box, point in samples:
+        saved = saved_last_seen.get(box)
+        if saved is None or point.at > saved + SAME_HEARTBEAT_FRACTION * intervals.get(box, 0.0):
+            kept.append((box, point))
+    return kept
+
+
+def box_saved_by_leader(box: BoxLive, saved_last_seen: float | None, interval_s: float) -> bool:
+    """Whether the leader's saved row of the box says all this copy says: its newest heartbeat is the leader's
+    last saved one (the rule of ``not_saved_by_leader``) and it took no status after that. A status taken later
+    is kept whatever the leader did with it (the row says nothing of when its status came): writing a box row
+    again is harmless, forgetting one the leader never saved is not."""
+    if saved_last_seen is None:
+        return False
+    if box.status_taken_at is not None and box.status_taken_at > saved_last_seen:
+        return False
+    return (box.last_seen or 0.0) <= saved_last_seen + SAME_HEARTBEAT_FRACTION * interval_s
 
 
 class FleetSink(Protocol):
     """What the persister needs of the database (``store.Store`` is one)."""
 
     def save(self, boxes: Sequence[BoxLive], samples: Sequence[Sample], unknown: Sequence[UnknownBox]) -> None: ...
+
+    def saved_last_seen(self) -> dict[BoxId, float]: ...
 
     def trim_history(
         self,
@@ -110,6 +151,8 @@ class Persister:
         self._last_error: str | None = None
         self._last_saved_at: float | None = None
         self._scheduler: BackgroundScheduler | None = None
+        self._follower: BackgroundScheduler | None = None
+        self._follow_failing = False
 
     def start(self) -> None:
         if self._scheduler is not None:
@@ -122,6 +165,57 @@ class Persister:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
         self.flush()
+
+    def stand_by(self) -> None:
+        """Follow the leader every ``interval_s`` (``follow``) until ``stop_standing_by``: a standby's part."""
+        if self._follower is None:
+            self._follower = start_interval_job(self.follow, seconds=self.interval_s, job_id=FOLLOW_JOB_ID)
+
+    def stop_standing_by(self) -> None:
+        if self._follower is not None:
+            self._follower.shutdown(wait=True)
+            self._follower = None
+
+    def follow(self) -> bool:
+        """A standby's step: take what changed and forget the points the leader has saved; False when the database
+        could not be read (everything is kept). Never raises: it runs in the scheduler's thread."""
+        with self._flush_lock:
+            self._collect()
+            try:
+                saved = self.store.saved_last_seen()
+            except Exception as exc:  # the database away: keep everything, forget at a later step
+                if not self._follow_failing:
+                    log.warning(
+                        "Failed to read what the leader saved; keeping every health point heard",
+                        extra={"error": str(exc)[:500], "samples": len(self._samples)},
+                    )
+                self._follow_failing = True
+                return False
+            if self._follow_failing:
+                log.info("Read what the leader saved again", extra={"samples": len(self._samples)})
+            self._follow_failing = False
+            self._forget(saved)
+            return True
+
+    def take_over(self) -> bool:
+        """Before a new leader's first flush: forget the points the previous leader saved (``follow``), so that
+        the first flush saves what it had not, each point once. False when the database could not be read."""
+        return self.follow()
+
+    def _forget(self, saved_last_seen: Mapping[BoxId, float]) -> None:
+        inventory = self.state.inventory
+        intervals = {
+            box: inventory.sites[b.site].interval_s
+            for box, b in inventory.boxes.items()
+            if box in saved_last_seen and b.site in inventory.sites
+        }
+        kept = not_saved_by_leader(self._samples, saved_last_seen, intervals)
+        if len(kept) != len(self._samples):
+            self._samples.clear()
+            self._samples.extend(kept)
+        for box, copy in list(self._boxes.items()):
+            if box_saved_by_leader(copy, saved_last_seen.get(box), intervals.get(box, 0.0)):
+                del self._boxes[box]
 
     @property
     def stats(self) -> PersisterStats:

@@ -352,6 +352,13 @@ class Store:
         ]
         return boxes, unknown
 
+    def saved_last_seen(self) -> dict[BoxId, float]:
+        """Each saved box's ``last_seen``: the receive time of the newest heartbeat whose health point the leader
+        has saved (a box row and its points are saved in one transaction). A read: standbys ask it."""
+        with self.transaction("read what the leader saved") as connection:
+            rows = connection.execute(sa.select(_BOX.c.box, _BOX.c.last_seen).where(_BOX.c.last_seen.is_not(None)))
+            return {BoxId(box): float(last_seen) for box, last_seen in rows}
+
     def history(
         self, box: BoxId, *, since: float | None = None, before: float | None = None, limit: int | None = None
     ) -> list[HealthPoint]:

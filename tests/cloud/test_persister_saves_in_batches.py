@@ -23,6 +23,7 @@ class FlakyStore:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.failures = 0
+        self.read_failures = 0
         self.saves: list[tuple[int, int, int]] = []
 
     def save(self, boxes: Sequence[BoxLive], samples: Sequence[Sample], unknown: Sequence[UnknownBox]) -> None:
@@ -31,6 +32,12 @@ class FlakyStore:
             raise StoreError("database sqlite:///x: failed to save the fleet state: disk I/O error")
         self.store.save(boxes, samples, unknown)
         self.saves.append((len(boxes), len(samples), len(unknown)))
+
+    def saved_last_seen(self) -> dict[BoxId, float]:
+        if self.read_failures:
+            self.read_failures -= 1
+            raise StoreError("database sqlite:///x: failed to read what the leader saved: disk I/O error")
+        return self.store.saved_last_seen()
 
     def trim_history(
         self,
