@@ -449,9 +449,9 @@ class Election:
         self._thread: threading.Thread | None = None
         self._on_elected: Callable[[int], None] = lambda epoch: None
         self._on_deposed: Callable[[str], None] = lambda why: None
-        # The lease row as the election's thread last read it: (its columns, the local monotonic time of the
-        # read, this replica's epoch then). ``view`` answers from it.
-        self._seen: tuple[_LeaseRow, float, int | None] | None = None
+        # The lease row as the election last read it, and the local monotonic time of the read: what ``view``
+        # answers from (``is_me`` is judged against the epoch at the time of asking).
+        self._seen: tuple[_LeaseRow, float] | None = None
         self.takeovers = 0
         try:
             self._connect()
@@ -484,17 +484,18 @@ class Election:
 
     def view(self) -> LeaderView:
         """Who leads, from the election's last read of the lease row while it is fresh (``VIEW_FRESH_S``): a probe
-        opens no session. ``StoreError`` when the election's thread has not reached the database for longer. Read
-        now, on the election's session, when no read was made since this replica's epoch changed (just elected,
-        just deposed) or its thread does not run (tests that step it)."""
+        opens no session and never waits for the database. ``StoreError`` when the election's thread has not read
+        it for longer (the database is away or hangs). Read now, on the election's session, only when its thread
+        does not run (tests that step it)."""
         with self._state_lock:
-            seen, mine = self._seen, self._epoch
+            seen = self._seen
         now = self._monotonic()
-        if seen is not None and seen[2] == mine and now - seen[1] <= VIEW_FRESH_S:
+        if seen is not None and now - seen[1] <= VIEW_FRESH_S:
             return self._view_of(seen[0], age_s=now - seen[1])
-        if seen is not None and seen[2] == mine and self._thread is not None:
+        if self._thread is not None:
+            since = "since it started" if seen is None else f"for {now - seen[1]:.0f} s"
             raise StoreError(
-                f"database {self._shown}: the election has not read the leader lease for {now - seen[1]:.0f} s; "
+                f"database {self._shown}: the election has not read the leader lease {since}; "
                 "check that PostgreSQL runs and answers (the controller's log says what failed)"
             )
         with self._io_lock:
@@ -502,13 +503,12 @@ class Election:
         return self._view_of(row, age_s=0.0)
 
     def observe(self) -> None:
-        """Read the lease row on the election's session for ``view`` (the thread does after each step);
-        ``StoreError`` when the database does not answer."""
+        """Read the lease row on the election's session for ``view`` (the thread does after each step, a takeover
+        before it counts itself leader); ``StoreError`` when the database does not answer."""
         with self._io_lock:
             self._observe_alone()
 
     def _observe_alone(self) -> _LeaseRow:
-        mine = self.epoch
         try:
             connection = self._connect()
             got = connection.execute(_VIEW).mappings().one()
@@ -523,7 +523,7 @@ class Election:
             self._drop_connection()
             raise StoreError(f"database {self._shown}: failed to read the leader lease: {_first_line(exc)}") from exc
         with self._state_lock:
-            self._seen = (row, self._monotonic(), mine)
+            self._seen = (row, self._monotonic())
         return row
 
     def _view_of(self, row: _LeaseRow, *, age_s: float) -> LeaderView:
@@ -575,6 +575,9 @@ class Election:
         self._contend_failing = False
         if epoch is None:
             return False
+        # Read the row this takeover wrote before counting itself leader: a probe that sees it lead names it too.
+        with contextlib.suppress(StoreError):
+            self.observe()
         with self._state_lock:
             self._epoch = int(epoch)
             self._deadline = local_deadline(sent_at)

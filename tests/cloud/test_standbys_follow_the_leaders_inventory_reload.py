@@ -14,8 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from edgefleet.cloud.access.audit_log import Actor, AuditLog, AuditRecord, Target, inventory_reloaded
+from edgefleet.cloud.fleet import InventoryChange
 from edgefleet.cloud.following import FOLLOW_EVERY_S, to_follow
+from edgefleet.cloud.store import Store
 from tests.cloud.api.memory import write_inventory
+from tests.cloud.builders import T0
 from tests.faults.test_the_leader_is_killed import TAKEOVER_BOUND_S, Replica, leader_of
 from tests.support.access import bearer, mint_at
 from tests.support.peers import Mosquitto, postgres_database, wait_for
@@ -41,6 +45,21 @@ def test_a_standby_follows_the_newest_recorded_reload_when_it_runs_another(
     recorded: str | None, in_force: str, leading: bool, takes: str | None
 ) -> None:
     assert to_follow(recorded=recorded, in_force=in_force, leading=leading) == takes
+
+
+def test_the_newest_recorded_reload_is_what_is_followed(database_url: str) -> None:
+    store = Store(database_url)
+    audit = AuditLog(store)
+    try:
+        audit.create_schema()
+        assert audit.last_inventory_version() is None, "nobody has reloaded: nothing to follow"
+        operator = Actor("ops", "ops", None)
+        for before, after in (("a1", "b2"), ("b2", "c3")):
+            audit.record(inventory_reloaded(T0, operator, InventoryChange(after, before), sites=1, boxes=1))
+        audit.record(AuditRecord(T0, operator, "acknowledge-alert", Target("alert", "1"), "acknowledge alert 1"))
+        assert audit.last_inventory_version() == "c3"
+    finally:
+        store.close()
 
 
 def add_a_box(sites: Path) -> None:
