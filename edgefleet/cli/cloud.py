@@ -332,6 +332,11 @@ def _reload(controller: Controller) -> None:
     log.info("Received SIGHUP, reloading the inventory", extra={"sites_dir": str(controller.settings.sites_dir)})
     try:
         change = controller.reload_inventory()  # logs what it applied
+        if not controller.leadership.leader:
+            # A standby's reload is its own: the leader's reloads are what is audited, and what standbys follow
+            # (``edgefleet.cloud.following``); its record would wait in memory for a lead it may never take.
+            log.info("Reloaded the inventory on a standby; not audited", extra={"version": change.version})
+            return
         # Audited as the API's reload is; whoever sent the signal is not known, only that it came to this process.
         actor = Actor("SIGHUP", None, f"signal to pid {os.getpid()} on {socket.gethostname()}")
         inventory = controller.state.inventory

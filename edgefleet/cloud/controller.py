@@ -49,6 +49,7 @@ from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.enrolling import Enrollment
 from edgefleet.cloud.event_forwarding import EventForwarding, ToldEvents
 from edgefleet.cloud.fleet import HISTORY_POINTS, BoxLive, FleetState, HealthPoint, InventoryChange, replace_inventory
+from edgefleet.cloud.following import InventoryFollowing
 from edgefleet.cloud.hearing import Hearing
 from edgefleet.cloud.ingesting import Ingest
 from edgefleet.cloud.k8s.clients import ClusterClients
@@ -136,6 +137,12 @@ class Controller:
         self._tokens = TokenStore(self.store)
         # The one audit log of every state-changing action (edgefleet.cloud.access.audit_log).
         self.audit_log = AuditLog(self.store)
+        # Replicas share a database on PostgreSQL only: there a standby follows the leader's inventory reloads.
+        self.inventory_following: InventoryFollowing | None = (
+            InventoryFollowing(self, self.audit_log.last_inventory_version, lambda: self.leadership.leader)
+            if self.store.dialect == "postgresql"
+            else None
+        )
         # Every write only the leader may make checks its epoch in its own transaction.
         self.store.fence = self.leadership.fence
         try:
@@ -351,6 +358,8 @@ class Controller:
             if not self._leading:
                 self.persister.stand_by()
         self.leadership.start(self._lead, self._step_down, lambda: self.ingest.connected)
+        if self.inventory_following is not None:
+            self.inventory_following.start()
         settle_heap()
         log.info(
             "Started controller",
@@ -425,6 +434,8 @@ class Controller:
         ``start``."""
         if self._running:
             self._running = False
+            if self.inventory_following is not None:
+                self.inventory_following.stop()
             self.workload_watch.stop()
             with self._leading_lock:
                 if self._leading:

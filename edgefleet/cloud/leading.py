@@ -4,7 +4,8 @@ Why: every controller on a database hears the whole fleet (each has its own plai
 reads, but only one may write the fleet state, run the alert passes, send notifications and reconcile rollouts;
 two would send each notification twice. ``Controller`` asks ``take_leadership`` first thing, and the answer is a
 ``Leadership``: ``leader`` (whether this controller leads now), ``epoch``, ``fence`` (called at the start of every
-fenced write transaction) and ``view`` (who leads, since when, for /healthz and ``edgefleet cloud status``).
+fenced write transaction) and ``view`` (who leads, since when, for /healthz and ``edgefleet cloud status``:
+answered from the election's own last read of the lease row, so a probe opens no session).
 
 PostgreSQL (``Election``): replicas share the database and elect a leader through the one row of ``leader_lease``
 (migration 0007): ``epoch`` (the fencing epoch, +1 at every takeover), the holder's tag and address, ``since`` and
@@ -56,7 +57,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -215,6 +216,11 @@ DEAF_GRACE_S: Final = 5.0
 TAKEOVER_LOCK_WAIT_S: Final = 2.0
 # No statement of the election's own may hang its thread past a renewal or two.
 ELECTION_STATEMENT_TIMEOUT_S: Final = 3.0
+# ``view`` answers from what the election's thread last read of the lease row (after each step, on its own session)
+# while that is at most this old: a step that hangs its whole statement timeout and the next try still fit. Older
+# means the database has not answered the election for that long, and ``view`` says so: a /healthz probe reports a
+# database outage within this, and costs the database nothing (issue 19: a probe opened a session each time).
+VIEW_FRESH_S: Final = ELECTION_STATEMENT_TIMEOUT_S + RENEW_EVERY_S + 1.0
 
 LEASE_TABLE: Final = "leader_lease"
 _LEASE = sa.Table(
@@ -353,6 +359,8 @@ def take_leadership(url: str, *, clock: Clock, address: str | None = None) -> Le
         # starts after a clean stop must lead at once (``start`` gives the ingest's own answer).
         election = Election(parsed, me, address=address, hears_broker=lambda: True)
         election.contend()
+        with contextlib.suppress(StoreError):  # the thread reads it again after its first step
+            election.observe()
         # Renewing from now on: a controller that leads before it starts (a test's, a slow start) keeps its lease.
         election.run()
         return election
@@ -382,6 +390,16 @@ _END_BLOCKERS: Final = sa.text(
     "WHERE relation = 'leader_lease'::regclass AND granted AND pid <> pg_backend_pid()"
 )
 _LOCK_NOT_AVAILABLE: Final = "55P03"
+
+
+class _LeaseRow(NamedTuple):
+    """The lease row as ``_VIEW`` reads it; ``expires_in`` in seconds by the database's clock (negative: ran out)."""
+
+    epoch: int
+    holder: str | None
+    address: str | None
+    since: float | None
+    expires_in: float
 
 
 class Election:
@@ -431,6 +449,9 @@ class Election:
         self._thread: threading.Thread | None = None
         self._on_elected: Callable[[int], None] = lambda epoch: None
         self._on_deposed: Callable[[str], None] = lambda why: None
+        # The lease row as the election last read it, and the local monotonic time of the read: what ``view``
+        # answers from (``is_me`` is judged against the epoch at the time of asking).
+        self._seen: tuple[_LeaseRow, float] | None = None
         self.takeovers = 0
         try:
             self._connect()
@@ -462,21 +483,60 @@ class Election:
             raise NotLeaderError(f"this controller's lease on the database {self._shown} ran out")
 
     def view(self) -> LeaderView:
-        """Read on a short connection of its own: any thread may ask."""
+        """Who leads, from the election's last read of the lease row while it is fresh (``VIEW_FRESH_S``): a probe
+        opens no session and never waits for the database. ``StoreError`` when the election's thread has not read
+        it for longer (the database is away or hangs). Read now, on the election's session, only when its thread
+        does not run (tests that step it)."""
+        with self._state_lock:
+            seen = self._seen
+        now = self._monotonic()
+        if seen is not None and now - seen[1] <= VIEW_FRESH_S:
+            return self._view_of(seen[0], age_s=now - seen[1])
+        if self._thread is not None:
+            since = "since it started" if seen is None else f"for {now - seen[1]:.0f} s"
+            raise StoreError(
+                f"database {self._shown}: the election has not read the leader lease {since}; "
+                "check that PostgreSQL runs and answers (the controller's log says what failed)"
+            )
+        with self._io_lock:
+            row = self._observe_alone()
+        return self._view_of(row, age_s=0.0)
+
+    def observe(self) -> None:
+        """Read the lease row on the election's session for ``view`` (the thread does after each step, a takeover
+        before it counts itself leader); ``StoreError`` when the database does not answer."""
+        with self._io_lock:
+            self._observe_alone()
+
+    def _observe_alone(self) -> _LeaseRow:
         try:
-            with self._engine.connect() as connection:
-                row = connection.execute(_VIEW).mappings().one()
-        except SQLAlchemyError as exc:
+            connection = self._connect()
+            got = connection.execute(_VIEW).mappings().one()
+            row = _LeaseRow(
+                epoch=int(got["epoch"]),
+                holder=got["holder"],
+                address=got["address"],
+                since=None if got["since"] is None else float(got["since"]),
+                expires_in=float(got["expires_in"]),
+            )
+        except (SQLAlchemyError, UnreachableError) as exc:
+            self._drop_connection()
             raise StoreError(f"database {self._shown}: failed to read the leader lease: {_first_line(exc)}") from exc
-        expires_in = float(row["expires_in"])
+        with self._state_lock:
+            self._seen = (row, self._monotonic())
+        return row
+
+    def _view_of(self, row: _LeaseRow, *, age_s: float) -> LeaderView:
+        """The view of a lease row read ``age_s`` ago: the lease has run that much further since."""
+        expires_in = row.expires_in - age_s
         live = expires_in > 0
-        holder = parse_holder_tag(row["holder"] or "") if live else None
+        holder = parse_holder_tag(row.holder or "") if live else None
         return LeaderView(
             leader=holder,
-            address=row["address"] if live else None,
-            epoch=int(row["epoch"]),
-            since=float(row["since"]) if live and row["since"] is not None else None,
-            is_me=live and row["holder"] == self._tag and row["epoch"] == self.epoch,
+            address=row.address if live else None,
+            epoch=row.epoch,
+            since=row.since if live else None,
+            is_me=live and row.holder == self._tag and row.epoch == self.epoch,
             expires_in_s=round(expires_in, 1) if live else None,
         )
 
@@ -515,6 +575,9 @@ class Election:
         self._contend_failing = False
         if epoch is None:
             return False
+        # Read the row this takeover wrote before counting itself leader: a probe that sees it lead names it too.
+        with contextlib.suppress(StoreError):
+            self.observe()
         with self._state_lock:
             self._epoch = int(epoch)
             self._deadline = local_deadline(sent_at)
@@ -594,6 +657,10 @@ class Election:
             except Exception:  # the election's thread must outlive whatever one step does
                 log.exception("Failed an election step")
                 wait = CONTEND_EVERY_S
+            # One more statement on the session the step used (no new connection): what ``view`` answers from. A
+            # failure is the step's to report (it failed too, or will at the next try); ``view`` says when stale.
+            with contextlib.suppress(StoreError):
+                self.observe()
             self._stopping.wait(wait)
 
     def stop(self) -> None:

@@ -283,6 +283,24 @@ class AuditLog:
             rows = connection.execute(select(query, before_id=before_id, limit=limit)).all()
         return [record_of(r) for r in rows]
 
+    def last_inventory_version(self) -> str | None:
+        """The inventory version the newest reload entry put in force (None: no reload recorded): what standbys
+        follow (``edgefleet.cloud.following``). Found through the target index (kind "inventory")."""
+        query = (
+            sa.select(TABLE.c.target_id)
+            .where(TABLE.c.target_kind == INVENTORY_TARGET, TABLE.c.action == RELOAD_INVENTORY)
+            .order_by(TABLE.c.id.desc())
+            .limit(1)
+        )
+        with self.store.transaction("read the last inventory reload") as connection:
+            version = connection.execute(query).scalar_one_or_none()
+        return None if version is None else str(version)
+
+
+# The inventory reload's entry: its action, and its target's kind (the target's id is the version put in force).
+RELOAD_INVENTORY: Final = "reload-inventory"
+INVENTORY_TARGET: Final = "inventory"
+
 
 def inventory_reloaded(at: float, actor: Actor, change: InventoryChange, *, sites: int, boxes: int) -> AuditRecord:
     """The entry of a reload of the inventory (through the API or on SIGHUP): the version before, and after it the
@@ -298,8 +316,8 @@ def inventory_reloaded(at: float, actor: Actor, change: InventoryChange, *, site
     return AuditRecord(
         at,
         actor,
-        "reload-inventory",
-        Target("inventory", change.version),
+        RELOAD_INVENTORY,
+        Target(INVENTORY_TARGET, change.version),
         f"reload the inventory: {change.previous_version} -> {change.version}",
         before={"version": change.previous_version},
         after={"version": change.version, "sites": sites, "boxes": boxes} | {k: v for k, v in changed.items() if v},

@@ -143,7 +143,8 @@ def test_nothing_in_the_api_edits_the_audit(api: str, method: str, path: str) ->
 
 def test_the_log_offers_no_update_nor_delete() -> None:
     public = {name for name in dir(AuditLog) if not name.startswith("_")}
-    assert public == {"create_schema", "record", "keep", "page", "waiting"}
+    # Reads and appends only: ``last_inventory_version`` is what standbys follow (edgefleet.cloud.following).
+    assert public == {"create_schema", "record", "keep", "page", "waiting", "last_inventory_version"}
 
 
 # --- edgefleet audit ----------------------------------------------------------------------------------------

@@ -14,6 +14,10 @@ person must fix the database (``problems`` says what); "unavailable" (503): the 
 since when and the fencing epoch), and ``/readyz`` stays 200 on a standby whose broker and database are up: it
 serves reads from its own live state at once (writes it answers 503 naming the leader: ``api.standby``).
 
+The probes cost the database no session of their own, however often they come: who leads is the election's last
+read of the lease row (``leading.Election.view``, at most 5 s old, else it says the database has not answered),
+and the database check is given again for 2 s (``store.Store.check``), so an outage shows within seconds.
+
 ``/healthz`` logs when the controller's health changes (``HealthLog``), not at every probe: a load balancer
 probing every few seconds through an hour's outage must leave one warning and one recovery line, not thousands.
 """
