@@ -6,8 +6,13 @@ because paho's own loops use ``select()`` and fail past fd 1024 (shared/FIELD-NO
 
 The retained status and the will carry the box's boot id and session counter: the will is renewed before
 every connection attempt (``on_pre_connect``), and the controller ignores a will older than the box's latest
-"online". The birth message is published in ``on_connect`` so a reconnect renews it, and buffered heartbeats
-are flushed after it.
+"online". The birth message is published in ``on_connect`` so a reconnect renews it. The heartbeats buffered while
+the broker was away go out with the next heartbeat after a reconnection (``send``), not in ``on_connect``: after
+a broker restart (a killed broker forgets every subscription) the controllers reconnect on the same backoff as the
+boxes, often in the same millisecond, and a backlog flushed at once reached the broker before a controller had
+subscribed again, so that controller never heard it (tests/faults/test_the_broker_is_killed_under_two_replicas.py
+saw up to 62 of a box's 75 lost). One beat later every controller that reconnected with the boxes is subscribed.
+The first connection flushes at once: the controllers were subscribed before the box started.
 
 The login travels in the ``BrokerAddress`` (from the broker URL or the agent's login options); the address shows
 itself masked, so no log line of the link can name the password. ``mqtts://`` connects over TLS: the broker is
@@ -143,6 +148,7 @@ class BoxLink:
         self.keepalive_s = keepalive_s
         self._lock = threading.Lock()
         self._connected = False
+        self._ever_connected = False  # the first connection flushes the backlog at once, a reconnection later
         self.refused: str | None = None
         # Set when the broker refused the login itself (bad credentials, not authorised): paho stops retrying.
         self.credentials_refused = False
@@ -177,6 +183,7 @@ class BoxLink:
             if not self._connected:
                 self.reporter.keep(heartbeat)
                 return
+            self._flush_backlog()  # first: the controller takes a box's heartbeats in order of sequence
             info = self.client.publish(topics.heartbeat_topic(self.reporter.box), messages.encode(heartbeat), qos=QOS)
             if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
                 # paho keeps it in its own queue and resends it on reconnect; nothing more to do.
@@ -192,12 +199,18 @@ class BoxLink:
         with self._lock:
             info = None
             if self._connected:
+                self._flush_backlog()  # a stop before the next beat must not drop what the box kept
                 status = self.reporter.status("offline", "shutdown")
                 info = self.client.publish(
                     topics.status_topic(self.reporter.box), messages.encode(status), qos=QOS, retain=True
                 )
             self._connected = False
         return info
+
+    def _flush_backlog(self) -> None:
+        """Publish the heartbeats kept while disconnected, oldest first. Under ``_lock``, connected."""
+        for kept in self.reporter.drain():
+            self.client.publish(topics.heartbeat_topic(self.reporter.box), messages.encode(kept), qos=QOS)
 
     def disconnect(self) -> None:
         self.client.disconnect()
@@ -231,8 +244,12 @@ class BoxLink:
         with self._lock:
             online = self.reporter.status("online", "connected")
             client.publish(topics.status_topic(self.reporter.box), messages.encode(online), qos=QOS, retain=True)
-            for heartbeat in self.reporter.drain():
-                client.publish(topics.heartbeat_topic(self.reporter.box), messages.encode(heartbeat), qos=QOS)
+            if not self._ever_connected:
+                # The first connection: controllers have long been subscribed, and the heartbeat the agent made
+                # at its start must not wait a whole interval.
+                self._flush_backlog()
+            # After a reconnection the backlog waits for the next beat (``send``; module docstring).
+            self._ever_connected = True
             self._connected = True
         log.info("Connected box to broker", extra={"box": self.reporter.box, "broker": str(self.broker)})
 

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from edgefleet.agent.link import BoxLink, BrokerAddress
+from edgefleet.agent.reporting import BoxReporter
 from edgefleet.agent.running import EXIT_CREDENTIALS_REFUSED
-from edgefleet.messages import BoxStatus
+from edgefleet.clock import SystemClock
+from edgefleet.messages import AppReport, BoxStatus, GpuReport, HostSample
 from tests.agent.conftest import AgentProcess, Listener
 from tests.support.peers import Mosquitto, mosquitto, wait_for
 
@@ -132,6 +135,40 @@ def test_heartbeats_made_while_the_broker_is_down_arrive_after_it_restarts(
     assert seqs == list(range(1, seqs[-1] + 1)), "a heartbeat made while the broker was down was lost"
     assert {b.boot for b in beats} == {first.boot}
     assert "unsent_heartbeats" not in agent.log()
+
+
+def test_the_backlog_reaches_a_controller_that_subscribes_just_after_the_box_reconnects(
+    broker: Mosquitto, listen: Listen
+) -> None:
+    """After a broker restarts, a controller's subscription is gone until it reconnects, on the same backoff as the
+    box, often in the same millisecond: the heartbeats the box kept must not go out at its reconnection (no one is
+    subscribed yet) but with its next beat."""
+    reporter = BoxReporter("box-backlog", "site-1", interval_s=1, clock=SystemClock())
+    link = BoxLink(reporter, BrokerAddress.parse(broker.url), keepalive_s=2)
+
+    def beat() -> None:
+        link.send(reporter.heartbeat(HostSample(cpu_percent=5.0), GpuReport(available=False, reason="none"),
+                                     AppReport(source="none")))  # fmt: skip
+
+    link.connect_async()
+    link.client.loop_start()
+    try:
+        wait_for(lambda: link.connected, what="the box connected")
+        broker.stop()  # a broker without persistence: it forgets every subscription
+        wait_for(lambda: not link.connected, what="the box to notice")
+        for _ in range(3):
+            beat()  # kept
+        broker.restart()
+        wait_for(lambda: link.connected, timeout=15, what="the box reconnected")
+        listener = listen(broker.port)  # subscribes after the box connected, as a reconnecting controller does
+        wait_for(status_where(listener, "box-backlog", state="online"), what="the listener subscribed")
+        beat()
+        wait_for(lambda: len(listener.heartbeats("box-backlog")) >= 4, what="the kept heartbeats and the new one")
+        assert [h.seq for h in listener.heartbeats("box-backlog")] == [1, 2, 3, 4]
+    finally:
+        link.stop()
+        link.disconnect()
+        link.client.loop_stop()
 
 
 def test_agent_started_while_the_broker_is_down_connects_once_it_is_up(

@@ -48,17 +48,19 @@ class Replica:
         kubeconfig: Path | None = None,
         settings: Mapping[str, str] | None = None,
         through_pipe: bool = False,
+        broker_url: str | None = None,
     ) -> None:
         """``settings``: ``EDGEFLEET_*`` variables it is started with (the test's own are never inherited).
         ``through_pipe``: its output reaches the file through a pipe this process copies, so that a limit on the
-        size of the files it may write (``RLIMIT_FSIZE``) does not cut its log."""
+        size of the files it may write (``RLIMIT_FSIZE``) does not cut its log. ``broker_url``: where it reaches
+        the broker when not at ``broker`` itself (a proxy in front of it)."""
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = directory / f"{name}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFLEET_")} | dict(settings or {})
         args = [sys.executable, "-m", "edgefleet.cli", "cloud", "serve", "--listen", f"127.0.0.1:{self.port}"]
-        args += ["--broker", broker.url, "--sites", str(sites), "--database", database]
+        args += ["--broker", broker_url or broker.url, "--sites", str(sites), "--database", database]
         if notifications is not None:
             args += ["--notifications", str(notifications)]
         if kubeconfig is not None:
