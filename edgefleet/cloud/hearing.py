@@ -127,7 +127,11 @@ def assess(
         state, reason = bad
         if previous.state == state:
             return replace(previous, reason=reason)
-        bad_since = previous.bad_since if previous.state in ("deaf", "behind") else now
+        # A relapse while recovering from a spell is the same spell: after a broker outage the agents are still in
+        # their reconnect backoff, so the fleet can stay silent past ``deaf_after_s`` once the controller is back;
+        # a new spell would resolve the fleet alert and raise it again (two alerts for one outage).
+        relapse = previous.state == "recovering" and previous.bad_since is not None
+        bad_since = previous.bad_since if previous.state in ("deaf", "behind") or relapse else now
         return Hearing(state, now, reason, bad_since=bad_since if bad_since is not None else now)
     if previous.state in ("deaf", "behind"):
         return Hearing(

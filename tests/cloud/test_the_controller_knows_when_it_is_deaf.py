@@ -92,6 +92,22 @@ def test_a_bad_spell_is_one_fleet_alert_only_when_it_lasts() -> None:
     assert not fleet_alert_due(blip, now=50.0), "a 3 s blip is no alert, however long its recovery"
 
 
+def test_silence_while_recovering_from_a_spell_is_the_same_spell() -> None:
+    """After a broker outage the controller is back first and the agents follow on their backoff: the fleet may be
+    silent for longer than ``deaf_after_s``. That relapse keeps the one fleet alert firing; it is not a second
+    spell whose alert would resolve the first and fire again (seen with a 30 s outage)."""
+    deaf = step(Hearing("hearing", 0.0, ""), DEAF, 0.0)
+    recovering = step(deaf, HEARING, 30.0)
+    relapse = step(recovering, SILENT, 36.0)
+    assert relapse.state == "deaf"
+    assert relapse.bad_since == 0.0, "the outage's spell goes on"
+    assert all(fleet_alert_due(relapse, now=t) for t in (36.0, 40.0, 50.0)), "no gap: never resolved and raised"
+    heard = step(step(relapse, HEARING, 50.0), HEARING, 51.0, heard=1.0)
+    assert heard.state == "hearing" and not fleet_alert_due(heard, now=51.0)
+    after_start = step(starting(now=0.0, wall_now=1_800_000_000.0), SILENT, 20.0)
+    assert after_start.bad_since == 20.0, "a start is no spell: silence after it begins one"
+
+
 STATS = st.sampled_from([HEARING, DEAF, SILENT, LATE, SATURATED])
 
 

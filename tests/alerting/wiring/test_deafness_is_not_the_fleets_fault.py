@@ -1,7 +1,8 @@
-"""What ops saw in a hostile week, replayed with the real parts: a 60 s broker outage and a 20 s flood of garbage
+"""What ops saw in a hostile week, replayed with the real parts: a 30 s broker outage and a 20 s flood of garbage
 at 10,000 messages a second each end with no box-lost, site-unreachable or flapping notification, and at most one
 fleet-level alert (``controller-deaf``). Real Mosquitto, the simulator's boxes (the agents' own reconnect
-backoff), the real controller and a recording webhook; this takes about three minutes."""
+backoff), the real controller and a recording webhook; this takes about two minutes. The outage is 30 s: past the
+boxes' 18 s timeout, so a controller that did not know it was deaf would judge every box lost."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ INTERVAL_S = 5
 LOST_CONTACT = {"box-lost", "site-unreachable", "box-flapping"}
 FLOOD_PER_S = 10_000
 FLOOD_S = 20
+OUTAGE_S = 30
 
 
 def all_online(controller: Any) -> bool:
@@ -84,19 +86,19 @@ def settled(controller: Any, *, timeout: float) -> None:
     wait_for(lambda: not controller.delivery.outbox.backlog(), timeout=10, what="an empty outbox")
 
 
-def test_a_60_s_broker_outage_tells_no_box(parts: tuple[Mosquitto, RecordingReceiver, Any]) -> None:
+def test_a_30_s_broker_outage_tells_no_box(parts: tuple[Mosquitto, RecordingReceiver, Any]) -> None:
     broker, receiver, controller = parts
     started = time.time()
     broker.stop()
-    time.sleep(60)
+    time.sleep(OUTAGE_S)
     broker.process = _spawn_mosquitto(broker.config, broker.port)
     settled(controller, timeout=150)
 
     told = notices(receiver, started)
     assert [n for n in told if n[0] in LOST_CONTACT] == []
     fleet_level = [n for n in told if n[0] == "controller-deaf"]
-    assert fleet_level in ([("controller-deaf", "firing"), ("controller-deaf", "resolved")], []), told
-    assert len([n for n in fleet_level if n[1] == "firing"]) <= 1
+    # Away for longer than FLEET_ALERT_AFTER_S: the controller says so, once, and resolves it once it hears again.
+    assert fleet_level == [("controller-deaf", "firing"), ("controller-deaf", "resolved")], told
 
 
 def test_a_20_s_flood_tells_no_box(parts: tuple[Mosquitto, RecordingReceiver, Any], tmp_path: Path) -> None:
