@@ -168,6 +168,15 @@ def serve(
         Path | None,
         typer.Option(help="Its key [env EDGEFLEET_BROKER_KEY_FILE].", show_default=False),
     ] = None,
+    leader_lease: Annotated[
+        str | None,
+        typer.Option(
+            help="PostgreSQL replicas: how long the leader's lease runs from its last renewal, 2s to 60s; shorter "
+            "takes over from a dead leader sooner, longer rides out database blips and load "
+            "[env EDGEFLEET_LEADER_LEASE, default 6s; docs/operations.md].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the controller and serve its API until Ctrl-C or SIGTERM."""
     import os
@@ -195,6 +204,7 @@ def serve(
             broker_ca_file=broker_ca_file,
             broker_cert_file=broker_cert_file,
             broker_key_file=broker_key_file,
+            leader_lease_s=leader_lease,
         )
     except ValueError as exc:
         fail(escape(str(exc)), hint="see 'edgefleet cloud serve --help' for the settings and their variables")

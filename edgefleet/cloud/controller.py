@@ -55,7 +55,7 @@ from edgefleet.cloud.ingesting import Ingest
 from edgefleet.cloud.k8s.clients import ClusterClients
 from edgefleet.cloud.k8s.gateway import ClusterGateway, KubernetesGateway
 from edgefleet.cloud.k8s.health import ClusterHealth
-from edgefleet.cloud.leading import Leadership, take_leadership
+from edgefleet.cloud.leading import Leadership, LeaseTiming, take_leadership
 from edgefleet.cloud.migrating import upgrade_schema
 from edgefleet.cloud.node_watching import NodeWatch
 from edgefleet.cloud.persisting import Persister
@@ -98,7 +98,10 @@ class Controller:
         # controller is refused. PostgreSQL: this one leads now if nobody does, else it is a standby that serves
         # reads and takes over when the leader's lease runs out. A construction that fails lets the next one in.
         self.leadership: Leadership = take_leadership(
-            settings.database_url, clock=clock, address=advertised_address(settings)
+            settings.database_url,
+            clock=clock,
+            address=advertised_address(settings),
+            timing=LeaseTiming(settings.leader_lease_s),
         )
         try:
             # The rollout reconciler's tick: the settings' (EDGEFLEET_ROLLOUT_TICK) unless a test gives its own.

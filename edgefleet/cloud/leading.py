@@ -9,7 +9,9 @@ answered from the election's own last read of the lease row, so a probe opens no
 
 PostgreSQL (``Election``): replicas share the database and elect a leader through the one row of ``leader_lease``
 (migration 0007): ``epoch`` (the fencing epoch, +1 at every takeover), the holder's tag and address, ``since`` and
-``expires_at``. Every time is the DATABASE's ``now()``: replicas' clocks are never compared.
+``expires_at``. Every time is the DATABASE's ``now()``: replicas' clocks are never compared. The times below are
+the default lease's (6 s); an operator may set another length (``EDGEFLEET_LEADER_LEASE``), and ``LeaseTiming``
+derives the others from it in the same proportions.
 
 - A candidate tries every ``CONTEND_EVERY_S``: ``UPDATE ... SET epoch = epoch + 1 ... WHERE expires_at < now()``.
   One statement: two candidates cannot both win. A candidate that does not hear its broker waits
@@ -65,6 +67,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from edgefleet.clock import Clock
+from edgefleet.cloud.settings import DEFAULT_LEADER_LEASE_S, check_leader_lease
 from edgefleet.cloud.store import POSTGRES_CONNECT_TIMEOUT_S, StoreError, engine_url
 from edgefleet.errors import EdgefleetError, UnreachableError
 
@@ -198,29 +201,76 @@ def _first_line(exc: BaseException) -> str:
 
 # --- leadership ------------------------------------------------------------------------------------------
 
-# How long a lease runs from its holder's last renewal, by the database's clock: the longest a frozen or killed
-# leader blocks its successor. Short next to the 15 s takeover target, long next to a renewal's round trip.
-LEASE_S: Final = 6.0
-# The leader renews this often: a lease survives several failed renewals (a database blip) before it runs out.
-RENEW_EVERY_S: Final = 1.0
-# A candidate tries to take over this often: a takeover comes at most this long after the lease ran out.
-CONTEND_EVERY_S: Final = 0.5
-# What the leader takes off its own deadline for its clock running faster than the database's over one lease
-# (a clock off by 1,000 ppm drifts 6 ms in 6 s: this covers far worse).
-CLOCK_MARGIN_S: Final = 1.0
+
+@dataclass(frozen=True, slots=True)
+class LeaseTiming:
+    """The election's times, all derived from one: ``lease_s``, how long a lease runs from its holder's last
+    renewal by the database's clock, the longest a frozen or killed leader blocks its successor (the operator's
+    ``EDGEFLEET_LEADER_LEASE``, default 6 s: short next to the 15 s takeover target, long next to a renewal's round
+    trip). The rest keep the proportions the default was reasoned with, whatever the length:
+
+    - ``renew_every_s`` (a sixth: 1 s): the leader renews this often, so a lease survives five failed renewals (a
+      database blip) before it runs out;
+    - ``contend_every_s`` (a twelfth: 0.5 s): a candidate tries this often, so a takeover comes at most this long
+      after the lease ran out;
+    - ``clock_margin_s`` (a sixth: 1 s): what the leader takes off its own deadline for its clock running faster
+      than the database's over one lease: a clock up to 1/6 fast (1,000 ppm drifts 6 ms in 6 s);
+    - ``statement_timeout_s`` (a half: 3 s): no statement of the election's own hangs its thread past a few
+      renewals;
+    - ``takeover_lock_wait_s`` (a third: 2 s): a takeover waits this long for the fenced transactions in flight
+      (each takes milliseconds); longer means the old leader is frozen inside one, and its sessions are ended. Below
+      the statement timeout, so that the lock wait is what ends first."""
+
+    lease_s: float = DEFAULT_LEADER_LEASE_S
+
+    def __post_init__(self) -> None:
+        check_leader_lease(self.lease_s, name="lease_s")
+
+    @property
+    def renew_every_s(self) -> float:
+        return self.lease_s / 6
+
+    @property
+    def contend_every_s(self) -> float:
+        return self.lease_s / 12
+
+    @property
+    def clock_margin_s(self) -> float:
+        return self.lease_s / 6
+
+    @property
+    def statement_timeout_s(self) -> float:
+        return self.lease_s / 2
+
+    @property
+    def takeover_lock_wait_s(self) -> float:
+        return self.lease_s / 3
+
+
+DEFAULT_TIMING: Final = LeaseTiming()
+# The default's times, by name (docs and tests quote them).
+LEASE_S: Final = DEFAULT_TIMING.lease_s
+RENEW_EVERY_S: Final = DEFAULT_TIMING.renew_every_s
+CONTEND_EVERY_S: Final = DEFAULT_TIMING.contend_every_s
+CLOCK_MARGIN_S: Final = DEFAULT_TIMING.clock_margin_s
+TAKEOVER_LOCK_WAIT_S: Final = DEFAULT_TIMING.takeover_lock_wait_s
+ELECTION_STATEMENT_TIMEOUT_S: Final = DEFAULT_TIMING.statement_timeout_s
 # A candidate that does not hear its broker lets a lease lie expired this long before taking it, so a replica that
-# hears the fleet wins whenever there is one; a leader that has not heard its broker this long steps down.
+# hears the fleet wins whenever there is one; a leader that has not heard its broker this long steps down. About
+# the broker's keepalive, not the lease: it does not follow the lease's length.
 DEAF_GRACE_S: Final = 5.0
-# A takeover waits this long for the fenced transactions in flight (each takes milliseconds); longer means the old
-# leader is frozen inside one, and its sessions are ended.
-TAKEOVER_LOCK_WAIT_S: Final = 2.0
-# No statement of the election's own may hang its thread past a renewal or two.
-ELECTION_STATEMENT_TIMEOUT_S: Final = 3.0
 # ``view`` answers from what the election's thread last read of the lease row (after each step, on its own session)
 # while that is at most this old: a step that hangs its whole statement timeout and the next try still fit. Older
 # means the database has not answered the election for that long, and ``view`` says so: a /healthz probe reports a
 # database outage within this, and costs the database nothing (issue 19: a probe opened a session each time).
+# For another lease length: ``view_fresh_s(timing)``.
 VIEW_FRESH_S: Final = ELECTION_STATEMENT_TIMEOUT_S + RENEW_EVERY_S + 1.0
+
+
+def view_fresh_s(timing: LeaseTiming) -> float:
+    """How old the election's last read of the lease row may be for ``view`` to answer from it (``VIEW_FRESH_S``)."""
+    return timing.statement_timeout_s + timing.renew_every_s + 1.0
+
 
 LEASE_TABLE: Final = "leader_lease"
 _LEASE = sa.Table(
@@ -287,10 +337,10 @@ class Leadership(Protocol):
     def stop(self) -> None: ...
 
 
-def local_deadline(renewal_sent_at: float, *, lease_s: float = LEASE_S, margin_s: float = CLOCK_MARGIN_S) -> float:
+def local_deadline(renewal_sent_at: float, timing: LeaseTiming = DEFAULT_TIMING) -> float:
     """Until when (local monotonic) a leader may act on a renewal it sent at ``renewal_sent_at``: the database
     set the lease's end at ``now() + lease_s`` no earlier than the send, so this ends before it does."""
-    return renewal_sent_at + lease_s - margin_s
+    return renewal_sent_at + timing.lease_s - timing.clock_margin_s
 
 
 def contend_grace(*, hears_broker: bool) -> float:
@@ -298,9 +348,9 @@ def contend_grace(*, hears_broker: bool) -> float:
     return 0.0 if hears_broker else DEAF_GRACE_S
 
 
-def takeover_within(*, lease_s: float = LEASE_S, contend_every_s: float = CONTEND_EVERY_S) -> float:
+def takeover_within(timing: LeaseTiming = DEFAULT_TIMING) -> float:
     """The longest from a leader's last renewal to its successor's takeover, for a successor that hears."""
-    return lease_s + contend_every_s
+    return timing.lease_s + timing.contend_every_s
 
 
 def should_step_down_deaf(*, deaf_for_s: float | None, elected_deaf: bool) -> bool:
@@ -348,16 +398,19 @@ class SoleLeadership:
             self._lock.release()
 
 
-def take_leadership(url: str, *, clock: Clock, address: str | None = None) -> Leadership:
+def take_leadership(
+    url: str, *, clock: Clock, address: str | None = None, timing: LeaseTiming = DEFAULT_TIMING
+) -> Leadership:
     """SQLite: the lock file (``DatabaseHeldError`` when another controller holds it). PostgreSQL: an ``Election``
     that has made its first try (so a lone controller leads before it starts), ``UnreachableError`` when the
-    database cannot be reached. ``address``: where this controller's API listens, shown to standbys' clients."""
+    database cannot be reached. ``address``: where this controller's API listens, shown to standbys' clients;
+    ``timing``: the lease's length and the times derived from it (``LeaseTiming``; SQLite has no lease)."""
     parsed = engine_url(url)
     me = Holder(host=socket.gethostname(), pid=os.getpid(), since=clock.now())
     if parsed.drivername.startswith("postgresql"):
         # It hears its broker as far as the first try goes: nothing is connected yet, and a lone controller that
         # starts after a clean stop must lead at once (``start`` gives the ingest's own answer).
-        election = Election(parsed, me, address=address, hears_broker=lambda: True)
+        election = Election(parsed, me, address=address, hears_broker=lambda: True, timing=timing)
         election.contend()
         with contextlib.suppress(StoreError):  # the thread reads it again after its first step
             election.observe()
@@ -414,6 +467,7 @@ class Election:
         address: str | None,
         hears_broker: Callable[[], bool],
         monotonic: Callable[[], float] = time.monotonic,
+        timing: LeaseTiming = DEFAULT_TIMING,
     ) -> None:
         self._shown = url.render_as_string(hide_password=True)
         self._me = me
@@ -423,9 +477,10 @@ class Election:
         # which no test clock moves.
         self._monotonic = monotonic
         self._hears_broker = hears_broker
+        self.timing = timing
         timeouts = (
-            f"-c statement_timeout={int(ELECTION_STATEMENT_TIMEOUT_S * 1000)} "
-            f"-c lock_timeout={int(TAKEOVER_LOCK_WAIT_S * 1000)}"
+            f"-c statement_timeout={int(timing.statement_timeout_s * 1000)} "
+            f"-c lock_timeout={int(timing.takeover_lock_wait_s * 1000)}"
         )
         self._engine: Engine = sa.create_engine(
             url,
@@ -483,14 +538,14 @@ class Election:
             raise NotLeaderError(f"this controller's lease on the database {self._shown} ran out")
 
     def view(self) -> LeaderView:
-        """Who leads, from the election's last read of the lease row while it is fresh (``VIEW_FRESH_S``): a probe
+        """Who leads, from the election's last read of the lease row while it is fresh (``view_fresh_s``): a probe
         opens no session and never waits for the database. ``StoreError`` when the election's thread has not read
         it for longer (the database is away or hangs). Read now, on the election's session, only when its thread
         does not run (tests that step it)."""
         with self._state_lock:
             seen = self._seen
         now = self._monotonic()
-        if seen is not None and now - seen[1] <= VIEW_FRESH_S:
+        if seen is not None and now - seen[1] <= view_fresh_s(self.timing):
             return self._view_of(seen[0], age_s=now - seen[1])
         if self._thread is not None:
             since = "since it started" if seen is None else f"for {now - seen[1]:.0f} s"
@@ -554,7 +609,7 @@ class Election:
                 {
                     "holder": self._tag,
                     "address": self._address,
-                    "lease_s": LEASE_S,
+                    "lease_s": self.timing.lease_s,
                     "grace_s": contend_grace(hears_broker=hears),
                 },
             )
@@ -566,7 +621,7 @@ class Election:
             if not self._contend_failing:  # once per streak: a database away for 30 s is 60 tries
                 log.warning(
                     "Failed to contend for leadership; trying again until the database answers",
-                    extra={"error": str(exc), "every_s": CONTEND_EVERY_S},
+                    extra={"error": str(exc), "every_s": self.timing.contend_every_s},
                 )
             self._contend_failing = True
             return False
@@ -580,7 +635,7 @@ class Election:
             self.observe()
         with self._state_lock:
             self._epoch = int(epoch)
-            self._deadline = local_deadline(sent_at)
+            self._deadline = local_deadline(sent_at, self.timing)
             self._elected_deaf = not hears
             self._deaf_since = None
         self.takeovers += 1
@@ -608,7 +663,7 @@ class Election:
             self._release(mine)
             return False
         try:
-            renewed = self._execute(_RENEW, {"lease_s": LEASE_S, "epoch": mine})
+            renewed = self._execute(_RENEW, {"lease_s": self.timing.lease_s, "epoch": mine})
         except (StoreError, _LockWaitTooLong) as exc:
             if not self.leader:
                 self._deposed(f"could not renew its lease before it ran out: {exc}")
@@ -619,7 +674,7 @@ class Election:
             return False
         with self._state_lock:
             if self._epoch == mine:
-                self._deadline = local_deadline(now)
+                self._deadline = local_deadline(now, self.timing)
         return True
 
     # --- the thread ----------------------------------------------------------------------------------------
@@ -646,17 +701,18 @@ class Election:
             self._thread.start()
 
     def _run(self) -> None:
+        timing = self.timing
         while not self._stopping.is_set():
             try:
                 if self.epoch is not None:
                     self.renew()
-                    wait = RENEW_EVERY_S
+                    wait = timing.renew_every_s
                 else:
                     self.contend()
-                    wait = RENEW_EVERY_S if self.epoch is not None else CONTEND_EVERY_S
+                    wait = timing.renew_every_s if self.epoch is not None else timing.contend_every_s
             except Exception:  # the election's thread must outlive whatever one step does
                 log.exception("Failed an election step")
-                wait = CONTEND_EVERY_S
+                wait = timing.contend_every_s
             # One more statement on the session the step used (no new connection): what ``view`` answers from. A
             # failure is the step's to report (it failed too, or will at the next try); ``view`` says when stale.
             with contextlib.suppress(StoreError):
@@ -667,7 +723,7 @@ class Election:
         """Stop contending; a leader hands over (its lease ends now, a successor takes over at its next try)."""
         self._stopping.set()
         if self._thread is not None:
-            self._thread.join(ELECTION_STATEMENT_TIMEOUT_S * 2)
+            self._thread.join(self.timing.statement_timeout_s * 2)
             self._thread = None
         mine = self.epoch
         with self._state_lock:
@@ -746,4 +802,4 @@ class Election:
 
 
 class _LockWaitTooLong(Exception):
-    """The lease row stayed locked past ``TAKEOVER_LOCK_WAIT_S`` (PostgreSQL's lock_timeout)."""
+    """The lease row stayed locked past the takeover's lock wait (PostgreSQL's lock_timeout)."""

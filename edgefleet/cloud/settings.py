@@ -61,6 +61,14 @@ DEFAULT_MAX_BODY_BYTES: Final = 64 * 1024
 # one list per cluster, cheap enough every 2 s, and an abort lands within one tick. Shorter makes a rollout with no
 # soak faster at the cost of more calls to every cluster (tests run a few sites at 0.3 s).
 DEFAULT_ROLLOUT_TICK_S: Final = 2.0
+# How long the PostgreSQL leader's lease runs from its last renewal (edgefleet.cloud.leading derives the renewal,
+# the candidates' tries and the clock margin from it): the longest a killed or frozen leader blocks its successor.
+# 6 s is well inside the 15 s takeover target and survives a database blip of several seconds. Below 2 s a renewal
+# comes every third of a second and a leader starved of CPU for about a second under load steps down: takeovers
+# nobody asked for. Above 60 s a dead leader leaves the fleet unled for a minute.
+DEFAULT_LEADER_LEASE_S: Final = 6.0
+LEADER_LEASE_MIN_S: Final = 2.0
+LEADER_LEASE_MAX_S: Final = 60.0
 DEFAULT_KUBECONFIG: Final = "~/.kube/config"
 # The kubeconfig setting's value when the controller runs in a pod and no file is named: the pod's service
 # account and the cluster's API server address, as Kubernetes mounts and sets them.
@@ -78,6 +86,7 @@ ENV_HISTORY_MAX_POINTS: Final = "EDGEFLEET_HISTORY_MAX_POINTS"
 ENV_MAX_BODY_BYTES: Final = "EDGEFLEET_MAX_BODY_BYTES"
 ENV_NOTIFICATIONS: Final = "EDGEFLEET_NOTIFICATIONS"
 ENV_ROLLOUT_TICK: Final = "EDGEFLEET_ROLLOUT_TICK"
+ENV_LEADER_LEASE: Final = "EDGEFLEET_LEADER_LEASE"
 ENV_BROKER_USERNAME: Final = "EDGEFLEET_BROKER_USERNAME"
 ENV_BROKER_PASSWORD: Final = "EDGEFLEET_BROKER_PASSWORD"
 ENV_BROKER_PASSWORD_FILE: Final = "EDGEFLEET_BROKER_PASSWORD_FILE"
@@ -115,6 +124,8 @@ class Settings:
     history_max_points: int = DEFAULT_HISTORY_MAX_POINTS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     rollout_tick_s: float = DEFAULT_ROLLOUT_TICK_S
+    # The PostgreSQL leader's lease (a SQLite controller leads alone and has none).
+    leader_lease_s: float = DEFAULT_LEADER_LEASE_S
     # The notification file (docs/alerting.md); None: alerts are evaluated, stored and listed, but not sent.
     notifications_file: Path | None = None
     # The broker login when it is not in the URL (``broker_login`` gives it from either place).
@@ -157,6 +168,7 @@ class Settings:
         _check_positive(self.flush_interval_s, name="flush_interval_s")
         _check_positive(self.history_retention_s, name="history_retention_s")
         _check_positive(self.rollout_tick_s, name="rollout_tick_s")
+        check_leader_lease(self.leader_lease_s, name="leader_lease_s")
         if self.max_body_bytes < 1:
             raise ValueError(f"max_body_bytes={self.max_body_bytes}: expected a whole number >= 1")
         if self.history_max_points < 1:
@@ -254,6 +266,11 @@ class Settings:
         tick_value, name = raw("rollout_tick_s", ENV_ROLLOUT_TICK, str(DEFAULT_ROLLOUT_TICK_S))
         rollout_tick_s = _duration(tick_value, name)
 
+        lease_value, name = raw("leader_lease_s", ENV_LEADER_LEASE, str(DEFAULT_LEADER_LEASE_S))
+        name = "--leader-lease" if "leader_lease_s" in given else name  # the only way to override it
+        leader_lease_s = _duration(lease_value, name)
+        check_leader_lease(leader_lease_s, name=name, given=lease_value)
+
         notifications_value, name = raw("notifications_file", ENV_NOTIFICATIONS, "")
         notifications_file = _optional_path(notifications_value, name)
 
@@ -329,6 +346,7 @@ class Settings:
             history_max_points=history_max_points,
             max_body_bytes=max_body_bytes,
             rollout_tick_s=rollout_tick_s,
+            leader_lease_s=leader_lease_s,
             notifications_file=notifications_file,
             broker_username=broker_username,
             broker_password=broker_password,
@@ -364,6 +382,7 @@ _OVERRIDABLE: Final = frozenset(
         "history_max_points",
         "max_body_bytes",
         "rollout_tick_s",
+        "leader_lease_s",
         "notifications_file",
         "broker_username",
         "broker_password_file",
@@ -617,6 +636,17 @@ def _whole(value: object, name: str) -> int:
     if number < 1:
         raise ValueError(f"{name}={value!r}: expected a whole number >= 1")
     return number
+
+
+def check_leader_lease(seconds: float, *, name: str, given: object = None) -> None:
+    """The lease between ``LEADER_LEASE_MIN_S`` and ``LEADER_LEASE_MAX_S``; ValueError naming ``name`` and the value
+    as ``given`` otherwise."""
+    if not LEADER_LEASE_MIN_S <= seconds <= LEADER_LEASE_MAX_S:
+        raise ValueError(
+            f"{name}={seconds if given is None else given!r}: expected a leader lease from {LEADER_LEASE_MIN_S:g} s to {LEADER_LEASE_MAX_S:g} s "
+            f"(default {DEFAULT_LEADER_LEASE_S:g} s): shorter leases make takeovers under load, longer ones leave "
+            "the fleet unled for longer when the leader dies"
+        )
 
 
 def _check_positive(seconds: float, *, name: str) -> None:

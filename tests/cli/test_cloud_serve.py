@@ -148,6 +148,7 @@ def test_a_bad_inventory_lists_every_problem_and_nothing_starts(
         ("--listen", "localhost", "error: listen='localhost': expected HOST:PORT"),
         ("--database", "mysql://db/x", "error: database_url='mysql://db/x': the 'mysql' database is not supported"),
         ("--kubeconfig", "/nowhere/kubeconfig", "error: --kubeconfig='/nowhere/kubeconfig': no such kubeconfig file"),
+        ("--leader-lease", "1s", "error: --leader-lease='1s': expected a leader lease from 2 s to 60 s"),
     ],
 )
 def test_a_bad_setting_is_one_line(

@@ -21,9 +21,14 @@ from edgefleet.cloud.leading import (
     CLOCK_MARGIN_S,
     CONTEND_EVERY_S,
     DEAF_GRACE_S,
+    DEFAULT_TIMING,
+    ELECTION_STATEMENT_TIMEOUT_S,
     LEASE_S,
+    RENEW_EVERY_S,
+    TAKEOVER_LOCK_WAIT_S,
     Election,
     Leadership,
+    LeaseTiming,
     NotLeaderError,
     contend_grace,
     local_deadline,
@@ -32,6 +37,7 @@ from edgefleet.cloud.leading import (
     takeover_within,
 )
 from edgefleet.cloud.migrating import upgrade_schema
+from edgefleet.cloud.settings import LEADER_LEASE_MAX_S, LEADER_LEASE_MIN_S
 from edgefleet.cloud.store import Store
 from tests.cloud.builders import T0
 from tests.support.peers import postgres_database, wait_for
@@ -39,20 +45,53 @@ from tests.support.peers import postgres_database, wait_for
 # --- the lease arithmetic (pure) ---------------------------------------------------------------------------
 
 
+leases = st.floats(min_value=LEADER_LEASE_MIN_S, max_value=LEADER_LEASE_MAX_S, allow_nan=False)
+
+
 @given(
     sent_at=st.floats(min_value=0, max_value=1e9, allow_nan=False),
     latency=st.floats(min_value=0, max_value=30, allow_nan=False),
     drift=st.floats(min_value=-1e-3, max_value=1e-3, allow_nan=False),
+    lease_s=leases,
 )
 def test_a_leader_stops_believing_before_its_lease_ends_by_the_databases_clock(
-    sent_at: float, latency: float, drift: float
+    sent_at: float, latency: float, drift: float, lease_s: float
 ) -> None:
     # The database stamps the lease's end at its now() when the renewal arrives (``latency`` after the send) plus
-    # the lease; the leader's clock runs ``drift`` (1,000 ppm either way: far worse than any quartz) off it.
-    expires_in_db_time = latency + LEASE_S
-    believes_for_local = local_deadline(sent_at) - sent_at
+    # the lease; the leader's clock runs ``drift`` (1,000 ppm either way: far worse than any quartz) off it. Any
+    # lease an operator may set.
+    timing = LeaseTiming(lease_s)
+    expires_in_db_time = latency + lease_s
+    believes_for_local = local_deadline(sent_at, timing) - sent_at
     believes_for_db = believes_for_local * (1 + drift)
     assert believes_for_db < expires_in_db_time
+
+
+def test_the_default_lease_keeps_its_times() -> None:
+    assert LeaseTiming(6.0) == DEFAULT_TIMING
+    assert (LEASE_S, RENEW_EVERY_S, CONTEND_EVERY_S, CLOCK_MARGIN_S) == (6.0, 1.0, 0.5, 1.0)
+    assert (ELECTION_STATEMENT_TIMEOUT_S, TAKEOVER_LOCK_WAIT_S) == (3.0, 2.0)
+
+
+@given(lease_s=leases)
+def test_every_time_follows_the_lease_in_the_defaults_proportions(lease_s: float) -> None:
+    timing = LeaseTiming(lease_s)
+    assert timing.renew_every_s == pytest.approx(lease_s / 6)
+    assert timing.contend_every_s == pytest.approx(lease_s / 12)
+    assert timing.clock_margin_s == pytest.approx(lease_s / 6)
+    # What the proportions are for: five renewals fail before the lease runs out; a candidate tries twice a
+    # renewal; the margin covers a clock 1/6 fast; the lock wait ends before the statement's timeout.
+    assert timing.renew_every_s * 5 < lease_s
+    assert timing.contend_every_s < timing.renew_every_s
+    assert local_deadline(0.0, timing) * (1 + 1 / 6) <= lease_s + 1e-9
+    assert timing.takeover_lock_wait_s < timing.statement_timeout_s < lease_s
+    assert takeover_within(timing) == pytest.approx(lease_s * 13 / 12)
+
+
+@pytest.mark.parametrize("lease_s", [0.0, 1.9, 60.5, float("inf"), float("nan")])
+def test_a_lease_out_of_bounds_is_refused(lease_s: float) -> None:
+    with pytest.raises(ValueError, match="expected a leader lease from 2 s to 60 s"):
+        LeaseTiming(lease_s)
 
 
 @given(sent_at=st.floats(min_value=0, max_value=1e9, allow_nan=False))
@@ -150,6 +189,26 @@ def test_a_clean_stop_hands_over_at_the_next_try(postgres_url: str) -> None:
         assert second.view().address == "http://127.0.0.1:8001"
     finally:
         second.stop()
+
+
+@pytest.mark.postgres
+def test_a_short_lease_is_what_the_database_stamps_and_what_the_session_waits(postgres_url: str) -> None:
+    short = LeaseTiming(2.0)
+    leader = take_leadership(postgres_url, clock=FakeClock(T0), timing=short)
+    try:
+        assert leader.leader
+        expires_in = leader.view().expires_in_s
+        assert expires_in is not None
+        assert 0 < expires_in <= 2.0  # a 6 s lease would show up to 6
+        assert isinstance(leader, Election)
+        with leader._engine.connect() as connection:  # the election's own sessions' limits follow the lease
+            timeouts = [
+                connection.execute(sa.text(f"SHOW {name}")).scalar_one()
+                for name in ("statement_timeout", "lock_timeout")
+            ]
+        assert timeouts == ["1s", "666ms"]
+    finally:
+        leader.stop()
 
 
 @pytest.mark.postgres

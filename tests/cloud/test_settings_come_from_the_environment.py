@@ -23,6 +23,7 @@ def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.history_retention_s == 86_400.0
     assert settings.history_max_points == 720
     assert settings.rollout_tick_s == 2.0
+    assert settings.leader_lease_s == 6.0
 
 
 def test_environment_is_read(tmp_path: Path) -> None:
@@ -35,6 +36,7 @@ def test_environment_is_read(tmp_path: Path) -> None:
         "EDGEFLEET_HISTORY_RETENTION": "6h",
         "EDGEFLEET_HISTORY_MAX_POINTS": "100",
         "EDGEFLEET_ROLLOUT_TICK": "0.3s",
+        "EDGEFLEET_LEADER_LEASE": "2.5s",
     }
     settings = Settings.from_env(environ)
     assert (settings.broker_host, settings.broker_port) == ("broker.local", 11883)
@@ -45,6 +47,7 @@ def test_environment_is_read(tmp_path: Path) -> None:
     assert settings.history_retention_s == 6 * 3600
     assert settings.history_max_points == 100
     assert settings.rollout_tick_s == 0.3
+    assert settings.leader_lease_s == 2.5
 
 
 def test_overrides_win_and_none_is_ignored(tmp_path: Path) -> None:
@@ -85,6 +88,10 @@ def test_password_stays_out_of_repr() -> None:
         ("EDGEFLEET_HISTORY_MAX_POINTS", "12.5", "whole number >= 1"),
         ("EDGEFLEET_ROLLOUT_TICK", "often", "expected seconds"),
         ("EDGEFLEET_ROLLOUT_TICK", "0s", "greater than 0"),
+        ("EDGEFLEET_LEADER_LEASE", "soon", "expected seconds"),
+        ("EDGEFLEET_LEADER_LEASE", "0", "greater than 0"),
+        ("EDGEFLEET_LEADER_LEASE", "1.5s", "'1.5s': expected a leader lease from 2 s to 60 s"),
+        ("EDGEFLEET_LEADER_LEASE", "2m", "'2m': expected a leader lease from 2 s to 60 s"),
         ("EDGEFLEET_SITES_DIR", "  ", "non-empty"),
     ],
 )
@@ -114,6 +121,16 @@ def test_direct_construction_is_checked_too() -> None:
         Settings(flush_interval_s=0)
     with pytest.raises(ValueError, match="listen_port"):
         Settings(listen_port=70000)
+    with pytest.raises(ValueError, match=r"leader_lease_s=1\.0: expected a leader lease from 2 s to 60 s"):
+        Settings(leader_lease_s=1.0)
+
+
+def test_the_leader_lease_is_taken_at_its_bounds_and_named_by_its_option_when_overridden() -> None:
+    assert Settings.from_env({"EDGEFLEET_LEADER_LEASE": "2"}).leader_lease_s == 2.0
+    assert Settings.from_env({"EDGEFLEET_LEADER_LEASE": "1m"}).leader_lease_s == 60.0
+    assert Settings.from_env({"EDGEFLEET_LEADER_LEASE": "10s"}, leader_lease_s="3s").leader_lease_s == 3.0
+    with pytest.raises(ValueError, match=r"^--leader-lease='61s': expected a leader lease"):
+        Settings.from_env({}, leader_lease_s="61s")
 
 
 # --- the kubeconfig (docs/inventory.md, "Reaching the clusters") ----------------------------------------------

@@ -103,7 +103,8 @@ def test_silence_while_recovering_from_a_spell_is_the_same_spell() -> None:
     assert relapse.bad_since == 0.0, "the outage's spell goes on"
     assert all(fleet_alert_due(relapse, now=t) for t in (36.0, 40.0, 50.0)), "no gap: never resolved and raised"
     heard = step(step(relapse, HEARING, 50.0), HEARING, 51.0, heard=1.0)
-    assert heard.state == "hearing" and not fleet_alert_due(heard, now=51.0)
+    assert heard.state == "hearing"
+    assert not fleet_alert_due(heard, now=51.0)
     after_start = step(starting(now=0.0, wall_now=1_800_000_000.0), SILENT, 20.0)
     assert after_start.bad_since == 20.0, "a start is no spell: silence after it begins one"
 

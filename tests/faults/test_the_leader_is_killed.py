@@ -31,6 +31,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.postgres]
 REPO = Path(__file__).resolve().parents[2]
 # A generous bound on the 15 s target: a loaded machine may add seconds; the figure itself is printed.
 TAKEOVER_BOUND_S = 60.0
+# A warm replica's process: it imports what ``edgefleet cloud serve`` imports (seconds of CPU), then waits for a
+# line on its stdin before it runs the command with its arguments, as ``python -m edgefleet.cli`` would.
+_WARM = (
+    "import sys\n"
+    "import edgefleet.cli.app, edgefleet.cli.cloud, edgefleet.cloud.controller, edgefleet.cloud.api, uvicorn\n"
+    "sys.stdin.readline()\n"
+    "sys.exit(edgefleet.cli.main(sys.argv[1:]))\n"
+)
 
 
 class Replica:
@@ -49,30 +57,39 @@ class Replica:
         settings: Mapping[str, str] | None = None,
         through_pipe: bool = False,
         broker_url: str | None = None,
+        warm: bool = False,
     ) -> None:
         """``settings``: ``EDGEFLEET_*`` variables it is started with (the test's own are never inherited).
         ``through_pipe``: its output reaches the file through a pipe this process copies, so that a limit on the
         size of the files it may write (``RLIMIT_FSIZE``) does not cut its log. ``broker_url``: where it reaches
-        the broker when not at ``broker`` itself (a proxy in front of it)."""
+        the broker when not at ``broker`` itself (a proxy in front of it). ``warm``: the process only imports, and
+        runs the command at ``go`` (a replacement ready to start at once: a loaded machine takes many seconds to
+        import)."""
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = directory / f"{name}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFLEET_")} | dict(settings or {})
-        args = [sys.executable, "-m", "edgefleet.cli", "cloud", "serve", "--listen", f"127.0.0.1:{self.port}"]
+        start = ["-c", _WARM] if warm else ["-m", "edgefleet.cli"]
+        args = [sys.executable, *start, "cloud", "serve", "--listen", f"127.0.0.1:{self.port}"]
         args += ["--broker", broker_url or broker.url, "--sites", str(sites), "--database", database]
         if notifications is not None:
             args += ["--notifications", str(notifications)]
         if kubeconfig is not None:
             args += ["--kubeconfig", str(kubeconfig)]
         self._relay: threading.Thread | None = None
+        stdin = subprocess.PIPE if warm else None
         if through_pipe:
-            self.process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                args, cwd=REPO, env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            )
             self._relay = threading.Thread(target=self._copy_output, name=f"{name}-output", daemon=True)
             self._relay.start()
         else:
             with self.log.open("wb") as out:
-                self.process = subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+                self.process = subprocess.Popen(
+                    args, cwd=REPO, env=env, stdin=stdin, stdout=out, stderr=subprocess.STDOUT
+                )
         self.client = httpx.Client(base_url=self.url, timeout=3)
 
     def _copy_output(self) -> None:
@@ -81,6 +98,12 @@ class Replica:
             for line in self.process.stdout:
                 out.write(line)
                 out.flush()
+
+    def go(self) -> None:
+        """A warm replica runs ``edgefleet cloud serve`` now."""
+        assert self.process.stdin is not None, f"{self.name} is not warm"
+        self.process.stdin.write(b"\n")
+        self.process.stdin.close()
 
     def health(self) -> dict[str, Any] | None:
         assert self.process.poll() is None, f"{self.name} exited:\n{self.log.read_text()[-3000:]}"
@@ -102,6 +125,8 @@ class Replica:
         self.process.wait(10)
         if self._relay is not None:
             self._relay.join(10)
+        if self.process.stdin is not None:
+            self.process.stdin.close()
         self.client.close()
 
 
