@@ -90,8 +90,38 @@ def _read(file: Path) -> str:
 
     try:
         return file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        # A mistyped version is the usual cause: name the files that are there, and the nearest one.
+        fail(escape(f"no release file {file}"), hint=escape(_releases_near(file)))
+    except IsADirectoryError:
+        fail(escape(f"{file} is a directory, not a release file"), hint=escape(_releases_near(file / "x.yaml")))
     except (OSError, UnicodeDecodeError) as exc:
         fail(escape(f"cannot read the release {str(file)!r}: {exc}"), hint="give the path of a release manifest")
+
+
+def _releases_near(file: Path) -> str:
+    """ "did you mean releases/X.yaml? The release files in releases/: ..." for a path that is not there; a bare
+    name given from the repository's root is looked for in its releases/ too."""
+    import difflib
+
+    folders = [file.parent]
+    if file.parent.name != "releases" and (file.parent / "releases").is_dir():
+        folders.insert(0, file.parent / "releases")
+    found: dict[str, Path] = {}
+    for folder in folders:
+        try:
+            for path in sorted(folder.iterdir()):
+                if path.suffix in (".yaml", ".yml") and path.is_file():
+                    found.setdefault(path.name, path)
+        except OSError:
+            continue
+    if not found:
+        return f"give the path of a release manifest (none in {file.parent}/)"
+    near = difflib.get_close_matches(file.name, list(found), n=1, cutoff=0.6)
+    mean = f"did you mean {found[near[0]]}? " if near else ""
+    listed = folders[0]
+    names = [name for name, path in found.items() if path.parent == listed]
+    return f"{mean}the release files in {listed}/: {', '.join(names)}"
 
 
 def _hardware(pairs: list[dict[str, Any]]) -> str:
