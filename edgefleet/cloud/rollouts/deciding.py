@@ -422,7 +422,7 @@ class _Tick:
             if wave.sites and len(in_wave) * 100 > threshold.percent_of_wave * len(wave.sites):
                 percent = len(in_wave) * 100 / len(wave.sites)
                 return (
-                    f"{len(in_wave)} of {len(wave.sites)} sites of wave {wave.name} failed ({percent:.0f}%; the "
+                    f"{len(in_wave)} of {len(wave.sites)} sites of {the_wave(wave.name)} failed ({percent:.0f}%; the "
                     f"rollout stops at more than {threshold.percent_of_wave:g}%): {', '.join(in_wave)}"
                 )
         return None
@@ -530,7 +530,7 @@ class _Tick:
             self.state, self.reason = "paused", "paused by the release manager"
         elif "awaiting-approval" in self.waves:
             wave = self.spec.waves[self.waves.index("awaiting-approval")]
-            self.state, self.reason = "awaiting-approval", f"wave {wave.name} waits for a promotion"
+            self.state, self.reason = "awaiting-approval", f"{the_wave(wave.name)} waits for a promotion"
         else:
             self.state = "running"
             self.reason = _waiting_for(self.sites, left) if all(w == "passed" for w in self.waves) else ""
@@ -595,9 +595,11 @@ class _Tick:
                 Notify("sites-deferred", f"{_sites(len(deferred))} offline, deferred: {', '.join(deferred)}", deferred)
             )
         for wave in notes.waves_passed:
-            out.append(Notify("wave-passed", f"Wave {wave} of {release} passed", wave=wave))
+            out.append(Notify("wave-passed", f"{_capital(the_wave(wave))} of {release} passed", wave=wave))
         for wave in notes.awaiting:
-            out.append(Notify("awaiting-approval", f"Wave {wave} of {release} waits for a promotion", wave=wave))
+            out.append(
+                Notify("awaiting-approval", f"{_capital(the_wave(wave))} of {release} waits for a promotion", wave=wave)
+            )
         if notes.aborted is not None:
             out.append(Notify("aborted", f"Rollout of {release} stopped: {notes.aborted}"))
         if notes.ended in ("aborted", "rolled-back"):
@@ -606,6 +608,18 @@ class _Tick:
         if notes.ended == "done":
             out.append(Notify("done", f"Rollout of {release} done: {self.reason}"))
         return out
+
+
+def the_wave(name: str) -> str:
+    """A wave as a sentence names it: the planner's names are "canary" and "wave 2" already, so "wave {name}" said
+    "wave wave 2" in the status and the DingTalk message; another name ("w1") is "wave w1"."""
+    if name == "canary":
+        return "the canary"
+    return name if name.startswith("wave ") else f"wave {name}"
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _offline(observed: SiteObservation) -> bool:
