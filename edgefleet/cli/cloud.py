@@ -25,6 +25,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+# The same --api and EDGEFLEET_API_URL as every other command that asks the API: this one alone read
+# EDGEFLEET_API, so with the demo on another port it asked port 8000.
+from edgefleet.cli.fleet import API_ENV, API_HINT, DEFAULT_API, ApiOption
 from edgefleet.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -40,12 +43,7 @@ def _group() -> None:
 
 
 @app.command()
-def status(
-    api: Annotated[
-        str,
-        typer.Option("--api", envvar="EDGEFLEET_API", help="The controller's API.", show_envvar=True, metavar="URL"),
-    ] = "http://127.0.0.1:8000",
-) -> None:
+def status(api: ApiOption = DEFAULT_API) -> None:
     """Who leads the controllers' database (since when, which epoch, where) and this controller's health."""
     import httpx
 
@@ -56,9 +54,9 @@ def status(
         response = httpx.get(api.rstrip("/") + "/healthz", timeout=10.0)
         health = response.json()
     except (httpx.InvalidURL, httpx.UnsupportedProtocol):
-        fail(f"the API URL {api!r} is not an http:// or https:// URL", hint="e.g. --api http://127.0.0.1:8000")
+        fail(f"the API URL {api!r} is not an http:// or https:// URL", hint=f"e.g. --api {DEFAULT_API} (or {API_ENV})")
     except httpx.TransportError as exc:
-        raise UnreachableError("controller API", api, "start it with 'edgefleet cloud serve'") from exc
+        raise UnreachableError("controller API", api, API_HINT) from exc
     except ValueError:
         fail(f"{api} answered {response.status_code} with something that is not the edgefleet API")
     show(*status_lines(api, health))
@@ -97,46 +95,48 @@ def status_lines(api: str, health: dict[str, object]) -> list[str]:
 def serve(
     listen: Annotated[
         str | None,
-        typer.Option(help="HOST:PORT for the API [env EDGEFLEET_LISTEN, default 127.0.0.1:8000].", show_default=False),
+        typer.Option(
+            help="HOST:PORT for the API \\[env EDGEFLEET_LISTEN, default 127.0.0.1:8000].", show_default=False
+        ),
     ] = None,
     broker: Annotated[
         str | None,
         typer.Option(
-            help="mqtt://[USER[:PASSWORD]@]HOST:PORT of the broker [env EDGEFLEET_BROKER_URL].", show_default=False
+            help="mqtt://[USER[:PASSWORD]@]HOST:PORT of the broker \\[env EDGEFLEET_BROKER_URL].", show_default=False
         ),
     ] = None,
     broker_username: Annotated[
         str | None,
-        typer.Option(help="The broker login's username [env EDGEFLEET_BROKER_USERNAME].", show_default=False),
+        typer.Option(help="The broker login's username \\[env EDGEFLEET_BROKER_USERNAME].", show_default=False),
     ] = None,
     # No --broker-password: a password on the command line is shown to every user by ps.
     broker_password_file: Annotated[
         Path | None,
         typer.Option(
-            help="A file holding the broker password alone [env EDGEFLEET_BROKER_PASSWORD_FILE, or the password "
+            help="A file holding the broker password alone \\[env EDGEFLEET_BROKER_PASSWORD_FILE, or the password "
             "itself in EDGEFLEET_BROKER_PASSWORD]; wins over both variables.",
             show_default=False,
         ),
     ] = None,
     database: Annotated[
         str | None,
-        typer.Option(help="sqlite:///PATH or postgresql://... [env EDGEFLEET_DATABASE_URL].", show_default=False),
+        typer.Option(help="sqlite:///PATH or postgresql://... \\[env EDGEFLEET_DATABASE_URL].", show_default=False),
     ] = None,
     sites: Annotated[
         Path | None,
-        typer.Option(help="The inventory directory [env EDGEFLEET_SITES_DIR, default sites].", show_default=False),
+        typer.Option(help="The inventory directory \\[env EDGEFLEET_SITES_DIR, default sites].", show_default=False),
     ] = None,
     notifications: Annotated[
         Path | None,
         typer.Option(
-            help="The notification file: where alerts go [env EDGEFLEET_NOTIFICATIONS; none: alerts are not sent].",
+            help="The notification file: where alerts go \\[env EDGEFLEET_NOTIFICATIONS; none: alerts are not sent].",
             show_default=False,
         ),
     ] = None,
     kubeconfig: Annotated[
         Path | None,
         typer.Option(
-            help="The kubeconfig file with a context for each cluster of the inventory [env EDGEFLEET_KUBECONFIG, "
+            help="The kubeconfig file with a context for each cluster of the inventory \\[env EDGEFLEET_KUBECONFIG, "
             "default ~/.kube/config; in a pod: the in-cluster configuration].",
             show_default=False,
         ),
@@ -146,14 +146,14 @@ def serve(
         typer.Option(
             "--registry-config",
             help="The registry hosts directory (<dir>/<host>/hosts.toml) a rollout pins its images through "
-            "[env EDGEFLEET_REGISTRY_CONFIG; none: images go out as the release gives them].",
+            "\\[env EDGEFLEET_REGISTRY_CONFIG; none: images go out as the release gives them].",
             show_default=False,
         ),
     ] = None,
     broker_ca_file: Annotated[
         Path | None,
         typer.Option(
-            help="With a mqtts:// broker: the CA to verify it with [env EDGEFLEET_BROKER_CA_FILE; default: the "
+            help="With a mqtts:// broker: the CA to verify it with \\[env EDGEFLEET_BROKER_CA_FILE; default: the "
             "system's].",
             show_default=False,
         ),
@@ -161,12 +161,12 @@ def serve(
     broker_cert_file: Annotated[
         Path | None,
         typer.Option(
-            help="The controller's TLS client certificate [env EDGEFLEET_BROKER_CERT_FILE].", show_default=False
+            help="The controller's TLS client certificate \\[env EDGEFLEET_BROKER_CERT_FILE].", show_default=False
         ),
     ] = None,
     broker_key_file: Annotated[
         Path | None,
-        typer.Option(help="Its key [env EDGEFLEET_BROKER_KEY_FILE].", show_default=False),
+        typer.Option(help="Its key \\[env EDGEFLEET_BROKER_KEY_FILE].", show_default=False),
     ] = None,
     leader_lease: Annotated[
         str | None,
@@ -239,7 +239,7 @@ def serve(
 def migrate(
     database: Annotated[
         str | None,
-        typer.Option(help="sqlite:///PATH or postgresql://... [env EDGEFLEET_DATABASE_URL].", show_default=False),
+        typer.Option(help="sqlite:///PATH or postgresql://... \\[env EDGEFLEET_DATABASE_URL].", show_default=False),
     ] = None,
 ) -> None:
     """Upgrade the database's schema to this release's ('serve' does it too, at start)."""

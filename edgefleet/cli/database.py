@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 DatabaseOption = Annotated[
     str | None,
-    typer.Option(help="sqlite:///PATH or postgresql://... [env EDGEFLEET_DATABASE_URL].", show_default=False),
+    typer.Option(help="sqlite:///PATH or postgresql://... \\[env EDGEFLEET_DATABASE_URL].", show_default=False),
 ]
 
 

@@ -335,12 +335,13 @@ def _request(
 ) -> tuple[Any, str | None]:
     """The API's answer and the cursor of its next page (None: none follows)."""
     import httpx
+    from rich.markup import escape
 
     from edgefleet.cli.output import fail
-    from edgefleet.cli.tokens import bearer_token
+    from edgefleet.cli.tokens import bearer_token_and_source, refused_token_message
 
     query = {k: v for k, v in (params or {}).items() if v is not None}
-    token = bearer_token()
+    token, source = bearer_token_and_source()
     sent = dict(headers or {})
     if token is not None:
         sent.setdefault("Authorization", f"Bearer {token}")
@@ -363,6 +364,9 @@ def _request(
             f"{api} answered {response.status_code} with something that is not the edgefleet API",
             hint=f"check --api / {API_ENV}",
         )
+    if response.status_code == 401:
+        message, hint = refused_token_message(source, api)
+        fail(escape(message), hint=escape(hint))
     if not response.is_success:
         _fail_as_answered(response.status_code, answer)
     return answer, response.headers.get(NEXT_CURSOR_HEADER)

@@ -23,6 +23,7 @@ every rollout.
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -89,8 +90,38 @@ def _read(file: Path) -> str:
 
     try:
         return file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        # A mistyped version is the usual cause: name the files that are there, and the nearest one.
+        fail(escape(f"no release file {file}"), hint=escape(_releases_near(file)))
+    except IsADirectoryError:
+        fail(escape(f"{file} is a directory, not a release file"), hint=escape(_releases_near(file / "x.yaml")))
     except (OSError, UnicodeDecodeError) as exc:
         fail(escape(f"cannot read the release {str(file)!r}: {exc}"), hint="give the path of a release manifest")
+
+
+def _releases_near(file: Path) -> str:
+    """ "did you mean releases/X.yaml? The release files in releases/: ..." for a path that is not there; a bare
+    name given from the repository's root is looked for in its releases/ too."""
+    import difflib
+
+    folders = [file.parent]
+    if file.parent.name != "releases" and (file.parent / "releases").is_dir():
+        folders.insert(0, file.parent / "releases")
+    found: dict[str, Path] = {}
+    for folder in folders:
+        try:
+            for path in sorted(folder.iterdir()):
+                if path.suffix in (".yaml", ".yml") and path.is_file():
+                    found.setdefault(path.name, path)
+        except OSError:
+            continue
+    if not found:
+        return f"give the path of a release manifest (none in {file.parent}/)"
+    near = difflib.get_close_matches(file.name, list(found), n=1, cutoff=0.6)
+    mean = f"did you mean {found[near[0]]}? " if near else ""
+    listed = folders[0]
+    names = [name for name, path in found.items() if path.parent == listed]
+    return f"{mean}the release files in {listed}/: {', '.join(names)}"
 
 
 def _hardware(pairs: list[dict[str, Any]]) -> str:
@@ -304,7 +335,7 @@ def rollout_status(
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """The rollouts, or one with its waves, its sites per state and the gates of the sites in flight."""
-    from edgefleet.cli.output import console, fail, is_data, new_table, print_data, show
+    from edgefleet.cli.output import fail, is_data, new_table, print_data, show
 
     if rollout_id is None and watch:
         # Following "the" rollout: the one active now, when there is exactly one (one per app can be active).
@@ -336,16 +367,62 @@ def rollout_status(
     if not watch:
         show(_view(rollout))
         return
-    from rich.live import Live
-
     try:
-        with Live(_view(rollout), console=console(), auto_refresh=False) as live:
-            while rollout["state"] not in ENDED:
-                _wait(WATCH_INTERVAL_S)
-                rollout = call(api, "GET", f"/api/v1/rollouts/{rollout_id}")
-                live.update(_view(rollout), refresh=True)
+        if sys.stdout.isatty():
+            _watch_live(api, rollout)
+        else:
+            _watch_lines(api, rollout)
     except KeyboardInterrupt:
         show(f"stopped watching; rollout {rollout_id} goes on")
+
+
+def _watch_live(api: str, rollout: dict[str, Any]) -> None:
+    """On a terminal: one screen, redrawn in place."""
+    from rich.live import Live
+
+    from edgefleet.cli.output import console
+
+    with Live(_view(rollout), console=console(), auto_refresh=False) as live:
+        while rollout["state"] not in ENDED:
+            _wait(WATCH_INTERVAL_S)
+            rollout = call(api, "GET", f"/api/v1/rollouts/{rollout['id']}")
+            live.update(_view(rollout), refresh=True)
+
+
+def _watch_lines(api: str, rollout: dict[str, Any]) -> None:
+    """Piped or redirected (a log, CI, 'tee'): rich's live screen prints nothing until it stops, so a rollout of an
+    hour showed nothing for an hour. Instead: the whole view at once, a line each time the rollout's state or a
+    wave's sites per state change (the gates' running figures change every tick and would flood the log), and the
+    whole view again when it ends."""
+    from edgefleet.cli.output import show
+
+    show(_view(rollout))
+    said = _progress_line(rollout)
+    sys.stdout.flush()
+    while rollout["state"] not in ENDED:
+        _wait(WATCH_INTERVAL_S)
+        rollout = call(api, "GET", f"/api/v1/rollouts/{rollout['id']}")
+        line = _progress_line(rollout)
+        if line != said:
+            show(line)
+            sys.stdout.flush()
+            said = line
+    show(_view(rollout))
+
+
+def _progress_line(rollout: dict[str, Any]) -> str:
+    """ "r-... running; canary: 4 soaking; wave 1: 9 pending; ..." """
+    from rich.markup import escape
+
+    waves = []
+    for wave in rollout["waves"]:
+        per_state: dict[str, int] = {}
+        for site in wave["sites"]:
+            per_state[site["state"]] = per_state.get(site["state"], 0) + 1
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(per_state.items())) or "no sites"
+        waves.append(f"{wave['name']}: {counts}")
+    reason = f" ({rollout['reason']})" if rollout["reason"] and rollout["reason"] != rollout["state"] else ""
+    return escape(f"{rollout['id']} {rollout['state']}{reason}; " + "; ".join(waves))
 
 
 def _wait(seconds: float) -> None:

@@ -89,7 +89,7 @@ def run_command(
             show_envvar=True,
             metavar="PATH",
             help="Write the simulated clusters' kubeconfig here (overwritten; removed on stop)"
-            " [default: $TMPDIR/edgefleet-sim-<control port>.kubeconfig].",
+            " \\[default: $TMPDIR/edgefleet-sim-<control port>.kubeconfig].",
         ),
     ] = None,
     releases: Annotated[
@@ -110,7 +110,7 @@ def run_command(
             show_envvar=True,
             metavar="DIR",
             help="Write the simulated registry's hosts directory here (<DIR>/<host>/hosts.toml; removed on stop)"
-            " [default: $TMPDIR/edgefleet-sim-<control port>.registries]; point the controller at it with"
+            " \\[default: $TMPDIR/edgefleet-sim-<control port>.registries]; point the controller at it with"
             " EDGEFLEET_REGISTRY_CONFIG.",
         ),
     ] = None,
@@ -147,7 +147,7 @@ def run_command(
             envvar="EDGEFLEET_BROKER_CA_FILE",
             show_envvar=True,
             metavar="PATH",
-            help="With a mqtts:// broker: the CA to verify it with [default: the system's trust store].",
+            help="With a mqtts:// broker: the CA to verify it with \\[default: the system's trust store].",
         ),
     ] = None,
     cert_file: Annotated[

@@ -47,13 +47,46 @@ def config_dir(env: dict[str, str] | None = None) -> Path:
 
 def bearer_token() -> str | None:
     """The token the CLI sends: ``EDGEFLEET_TOKEN``, else the one ``edgefleet login`` kept, else none."""
+    return bearer_token_and_source()[0]
+
+
+def bearer_token_and_source() -> tuple[str | None, str | None]:
+    """The token the CLI sends and where it came from (``EDGEFLEET_TOKEN`` or the file ``login`` wrote), so that
+    a refused token can be traced to the place to fix; (None, None) when there is none."""
     token = os.environ.get(TOKEN_ENV, "").strip()
     if token:
-        return token
+        return token, TOKEN_ENV
+    path = config_dir() / TOKEN_FILE
     try:
-        return (config_dir() / TOKEN_FILE).read_text().strip() or None
+        kept = path.read_text().strip()
     except OSError:
-        return None
+        return None, None
+    return (kept, str(path)) if kept else (None, None)
+
+
+def refused_token_message(source: str | None, api: str) -> tuple[str, str]:
+    """What to say, and the hint, when the API answers 401 to the CLI: the API's one message for every cause (it
+    tells a guesser nothing) begins "this needs an API token", which misleads a person who sent one."""
+    make = "an admin makes one with 'edgefleet tokens create'"
+    if source is None:
+        return (
+            f"the controller at {api} needs an API token, and none was sent: {TOKEN_ENV} is not set and "
+            f"'edgefleet login' kept none ({config_dir() / TOKEN_FILE})",
+            f"edgefleet login --token <token> ({make})",
+        )
+    if source == TOKEN_ENV:
+        kept = (config_dir() / TOKEN_FILE).exists()
+        return (
+            f"the controller at {api} refused the API token in {TOKEN_ENV}: not one it knows, or expired or revoked",
+            (f"unset {TOKEN_ENV} to send the one 'edgefleet login' kept, or set it to a valid token ({make})")
+            if kept
+            else f"set {TOKEN_ENV} to a valid token, or unset it and run 'edgefleet login --token <token>' ({make})",
+        )
+    return (
+        f"the controller at {api} refused the API token 'edgefleet login' kept in {source}: not one it knows "
+        "(one of another controller?), or expired or revoked",
+        f"edgefleet login --token <a valid token> ({make})",
+    )
 
 
 def login(token: Annotated[str, typer.Option("--token", help="The API token to send from now on.")]) -> None:

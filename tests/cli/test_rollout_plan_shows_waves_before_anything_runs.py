@@ -117,5 +117,5 @@ def test_a_missing_file_is_one_line(app: typer.Typer, runner: CliRunner, api_url
     result = runner.invoke(app, ["rollout", "plan", str(tmp_path / "nope.yaml"), "--api", api_url])
 
     assert result.exit_code == 1
-    assert "error: cannot read the release" in result.output
+    assert f"error: no release file {tmp_path / 'nope.yaml'}" in " ".join(result.output.split())
     assert "Traceback" not in result.output

@@ -121,8 +121,9 @@ def test_a_site_past_the_threshold_aborts_and_every_touched_site_goes_back_to_it
 
     ended = world.run_until(rollout.id, "aborted")
 
-    assert ended.status.sites[SITES[1]].reason.startswith("reverted")
-    assert ended.status.stopped_because == "1 sites failed (the rollout stops at more than 0)"
+    # The failed site is named in why the rollout stopped, and keeps why it failed once reverted.
+    assert ended.status.sites[SITES[1]].reason.startswith("reverted; it had failed: gates still waiting 60m after")
+    assert ended.status.stopped_because == f"1 sites failed (the rollout stops at more than 0): {SITES[1]}"
     for site in SITES:
         assert ended.status.sites[site].state == "rolled-back"
         assert world.site_release(site)[0] == "scan-upload-1.0.0"

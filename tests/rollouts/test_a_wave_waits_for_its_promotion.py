@@ -53,7 +53,9 @@ def test_a_wave_that_needs_approval_waits_for_promote_then_runs(world: World, ap
     world.step(rollout["id"])  # ticks change nothing while it waits
     shown = client.get(f"/api/v1/rollouts/{rollout['id']}").json()
     assert shown["state"] == "awaiting-approval"
-    assert shown["reason"] == f"wave {shown['waves'][1]['name']} waits for a promotion"
+    # The planner names it "wave 1": said once ("wave wave 1" before).
+    assert shown["reason"] == f"{shown['waves'][1]['name']} waits for a promotion"
+    assert shown["reason"].startswith("wave 1 waits")
     assert shown["waves"][1]["state"] == "awaiting-approval"
     assert {s["state"] for s in shown["waves"][1]["sites"]} == {"pending"}
     assert all(world.running(s) is None for s in SITES[1:])

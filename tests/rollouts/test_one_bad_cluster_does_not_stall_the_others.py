@@ -6,6 +6,7 @@ clusters, the second one's API server failing requests as the simulator's ``api-
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,52 @@ def test_a_rollback_reverts_the_sites_it_can_reach_and_the_others_when_their_clu
     ended = world.run_until(rollout.id, "rolled-back")
     assert all(ended.status.sites[s].state == "rolled-back" for s in SITES)
     assert all(world.running(s) is None for s in ON_SECOND)
+
+
+@dataclass
+class FailingNext(Trouble):
+    """The second cluster's API server failing the next ``left`` requests with a 503, then serving every one."""
+
+    left: int = 0
+
+    def asked(self) -> ApiTrouble | None:
+        now = super().asked()
+        with self._counting:
+            if self.left > 0:
+                self.left -= 1
+                return ApiTrouble(rate=1.0, errors=("503",))
+        return now
+
+
+def test_one_failed_list_does_not_defer_the_sites_soaking_in_that_cluster(tmp_path: Path) -> None:
+    """A list that fails once (in the demo: a keep-alive connection reset under load) is asked again within the
+    tick: it deferred every site in flight in that cluster and started their soak again, with a "sites deferred"
+    message each time, so a 10-minute canary soak on a busy machine could go on for ever."""
+    once = FailingNext()
+    with small_world(tmp_path, second_cluster=once) as world:
+        world.beat()
+        canary = ON_SECOND[0]
+        rollout, _ = world.service.start(release("1.0.0", canary=canary, soak="1h"), by="tester")
+        soaking = world.step_until(
+            rollout.id, lambda r: r.status.sites[canary].state == "soaking", what=f"{canary} to soak"
+        ).status.sites[canary]
+
+        world.beat()  # the boxes report first (their agents read the cluster too), then one tick alone:
+        asked_before = once.requests
+        once.left = 1  # the tick's one list of the second cluster fails
+        world.reconciler.tick()
+        after = world.rollouts.get(rollout.id).status.sites[canary]
+
+        assert once.left == 0  # the tick met the failure
+        assert once.requests == asked_before + 2  # and asked again
+        assert (after.state, after.soaking_since, after.started_at) == (
+            "soaking",
+            soaking.soaking_since,
+            soaking.started_at,
+        )
+
+        # A cluster that fails every ask is unreachable for the tick, as before: its site is deferred.
+        once.now = ApiTrouble(rate=1.0, errors=("503",))
+        deferred = world.step(rollout.id).status.sites[canary]
+        assert deferred.state == "deferred"
+        assert f"cluster {CLUSTER_2} cannot be reached" in deferred.reason

@@ -14,9 +14,11 @@ import typer
 from typer.testing import CliRunner
 
 from edgefleet.cli import rollouts
+from tests.cli.entry import spawn
 from tests.cloud.api.serving import serving
 from tests.rollouts.world import SITES, World, release, small_world
 from tests.support.access import use_token
+from tests.support.peers import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -123,3 +125,32 @@ def test_watch_without_an_id_follows_the_active_rollout_and_ctrl_c_stops_watchin
     assert code == 0, out
     assert out.rstrip().endswith(f"stopped watching; rollout {rollout_id} goes on")
     assert world.rollouts.get(rollout_id).active
+
+
+def test_watch_piped_prints_the_rollout_at_once_and_a_line_per_change(
+    api: str, world: World, tmp_path: Path, cli: typer.Typer
+) -> None:
+    """Into a pipe (a log, CI, tee) --watch printed nothing until the rollout ended: rich's live screen writes only
+    when it stops. The real command in a child process, its stdout a pipe, read while the rollout runs."""
+    path = tmp_path / "release.yaml"
+    path.write_text(release("1.0.0"))
+    rollout_id = _run(cli, "rollout", "start", str(path), "--api", api)[1].split()[2]
+    lines: list[str] = []
+    watching = spawn("rollout", "status", rollout_id, "--watch", "--api", api)
+    assert watching.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(iter(watching.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        # Nothing ticks yet: the rollout runs, and the view is there before it ends.
+        wait_for(lambda: any(f"Rollout {rollout_id} of scan-upload-1.0.0: running" in line for line in lines),
+                 timeout=30, what="the first view")  # fmt: skip
+        world.run_until(rollout_id, "done")
+        assert watching.wait(timeout=60) == 0
+    finally:
+        watching.kill()
+    reader.join(timeout=10)
+    watching.stdout.close()
+    out = "".join(lines)
+    assert f"\n{rollout_id} done; canary: 1 passed; wave 1: 3 passed\n" in out  # the change, as one line
+    assert out.rstrip().endswith("blocked (in a blackout window): -")  # and the whole view at the end
+    assert f"Rollout {rollout_id} of scan-upload-1.0.0: done" in out

@@ -23,7 +23,7 @@ from edgefleet.cloud.alerting.routes import (
     rollout_channels,
     validate_routes,
 )
-from edgefleet.cloud.rollouts.deciding import Notify, NotifyKind
+from edgefleet.cloud.rollouts.deciding import Notify, NotifyKind, the_wave
 from edgefleet.cloud.rollouts.notifying import RolloutAbout, plan_rollout_notifications
 from edgefleet.ids import SiteId
 from tests.rollouts.observations import good, rolling, spec
@@ -265,3 +265,13 @@ def test_the_notification_file_routes_rollouts_with_a_rollouts_matcher(tmp_path:
     path.write_text(NOTIFICATIONS.format(route="{rollouts: [aborted], channels: [am]}"))
     with pytest.raises(NotificationConfigError, match="alertmanager channel, which takes alerts only"):
         load_notifications(path, environ={})
+
+
+def test_a_planner_named_wave_is_named_once() -> None:
+    """The planner names waves "canary" and "wave 2": the demo's message said "(wave wave 2)"."""
+    routes = Routes(default=(OPS,))
+    notes = [Notify("awaiting-approval", "Wave 2 of scan-upload-2.0.0 waits for a promotion", wave="wave 2")]
+    (message,) = plan_rollout_notifications(ABOUT, notes, routes, regions={}, now=T0)
+    assert "**waiting for approval** (wave 2): Wave 2 of" in text(message.body)
+    assert "wave wave" not in text(message.body).lower()
+    assert [the_wave(name) for name in ("canary", "wave 2", "w1")] == ["the canary", "wave 2", "wave w1"]

@@ -409,15 +409,21 @@ class _Tick:
     def _threshold_crossed(self) -> str | None:
         threshold = self.spec.threshold
         failed = [site for site, s in self.sites.items() if s.state == "failed"]
+        # The failed sites are named: the stop is told to ops as this line alone (the notification, the status's
+        # "stopped because"), and "1 of 4 sites failed" left them to find which one, and a reverted site's own
+        # reason no longer says why it failed.
         if len(failed) > threshold.sites:
-            return f"{len(failed)} sites failed (the rollout stops at more than {threshold.sites})"
+            return (
+                f"{len(failed)} sites failed (the rollout stops at more than {threshold.sites}): "
+                f"{', '.join(sorted(failed))}"
+            )
         for wave in self.spec.waves:
-            in_wave = sum(1 for site in wave.sites if self.sites[site].state == "failed")
-            if wave.sites and in_wave * 100 > threshold.percent_of_wave * len(wave.sites):
-                percent = in_wave * 100 / len(wave.sites)
+            in_wave = sorted(site for site in wave.sites if self.sites[site].state == "failed")
+            if wave.sites and len(in_wave) * 100 > threshold.percent_of_wave * len(wave.sites):
+                percent = len(in_wave) * 100 / len(wave.sites)
                 return (
-                    f"{in_wave} of {len(wave.sites)} sites of wave {wave.name} failed ({percent:.0f}%; the rollout "
-                    f"stops at more than {threshold.percent_of_wave:g}%)"
+                    f"{len(in_wave)} of {len(wave.sites)} sites of {the_wave(wave.name)} failed ({percent:.0f}%; the "
+                    f"rollout stops at more than {threshold.percent_of_wave:g}%): {', '.join(in_wave)}"
                 )
         return None
 
@@ -524,7 +530,7 @@ class _Tick:
             self.state, self.reason = "paused", "paused by the release manager"
         elif "awaiting-approval" in self.waves:
             wave = self.spec.waves[self.waves.index("awaiting-approval")]
-            self.state, self.reason = "awaiting-approval", f"wave {wave.name} waits for a promotion"
+            self.state, self.reason = "awaiting-approval", f"{the_wave(wave.name)} waits for a promotion"
         else:
             self.state = "running"
             self.reason = _waiting_for(self.sites, left) if all(w == "passed" for w in self.waves) else ""
@@ -545,8 +551,10 @@ class _Tick:
             if not self.observed(site).reachable:
                 continue  # Reverted when it is back: a site that cannot be reached cannot be changed.
             self.actions.append(Revert(site, current.previous_release))
+            # A failed site keeps why it failed: after the rollback it is the one line that says so.
+            reason = f"reverted; it had failed: {current.reason}" if current.state == "failed" else "reverted"
             changed |= self.set(
-                site, replace(current, state="rolled-back", reason="reverted", reverted=True, soaking_since=None)
+                site, replace(current, state="rolled-back", reason=reason, reverted=True, soaking_since=None)
             )
         waiting = sorted(s for s, st in self.sites.items() if st.applied and not st.reverted)
         target: RolloutState = "rolled-back" if self.spec.commands.rolled_back else "aborted"
@@ -587,9 +595,11 @@ class _Tick:
                 Notify("sites-deferred", f"{_sites(len(deferred))} offline, deferred: {', '.join(deferred)}", deferred)
             )
         for wave in notes.waves_passed:
-            out.append(Notify("wave-passed", f"Wave {wave} of {release} passed", wave=wave))
+            out.append(Notify("wave-passed", f"{_capital(the_wave(wave))} of {release} passed", wave=wave))
         for wave in notes.awaiting:
-            out.append(Notify("awaiting-approval", f"Wave {wave} of {release} waits for a promotion", wave=wave))
+            out.append(
+                Notify("awaiting-approval", f"{_capital(the_wave(wave))} of {release} waits for a promotion", wave=wave)
+            )
         if notes.aborted is not None:
             out.append(Notify("aborted", f"Rollout of {release} stopped: {notes.aborted}"))
         if notes.ended in ("aborted", "rolled-back"):
@@ -598,6 +608,18 @@ class _Tick:
         if notes.ended == "done":
             out.append(Notify("done", f"Rollout of {release} done: {self.reason}"))
         return out
+
+
+def the_wave(name: str) -> str:
+    """A wave as a sentence names it: the planner's names are "canary" and "wave 2" already, so "wave {name}" said
+    "wave wave 2" in the status and the DingTalk message; another name ("w1") is "wave w1"."""
+    if name == "canary":
+        return "the canary"
+    return name if name.startswith("wave ") else f"wave {name}"
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _offline(observed: SiteObservation) -> bool:

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from edgefleet.cloud.alerting.notifying import Notification
 from edgefleet.cloud.alerting.rendering import rfc3339
 from edgefleet.cloud.alerting.routes import Channel, RolloutEvent, Routes, rollout_channels
-from edgefleet.cloud.rollouts.deciding import Notify
+from edgefleet.cloud.rollouts.deciding import Notify, the_wave
 from edgefleet.ids import SiteId
 
 # A phone screen of site names per event; the rest are counted.
@@ -161,7 +161,7 @@ def _dingtalk_text(
     lines = [f"### {_ICON[notes[0].kind]} {_title(about, notes)}", "", f"App {about.app}, release {about.release}", ""]
     listed = 0
     for note in notes[:events]:
-        wave = f" (wave {note.wave})" if note.wave else ""
+        wave = f" ({the_wave(note.wave)})" if note.wave else ""
         lines.append(f"- {_ICON[note.kind]} **{_WORDS[note.kind]}**{wave}: {_cut(note.message, chars)}")
         if note.sites:
             shown = note.sites[:cap]

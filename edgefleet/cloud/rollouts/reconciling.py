@@ -67,8 +67,8 @@ from edgefleet.clock import Clock
 from edgefleet.cloud.alerting.alerts import AlertKind
 from edgefleet.cloud.alerting.service import AlertService
 from edgefleet.cloud.fleet import FleetState, box_reachability
-from edgefleet.cloud.k8s.errors import ClusterError
-from edgefleet.cloud.k8s.gateway import ClusterGateway, Kind
+from edgefleet.cloud.k8s.errors import ClusterError, TemporaryClusterError
+from edgefleet.cloud.k8s.gateway import ClusterGateway, Kind, ObjectList
 from edgefleet.cloud.k8s.rollout import daemonset_rollout, deployment_rollout
 from edgefleet.cloud.rollouts import rendering
 from edgefleet.cloud.rollouts.announcing import RolloutAnnouncer
@@ -479,9 +479,7 @@ class Reconciler:
         judge = deployment_rollout if kind == "Deployment" else daemonset_rollout
         for cluster in sorted(clusters):
             try:
-                listed = self.gateway.list_objects(
-                    cluster, kind, namespace=rendering.NAMESPACE, label_selector=f"{rendering.NAME_LABEL}={app}"
-                )
+                listed = self._list_workloads(cluster, kind, app)
             except ClusterError as exc:
                 log.warning("Failed to list a cluster's workloads", extra={"cluster": cluster, "error": str(exc)})
                 failed[cluster] = f"cluster {cluster} cannot be reached ({exc.message})"
@@ -496,6 +494,24 @@ class Reconciler:
                 )
                 runs.setdefault(SiteId(site), running_release(app, item))
         return {site: tuple(sorted(ws, key=lambda w: w.name)) for site, ws in found.items()}, runs, failed
+
+    def _list_workloads(self, cluster: ClusterId, kind: Kind, app: str) -> ObjectList:
+        """One list of the app's workloads in ``cluster``, asked a second time at once when the first failed for a
+        passing reason (a dropped connection, a 5xx): a list that fails makes the cluster's sites unreachable for
+        the tick, which defers every site in flight there and starts its soak again when it is back. In the demo,
+        one reset keep-alive connection did that to the canary of a 10-minute soak again and again, each time with
+        a "sites deferred" message. Not a timeout (it would hold the tick twice as long) nor a 429 (the server
+        asked to wait); a cluster that is down fails both and its sites are deferred as before."""
+        gateway = self.gateway
+        assert gateway is not None  # _workloads lists nothing without one
+        selector = f"{rendering.NAME_LABEL}={app}"
+        try:
+            return gateway.list_objects(cluster, kind, namespace=rendering.NAMESPACE, label_selector=selector)
+        except TemporaryClusterError as exc:
+            if exc.retry_after_s is not None or exc.message.startswith("timed out"):
+                raise
+            log.info("Listing a cluster's workloads again", extra={"cluster": cluster, "error": str(exc)})
+        return gateway.list_objects(cluster, kind, namespace=rendering.NAMESPACE, label_selector=selector)
 
     def _alerts(self) -> dict[SiteId, list[FiringAlert]]:
         alerting = self._alerting()
