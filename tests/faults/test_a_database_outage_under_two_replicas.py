@@ -20,7 +20,8 @@ What should happen, and is checked (docs/reliability.md, "A database outage unde
   the stopped box's box-lost reached the webhook once, and every message id is answered once.
 - Each replica's log says what was wrong a bounded number of times.
 
-PostgreSQL only (EDGEFLEET_TEST_DATABASE_URL). Judges real time: serial."""
+PostgreSQL only (EDGEFLEET_TEST_DATABASE_URL). Judges no real time (generous bounds; the winner is chosen by
+freezing the loser until the winner leads, not by a race), so it runs beside other tests."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ from tests.support.access import bearer, mint_at
 from tests.support.peers import Mosquitto, postgres_database, wait_for
 from tests.support.receivers import recording_receiver
 
-pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 ALL_BOXES = site_boxes(4)
 STOPPED = ALL_BOXES[-1]

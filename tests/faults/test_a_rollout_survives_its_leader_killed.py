@@ -41,7 +41,8 @@ leader to send again. A repeat is accepted only there: twice at most, the first 
 before a kill and the second after it (it happened in 1 of the first 4 runs, the kill 60 ms after the 2xx on a
 loaded machine); the receiver drops it by the id. A repeat anywhere else (two leaders at once, a new leader
 sending what was marked) fails.
-PostgreSQL only (EDGEFLEET_TEST_DATABASE_URL). Judges real time: serial.
+PostgreSQL only (EDGEFLEET_TEST_DATABASE_URL). Judges no real time (every wait is bounded generously, and a
+takeover that load causes is counted, not failed), so it runs beside other tests.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ from tests.support.peers import Mosquitto, postgres_database, wait_for
 from tests.support.receivers import RecordingReceiver, recording_receiver
 from tests.support.scan_upload_fleet import CLUSTER, deployments, release, write_releases, write_sites
 
-pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 # Printed, so that a failing run can be replayed: EDGEFLEET_TEST_KILL_SEED=<seed>.
 SEED = int(os.environ.get("EDGEFLEET_TEST_KILL_SEED") or random.SystemRandom().randrange(1_000_000))

@@ -3,7 +3,8 @@ notifications are pending. Two real agents (``edgefleet agent run``) are killed 
 leader's first webhook attempt is answered 503 with ``Retry-After`` (the message stays pending in the outbox);
 then the leader is killed. Invariant: the standby takes over and every notification is delivered exactly once
 (one 2xx answer per message id), none lost, none repeated by either replica; and the takeover raises no box-lost
-for the boxes it heard all along (the standby's live state is warm). PostgreSQL only; judges real time: serial."""
+for the boxes it heard all along (the standby's live state is warm). PostgreSQL only; judges no real time
+(generous bounds), so it runs beside other tests."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from tests.faults.test_the_leader_is_killed import TAKEOVER_BOUND_S, Replica, le
 from tests.support.peers import Mosquitto, postgres_database, wait_for
 from tests.support.receivers import Received, recording_receiver
 
-pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = "cab-01"

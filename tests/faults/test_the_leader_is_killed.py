@@ -3,7 +3,8 @@ leads and both /healthz name it with its epoch; the standby answers a write 503 
 message) and serves reads. The leader killed with -9: the standby takes over (measured and printed: the target is
 15 s, docs/performance.md; asserted only within a generous bound). A leader frozen with SIGSTOP past its lease: the
 other takes over, and the frozen one, woken with SIGCONT, finds its epoch superseded and serves as a standby.
-PostgreSQL only (EDGEFLEET_TEST_DATABASE_URL). Judges real time: serial."""
+PostgreSQL only (EDGEFLEET_TEST_DATABASE_URL). The takeover is printed and bounded only generously (60 s): it
+runs beside other tests."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from tests.cloud.api.memory import write_inventory
 from tests.support.access import bearer, mint_at
 from tests.support.peers import Mosquitto, free_port, postgres_database, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 REPO = Path(__file__).resolve().parents[2]
 # A generous bound on the 15 s target: a loaded machine may add seconds; the figure itself is printed.
