@@ -173,7 +173,7 @@ def serve(
         typer.Option(
             help="PostgreSQL replicas: how long the leader's lease runs from its last renewal, 2s to 60s; shorter "
             "takes over from a dead leader sooner, longer rides out database blips and load "
-            "[env EDGEFLEET_LEADER_LEASE, default 6s; docs/operations.md].",
+            "\\[env EDGEFLEET_LEADER_LEASE, default 6s; docs/operations.md].",
             show_default=False,
         ),
     ] = None,

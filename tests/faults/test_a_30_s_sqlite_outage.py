@@ -50,7 +50,7 @@ from edgefleet.cloud.store import Store
 from edgefleet.ids import BoxId
 from simulator.running import SimulatorOptions, start_in_background
 from tests.alerting.wiring.fleets import KEEPALIVE_S, write_sites
-from tests.faults.test_a_30_s_database_outage import _database_lines, _held, _message, _online, _seqs
+from tests.faults import database_outage
 from tests.faults.test_the_leader_is_killed import Replica
 from tests.support.access import bearer, mint_at
 from tests.support.peers import Mosquitto, wait_for
@@ -158,7 +158,7 @@ def test_a_locked_file_and_a_full_disk_keep_live_state_degrade_and_catch_up_with
     try:
         wait_for(replica.health, timeout=30, what="the controller to answer /healthz")
         replica.client.headers.update(bearer(mint_at(url, name="ops")))
-        wait_for(lambda: _online(replica) == set(BOXES), timeout=30, what="every box online")
+        wait_for(lambda: database_outage.online(replica) == set(BOXES), timeout=30, what="every box online")
         wait_for(lambda: _healthy(replica), timeout=30, what="/healthz ok")
         store = Store(url)
         faults: list[tuple[str, WriteLock | FullDisk, str]] = [
@@ -170,13 +170,13 @@ def test_a_locked_file_and_a_full_disk_keep_live_state_degrade_and_catch_up_with
             log_before = len(replica.log.read_text().splitlines())
             outage = _through(replica, name, fault.start, fault.stop, said=said)
             _caught_up(replica, store, outage)
-            lines = _database_lines("\n".join(replica.log.read_text().splitlines()[log_before:]))
+            lines = database_outage.database_lines("\n".join(replica.log.read_text().splitlines()[log_before:]))
             print(f"log: {len(lines)} warning lines about the database for the {name} outage:")
             for line in lines:
                 print(f"  {line[:240]}")
             assert len(lines) <= MAX_DATABASE_LINES
             # Each thing that is wrong is said once, never per try.
-            repeated = {m: n for m, n in Counter(_message(line) for line in lines).items() if n > 1}
+            repeated = {m: n for m, n in Counter(database_outage.message(line) for line in lines).items() if n > 1}
             assert not repeated, f"said again and again: {repeated}"
             assert any("Failed to save fleet state" in line for line in lines)
     finally:
@@ -199,12 +199,12 @@ def _through(replica: Replica, name: str, start: Callable[[], None], stop: Calla
     """Inject the fault for OUTAGE_S, checking the API every 0.5 s meanwhile; ``said``: the database's error
     that /healthz must quote while degraded."""
     outage = Outage(name)
-    seqs_before = _seqs(replica)
+    seqs_before = database_outage.seqs(replica)
     outage.started = time.time()
     start()
     try:
         while time.time() - outage.started < OUTAGE_S:
-            online = _online(replica)
+            online = database_outage.online(replica)
             at = time.time() - outage.started
             assert online == set(BOXES), f"{name}, {at:.1f} s in: online {online}"
             response = replica.client.get("/healthz")  # a transport error fails the test here
@@ -227,7 +227,7 @@ def _through(replica: Replica, name: str, start: Callable[[], None], stop: Calla
     finally:
         stop()
     outage.ended = time.time()
-    seqs_after = _seqs(replica)
+    seqs_after = database_outage.seqs(replica)
     print(
         f"\n{name}: {outage.ended - outage.started:.1f} s; {outage.checks} checks, every box online at each; "
         f"/healthz statuses {dict(outage.statuses)}, answers {dict(outage.answers)}"
@@ -259,7 +259,7 @@ def _add_silence(replica: Replica, outage: str) -> tuple[int, dict[str, Any]]:
 
 
 def _caught_up(replica: Replica, store: Store, outage: Outage) -> None:
-    seqs_at_end = _seqs(replica)
+    seqs_at_end = database_outage.seqs(replica)
     wait_for(lambda: _healthy(replica), timeout=CATCH_UP_BOUND_S, interval=0.2, what="/healthz ok again")
     healthy_after = time.time() - outage.ended
 
@@ -276,7 +276,7 @@ def _caught_up(replica: Replica, store: Store, outage: Outage) -> None:
         f"{saved_after:.1f} s after; samples dated in the outage saved per box: { {b: len(p) for b, p in during.items()} }"
     )
     for box, points in during.items():
-        held = _held(replica, box, since=since, before=before)
+        held = database_outage.held(replica, box, since=since, before=before)
         missing = [t for t in sorted(held) if not any(abs(t - p.at) <= 0.0015 for p in points)]
         assert not missing, f"{outage.name}, {box}: held {sorted(held)}, not saved {missing}, saved {points}"
         # ~28 s of 1 s heartbeats; a loaded machine and the simulator's pacing may thin them, not to a few.

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from edgefleet.cloud.leading import VIEW_FRESH_S
 from edgefleet.cloud.store import CHECK_EVERY_S
 from tests.cloud.api.memory import write_inventory
-from tests.faults.test_a_30_s_database_outage import Terminator
+from tests.faults.database_outage import Terminator
 from tests.faults.test_the_leader_is_killed import Replica, leader_of
 from tests.support.peers import Mosquitto, postgres_database, wait_for
 
