@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'edgefleet.db'}"
         return
+    with _own_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of the test's own, for what needs PostgreSQL (replicas sharing one database);
+    skipped when EDGEFLEET_TEST_DATABASE_URL names no server."""
+    with _own_postgres_database() as url:
+        yield url
+
+
+@contextmanager
+def _own_postgres_database() -> Iterator[str]:
     server = os.environ.get("EDGEFLEET_TEST_DATABASE_URL")
     if not server:
         pytest.skip("EDGEFLEET_TEST_DATABASE_URL is not set (CI sets it)")

@@ -7,8 +7,6 @@ part runs when EDGEFLEET_TEST_DATABASE_URL is set."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from tests.cloud.api.memory import write_inventory
 from tests.cloud.builders import T0
 from tests.faults.test_the_leader_is_killed import TAKEOVER_BOUND_S, Replica, leader_of
 from tests.support.access import bearer, mint_at
-from tests.support.peers import Mosquitto, postgres_database, wait_for
+from tests.support.peers import Mosquitto, wait_for
 
 # Generous next to a follow pass every FOLLOW_EVERY_S on a loaded machine.
 FOLLOW_BOUND_S = 12 * FOLLOW_EVERY_S
@@ -67,15 +65,6 @@ def add_a_box(sites: Path) -> None:
     text = manifest.read_text()
     assert OLD_LAST_BOX in text
     manifest.write_text(text.replace(OLD_LAST_BOX, OLD_LAST_BOX + NEW_BOX))
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    server = os.environ.get("EDGEFLEET_TEST_DATABASE_URL")
-    if not server:
-        pytest.skip("EDGEFLEET_TEST_DATABASE_URL is not set (CI sets it)")
-    with postgres_database(server) as url:
-        yield url
 
 
 def version_of(replica: Replica) -> str | None:

@@ -14,14 +14,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.alerting.wiring.fleets import INTERVAL_S, KEEPALIVE_S, WEBHOOK_PATH, write_notifications, write_sites
 from tests.faults.test_the_leader_is_killed import TAKEOVER_BOUND_S, Replica, leader_of
-from tests.support.peers import Mosquitto, postgres_database, wait_for
+from tests.support.peers import Mosquitto, wait_for
 from tests.support.receivers import Received, recording_receiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -45,15 +44,6 @@ def agent(box: str, broker: Mosquitto, directory: Path) -> subprocess.Popen[byte
     args += ["--no-gpu", "--apps-file", str(apps)]
     with (directory / f"{box}.log").open("wb") as out:
         return subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    server = os.environ.get("EDGEFLEET_TEST_DATABASE_URL")
-    if not server:
-        pytest.skip("EDGEFLEET_TEST_DATABASE_URL is not set (CI sets it)")
-    with postgres_database(server) as url:
-        yield url
 
 
 def message_ids(requests: list[Received]) -> list[str]:

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +25,7 @@ import pytest
 from tests.alerting.wiring.fleets import INTERVAL_S, KEEPALIVE_S, WEBHOOK_PATH, write_sites
 from tests.faults.test_the_leader_is_killed import Replica, leader_of
 from tests.support.access import bearer, mint_at
-from tests.support.peers import Mosquitto, _spawn_mosquitto, postgres_database, wait_for
+from tests.support.peers import Mosquitto, _spawn_mosquitto, wait_for
 from tests.support.receivers import Received, RecordingReceiver, recording_receiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.postgres]
@@ -61,15 +60,6 @@ def write_all_to_webhook(path: Path, webhook: str) -> Path:
         "  routes:\n    - channels: [tickets]\n"
     )
     return path
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    server = os.environ.get("EDGEFLEET_TEST_DATABASE_URL")
-    if not server:
-        pytest.skip("EDGEFLEET_TEST_DATABASE_URL is not set (CI sets it)")
-    with postgres_database(server) as url:
-        yield url
 
 
 def notices(requests: list[Received]) -> list[tuple[str, str, str]]:

@@ -25,7 +25,7 @@ import pytest
 from edgefleet.cloud.api.standby import LEADER_HEADER, NOT_LEADER_CODE
 from tests.cloud.api.memory import write_inventory
 from tests.support.access import bearer, mint_at
-from tests.support.peers import Mosquitto, free_port, postgres_database, wait_for
+from tests.support.peers import Mosquitto, free_port, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -129,15 +129,6 @@ class Replica:
         if self.process.stdin is not None:
             self.process.stdin.close()
         self.client.close()
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    server = os.environ.get("EDGEFLEET_TEST_DATABASE_URL")
-    if not server:
-        pytest.skip("EDGEFLEET_TEST_DATABASE_URL is not set (CI sets it)")
-    with postgres_database(server) as url:
-        yield url
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ heals, the old leader hears again and serves as a standby. PostgreSQL only; judg
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import threading
@@ -33,7 +32,7 @@ from tests.faults.test_the_broker_is_killed_under_two_replicas import (
 )
 from tests.faults.test_the_leader_is_killed import TAKEOVER_BOUND_S, Replica, leader_of
 from tests.support.access import bearer, mint_at
-from tests.support.peers import Mosquitto, free_port, postgres_database, wait_for
+from tests.support.peers import Mosquitto, free_port, wait_for
 from tests.support.receivers import recording_receiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.postgres]
@@ -41,15 +40,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.postgres]
 # Killed after the takeover: the new leader must tell its loss, once.
 LOST = BOXES[0]
 KEPT = BOXES[1:]
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    server = os.environ.get("EDGEFLEET_TEST_DATABASE_URL")
-    if not server:
-        pytest.skip("EDGEFLEET_TEST_DATABASE_URL is not set (CI sets it)")
-    with postgres_database(server) as url:
-        yield url
 
 
 class CuttableProxy:
