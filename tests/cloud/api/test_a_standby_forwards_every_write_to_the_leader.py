@@ -36,7 +36,7 @@ from edgefleet.cloud.api.standby import (
 )
 from edgefleet.cloud.leading import Holder, LeaderView, NotLeaderError
 from edgefleet.cloud.migrating import upgrade_schema
-from edgefleet.cloud.settings import Settings
+from edgefleet.cloud.settings import DEFAULT_MAX_BODY_BYTES, Settings
 from edgefleet.cloud.store import Store
 from tests.cloud.api.memory import MemoryController
 from tests.cloud.api.serving import bound_socket, serving
@@ -229,6 +229,23 @@ def test_a_leader_that_takes_the_write_and_never_answers_gets_504_outcome_unknow
     message = answer.json()["error"]["message"]
     assert "may or may not have been made" in message
     assert "GET /api/v1/audit" in message
+
+
+def test_the_body_limit_holds_at_the_standby_declared_or_streamed(tmp_path: Path) -> None:
+    with pair(tmp_path) as both:
+        token = mint(both.leader, "admin", name="ops-alice")
+        big = b"x" * (DEFAULT_MAX_BODY_BYTES + 1)
+
+        def streamed() -> Iterator[bytes]:  # chunked: no Content-Length to refuse it by
+            for start in range(0, len(big), 8192):
+                yield big[start : start + 8192]
+
+        with httpx.Client(base_url=both.standby_url, timeout=30, headers=bearer(token)) as client:
+            declared = client.post("/api/v1/inventory/reload", content=big)
+            chunked = client.post("/api/v1/inventory/reload", content=streamed())
+        assert (declared.status_code, code_of(declared)) == (413, "too-large")
+        assert (chunked.status_code, code_of(chunked)) == (413, "too-large")
+        assert audit_names(both.leader_url, token) == []  # nothing reached the leader
 
 
 def test_with_nobody_leading_the_refusal_names_no_address(tmp_path: Path) -> None:
