@@ -15,10 +15,14 @@ handled here, so that a Service or load balancer in front of every replica can s
 - Why the standby admits the caller first: the leader sees the standby's address as the source, so the leader's
   limiter on bad token guesses (``deps.require_access``: 429 after 10 per address) would count every caller behind
   the standby together, and one guesser would lock them all out. The standby counts guesses on the caller's real
-  address with its own limiter and forwards only callers it admitted, so guesses never reach the leader. No
+  address with its own limiter and forwards only callers it admitted, so guesses never reach the leader. A box's
+  enrollment (``POST /api/v1/enroll``, the one write no access check admits) is admitted the same way: the standby
+  reads (never spends) the enrollment token and counts an unknown, used or expired one on the box's address with
+  its own ``enrollment_guesses``, as the route does; only the leader spends it. No
   header lets a client claim another source address: the client-address headers (``X-Forwarded-For``,
   ``Forwarded``, ``X-Real-IP``) are dropped, not passed. What reaches the leader's limiter is only a token that
-  one replica admitted and the other refused in the same instant (revoked or expired between the two checks).
+  one replica admitted and the other refused in the same instant (revoked, expired or spent between the two
+  checks).
 - No loops: a request that carries ``X-Edgefleet-Forwarded-By`` is never forwarded again. Reaching a replica that
   does not lead (a takeover between the two hops) it is refused as below; the client retries.
 - Refused ``503`` ``{"error": {"code": "not-leader", ...}}`` naming the leader (host, pid, since, address), with
@@ -38,6 +42,7 @@ ASGI middleware, installed by ``create_app`` around every route: a route added l
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -47,11 +52,14 @@ import httpx
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edgefleet.cloud.access.limiting import GuessLimiter
 from edgefleet.cloud.access.sessions import SessionRefused
-from edgefleet.cloud.api.deps import require_access
+from edgefleet.cloud.api.deps import FleetReader, require_access
 from edgefleet.cloud.api.errors import ApiError, error_response
+from edgefleet.cloud.enrolling import TOKEN_REFUSED, Enrollment
 from edgefleet.cloud.leading import Leadership, LeaderView, describe_holder
 from edgefleet.errors import EdgefleetError
 
@@ -63,6 +71,9 @@ READ_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 # serves it, or with two replicas behind one Service every other sign-in would be refused.
 ANY_REPLICA_PREFIXES: Final = ("/auth/",)
 LEADER_HEADER: Final = "X-Edgefleet-Leader"
+# The one write no access check admits (besides signing in): a box's enrollment, whose credential is its
+# single-use enrollment token; the standby checks that token (a read) instead (``_admit_box``).
+ENROLL: Final = ("POST", "/api/v1/enroll")
 # Set by a standby on the request it forwards (its host and pid): the leader's log can tell, and no replica
 # forwards such a request again.
 FORWARDED_BY_HEADER: Final = "X-Edgefleet-Forwarded-By"
@@ -182,6 +193,8 @@ class StandbyForwardsWrites:
                 view = None  # the database is away: nobody can be named, and the write could not be made anyway
         forwarded = FORWARDED_BY_HEADER.lower() in Headers(scope=scope)
         decided = handling(method=method, path=path, leads=leads, forwarded=forwarded, view=view)
+        if decided == "forward" and (method, path) == ENROLL and scope["state"].get("enrollment") is None:
+            decided = "serve"  # enrollment is off here as on the leader (the same settings): the route says so
         if decided == "serve":
             await self.app(scope, receive, send)
         elif decided == "refuse":
@@ -194,19 +207,17 @@ class StandbyForwardsWrites:
     async def _forward(self, view: LeaderView, address: str, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         client = request.client.host if request.client is not None else "unknown"
-        try:
-            # The same check the route would make, on the caller's own address (module docstring: guesses).
-            principal = await run_in_threadpool(require_access, request)
-        except ApiError as exc:
-            refused = error_response(exc.status, exc.code, exc.message)
-            refused.headers.update(exc.headers)
+        method, path = str(scope["method"]), str(scope.get("path", ""))
+        body = await _read_body(receive)  # through errors.BodyLimit's counting receive: its limit holds
+        # The same check the route would make, on the caller's own address (module docstring: guesses).
+        if (method, path) == ENROLL:
+            caller = f"a box enrolling from {client}"
+            refused = await run_in_threadpool(_admit_box, request, body, client)
+        else:
+            caller, refused = await run_in_threadpool(_admit_caller, request)
+        if refused is not None:
             await refused(scope, receive, send)
             return
-        except SessionRefused as exc:
-            await error_response(exc.status, exc.code, exc.message)(scope, receive, send)
-            return
-        body = await _read_body(receive)  # through errors.BodyLimit's counting receive: its limit holds
-        method, path = str(scope["method"]), str(scope.get("path", ""))
         query = scope.get("query_string", b"")
         url = address.rstrip("/") + scope.get("raw_path", path.encode()).decode("latin-1")
         if query:
@@ -229,7 +240,7 @@ class StandbyForwardsWrites:
             )
             log.warning(
                 "A forwarded write got no answer from the leader",
-                extra={"leader": address, "method": method, "path": path, "caller": principal.name, "error": str(exc)},
+                extra={"leader": address, "method": method, "path": path, "caller": caller, "error": str(exc)},
             )
             unknown = error_response(504, OUTCOME_UNKNOWN_CODE, unknown_outcome_message(method, path, address, why))
             await unknown(scope, receive, send)
@@ -240,7 +251,7 @@ class StandbyForwardsWrites:
                 "leader": address,
                 "method": method,
                 "path": path,
-                "caller": principal.name,
+                "caller": caller,
                 "client": client,
                 "status": answer.status_code,
             },
@@ -251,6 +262,51 @@ class StandbyForwardsWrites:
             {"type": "http.response.start", "status": answer.status_code, "headers": answer_headers(raw, content)}
         )
         await send({"type": "http.response.body", "body": content})
+
+
+def _admit_caller(request: Request) -> tuple[str, Response | None]:
+    """(who calls, None) when ``deps.require_access`` admits the request, else (why not, its refusal)."""
+    try:
+        principal = require_access(request)
+    except ApiError as exc:
+        refused = error_response(exc.status, exc.code, exc.message)
+        refused.headers.update(exc.headers)
+        return exc.code, refused
+    except SessionRefused as exc:
+        return exc.code, error_response(exc.status, exc.code, exc.message)
+    return principal.name, None
+
+
+def _admit_box(request: Request, body: bytes, address: str) -> Response | None:
+    """None when a box's enrollment may go to the leader; else the answer the route would give. Its credential is
+    a single-use enrollment token, which only the leader spends: here it is read, not spent, and a token no
+    enrollment would take counts as a failed guess on the box's own address, as the route counts it."""
+    controller: FleetReader = request.state.controller
+    enrollment: Enrollment = request.state.enrollment
+    limiter: GuessLimiter = request.state.enrollment_guesses
+    now = controller.clock.monotonic()
+    wait = limiter.retry_after(address, now=now)
+    if wait is not None:
+        answer = error_response(
+            429, "too-many-requests", f"too many failed enrollment tokens from {address}; try again in {wait} s"
+        )
+        answer.headers["Retry-After"] = str(wait)
+        return answer
+    try:
+        sent = json.loads(body)
+    except ValueError:
+        return None  # the leader answers 422, naming what is wrong; no token, no guess
+    token = sent.get("token") if isinstance(sent, dict) else None
+    if not isinstance(token, str):
+        return None
+    try:
+        usable = enrollment.tokens.usable(token, now=controller.clock.now())
+    except EdgefleetError as exc:
+        return error_response(503, "unavailable", f"cannot check the enrollment token now: {exc}; try again shortly")
+    if usable:
+        return None
+    limiter.failed(address, now=now)
+    return error_response(401, "unauthenticated", TOKEN_REFUSED)
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -19,11 +19,14 @@ import pytest
 from sqlalchemy.engine import Connection
 
 from edgefleet.clock import FakeClock
+from edgefleet.cloud.access.enrollment_tokens import EnrollmentTokens
 from edgefleet.cloud.access.local_users import LocalUsers
 from edgefleet.cloud.access.sessions import COOKIE, Sessions
 from edgefleet.cloud.api import create_app
 from edgefleet.cloud.api import standby as forwarding
 from edgefleet.cloud.api.standby import (
+    ANY_REPLICA_PREFIXES,
+    ENROLL,
     FORWARDED_BY_HEADER,
     LEADER_HEADER,
     NOT_LEADER_CODE,
@@ -34,12 +37,14 @@ from edgefleet.cloud.api.standby import (
     handling,
     refusal_message,
 )
+from edgefleet.cloud.enrolling import Enrollment
 from edgefleet.cloud.leading import Holder, LeaderView, NotLeaderError
 from edgefleet.cloud.migrating import upgrade_schema
 from edgefleet.cloud.settings import DEFAULT_MAX_BODY_BYTES, Settings
 from edgefleet.cloud.store import Store
 from tests.cloud.api.memory import MemoryController
 from tests.cloud.api.serving import bound_socket, serving
+from tests.cloud.signin.test_only_the_sign_in_routes_are_open import open_routes
 from tests.support.access import bearer, mint
 from tests.support.peers import free_port
 
@@ -99,8 +104,15 @@ class Pair:
 
 
 @contextlib.contextmanager
-def pair(tmp_path: Path, *, leader_address: str | None = None, leading: Holder | None = LEADER) -> Iterator[Pair]:
-    """A served leader and a served standby naming it (or ``leader_address``, where nothing listens)."""
+def pair(
+    tmp_path: Path,
+    *,
+    leader_address: str | None = None,
+    leading: Holder | None = LEADER,
+    enrollment: Enrollment | None = None,
+) -> Iterator[Pair]:
+    """A served leader and a served standby naming it (or ``leader_address``, where nothing listens); both with
+    ``enrollment`` (one database's enrollment tokens) when given."""
     leader = MemoryController.small(tmp_path / "leader-sites")
     leader.sites_dir = tmp_path / "leader-sites"
     standby = MemoryController.small(tmp_path / "standby-sites")
@@ -109,8 +121,8 @@ def pair(tmp_path: Path, *, leader_address: str | None = None, leading: Holder |
     leader_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     standby.leadership = Standby(leading, leader_address or leader_url)
     with (
-        serving(create_app(Settings(), controller=leader), sock),
-        serving(create_app(Settings(), controller=standby)) as standby_url,
+        serving(create_app(Settings(), controller=leader, enrollment=enrollment), sock),
+        serving(create_app(Settings(), controller=standby, enrollment=enrollment)) as standby_url,
     ):
         yield Pair(leader, leader_url, standby, standby_url)
 
@@ -283,6 +295,40 @@ def test_bad_tokens_through_a_standby_count_against_the_guesser_not_the_standby(
         assert [(p, a) for p, a, _ in audit_names(both.leader_url, good)] == [("ops-alice", "reload-inventory")]
 
 
+def test_bad_enrollment_tokens_through_a_standby_count_against_the_box_not_the_standby(tmp_path: Path) -> None:
+    tokens = EnrollmentTokens(Store("sqlite://"))
+    tokens.create_schema()
+    clock = FakeClock()
+    # Enrollment without a broker: a known token reaches "enrollment is off" (left unspent), an unknown one is a
+    # guess; enough to see where guesses are counted.
+    inventory = MemoryController.small(tmp_path / "enrolled-sites").inventory
+    enrollment = Enrollment(tokens, broker=None, pki_dir=None, inventory=lambda: inventory, clock=clock)
+    secret, _ = tokens.create("sh-pudong", created_by="ops-alice", now=clock.now())
+    with pair(tmp_path, enrollment=enrollment) as both:
+        guesser = httpx.Client(
+            base_url=both.standby_url, timeout=30, transport=httpx.HTTPTransport(local_address="127.0.0.2")
+        )
+        box = httpx.Client(
+            base_url=both.standby_url, timeout=30, transport=httpx.HTTPTransport(local_address="127.0.0.3")
+        )
+        with guesser, box:
+            answers = [
+                guesser.post("/api/v1/enroll", json={"token": f"guess-{n}", "box": "sh-pudong-gpu-01"}).status_code
+                for n in range(11)
+            ]
+            assert answers == [401] * 10 + [429]
+            # Another box behind the same standby reaches the leader, which is not limiting the standby.
+            answer = box.post("/api/v1/enroll", json={"token": secret, "box": "sh-pudong-gpu-01"})
+        assert answer.status_code == 503, answer.text
+        assert code_of(answer) == "unavailable"
+        assert "box enrollment is off" in answer.json()["error"]["message"]
+    with pair(tmp_path / "off") as both, httpx.Client(base_url=both.standby_url, timeout=30) as client:
+        # No enrollment on the standby (nor, with the same settings, on the leader): the route says so itself.
+        off = client.post("/api/v1/enroll", json={"token": "any", "box": "sh-pudong-gpu-01"})
+    assert off.status_code == 503
+    assert code_of(off) == "unavailable"
+
+
 def test_the_consoles_session_and_csrf_token_pass_through_a_standby(tmp_path: Path) -> None:
     database = Store(f"sqlite:///{tmp_path / 'controller.db'}")
     upgrade_schema(database)
@@ -369,3 +415,12 @@ def test_hop_by_hop_and_client_address_headers_do_not_pass() -> None:
         (b"set-cookie", b"b=2"),
         (b"content-length", b"2"),
     ]
+
+
+def test_every_write_open_without_an_api_token_is_one_the_standby_admits_its_own_way(tmp_path: Path) -> None:
+    # The standby admits a forwarded caller with require_access; a write route open without it (its own
+    # credential) would be refused 401 at a standby: each must be sign-in (served by every replica) or ENROLL.
+    app = create_app(Settings(), controller=MemoryController.small(tmp_path))
+    open_writes = {(m, p) for m, p in open_routes(app) if m not in READ_METHODS}
+    assert ENROLL in open_writes
+    assert {(m, p) for m, p in open_writes if not p.startswith(ANY_REPLICA_PREFIXES)} == {ENROLL}
