@@ -516,8 +516,11 @@ class Controller:
 
 
 def advertised_address(settings: Settings) -> str:
-    """Where this controller's API listens, as standbys name the leader to clients: ``http://host:port``, with this
-    machine's name when it listens on every address."""
+    """Where this controller's API listens, as standbys name the leader to clients and forward writes to it:
+    ``EDGEFLEET_ADVERTISE_URL`` when set (in a pod, its IP: a pod's name resolves nowhere), else ``http://host:port``
+    of ``listen``, with this machine's name when it listens on every address."""
+    if settings.advertise_url is not None:
+        return settings.advertise_url
     host = settings.listen_host
     if host in ("0.0.0.0", "::", ""):
         host = socket.gethostname()

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
 from edgefleet.clock import Clock
 from edgefleet.cloud.access.enrollment_tokens import EnrollmentTokens
@@ -37,6 +38,11 @@ from edgefleet.cloud.broker.configuring import BrokerSettings, read_settings
 from edgefleet.errors import EdgefleetError
 from edgefleet.ids import BoxId, SiteId
 from edgefleet.inventory import Inventory
+
+# One answer for an unknown, used or expired token, so that a guess learns nothing (the API's standby says it too).
+TOKEN_REFUSED: Final = (
+    "the enrollment token is unknown, used or expired; ask for a new one (edgefleet enrollment create --site SITE)"
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +131,7 @@ class Enrollment:
         try:
             with self.tokens.redeeming(token, box=box, now=now) as site:
                 if site is None:
-                    raise TokenRefused(
-                        "the enrollment token is unknown, used or expired; ask for a new one "
-                        "(edgefleet enrollment create --site SITE)"
-                    )
+                    raise TokenRefused(TOKEN_REFUSED)
                 if self.broker is None or self.pki_dir is None:
                     raise EnrollmentOff(
                         "box enrollment is off in this controller: set EDGEFLEET_BROKER_DIR and EDGEFLEET_PKI_DIR "

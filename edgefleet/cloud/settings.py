@@ -78,6 +78,8 @@ KubeconfigSource = Path | Literal["in-cluster"]
 ENV_BROKER_URL: Final = "EDGEFLEET_BROKER_URL"
 ENV_DATABASE_URL: Final = "EDGEFLEET_DATABASE_URL"
 ENV_LISTEN: Final = "EDGEFLEET_LISTEN"
+# Where the other replicas reach this one's API (a standby forwards writes to the leader there); in a pod, its IP.
+ENV_ADVERTISE_URL: Final = "EDGEFLEET_ADVERTISE_URL"
 ENV_SITES_DIR: Final = "EDGEFLEET_SITES_DIR"
 ENV_RELEASES_DIR: Final = "EDGEFLEET_RELEASES_DIR"
 ENV_FLUSH_INTERVAL: Final = "EDGEFLEET_FLUSH_INTERVAL"
@@ -117,6 +119,8 @@ class Settings:
     database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
     listen_host: str = "127.0.0.1"
     listen_port: int = 8000
+    # ``http(s)://HOST:PORT`` where the other replicas reach this API; None: from ``listen`` (controller.py).
+    advertise_url: str | None = None
     sites_dir: Path = Path(DEFAULT_SITES_DIR)
     releases_dir: Path = Path(DEFAULT_RELEASES_DIR)
     flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S
@@ -244,6 +248,7 @@ class Settings:
 
         listen_value, name = raw("listen", ENV_LISTEN, DEFAULT_LISTEN)
         listen_host, listen_port = parse_listen(_text(listen_value, name), name=name)
+        advertise_url = parse_advertise_url(environ.get(ENV_ADVERTISE_URL, ""), name=ENV_ADVERTISE_URL)
 
         sites_value, name = raw("sites_dir", ENV_SITES_DIR, DEFAULT_SITES_DIR)
         sites_dir = sites_value if isinstance(sites_value, Path) else Path(_text(sites_value, name))
@@ -339,6 +344,7 @@ class Settings:
             database_url=database_url,
             listen_host=listen_host,
             listen_port=listen_port,
+            advertise_url=advertise_url,
             sites_dir=sites_dir,
             releases_dir=releases_dir,
             flush_interval_s=flush_interval_s,
@@ -360,6 +366,24 @@ class Settings:
             broker_dir=broker_dir,
             pki_dir=pki_dir,
         )
+
+
+def parse_advertise_url(value: str, *, name: str) -> str | None:
+    """``http(s)://HOST:PORT`` (no path), as the other replicas reach this API; None when ``value`` is empty."""
+    text = value.strip()
+    if not text:
+        return None
+    expected = "expected http://HOST:PORT where the other replicas reach this API (in a pod: http://$(POD_IP):8000)"
+    parsed = urlsplit(text)
+    try:
+        port = parsed.port
+    except ValueError:
+        port = None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or port is None:
+        raise ValueError(f"{name}={value!r}: {expected}")
+    if parsed.path not in ("", "/") or parsed.query or parsed.fragment or parsed.username or parsed.password:
+        raise ValueError(f"{name}={value!r}: no path, query or login; {expected}")
+    return text.rstrip("/")
 
 
 def _cookie_secure(value: str) -> bool | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from edgefleet.cloud.controller import advertised_address
 from edgefleet.cloud.settings import IN_CLUSTER, Settings
 
 
@@ -93,6 +94,11 @@ def test_password_stays_out_of_repr() -> None:
         ("EDGEFLEET_LEADER_LEASE", "1.5s", "'1.5s': expected a leader lease from 2 s to 60 s"),
         ("EDGEFLEET_LEADER_LEASE", "2m", "'2m': expected a leader lease from 2 s to 60 s"),
         ("EDGEFLEET_SITES_DIR", "  ", "non-empty"),
+        ("EDGEFLEET_ADVERTISE_URL", "10.0.0.7:8000", "expected http://HOST:PORT"),
+        ("EDGEFLEET_ADVERTISE_URL", "http://10.0.0.7", "expected http://HOST:PORT"),
+        ("EDGEFLEET_ADVERTISE_URL", "http://:8000", "expected http://HOST:PORT"),
+        ("EDGEFLEET_ADVERTISE_URL", "http://10.0.0.7:8000/api", "no path, query or login"),
+        ("EDGEFLEET_ADVERTISE_URL", "http://10.0.0.7:port", "expected http://HOST:PORT"),
     ],
 )
 def test_bad_value_names_the_variable_and_what_is_expected(variable: str, value: str, says: str) -> None:
@@ -123,6 +129,14 @@ def test_direct_construction_is_checked_too() -> None:
         Settings(listen_port=70000)
     with pytest.raises(ValueError, match=r"leader_lease_s=1\.0: expected a leader lease from 2 s to 60 s"):
         Settings(leader_lease_s=1.0)
+
+
+def test_the_advertised_address_is_the_one_given_else_the_listen_address() -> None:
+    given = Settings.from_env({"EDGEFLEET_ADVERTISE_URL": "http://10.0.0.7:8000/", "EDGEFLEET_LISTEN": "0.0.0.0:8000"})
+    assert given.advertise_url == "http://10.0.0.7:8000"
+    assert advertised_address(given) == "http://10.0.0.7:8000"
+    assert advertised_address(Settings.from_env({"EDGEFLEET_LISTEN": "127.0.0.1:8123"})) == "http://127.0.0.1:8123"
+    assert Settings.from_env({}).advertise_url is None
 
 
 def test_the_leader_lease_is_taken_at_its_bounds_and_named_by_its_option_when_overridden() -> None:

@@ -174,7 +174,15 @@ def test_the_controller_is_two_replicas_probed_on_routes_that_exist() -> None:
     probed = {container[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe", "startupProbe")}
     assert probed == {"/readyz", "/livez"}
     assert probed <= {route.path for route in probes_router.routes}  # type: ignore[attr-defined]  # open: no token
-    secrets = [e for e in container["env"] if "valueFrom" in e]
+    # A standby forwards writes to the leader at its advertised address: the pod's IP (a pod's name resolves
+    # nowhere), defined before the variable that uses it (Kubernetes expands $(VAR) only from earlier entries).
+    names = [e["name"] for e in container["env"]]
+    assert names.index("POD_IP") < names.index("EDGEFLEET_ADVERTISE_URL")
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    (port,) = container["ports"]
+    assert env["EDGEFLEET_ADVERTISE_URL"]["value"] == f"http://$(POD_IP):{port['containerPort']}"
+    secrets = [e for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})]
     assert secrets == [
         {
             "name": "EDGEFLEET_DATABASE_URL",

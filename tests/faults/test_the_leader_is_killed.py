@@ -1,6 +1,6 @@
 """Fault: two ``edgefleet cloud serve`` replicas on one PostgreSQL database (edgefleet.cloud.leading). Exactly one
-leads and both /healthz name it with its epoch; the standby answers a write 503 naming the leader (header and
-message) and serves reads. The leader killed with -9: the standby takes over (measured and printed: the target is
+leads and both /healthz name it with its epoch; the standby sends a write on to the leader (the audit there names
+the caller), refuses 503 naming the leader (header and message) a write already forwarded once, and serves reads. The leader killed with -9: the standby takes over (measured and printed: the target is
 15 s, docs/performance.md; asserted only within a generous bound). A leader frozen with SIGSTOP past its lease: the
 other takes over, and the frozen one, woken with SIGCONT, finds its epoch superseded and serves as a standby.
 PostgreSQL only (EDGEFLEET_TEST_DATABASE_URL). The takeover is printed and bounded only generously (60 s): it
@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from edgefleet.cloud.api.standby import LEADER_HEADER, NOT_LEADER_CODE
+from edgefleet.cloud.api.standby import FORWARDED_BY_HEADER, LEADER_HEADER, NOT_LEADER_CODE
 from tests.cloud.api.memory import write_inventory
 from tests.support.access import bearer, mint_at
 from tests.support.peers import Mosquitto, free_port, wait_for
@@ -171,7 +171,7 @@ def takeover_after(standby: Replica, started: float) -> float:
     return time.monotonic() - started
 
 
-def test_one_leads_the_standby_refuses_writes_and_takes_over_when_the_leader_is_killed(start_replica: Any) -> None:
+def test_one_leads_the_standby_forwards_writes_and_takes_over_when_the_leader_is_killed(start_replica: Any) -> None:
     first, second = start_replica("first"), start_replica("second")
     leader, standby = leader_of(first, second)
     shown = standby.health()
@@ -194,10 +194,15 @@ def test_one_leads_the_standby_refuses_writes_and_takes_over_when_the_leader_is_
     assert f"pid {leader.process.pid}," in told.stdout
     assert f"at {leader.url}" in told.stdout
 
-    # Reads are served by the standby from its own live state; a write is refused naming the leader.
+    # Reads are served by the standby from its own live state; a write is sent on to the leader, which does it
+    # and records the caller; a write already forwarded once is refused naming the leader, never sent again.
     assert standby.client.get("/readyz").status_code == 200
     assert standby.client.get("/api/v1/sites").status_code == 200
-    refused = standby.client.post("/api/v1/inventory/reload", json={})
+    through = standby.client.post("/api/v1/inventory/reload", json={})
+    assert through.status_code == 200, through.text
+    audit = leader.client.get("/api/v1/audit", params={"principal": f"ops-{standby.name}"})
+    assert [e["action"] for e in audit.json()] == ["reload-inventory"], audit.text
+    refused = standby.client.post("/api/v1/inventory/reload", json={}, headers={FORWARDED_BY_HEADER: "a planted hop"})
     assert refused.status_code == 503
     assert refused.headers[LEADER_HEADER] == leader.url
     assert refused.json()["error"]["code"] == NOT_LEADER_CODE

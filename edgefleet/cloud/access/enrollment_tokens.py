@@ -120,6 +120,17 @@ class EnrollmentTokens:
         # Oldest first, so the latest enrollment of a box is the one kept.
         return {row.used_by: SiteId(row.site) for row in rows}
 
+    def usable(self, secret: str, *, now: float) -> bool:
+        """Whether ``secret`` is a token that ``redeeming`` would spend at ``now`` (a read: nothing is spent). A
+        standby asks it before forwarding an enrollment to the leader, to count guesses on the box's own address."""
+        with self.store.transaction("check an enrollment token") as connection:
+            found = connection.execute(
+                sa.select(_TABLE.c.id).where(
+                    _TABLE.c.digest == digest(secret), _TABLE.c.used_at.is_(None), _TABLE.c.expires_at > now
+                )
+            ).first()
+        return found is not None
+
     @contextmanager
     def redeeming(self, secret: str, *, box: str, now: float) -> Iterator[SiteId | None]:
         """Spend the token ``secret`` for ``box``: yields its site, or None when it is unknown, used or expired

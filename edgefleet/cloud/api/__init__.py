@@ -40,7 +40,7 @@ from edgefleet.cloud.api.routes import (
     system,
 )
 from edgefleet.cloud.api.routes import enrollment as enrollment_routes
-from edgefleet.cloud.api.standby import StandbyRefusesWrites
+from edgefleet.cloud.api.standby import StandbyForwardsWrites
 from edgefleet.cloud.console.assets import static_dir
 from edgefleet.cloud.enrolling import Enrollment
 from edgefleet.cloud.settings import Settings
@@ -110,9 +110,10 @@ def create_app(
         openapi_tags=TAGS,
         lifespan=lifespan,
     )
+    # A standby forwards a write to the leader (or refuses it) before it reaches a route (api.standby); added
+    # first, so that it runs inside the error shape and the body limit that errors.install adds around it.
+    app.add_middleware(StandbyForwardsWrites)
     errors.install(app, max_body_bytes=settings.max_body_bytes)
-    # Outermost but for the error shape: a standby refuses a write before it reaches a route (api.standby).
-    app.add_middleware(StandbyRefusesWrites)
     app.include_router(sites.router)
     app.include_router(boxes.router)
     app.include_router(system.probes_router)

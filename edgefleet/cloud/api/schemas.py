@@ -260,7 +260,7 @@ class UnknownBoxPublic(_Public):
 class LeadershipPublic(_Public):
     role: Literal["leader", "standby"] = Field(
         description="leader: writes, alerts, delivers and reconciles; standby: serves reads and takes over when the "
-        "leader's lease runs out (writes sent to it are answered 503 naming the leader)."
+        "leader's lease runs out (writes sent to it are forwarded to the leader)."
     )
     leader: str | None = Field(description="The leader as host, pid and since; null while nobody leads.")
     leader_address: str | None = Field(description="Where the leader's API listens; send writes there.")

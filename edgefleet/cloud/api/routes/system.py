@@ -12,7 +12,7 @@ person must fix the database (``problems`` says what); "unavailable" (503): the 
 
 ``/healthz`` also says who leads the database (``leadership``: this controller's role, the leader, its address,
 since when and the fencing epoch), and ``/readyz`` stays 200 on a standby whose broker and database are up: it
-serves reads from its own live state at once (writes it answers 503 naming the leader: ``api.standby``).
+serves reads from its own live state at once (writes it forwards to the leader: ``api.standby``).
 
 The probes cost the database no session of their own, however often they come: who leads is the election's last
 read of the lease row (``leading.Election.view``, at most 5 s old, else it says the database has not answered),
