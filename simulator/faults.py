@@ -6,7 +6,7 @@ hand. ``simulator.running`` asks these questions at each heartbeat and acts on t
 (a site's cut freezes and recovers its boxes' connections); ``simulator.control`` turns requests into calls.
 
 Kinds: ``stop`` (the box stops heartbeating, its connection stays up), ``drop`` (its TCP connection is torn
-down once; it reconnects by itself, so the fault is not kept), ``cut`` (a site's network is cut for some
+down once; it reconnects by itself, after ``seconds`` when given, so the fault is not kept), ``cut`` (a site's network is cut for some
 seconds), ``overheat`` (a GPU held at a temperature), ``skew`` (the box's clock runs off by some seconds),
 ``malformed`` (the box's next heartbeats are sent as invalid payloads).
 
@@ -125,7 +125,7 @@ _REQUIRED: Final[dict[str, frozenset[str]]] = {
 }
 _ALLOWED: Final[dict[str, frozenset[str]]] = {
     "stop": frozenset({"box", "site", "seconds"}),
-    "drop": frozenset({"box", "site"}),
+    "drop": frozenset({"box", "site", "seconds"}),
     "cut": frozenset({"site", "seconds"}),
     "overheat": frozenset({"box", "site", "seconds", "gpu", "temperature_c"}),
     "skew": frozenset({"box", "site", "seconds", "offset_s"}),

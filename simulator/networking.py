@@ -73,6 +73,8 @@ class Connection:
     connecting: bool = False
     refused_for_good: bool = False
     attempts: int = 0
+    # A dropped box does not try to reconnect before this (the loop's time): a drop that keeps it away a while.
+    away_until: float = 0.0
     retry: asyncio.TimerHandle | None = None
 
     @property
@@ -175,13 +177,17 @@ class LinkDriver:
 
     # --- faults ------------------------------------------------------------------------------------------------
 
-    def drop(self, conn: Connection) -> bool:
+    def drop(self, conn: Connection, *, away_s: float | None = None) -> bool:
         """Tear the box's TCP connection down without a DISCONNECT (the broker sends its will at once); paho
-        sees the loss as it would a real one and the box reconnects after the usual backoff. False when the
-        box had no connection to drop."""
+        sees the loss as it would a real one and the box reconnects after the usual backoff, or after ``away_s``
+        when that is longer (a link down for a while: without it a box is back within 1-1.5 s, which can come
+        before the controller judges its will, and then no loss is told, by design). False when the box had no
+        connection to drop."""
         if conn.sock is None:
             return False
         self.counters.drops += 1
+        if away_s is not None:
+            conn.away_until = self._loop.time() + away_s
         self._tear_down(conn, drain=not conn.frozen)
         return True
 
@@ -228,7 +234,7 @@ class LinkDriver:
     def _schedule_reconnect(self, conn: Connection) -> None:
         if self._closing or conn.frozen or conn.retry is not None or conn.refused_for_good:
             return
-        delay = reconnect_delay(conn.attempts, self._rng)
+        delay = max(reconnect_delay(conn.attempts, self._rng), conn.away_until - self._loop.time())
         conn.attempts += 1
         conn.retry = self._loop.call_later(delay, self._connect, conn)
 

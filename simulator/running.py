@@ -544,7 +544,7 @@ class Simulation:
                 )
         fault = self.faults.add(request, now=self.clock.monotonic())
         if fault.kind == "drop" and fault.box is not None:
-            self.driver.drop(self._by_id[fault.box][1])
+            self.driver.drop(self._by_id[fault.box][1], away_s=request.seconds)
         elif fault.kind == "cut" and fault.site is not None:
             for box_id in self.fleet.sites[fault.site].boxes:
                 self.driver.freeze(self._by_id[box_id][1])

@@ -20,7 +20,7 @@ BAD_POSTS: list[tuple[dict[str, object], int, str, str]] = [
     ({"kind": "stop", "box": GPU_A, "colour": "red"}, 400, "colour", "Extra inputs are not permitted"),
     ({"kind": "overheat", "box": EDGE_A}, 400, "box", "has no GPU to overheat"),
     ({"kind": "overheat", "box": GPU_A, "gpu": 3}, 400, "gpu", "has 1 GPU(s)"),
-    ({"kind": "drop", "box": GPU_A, "seconds": 3}, 400, "seconds", "does not apply to a drop fault"),
+    ({"kind": "drop", "box": GPU_A, "gpu": 0}, 400, "gpu", "does not apply to a drop fault"),
 ]
 
 

@@ -38,7 +38,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Inventory:
         (FaultRequest(kind="stop", box=GPU, seconds=0), "invalid", "seconds", "more than 0"),
         (FaultRequest(kind="stop", box=GPU, seconds=float("nan")), "invalid", "seconds", "got nan"),
         (FaultRequest(kind="stop", box=GPU, gpu=0), "invalid", "gpu", "'gpu' does not apply to a stop fault"),
-        (FaultRequest(kind="drop", box=GPU, seconds=5), "invalid", "seconds", "does not apply to a drop"),
+        (FaultRequest(kind="drop", box=GPU, gpu=0), "invalid", "gpu", "does not apply to a drop"),
         (FaultRequest(kind="cut", site=SITE), "invalid", "seconds", "needs a duration"),
         (FaultRequest(kind="cut", seconds=5), "invalid", "site", "needs a site"),
         (FaultRequest(kind="cut", site="mars", seconds=5), "not-found", "site", "no site 'mars'"),
