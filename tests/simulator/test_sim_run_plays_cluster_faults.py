@@ -88,15 +88,18 @@ def test_an_api_server_down_refuses_connections_and_comes_back_where_it_was(runn
     fault = _inject(running, kind="api-down", cluster=TEST_HOST, seconds=3 * GRACE_S)
     assert fault["cluster"] == TEST_HOST
 
-    def refused() -> bool:
+    def answer() -> str:
         try:
             httpx.get(f"{url}/version", timeout=2)
         except httpx.ConnectError:
-            return True
-        return False
+            return "refused"
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            # A connection taken as the server stops, then closed without an answer: not refused yet; ask again.
+            return "closing"
+        return "serving"
 
-    wait_for(refused, timeout=10, interval=0.1, what="the API server to stop")
-    wait_for(lambda: not refused(), timeout=20, interval=0.2, what="the API server to serve again")
+    wait_for(lambda: answer() == "refused", timeout=10, interval=0.1, what="the API server to stop")
+    wait_for(lambda: answer() == "serving", timeout=20, interval=0.2, what="the API server to serve again")
     # Its kubelets could not post for longer than the grace period, yet no node was judged for the server's outage:
     # every Ready condition is the one from before (a flip to Unknown and back would move its transition time).
     after = _conditions(url)
