@@ -125,6 +125,13 @@ def test_both_stand_by_through_the_outage_and_whichever_leads_after_saves_what_t
                 timeout=30,
                 what=f"{STOPPED}'s box-lost told before the outage",
             )
+            # Both replicas judge the stopped box by its silence, each on its own: the standby's view can come a
+            # moment after the leader's notice on a loaded machine. The outage starts once both show it offline.
+            wait_for(
+                lambda: all(online(r) == set(BEATING) for r in replicas),
+                timeout=30,
+                what=f"{STOPPED} offline on both replicas",
+            )
             time.sleep(2)  # its delivery marked sent in the outbox
             logs_before = {r.name: log_length(r) for r in replicas}
             loser = old_standby if winner == "the-old-leader" else old_leader
